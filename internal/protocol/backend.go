@@ -1,0 +1,191 @@
+package protocol
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The interfaces below are what the Kafka handlers need from the rest of the
+// broker. They are defined here, by their consumer; internal/stream,
+// internal/groups and internal/cluster implement them. Errors returned by Log
+// methods are the sentinel errors of internal/stream (wrapped with %w); the
+// handlers map them to Kafka codes through the table in errors.go.
+
+// TopicID is a topic's 16-byte UUID, as carried on the wire.
+type TopicID = [16]byte
+
+// TopicInfo describes one topic as the sequencer currently knows it.
+type TopicInfo struct {
+	Name       string
+	ID         TopicID
+	Partitions int32
+	// Configs holds only the explicitly set topic configs (overrides);
+	// defaults come from the config table.
+	Configs  map[string]string
+	Internal bool
+}
+
+// ProduceBatch is one partition's records from a Produce request: exactly the
+// bytes the client sent (one magic-2 record batch).
+type ProduceBatch struct {
+	Topic     string
+	Partition int32
+	Records   []byte
+}
+
+// ProduceResult is the outcome for one ProduceBatch. Err is nil or a stream
+// sentinel error. RecordErrors (KIP-467) may name individual bad records.
+type ProduceResult struct {
+	BaseOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+	Err            error
+	ErrMessage     string
+	RecordErrors   []RecordError
+}
+
+// RecordError names one record of a batch that was rejected (KIP-467).
+type RecordError struct {
+	Index   int32
+	Message string
+}
+
+// FetchPartition is one partition to read.
+type FetchPartition struct {
+	TopicID   TopicID
+	Partition int32
+	Offset    int64
+	MaxBytes  int32
+	// ReadCommitted selects isolation level 1 (read_committed).
+	ReadCommitted bool
+}
+
+// FetchResult is what a partition read returned. Records holds whole record
+// batches with their final base offsets; it may be empty. When the first
+// batch at Offset is larger than MaxBytes the whole first batch is still
+// returned (Kafka's "at least one batch" rule) unless StrictMaxBytes.
+type FetchResult struct {
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	Records          []byte
+	Aborted          []AbortedTxn
+}
+
+// AbortedTxn is one entry of a read_committed fetch's aborted list.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+}
+
+// PartitionState is the current shape of a partition's log.
+type PartitionState struct {
+	LogStartOffset   int64
+	HighWatermark    int64
+	LastStableOffset int64
+	LeaderEpoch      int32
+	SizeBytes        int64
+}
+
+// ConfigChange is one change to a topic config. Value nil means delete
+// (revert to default). For IncrementalAlterConfigs APPEND/SUBTRACT are
+// resolved by the caller into a final value before calling the Log.
+type ConfigChange struct {
+	Name  string
+	Value *string
+}
+
+// Log is the partitioned log: topics, produce, fetch, offsets. It is
+// implemented by internal/stream's Engine. Every method that writes appends an
+// entry to the intake log and returns once the local sequencer has applied it.
+type Log interface {
+	// Topics returns every live topic, sorted by name.
+	Topics() []TopicInfo
+	Topic(name string) (TopicInfo, bool)
+	TopicByID(id TopicID) (TopicInfo, bool)
+
+	// CreateTopic validates and (unless validateOnly) creates a topic.
+	// partitions <= 0 means the broker default. Errors: ErrTopicExists,
+	// ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidConfig.
+	CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string, validateOnly bool) (TopicInfo, error)
+	// DeleteTopic deletes a topic and, later, its data.
+	DeleteTopic(ctx context.Context, name string) error
+	// CreatePartitions grows a topic to count partitions.
+	CreatePartitions(ctx context.Context, name string, count int32, validateOnly bool) error
+	// AlterTopicConfigs applies changes. With replace=true (AlterConfigs)
+	// every override not named in changes is removed.
+	AlterTopicConfigs(ctx context.Context, name string, changes []ConfigChange, replace, validateOnly bool) error
+
+	// Produce validates, buffers, flushes and sequences the batches and
+	// returns one result per batch, in order. acks=0 callers may ignore it.
+	Produce(ctx context.Context, batches []ProduceBatch) []ProduceResult
+	// Fetch reads one partition. It never blocks for new data; long polling
+	// uses Changed.
+	Fetch(ctx context.Context, p FetchPartition) (FetchResult, error)
+	// Changed returns a channel that is closed the next time the sequencer
+	// applies anything. Callers re-check their condition and call again.
+	Changed() <-chan struct{}
+	// SyncRead waits until this broker has replayed everything committed to
+	// the metadata store at the moment of the call (DESIGN §5a rule 7).
+	SyncRead(ctx context.Context) error
+
+	// State returns a partition's current offsets. Errors:
+	// ErrUnknownTopicOrPartition.
+	State(topic string, partition int32) (PartitionState, error)
+	// OffsetForTimestamp returns the first offset whose batch max timestamp
+	// is >= ts, with that batch's timestamp; offset -1 when none.
+	// Special ts: -1 latest, -2 earliest, -3 max timestamp (KIP-734),
+	// -4 earliest-local (KIP-405), -5 earliest-pending-upload.
+	OffsetForTimestamp(ctx context.Context, topic string, partition int32, ts int64) (offset int64, timestamp int64, err error)
+	// DeleteRecords moves the log start offset to before (-1 = high
+	// watermark) and returns the new low watermark.
+	DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error)
+	// EndOffsetForEpoch answers OffsetForLeaderEpoch.
+	EndOffsetForEpoch(ctx context.Context, topic string, partition int32, epoch int32) (leaderEpoch int32, endOffset int64, err error)
+	// InitProducerID allocates a producer id for a non-transactional
+	// idempotent producer, or bumps the epoch when pid/epoch name a current
+	// producer (KIP-360).
+	InitProducerID(ctx context.Context, producerID int64, epoch int16) (int64, int16, error)
+}
+
+// Broker is a live broker as seen in Metadata.
+type Broker struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   *string
+}
+
+// Cluster answers what Metadata and DescribeCluster need about membership.
+type Cluster interface {
+	ClusterID() string
+	// Self is this broker.
+	Self() Broker
+	// Brokers returns the live brokers sorted by node id.
+	Brokers() []Broker
+	// Leader returns the node id of the leader broker for a partition.
+	Leader(topic TopicID, partition int32) int32
+	// ControllerID is the node id reported as controller.
+	ControllerID() int32
+}
+
+// Groups is the group coordinator (classic protocol). Requests and responses
+// are the kmsg types; the handler sets the response version. Each call
+// returns a complete response with per-item error codes filled in; JoinGroup
+// and SyncGroup block until the rebalance step completes or ctx ends.
+type Groups interface {
+	// Coordinator returns the broker that coordinates key (a group id for
+	// keyType 0), or an error code (e.g. COORDINATOR_NOT_AVAILABLE).
+	Coordinator(ctx context.Context, key string, keyType int8) (Broker, int16)
+	JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse
+	SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse
+	Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse
+	LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse
+	OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse
+	OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse
+	OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse
+	DescribeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse
+	ListGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse
+	DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse
+}

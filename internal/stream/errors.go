@@ -1,0 +1,31 @@
+package stream
+
+import "errors"
+
+// Sentinel errors returned by the Engine. Callers match them with errors.Is;
+// internal/protocol maps each one to a Kafka error code.
+var (
+	ErrUnknownTopicOrPartition     = errors.New("stream: unknown topic or partition")
+	ErrUnknownTopicID              = errors.New("stream: unknown topic id")
+	ErrTopicExists                 = errors.New("stream: topic already exists")
+	ErrInvalidTopic                = errors.New("stream: invalid topic name")
+	ErrInvalidPartitions           = errors.New("stream: invalid number of partitions")
+	ErrInvalidReplication          = errors.New("stream: invalid replication factor")
+	ErrInvalidConfig               = errors.New("stream: invalid config")
+	ErrPolicyViolation             = errors.New("stream: policy violation")
+	ErrOffsetOutOfRange            = errors.New("stream: offset out of range")
+	ErrCorruptMessage              = errors.New("stream: corrupt message")
+	ErrInvalidRecord               = errors.New("stream: invalid record")
+	ErrInvalidTimestamp            = errors.New("stream: invalid timestamp")
+	ErrMessageTooLarge             = errors.New("stream: message too large")
+	ErrUnsupportedForMessageFormat = errors.New("stream: unsupported for message format")
+	ErrUnsupportedCompression      = errors.New("stream: unsupported compression type")
+	ErrOutOfOrderSequence          = errors.New("stream: out of order sequence number")
+	ErrInvalidProducerEpoch        = errors.New("stream: invalid producer epoch")
+	ErrUnknownProducerID           = errors.New("stream: unknown producer id")
+	ErrInvalidTxnState             = errors.New("stream: invalid transaction state")
+	ErrNotReady                    = errors.New("stream: broker not ready")
+	ErrStorage                     = errors.New("stream: storage error")
+	ErrTimeout                     = errors.New("stream: request timed out")
+	ErrStaleEntry                  = errors.New("stream: stale maintenance entry")
+)

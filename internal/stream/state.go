@@ -1,0 +1,528 @@
+package stream
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// TopicID is a topic's UUID.
+type TopicID = [16]byte
+
+// extent is one piece of a partition's log: either one batch of an intake
+// object or one chunk of a segment object.
+type extent struct {
+	Base    int64
+	Last    int64
+	Obj     string
+	Pos     int64
+	Len     int64
+	MaxTS   int64
+	Segment bool
+}
+
+// seqRange remembers one recent batch of an idempotent producer.
+type seqRange struct {
+	First, Last int32
+	Base        int64
+	Count       int32
+}
+
+// prodState is one producer's state on one partition (DESIGN §5a rule 3).
+type prodState struct {
+	Epoch    int16
+	Recent   []seqRange // at most maxRecentBatches, oldest first
+	LastSeen int64      // log clock of its last batch
+}
+
+const maxRecentBatches = 5
+
+// partState is the sequencer's view of one partition: the partition index.
+type partState struct {
+	LogStart  int64
+	Next      int64 // high watermark: the next offset to assign
+	Extents   []extent
+	Producers map[int64]*prodState
+	Bytes     int64
+	Epoch     int32
+}
+
+// topicState is one live topic.
+type topicState struct {
+	ID         TopicID
+	Name       string
+	Configs    map[string]string
+	Parts      []*partState
+	CreatedRev int64
+}
+
+// garbageObj is an object no extent references any more. It is deleted
+// from the store after the grace period, once a checkpoint taken after it
+// became garbage exists (DESIGN §5a rule 8).
+type garbageObj struct {
+	Obj   string
+	Rev   int64
+	Clock int64
+}
+
+// state is everything the sequencer derives from the log. Every broker
+// computes the same state from the same entries (DESIGN §5a).
+type state struct {
+	Rev       int64 // revision of the last applied entry
+	Clock     int64 // log clock: largest broker time carried by entries (ms)
+	Topics    map[TopicID]*topicState
+	ByName    map[string]TopicID
+	Producers map[int64]int16 // producer id -> current epoch
+	ObjRefs   map[string]int32
+	Garbage   []garbageObj
+	// LastExpiry is the log clock of the last producer-state expiry sweep.
+	LastExpiry int64
+	Entries    int64 // entries applied since the log began
+}
+
+func newState() *state {
+	return &state{
+		Topics:    map[TopicID]*topicState{},
+		ByName:    map[string]TopicID{},
+		Producers: map[int64]int16{},
+		ObjRefs:   map[string]int32{},
+	}
+}
+
+// batchResult is the sequencer's verdict on one produced batch.
+type batchResult struct {
+	Base     int64
+	LogStart int64
+	Err      error
+}
+
+// applyResult is what applying one entry produced, for the broker that
+// proposed it.
+type applyResult struct {
+	Batches    []batchResult
+	Err        error
+	ProducerID int64
+	Epoch      int16
+	Offset     int64
+}
+
+// Limits that keep replay deterministic and bounded.
+const (
+	// objectMaxAge is T of DESIGN §5a rule 5: an intake entry whose object
+	// is older than the log clock minus T is rejected, so garbage collection
+	// may delete unreferenced objects older than 2T.
+	objectMaxAge = int64(5 * 60 * 1000)
+	// producerExpiryMs drops a producer's partition state after this long
+	// without a batch (producer.id.expiration.ms).
+	producerExpiryMs = int64(24 * 60 * 60 * 1000)
+	expirySweepMs    = int64(60 * 1000)
+)
+
+// apply applies one entry at revision rev. It is deterministic: it reads no
+// clock, no randomness and iterates maps only in sorted order where the
+// order matters.
+func (s *state) apply(rev int64, e *entry) applyResult {
+	s.Rev = rev
+	s.Entries++
+	if e.Time > s.Clock {
+		s.Clock = e.Time
+	}
+	var res applyResult
+	switch e.Kind {
+	case kindIntake:
+		res = s.applyIntake(e)
+	case kindCreateTopic:
+		res.Err = s.applyCreateTopic(rev, e)
+	case kindDeleteTopic:
+		res.Err = s.applyDeleteTopic(rev, e)
+	case kindCreatePartitions:
+		res.Err = s.applyCreatePartitions(e)
+	case kindAlterConfigs:
+		res.Err = s.applyAlterConfigs(e)
+	case kindInitProducer:
+		res = s.applyInitProducer(rev, e)
+	case kindTrim:
+		res.Offset, res.Err = s.applyTrim(rev, e)
+	case kindArchive, kindCompact:
+		res.Err = s.applyReplace(rev, e)
+	case kindCollect:
+		s.applyCollect(e)
+	default:
+		res.Err = fmt.Errorf("stream: unknown log entry kind %d", e.Kind)
+	}
+	if s.Clock-s.LastExpiry >= expirySweepMs {
+		s.expireProducers()
+		s.LastExpiry = s.Clock
+	}
+	return res
+}
+
+func (s *state) partition(id TopicID, p int32) (*partState, error) {
+	t, ok := s.Topics[id]
+	if !ok {
+		return nil, ErrUnknownTopicOrPartition
+	}
+	if p < 0 || int(p) >= len(t.Parts) {
+		return nil, ErrUnknownTopicOrPartition
+	}
+	return t.Parts[p], nil
+}
+
+func (s *state) applyIntake(e *entry) applyResult {
+	res := applyResult{Batches: make([]batchResult, len(e.Batches))}
+	if e.ObjectTime < s.Clock-objectMaxAge {
+		for i := range res.Batches {
+			res.Batches[i].Err = fmt.Errorf("%w: intake object %s is too old to be sequenced", ErrTimeout, e.Object)
+		}
+		return res
+	}
+	for i := range e.Batches {
+		d := &e.Batches[i]
+		p, err := s.partition(d.Topic, d.Partition)
+		if err != nil {
+			res.Batches[i].Err = err
+			continue
+		}
+		base, dup, err := p.checkSequence(d, s)
+		if err != nil {
+			res.Batches[i] = batchResult{Err: err, LogStart: p.LogStart}
+			continue
+		}
+		if dup {
+			res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart}
+			continue
+		}
+		base = p.Next
+		last := base + int64(d.Count) - 1
+		p.Extents = append(p.Extents, extent{Base: base, Last: last, Obj: e.Object, Pos: int64(d.Pos), Len: int64(d.Len), MaxTS: d.MaxTS})
+		p.Next = last + 1
+		p.Bytes += int64(d.Len)
+		s.ObjRefs[e.Object]++
+		if d.ProducerID >= 0 {
+			p.recordProducer(d, base, s.Clock)
+		}
+		res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart}
+	}
+	if s.ObjRefs[e.Object] == 0 {
+		// Nothing in the object was sequenced: it is garbage right away.
+		delete(s.ObjRefs, e.Object)
+		s.Garbage = append(s.Garbage, garbageObj{Obj: e.Object, Rev: s.Rev, Clock: s.Clock})
+	}
+	return res
+}
+
+// checkSequence applies the idempotence rules to a batch. It returns
+// dup=true with the original base offset for a duplicate of a recent batch.
+func (p *partState) checkSequence(d *batchDesc, s *state) (int64, bool, error) {
+	if d.ProducerID < 0 {
+		return 0, false, nil
+	}
+	cur, known := s.Producers[d.ProducerID]
+	if !known {
+		return 0, false, fmt.Errorf("%w: producer id %d", ErrUnknownProducerID, d.ProducerID)
+	}
+	if d.Epoch < cur {
+		return 0, false, fmt.Errorf("%w: epoch %d is older than the current %d", ErrInvalidProducerEpoch, d.Epoch, cur)
+	}
+	if d.Epoch > cur {
+		return 0, false, fmt.Errorf("%w: epoch %d is newer than the current %d", ErrInvalidProducerEpoch, d.Epoch, cur)
+	}
+	ps := p.Producers[d.ProducerID]
+	if ps == nil || ps.Epoch != d.Epoch || len(ps.Recent) == 0 {
+		if d.BaseSeq != 0 {
+			return 0, false, fmt.Errorf("%w: a new producer epoch must start at sequence 0, got %d", ErrOutOfOrderSequence, d.BaseSeq)
+		}
+		return 0, false, nil
+	}
+	last := addSeq(d.BaseSeq, d.Count-1)
+	for _, r := range ps.Recent {
+		if r.First == d.BaseSeq && r.Last == last {
+			return r.Base, true, nil
+		}
+	}
+	prev := ps.Recent[len(ps.Recent)-1]
+	if d.BaseSeq != addSeq(prev.Last, 1) {
+		return 0, false, fmt.Errorf("%w: expected sequence %d, got %d", ErrOutOfOrderSequence, addSeq(prev.Last, 1), d.BaseSeq)
+	}
+	return 0, false, nil
+}
+
+func (p *partState) recordProducer(d *batchDesc, base int64, clock int64) {
+	if p.Producers == nil {
+		p.Producers = map[int64]*prodState{}
+	}
+	ps := p.Producers[d.ProducerID]
+	if ps == nil || ps.Epoch != d.Epoch {
+		ps = &prodState{Epoch: d.Epoch}
+		p.Producers[d.ProducerID] = ps
+	}
+	if len(ps.Recent) == maxRecentBatches {
+		copy(ps.Recent, ps.Recent[1:])
+		ps.Recent = ps.Recent[:maxRecentBatches-1]
+	}
+	ps.Recent = append(ps.Recent, seqRange{First: d.BaseSeq, Last: addSeq(d.BaseSeq, d.Count-1), Base: base, Count: d.Count})
+	ps.LastSeen = clock
+}
+
+func (s *state) expireProducers() {
+	cutoff := s.Clock - producerExpiryMs
+	for _, t := range s.Topics {
+		for _, p := range t.Parts {
+			for pid, ps := range p.Producers {
+				if ps.LastSeen < cutoff {
+					delete(p.Producers, pid)
+				}
+			}
+		}
+	}
+}
+
+// validTopicName applies Kafka's topic name rules.
+func validTopicName(name string) error {
+	if name == "" || name == "." || name == ".." {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	if len(name) > 249 {
+		return fmt.Errorf("%w: %q is longer than 249 characters", ErrInvalidTopic, name)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q contains %q (allowed: ASCII letters, digits, '.', '_', '-')", ErrInvalidTopic, name, c)
+		}
+	}
+	return nil
+}
+
+// maxPartitions caps one topic's partition count.
+const maxPartitions = 10000
+
+func newPart() *partState {
+	return &partState{}
+}
+
+func (s *state) applyCreateTopic(rev int64, e *entry) error {
+	if err := validTopicName(e.Name); err != nil {
+		return err
+	}
+	if _, ok := s.ByName[e.Name]; ok {
+		return fmt.Errorf("%w: %q", ErrTopicExists, e.Name)
+	}
+	if e.Partitions <= 0 || e.Partitions > maxPartitions {
+		return fmt.Errorf("%w: %d", ErrInvalidPartitions, e.Partitions)
+	}
+	if _, ok := s.Topics[e.Topic]; ok {
+		return fmt.Errorf("%w: topic id collision", ErrTopicExists)
+	}
+	if e.Topic == (TopicID{}) {
+		return fmt.Errorf("%w: zero topic id", ErrInvalidTopic)
+	}
+	// Kafka refuses names that collide once '.' and '_' are treated alike.
+	norm := strings.ReplaceAll(e.Name, ".", "_")
+	for name := range s.ByName {
+		if strings.ReplaceAll(name, ".", "_") == norm {
+			return fmt.Errorf("%w: %q collides with existing topic %q", ErrInvalidTopic, e.Name, name)
+		}
+	}
+	t := &topicState{ID: e.Topic, Name: e.Name, Configs: copyMap(e.Configs), CreatedRev: rev}
+	for i := int32(0); i < e.Partitions; i++ {
+		t.Parts = append(t.Parts, newPart())
+	}
+	s.Topics[e.Topic] = t
+	s.ByName[e.Name] = e.Topic
+	return nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *state) applyDeleteTopic(rev int64, e *entry) error {
+	t, ok := s.Topics[e.Topic]
+	if !ok {
+		return ErrUnknownTopicOrPartition
+	}
+	for _, p := range t.Parts {
+		s.dropExtents(p, len(p.Extents))
+	}
+	delete(s.Topics, e.Topic)
+	delete(s.ByName, t.Name)
+	return nil
+}
+
+func (s *state) applyCreatePartitions(e *entry) error {
+	t, ok := s.Topics[e.Topic]
+	if !ok {
+		return ErrUnknownTopicOrPartition
+	}
+	if e.Partitions <= int32(len(t.Parts)) {
+		return fmt.Errorf("%w: topic %q has %d partitions; a new count must be larger, got %d", ErrInvalidPartitions, t.Name, len(t.Parts), e.Partitions)
+	}
+	if e.Partitions > maxPartitions {
+		return fmt.Errorf("%w: %d is more than %d", ErrInvalidPartitions, e.Partitions, maxPartitions)
+	}
+	for int32(len(t.Parts)) < e.Partitions {
+		t.Parts = append(t.Parts, newPart())
+	}
+	return nil
+}
+
+func (s *state) applyAlterConfigs(e *entry) error {
+	t, ok := s.Topics[e.Topic]
+	if !ok {
+		return ErrUnknownTopicOrPartition
+	}
+	if e.Replace {
+		t.Configs = copyMap(e.Configs)
+		return nil
+	}
+	for k, v := range e.Configs {
+		t.Configs[k] = v
+	}
+	for _, k := range e.Deletes {
+		delete(t.Configs, k)
+	}
+	return nil
+}
+
+func (s *state) applyInitProducer(rev int64, e *entry) applyResult {
+	if e.ProducerID < 0 {
+		// A new producer: its id is the revision of this entry, unique and
+		// the same on every broker.
+		s.Producers[rev] = 0
+		return applyResult{ProducerID: rev, Epoch: 0}
+	}
+	cur, ok := s.Producers[e.ProducerID]
+	if !ok {
+		return applyResult{Err: fmt.Errorf("%w: producer id %d", ErrUnknownProducerID, e.ProducerID)}
+	}
+	if e.Epoch != cur {
+		return applyResult{Err: fmt.Errorf("%w: epoch %d is not the current %d", ErrInvalidProducerEpoch, e.Epoch, cur)}
+	}
+	if cur == 32767 {
+		// Epoch exhausted: hand out a fresh id, as Kafka does.
+		delete(s.Producers, e.ProducerID)
+		s.Producers[rev] = 0
+		return applyResult{ProducerID: rev, Epoch: 0}
+	}
+	s.Producers[e.ProducerID] = cur + 1
+	return applyResult{ProducerID: e.ProducerID, Epoch: cur + 1}
+}
+
+// applyTrim moves a partition's log start offset forward (DeleteRecords and
+// retention) and drops extents wholly below it.
+func (s *state) applyTrim(rev int64, e *entry) (int64, error) {
+	p, err := s.partition(e.Topic, e.Partition)
+	if err != nil {
+		return 0, err
+	}
+	off := e.Offset
+	if off < 0 {
+		off = p.Next
+	}
+	if off > p.Next {
+		return 0, fmt.Errorf("%w: offset %d is beyond the high watermark %d", ErrOffsetOutOfRange, off, p.Next)
+	}
+	if off <= p.LogStart {
+		return p.LogStart, nil
+	}
+	p.LogStart = off
+	n := 0
+	for n < len(p.Extents) && p.Extents[n].Last < off {
+		n++
+	}
+	s.dropExtents(p, n)
+	return p.LogStart, nil
+}
+
+// dropExtents removes the first n extents of p and releases their objects.
+func (s *state) dropExtents(p *partState, n int) {
+	for _, x := range p.Extents[:n] {
+		p.Bytes -= x.Len
+		s.release(x)
+	}
+	p.Extents = append(p.Extents[:0:0], p.Extents[n:]...)
+}
+
+// release drops one reference to an extent's object; an object nothing
+// references becomes garbage.
+func (s *state) release(x extent) {
+	s.ObjRefs[x.Obj]--
+	if s.ObjRefs[x.Obj] <= 0 {
+		delete(s.ObjRefs, x.Obj)
+		s.Garbage = append(s.Garbage, garbageObj{Obj: x.Obj, Rev: s.Rev, Clock: s.Clock})
+	}
+}
+
+// applyReplace swaps a run of extents for new segment chunks (archival and
+// compaction). The entry names exactly what it replaces; if the partition
+// no longer has exactly that run, the plan is stale and rejected, and its
+// segment becomes garbage (DESIGN §5a rule 8).
+func (s *state) applyReplace(rev int64, e *entry) error {
+	reject := func(err error) error {
+		if e.Segment != "" && s.ObjRefs[e.Segment] == 0 {
+			s.Garbage = append(s.Garbage, garbageObj{Obj: e.Segment, Rev: rev, Clock: s.Clock})
+		}
+		return err
+	}
+	p, err := s.partition(e.Topic, e.Partition)
+	if err != nil {
+		return reject(err)
+	}
+	i := sort.Search(len(p.Extents), func(i int) bool { return p.Extents[i].Base >= e.ReplacedFirst })
+	j := i + e.ReplacedCount
+	if e.ReplacedCount <= 0 || i >= len(p.Extents) || j > len(p.Extents) ||
+		p.Extents[i].Base != e.ReplacedFirst || p.Extents[j-1].Last != e.ReplacedLast {
+		return reject(fmt.Errorf("%w: extents [%d, %d] x%d are no longer current", ErrStaleEntry, e.ReplacedFirst, e.ReplacedLast, e.ReplacedCount))
+	}
+	for _, x := range p.Extents[i:j] {
+		if e.Kind == kindArchive && x.Segment {
+			return reject(fmt.Errorf("%w: archive plan covers a segment extent", ErrStaleEntry))
+		}
+	}
+	repl := make([]extent, 0, len(e.Chunks))
+	var bytes int64
+	for _, c := range e.Chunks {
+		repl = append(repl, extent{Base: c.Base, Last: c.Last, Obj: e.Segment, Pos: c.Pos, Len: c.Len, MaxTS: c.MaxTS, Segment: true})
+		bytes += c.Len
+	}
+	for _, x := range p.Extents[i:j] {
+		p.Bytes -= x.Len
+		s.release(x)
+	}
+	if len(repl) > 0 {
+		s.ObjRefs[e.Segment] += int32(len(repl))
+	} else if e.Segment != "" && s.ObjRefs[e.Segment] == 0 {
+		s.Garbage = append(s.Garbage, garbageObj{Obj: e.Segment, Rev: rev, Clock: s.Clock})
+	}
+	p.Bytes += bytes
+	out := make([]extent, 0, len(p.Extents)-(j-i)+len(repl))
+	out = append(out, p.Extents[:i]...)
+	out = append(out, repl...)
+	out = append(out, p.Extents[j:]...)
+	p.Extents = out
+	return nil
+}
+
+func (s *state) applyCollect(e *entry) {
+	gone := make(map[string]bool, len(e.Objects))
+	for _, o := range e.Objects {
+		gone[o] = true
+	}
+	kept := s.Garbage[:0]
+	for _, g := range s.Garbage {
+		if !gone[g.Obj] {
+			kept = append(kept, g)
+		}
+	}
+	s.Garbage = kept
+}
+
+// findExtent returns the index of the first extent whose last offset is >=
+// off, or len(extents).
+func (p *partState) findExtent(off int64) int {
+	return sort.Search(len(p.Extents), func(i int) bool { return p.Extents[i].Last >= off })
+}
