@@ -1,0 +1,648 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+func newGroupCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "group",
+		Short: "List, describe, reset and delete consumer groups",
+		Example: `  runnel group list
+  runnel group describe audit
+  runnel group reset-offsets audit --topic events --to-earliest --execute
+  runnel group delete audit`,
+	}
+	cmd.AddCommand(
+		newGroupListCommand(g),
+		newGroupDescribeCommand(g),
+		newGroupResetCommand(g),
+		newGroupDeleteCommand(g),
+	)
+	return cmd
+}
+
+func newGroupListCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List consumer groups with their state",
+		Example: `  runnel group list`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			adm, err := g.newAdmin()
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			groups, err := adm.ListGroups(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("list groups: %w", kafkaErr(err, ""))
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GROUP\tSTATE\tTYPE\tCOORDINATOR")
+			for _, l := range groups.Sorted() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", l.Group, orDash(l.State), orDash(l.ProtocolType), l.Coordinator)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// groupExists reports whether a described group is a live group rather than
+// the "Dead" placeholder brokers return for unknown ids.
+func groupExists(d kadm.DescribedGroup) bool {
+	return d.State != "Dead" && d.State != ""
+}
+
+// describeGroup describes one group, mapping request and group errors.
+func describeGroup(ctx context.Context, adm *kadm.Client, group string) (kadm.DescribedGroup, error) {
+	ds, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return kadm.DescribedGroup{}, groupErr(group, err, "")
+	}
+	d, ok := ds[group]
+	if !ok {
+		return kadm.DescribedGroup{}, fmt.Errorf("group %q: the broker did not answer for this group", group)
+	}
+	if d.Err != nil {
+		return d, groupErr(group, d.Err, d.ErrMessage)
+	}
+	return d, nil
+}
+
+func newGroupDescribeCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe GROUP",
+		Short: "Show a group's state, members, committed offsets and lag",
+		Long: `Show a consumer group's state and assignment protocol, its members (client
+id, host, assigned partitions), and for every partition it has committed or is
+assigned: the committed offset, the partition's end offset, and the lag.`,
+		Example: `  runnel group describe audit`,
+		Args:    exactArgs(1, "GROUP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			group := args[0]
+			ctx := cmd.Context()
+			adm, err := g.newAdmin()
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			d, err := describeGroup(ctx, adm, group)
+			if err != nil {
+				return err
+			}
+			committed, err := adm.FetchOffsets(ctx, group)
+			if err != nil {
+				return groupErr(group, err, "")
+			}
+			if !groupExists(d) && len(committed) == 0 {
+				return fmt.Errorf("group %q does not exist", group)
+			}
+			rows := groupLagRows(d, committed)
+			var topics []string
+			seen := map[string]bool{}
+			for _, r := range rows {
+				if !seen[r.topic] {
+					seen[r.topic] = true
+					topics = append(topics, r.topic)
+				}
+			}
+			var ends kadm.ListedOffsets
+			if len(topics) > 0 {
+				if ends, err = adm.ListEndOffsets(ctx, topics...); err != nil {
+					return fmt.Errorf("list end offsets: %w", err)
+				}
+			}
+			return writeGroupDescription(cmd.OutOrStdout(), d, rows, ends)
+		},
+	}
+}
+
+// lagRow is one partition line of group describe.
+type lagRow struct {
+	topic     string
+	partition int32
+	committed int64 // -1 when none
+	commitErr error
+	member    *kadm.DescribedGroupMember
+}
+
+// groupLagRows joins committed offsets with member assignments, sorted by
+// topic and partition.
+func groupLagRows(d kadm.DescribedGroup, committed kadm.OffsetResponses) []lagRow {
+	type tp struct {
+		t string
+		p int32
+	}
+	rows := map[tp]*lagRow{}
+	get := func(t string, p int32) *lagRow {
+		k := tp{t, p}
+		if r, ok := rows[k]; ok {
+			return r
+		}
+		r := &lagRow{topic: t, partition: p, committed: -1}
+		rows[k] = r
+		return r
+	}
+	committed.Each(func(o kadm.OffsetResponse) {
+		r := get(o.Topic, o.Partition)
+		r.committed, r.commitErr = o.At, o.Err
+	})
+	for i := range d.Members {
+		m := &d.Members[i]
+		if c, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range c.Topics {
+				for _, p := range t.Partitions {
+					get(t.Topic, p).member = m
+				}
+			}
+		}
+	}
+	out := make([]lagRow, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic != out[j].topic {
+			return out[i].topic < out[j].topic
+		}
+		return out[i].partition < out[j].partition
+	})
+	return out
+}
+
+func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOffsets) error {
+	fmt.Fprintf(w, "Group:       %s\nState:       %s\nType:        %s\nProtocol:    %s\nCoordinator: %d (%s:%d)\nMembers:     %d\n",
+		d.Group, orDash(d.State), orDash(d.ProtocolType), orDash(d.Protocol),
+		d.Coordinator.NodeID, d.Coordinator.Host, d.Coordinator.Port, len(d.Members))
+	if len(d.Members) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MEMBER-ID\tCLIENT-ID\tHOST\tASSIGNMENT")
+		for _, m := range d.Members {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.MemberID, m.ClientID, m.ClientHost, assignmentString(m))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w)
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "No committed offsets.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tCLIENT-ID\tHOST")
+	var total int64
+	for _, r := range rows {
+		committed, end, lag := "-", "-", "-"
+		if r.commitErr != nil {
+			committed = "error: " + kafkaErr(r.commitErr, "").Error()
+		} else if r.committed >= 0 {
+			committed = strconv.FormatInt(r.committed, 10)
+		}
+		if e, ok := ends.Lookup(r.topic, r.partition); ok && e.Err == nil {
+			end = strconv.FormatInt(e.Offset, 10)
+			if r.commitErr == nil && r.committed >= 0 {
+				l := max(e.Offset-r.committed, 0)
+				total += l
+				lag = strconv.FormatInt(l, 10)
+			}
+		} else if ok {
+			end = "error"
+		}
+		client, host := "-", "-"
+		if r.member != nil {
+			client, host = r.member.ClientID, r.member.ClientHost
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.topic, r.partition, committed, end, lag, client, host)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nTotal lag: %d\n", total)
+	return nil
+}
+
+func assignmentString(m kadm.DescribedGroupMember) string {
+	c, ok := m.Assigned.AsConsumer()
+	if !ok || len(c.Topics) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(c.Topics))
+	for _, t := range c.Topics {
+		ps := append([]int32(nil), t.Partitions...)
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		nums := make([]string, len(ps))
+		for i, p := range ps {
+			nums[i] = strconv.Itoa(int(p))
+		}
+		parts = append(parts, t.Topic+":"+strings.Join(nums, ","))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// resetMode is how reset-offsets picks new offsets.
+type resetMode int
+
+const (
+	resetEarliest resetMode = iota + 1
+	resetLatest
+	resetToOffset
+	resetToDatetime
+	resetShiftBy
+)
+
+// resetSpec is a validated reset-offsets request.
+type resetSpec struct {
+	mode   resetMode
+	offset int64     // resetToOffset
+	shift  int64     // resetShiftBy
+	at     time.Time // resetToDatetime
+}
+
+// resetFlags are the raw reset-offsets flags.
+type resetFlags struct {
+	earliest, latest bool
+	toOffset         int64
+	toOffsetSet      bool
+	toDatetime       string
+	shiftBy          int64
+	shiftBySet       bool
+}
+
+// spec checks that exactly one reset target was given.
+func (f resetFlags) spec() (resetSpec, error) {
+	var specs []resetSpec
+	if f.earliest {
+		specs = append(specs, resetSpec{mode: resetEarliest})
+	}
+	if f.latest {
+		specs = append(specs, resetSpec{mode: resetLatest})
+	}
+	if f.toOffsetSet {
+		if f.toOffset < 0 {
+			return resetSpec{}, fmt.Errorf("--to-offset %d: must not be negative", f.toOffset)
+		}
+		specs = append(specs, resetSpec{mode: resetToOffset, offset: f.toOffset})
+	}
+	if f.toDatetime != "" {
+		t, err := parseTime("to-datetime", f.toDatetime)
+		if err != nil {
+			return resetSpec{}, err
+		}
+		specs = append(specs, resetSpec{mode: resetToDatetime, at: t})
+	}
+	if f.shiftBySet {
+		specs = append(specs, resetSpec{mode: resetShiftBy, shift: f.shiftBy})
+	}
+	switch len(specs) {
+	case 0:
+		return resetSpec{}, errors.New("say where to move the offsets: --to-earliest, --to-latest, --to-offset N, --to-datetime T or --shift-by N")
+	case 1:
+		return specs[0], nil
+	}
+	return resetSpec{}, errors.New("give only one of --to-earliest, --to-latest, --to-offset, --to-datetime and --shift-by")
+}
+
+// topicSelection is one --topic value: a topic and optionally a subset of
+// its partitions.
+type topicSelection struct {
+	topic      string
+	partitions []int32 // nil = all
+}
+
+// parseTopicSelection parses "topic" or "topic:0,1,2".
+func parseTopicSelection(s string) (topicSelection, error) {
+	name, list, hasList := strings.Cut(s, ":")
+	if name == "" {
+		return topicSelection{}, fmt.Errorf("--topic %q: empty topic name", s)
+	}
+	sel := topicSelection{topic: name}
+	if !hasList {
+		return sel, nil
+	}
+	seen := map[int32]bool{}
+	for _, p := range strings.Split(list, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
+		if err != nil || n < 0 {
+			return topicSelection{}, fmt.Errorf("--topic %q: %q is not a partition number", s, p)
+		}
+		if !seen[int32(n)] {
+			seen[int32(n)] = true
+			sel.partitions = append(sel.partitions, int32(n))
+		}
+	}
+	return sel, nil
+}
+
+// partitionState is what planning needs to know about one partition.
+type partitionState struct {
+	start, end int64
+	atTime     int64 // first offset at/after the requested time; -1 if none
+	committed  int64 // -1 if the group has no commit
+}
+
+// resetRow is one line of a reset plan.
+type resetRow struct {
+	Topic     string
+	Partition int32
+	Current   int64 // -1 if none
+	New       int64
+	Clamped   bool // the requested offset was outside [start, end]
+}
+
+// planReset computes the new offset of every partition. Targets outside
+// the partition's [log start, log end] are clamped to it, as Kafka does.
+func planReset(spec resetSpec, topic string, parts map[int32]partitionState) ([]resetRow, error) {
+	nums := make([]int32, 0, len(parts))
+	for p := range parts {
+		nums = append(nums, p)
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	rows := make([]resetRow, 0, len(nums))
+	for _, p := range nums {
+		st := parts[p]
+		var target int64
+		switch spec.mode {
+		case resetEarliest:
+			target = st.start
+		case resetLatest:
+			target = st.end
+		case resetToOffset:
+			target = spec.offset
+		case resetToDatetime:
+			target = st.atTime
+			if target < 0 {
+				target = st.end
+			}
+		case resetShiftBy:
+			if st.committed < 0 {
+				return nil, fmt.Errorf("cannot shift partition %s/%d: the group has no committed offset there", topic, p)
+			}
+			target = st.committed + spec.shift
+		default:
+			return nil, fmt.Errorf("unknown reset mode %d", spec.mode)
+		}
+		row := resetRow{Topic: topic, Partition: p, Current: st.committed, New: target}
+		if target < st.start {
+			row.New, row.Clamped = st.start, true
+		} else if target > st.end {
+			row.New, row.Clamped = st.end, true
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func newGroupResetCommand(g *globalOptions) *cobra.Command {
+	var (
+		f       resetFlags
+		topics  []string
+		execute bool
+	)
+	cmd := &cobra.Command{
+		Use:   "reset-offsets GROUP --topic T (--to-earliest|--to-latest|--to-offset N|--to-datetime T|--shift-by N) [--execute]",
+		Short: "Move a group's committed offsets (dry run unless --execute)",
+		Long: `Move a consumer group's committed offsets for the given topics. Without
+--execute only the plan is shown. The group must have no active members.
+New offsets outside a partition's [log start, log end] are clamped to it.
+
+--topic takes a topic name for all its partitions, or topic:0,1,2 for some.`,
+		Example: `  runnel group reset-offsets audit --topic events --to-earliest
+  runnel group reset-offsets audit --topic events --to-earliest --execute
+  runnel group reset-offsets audit --topic events:0,1 --to-offset 1000 --execute
+  runnel group reset-offsets audit --topic events --to-datetime 2024-05-01T00:00:00Z --execute
+  runnel group reset-offsets audit --topic events --shift-by -100 --execute`,
+		Args: exactArgs(1, "GROUP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			group := args[0]
+			f.toOffsetSet = cmd.Flags().Changed("to-offset")
+			f.shiftBySet = cmd.Flags().Changed("shift-by")
+			spec, err := f.spec()
+			if err != nil {
+				return err
+			}
+			if len(topics) == 0 {
+				return errors.New("give at least one --topic")
+			}
+			var sels []topicSelection
+			for _, t := range topics {
+				sel, err := parseTopicSelection(t)
+				if err != nil {
+					return err
+				}
+				sels = append(sels, sel)
+			}
+			ctx := cmd.Context()
+			adm, err := g.newAdmin()
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			d, err := describeGroup(ctx, adm, group)
+			if err != nil {
+				return err
+			}
+			if groupExists(d) && (d.State != "Empty" || len(d.Members) > 0) {
+				return fmt.Errorf("group %q is %s with %d active members; stop its consumers before resetting offsets", group, d.State, len(d.Members))
+			}
+			rows, err := buildResetPlan(ctx, adm, group, spec, sels)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if err := writeResetPlan(out, rows); err != nil {
+				return err
+			}
+			if !execute {
+				fmt.Fprintln(out, "\nDry run: nothing changed. Add --execute to apply this plan.")
+				return nil
+			}
+			offsets := make(kadm.Offsets)
+			for _, r := range rows {
+				offsets.Add(kadm.Offset{Topic: r.Topic, Partition: r.Partition, At: r.New, LeaderEpoch: -1})
+			}
+			resps, err := adm.CommitOffsets(ctx, group, offsets)
+			if err != nil {
+				return groupErr(group, err, "")
+			}
+			var errs []error
+			resps.EachError(func(o kadm.OffsetResponse) {
+				errs = append(errs, fmt.Errorf("%s/%d: %w", o.Topic, o.Partition, kafkaErr(o.Err, "")))
+			})
+			if len(errs) > 0 {
+				return fmt.Errorf("group %q: some offsets were not committed:\n%w", group, errors.Join(errs...))
+			}
+			fmt.Fprintf(out, "\nCommitted new offsets for %d partitions of group %q.\n", len(rows), group)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&topics, "topic", "t", nil, "topic to reset, or topic:0,1 for some partitions (repeatable)")
+	fl.BoolVar(&f.earliest, "to-earliest", false, "move to the log start of each partition")
+	fl.BoolVar(&f.latest, "to-latest", false, "move to the log end of each partition")
+	fl.Int64Var(&f.toOffset, "to-offset", 0, "move to this offset")
+	fl.StringVar(&f.toDatetime, "to-datetime", "", "move to the first offset at or after this time (RFC 3339 or Unix ms)")
+	fl.Int64Var(&f.shiftBy, "shift-by", 0, "move the committed offset by N (negative = back)")
+	fl.BoolVar(&execute, "execute", false, "apply the plan (without it, only show it)")
+	return cmd
+}
+
+// buildResetPlan gathers offsets from the cluster and plans every selected
+// topic.
+func buildResetPlan(ctx context.Context, adm *kadm.Client, group string, spec resetSpec, sels []topicSelection) ([]resetRow, error) {
+	names := make([]string, 0, len(sels))
+	for _, s := range sels {
+		names = append(names, s.topic)
+	}
+	meta, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("look up topics: %w", err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	var atTime kadm.ListedOffsets
+	if spec.mode == resetToDatetime {
+		if atTime, err = adm.ListOffsetsAfterMilli(ctx, spec.at.UnixMilli(), names...); err != nil {
+			return nil, fmt.Errorf("list offsets at %s: %w", spec.at.Format(time.RFC3339), err)
+		}
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return nil, groupErr(group, err, "")
+	}
+	var rows []resetRow
+	for _, sel := range sels {
+		td, ok := meta[sel.topic]
+		if !ok {
+			return nil, fmt.Errorf("topic %q does not exist", sel.topic)
+		}
+		if td.Err != nil {
+			return nil, topicErr(sel.topic, td.Err, "")
+		}
+		ps := sel.partitions
+		if ps == nil {
+			ps = td.Partitions.Numbers()
+		}
+		states := make(map[int32]partitionState, len(ps))
+		for _, p := range ps {
+			if _, ok := td.Partitions[p]; !ok {
+				return nil, fmt.Errorf("topic %q has no partition %d", sel.topic, p)
+			}
+			st := partitionState{atTime: -1, committed: -1}
+			s, ok := starts.Lookup(sel.topic, p)
+			if !ok || s.Err != nil {
+				return nil, fmt.Errorf("log start offset of %s/%d: %w", sel.topic, p, missingErr(s.Err))
+			}
+			e, ok := ends.Lookup(sel.topic, p)
+			if !ok || e.Err != nil {
+				return nil, fmt.Errorf("log end offset of %s/%d: %w", sel.topic, p, missingErr(e.Err))
+			}
+			st.start, st.end = s.Offset, e.Offset
+			if spec.mode == resetToDatetime {
+				a, ok := atTime.Lookup(sel.topic, p)
+				if !ok || a.Err != nil {
+					return nil, fmt.Errorf("offset at time of %s/%d: %w", sel.topic, p, missingErr(a.Err))
+				}
+				st.atTime = a.Offset
+			}
+			if c, ok := committed.Lookup(sel.topic, p); ok && c.Err == nil {
+				st.committed = c.At
+			}
+			states[p] = st
+		}
+		r, err := planReset(spec, sel.topic, states)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
+func missingErr(err error) error {
+	if err != nil {
+		return kafkaErr(err, "")
+	}
+	return errors.New("the broker did not answer for this partition")
+}
+
+func writeResetPlan(w io.Writer, rows []resetRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCURRENT\tNEW\tNOTE")
+	for _, r := range rows {
+		cur := "-"
+		if r.Current >= 0 {
+			cur = strconv.FormatInt(r.Current, 10)
+		}
+		note := ""
+		if r.Clamped {
+			note = "clamped to the partition's offset range"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", r.Topic, r.Partition, cur, r.New, note)
+	}
+	return tw.Flush()
+}
+
+func newGroupDeleteCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete GROUP...",
+		Aliases: []string{"rm"},
+		Short:   "Delete consumer groups and their committed offsets",
+		Long:    `Delete consumer groups and their committed offsets. A group with active members cannot be deleted.`,
+		Example: `  runnel group delete audit
+  runnel group delete audit billing`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			adm, err := g.newAdmin()
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			rs, err := adm.DeleteGroups(cmd.Context(), args...)
+			if err != nil {
+				return fmt.Errorf("delete groups: %w", err)
+			}
+			var errs []error
+			for _, group := range args {
+				r, ok := rs[group]
+				switch {
+				case !ok:
+					errs = append(errs, fmt.Errorf("group %q: the broker did not answer for this group", group))
+				case r.Err != nil:
+					errs = append(errs, groupErr(group, r.Err, r.ErrMessage))
+				default:
+					fmt.Fprintf(cmd.OutOrStdout(), "Deleted group %q.\n", group)
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
