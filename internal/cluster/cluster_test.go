@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
+	"github.com/runnel-dev/runnel/internal/protocol"
+)
+
+func startBroker(t *testing.T, e *clustertest.Etcd, id int32, register bool) *Cluster {
+	t.Helper()
+	c := New(Options{Client: e.Client(), Self: protocol.Broker{NodeID: id, Host: "127.0.0.1", Port: 9092 + id}, ClusterID: "test", LeaseTTL: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("start %d: %v", id, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if register {
+		if err := c.Register(ctx); err != nil {
+			t.Fatalf("register %d: %v", id, err)
+		}
+	}
+	return c
+}
+
+// waitFor waits, on Changes, until cond holds.
+func waitFor(t *testing.T, c *Cluster, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		ch := c.Changes()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func ownedCount(c *Cluster) int {
+	n := 0
+	for s := 0; s < c.Shards(); s++ {
+		if _, ok := c.OwnedShard(s); ok {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSingleBrokerOwnsAllShards(t *testing.T) {
+	e := clustertest.Start(t)
+	c := startBroker(t, e, 1, false)
+	if got := c.Brokers(); len(got) != 1 || got[0].NodeID != 1 {
+		t.Fatalf("brokers before register = %+v, want self", got)
+	}
+	if ownedCount(c) != 0 {
+		t.Fatalf("owns shards before register")
+	}
+	if err := c.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "all shards", func() bool { return ownedCount(c) == c.Shards() })
+	if !c.Healthy() {
+		t.Fatal("not healthy")
+	}
+	b, rev, ok := c.ShardOwner(3)
+	if !ok || b.NodeID != 1 || rev <= 0 {
+		t.Fatalf("ShardOwner(3) = %+v %d %v", b, rev, ok)
+	}
+	if own, _ := c.OwnedShard(3); own != rev {
+		t.Fatalf("OwnedShard rev %d != owner rev %d", own, rev)
+	}
+	if c.ControllerID() != 1 {
+		t.Fatalf("controller = %d", c.ControllerID())
+	}
+}
+
+func TestDuplicateBrokerID(t *testing.T) {
+	e := clustertest.Start(t)
+	startBroker(t, e, 1, true)
+	c2 := startBroker(t, e, 1, false)
+	err := c2.Register(context.Background())
+	if !errors.Is(err, ErrBrokerIDInUse) {
+		t.Fatalf("register duplicate id: err = %v, want ErrBrokerIDInUse", err)
+	}
+}
+
+func TestShardsSpreadAndMove(t *testing.T) {
+	e := clustertest.Start(t)
+	c1 := startBroker(t, e, 1, true)
+	c2 := startBroker(t, e, 2, true)
+	waitFor(t, c1, "two brokers", func() bool { return len(c1.Brokers()) == 2 })
+	waitFor(t, c2, "two brokers", func() bool { return len(c2.Brokers()) == 2 })
+	// Every shard ends up owned by its preferred broker.
+	settled := func(c *Cluster) func() bool {
+		return func() bool {
+			for s := 0; s < c.Shards(); s++ {
+				b, _, ok := c.ShardOwner(s)
+				if !ok || b.NodeID != rendezvous(shardHashKey(s), c.Brokers()) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, c1, "shards settled", settled(c1))
+	waitFor(t, c2, "shards settled", settled(c2))
+	n1, n2 := ownedCount(c1), ownedCount(c2)
+	if n1+n2 != c1.Shards() || n1 == 0 || n2 == 0 {
+		t.Fatalf("owned %d + %d, want a split of %d", n1, n2, c1.Shards())
+	}
+	// Leaders agree between brokers.
+	var topic protocol.TopicID
+	topic[0] = 7
+	for p := int32(0); p < 20; p++ {
+		if c1.Leader(topic, p) != c2.Leader(topic, p) {
+			t.Fatalf("leaders disagree for partition %d", p)
+		}
+	}
+	if err := c2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c1, "all shards after close", func() bool { return ownedCount(c1) == c1.Shards() })
+	if got := c1.Brokers(); len(got) != 1 {
+		t.Fatalf("brokers after close = %+v", got)
+	}
+}
+
+func TestRendezvousDeterministic(t *testing.T) {
+	bs := []protocol.Broker{{NodeID: 1}, {NodeID: 2}, {NodeID: 3}}
+	counts := map[int32]int{}
+	for s := 0; s < 300; s++ {
+		a := rendezvous(shardHashKey(s), bs)
+		if b := rendezvous(shardHashKey(s), []protocol.Broker{bs[2], bs[0], bs[1]}); a != b {
+			t.Fatalf("order-dependent result for %d", s)
+		}
+		counts[a]++
+	}
+	for id, n := range counts {
+		if n < 50 {
+			t.Fatalf("broker %d got %d of 300 keys", id, n)
+		}
+	}
+}
