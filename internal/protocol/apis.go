@@ -1,0 +1,78 @@
+package protocol
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handlerFunc answers one decoded request. A nil response sends nothing; an
+// error closes the connection.
+type handlerFunc func(ctx context.Context, s *Server, rc *reqCtx, req kmsg.Request) (kmsg.Response, error)
+
+// api is one row of the dispatch table.
+type api struct {
+	key      int16
+	min, max int16
+	handle   handlerFunc
+	groups   bool // needs Options.Groups
+}
+
+// typed adapts a handler taking its concrete request type.
+func typed[R kmsg.Request](f func(ctx context.Context, s *Server, rc *reqCtx, req R) (kmsg.Response, error)) handlerFunc {
+	return func(ctx context.Context, s *Server, rc *reqCtx, req kmsg.Request) (kmsg.Response, error) {
+		r, ok := req.(R)
+		if !ok {
+			return nil, fmt.Errorf("request type %T for api key %d", req, req.Key())
+		}
+		return f(ctx, s, rc, r)
+	}
+}
+
+// apiTable is the one table that drives both dispatch and ApiVersions.
+// Version ranges are what the handlers implement; see each handler file.
+func apiTable() []api {
+	return []api{
+		{key: 0, min: 3, max: 11, handle: typed(handleProduce)},
+		{key: 1, min: 4, max: 16, handle: typed(handleFetch)},
+		{key: 2, min: 1, max: 9, handle: typed(handleListOffsets)},
+		{key: 3, min: 0, max: 12, handle: typed(handleMetadata)},
+		{key: 8, min: 0, max: 9, handle: typed(handleOffsetCommit), groups: true},
+		{key: 9, min: 0, max: 9, handle: typed(handleOffsetFetch), groups: true},
+		{key: 10, min: 0, max: 5, handle: typed(handleFindCoordinator), groups: true},
+		{key: 11, min: 0, max: 9, handle: typed(handleJoinGroup), groups: true},
+		{key: 12, min: 0, max: 4, handle: typed(handleHeartbeat), groups: true},
+		{key: 13, min: 0, max: 5, handle: typed(handleLeaveGroup), groups: true},
+		{key: 14, min: 0, max: 5, handle: typed(handleSyncGroup), groups: true},
+		{key: 15, min: 0, max: 5, handle: typed(handleDescribeGroups), groups: true},
+		{key: 16, min: 0, max: 5, handle: typed(handleListGroups), groups: true},
+		{key: 18, min: 0, max: 4, handle: typed(handleApiVersions)},
+		{key: 19, min: 2, max: 7, handle: typed(handleCreateTopics)},
+		{key: 20, min: 1, max: 6, handle: typed(handleDeleteTopics)},
+		{key: 21, min: 0, max: 2, handle: typed(handleDeleteRecords)},
+		{key: 22, min: 0, max: 5, handle: typed(handleInitProducerID)},
+		{key: 23, min: 0, max: 4, handle: typed(handleOffsetForLeaderEpoch)},
+		{key: 32, min: 1, max: 4, handle: typed(handleDescribeConfigs)},
+		{key: 33, min: 0, max: 2, handle: typed(handleAlterConfigs)},
+		{key: 35, min: 1, max: 4, handle: typed(handleDescribeLogDirs)},
+		{key: 37, min: 0, max: 3, handle: typed(handleCreatePartitions)},
+		{key: 42, min: 0, max: 2, handle: typed(handleDeleteGroups), groups: true},
+		{key: 44, min: 0, max: 1, handle: typed(handleIncrementalAlterConfigs)},
+		{key: 47, min: 0, max: 0, handle: typed(handleOffsetDelete), groups: true},
+		{key: 60, min: 0, max: 1, handle: typed(handleDescribeCluster)},
+	}
+}
+
+// advertised lists the served api keys sorted by key.
+func (s *Server) advertised() []kmsg.ApiVersionsResponseApiKey {
+	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(s.apis))
+	for _, a := range s.apis {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })
+	return out
+}

@@ -1,0 +1,39 @@
+package protocol
+
+// ApiVersions (key 18), versions 0–4.
+//
+// Advertises exactly the dispatch table in apis.go. A request for a version
+// we do not serve is answered at v0 with UNSUPPORTED_VERSION and the ranges
+// (KIP-511), so the client can retry with a version we know; its response
+// header is always v0 (handled by internal/wire). v3+ client software
+// name/version are validated as Kafka does (INVALID_REQUEST when malformed).
+// Finalized features are not advertised (no feature flags yet).
+
+import (
+	"context"
+	"regexp"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// softwareRe is Kafka's pattern for ClientSoftwareName/Version.
+var softwareRe = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
+
+func handleApiVersions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.ApiVersionsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+	resp.ApiKeys = s.advertised()
+	if req.Version >= 3 && (!softwareRe.MatchString(req.ClientSoftwareName) || !softwareRe.MatchString(req.ClientSoftwareVersion)) {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	}
+	return resp, nil
+}
+
+// unsupportedApiVersions is the KIP-511 answer to an unknown version.
+func (s *Server) unsupportedApiVersions() *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(0)
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	resp.ApiKeys = s.advertised()
+	return resp
+}

@@ -1,0 +1,88 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// errorTable maps domain sentinel errors to Kafka error codes. It is the
+// only place that mapping lives; errors_test.go checks every row.
+var errorTable = []struct {
+	err  error
+	kerr *kerr.Error
+}{
+	{stream.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{stream.ErrUnknownTopicID, kerr.UnknownTopicID},
+	{stream.ErrTopicExists, kerr.TopicAlreadyExists},
+	{stream.ErrInvalidTopic, kerr.InvalidTopicException},
+	{stream.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{stream.ErrInvalidReplication, kerr.InvalidReplicationFactor},
+	{stream.ErrInvalidConfig, kerr.InvalidConfig},
+	{stream.ErrPolicyViolation, kerr.PolicyViolation},
+	{stream.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{stream.ErrCorruptMessage, kerr.CorruptMessage},
+	{stream.ErrInvalidRecord, kerr.InvalidRecord},
+	{stream.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{stream.ErrMessageTooLarge, kerr.MessageTooLarge},
+	{stream.ErrUnsupportedForMessageFormat, kerr.UnsupportedForMessageFormat},
+	{stream.ErrUnsupportedCompression, kerr.UnsupportedCompressionType},
+	{stream.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{stream.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{stream.ErrUnknownProducerID, kerr.UnknownProducerID},
+	{stream.ErrInvalidTxnState, kerr.InvalidTxnState},
+	// Not ready (catching up, or cut off from etcd): retriable, and makes
+	// clients refresh metadata.
+	{stream.ErrNotReady, kerr.LeaderNotAvailable},
+	{stream.ErrStorage, kerr.KafkaStorageError},
+	{stream.ErrTimeout, kerr.RequestTimedOut},
+	{config.ErrInvalidConfig, kerr.InvalidConfig},
+	{config.ErrUnknownConfig, kerr.InvalidConfig},
+	{context.DeadlineExceeded, kerr.RequestTimedOut},
+	{context.Canceled, kerr.RequestTimedOut},
+}
+
+// errorCode maps err to a Kafka error code: 0 for nil, the table's code for
+// a known error, UNKNOWN_SERVER_ERROR (logged on log) otherwise.
+func errorCode(log *slog.Logger, err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.kerr.Code
+		}
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	if log != nil {
+		log.Error("unmapped error", "err", err)
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage returns err's text for responses that carry a message, or
+// nil for no error.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}
+
+func strp(s string) *string { return &s }
+
+// errInvalidIsolation is a request no client should send; it closes the
+// connection, as Kafka fails to parse it.
+func errInvalidIsolation(level int8) error {
+	return fmt.Errorf("protocol: invalid isolation level %d", level)
+}

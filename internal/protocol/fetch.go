@@ -1,0 +1,269 @@
+package protocol
+
+// Fetch (key 1), versions 4–16. Topic ids replace names from v13.
+//
+// Behaviour: partitions are read in request (or session) order within
+// MaxBytes and each PartitionMaxBytes; the first partition that returns data
+// may exceed both by one batch (Kafka's "at least one batch" rule), later
+// partitions never do. Long polling: when fewer than MinBytes are available
+// the handler waits on Log.Changed until MinBytes accumulate or
+// MaxWaitMillis elapses (never sleeping in a loop). A fetch at an offset past
+// the local high watermark triggers one Log.SyncRead (DESIGN §5a rule 7)
+// before OFFSET_OUT_OF_RANGE is answered. IsolationLevel 1 reads committed
+// data up to the last stable offset with the aborted transaction list.
+//
+// KIP-227 incremental fetch sessions (v7+): a bounded per-broker cache
+// (Options.FetchSessions, LRU eviction), epochs checked
+// (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH), forgotten topics
+// removed, and incremental responses carrying only partitions with records,
+// errors or changed high watermark / last stable / log start offsets.
+//
+// Not done: follower fetching (ReplicaID is ignored: every fetcher is a
+// consumer), preferred read replica (KIP-392: always -1), leader epoch
+// fencing of CurrentLeaderEpoch and diverging epochs (the log has one
+// logical replica, so a client's epoch cannot diverge).
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// fetchItem is one partition being answered.
+type fetchItem struct {
+	sp   *sessPart
+	code int16 // preset error (unknown topic id); 0 to read
+	err  error
+	res  FetchResult
+	read bool
+}
+
+func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	useIDs := req.Version >= 13
+
+	// Resolve the request's partitions.
+	var reqParts []*fetchItem
+	for _, rt := range req.Topics {
+		name, id, code := rt.Topic, rt.TopicID, int16(0)
+		if useIDs {
+			if ti, ok := s.opts.Log.TopicByID(rt.TopicID); ok {
+				name = ti.Name
+			} else {
+				code = kerr.UnknownTopicID.Code
+			}
+		} else if ti, ok := s.opts.Log.Topic(rt.Topic); ok {
+			id = ti.ID
+		}
+		for _, rp := range rt.Partitions {
+			reqParts = append(reqParts, &fetchItem{code: code, sp: &sessPart{
+				key: sessKey{name, rp.Partition}, topicID: id,
+				offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes,
+				hwm: -1, lso: -1, logStart: -1,
+			}})
+		}
+	}
+
+	// KIP-227 session handling.
+	sessionID, incremental := int32(0), false
+	items := reqParts
+	if req.Version >= 7 {
+		switch {
+		case req.SessionEpoch == -1: // sessionless full fetch
+			if req.SessionID != 0 {
+				s.sessions.remove(req.SessionID)
+			}
+		case req.SessionEpoch == 0: // new full session
+			if req.SessionID != 0 {
+				s.sessions.remove(req.SessionID)
+			}
+			var sps []*sessPart
+			for _, it := range reqParts {
+				if it.code == 0 {
+					sps = append(sps, it.sp)
+				}
+			}
+			sessionID = s.sessions.create(sps)
+		default: // incremental
+			var upserts []*sessPart
+			for _, it := range reqParts {
+				if it.code == 0 {
+					upserts = append(upserts, it.sp)
+				}
+			}
+			var forget []sessKey
+			for _, ft := range req.ForgottenTopics {
+				name := ft.Topic
+				if useIDs {
+					ti, ok := s.opts.Log.TopicByID(ft.TopicID)
+					if !ok {
+						continue
+					}
+					name = ti.Name
+				}
+				for _, p := range ft.Partitions {
+					forget = append(forget, sessKey{name, p})
+				}
+			}
+			sps, code := s.sessions.update(req.SessionID, req.SessionEpoch, upserts, forget)
+			if code != 0 {
+				resp.ErrorCode = code
+				return resp, nil
+			}
+			sessionID, incremental = req.SessionID, true
+			items = items[:0:0]
+			for _, sp := range sps {
+				items = append(items, &fetchItem{sp: sp})
+			}
+			// Partitions with unknown ids are not in the session but
+			// must still be answered.
+			for _, it := range reqParts {
+				if it.code != 0 {
+					items = append(items, it)
+				}
+			}
+		}
+	}
+	resp.SessionID = sessionID
+
+	s.fetchWait(ctx, rc, req, items)
+
+	// Build the response, grouping consecutive partitions of one topic.
+	var sent []*sessPart
+	for _, it := range items {
+		p := kmsg.NewFetchResponseTopicPartition()
+		p.Partition = it.sp.key.partition
+		p.PreferredReadReplica = -1
+		p.HighWatermark, p.LastStableOffset, p.LogStartOffset = -1, -1, -1
+		switch {
+		case it.code != 0:
+			p.ErrorCode = it.code
+		case it.err != nil:
+			p.ErrorCode = errorCode(rc.log.With("topic", it.sp.key.topic, "partition", it.sp.key.partition), it.err)
+		default:
+			p.HighWatermark = it.res.HighWatermark
+			p.LastStableOffset = it.res.LastStableOffset
+			p.LogStartOffset = it.res.LogStartOffset
+			p.RecordBatches = it.res.Records
+			if req.IsolationLevel == 1 {
+				for _, a := range it.res.Aborted {
+					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+					at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+					p.AbortedTransactions = append(p.AbortedTransactions, at)
+				}
+			}
+		}
+		if incremental && p.ErrorCode == 0 && len(p.RecordBatches) == 0 &&
+			p.HighWatermark == it.sp.hwm && p.LastStableOffset == it.sp.lso && p.LogStartOffset == it.sp.logStart {
+			continue
+		}
+		if sessionID != 0 && it.code == 0 {
+			cp := *it.sp
+			cp.hwm, cp.lso, cp.logStart = p.HighWatermark, p.LastStableOffset, p.LogStartOffset
+			sent = append(sent, &cp)
+		}
+		n := len(resp.Topics)
+		if n == 0 || resp.Topics[n-1].Topic != it.sp.key.topic || resp.Topics[n-1].TopicID != it.sp.topicID {
+			t := kmsg.NewFetchResponseTopic()
+			t.Topic, t.TopicID = it.sp.key.topic, it.sp.topicID
+			resp.Topics = append(resp.Topics, t)
+			n++
+		}
+		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, p)
+	}
+	if sessionID != 0 {
+		s.sessions.remember(sessionID, sent)
+	}
+	return resp, nil
+}
+
+// fetchWait reads items until MinBytes are available, an error occurs or
+// MaxWaitMillis elapses, waking only on Log.Changed.
+func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchRequest, items []*fetchItem) {
+	var timer <-chan time.Time
+	if req.MaxWaitMillis > 0 {
+		t := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+		defer t.Stop()
+		timer = t.C
+	}
+	synced := false
+	for {
+		changed := s.opts.Log.Changed() // before reading: no missed wake-up
+		total, outOfRange, failed := s.fetchRead(ctx, req, items)
+		if outOfRange && !synced {
+			synced = true
+			if err := s.opts.Log.SyncRead(ctx); err != nil {
+				rc.log.Warn("sync read before out-of-range answer", "err", err)
+			}
+			continue
+		}
+		if failed || total >= int(req.MinBytes) || timer == nil {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fetchRead reads every item once within the request's byte budgets. It
+// returns the bytes read, whether any partition was past its high watermark
+// and whether any partition failed.
+func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, items []*fetchItem) (total int, outOfRange, failed bool) {
+	maxBytes := int(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = int(^uint32(0) >> 1)
+	}
+	for _, it := range items {
+		it.err, it.res, it.read = nil, FetchResult{}, false
+		if it.code != 0 {
+			failed = true
+			continue
+		}
+		remaining := maxBytes - total
+		pmax := int(it.sp.maxBytes)
+		if remaining < pmax {
+			pmax = remaining
+		}
+		key := it.sp.key
+		if total > 0 && pmax <= 0 {
+			// Budget spent: report offsets without records.
+			st, err := s.opts.Log.State(key.topic, key.partition)
+			if err != nil {
+				it.err, failed = err, true
+				continue
+			}
+			it.res = FetchResult{HighWatermark: st.HighWatermark, LastStableOffset: st.LastStableOffset, LogStartOffset: st.LogStartOffset}
+			continue
+		}
+		if pmax < 0 {
+			pmax = 0
+		}
+		res, err := s.opts.Log.Fetch(ctx, FetchPartition{
+			TopicID: it.sp.topicID, Partition: key.partition, Offset: it.sp.offset,
+			MaxBytes: int32(pmax), ReadCommitted: req.IsolationLevel == 1,
+		})
+		if err != nil {
+			it.err, failed = err, true
+			if errors.Is(err, stream.ErrOffsetOutOfRange) {
+				outOfRange = true
+			}
+			continue
+		}
+		if total > 0 && len(res.Records) > pmax {
+			res.Records = nil // only the first partition with data may overshoot
+		}
+		it.res, it.read = res, true
+		total += len(res.Records)
+	}
+	return total, outOfRange, failed
+}

@@ -1,0 +1,100 @@
+package protocol
+
+// Produce (key 0), versions 3–11 (magic 2 record batches only; v12 and the
+// topic-id v13 are not served).
+//
+// acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS otherwise); 1 and -1 both
+// mean "in the object store and sequenced". All partitions of one request go
+// to the Log in one Produce call so they share one flush. acks=0 gets no
+// response (the request is still handled before the next one, preserving
+// order). TimeoutMillis bounds the wait (REQUEST_TIMED_OUT). Unknown topics
+// or partitions are answered without reaching the Log. KIP-467 record
+// errors and error messages are filled from v8.
+//
+// Not done: transactions. A request with a transactional id is rejected per
+// partition with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (the client cannot
+// have a transactional producer id from this broker either, see
+// producerid.go).
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var failAll int16
+	switch {
+	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+		failAll = kerr.InvalidRequiredAcks.Code
+	case req.TransactionID != nil:
+		failAll = kerr.TransactionalIDAuthorizationFailed.Code
+	}
+
+	type slot struct{ t, p int } // response position of a batch
+	var batches []ProduceBatch
+	var slots []slot
+	for ti, rt := range req.Topics {
+		t := kmsg.NewProduceResponseTopic()
+		t.Topic = rt.Topic
+		info, known := s.opts.Log.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewProduceResponseTopicPartition()
+			p.Partition = rp.Partition
+			p.BaseOffset, p.LogAppendTime, p.LogStartOffset = -1, -1, -1
+			switch {
+			case failAll != 0:
+				p.ErrorCode = failAll
+			case !known || rp.Partition < 0 || rp.Partition >= info.Partitions:
+				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				batches = append(batches, ProduceBatch{Topic: rt.Topic, Partition: rp.Partition, Records: rp.Records})
+				slots = append(slots, slot{ti, len(t.Partitions)})
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+
+	if len(batches) > 0 {
+		pctx := ctx
+		if req.TimeoutMillis > 0 {
+			var cancel context.CancelFunc
+			pctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+			defer cancel()
+		}
+		results := s.opts.Log.Produce(pctx, batches)
+		for i, sl := range slots {
+			p := &resp.Topics[sl.t].Partitions[sl.p]
+			if i >= len(results) {
+				p.ErrorCode = kerr.UnknownServerError.Code
+				rc.log.Error("log returned too few produce results", "want", len(batches), "got", len(results))
+				continue
+			}
+			r := results[i]
+			if r.Err != nil {
+				p.ErrorCode = errorCode(rc.log.With("topic", batches[i].Topic, "partition", batches[i].Partition), r.Err)
+				msg := r.ErrMessage
+				if msg == "" {
+					msg = r.Err.Error()
+				}
+				p.ErrorMessage = &msg
+				for _, re := range r.RecordErrors {
+					er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+					er.RelativeOffset = re.Index
+					er.ErrorMessage = strp(re.Message)
+					p.ErrorRecords = append(p.ErrorRecords, er)
+				}
+				continue
+			}
+			p.BaseOffset, p.LogAppendTime, p.LogStartOffset = r.BaseOffset, r.LogAppendTime, r.LogStartOffset
+		}
+	}
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}

@@ -1,0 +1,303 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/wire"
+)
+
+// Options configures a Server. Log, Cluster and Logger are required; Groups
+// may be nil, in which case the group APIs are neither served nor advertised.
+type Options struct {
+	Log     Log
+	Cluster Cluster
+	Groups  Groups
+	Logger  *slog.Logger
+	// MaxRequestBytes bounds one request frame (wire.DefaultMaxFrameBytes
+	// when <= 0).
+	MaxRequestBytes int32
+	// AutoCreateTopics creates unknown topics named in Metadata requests
+	// that allow it.
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics
+	// (<= 0 lets the Log choose its default).
+	DefaultPartitions int32
+	// Metrics, when non-nil, receives the request metrics.
+	Metrics prometheus.Registerer
+	// BrokerConfigs returns the broker configs for DescribeConfigs; nil
+	// reports none. Broker configs are read-only.
+	BrokerConfigs func() []config.Def
+	// LogDir names the single log directory reported by DescribeLogDirs
+	// (the object store's name); "object-store" when empty.
+	LogDir string
+	// FetchSessions bounds the KIP-227 fetch session cache (1000 when <= 0).
+	FetchSessions int
+}
+
+// Server serves the Kafka protocol. It is safe for concurrent use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	apis     map[int16]api
+	metrics  *metrics
+	sessions *sessionCache
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("protocol: server closed")
+
+// NewServer builds a Server. It registers metrics on opts.Metrics when set
+// and panics only if that registration collides (a wiring bug, not input).
+func NewServer(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = wire.DefaultMaxFrameBytes
+	}
+	if opts.LogDir == "" {
+		opts.LogDir = "object-store"
+	}
+	if opts.FetchSessions <= 0 {
+		opts.FetchSessions = 1000
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		metrics:   newMetrics(opts.Metrics),
+		sessions:  newSessionCache(opts.FetchSessions),
+		baseCtx:   ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+	}
+	s.apis = make(map[int16]api)
+	for _, a := range apiTable() {
+		if a.groups && opts.Groups == nil {
+			continue
+		}
+		s.apis[a.key] = a
+	}
+	return s
+}
+
+// Serve accepts connections on ln until ctx ends or Close is called; it
+// closes ln before returning. It returns nil on ctx end, ErrServerClosed
+// after Close, or the accept error.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	stop := make(chan struct{})
+	go func() { // owned by Serve: ends when Serve returns
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-s.baseCtx.Done():
+		case <-stop:
+		}
+		_ = ln.Close()
+	}()
+	defer close(stop)
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			switch {
+			case s.baseCtx.Err() != nil:
+				return ErrServerClosed
+			case ctx.Err() != nil:
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("protocol: accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = c.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for every
+// goroutine the server started.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.cancel()
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// APIVersions returns the served api keys and version ranges, sorted by key.
+func (s *Server) APIVersions() []kmsg.ApiVersionsResponseApiKey {
+	return s.advertised()
+}
+
+// conn is one client connection's state, touched only by its handler loop.
+type conn struct {
+	net.Conn
+	remote string
+	out    []byte
+}
+
+// serveConn reads frames on one goroutine (pipelining the reads) and handles
+// them strictly in order on this one, writing each response before handling
+// the next request.
+func (s *Server) serveConn(parent context.Context, nc net.Conn) {
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	stopParent := context.AfterFunc(parent, cancel)
+	defer stopParent()
+	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
+
+	frames := make(chan []byte, 8)
+	var readErr error
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() { // owned by serveConn: ends on read error or cancel
+		defer rwg.Done()
+		defer close(frames)
+		for {
+			f, err := wire.ReadFrame(nc, s.opts.MaxRequestBytes)
+			if err != nil {
+				readErr = err
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		_ = nc.Close()
+		rwg.Wait()
+		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, net.ErrClosed) {
+			s.log.Info("closing connection", "remote", c.remote, "err", readErr)
+		}
+	}()
+
+	for f := range frames {
+		if err := s.handleFrame(ctx, c, f); err != nil {
+			s.log.Info("closing connection", "remote", c.remote, "err", err)
+			return
+		}
+	}
+}
+
+// handleFrame decodes, dispatches and answers one request. An error means
+// the connection must be closed.
+func (s *Server) handleFrame(ctx context.Context, c *conn, frame []byte) error {
+	start := time.Now()
+	h, body, err := wire.ParseRequestHeader(frame)
+	if err != nil {
+		s.metrics.observe(h.APIKey, start, true)
+		return fmt.Errorf("request header (api_key %d, correlation_id %d): %w", h.APIKey, h.CorrelationID, err)
+	}
+	a, ok := s.apis[h.APIKey]
+	if !ok {
+		s.metrics.observe(h.APIKey, start, true)
+		return fmt.Errorf("api key %d (%s) not served", h.APIKey, kmsg.NameForKey(h.APIKey))
+	}
+	if h.APIVersion < a.min || h.APIVersion > a.max {
+		s.metrics.observe(h.APIKey, start, true)
+		if h.APIKey == kmsg.ApiVersions.Int16() {
+			// KIP-511: answer v0 with the supported ranges.
+			return s.write(c, h.CorrelationID, s.unsupportedApiVersions())
+		}
+		return fmt.Errorf("api key %d (%s) version %d not served (%d-%d)", h.APIKey, kmsg.NameForKey(h.APIKey), h.APIVersion, a.min, a.max)
+	}
+	req := kmsg.RequestForKey(h.APIKey)
+	req.SetVersion(h.APIVersion)
+	if err := req.ReadFrom(body); err != nil {
+		s.metrics.observe(h.APIKey, start, true)
+		return fmt.Errorf("decode %s v%d (correlation_id %d): %w", kmsg.NameForKey(h.APIKey), h.APIVersion, h.CorrelationID, err)
+	}
+	rc := &reqCtx{hdr: h, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
+	resp, err := a.handle(ctx, s, rc, req)
+	s.metrics.observe(h.APIKey, start, err != nil)
+	if err != nil {
+		return fmt.Errorf("%s v%d (correlation_id %d): %w", kmsg.NameForKey(h.APIKey), h.APIVersion, h.CorrelationID, err)
+	}
+	if resp == nil { // acks=0 produce
+		return nil
+	}
+	resp.SetVersion(h.APIVersion)
+	return s.write(c, h.CorrelationID, resp)
+}
+
+func (s *Server) write(c *conn, corr int32, resp kmsg.Response) error {
+	c.out = wire.AppendResponse(c.out[:0], corr, resp)
+	if _, err := c.Write(c.out); err != nil {
+		return fmt.Errorf("write response: %w", err)
+	}
+	if cap(c.out) > 1<<20 { // do not pin a large fetch buffer per idle connection
+		c.out = nil
+	}
+	return nil
+}
+
+// reqCtx carries per-request facts handlers need.
+type reqCtx struct {
+	hdr wire.RequestHeader
+	log *slog.Logger
+}
+
+func (r *reqCtx) version() int16 { return r.hdr.APIVersion }
