@@ -1,0 +1,196 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sync/atomic"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
+
+	// Register the cloud URL schemes on blob.DefaultURLMux.
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/gcsblob"
+	_ "gocloud.dev/blob/s3blob"
+)
+
+// bucketStore implements Store on a gocloud.dev blob.Bucket. The file store
+// embeds it and replaces Put and List.
+type bucketStore struct {
+	b      *blob.Bucket
+	closed atomic.Bool
+}
+
+func openMem() Store {
+	return &bucketStore{b: memblob.OpenBucket(nil)}
+}
+
+func openCloud(ctx context.Context, u *url.URL) (Store, error) {
+	b, err := blob.OpenBucket(ctx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("objstore: open %s://%s: %w", u.Scheme, u.Host, err)
+	}
+	return &bucketStore{b: b}, nil
+}
+
+// writerOptions are used for every Put: a fixed content type avoids
+// gocloud's content sniffing, which would buffer the first 512 bytes.
+func writerOptions() *blob.WriterOptions {
+	return &blob.WriterOptions{ContentType: "application/octet-stream"}
+}
+
+func (s *bucketStore) check(ctx context.Context, key string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objstore: %q: %w", key, err)
+	}
+	return nil
+}
+
+// wrap turns a gocloud error into one of ours, naming the operation and key.
+func wrap(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return fmt.Errorf("objstore: %s %q: %w", op, key, ErrNotFound)
+	}
+	return fmt.Errorf("objstore: %s %q: %w", op, key, err)
+}
+
+func (s *bucketStore) Put(ctx context.Context, key string, data []byte) error {
+	if err := s.check(ctx, key); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.b.NewWriter(ctx, key, writerOptions())
+	if err != nil {
+		return wrap("put", key, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		cancel() // abort: the object must not be committed
+		_ = w.Close()
+		return wrap("put", key, err)
+	}
+	return wrap("put", key, w.Close())
+}
+
+func (s *bucketStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := s.check(ctx, key); err != nil {
+		return nil, err
+	}
+	r, err := s.b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, wrap("get", key, err)
+	}
+	defer r.Close()
+	buf := make([]byte, r.Size())
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, wrap("get", key, err)
+	}
+	// An object replaced while we read it may be longer than first reported.
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n != 0 {
+		return nil, fmt.Errorf("objstore: get %q: object changed while reading", key)
+	}
+	return buf, nil
+}
+
+func (s *bucketStore) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if err := s.check(ctx, key); err != nil {
+		return nil, err
+	}
+	if off < 0 || length < 0 {
+		return nil, fmt.Errorf("objstore: get %q [%d, +%d): %w", key, off, length, ErrOutOfRange)
+	}
+	if length == 0 {
+		attrs, err := s.b.Attributes(ctx, key)
+		if err != nil {
+			return nil, wrap("get", key, err)
+		}
+		if off > attrs.Size {
+			return nil, fmt.Errorf("objstore: get %q [%d, +0) of %d bytes: %w", key, off, attrs.Size, ErrOutOfRange)
+		}
+		return []byte{}, nil
+	}
+	r, err := s.b.NewRangeReader(ctx, key, off, length, nil)
+	if err != nil {
+		if gcerrors.Code(err) != gcerrors.NotFound {
+			// Some servers reject a range starting past the end outright.
+			if attrs, aerr := s.b.Attributes(ctx, key); aerr == nil && off+length > attrs.Size {
+				return nil, fmt.Errorf("objstore: get %q [%d, +%d) of %d bytes: %w", key, off, length, attrs.Size, ErrOutOfRange)
+			}
+		}
+		return nil, wrap("get", key, err)
+	}
+	defer r.Close()
+	if size := r.Size(); off+length > size {
+		return nil, fmt.Errorf("objstore: get %q [%d, +%d) of %d bytes: %w", key, off, length, size, ErrOutOfRange)
+	}
+	buf := make([]byte, length)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("objstore: get %q [%d, +%d): short read: %w", key, off, length, ErrOutOfRange)
+		}
+		return nil, wrap("get", key, err)
+	}
+	return buf, nil
+}
+
+func (s *bucketStore) Delete(ctx context.Context, key string) error {
+	if err := s.check(ctx, key); err != nil {
+		return err
+	}
+	err := s.b.Delete(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil
+	}
+	return wrap("delete", key, err)
+}
+
+func (s *bucketStore) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objstore: list %q: %w", prefix, err)
+	}
+	it := s.b.List(&blob.ListOptions{Prefix: prefix})
+	last := ""
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("objstore: list %q: %w", prefix, err)
+		}
+		if obj.IsDir {
+			continue
+		}
+		if obj.Key <= last && last != "" {
+			return fmt.Errorf("objstore: list %q: backend returned %q after %q, out of order", prefix, obj.Key, last)
+		}
+		last = obj.Key
+		if err := fn(ObjectInfo{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime}); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *bucketStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.b.Close()
+}

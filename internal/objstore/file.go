@@ -1,0 +1,316 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gocloud.dev/blob/fileblob"
+)
+
+// fileStore is the local directory store: fileblob made durable.
+//
+// fileblob (gocloud.dev v0.47) writes an object to a temporary file, closes
+// it and renames it into place, fsyncing neither the file nor the directory,
+// so a machine crash can lose an object whose Put had returned, or leave it
+// empty. fileStore keeps fileblob for naming, reading and atomic replacement
+// and adds, on every Put:
+//
+//  1. WriterOptions.BeforeWrite captures the temporary *os.File (fileblob
+//     calls the hook right after creating the file, before any data is
+//     written, so the hook itself cannot be where the sync happens);
+//  2. after the data is written and before the writer's Close renames the
+//     file, the captured file is fsync'd;
+//  3. after the rename, the object's directory is fsync'd, and so is the
+//     parent of every directory the Put may have created, up to the root.
+//
+// The temporary file is created next to the object (fileblob's no_tmp_dir),
+// so the rename never crosses file systems and step 3 covers it. Objects are
+// opened with metadata=skip: the attribute side file costs an MD5 pass and an
+// extra file per object, and Runnel needs no attributes.
+type fileStore struct {
+	bucketStore
+	root string
+	// synced records directories whose own entry in their parent is known
+	// to be durable, so their parents are fsync'd only once.
+	synced sync.Map
+	// onSync, if set, is called after an object's temporary file has been
+	// fsync'd (tests use it to prove the hook ran).
+	onSync func(tmpName string)
+}
+
+// tempRe matches fileblob's temporary file names: "<key>.<hex nanos>.tmp".
+var tempRe = regexp.MustCompile(`\.[0-9a-f]+\.tmp$`)
+
+// staleTempAge is how old a left-over temporary file must be before Open
+// removes it; younger ones may belong to a Put in flight in another process
+// sharing the directory.
+const staleTempAge = time.Hour
+
+func openFile(dir string) (Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: open %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("objstore: open %q: %w", abs, err)
+	}
+	// Make the root's own entry durable.
+	if err := syncDir(filepath.Dir(abs)); err != nil {
+		return nil, fmt.Errorf("objstore: open %q: %w", abs, err)
+	}
+	b, err := fileblob.OpenBucket(abs, &fileblob.Options{
+		NoTempDir: true,
+		Metadata:  fileblob.MetadataDontWrite,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objstore: open %q: %w", abs, err)
+	}
+	s := &fileStore{bucketStore: bucketStore{b: b}, root: abs}
+	if err := s.removeStaleTemps(); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *fileStore) checkFileKey(ctx context.Context, key string) error {
+	if err := s.check(ctx, key); err != nil {
+		return err
+	}
+	if tempRe.MatchString(key) {
+		return fmt.Errorf("%w %q: names ending in .<hex>.tmp are reserved for temporary files", ErrInvalidKey, key)
+	}
+	return nil
+}
+
+// Put writes the object durably; see fileStore.
+func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
+	if err := s.checkFileKey(ctx, key); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var f *os.File
+	opts := writerOptions()
+	opts.BeforeWrite = func(as func(any) bool) error {
+		if !as(&f) {
+			return errors.New("fileblob writer does not expose its *os.File")
+		}
+		return nil
+	}
+	w, err := s.b.NewWriter(ctx, key, opts)
+	if err != nil {
+		return wrap("put", key, err)
+	}
+	abort := func(err error) error {
+		cancel() // fileblob then removes the temporary file instead of renaming it
+		_ = w.Close()
+		return wrap("put", key, err)
+	}
+	if f == nil {
+		return abort(errors.New("BeforeWrite hook did not run"))
+	}
+	if _, err := w.Write(data); err != nil {
+		return abort(err)
+	}
+	if err := f.Sync(); err != nil {
+		return abort(fmt.Errorf("fsync: %w", err))
+	}
+	if s.onSync != nil {
+		s.onSync(f.Name())
+	}
+	if err := w.Close(); err != nil {
+		return wrap("put", key, err)
+	}
+	if err := s.syncDirs(filepath.Dir(filepath.Join(s.root, filepath.FromSlash(key)))); err != nil {
+		return wrap("put", key, err)
+	}
+	return nil
+}
+
+// syncDirs fsyncs dir, then the parent of each directory from dir up to the
+// root whose entry is not yet known to be durable.
+func (s *fileStore) syncDirs(dir string) error {
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	for d := dir; d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
+		if _, ok := s.synced.Load(d); ok {
+			break
+		}
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+		s.synced.Store(d, true)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (s *fileStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := s.checkFileKey(ctx, key); err != nil {
+		return nil, err
+	}
+	return s.bucketStore.Get(ctx, key)
+}
+
+func (s *fileStore) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if err := s.checkFileKey(ctx, key); err != nil {
+		return nil, err
+	}
+	return s.bucketStore.GetRange(ctx, key, off, length)
+}
+
+// Delete removes the object's file. A directory at the key's path (the key
+// is a prefix of other keys) is a missing object, not an error. Empty
+// directories are left in place: removing them could race with a Put that
+// has just created the directory for its temporary file.
+func (s *fileStore) Delete(ctx context.Context, key string) error {
+	if err := s.checkFileKey(ctx, key); err != nil {
+		return err
+	}
+	path := filepath.Join(s.root, filepath.FromSlash(key))
+	info, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || (err == nil && info.IsDir()) {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("objstore: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// List walks the directory itself rather than using fileblob's listing,
+// which walks in file-name order ("a/b" before "a-c", although '-' < '/')
+// and re-walks the whole tree for every page. Visiting each directory's
+// entries sorted with directories compared as "name/" yields keys in byte
+// order while streaming.
+func (s *fileStore) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objstore: list %q: %w", prefix, err)
+	}
+	// Start at the deepest directory the prefix names in full.
+	start := ""
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = prefix[:i]
+		if ValidateKey(start) != nil {
+			return nil // no object can have this prefix
+		}
+	}
+	err := s.walk(ctx, start, prefix, fn)
+	if errors.Is(err, fs.ErrNotExist) && start != "" {
+		return nil
+	}
+	return err
+}
+
+// walk lists rel (a key prefix that is a directory, "" for the root).
+func (s *fileStore) walk(ctx context.Context, rel, prefix string, fn func(ObjectInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objstore: list %q: %w", prefix, err)
+	}
+	dir := filepath.Join(s.root, filepath.FromSlash(rel))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && rel != "" {
+			return nil // removed while we walked
+		}
+		return fmt.Errorf("objstore: list %q: %w", prefix, err)
+	}
+	sortName := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) })
+	for _, e := range entries {
+		key := e.Name()
+		if rel != "" {
+			key = rel + "/" + key
+		}
+		if e.IsDir() {
+			// Descend only if the directory can hold keys with the prefix.
+			d := key + "/"
+			if strings.HasPrefix(d, prefix) || strings.HasPrefix(prefix, d) {
+				if err := s.walk(ctx, key, prefix, fn); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if !strings.HasPrefix(key, prefix) || !e.Type().IsRegular() || tempRe.MatchString(key) {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted while we walked
+		}
+		if err != nil {
+			return fmt.Errorf("objstore: list %q: %w", prefix, err)
+		}
+		if err := fn(ObjectInfo{Key: key, Size: info.Size(), ModTime: info.ModTime()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeStaleTemps deletes temporary files left by Puts that crashed.
+func (s *fileStore) removeStaleTemps() error {
+	cutoff := time.Now().Add(-staleTempAge)
+	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !tempRe.MatchString(d.Name()) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("objstore: open %q: removing stale temporary files: %w", s.root, err)
+	}
+	return nil
+}
+
