@@ -1,0 +1,478 @@
+package stream
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/objstore"
+)
+
+// Options configure an Engine.
+type Options struct {
+	BrokerID int32
+	Client   *clientv3.Client
+	Store    objstore.Store
+	Logger   *slog.Logger
+	// Prefix is the etcd key prefix of the whole cluster (default "/runnel").
+	Prefix string
+
+	FlushBytes  int
+	FlushLinger time.Duration
+	// MaxUploads bounds intake uploads in flight (puts stay one at a time).
+	MaxUploads int
+	CacheBytes int64
+
+	TopicDefaults     map[string]string
+	DefaultPartitions int32
+
+	CheckpointInterval time.Duration
+	CheckpointEntries  int64
+	ArchiveInterval    time.Duration
+	ArchiveMinBytes    int64
+	ArchiveMaxAge      time.Duration
+	// Grace is how long an unreferenced object stays readable before it is
+	// deleted from the store.
+	Grace time.Duration
+	// ChunkBytes is the size of the chunks a segment is indexed by.
+	ChunkBytes int64
+	// DisableMaintenance keeps this broker out of the maintainer election
+	// (tests use it to drive maintenance by hand).
+	DisableMaintenance bool
+	// CompactEtcd compacts etcd revisions up to each new checkpoint.
+	CompactEtcd bool
+
+	Registerer prometheus.Registerer
+	// Now is the broker's wall clock; tests may replace it.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.Prefix == "" {
+		o.Prefix = "/runnel"
+	}
+	if o.FlushBytes <= 0 {
+		o.FlushBytes = 4 << 20
+	}
+	if o.FlushLinger <= 0 {
+		o.FlushLinger = 2 * time.Millisecond
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 4
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 256 << 20
+	}
+	if o.DefaultPartitions <= 0 {
+		o.DefaultPartitions = 1
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 30 * time.Second
+	}
+	if o.CheckpointEntries <= 0 {
+		o.CheckpointEntries = 10000
+	}
+	if o.ArchiveInterval <= 0 {
+		o.ArchiveInterval = 10 * time.Second
+	}
+	if o.ArchiveMinBytes <= 0 {
+		o.ArchiveMinBytes = 8 << 20
+	}
+	if o.ArchiveMaxAge <= 0 {
+		o.ArchiveMaxAge = time.Minute
+	}
+	if o.Grace <= 0 {
+		o.Grace = 2 * time.Minute
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = 1 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Engine is the partitioned log of one broker: it writes intake objects and
+// entries, replays the intake log through the sequencer and serves reads
+// from the resulting partition index. See DESIGN §2–5a.
+//
+// Lock order: Engine.mu, then intake.mu, then waitMu, then changedMu.
+type Engine struct {
+	opts   Options
+	log    *slog.Logger
+	cli    *clientv3.Client
+	store  objstore.Store
+	logKey string // prefix of every log entry key
+	ptrKey string // checkpoint pointer key
+
+	mu       sync.RWMutex
+	st       *state
+	cfgCache map[TopicID]config.Topic
+
+	appliedRev atomic.Int64
+	ckptRev    atomic.Int64 // revision covered by the newest checkpoint seen
+	replayed   atomic.Int64 // entries applied by this process (start-up replay included)
+
+	changedMu sync.Mutex
+	changed   chan struct{}
+
+	waitMu  sync.Mutex
+	waiters map[string]func(applyResult)
+
+	ulidMu  sync.Mutex
+	entropy *ulid.MonotonicEntropy
+
+	cache  *objCache
+	intake *intake
+	m      *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Open starts an engine: it loads the newest checkpoint, replays the log
+// entries after it, and then follows the log. It returns once this broker
+// has caught up with the log as it stood when Open was called.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	opts.setDefaults()
+	if opts.Client == nil || opts.Store == nil {
+		return nil, errors.New("stream: Options.Client and Options.Store are required")
+	}
+	e := &Engine{
+		opts:     opts,
+		log:      opts.Logger,
+		cli:      opts.Client,
+		store:    opts.Store,
+		logKey:   opts.Prefix + "/log/",
+		ptrKey:   opts.Prefix + "/checkpoint",
+		st:       newState(),
+		cfgCache: map[TopicID]config.Topic{},
+		changed:  make(chan struct{}),
+		waiters:  map[string]func(applyResult){},
+		entropy:  ulid.Monotonic(rand.Reader, 0),
+		cache:    newObjCache(opts.CacheBytes),
+		m:        newMetrics(opts.Registerer),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	rev, err := e.load(ctx)
+	if err != nil {
+		e.cancel()
+		return nil, err
+	}
+	e.intake = newIntake(e)
+	e.wg.Add(1)
+	go e.follow(rev)
+	if !opts.DisableMaintenance {
+		e.wg.Add(1)
+		go e.maintainLoop()
+	}
+	return e, nil
+}
+
+// Close flushes what was accepted, waits for its acknowledgement and stops.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e.intake.close(ctx)
+	e.cancel()
+	e.wg.Wait()
+	e.m.unregister()
+	return nil
+}
+
+// load reads the checkpoint pointer, loads that checkpoint and replays the
+// entries after it as of one revision. It returns that revision.
+func (e *Engine) load(ctx context.Context) (int64, error) {
+	resp, err := e.cli.Get(ctx, e.ptrKey)
+	if err != nil {
+		return 0, fmt.Errorf("%w: reading checkpoint pointer: %v", ErrStorage, err)
+	}
+	at := resp.Header.Revision
+	st := newState()
+	if len(resp.Kvs) == 1 {
+		ptr, err := decodePointer(resp.Kvs[0].Value)
+		if err != nil {
+			return 0, err
+		}
+		st, err = loadCheckpoint(ctx, e.store, ptr.Object)
+		if err != nil {
+			return 0, err
+		}
+		e.ckptRev.Store(ptr.Rev)
+	}
+	// Range every entry as of revision at, page by key, then order by
+	// revision: etcd's revision order is the log's order.
+	type kv struct {
+		key string
+		rev int64
+		val []byte
+	}
+	var kvs []kv
+	start := e.logKey
+	end := clientv3.GetPrefixRangeEnd(e.logKey)
+	for {
+		r, err := e.cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithRev(at), clientv3.WithLimit(512))
+		if err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return e.load(ctx)
+			}
+			return 0, fmt.Errorf("%w: reading the intake log: %v", ErrStorage, err)
+		}
+		for _, x := range r.Kvs {
+			if x.ModRevision > st.Rev {
+				kvs = append(kvs, kv{string(x.Key), x.ModRevision, x.Value})
+			}
+		}
+		if !r.More || len(r.Kvs) == 0 {
+			break
+		}
+		start = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
+	}
+	sort.Slice(kvs, func(i, j int) bool { return kvs[i].rev < kvs[j].rev })
+	for _, x := range kvs {
+		e.applyOne(st, x.key, x.rev, x.val)
+	}
+	e.mu.Lock()
+	e.st = st
+	e.cfgCache = map[TopicID]config.Topic{}
+	e.mu.Unlock()
+	e.appliedRev.Store(at)
+	e.log.Info("stream: loaded", "checkpoint_rev", e.ckptRev.Load(), "replayed_entries", len(kvs), "revision", at)
+	e.m.replayed.Add(float64(len(kvs)))
+	return at, nil
+}
+
+// applyOne decodes and applies one entry to st and answers its waiter.
+func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
+	ent, err := decodeEntry(val)
+	var res applyResult
+	if err != nil {
+		e.log.Error("stream: skipping undecodable log entry", "key", key, "revision", rev, "err", err)
+		res.Err = fmt.Errorf("%w: %v", ErrStorage, err)
+		st.Rev = rev
+	} else {
+		res = st.apply(rev, ent)
+		if ent.Kind == kindAlterConfigs || ent.Kind == kindDeleteTopic {
+			delete(e.cfgCache, ent.Topic)
+		}
+	}
+	e.replayed.Add(1)
+	e.waitMu.Lock()
+	w := e.waiters[key]
+	delete(e.waiters, key)
+	e.waitMu.Unlock()
+	if w != nil {
+		w(res)
+	}
+}
+
+// follow watches the log from rev+1 and applies entries as they come. On a
+// compacted watch it starts over from the newest checkpoint.
+func (e *Engine) follow(rev int64) {
+	defer e.wg.Done()
+	for e.ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
+		wc := e.cli.Watch(wctx, e.logKey, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+		for resp := range wc {
+			if err := resp.Err(); err != nil {
+				if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+					e.log.Warn("stream: log watch compacted; reloading from checkpoint", "revision", rev)
+					r, lerr := e.load(e.ctx)
+					if lerr == nil {
+						rev = r
+						e.broadcast()
+					}
+				} else {
+					e.log.Warn("stream: log watch failed", "err", err)
+				}
+				break
+			}
+			e.mu.Lock()
+			for _, ev := range resp.Events {
+				if ev.Type != mvccpb.PUT {
+					continue
+				}
+				e.applyOne(e.st, string(ev.Kv.Key), ev.Kv.ModRevision, ev.Kv.Value)
+			}
+			e.mu.Unlock()
+			if resp.Header.Revision > rev {
+				rev = resp.Header.Revision
+			}
+			e.appliedRev.Store(rev)
+			e.m.appliedRev.Set(float64(rev))
+			e.broadcast()
+		}
+		cancel()
+		if e.ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Engine) broadcast() {
+	e.changedMu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.changedMu.Unlock()
+}
+
+// Changed returns a channel closed the next time the sequencer applies
+// anything.
+func (e *Engine) Changed() <-chan struct{} {
+	e.changedMu.Lock()
+	defer e.changedMu.Unlock()
+	return e.changed
+}
+
+// AppliedRevision is the etcd revision up to which this broker has replayed.
+func (e *Engine) AppliedRevision() int64 { return e.appliedRev.Load() }
+
+// Replayed counts entries this process has applied since Open, start-up
+// replay included (tests use it to prove start-up is bounded).
+func (e *Engine) Replayed() int64 { return e.replayed.Load() }
+
+// SyncRead waits until this broker has replayed everything committed to
+// etcd when it was called (DESIGN §5a rule 7).
+func (e *Engine) SyncRead(ctx context.Context) error {
+	resp, err := e.cli.Get(ctx, e.ptrKey, clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	target := resp.Header.Revision
+	for e.appliedRev.Load() < target {
+		ch := e.Changed()
+		if e.appliedRev.Load() >= target {
+			break
+		}
+		if err := e.cli.RequestProgress(clientv3.WithRequireLeader(ctx)); err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// newKey returns a new log entry key for this broker: monotonic per broker
+// (DESIGN §5a rule 2) and unique, so a retried put is harmless (rule 5).
+func (e *Engine) newKey() (key string, id ulid.ULID) {
+	e.ulidMu.Lock()
+	id = ulid.MustNew(ulid.Timestamp(e.opts.Now()), e.entropy)
+	e.ulidMu.Unlock()
+	return fmt.Sprintf("%s%08x/%s", e.logKey, uint32(e.opts.BrokerID), id.String()), id
+}
+
+// propose puts one entry into the log and returns what the sequencer made
+// of it once this broker has applied it.
+func (e *Engine) propose(ctx context.Context, ent *entry) (applyResult, error) {
+	key, _ := e.newKey()
+	ent.Broker = e.opts.BrokerID
+	ent.Time = e.opts.Now().UnixMilli()
+	done := make(chan applyResult, 1)
+	e.addWaiter(key, func(r applyResult) { done <- r })
+	if err := e.putEntry(ctx, key, ent.encode()); err != nil {
+		e.removeWaiter(key)
+		return applyResult{}, err
+	}
+	select {
+	case r := <-done:
+		return r, nil
+	case <-ctx.Done():
+		e.removeWaiter(key)
+		return applyResult{}, fmt.Errorf("%w: waiting for the sequencer: %v", ErrTimeout, ctx.Err())
+	case <-e.ctx.Done():
+		return applyResult{}, ErrNotReady
+	}
+}
+
+func (e *Engine) addWaiter(key string, fn func(applyResult)) {
+	e.waitMu.Lock()
+	e.waiters[key] = fn
+	e.waitMu.Unlock()
+}
+
+func (e *Engine) removeWaiter(key string) {
+	e.waitMu.Lock()
+	delete(e.waiters, key)
+	e.waitMu.Unlock()
+}
+
+// putEntry writes an entry under its own key, only if that key does not
+// exist yet (DESIGN §5a rule 5).
+func (e *Engine) putEntry(ctx context.Context, key string, val []byte) error {
+	resp, err := e.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(val))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("%w: appending to the intake log: %v", ErrStorage, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: log entry %s already exists", ErrStorage, key)
+	}
+	return nil
+}
+
+// topicConfig returns a topic's resolved config. Callers hold e.mu.
+func (e *Engine) topicConfigLocked(t *topicState) config.Topic {
+	if c, ok := e.cfgCache[t.ID]; ok {
+		return c
+	}
+	c, err := config.ResolveTopic(t.Configs, e.opts.TopicDefaults)
+	if err != nil {
+		// Configs were validated before they entered the log; fall back to
+		// the defaults alone rather than refusing to serve the topic.
+		e.log.Error("stream: topic config does not resolve", "topic", t.Name, "err", err)
+		c, _ = config.ResolveTopic(nil, e.opts.TopicDefaults)
+	}
+	return c
+}
+
+// TopicConfig returns the resolved config of a topic by name.
+func (e *Engine) TopicConfig(name string) (config.Topic, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	id, ok := e.st.ByName[name]
+	if !ok {
+		return config.Topic{}, ErrUnknownTopicOrPartition
+	}
+	return e.topicConfigLocked(e.st.Topics[id]), nil
+}
+
+// isInternalTopic reports topics Kafka treats as internal.
+func isInternalTopic(name string) bool {
+	return strings.HasPrefix(name, "__")
+}

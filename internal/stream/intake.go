@@ -1,0 +1,310 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"sync"
+)
+
+// ProduceBatch is one partition's batch from a Produce request.
+type ProduceBatch struct {
+	Topic     string
+	Partition int32
+	Records   []byte
+}
+
+// ProduceResult is the outcome for one ProduceBatch.
+type ProduceResult struct {
+	BaseOffset     int64
+	LogAppendTime  int64
+	LogStartOffset int64
+	Err            error
+	RecordErrors   []RecordErrorInfo
+}
+
+// maxEntryBatches caps the batches of one intake entry so an entry stays
+// well under etcd's request limit (DESIGN §5a rule 10).
+const maxEntryBatches = 8192
+
+// flushBuf is one intake object being filled, then uploaded and logged.
+type flushBuf struct {
+	key     string
+	object  string
+	objTime int64
+	data    []byte
+	descs   []batchDesc
+	slots   []slot // filled under intake.mu until sealed, read-only after
+	// uploaded is closed when the upload finished; upErr is its error.
+	uploaded chan struct{}
+	upErr    error
+}
+
+// ticket collects the results of one Produce call's batches, which may
+// span several flushes.
+type ticket struct {
+	mu      sync.Mutex
+	results []ProduceResult
+	pending int
+	done    chan struct{}
+}
+
+func (t *ticket) set(i int, r ProduceResult) {
+	t.mu.Lock()
+	t.results[i] = r
+	t.pending--
+	if t.pending == 0 {
+		close(t.done)
+	}
+	t.mu.Unlock()
+}
+
+// slot says where in a flush a ticket's batch went.
+type slot struct {
+	t     *ticket
+	index int // index in the ticket's results
+	desc  int // index in the flush's descs
+}
+
+// intake is the broker's single intake buffer (DESIGN §2): all partitions
+// together, flushed by size or linger into one object and one log entry.
+type intake struct {
+	e *Engine
+
+	mu      sync.Mutex
+	cur     *flushBuf
+	timer   *time.Timer
+	closed  bool
+	sealed  chan *flushBuf
+	uploads chan struct{} // semaphore bounding uploads in flight
+	wg      sync.WaitGroup
+}
+
+func newIntake(e *Engine) *intake {
+	in := &intake{
+		e:       e,
+		sealed:  make(chan *flushBuf, 64),
+		uploads: make(chan struct{}, e.opts.MaxUploads),
+	}
+	in.wg.Add(1)
+	go in.putLoop()
+	return in
+}
+
+// Produce validates the batches, adds them to the intake buffer and waits
+// until the sequencer has ordered them.
+func (e *Engine) Produce(ctx context.Context, batches []ProduceBatch) []ProduceResult {
+	now := e.opts.Now().UnixMilli()
+	t := &ticket{results: make([]ProduceResult, len(batches)), done: make(chan struct{})}
+	type accepted struct {
+		i   int
+		v   validated
+		tid TopicID
+	}
+	var acc []accepted
+	e.mu.RLock()
+	for i, b := range batches {
+		t.results[i] = ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+		id, ok := e.st.ByName[b.Topic]
+		if !ok {
+			t.results[i].Err = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, b.Topic)
+			continue
+		}
+		ts := e.st.Topics[id]
+		if b.Partition < 0 || int(b.Partition) >= len(ts.Parts) {
+			t.results[i].Err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, b.Topic, b.Partition)
+			continue
+		}
+		tc := e.topicConfigLocked(ts)
+		v, recErrs, err := validateBatch(b.Records, tc, now)
+		if err != nil {
+			t.results[i].Err = err
+			t.results[i].RecordErrors = recErrs
+			continue
+		}
+		if tc.TimestampType == "LogAppendTime" {
+			t.results[i].LogAppendTime = now
+		}
+		acc = append(acc, accepted{i: i, v: v, tid: id})
+	}
+	e.mu.RUnlock()
+	if len(acc) == 0 {
+		return t.results
+	}
+	t.pending = len(acc)
+	if err := e.intake.add(t, func(yield func(i int, v validated, tid TopicID, part int32) bool) {
+		for _, a := range acc {
+			if !yield(a.i, a.v, a.tid, batches[a.i].Partition) {
+				return
+			}
+		}
+	}); err != nil {
+		for _, a := range acc {
+			t.results[a.i].Err = err
+		}
+		return t.results
+	}
+	select {
+	case <-t.done:
+	case <-ctx.Done():
+		// The batches may still be sequenced; the client will retry and
+		// idempotence keeps that safe.
+		t.mu.Lock()
+		out := append([]ProduceResult(nil), t.results...)
+		t.mu.Unlock()
+		for _, a := range acc {
+			if out[a.i].Err == nil && out[a.i].BaseOffset < 0 {
+				out[a.i].Err = fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
+			}
+		}
+		return out
+	}
+	return t.results
+}
+
+// add appends validated batches to the current flush buffer.
+func (in *intake) add(t *ticket, seq func(func(int, validated, TopicID, int32) bool)) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return ErrNotReady
+	}
+	seq(func(i int, v validated, tid TopicID, part int32) bool {
+		if in.cur == nil {
+			in.cur = in.newBuf()
+			in.timer = time.AfterFunc(in.e.opts.FlushLinger, in.lingerExpired(in.cur))
+		}
+		b := in.cur
+		h := v.hdr
+		b.descs = append(b.descs, batchDesc{
+			Topic: tid, Partition: part, Pos: uint32(len(b.data)), Len: uint32(len(v.bytes)),
+			Count: h.LastOffsetDelta + 1, MaxTS: h.MaxTimestamp, ProducerID: h.ProducerID,
+			Epoch: h.ProducerEpoch, BaseSeq: h.BaseSequence, Attrs: h.Attributes,
+		})
+		b.data = append(b.data, v.bytes...)
+		b.slots = append(b.slots, slot{t: t, index: i, desc: len(b.descs) - 1})
+		if len(b.data) >= in.e.opts.FlushBytes || len(b.descs) >= maxEntryBatches {
+			in.sealLocked()
+		}
+		return true
+	})
+	return nil
+}
+
+func (in *intake) newBuf() *flushBuf {
+	key, id := in.e.newKey()
+	return &flushBuf{
+		key:      key,
+		object:   fmt.Sprintf("intake/%08x/%s", uint32(in.e.opts.BrokerID), id.String()),
+		objTime:  int64(id.Time()),
+		data:     make([]byte, 0, in.e.opts.FlushBytes+64<<10),
+		uploaded: make(chan struct{}),
+	}
+}
+
+func (in *intake) lingerExpired(b *flushBuf) func() {
+	return func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if in.cur == b {
+			in.sealLocked()
+		}
+	}
+}
+
+// sealLocked closes the current buffer, starts its upload and queues it for
+// its log put. Uploads may overlap; puts happen one at a time, in order.
+func (in *intake) sealLocked() {
+	b := in.cur
+	if b == nil {
+		return
+	}
+	in.cur = nil
+	if in.timer != nil {
+		in.timer.Stop()
+		in.timer = nil
+	}
+	in.uploads <- struct{}{}
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		defer func() { <-in.uploads }()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
+		b.upErr = in.e.store.Put(ctx, b.object, b.data)
+		cancel()
+		in.e.m.flushSeconds.Observe(time.Since(start).Seconds())
+		in.e.m.flushBytes.Add(float64(len(b.data)))
+		if b.upErr == nil {
+			in.e.cache.put(b.object, b.data)
+		}
+		close(b.uploaded)
+	}()
+	in.sealed <- b
+}
+
+// putLoop appends one intake entry per uploaded object, in flush order, with
+// at most one put in flight (DESIGN §5a rule 2).
+func (in *intake) putLoop() {
+	defer in.wg.Done()
+	for b := range in.sealed {
+		<-b.uploaded
+		slots := b.slots
+		if b.upErr != nil {
+			in.e.log.Error("stream: intake upload failed", "object", b.object, "err", b.upErr)
+			fail(slots, fmt.Errorf("%w: writing intake object: %v", ErrStorage, b.upErr))
+			continue
+		}
+		ent := &entry{Kind: kindIntake, Broker: in.e.opts.BrokerID, Time: in.e.opts.Now().UnixMilli(), Object: b.object, ObjectTime: b.objTime, Batches: b.descs}
+		in.e.addWaiter(b.key, func(r applyResult) {
+			for _, s := range slots {
+				br := r.Batches[s.desc]
+				pr := s.t.results[s.index]
+				pr.Err = br.Err
+				if br.Err == nil {
+					pr.BaseOffset = br.Base
+					pr.LogStartOffset = br.LogStart
+				}
+				s.t.set(s.index, pr)
+			}
+		})
+		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
+		err := in.e.putEntry(ctx, b.key, ent.encode())
+		cancel()
+		if err != nil {
+			in.e.removeWaiter(b.key)
+			in.e.log.Error("stream: intake entry put failed", "object", b.object, "err", err)
+			fail(slots, err)
+		}
+	}
+}
+
+func fail(slots []slot, err error) {
+	for _, s := range slots {
+		pr := s.t.results[s.index]
+		pr.Err = err
+		s.t.set(s.index, pr)
+	}
+}
+
+// close seals what is buffered and waits until it is logged.
+func (in *intake) close(ctx context.Context) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return
+	}
+	in.sealLocked()
+	in.closed = true
+	close(in.sealed)
+	in.mu.Unlock()
+	done := make(chan struct{})
+	go func() { in.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		in.e.log.Warn("stream: intake did not drain before shutdown", "err", errors.New("timeout"))
+	}
+}

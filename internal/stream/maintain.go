@@ -1,0 +1,381 @@
+package stream
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/runnel-dev/runnel/internal/objstore"
+)
+
+// maintainLoop campaigns for the maintainer role; the elected broker
+// checkpoints, archives, applies retention and compaction, and collects
+// garbage. Every output it produces is checked by the sequencer (stale
+// plans are rejected) or by a compare-and-swap, so two maintainers for a
+// moment are harmless.
+func (e *Engine) maintainLoop() {
+	defer e.wg.Done()
+	for e.ctx.Err() == nil {
+		if err := e.maintainTerm(); err != nil && e.ctx.Err() == nil {
+			e.log.Warn("stream: maintainer term ended", "err", err)
+			select {
+			case <-e.ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (e *Engine) maintainTerm() error {
+	sess, err := concurrency.NewSession(e.cli, concurrency.WithTTL(10), concurrency.WithContext(e.ctx))
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	el := concurrency.NewElection(sess, e.opts.Prefix+"/maintainer")
+	if err := el.Campaign(e.ctx, fmt.Sprint(e.opts.BrokerID)); err != nil {
+		return err
+	}
+	e.log.Info("stream: elected maintainer")
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = el.Resign(ctx)
+		cancel()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastArchive, lastCkpt, lastOrphans time.Time
+	var ckptEntries int64 = e.replayed.Load()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case <-sess.Done():
+			return fmt.Errorf("maintainer session lost")
+		case <-tick.C:
+		}
+		now := time.Now()
+		if now.Sub(lastArchive) >= e.opts.ArchiveInterval {
+			lastArchive = now
+			e.runPass("archive", e.Archive)
+			e.runPass("retention", e.ApplyRetention)
+			e.runPass("compaction", e.Compact)
+			e.runPass("gc", e.CollectGarbage)
+		}
+		if n := e.replayed.Load(); n-ckptEntries >= e.opts.CheckpointEntries || now.Sub(lastCkpt) >= e.opts.CheckpointInterval {
+			ckptEntries, lastCkpt = n, now
+			e.runPass("checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx); return err })
+		}
+		if now.Sub(lastOrphans) >= 10*time.Minute {
+			lastOrphans = now
+			e.runPass("orphans", e.CollectOrphans)
+		}
+	}
+}
+
+func (e *Engine) runPass(name string, fn func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
+	defer cancel()
+	if err := fn(ctx); err != nil && e.ctx.Err() == nil {
+		e.log.Warn("stream: maintenance pass failed", "pass", name, "err", err)
+	}
+}
+
+// Checkpoint writes a checkpoint now (tests and shutdown use it).
+func (e *Engine) Checkpoint(ctx context.Context) (int64, error) { return e.checkpoint(ctx) }
+
+// archivePlan is one run of intake extents to rewrite into a segment.
+type archivePlan struct {
+	topic     TopicID
+	partition int32
+	extents   []extent
+}
+
+// maxSegmentBytes caps one archival segment.
+const maxSegmentBytes = 64 << 20
+
+// Archive rewrites runs of intake extents into per-partition segments
+// (DESIGN §4) when a run is large enough or old enough.
+func (e *Engine) Archive(ctx context.Context) error {
+	plans, unarchived := e.archivePlans(false)
+	e.m.unarchived.Set(float64(unarchived))
+	for _, p := range plans {
+		if err := e.archiveOne(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ArchiveAll archives every intake extent regardless of size and age.
+func (e *Engine) ArchiveAll(ctx context.Context) error {
+	plans, _ := e.archivePlans(true)
+	for _, p := range plans {
+		if err := e.archiveOne(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
+	now := e.opts.Now()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var plans []archivePlan
+	var unarchived int64
+	ids := make([]TopicID, 0, len(e.st.Topics))
+	for id := range e.st.Topics {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	for _, id := range ids {
+		t := e.st.Topics[id]
+		for pi, p := range t.Parts {
+			i := 0
+			for i < len(p.Extents) && p.Extents[i].Segment {
+				i++
+			}
+			var run []extent
+			var bytes int64
+			oldest := now
+			for j := i; j < len(p.Extents) && !p.Extents[j].Segment; j++ {
+				x := p.Extents[j]
+				if bytes+x.Len > maxSegmentBytes && len(run) > 0 {
+					break
+				}
+				run = append(run, x)
+				bytes += x.Len
+				if ot, ok := objectTime(x.Obj); ok && ot.Before(oldest) {
+					oldest = ot
+				}
+			}
+			for _, x := range p.Extents[i:] {
+				if !x.Segment {
+					unarchived += x.Len
+				}
+			}
+			if len(run) == 0 {
+				continue
+			}
+			if all || bytes >= e.opts.ArchiveMinBytes || now.Sub(oldest) >= e.opts.ArchiveMaxAge {
+				plans = append(plans, archivePlan{topic: id, partition: int32(pi), extents: run})
+			}
+		}
+	}
+	return plans, unarchived
+}
+
+// objectTime reads the creation time out of an intake object's name.
+func objectTime(obj string) (time.Time, bool) {
+	if len(obj) < 26 {
+		return time.Time{}, false
+	}
+	id, err := ulid.ParseStrict(obj[len(obj)-26:])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return ulid.Time(id.Time()), true
+}
+
+// readWhole returns a whole object, through the cache.
+func (e *Engine) readWhole(ctx context.Context, obj string) ([]byte, error) {
+	if b, ok := e.cache.get(obj); ok {
+		return b, nil
+	}
+	b, err := e.store.Get(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	e.cache.put(obj, b)
+	return b, nil
+}
+
+func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
+	var seg []byte
+	var chunks []chunk
+	cur := chunk{Base: -1, MaxTS: -1}
+	for _, x := range p.extents {
+		whole, err := e.readWhole(ctx, x.Obj)
+		if err != nil {
+			return fmt.Errorf("archive: reading %s: %w", x.Obj, err)
+		}
+		if x.Pos+x.Len > int64(len(whole)) {
+			return fmt.Errorf("%w: extent beyond object %s", ErrStorage, x.Obj)
+		}
+		start := len(seg)
+		seg = append(seg, whole[x.Pos:x.Pos+x.Len]...)
+		setBaseOffset(seg[start:], x.Base)
+		setLeaderEpoch(seg[start:], 0)
+		if cur.Base < 0 {
+			cur = chunk{Base: x.Base, Pos: int64(start), MaxTS: -1}
+		}
+		cur.Last = x.Last
+		cur.Len = int64(len(seg)) - cur.Pos
+		if x.MaxTS > cur.MaxTS {
+			cur.MaxTS = x.MaxTS
+		}
+		if cur.Len >= e.opts.ChunkBytes {
+			chunks = append(chunks, cur)
+			cur = chunk{Base: -1, MaxTS: -1}
+		}
+	}
+	if cur.Base >= 0 {
+		chunks = append(chunks, cur)
+	}
+	first, last := p.extents[0].Base, p.extents[len(p.extents)-1].Last
+	key, _ := e.newKey()
+	name := fmt.Sprintf("topics/%s/%d/%020d-%s", hex.EncodeToString(p.topic[:]), p.partition, first, key[len(key)-26:])
+	if err := e.store.Put(ctx, name, seg); err != nil {
+		return fmt.Errorf("archive: writing segment: %w", err)
+	}
+	res, err := e.propose(ctx, &entry{
+		Kind: kindArchive, Topic: p.topic, Partition: p.partition,
+		ReplacedFirst: first, ReplacedLast: last, ReplacedCount: len(p.extents),
+		Segment: name, Chunks: chunks,
+	})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		e.log.Debug("stream: archive plan rejected", "segment", name, "err", res.Err)
+		return nil
+	}
+	e.m.archived.Add(float64(len(seg)))
+	return nil
+}
+
+// ApplyRetention moves log start offsets forward by retention.ms and
+// retention.bytes, whole extents at a time.
+func (e *Engine) ApplyRetention(ctx context.Context) error {
+	now := e.opts.Now().UnixMilli()
+	type trim struct {
+		id  TopicID
+		p   int32
+		off int64
+	}
+	var trims []trim
+	e.mu.RLock()
+	for id, t := range e.st.Topics {
+		tc := e.topicConfigLocked(t)
+		if !tc.CleanupDelete {
+			continue
+		}
+		for pi, p := range t.Parts {
+			n := 0
+			if tc.RetentionMs >= 0 {
+				for n < len(p.Extents) && p.Extents[n].MaxTS < now-tc.RetentionMs {
+					n++
+				}
+			}
+			if tc.RetentionBytes >= 0 {
+				size := p.Bytes
+				for _, x := range p.Extents[:n] {
+					size -= x.Len
+				}
+				for n < len(p.Extents) && size > tc.RetentionBytes {
+					size -= p.Extents[n].Len
+					n++
+				}
+			}
+			if n == 0 {
+				continue
+			}
+			off := p.Next
+			if n < len(p.Extents) {
+				off = p.Extents[n].Base
+			}
+			if off > p.LogStart {
+				trims = append(trims, trim{id, int32(pi), off})
+			}
+		}
+	}
+	e.mu.RUnlock()
+	for _, t := range trims {
+		res, err := e.propose(ctx, &entry{Kind: kindTrim, Topic: t.id, Partition: t.p, Offset: t.off, Retention: true})
+		if err != nil {
+			return err
+		}
+		if res.Err != nil {
+			e.log.Debug("stream: retention trim rejected", "err", res.Err)
+		}
+	}
+	return nil
+}
+
+// CollectGarbage deletes objects nothing references any more, once they
+// are older than the grace period and a checkpoint taken after they became
+// garbage exists, then logs what it deleted.
+func (e *Engine) CollectGarbage(ctx context.Context) error {
+	ckpt := e.ckptRev.Load()
+	e.mu.RLock()
+	clock := e.st.Clock
+	var due []string
+	for _, g := range e.st.Garbage {
+		if g.Rev <= ckpt && g.Clock <= clock-e.opts.Grace.Milliseconds() {
+			due = append(due, g.Obj)
+		}
+	}
+	e.mu.RUnlock()
+	for len(due) > 0 {
+		n := min(len(due), 1000)
+		batch := due[:n]
+		due = due[n:]
+		for _, o := range batch {
+			if err := e.store.Delete(ctx, o); err != nil {
+				return fmt.Errorf("gc: deleting %s: %w", o, err)
+			}
+			e.cache.remove(o)
+			e.m.collected.Inc()
+		}
+		if _, err := e.propose(ctx, &entry{Kind: kindCollect, Objects: batch}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CollectOrphans deletes intake and segment objects that no log entry ever
+// referenced (a broker died between writing an object and logging it).
+// Only objects older than twice the sequencer's object age limit are
+// considered: no entry naming them can be accepted any more (§5a rule 5).
+func (e *Engine) CollectOrphans(ctx context.Context) error {
+	cutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
+	for _, prefix := range []string{"intake/", "topics/"} {
+		var orphans []string
+		err := e.store.List(ctx, prefix, func(o objstore.ObjectInfo) error {
+			if o.ModTime.After(cutoff) {
+				return nil
+			}
+			orphans = append(orphans, o.Key)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		e.mu.RLock()
+		known := make(map[string]bool, len(e.st.Garbage))
+		for _, g := range e.st.Garbage {
+			known[g.Obj] = true
+		}
+		var del []string
+		for _, o := range orphans {
+			if e.st.ObjRefs[o] == 0 && !known[o] {
+				del = append(del, o)
+			}
+		}
+		e.mu.RUnlock()
+		for _, o := range del {
+			if err := e.store.Delete(ctx, o); err != nil {
+				return err
+			}
+			e.m.collected.Inc()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package stream
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the engine's Prometheus collectors.
+type metrics struct {
+	reg          prometheus.Registerer
+	all          []prometheus.Collector
+	replayed     prometheus.Counter
+	appliedRev   prometheus.Gauge
+	flushSeconds prometheus.Histogram
+	flushBytes   prometheus.Counter
+	cacheHits    prometheus.Counter
+	cacheMisses  prometheus.Counter
+	archived     prometheus.Counter
+	checkpoints  prometheus.Counter
+	collected    prometheus.Counter
+	unarchived   prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		reg:        reg,
+		replayed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_log_entries_replayed_total", Help: "Intake log entries applied by the sequencer since start, start-up replay included."}),
+		appliedRev: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_log_applied_revision", Help: "etcd revision up to which this broker has replayed the log."}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runnel_intake_flush_seconds", Help: "Time to write one intake object to the object store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		flushBytes:  prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_intake_bytes_total", Help: "Bytes written to intake objects."}),
+		cacheHits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_read_cache_hits_total", Help: "Extent reads served from memory."}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_read_cache_misses_total", Help: "Extent reads served by the object store."}),
+		archived:    prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_archived_bytes_total", Help: "Bytes rewritten from intake objects into segments."}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_checkpoints_total", Help: "Checkpoints of sequencer state written by this broker."}),
+		collected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_objects_collected_total", Help: "Objects deleted from the store by garbage collection."}),
+		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
+	}
+	m.all = []prometheus.Collector{m.replayed, m.appliedRev, m.flushSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
+	if reg != nil {
+		for _, c := range m.all {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.all {
+		m.reg.Unregister(c)
+	}
+}
