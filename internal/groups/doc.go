@@ -1,0 +1,21 @@
+// Package groups is the classic group coordinator: JoinGroup, SyncGroup,
+// Heartbeat, LeaveGroup, offset commit/fetch/delete and group
+// administration, with Kafka's GroupCoordinator semantics, for any protocol
+// type (consumer, connect, ...).
+//
+// Groups are spread over the fixed coordinator shards of internal/cluster
+// (hash of the group id). A Coordinator serves only the groups of shards this
+// broker owns; for any other group it answers NOT_COORDINATOR, and while a
+// newly gained shard is being read from etcd, COORDINATOR_LOAD_IN_PROGRESS.
+//
+// Durable state lives in etcd under <prefix>/groups/<shard>/<group>/: a meta
+// key (protocol type, generation, leader, members with their subscriptions
+// and assignments) and one offsets/<topic> key per committed topic. Every
+// write is a Txn conditioned on the shard owner key's create revision, so a
+// broker that has lost a shard (even one that has not noticed yet) can never
+// overwrite the new owner's state. An assignment is persisted before
+// SyncGroup answers.
+//
+// The package never reads or writes record data and never blocks in a
+// polling loop: rebalances and session expiry run on timers and channels.
+package groups
