@@ -155,6 +155,7 @@ type flowStats struct {
 	ivBytes    int64
 	ivLat      *histogram
 	hasLatency bool
+	last       time.Time // when the last record was counted
 }
 
 func newFlowStats(hasLatency bool) *flowStats {
@@ -162,7 +163,9 @@ func newFlowStats(hasLatency bool) *flowStats {
 }
 
 func (s *flowStats) add(n int, lat time.Duration, withLat bool) {
+	now := time.Now()
 	s.mu.Lock()
+	s.last = now
 	s.records++
 	s.bytes += int64(n)
 	s.ivRecords++
@@ -193,9 +196,14 @@ func (s *flowStats) takeInterval(elapsed time.Duration) flowReport {
 	return r
 }
 
-func (s *flowStats) total(elapsed time.Duration) flowReport {
+// total reports the whole run; rates are over start until the last record
+// was counted, so drain time after the run does not dilute them.
+func (s *flowStats) total(start time.Time, elapsed time.Duration) flowReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.last.IsZero() {
+		elapsed = s.last.Sub(start)
+	}
 	return makeFlowReport(s.records, s.bytes, s.errs, elapsed, s.lat, s.hasLatency)
 }
 
@@ -397,11 +405,11 @@ func runBench(ctx context.Context, g *globalOptions, o *benchOptions, mode bench
 	elapsed := time.Since(start)
 	res.ElapsedSec = elapsed.Seconds()
 	if prodStats != nil {
-		r := prodStats.total(elapsed)
+		r := prodStats.total(start, elapsed)
 		res.Produce = &r
 	}
 	if consStats != nil {
-		r := consStats.total(elapsed)
+		r := consStats.total(start, elapsed)
 		res.Consume = &r
 	}
 	if o.json {
@@ -609,7 +617,15 @@ func (bc *benchConsumer) run(ctx, runCtx context.Context, mode benchMode, prodDo
 		if mode == benchE2E && isDone(prodDone) && received >= acked.Load() {
 			return nil
 		}
-		fetches := bc.cl.PollRecords(pollCtx, 10000)
+		fetchCtx, cancel := pollCtx, context.CancelFunc(func() {})
+		if mode == benchE2E {
+			// Poll briefly so the end condition (producers done, every
+			// acked record received) is noticed without waiting out the
+			// grace period.
+			fetchCtx, cancel = context.WithTimeout(pollCtx, 100*time.Millisecond)
+		}
+		fetches := bc.cl.PollRecords(fetchCtx, 10000)
+		cancel()
 		now := time.Now()
 		for _, fe := range fetches.Errors() {
 			if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, kgo.ErrClientClosed) {

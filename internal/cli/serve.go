@@ -16,25 +16,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/config"
 )
 
-// serveFlags are the flags of runnel serve; each overrides the same setting
-// of the config file only when given.
-type serveFlags struct {
-	configPath     string
-	dataDir        string
-	kafkaAddr      string
-	advertisedAddr string
-	httpAddr       string
-	objectStore    string
-	etcdEndpoints  []string
-	brokerID       int32
-	clusterID      string
-	rack           string
-	logLevel       string
-	logFormat      string
-}
-
 func newServeCommand() *cobra.Command {
-	sf := &serveFlags{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Runnel broker",
@@ -55,7 +37,7 @@ object store, both in --data-dir.`,
       --etcd-endpoints http://etcd1:2379,http://etcd2:2379,http://etcd3:2379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := sf.buildConfig(cmd.Flags())
+			cfg, err := buildServeConfig(cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -71,66 +53,88 @@ object store, both in --data-dir.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&sf.configPath, "config", "c", "", "YAML config file (unknown keys are errors)")
-	f.StringVar(&sf.dataDir, "data-dir", "", "directory for the embedded etcd member, local objects and caches")
-	f.StringVar(&sf.kafkaAddr, "kafka-addr", "", "host:port the Kafka listener binds")
-	f.StringVar(&sf.advertisedAddr, "advertised-addr", "", "host:port clients are told to connect to (default: --kafka-addr)")
-	f.StringVar(&sf.httpAddr, "http-addr", "", "host:port of the HTTP server (metrics, REST APIs)")
-	f.StringVar(&sf.objectStore, "object-store", "", "object store URL (file://, s3://, gs://, azblob://; default: <data-dir>/objects)")
-	f.StringSliceVar(&sf.etcdEndpoints, "etcd-endpoints", nil, "comma-separated external etcd endpoints (default: run an embedded member)")
-	f.Int32Var(&sf.brokerID, "broker-id", 0, "this broker's node id")
-	f.StringVar(&sf.clusterID, "cluster-id", "", "cluster id reported to clients")
-	f.StringVar(&sf.rack, "rack", "", "this broker's rack (availability zone)")
-	f.StringVar(&sf.logLevel, "log-level", "", "debug, info, warn or error")
-	f.StringVar(&sf.logFormat, "log-format", "", "text or json")
+	f.StringP("config", "c", "", "YAML config file (unknown keys are errors)")
+	f.String("data-dir", "", "directory for the embedded etcd member, local objects and caches")
+	f.String("kafka-addr", "", "host:port the Kafka listener binds")
+	f.String("advertised-addr", "", "host:port clients are told to connect to (default: --kafka-addr)")
+	f.String("http-addr", "", "host:port of the HTTP server (metrics, REST APIs)")
+	f.String("object-store", "", "object store URL (file://, s3://, gs://, azblob://; default: <data-dir>/objects)")
+	f.StringSlice("etcd-endpoints", nil, "comma-separated external etcd endpoints (default: run an embedded member)")
+	f.Int32("broker-id", 0, "this broker's node id")
+	f.String("cluster-id", "", "cluster id reported to clients")
+	f.String("rack", "", "this broker's rack (availability zone)")
+	f.String("log-level", "", "debug, info, warn or error")
+	f.String("log-format", "", "text or json")
 	return cmd
 }
 
-// buildConfig loads the file (or the defaults), applies the flags the user
-// set, and validates the result.
-func (sf *serveFlags) buildConfig(fs *pflag.FlagSet) (config.Config, error) {
+// buildServeConfig starts from the defaults or the --config file, applies
+// the flags the user set (a flag overrides the file), and validates the
+// result.
+func buildServeConfig(fs *pflag.FlagSet) (config.Config, error) {
 	cfg := config.Default()
-	if sf.configPath != "" {
+	if path, _ := fs.GetString("config"); path != "" {
 		var err error
-		if cfg, err = config.Load(sf.configPath); err != nil {
+		if cfg, err = config.Load(path); err != nil {
 			return config.Config{}, err
 		}
 	}
-	sf.apply(fs, &cfg)
+	if err := applyServeFlags(fs, &cfg); err != nil {
+		return config.Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return config.Config{}, err
 	}
 	return cfg, nil
 }
 
-// apply copies every flag the user set into cfg.
-func (sf *serveFlags) apply(fs *pflag.FlagSet, cfg *config.Config) {
-	set := func(name string, dst *string, v string) {
-		if fs.Changed(name) {
-			*dst = v
-		}
+// applyServeFlags copies every flag the user set into cfg.
+func applyServeFlags(fs *pflag.FlagSet, cfg *config.Config) error {
+	strs := []struct {
+		name string
+		dst  *string
+	}{
+		{"data-dir", &cfg.DataDir},
+		{"kafka-addr", &cfg.KafkaAddr},
+		{"advertised-addr", &cfg.AdvertisedAddr},
+		{"http-addr", &cfg.HTTPAddr},
+		{"object-store", &cfg.ObjectStore},
+		{"cluster-id", &cfg.ClusterID},
+		{"rack", &cfg.Rack},
+		{"log-level", &cfg.Log.Level},
+		{"log-format", &cfg.Log.Format},
 	}
-	set("data-dir", &cfg.DataDir, sf.dataDir)
-	set("kafka-addr", &cfg.KafkaAddr, sf.kafkaAddr)
-	set("advertised-addr", &cfg.AdvertisedAddr, sf.advertisedAddr)
-	set("http-addr", &cfg.HTTPAddr, sf.httpAddr)
-	set("object-store", &cfg.ObjectStore, sf.objectStore)
-	set("cluster-id", &cfg.ClusterID, sf.clusterID)
-	set("rack", &cfg.Rack, sf.rack)
-	set("log-level", &cfg.Log.Level, sf.logLevel)
-	set("log-format", &cfg.Log.Format, sf.logFormat)
+	for _, s := range strs {
+		if !fs.Changed(s.name) {
+			continue
+		}
+		v, err := fs.GetString(s.name)
+		if err != nil {
+			return err
+		}
+		*s.dst = v
+	}
 	if fs.Changed("broker-id") {
-		cfg.BrokerID = sf.brokerID
+		id, err := fs.GetInt32("broker-id")
+		if err != nil {
+			return err
+		}
+		cfg.BrokerID = id
 	}
 	if fs.Changed("etcd-endpoints") {
-		eps := make([]string, 0, len(sf.etcdEndpoints))
-		for _, e := range sf.etcdEndpoints {
+		raw, err := fs.GetStringSlice("etcd-endpoints")
+		if err != nil {
+			return err
+		}
+		eps := make([]string, 0, len(raw))
+		for _, e := range raw {
 			if e = strings.TrimSpace(e); e != "" {
 				eps = append(eps, e)
 			}
 		}
 		cfg.Etcd.Endpoints = eps
 	}
+	return nil
 }
 
 // newLogger builds the server logger writing to w.

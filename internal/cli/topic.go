@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -87,10 +88,10 @@ func newTopicCreateCommand(g *globalOptions) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if validateOnly {
-				fmt.Fprintf(out, "Topic %q is valid (%d partitions); nothing was created (--validate-only).\n", name, r.NumPartitions)
+				fmt.Fprintf(out, "Topic %q is valid (partitions: %d); nothing was created (--validate-only).\n", name, r.NumPartitions)
 				return nil
 			}
-			fmt.Fprintf(out, "Created topic %q with %d partitions (id %s).\n", name, r.NumPartitions, r.ID)
+			fmt.Fprintf(out, "Created topic %q with %d partitions (id %s).\n", name, r.NumPartitions, topicID(r.ID))
 			return nil
 		},
 	}
@@ -144,9 +145,9 @@ func writeTopicList(w io.Writer, topics kadm.TopicDetails, internal bool) error 
 			continue
 		}
 		if internal {
-			fmt.Fprintf(tw, "%s\t%d\t%t\t%s\n", t.Topic, len(t.Partitions), t.IsInternal, t.ID)
+			fmt.Fprintf(tw, "%s\t%d\t%t\t%s\n", t.Topic, len(t.Partitions), t.IsInternal, topicID(t.ID))
 		} else {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", t.Topic, len(t.Partitions), t.ID)
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", t.Topic, len(t.Partitions), topicID(t.ID))
 		}
 	}
 	return tw.Flush()
@@ -204,7 +205,7 @@ func newTopicDescribeCommand(g *globalOptions) *cobra.Command {
 
 func writeTopicDescription(w io.Writer, td kadm.TopicDetail, starts, ends kadm.ListedOffsets, rc kadm.ResourceConfig) error {
 	fmt.Fprintf(w, "Topic:       %s\nID:          %s\nPartitions:  %d\nReplication: %d\nInternal:    %t\n\n",
-		td.Topic, td.ID, len(td.Partitions), td.Partitions.NumReplicas(), td.IsInternal)
+		td.Topic, topicID(td.ID), len(td.Partitions), td.Partitions.NumReplicas(), td.IsInternal)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tLOG-START\tLOG-END\tERROR")
 	for _, p := range td.Partitions.Sorted() {
@@ -240,6 +241,15 @@ func writeTopicDescription(w io.Writer, td kadm.TopicDetail, starts, ends kadm.L
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Key, v, strings.ToLower(c.Source.String()))
 	}
 	return tw.Flush()
+}
+
+// topicID renders an id the way Kafka's tools do: URL-safe base64 without
+// padding; "-" when the broker sent none.
+func topicID(id kadm.TopicID) string {
+	if id == (kadm.TopicID{}) {
+		return "-"
+	}
+	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
 // offsetCell renders a listed offset or its error for a table.

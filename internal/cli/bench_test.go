@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRecordInterval(t *testing.T) {
+	tests := []struct {
+		name    string
+		rate    float64
+		size, n int
+		want    time.Duration
+	}{
+		{"unlimited", 0, 1024, 1, 0},
+		{"1 MB/s of 1000-byte records", 1, 1000, 1, time.Millisecond},
+		{"split over producers", 1, 1000, 4, 4 * time.Millisecond},
+		{"empty records count as one byte", 1, 0, 1, time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := recordInterval(tt.rate, tt.size, tt.n); got != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFlowStatsReports(t *testing.T) {
+	s := newFlowStats(true)
+	start := time.Now()
+	for i := 1; i <= 100; i++ {
+		s.add(1000, time.Duration(i)*time.Millisecond, true)
+	}
+	s.fail(errMismatch)
+	iv := s.takeInterval(time.Second)
+	if iv.Records != 100 || iv.Bytes != 100000 || iv.RecordsPerSec != 100 || iv.MBPerSec != 0.1 {
+		t.Fatalf("interval = %+v", iv)
+	}
+	if iv.Latency == nil || iv.Latency.Max != 100 || iv.Latency.P50 < 49 || iv.Latency.P50 > 51 {
+		t.Fatalf("interval latency = %+v", iv.Latency)
+	}
+	if again := s.takeInterval(time.Second); again.Records != 0 || again.Latency.Count != 0 {
+		t.Fatalf("interval not reset: %+v", again)
+	}
+	total := s.total(start, time.Hour)
+	if total.Records != 100 || total.Errors != 1 || total.Latency.Count != 100 {
+		t.Fatalf("total = %+v", total)
+	}
+	if total.RecordsPerSec < 1000 {
+		t.Fatalf("total rate should be over the time until the last record, got %.1f/s", total.RecordsPerSec)
+	}
+	noLat := newFlowStats(false)
+	noLat.add(10, 0, false)
+	if r := noLat.total(start, time.Second); r.Latency != nil {
+		t.Fatalf("latency reported for a flow without latency: %+v", r.Latency)
+	}
+}
