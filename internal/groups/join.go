@@ -260,6 +260,25 @@ func (g *group) fenced(m *member, instanceID *string) bool {
 	return g.static[*instanceID] != m.id
 }
 
+// member finds the member a request names. A known instance id held by a
+// different member id is FENCED_INSTANCE_ID (KIP-345), checked first so a
+// replaced static member learns it was fenced.
+func (g *group) member(memberID string, instanceID *string) (*member, int16) {
+	if instanceID != nil {
+		if cur, ok := g.static[*instanceID]; ok && cur != memberID {
+			return nil, kerr.FencedInstanceID.Code
+		}
+	}
+	m := g.members[memberID]
+	if m == nil {
+		return nil, kerr.UnknownMemberID.Code
+	}
+	if g.fenced(m, instanceID) {
+		return nil, kerr.FencedInstanceID.Code
+	}
+	return m, 0
+}
+
 // SyncGroup distributes the leader's assignment. The assignment is
 // persisted before anyone is answered.
 func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
@@ -295,12 +314,14 @@ func (c *Coordinator) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 			g.mu.Unlock()
 		}
 	}()
-	m := g.members[req.MemberID]
+	var instanceID *string
+	if req.Version >= 3 {
+		instanceID = req.InstanceID
+	}
+	m, code := g.member(req.MemberID, instanceID)
 	switch {
-	case m == nil:
-		return syncResult{code: kerr.UnknownMemberID.Code}, "", ""
-	case req.Version >= 3 && g.fenced(m, req.InstanceID):
-		return syncResult{code: kerr.FencedInstanceID.Code}, "", ""
+	case code != 0:
+		return syncResult{code: code}, "", ""
 	case req.Generation != g.generation:
 		return syncResult{code: kerr.IllegalGeneration.Code}, "", ""
 	case req.Version >= 5 && req.ProtocolType != nil && *req.ProtocolType != g.protocolType:
@@ -380,12 +401,16 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 		return kerr.UnknownMemberID.Code
 	}
 	defer g.mu.Unlock()
-	m := g.members[req.MemberID]
+	var instanceID *string
+	if req.Version >= 3 {
+		instanceID = req.InstanceID
+	}
+	m, code := g.member(req.MemberID, instanceID)
 	switch {
-	case g.state == stateEmpty || m == nil:
+	case g.state == stateEmpty:
 		return kerr.UnknownMemberID.Code
-	case req.Version >= 3 && g.fenced(m, req.InstanceID):
-		return kerr.FencedInstanceID.Code
+	case code != 0:
+		return code
 	case req.Generation != g.generation:
 		return kerr.IllegalGeneration.Code
 	}

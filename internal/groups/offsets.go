@@ -86,15 +86,23 @@ func (c *Coordinator) OffsetCommit(_ context.Context, req *kmsg.OffsetCommitRequ
 		return setAll(kerr.IllegalGeneration.Code)
 	}
 	defer g.mu.Unlock()
-	m := g.members[req.MemberID]
+	var instanceID *string
+	if req.Version >= 7 {
+		instanceID = req.InstanceID
+	}
+	var m *member
+	simple := generation < 0 && g.state == stateEmpty
+	if !simple {
+		var mcode int16
+		m, mcode = g.member(req.MemberID, instanceID)
+		if g.state != stateCompletingRebalance && mcode != 0 {
+			return setAll(mcode)
+		}
+	}
 	switch {
-	case generation < 0 && g.state == stateEmpty:
+	case simple:
 	case g.state == stateCompletingRebalance:
 		return setAll(kerr.RebalanceInProgress.Code)
-	case m == nil:
-		return setAll(kerr.UnknownMemberID.Code)
-	case req.Version >= 7 && g.fenced(m, req.InstanceID):
-		return setAll(kerr.FencedInstanceID.Code)
 	case generation != g.generation:
 		return setAll(kerr.IllegalGeneration.Code)
 	}
