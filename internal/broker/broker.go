@@ -1,0 +1,307 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/cluster"
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/groups"
+	"github.com/runnel-dev/runnel/internal/metadata"
+	"github.com/runnel-dev/runnel/internal/objstore"
+	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// Broker is one running Runnel broker.
+type Broker struct {
+	cfg config.Config
+	log *slog.Logger
+
+	embedded *metadata.Embedded
+	cli      *clientv3.Client
+	store    objstore.Store
+	engine   *stream.Engine
+	cluster  *cluster.Cluster
+	groups   *groups.Coordinator
+	server   *protocol.Server
+	registry *prometheus.Registry
+
+	kafkaLn net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	ready     chan struct{}
+}
+
+// Run starts a broker and serves until ctx ends, then shuts down
+// gracefully: it stops accepting requests, answers what it accepted and
+// leaves the cluster.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	b, err := Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("runnel: serving", "kafka", b.KafkaAddr(), "http", b.HTTPAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
+	<-ctx.Done()
+	log.Info("runnel: shutting down")
+	return b.Close()
+}
+
+// Start brings a broker up and returns once it serves Kafka and HTTP and
+// has joined the cluster's live set.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (b *Broker, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b = &Broker{cfg: cfg, log: log, registry: prometheus.NewRegistry(), ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	b.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	if len(cfg.Etcd.Endpoints) == 0 {
+		b.embedded, err = metadata.StartEmbedded(ctx, metadata.EmbedConfig{
+			Dir: filepath.Join(cfg.DataDir, "etcd"), Name: cfg.Etcd.Name,
+			ClientAddr: cfg.Etcd.ClientAddr, PeerAddr: cfg.Etcd.PeerAddr,
+		}, log)
+		if err != nil {
+			return nil, fmt.Errorf("broker: embedded etcd: %w", err)
+		}
+		b.cli = b.embedded.Client()
+	} else {
+		b.cli, err = metadata.Connect(ctx, cfg.Etcd.Endpoints, log)
+		if err != nil {
+			return nil, fmt.Errorf("broker: etcd %v: %w", cfg.Etcd.Endpoints, err)
+		}
+	}
+	b.store, err = objstore.Open(ctx, cfg.ObjectStoreURL())
+	if err != nil {
+		return nil, fmt.Errorf("broker: object store: %w", err)
+	}
+	b.engine, err = stream.Open(ctx, stream.Options{
+		BrokerID:           cfg.BrokerID,
+		Client:             b.cli,
+		Store:              b.store,
+		Logger:             log,
+		FlushBytes:         int(cfg.Flush.Bytes),
+		FlushLinger:        cfg.Flush.Linger,
+		CacheBytes:         cfg.Cache.MemoryBytes,
+		TopicDefaults:      cfg.TopicDefaults,
+		DefaultPartitions:  cfg.DefaultPartitions,
+		CheckpointInterval: cfg.Checkpoint.Interval,
+		CheckpointEntries:  int64(cfg.Checkpoint.Entries),
+		ArchiveInterval:    cfg.Archive.Interval,
+		ArchiveMinBytes:    cfg.Archive.MinBytes,
+		ArchiveMaxAge:      cfg.Archive.MaxAge,
+		Grace:              cfg.Archive.Grace,
+		CompactEtcd:        true,
+		Registerer:         b.registry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: storage engine: %w", err)
+	}
+
+	b.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: kafka listener: %w", err)
+	}
+	self, err := advertised(cfg, b.kafkaLn.Addr())
+	if err != nil {
+		return nil, err
+	}
+	b.cluster = cluster.New(cluster.Options{Client: b.cli, Self: self, ClusterID: cfg.ClusterID, Logger: log})
+	if err := b.cluster.Start(ctx); err != nil {
+		return nil, fmt.Errorf("broker: cluster: %w", err)
+	}
+	b.groups = groups.New(groups.Options{
+		Client:  b.cli,
+		Cluster: b.cluster,
+		Logger:  log,
+		TopicExists: func(topic string, partition int32) bool {
+			t, ok := b.engine.Topic(topic)
+			return ok && partition >= 0 && partition < t.Partitions
+		},
+		TopicName: func(id protocol.TopicID) (string, bool) {
+			t, ok := b.engine.TopicByID(id)
+			return t.Name, ok
+		},
+		TopicID: func(name string) (protocol.TopicID, bool) {
+			t, ok := b.engine.Topic(name)
+			return t.ID, ok
+		},
+	})
+	if err := b.groups.Start(ctx); err != nil {
+		return nil, fmt.Errorf("broker: group coordinator: %w", err)
+	}
+	b.server = protocol.NewServer(protocol.Options{
+		Log:               logAdapter{b.engine},
+		Cluster:           b.cluster,
+		Groups:            b.groups,
+		Logger:            log,
+		MaxRequestBytes:   cfg.MaxRequestBytes,
+		AutoCreateTopics:  cfg.AutoCreateTopics,
+		DefaultPartitions: cfg.DefaultPartitions,
+		Metrics:           b.registry,
+		BrokerConfigs:     func() []config.Def { return config.BrokerDefs(cfg) },
+		LogDir:            cfg.ObjectStoreURL(),
+	})
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.server.Serve(context.Background(), b.kafkaLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			log.Error("broker: kafka listener stopped", "err", err)
+		}
+	}()
+	if err := b.startHTTP(); err != nil {
+		return nil, err
+	}
+	// Join the live set only once caught up with the log (DESIGN §5a rule 7).
+	if err := b.engine.SyncRead(ctx); err != nil {
+		return nil, fmt.Errorf("broker: catching up: %w", err)
+	}
+	if err := b.cluster.Register(ctx); err != nil {
+		return nil, fmt.Errorf("broker: registering: %w", err)
+	}
+	close(b.ready)
+	return b, nil
+}
+
+// advertised is the address clients are told to connect to.
+func advertised(cfg config.Config, bound net.Addr) (protocol.Broker, error) {
+	addr := cfg.Advertised()
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return protocol.Broker{}, fmt.Errorf("broker: advertised-addr %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port == 0 {
+		port = bound.(*net.TCPAddr).Port
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	b := protocol.Broker{NodeID: cfg.BrokerID, Host: host, Port: int32(port)}
+	if cfg.Rack != "" {
+		rack := cfg.Rack
+		b.Rack = &rack
+	}
+	return b, nil
+}
+
+func (b *Broker) startHTTP() error {
+	ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("broker: http listener: %w", err)
+	}
+	b.httpLn = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-b.ready:
+		default:
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		if !b.cluster.Healthy() {
+			http.Error(w, "metadata store unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{}))
+	b.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.log.Error("broker: http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// KafkaAddr is the bound Kafka listener address.
+func (b *Broker) KafkaAddr() string { return b.kafkaLn.Addr().String() }
+
+// HTTPAddr is the bound HTTP listener address.
+func (b *Broker) HTTPAddr() string { return b.httpLn.Addr().String() }
+
+// Engine exposes the storage engine (tests and tools).
+func (b *Broker) Engine() *stream.Engine { return b.engine }
+
+// EtcdClientURL is the embedded etcd member's client URL, or "" when the
+// broker uses an external etcd.
+func (b *Broker) EtcdClientURL() string {
+	if b.embedded == nil {
+		return ""
+	}
+	return b.embedded.ClientURL()
+}
+
+// Close shuts the broker down: stop taking requests, answer the accepted
+// ones (the engine flushes and waits for the sequencer), leave the cluster,
+// and close the stores.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		var errs []error
+		if b.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			b.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		if b.server != nil {
+			b.server.Close()
+		} else if b.kafkaLn != nil {
+			b.kafkaLn.Close()
+		}
+		if b.groups != nil {
+			errs = append(errs, b.groups.Close())
+		}
+		if b.engine != nil {
+			errs = append(errs, b.engine.Close())
+		}
+		if b.cluster != nil {
+			errs = append(errs, b.cluster.Close())
+		}
+		b.wg.Wait()
+		if b.store != nil {
+			errs = append(errs, b.store.Close())
+		}
+		if b.embedded != nil {
+			errs = append(errs, b.embedded.Close())
+		} else if b.cli != nil {
+			errs = append(errs, b.cli.Close())
+		}
+		b.closeErr = errors.Join(errs...)
+	})
+	return b.closeErr
+}
