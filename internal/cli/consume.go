@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -249,8 +250,8 @@ func checkTopicPartition(ctx context.Context, g *globalOptions, topic string, pa
 		return fmt.Errorf("look up topic %q: %w", topic, err)
 	}
 	td, ok := topics[topic]
-	if !ok {
-		return fmt.Errorf("topic %q does not exist", topic)
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("topic %q does not exist (create it with: runnel topic create %s)", topic, topic)
 	}
 	if td.Err != nil {
 		return topicErr(topic, td.Err, "")

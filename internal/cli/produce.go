@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -73,6 +74,7 @@ func (o *produceOptions) clientOpts(topic string) ([]kgo.Opt, error) {
 		kgo.RequiredAcks(acks),
 		kgo.ProducerBatchCompression(codec),
 		kgo.UnknownTopicRetries(2),
+		kgo.RecordDeliveryTimeout(time.Minute),
 	}
 	if acks != kgo.AllISRAcks() {
 		opts = append(opts, kgo.DisableIdempotentWrite())
@@ -106,6 +108,9 @@ func runProduce(ctx context.Context, g *globalOptions, o *produceOptions, topic 
 	}
 	opts, err := o.clientOpts(topic)
 	if err != nil {
+		return err
+	}
+	if err := checkTopicPartition(ctx, g, topic, o.partition); err != nil {
 		return err
 	}
 	cl, err := g.newClient(opts...)
