@@ -186,16 +186,18 @@ func newTopicDescribeCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("list end offsets of %q: %w", name, err)
 			}
+			// Configs are secondary: if they cannot be read, still show the
+			// partitions and say why the configs are missing.
+			var rc kadm.ResourceConfig
 			rcs, err := adm.DescribeTopicConfigs(ctx, name)
-			if err != nil {
-				return fmt.Errorf("describe configs of %q: %w", name, err)
+			if err == nil {
+				rc, err = rcs.On(name, nil)
 			}
-			rc, err := rcs.On(name, nil)
-			if err != nil {
-				return topicErr(name, err, "")
+			if err == nil && rc.Err != nil {
+				err = kafkaErr(rc.Err, rc.ErrMessage)
 			}
-			if rc.Err != nil {
-				return topicErr(name, rc.Err, rc.ErrMessage)
+			if err != nil {
+				rc = kadm.ResourceConfig{Name: name, Err: err}
 			}
 			return writeTopicDescription(cmd.OutOrStdout(), td, starts, ends, rc)
 		},
@@ -219,6 +221,10 @@ func writeTopicDescription(w io.Writer, td kadm.TopicDetail, starts, ends kadm.L
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if rc.Err != nil {
+		fmt.Fprintf(w, "\nConfigs: unavailable (%v)\n", rc.Err)
+		return nil
 	}
 	var nonDefault []kadm.Config
 	for _, c := range rc.Configs {
