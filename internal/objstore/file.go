@@ -313,4 +313,3 @@ func (s *fileStore) removeStaleTemps() error {
 	}
 	return nil
 }
-
