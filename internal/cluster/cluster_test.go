@@ -107,6 +107,9 @@ func TestShardsSpreadAndMove(t *testing.T) {
 				if !ok || b.NodeID != rendezvous(shardHashKey(s), c.Brokers()) {
 					return false
 				}
+				if _, mine := c.OwnedShard(s); mine != (b.NodeID == c.Self().NodeID) {
+					return false
+				}
 			}
 			return true
 		}
