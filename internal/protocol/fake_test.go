@@ -138,7 +138,7 @@ func (l *fakeLog) CreatePartitions(_ context.Context, name string, count int32, 
 	if !ok {
 		return stream.ErrUnknownTopicOrPartition
 	}
-	if count <= t.info.Partitions {
+	if count <= t.info.Partitions || count > 10000 {
 		return fmt.Errorf("%w: %d <= %d", stream.ErrInvalidPartitions, count, t.info.Partitions)
 	}
 	if validateOnly {
