@@ -188,6 +188,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (b *Broker,
 	if err := b.cluster.Register(ctx); err != nil {
 		return nil, fmt.Errorf("broker: registering: %w", err)
 	}
+	if err := b.cluster.WaitCoordinators(ctx); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	close(b.ready)
 	return b, nil
 }

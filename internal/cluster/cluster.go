@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runnel-dev/runnel/internal/protocol"
@@ -215,14 +216,50 @@ func (c *Cluster) putRegistration(ctx context.Context, lease clientv3.LeaseID) e
 		return nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 1 && clientv3.LeaseID(kvs[0].Lease) == lease {
+	if len(kvs) == 0 {
+		return c.putRegistration(ctx, lease)
+	}
+	if clientv3.LeaseID(kvs[0].Lease) == lease {
 		// Our own earlier registration: refresh the value.
 		if _, err := c.cli.Put(ctx, key, string(val), clientv3.WithLease(lease)); err != nil {
 			return fmt.Errorf("cluster: register: %w", err)
 		}
 		return nil
 	}
+	if string(kvs[0].Value) == string(val) {
+		// The same broker id at the same advertised endpoint: a previous
+		// incarnation of this broker that died without revoking its lease
+		// (no two processes can serve one endpoint). Revoke that lease so
+		// its registration and coordinator shards are released now rather
+		// than after its TTL.
+		c.log.Info("cluster: releasing the lease of this broker's previous incarnation", "lease", kvs[0].Lease)
+		if _, err := c.cli.Revoke(ctx, clientv3.LeaseID(kvs[0].Lease)); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("cluster: register: releasing previous lease: %w", err)
+		}
+		return c.putRegistration(ctx, lease)
+	}
 	return fmt.Errorf("%w: node id %d", ErrBrokerIDInUse, c.opts.Self.NodeID)
+}
+
+// WaitCoordinators blocks until every coordinator shard has a live owner.
+func (c *Cluster) WaitCoordinators(ctx context.Context) error {
+	for {
+		ch := c.Changes()
+		missing := 0
+		for s := 0; s < c.opts.Shards; s++ {
+			if _, _, ok := c.ShardOwner(s); !ok {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: %d coordinator shards without an owner: %w", missing, ctx.Err())
+		}
+	}
 }
 
 // Close revokes the lease (so the broker leaves the live set and its shards

@@ -86,11 +86,38 @@ func TestSingleBrokerOwnsAllShards(t *testing.T) {
 func TestDuplicateBrokerID(t *testing.T) {
 	e := clustertest.Start(t)
 	startBroker(t, e, 1, true)
-	c2 := startBroker(t, e, 1, false)
+	// Same id, another endpoint: a misconfigured second broker.
+	c2 := New(Options{Client: e.Client(), Self: protocol.Broker{NodeID: 1, Host: "127.0.0.1", Port: 19999}, ClusterID: "test", LeaseTTL: 2 * time.Second})
+	if err := c2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Close() })
 	err := c2.Register(context.Background())
 	if !errors.Is(err, ErrBrokerIDInUse) {
 		t.Fatalf("register duplicate id: err = %v, want ErrBrokerIDInUse", err)
 	}
+}
+
+func TestRestartedBrokerTakesOverItsOwnRegistration(t *testing.T) {
+	e := clustertest.Start(t)
+	old := startBroker(t, e, 1, true)
+	waitFor(t, old, "all shards", func() bool { return ownedCount(old) == old.Shards() })
+	// A crashed incarnation keeps its lease until the TTL; a restart at the
+	// same endpoint must not wait for it.
+	c := New(Options{Client: e.Client(), Self: old.Self(), ClusterID: "test", LeaseTTL: time.Hour})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Register(context.Background()); err != nil {
+		t.Fatalf("re-register after crash: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitCoordinators(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "all shards", func() bool { return ownedCount(c) == c.Shards() })
 }
 
 func TestShardsSpreadAndMove(t *testing.T) {

@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/config"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func testConfig(t *testing.T, dir string) config.Config {
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.KafkaAddr = freeAddr(t)
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.Etcd.ClientAddr = freeAddr(t)
+	cfg.Etcd.PeerAddr = freeAddr(t)
+	return cfg
+}
+
+func startBroker(t *testing.T, cfg config.Config) *Broker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Start(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestProduceConsumeGroupsAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	b := startBroker(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	admin := kadm.NewClient(adm)
+	if _, err := admin.CreateTopic(ctx, 4, -1, nil, "events"); err != nil {
+		t.Fatal(err)
+	}
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("events"), kgo.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	for i := 0; i < n; i++ {
+		prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i % 17)), Value: []byte(fmt.Sprintf("value-%d", i))}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	prod.Close()
+
+	consume := func(group string, want int) map[string]bool {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("events"), kgo.ConsumerGroup(group),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		seen := map[string]bool{}
+		for len(seen) < want {
+			fs := cl.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("consumed %d of %d: %v", len(seen), want, err)
+			}
+			fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if seen[string(r.Value)] {
+					t.Fatalf("duplicate %s", r.Value)
+				}
+				seen[string(r.Value)] = true
+			})
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	if got := consume("g1", n); len(got) != n {
+		t.Fatalf("got %d records", len(got))
+	}
+
+	// Committed offsets and data survive a restart.
+	b.Close()
+	b = startBroker(t, cfg)
+	adm2, _ := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	defer adm2.Close()
+	admin = kadm.NewClient(adm2)
+	offs, err := admin.FetchOffsets(ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed int64
+	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+	if committed != n {
+		t.Fatalf("committed offsets sum to %d, want %d", committed, n)
+	}
+	ends, err := admin.ListEndOffsets(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != n {
+		t.Fatalf("end offsets sum to %d, want %d", total, n)
+	}
+	if got := consume("g2", n); len(got) != n {
+		t.Fatalf("after restart got %d records", len(got))
+	}
+	lag, err := admin.Lag(ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag.Each(func(l kadm.DescribedGroupLag) {
+		if l.Lag.Total() != 0 {
+			t.Fatalf("group %s lag %d", l.Group, l.Lag.Total())
+		}
+	})
+	if err := b.Engine().ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := consume("g3", n); len(got) != n {
+		t.Fatalf("after archival got %d records", len(got))
+	}
+	if !strings.HasPrefix(b.HTTPAddr(), "127.0.0.1:") {
+		t.Fatalf("http addr %s", b.HTTPAddr())
+	}
+}
