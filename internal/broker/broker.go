@@ -67,14 +67,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 // Start brings a broker up and returns once it serves Kafka and HTTP and
 // has joined the cluster's live set.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (b *Broker, err error) {
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b = &Broker{cfg: cfg, log: log, registry: prometheus.NewRegistry(), ready: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: log, registry: prometheus.NewRegistry(), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			b.Close()

@@ -63,7 +63,10 @@ func (s *Server) brokerDefs() []config.Def {
 
 // topicDefault returns a topic config's effective default and its source.
 func (s *Server) topicDefault(d config.Def, broker map[string]config.Def) (string, kmsg.ConfigSource) {
-	if b, ok := broker[d.Synonym]; ok && d.Synonym != "" {
+	// A broker synonym only counts as a source when the server's config
+	// changed it from the built-in default, as Kafka reports a synonym only
+	// when server.properties sets it.
+	if b, ok := broker[d.Synonym]; ok && d.Synonym != "" && b.Default != d.Default {
 		return b.Default, kmsg.ConfigSourceStaticBrokerConfig
 	}
 	return d.Default, kmsg.ConfigSourceDefaultConfig
