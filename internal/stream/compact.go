@@ -62,7 +62,6 @@ type compactPlan struct {
 	name      string
 	partition int32
 	logStart  int64
-	next      int64
 	// run is the leading run of archived segment extents: what may be
 	// rewritten. all is every extent of the partition (run + intake tail):
 	// what the key index is built from.
@@ -93,23 +92,32 @@ type compactOutput struct {
 // tombstone that is the latest for its key is kept until it is older than
 // delete.retention.ms. A plan that went stale while it was built is
 // rejected by the sequencer and skipped; the next pass tries again.
+//
+// A partition whose archived run, log start and compaction configs have not
+// changed since a pass found nothing to remove is skipped until a kept
+// record ages into removability. Newer values in the unarchived tail are
+// therefore acted on once the tail is archived (which changes the run),
+// much as Kafka cleans only once a log has dirty segments. A partition that
+// fails (e.g. a corrupt stored batch) does not stop the others; the errors
+// are returned together.
 func (e *Engine) Compact(ctx context.Context) error {
 	now := e.opts.Now().UnixMilli()
 	memo := compactMemoFor(e)
 	plans := e.compactPlans()
 	memo.prune(plans)
+	var errs []error
 	for _, p := range plans {
 		if err := ctx.Err(); err != nil {
-			return err
+			return errors.Join(append(errs, err)...)
 		}
 		if memo.fresh(p, now) {
 			continue
 		}
 		if err := e.compactPartition(ctx, p, now, memo); err != nil {
-			return fmt.Errorf("compaction of %s/%d: %w", p.name, p.partition, err)
+			errs = append(errs, fmt.Errorf("compaction of %s/%d: %w", p.name, p.partition, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // compactPlans snapshots every partition of a compacted topic that has
@@ -139,10 +147,14 @@ func (e *Engine) compactPlans() []compactPlan {
 			}
 			all := append([]extent(nil), p.Extents...)
 			plan := compactPlan{
-				topic: id, name: t.Name, partition: int32(pi),
-				logStart: p.LogStart, next: p.Next,
-				run: all[:n:n], all: all,
-				minLagMs: tc.MinCompactionLagMs, deleteRetentionMs: tc.DeleteRetentionMs,
+				topic:             id,
+				name:              t.Name,
+				partition:         int32(pi),
+				logStart:          p.LogStart,
+				run:               all[:n:n],
+				all:               all,
+				minLagMs:          tc.MinCompactionLagMs,
+				deleteRetentionMs: tc.DeleteRetentionMs,
 			}
 			plan.fingerprint = plan.fingerprintOf()
 			plans = append(plans, plan)
@@ -472,6 +484,7 @@ func (c *cleaner) cleanBatch(sb *segBuilder, b []byte, h batchHeader, retain boo
 	nh.NumRecords = kept
 	attrs := h.Attributes
 	var payload []byte
+	chunkTS := int64(-1) // an empty batch adds no time to the chunk's index
 	if kept == 0 {
 		attrs &^= attrCodecMask // an empty batch has nothing to compress
 	} else {
@@ -481,10 +494,11 @@ func (c *cleaner) cleanBatch(sb *segBuilder, b []byte, h batchHeader, retain boo
 		if payload, err = compress(h.codec(), c.buf); err != nil {
 			return 0, fmt.Errorf("%w: recompressing batch at offset %d: %v", ErrStorage, h.BaseOffset, err)
 		}
+		chunkTS = nh.MaxTimestamp
 	}
 	out := buildBatch(nh, attrs, payload)
 	setLeaderEpoch(out, 0)
-	sb.add(out, nh.BaseOffset, last, nh.MaxTimestamp)
+	sb.add(out, nh.BaseOffset, last, chunkTS)
 	return removed, nil
 }
 

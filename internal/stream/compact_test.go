@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,3 +471,119 @@ func BenchmarkCompactSegment16MiB(b *testing.B) {
 		})
 	}
 }
+
+func TestCompactSmallChunks(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	v.opts.ChunkBytes = 1 // one chunk per batch: gaps fall between chunks
+	e := v.open(t)
+	mustCreate(t, e, "t", 1, compactConfig("0", "3600000"))
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	for i := 0; i < 20; i++ {
+		mustProduce(t, e, "t", keyedBatch(CodecLZ4, kv{key: fmt.Sprintf("k%d", i%4), value: fmt.Sprint(i), ts: ts + int64(i)}))
+	}
+	if err := e.ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]rec{}
+	for i := 16; i < 20; i++ {
+		want[int64(i)] = rec{Key: fmt.Sprintf("k%d", i%4), Value: fmt.Sprint(i)}
+	}
+	if got := readRecords(t, e, "t", 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	e.mu.RLock()
+	var bases []int64
+	for _, x := range e.st.Topics[mustTopic(t, e, "t")].Parts[0].Extents {
+		bases = append(bases, x.Base)
+	}
+	e.mu.RUnlock()
+	if !reflect.DeepEqual(bases, []int64{16, 17, 18, 19}) {
+		t.Fatalf("chunks start at %v, want 16..19", bases)
+	}
+	if off, _, err := e.OffsetForTimestamp(ctx, "t", 0, ts); err != nil || off != 16 {
+		t.Fatalf("offset for timestamp: %d %v", off, err)
+	}
+}
+
+func mustTopic(t *testing.T, e *Engine, name string) TopicID {
+	t.Helper()
+	ti, ok := e.Topic(name)
+	if !ok {
+		t.Fatalf("no topic %q", name)
+	}
+	return ti.ID
+}
+
+func TestCompactGroups(t *testing.T) {
+	x := func(n int64) extent { return extent{Len: n} }
+	cases := []struct {
+		name string
+		run  []extent
+		want []int
+	}{
+		{"one small", []extent{x(10)}, []int{1}},
+		{"merged", []extent{x(10), x(20), x(30)}, []int{3}},
+		{"split at the cap", []extent{x(maxSegmentBytes - 10), x(10), x(1)}, []int{2, 1}},
+		{"oversized extent alone", []extent{x(1), x(maxSegmentBytes + 1), x(1)}, []int{1, 1, 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []int
+			for _, g := range compactGroups(c.run) {
+				got = append(got, len(g))
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("groups %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestCompactRechecksWhenTombstoneExpires(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	var clock atomicTime
+	clock.set(time.Now())
+	v.opts.Now = clock.get
+	e := v.open(t)
+	mustCreate(t, e, "t", 1, compactConfig("0", "60000"))
+	ts := clock.get().UnixMilli()
+	mustProduce(t, e, "t", keyedBatch(CodecNone, kv{key: "k1", value: "v", ts: ts}))
+	mustProduce(t, e, "t", keyedBatch(CodecNone, kv{key: "k1", tomb: true, ts: ts}, kv{key: "k2", value: "live", ts: ts}))
+	if err := e.ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kept := map[int64]rec{1: {Key: "k1", Tomb: true}, 2: {Key: "k2", Value: "live"}}
+	for range 2 { // the second pass finds nothing and remembers the partition
+		if err := e.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := readRecords(t, e, "t", 0); !reflect.DeepEqual(got, kept) {
+			t.Fatalf("got %v, want %v", got, kept)
+		}
+	}
+	plans := e.compactPlans()
+	if len(plans) != 1 || !compactMemoFor(e).fresh(plans[0], clock.get().UnixMilli()) {
+		t.Fatal("a partition with nothing to remove is not remembered")
+	}
+	clock.set(clock.get().Add(2 * time.Minute))
+	if compactMemoFor(e).fresh(plans[0], clock.get().UnixMilli()) {
+		t.Fatal("the memo outlives the tombstone's retention")
+	}
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readRecords(t, e, "t", 0), map[int64]rec{2: {Key: "k2", Value: "live"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after delete.retention.ms: got %v, want %v", got, want)
+	}
+}
+
+// atomicTime is a settable clock for Options.Now.
+type atomicTime struct{ ns atomic.Int64 }
+
+func (a *atomicTime) set(t time.Time) { a.ns.Store(t.UnixNano()) }
+func (a *atomicTime) get() time.Time  { return time.Unix(0, a.ns.Load()) }
