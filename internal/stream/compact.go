@@ -80,6 +80,7 @@ type compactPlan struct {
 type compactOutput struct {
 	first, last int64 // the replaced run: first base offset, last offset
 	count       int   // how many extents it replaces
+	digest      uint64
 	segment     []byte
 	chunks      []chunk
 	removed     int64 // records removed
@@ -544,7 +545,7 @@ func (s *segBuilder) finish(last int64) {
 // batch of the group is always kept (empty if need be) so the new chunks
 // end exactly where the replaced ones did.
 func (e *Engine) compactGroup(ctx context.Context, group []extent, c *cleaner) (*compactOutput, error) {
-	out := &compactOutput{first: group[0].Base, last: group[len(group)-1].Last, count: len(group)}
+	out := &compactOutput{first: group[0].Base, last: group[len(group)-1].Last, count: len(group), digest: extentsDigest(group)}
 	sb := &segBuilder{chunkBytes: e.opts.ChunkBytes}
 	for i, x := range group {
 		if err := ctx.Err(); err != nil {
@@ -603,7 +604,7 @@ func (e *Engine) commitCompaction(ctx context.Context, p compactPlan, out *compa
 	res, err := e.propose(ctx, &entry{
 		Kind: kindCompact, Topic: p.topic, Partition: p.partition,
 		ReplacedFirst: out.first, ReplacedLast: out.last, ReplacedCount: out.count,
-		Segment: name, Chunks: out.chunks,
+		ReplacedDigest: out.digest, Segment: name, Chunks: out.chunks,
 	})
 	if err != nil {
 		return err

@@ -113,7 +113,7 @@ func (o *Options) setDefaults() {
 // entries, replays the intake log through the sequencer and serves reads
 // from the resulting partition index. See DESIGN §2–5a.
 //
-// Lock order: Engine.mu, then intake.mu, then waitMu, then changedMu.
+// Lock order: Engine.mu, then cfgMu, intake.mu, waitMu, changedMu.
 type Engine struct {
 	opts   Options
 	log    *slog.Logger
@@ -122,8 +122,11 @@ type Engine struct {
 	logKey string // prefix of every log entry key
 	ptrKey string // checkpoint pointer key
 
-	mu       sync.RWMutex
-	st       *state
+	mu sync.RWMutex
+	st *state
+	// cfgCache holds resolved topic configs; applyOne invalidates entries
+	// (under mu), readers fill them under cfgMu while holding mu for read.
+	cfgMu    sync.Mutex
 	cfgCache map[TopicID]config.Topic
 
 	appliedRev atomic.Int64
@@ -256,7 +259,9 @@ func (e *Engine) load(ctx context.Context) (int64, error) {
 	}
 	e.mu.Lock()
 	e.st = st
+	e.cfgMu.Lock()
 	e.cfgCache = map[TopicID]config.Topic{}
+	e.cfgMu.Unlock()
 	e.mu.Unlock()
 	e.appliedRev.Store(at)
 	e.log.Info("stream: loaded", "checkpoint_rev", e.ckptRev.Load(), "replayed_entries", len(kvs), "revision", at)
@@ -275,7 +280,9 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 	} else {
 		res = st.apply(rev, ent)
 		if ent.Kind == kindAlterConfigs || ent.Kind == kindDeleteTopic {
+			e.cfgMu.Lock()
 			delete(e.cfgCache, ent.Topic)
+			e.cfgMu.Unlock()
 		}
 	}
 	e.replayed.Add(1)
@@ -448,6 +455,8 @@ func (e *Engine) putEntry(ctx context.Context, key string, val []byte) error {
 
 // topicConfig returns a topic's resolved config. Callers hold e.mu.
 func (e *Engine) topicConfigLocked(t *topicState) config.Topic {
+	e.cfgMu.Lock()
+	defer e.cfgMu.Unlock()
 	if c, ok := e.cfgCache[t.ID]; ok {
 		return c
 	}
@@ -458,6 +467,7 @@ func (e *Engine) topicConfigLocked(t *topicState) config.Topic {
 		e.log.Error("stream: topic config does not resolve", "topic", t.Name, "err", err)
 		c, _ = config.ResolveTopic(nil, e.opts.TopicDefaults)
 	}
+	e.cfgCache[t.ID] = c
 	return c
 }
 

@@ -78,11 +78,15 @@ type entry struct {
 	Retention bool  `json:"ret,omitempty"`
 	// Replaced names the extents an archive or compaction replaces: the
 	// first base offset, the last offset and how many extents lie between.
-	ReplacedFirst int64   `json:"rf,omitempty"`
-	ReplacedLast  int64   `json:"rl,omitempty"`
-	ReplacedCount int     `json:"rc,omitempty"`
-	Segment       string  `json:"seg,omitempty"`
-	Chunks        []chunk `json:"ch,omitempty"`
+	ReplacedFirst int64 `json:"rf,omitempty"`
+	ReplacedLast  int64 `json:"rl,omitempty"`
+	ReplacedCount int   `json:"rc,omitempty"`
+	// ReplacedDigest identifies exactly which extents (objects and
+	// positions) the plan read, so a plan made from an older view of the
+	// same offsets is rejected too.
+	ReplacedDigest uint64  `json:"rd,omitempty"`
+	Segment        string  `json:"seg,omitempty"`
+	Chunks         []chunk `json:"ch,omitempty"`
 
 	// kindCollect
 	Objects []string `json:"objs,omitempty"`

@@ -237,7 +237,8 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
 	res, err := e.propose(ctx, &entry{
 		Kind: kindArchive, Topic: p.topic, Partition: p.partition,
 		ReplacedFirst: first, ReplacedLast: last, ReplacedCount: len(p.extents),
-		Segment: name, Chunks: chunks,
+		ReplacedDigest: extentsDigest(p.extents),
+		Segment:        name, Chunks: chunks,
 	})
 	if err != nil {
 		return err

@@ -48,70 +48,90 @@ func (e *Engine) Fetch(ctx context.Context, p FetchPartition) (FetchResult, erro
 }
 
 func (e *Engine) fetchOnce(ctx context.Context, fp FetchPartition) (FetchResult, error) {
-	e.mu.RLock()
-	t, ok := e.st.Topics[fp.TopicID]
-	if !ok {
-		e.mu.RUnlock()
-		return FetchResult{}, ErrUnknownTopicID
-	}
-	if fp.Partition < 0 || int(fp.Partition) >= len(t.Parts) {
-		e.mu.RUnlock()
-		return FetchResult{}, ErrUnknownTopicOrPartition
-	}
-	p := t.Parts[fp.Partition]
-	res := FetchResult{HighWatermark: p.Next, LastStableOffset: p.Next, LogStartOffset: p.LogStart}
-	if fp.Offset < p.LogStart || fp.Offset > p.Next {
-		e.mu.RUnlock()
-		return res, fmt.Errorf("%w: offset %d is outside [%d, %d]", ErrOffsetOutOfRange, fp.Offset, p.LogStart, p.Next)
-	}
 	maxBytes := int64(fp.MaxBytes)
 	if maxBytes <= 0 {
 		maxBytes = 1
 	}
-	var xs []extent
-	var total int64
-	for i := p.findExtent(fp.Offset); i < len(p.Extents) && (total < maxBytes || len(xs) == 0); i++ {
-		xs = append(xs, p.Extents[i])
-		total += p.Extents[i].Len
-	}
-	e.mu.RUnlock()
-
+	var res FetchResult
 	var out []byte
-	for _, x := range xs {
-		data, err := e.readExtent(ctx, x)
-		if err != nil {
+	next := fp.Offset // first offset the next window starts from
+	for first := true; ; first = false {
+		xs, r, err := e.fetchWindow(fp, next, maxBytes-int64(len(out)), first)
+		if first {
+			res = r
+		}
+		if err != nil || len(xs) == 0 {
+			res.Records = out
 			return res, err
 		}
 		full := false
-		err = forEachBatch(data, func(b []byte, h batchHeader) bool {
-			base, last := h.BaseOffset, h.BaseOffset+int64(h.LastOffsetDelta)
-			if !x.Segment {
-				base, last = x.Base, x.Last
+		for _, x := range xs {
+			data, err := e.readExtent(ctx, x)
+			if err != nil {
+				return res, err
 			}
-			if last < fp.Offset {
+			err = forEachBatch(data, func(b []byte, h batchHeader) bool {
+				base, last := h.BaseOffset, h.BaseOffset+int64(h.LastOffsetDelta)
+				if !x.Segment {
+					base, last = x.Base, x.Last
+				}
+				if last < fp.Offset {
+					return true
+				}
+				if len(out) > 0 && int64(len(out)+len(b)) > maxBytes {
+					full = true
+					return false
+				}
+				start := len(out)
+				out = append(out, b...)
+				if !x.Segment {
+					setBaseOffset(out[start:], base)
+				}
+				setLeaderEpoch(out[start:], 0)
 				return true
+			})
+			if err != nil {
+				return res, err
 			}
-			if len(out) > 0 && int64(len(out)+len(b)) > maxBytes {
-				full = true
-				return false
+			next = x.Last + 1
+			if full {
+				break
 			}
-			start := len(out)
-			out = append(out, b...)
-			if !x.Segment {
-				setBaseOffset(out[start:], base)
-			}
-			setLeaderEpoch(out[start:], 0)
-			return true
-		})
-		if err != nil {
-			return res, err
 		}
-		if full {
-			break
+		if full || len(out) > 0 {
+			res.Records = out
+			return res, nil
 		}
+		// Every batch of the window ended before the offset (a compacted
+		// gap): go on with the following extents.
 	}
-	res.Records = out
-	return res, nil
+}
+
+// fetchWindow copies, under the read lock, the extents from the one holding
+// off until about budget bytes (at least one). On the first window it also
+// checks the offset against the partition's range.
+func (e *Engine) fetchWindow(fp FetchPartition, off, budget int64, first bool) ([]extent, FetchResult, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	t, ok := e.st.Topics[fp.TopicID]
+	if !ok {
+		return nil, FetchResult{}, ErrUnknownTopicID
+	}
+	if fp.Partition < 0 || int(fp.Partition) >= len(t.Parts) {
+		return nil, FetchResult{}, ErrUnknownTopicOrPartition
+	}
+	p := t.Parts[fp.Partition]
+	res := FetchResult{HighWatermark: p.Next, LastStableOffset: p.Next, LogStartOffset: p.LogStart}
+	if first && (fp.Offset < p.LogStart || fp.Offset > p.Next) {
+		return nil, res, fmt.Errorf("%w: offset %d is outside [%d, %d]", ErrOffsetOutOfRange, fp.Offset, p.LogStart, p.Next)
+	}
+	var xs []extent
+	var total int64
+	for i := p.findExtent(off); i < len(p.Extents) && (total < budget || len(xs) == 0); i++ {
+		xs = append(xs, p.Extents[i])
+		total += p.Extents[i].Len
+	}
+	return xs, res, nil
 }
 
 // forEachBatch walks the batches laid end to end in data.

@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 )
@@ -482,6 +484,12 @@ func (s *state) applyReplace(rev int64, e *entry) error {
 		if e.Kind == kindArchive && x.Segment {
 			return reject(fmt.Errorf("%w: archive plan covers a segment extent", ErrStaleEntry))
 		}
+		if e.Kind == kindCompact && !x.Segment {
+			return reject(fmt.Errorf("%w: compaction plan covers an unarchived extent", ErrStaleEntry))
+		}
+	}
+	if e.ReplacedDigest != extentsDigest(p.Extents[i:j]) {
+		return reject(fmt.Errorf("%w: extents [%d, %d] were rewritten since the plan was made", ErrStaleEntry, e.ReplacedFirst, e.ReplacedLast))
 	}
 	repl := make([]extent, 0, len(e.Chunks))
 	var bytes int64
@@ -525,4 +533,20 @@ func (s *state) applyCollect(e *entry) {
 // off, or len(extents).
 func (p *partState) findExtent(off int64) int {
 	return sort.Search(len(p.Extents), func(i int) bool { return p.Extents[i].Last >= off })
+}
+
+// extentsDigest fingerprints a run of extents: which objects, where, and
+// which offsets. Maintenance entries carry it so the sequencer applies a
+// plan only to exactly the extents it was made from (DESIGN §5a rule 8).
+func extentsDigest(xs []extent) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, x := range xs {
+		h.Write([]byte(x.Obj))
+		for _, v := range []int64{x.Base, x.Last, x.Pos, x.Len} {
+			binary.BigEndian.PutUint64(b[:], uint64(v))
+			h.Write(b[:])
+		}
+	}
+	return h.Sum64()
 }
