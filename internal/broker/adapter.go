@@ -56,23 +56,26 @@ func (a logAdapter) AlterTopicConfigs(ctx context.Context, name string, changes 
 	return a.e.AlterTopicConfigs(ctx, name, cs, replace, validateOnly)
 }
 
-func (a logAdapter) Produce(ctx context.Context, batches []protocol.ProduceBatch) []protocol.ProduceResult {
+func (a logAdapter) Produce(ctx context.Context, batches []protocol.ProduceBatch) func() []protocol.ProduceResult {
 	in := make([]stream.ProduceBatch, len(batches))
 	for i, b := range batches {
 		in[i] = stream.ProduceBatch{Topic: b.Topic, Partition: b.Partition, Records: b.Records}
 	}
-	rs := a.e.Produce(ctx, in)
-	out := make([]protocol.ProduceResult, len(rs))
-	for i, r := range rs {
-		out[i] = protocol.ProduceResult{BaseOffset: r.BaseOffset, LogAppendTime: r.LogAppendTime, LogStartOffset: r.LogStartOffset, Err: r.Err}
-		if r.Err != nil {
-			out[i].ErrMessage = r.Err.Error()
+	pd := a.e.Enqueue(in)
+	return func() []protocol.ProduceResult {
+		rs := pd.Wait(ctx)
+		out := make([]protocol.ProduceResult, len(rs))
+		for i, r := range rs {
+			out[i] = protocol.ProduceResult{BaseOffset: r.BaseOffset, LogAppendTime: r.LogAppendTime, LogStartOffset: r.LogStartOffset, Err: r.Err}
+			if r.Err != nil {
+				out[i].ErrMessage = r.Err.Error()
+			}
+			for _, re := range r.RecordErrors {
+				out[i].RecordErrors = append(out[i].RecordErrors, protocol.RecordError{Index: re.Index, Message: re.Message})
+			}
 		}
-		for _, re := range r.RecordErrors {
-			out[i].RecordErrors = append(out[i].RecordErrors, protocol.RecordError{Index: re.Index, Message: re.Message})
-		}
+		return out
 	}
-	return out
 }
 
 func (a logAdapter) Fetch(ctx context.Context, p protocol.FetchPartition) (protocol.FetchResult, error) {
@@ -84,7 +87,7 @@ func (a logAdapter) Fetch(ctx context.Context, p protocol.FetchPartition) (proto
 	return out, err
 }
 
-func (a logAdapter) Changed() <-chan struct{}            { return a.e.Changed() }
+func (a logAdapter) Changed() <-chan struct{}           { return a.e.Changed() }
 func (a logAdapter) SyncRead(ctx context.Context) error { return a.e.SyncRead(ctx) }
 
 func (a logAdapter) State(topic string, partition int32) (protocol.PartitionState, error) {

@@ -282,7 +282,9 @@ func (b *Broker) Close() error {
 			cancel()
 		}
 		if b.server != nil {
-			b.server.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			b.server.Shutdown(ctx)
+			cancel()
 		} else if b.kafkaLn != nil {
 			b.kafkaLn.Close()
 		}

@@ -117,9 +117,12 @@ type Log interface {
 	// every override not named in changes is removed.
 	AlterTopicConfigs(ctx context.Context, name string, changes []ConfigChange, replace, validateOnly bool) error
 
-	// Produce validates, buffers, flushes and sequences the batches and
-	// returns one result per batch, in order. acks=0 callers may ignore it.
-	Produce(ctx context.Context, batches []ProduceBatch) []ProduceResult
+	// Produce validates the batches and queues them in the intake buffer
+	// before it returns, so calls are sequenced in call order. The returned
+	// function waits (bounded by ctx) until they are flushed and sequenced
+	// and returns one result per batch, in order. acks=0 callers may
+	// ignore it.
+	Produce(ctx context.Context, batches []ProduceBatch) (wait func() []ProduceResult)
 	// Fetch reads one partition. It never blocks for new data; long polling
 	// uses Changed.
 	Fetch(ctx context.Context, p FetchPartition) (FetchResult, error)

@@ -190,7 +190,12 @@ func (l *fakeLog) part(topic string, p int32) (*fakePart, error) {
 	return t.parts[p], nil
 }
 
-func (l *fakeLog) Produce(_ context.Context, batches []ProduceBatch) []ProduceResult {
+func (l *fakeLog) Produce(_ context.Context, batches []ProduceBatch) func() []ProduceResult {
+	out := l.produce(batches)
+	return func() []ProduceResult { return out }
+}
+
+func (l *fakeLog) produce(batches []ProduceBatch) []ProduceResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]ProduceResult, len(batches))

@@ -211,6 +211,8 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 			return
 		case <-ctx.Done():
 			return
+		case <-s.draining:
+			return
 		}
 	}
 }

@@ -56,6 +56,9 @@ func FuzzHandleFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		_ = s.handleFrame(ctx, &conn{Conn: discardConn{}}, frame)
+		p, err := s.handleFrame(ctx, frame, func() {})
+		if err == nil && (p.resp != nil || p.wait != nil) {
+			_ = s.complete(&conn{Conn: discardConn{}}, p)
+		}
 	})
 }

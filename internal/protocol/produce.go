@@ -59,14 +59,22 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 		resp.Topics = append(resp.Topics, t)
 	}
 
-	if len(batches) > 0 {
-		pctx := ctx
-		if req.TimeoutMillis > 0 {
-			var cancel context.CancelFunc
-			pctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
-			defer cancel()
+	if len(batches) == 0 {
+		if req.Acks == 0 {
+			return nil, nil
 		}
-		results := s.opts.Log.Produce(pctx, batches)
+		return resp, nil
+	}
+	// Queue now, in request order; answer once sequenced, while the
+	// connection goes on with the next request (see conn.go).
+	pctx, cancel := ctx, context.CancelFunc(func() {})
+	if req.TimeoutMillis > 0 {
+		pctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+	}
+	wait := s.opts.Log.Produce(pctx, batches)
+	return &deferred{wait: func() (kmsg.Response, error) {
+		defer cancel()
+		results := wait()
 		for i, sl := range slots {
 			p := &resp.Topics[sl.t].Partitions[sl.p]
 			if i >= len(results) {
@@ -92,9 +100,9 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 			}
 			p.BaseOffset, p.LogAppendTime, p.LogStartOffset = r.BaseOffset, r.LogAppendTime, r.LogStartOffset
 		}
-	}
-	if req.Acks == 0 {
-		return nil, nil
-	}
-	return resp, nil
+		if req.Acks == 0 {
+			return nil, nil
+		}
+		return resp, nil
+	}}, nil
 }

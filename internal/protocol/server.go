@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -61,6 +59,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
+	connWG    sync.WaitGroup // connection goroutines only
+	// draining is closed by Shutdown: long polls answer at once.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -87,6 +89,7 @@ func NewServer(opts Options) *Server {
 		log:       opts.Logger,
 		metrics:   newMetrics(opts.Metrics),
 		sessions:  newSessionCache(opts.FetchSessions),
+		draining:  make(chan struct{}),
 		baseCtx:   ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -156,15 +159,48 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
+		s.connWG.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			defer s.connWG.Done()
 			s.serveConn(ctx, c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// Shutdown stops accepting connections and reading requests, lets every
+// connection answer the requests it already read (produces waiting for the
+// sequencer included), then closes them. When ctx ends first it closes
+// what is left, like Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	for c := range s.conns {
+		if tc, ok := c.(interface{ CloseRead() error }); ok {
+			_ = tc.CloseRead()
+		} else {
+			_ = c.Close()
+		}
+	}
+	s.drainOnce.Do(func() { close(s.draining) })
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return s.Close()
 }
 
 // Close stops accepting, closes every connection and waits for every
@@ -187,100 +223,6 @@ func (s *Server) Close() error {
 // APIVersions returns the served api keys and version ranges, sorted by key.
 func (s *Server) APIVersions() []kmsg.ApiVersionsResponseApiKey {
 	return s.advertised()
-}
-
-// conn is one client connection's state, touched only by its handler loop.
-type conn struct {
-	net.Conn
-	remote string
-	out    []byte
-}
-
-// serveConn reads frames on one goroutine (pipelining the reads) and handles
-// them strictly in order on this one, writing each response before handling
-// the next request.
-func (s *Server) serveConn(parent context.Context, nc net.Conn) {
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	stopParent := context.AfterFunc(parent, cancel)
-	defer stopParent()
-	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
-
-	frames := make(chan []byte, 8)
-	var readErr error
-	var rwg sync.WaitGroup
-	rwg.Add(1)
-	go func() { // owned by serveConn: ends on read error or cancel
-		defer rwg.Done()
-		defer close(frames)
-		for {
-			f, err := wire.ReadFrame(nc, s.opts.MaxRequestBytes)
-			if err != nil {
-				readErr = err
-				return
-			}
-			select {
-			case frames <- f:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	defer func() {
-		cancel()
-		_ = nc.Close()
-		rwg.Wait()
-		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, net.ErrClosed) {
-			s.log.Info("closing connection", "remote", c.remote, "err", readErr)
-		}
-	}()
-
-	for f := range frames {
-		if err := s.handleFrame(ctx, c, f); err != nil {
-			s.log.Info("closing connection", "remote", c.remote, "err", err)
-			return
-		}
-	}
-}
-
-// handleFrame decodes, dispatches and answers one request. An error means
-// the connection must be closed.
-func (s *Server) handleFrame(ctx context.Context, c *conn, frame []byte) error {
-	start := time.Now()
-	h, body, err := wire.ParseRequestHeader(frame)
-	if err != nil {
-		s.metrics.observe(h.APIKey, start, true)
-		return fmt.Errorf("request header (api_key %d, correlation_id %d): %w", h.APIKey, h.CorrelationID, err)
-	}
-	a, ok := s.apis[h.APIKey]
-	if !ok {
-		s.metrics.observe(h.APIKey, start, true)
-		return fmt.Errorf("api key %d (%s) not served", h.APIKey, kmsg.NameForKey(h.APIKey))
-	}
-	if h.APIVersion < a.min || h.APIVersion > a.max {
-		s.metrics.observe(h.APIKey, start, true)
-		if h.APIKey == kmsg.ApiVersions.Int16() {
-			// KIP-511: answer v0 with the supported ranges.
-			return s.write(c, h.CorrelationID, s.unsupportedApiVersions())
-		}
-		return fmt.Errorf("api key %d (%s) version %d not served (%d-%d)", h.APIKey, kmsg.NameForKey(h.APIKey), h.APIVersion, a.min, a.max)
-	}
-	req := kmsg.RequestForKey(h.APIKey)
-	req.SetVersion(h.APIVersion)
-	if err := req.ReadFrom(body); err != nil {
-		s.metrics.observe(h.APIKey, start, true)
-		return fmt.Errorf("decode %s v%d (correlation_id %d): %w", kmsg.NameForKey(h.APIKey), h.APIVersion, h.CorrelationID, err)
-	}
-	rc := &reqCtx{hdr: h, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
-	resp, err := a.handle(ctx, s, rc, req)
-	s.metrics.observe(h.APIKey, start, err != nil)
-	if err != nil {
-		return fmt.Errorf("%s v%d (correlation_id %d): %w", kmsg.NameForKey(h.APIKey), h.APIVersion, h.CorrelationID, err)
-	}
-	if resp == nil { // acks=0 produce
-		return nil
-	}
-	resp.SetVersion(h.APIVersion)
-	return s.write(c, h.CorrelationID, resp)
 }
 
 func (s *Server) write(c *conn, corr int32, resp kmsg.Response) error {

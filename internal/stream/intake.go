@@ -93,11 +93,25 @@ func newIntake(e *Engine) *intake {
 	return in
 }
 
-// Produce validates the batches, adds them to the intake buffer and waits
-// until the sequencer has ordered them.
+// Produce validates the batches, queues them and waits until the sequencer
+// has ordered them (or ctx ends).
 func (e *Engine) Produce(ctx context.Context, batches []ProduceBatch) []ProduceResult {
+	return e.Enqueue(batches).Wait(ctx)
+}
+
+// Pending is a queued produce waiting for its results.
+type Pending struct {
+	t       *ticket
+	waiting []int // indexes of batches that went to the intake buffer
+}
+
+// Enqueue validates the batches and adds the valid ones to the intake
+// buffer before it returns, so batches of successive calls are sequenced in
+// call order.
+func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 	now := e.opts.Now().UnixMilli()
 	t := &ticket{results: make([]ProduceResult, len(batches)), done: make(chan struct{})}
+	pd := &Pending{t: t}
 	type accepted struct {
 		i   int
 		v   validated
@@ -131,9 +145,13 @@ func (e *Engine) Produce(ctx context.Context, batches []ProduceBatch) []ProduceR
 	}
 	e.mu.RUnlock()
 	if len(acc) == 0 {
-		return t.results
+		close(t.done)
+		return pd
 	}
 	t.pending = len(acc)
+	for _, a := range acc {
+		pd.waiting = append(pd.waiting, a.i)
+	}
 	if err := e.intake.add(t, func(yield func(i int, v validated, tid TopicID, part int32) bool) {
 		for _, a := range acc {
 			if !yield(a.i, a.v, a.tid, batches[a.i].Partition) {
@@ -144,24 +162,31 @@ func (e *Engine) Produce(ctx context.Context, batches []ProduceBatch) []ProduceR
 		for _, a := range acc {
 			t.results[a.i].Err = err
 		}
-		return t.results
+		pd.waiting = nil
+		close(t.done)
 	}
+	return pd
+}
+
+// Wait returns the results once every batch is sequenced. If ctx ends
+// first, batches still in flight get ErrTimeout (they may yet be sequenced;
+// a retrying idempotent producer is deduplicated).
+func (pd *Pending) Wait(ctx context.Context) []ProduceResult {
+	t := pd.t
 	select {
 	case <-t.done:
+		return t.results
 	case <-ctx.Done():
-		// The batches may still be sequenced; the client will retry and
-		// idempotence keeps that safe.
-		t.mu.Lock()
-		out := append([]ProduceResult(nil), t.results...)
-		t.mu.Unlock()
-		for _, a := range acc {
-			if out[a.i].Err == nil && out[a.i].BaseOffset < 0 {
-				out[a.i].Err = fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
-			}
-		}
-		return out
 	}
-	return t.results
+	t.mu.Lock()
+	out := append([]ProduceResult(nil), t.results...)
+	t.mu.Unlock()
+	for _, i := range pd.waiting {
+		if out[i].Err == nil && out[i].BaseOffset < 0 {
+			out[i].Err = fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
+		}
+	}
+	return out
 }
 
 // add appends validated batches to the current flush buffer.

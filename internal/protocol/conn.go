@@ -1,0 +1,194 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/wire"
+)
+
+// conn is one client connection's state.
+type conn struct {
+	net.Conn
+	remote string
+	out    []byte // touched only by the writer
+}
+
+// pending is one response waiting its turn on a connection. wait, when set,
+// blocks until the response is complete (a produce waiting for the
+// sequencer); a nil response from wait means none is sent (acks=0).
+type pending struct {
+	corr    int32
+	version int16
+	key     int16
+	resp    kmsg.Response
+	wait    func() (kmsg.Response, error)
+}
+
+// maxPipelined bounds the responses of one connection that may be waiting
+// to be written (produce requests waiting for the sequencer).
+const maxPipelined = 16
+
+// serveConn reads frames on one goroutine and handles them in order on this
+// one. Produce requests are pipelined: each is validated and queued in the
+// intake buffer in request order, and its response is written, in order,
+// once sequenced, while the next produce is already being handled. Any
+// other request first waits until every earlier response is written, so it
+// observes the effects of the produces before it (DESIGN §5a rule 2).
+func (s *Server) serveConn(parent context.Context, nc net.Conn) {
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	stopParent := context.AfterFunc(parent, cancel)
+	defer stopParent()
+	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
+
+	frames := make(chan []byte, 8)
+	var readErr error
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() { // owned by serveConn: ends on read error or cancel
+		defer rwg.Done()
+		defer close(frames)
+		for {
+			f, err := wire.ReadFrame(nc, s.opts.MaxRequestBytes)
+			if err != nil {
+				readErr = err
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	queue := make(chan pending, maxPipelined)
+	var inflight sync.WaitGroup
+	var wwg sync.WaitGroup
+	wwg.Add(1)
+	go func() { // the writer: owned by serveConn, ends when queue closes
+		defer wwg.Done()
+		var failed bool
+		for p := range queue {
+			if !failed {
+				if err := s.complete(c, p); err != nil {
+					failed = true
+					s.log.Info("closing connection", "remote", c.remote, "err", err)
+					cancel()
+					_ = nc.Close()
+				}
+			}
+			inflight.Done()
+		}
+	}()
+	defer func() {
+		close(queue)
+		wwg.Wait()
+		cancel()
+		_ = nc.Close()
+		rwg.Wait()
+		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, net.ErrClosed) {
+			s.log.Info("closing connection", "remote", c.remote, "err", readErr)
+		}
+	}()
+
+	for f := range frames {
+		p, err := s.handleFrame(ctx, f, inflight.Wait)
+		if err != nil {
+			inflight.Wait()
+			s.log.Info("closing connection", "remote", c.remote, "err", err)
+			return
+		}
+		if p.resp == nil && p.wait == nil {
+			continue
+		}
+		inflight.Add(1)
+		queue <- p
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	inflight.Wait()
+}
+
+// complete waits for a pending response if needed and writes it.
+func (s *Server) complete(c *conn, p pending) error {
+	resp := p.resp
+	if p.wait != nil {
+		var err error
+		if resp, err = p.wait(); err != nil {
+			return fmt.Errorf("%s v%d (correlation_id %d): %w", kmsg.NameForKey(p.key), p.version, p.corr, err)
+		}
+		if resp == nil {
+			return nil
+		}
+	}
+	resp.SetVersion(p.version)
+	return s.write(c, p.corr, resp)
+}
+
+// handleFrame decodes and dispatches one request and returns its response,
+// or a pending one for a pipelined produce. drain waits until every earlier
+// response on the connection is written. An error means the connection
+// must be closed.
+func (s *Server) handleFrame(ctx context.Context, frame []byte, drain func()) (pending, error) {
+	start := time.Now()
+	h, body, err := wire.ParseRequestHeader(frame)
+	if err != nil {
+		s.metrics.observe(h.APIKey, start, true)
+		return pending{}, fmt.Errorf("request header (api_key %d, correlation_id %d): %w", h.APIKey, h.CorrelationID, err)
+	}
+	a, ok := s.apis[h.APIKey]
+	if !ok {
+		s.metrics.observe(h.APIKey, start, true)
+		return pending{}, fmt.Errorf("api key %d (%s) not served", h.APIKey, kmsg.NameForKey(h.APIKey))
+	}
+	if h.APIVersion < a.min || h.APIVersion > a.max {
+		s.metrics.observe(h.APIKey, start, true)
+		if h.APIKey == kmsg.ApiVersions.Int16() {
+			// KIP-511: answer v0 with the supported ranges.
+			return pending{corr: h.CorrelationID, key: h.APIKey, resp: s.unsupportedApiVersions()}, nil
+		}
+		return pending{}, fmt.Errorf("api key %d (%s) version %d not served (%d-%d)", h.APIKey, kmsg.NameForKey(h.APIKey), h.APIVersion, a.min, a.max)
+	}
+	req := kmsg.RequestForKey(h.APIKey)
+	req.SetVersion(h.APIVersion)
+	if err := req.ReadFrom(body); err != nil {
+		s.metrics.observe(h.APIKey, start, true)
+		return pending{}, fmt.Errorf("decode %s v%d (correlation_id %d): %w", kmsg.NameForKey(h.APIKey), h.APIVersion, h.CorrelationID, err)
+	}
+	if h.APIKey != kmsg.Produce.Int16() {
+		drain()
+	}
+	rc := &reqCtx{hdr: h, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
+	resp, err := a.handle(ctx, s, rc, req)
+	if d, ok := resp.(*deferred); ok && err == nil {
+		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
+			r, err := d.wait()
+			s.metrics.observe(h.APIKey, start, err != nil)
+			return r, err
+		}}, nil
+	}
+	s.metrics.observe(h.APIKey, start, err != nil)
+	if err != nil {
+		return pending{}, fmt.Errorf("%s v%d (correlation_id %d): %w", kmsg.NameForKey(h.APIKey), h.APIVersion, h.CorrelationID, err)
+	}
+	if resp == nil { // acks=0 produce
+		return pending{}, nil
+	}
+	return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, resp: resp}, nil
+}
+
+// deferred is a response a handler completes later (a produce waiting for
+// the sequencer). Its embedded Response is never used directly.
+type deferred struct {
+	kmsg.Response
+	wait func() (kmsg.Response, error)
+}
