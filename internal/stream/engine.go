@@ -253,7 +253,15 @@ func (e *Engine) load(ctx context.Context) (int64, error) {
 		}
 		start = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
 	}
-	sort.Slice(kvs, func(i, j int) bool { return kvs[i].rev < kvs[j].rev })
+	// Entries of one transaction share a revision; within it the watch
+	// delivers them in op order, which is their key order (group commit
+	// puts one broker's monotonic keys in order).
+	sort.Slice(kvs, func(i, j int) bool {
+		if kvs[i].rev != kvs[j].rev {
+			return kvs[i].rev < kvs[j].rev
+		}
+		return kvs[i].key < kvs[j].key
+	})
 	for _, x := range kvs {
 		e.applyOne(st, x.key, x.rev, x.val)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // ProduceBatch is one partition's batch from a Produce request.
@@ -37,6 +39,7 @@ type flushBuf struct {
 	data    []byte
 	descs   []batchDesc
 	slots   []slot // filled under intake.mu until sealed, read-only after
+	created time.Time
 	// uploaded is closed when the upload finished; upErr is its error.
 	uploaded chan struct{}
 	upErr    error
@@ -224,8 +227,9 @@ func (in *intake) newBuf() *flushBuf {
 		key:      key,
 		object:   fmt.Sprintf("intake/%08x/%s", uint32(in.e.opts.BrokerID), id.String()),
 		objTime:  int64(id.Time()),
-		data:     make([]byte, 0, in.e.opts.FlushBytes+64<<10),
+		data:     make([]byte, 0, min(in.e.opts.FlushBytes, 256<<10)),
 		uploaded: make(chan struct{}),
+		created:  time.Now(),
 	}
 }
 
@@ -270,20 +274,66 @@ func (in *intake) sealLocked() {
 	in.sealed <- b
 }
 
-// putLoop appends one intake entry per uploaded object, in flush order, with
-// at most one put in flight (DESIGN §5a rule 2).
+// maxGroupCommit bounds the entries one etcd transaction carries.
+const maxGroupCommit = 32
+
+// putLoop appends one intake entry per uploaded object, in flush order,
+// with at most one put in flight (DESIGN §5a rule 2). Entries whose objects
+// finished uploading while the previous put was in flight are committed
+// together in one transaction (group commit): same revision, ops in flush
+// order, which is also their key order.
 func (in *intake) putLoop() {
 	defer in.wg.Done()
-	for b := range in.sealed {
+	var next *flushBuf
+	for {
+		b := next
+		next = nil
+		if b == nil {
+			var ok bool
+			if b, ok = <-in.sealed; !ok {
+				return
+			}
+		}
 		<-b.uploaded
-		slots := b.slots
+		group := []*flushBuf{b}
+	gather:
+		for len(group) < maxGroupCommit {
+			select {
+			case nb, ok := <-in.sealed:
+				if !ok {
+					break gather
+				}
+				select {
+				case <-nb.uploaded:
+					group = append(group, nb)
+				default:
+					next = nb // still uploading: it opens the next group
+					break gather
+				}
+			default:
+				break gather
+			}
+		}
+		in.commit(group)
+	}
+}
+
+// commit puts the entries of uploaded flushes in one transaction.
+func (in *intake) commit(group []*flushBuf) {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	var ok []*flushBuf
+	now := in.e.opts.Now().UnixMilli()
+	for _, b := range group {
 		if b.upErr != nil {
 			in.e.log.Error("stream: intake upload failed", "object", b.object, "err", b.upErr)
-			fail(slots, fmt.Errorf("%w: writing intake object: %v", ErrStorage, b.upErr))
+			fail(b.slots, fmt.Errorf("%w: writing intake object: %v", ErrStorage, b.upErr))
 			continue
 		}
-		ent := &entry{Kind: kindIntake, Broker: in.e.opts.BrokerID, Time: in.e.opts.Now().UnixMilli(), Object: b.object, ObjectTime: b.objTime, Batches: b.descs}
+		ent := &entry{Kind: kindIntake, Broker: in.e.opts.BrokerID, Time: now, Object: b.object, ObjectTime: b.objTime, Batches: b.descs}
+		slots, created := b.slots, b.created
 		in.e.addWaiter(b.key, func(r applyResult) {
+			in.e.m.ackSeconds.Observe(time.Since(created).Seconds())
 			for _, s := range slots {
 				br := r.Batches[s.desc]
 				pr := s.t.results[s.index]
@@ -295,13 +345,28 @@ func (in *intake) putLoop() {
 				s.t.set(s.index, pr)
 			}
 		})
-		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
-		err := in.e.putEntry(ctx, b.key, ent.encode())
-		cancel()
-		if err != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(b.key), "=", 0))
+		ops = append(ops, clientv3.OpPut(b.key, string(ent.encode())))
+		ok = append(ok, b)
+	}
+	if len(ok) == 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
+	resp, err := in.e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	cancel()
+	in.e.m.putSeconds.Observe(time.Since(start).Seconds())
+	if err == nil && !resp.Succeeded {
+		err = fmt.Errorf("%w: an intake entry key already exists", ErrStorage)
+	} else if err != nil {
+		err = fmt.Errorf("%w: appending to the intake log: %v", ErrStorage, err)
+	}
+	if err != nil {
+		in.e.log.Error("stream: intake entry put failed", "entries", len(ok), "err", err)
+		for _, b := range ok {
 			in.e.removeWaiter(b.key)
-			in.e.log.Error("stream: intake entry put failed", "object", b.object, "err", err)
-			fail(slots, err)
+			fail(b.slots, err)
 		}
 	}
 }

@@ -10,6 +10,8 @@ type metrics struct {
 	appliedRev   prometheus.Gauge
 	flushSeconds prometheus.Histogram
 	flushBytes   prometheus.Counter
+	putSeconds   prometheus.Histogram
+	ackSeconds   prometheus.Histogram
 	cacheHits    prometheus.Counter
 	cacheMisses  prometheus.Counter
 	archived     prometheus.Counter
@@ -25,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		appliedRev: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_log_applied_revision", Help: "etcd revision up to which this broker has replayed the log."}),
 		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runnel_intake_flush_seconds", Help: "Time to write one intake object to the object store.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runnel_intake_put_seconds", Help: "Time to append one group of intake entries to the log in etcd.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		ackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runnel_produce_sequenced_seconds", Help: "Time from a batch entering the intake buffer to its sequencing.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		flushBytes:  prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_intake_bytes_total", Help: "Bytes written to intake objects."}),
 		cacheHits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_read_cache_hits_total", Help: "Extent reads served from memory."}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_read_cache_misses_total", Help: "Extent reads served by the object store."}),
@@ -33,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		collected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_objects_collected_total", Help: "Objects deleted from the store by garbage collection."}),
 		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
 	}
-	m.all = []prometheus.Collector{m.replayed, m.appliedRev, m.flushSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
+	m.all = []prometheus.Collector{m.replayed, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
 	if reg != nil {
 		for _, c := range m.all {
 			_ = reg.Register(c)

@@ -348,6 +348,10 @@ func (c *objCache) put(key string, data []byte) {
 	if int64(len(data)) > c.max/4 {
 		return
 	}
+	if cap(data) > len(data)+len(data)/8 {
+		// Do not pin a mostly empty buffer: the cache accounts lengths.
+		data = append([]byte(nil), data...)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
