@@ -80,6 +80,7 @@ type intake struct {
 	cur     *flushBuf
 	timer   *time.Timer
 	closed  bool
+	busy    int // uploads in flight
 	sealed  chan *flushBuf
 	uploads chan struct{} // semaphore bounding uploads in flight
 	wg      sync.WaitGroup
@@ -218,6 +219,12 @@ func (in *intake) add(t *ticket, seq func(func(int, validated, TopicID, int32) b
 		}
 		return true
 	})
+	if in.cur != nil && in.busy == 0 {
+		// The pipeline is idle: flush at once rather than linger. Under
+		// load, batches gather while earlier uploads run, and linger only
+		// bounds the wait.
+		in.sealLocked()
+	}
 	return nil
 }
 
@@ -256,6 +263,7 @@ func (in *intake) sealLocked() {
 		in.timer = nil
 	}
 	in.uploads <- struct{}{}
+	in.busy++
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
@@ -270,6 +278,12 @@ func (in *intake) sealLocked() {
 			in.e.cache.put(b.object, b.data)
 		}
 		close(b.uploaded)
+		in.mu.Lock()
+		in.busy--
+		if in.busy == 0 && in.cur != nil && !in.closed {
+			in.sealLocked()
+		}
+		in.mu.Unlock()
 	}()
 	in.sealed <- b
 }
