@@ -183,33 +183,20 @@ func objectTime(obj string) (time.Time, bool) {
 	return ulid.Time(id.Time()), true
 }
 
-// readWhole returns a whole object, through the cache.
-func (e *Engine) readWhole(ctx context.Context, obj string) ([]byte, error) {
-	if b, ok := e.cache.get(obj); ok {
-		return b, nil
-	}
-	b, err := e.store.Get(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	e.cache.put(obj, b)
-	return b, nil
-}
-
 func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
 	var seg []byte
 	var chunks []chunk
 	cur := chunk{Base: -1, MaxTS: -1}
 	for _, x := range p.extents {
-		whole, err := e.readWhole(ctx, x.Obj)
+		// Recent objects come from the cache; older ones by ranged reads
+		// that do not enter it, so archival never evicts what consumers
+		// read.
+		data, err := e.readExtentNoFill(ctx, x)
 		if err != nil {
 			return fmt.Errorf("archive: reading %s: %w", x.Obj, err)
 		}
-		if x.Pos+x.Len > int64(len(whole)) {
-			return fmt.Errorf("%w: extent beyond object %s", ErrStorage, x.Obj)
-		}
 		start := len(seg)
-		seg = append(seg, whole[x.Pos:x.Pos+x.Len]...)
+		seg = append(seg, data...)
 		setBaseOffset(seg[start:], x.Base)
 		setLeaderEpoch(seg[start:], 0)
 		if cur.Base < 0 {

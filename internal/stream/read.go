@@ -156,6 +156,15 @@ func forEachBatch(data []byte, fn func(b []byte, h batchHeader) bool) error {
 // readExtent returns an extent's bytes: from the cache of recent objects,
 // else by a ranged read from the store. The result must not be modified.
 func (e *Engine) readExtent(ctx context.Context, x extent) ([]byte, error) {
+	return e.readExtentCached(ctx, x, true)
+}
+
+// readExtentNoFill reads like readExtent but leaves the cache as it is.
+func (e *Engine) readExtentNoFill(ctx context.Context, x extent) ([]byte, error) {
+	return e.readExtentCached(ctx, x, false)
+}
+
+func (e *Engine) readExtentCached(ctx context.Context, x extent, fill bool) ([]byte, error) {
 	if whole, ok := e.cache.get(x.Obj); ok {
 		if x.Pos+x.Len > int64(len(whole)) {
 			return nil, fmt.Errorf("%w: extent beyond cached object %s", ErrStorage, x.Obj)
@@ -179,7 +188,9 @@ func (e *Engine) readExtent(ctx context.Context, x extent) ([]byte, error) {
 	if int64(len(b)) != x.Len {
 		return nil, fmt.Errorf("%w: short read of %s", ErrStorage, x.Obj)
 	}
-	e.cache.put(rk, b)
+	if fill {
+		e.cache.put(rk, b)
+	}
 	return b, nil
 }
 
