@@ -489,6 +489,22 @@ func ensureBenchTopic(ctx context.Context, adm *kadm.Client, topic string, parti
 		return 0, topicErr(topic, err, r.ErrMessage)
 	}
 	fmt.Fprintf(errOut, "Created topic %q with %d partitions.\n", topic, r.NumPartitions)
+	// The client's cached metadata may still say the topic does not exist;
+	// wait until requests routed through it see the new topic.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil && ends.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("topic %q was created but is not visible yet: %w", topic, errors.Join(err, ends.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	return int(r.NumPartitions), nil
 }
 
