@@ -401,15 +401,16 @@ func rawProduce(t testing.TB, rc *rawConn, topic string, partition int32, batch 
 	return p.ErrorCode, p.BaseOffset
 }
 
-// rawFetchAll fetches topic/partition from offset 0 through rc until want
-// records arrived.
-func rawFetchAll(t testing.TB, rc *rawConn, topic string, partition int32, want int) []fetchedRecord {
+// rawFetchAll fetches topic/partition from offset from through rc until the
+// records up to want (exclusive) arrived; out[i] is the record at from+i.
+func rawFetchAll(t testing.TB, rc *rawConn, topic string, partition int32, from, want int64) []fetchedRecord {
 	t.Helper()
 	var out []fetchedRecord
 	deadline := time.Now().Add(60 * time.Second)
-	for len(out) < want {
+	next := func() int64 { return from + int64(len(out)) }
+	for next() < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("fetch %s/%d: got %d records, want %d", topic, partition, len(out), want)
+			t.Fatalf("fetch %s/%d: got offsets %d..%d, want up to %d", topic, partition, from, next(), want)
 		}
 		req := kmsg.NewPtrFetchRequest()
 		req.Version = 11
@@ -421,7 +422,7 @@ func rawFetchAll(t testing.TB, rc *rawConn, topic string, partition int32, want 
 		ft.Topic = topic
 		fp := kmsg.NewFetchRequestTopicPartition()
 		fp.Partition = partition
-		fp.FetchOffset = int64(len(out))
+		fp.FetchOffset = next()
 		fp.PartitionMaxBytes = 8 << 20
 		fp.CurrentLeaderEpoch = -1
 		ft.Partitions = append(ft.Partitions, fp)
@@ -444,10 +445,10 @@ func rawFetchAll(t testing.TB, rc *rawConn, topic string, partition int32, want 
 					t.Fatalf("fetch %s/%d: %v", topic, partition, err)
 				}
 				for _, r := range recs {
-					if r.Offset == int64(len(out)) {
+					if r.Offset == next() && r.Offset < want {
 						out = append(out, r)
-					} else if r.Offset > int64(len(out)) {
-						t.Fatalf("fetch %s/%d: offset %d after %d (gap)", topic, partition, r.Offset, len(out)-1)
+					} else if r.Offset > next() {
+						t.Fatalf("fetch %s/%d: offset %d after %d (gap)", topic, partition, r.Offset, next()-1)
 					}
 				}
 			}
