@@ -46,10 +46,11 @@ type Broker struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
-	ready     chan struct{}
+	wg               sync.WaitGroup
+	stopHousekeeping context.CancelFunc
+	closeOnce        sync.Once
+	closeErr         error
+	ready            chan struct{}
 }
 
 // Run starts a broker and serves until ctx ends, then shuts down
@@ -192,6 +193,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.cluster.WaitCoordinators(ctx); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	hctx, hcancel := context.WithCancel(context.Background())
+	b.stopHousekeeping = hcancel
+	b.wg.Add(1)
+	go b.watchEtcdSize(hctx)
 	close(b.ready)
 	return b, nil
 }
@@ -291,6 +296,9 @@ func (b *Broker) Close() error {
 			cancel()
 		} else if b.kafkaLn != nil {
 			b.kafkaLn.Close()
+		}
+		if b.stopHousekeeping != nil {
+			b.stopHousekeeping()
 		}
 		if b.groups != nil {
 			errs = append(errs, b.groups.Close())
