@@ -29,7 +29,7 @@ type ProduceResult struct {
 
 // maxEntryBatches caps the batches of one intake entry so an entry stays
 // well under etcd's request limit (DESIGN §5a rule 10).
-const maxEntryBatches = 8192
+const maxEntryBatches = 4096
 
 // flushBuf is one intake object being filled, then uploaded and logged.
 type flushBuf struct {
@@ -288,8 +288,12 @@ func (in *intake) sealLocked() {
 	in.sealed <- b
 }
 
-// maxGroupCommit bounds the entries one etcd transaction carries.
-const maxGroupCommit = 32
+// maxGroupCommit and maxGroupCommitBytes bound one etcd transaction of
+// intake entries, well under etcd's default 1.5 MiB request limit.
+const (
+	maxGroupCommit      = 32
+	maxGroupCommitBytes = 512 << 10
+)
 
 // putLoop appends one intake entry per uploaded object, in flush order,
 // with at most one put in flight (DESIGN §5a rule 2). Entries whose objects
@@ -310,8 +314,9 @@ func (in *intake) putLoop() {
 		}
 		<-b.uploaded
 		group := []*flushBuf{b}
+		size := len(b.descs) * batchDescLen
 	gather:
-		for len(group) < maxGroupCommit {
+		for len(group) < maxGroupCommit && size < maxGroupCommitBytes {
 			select {
 			case nb, ok := <-in.sealed:
 				if !ok {
@@ -320,6 +325,7 @@ func (in *intake) putLoop() {
 				select {
 				case <-nb.uploaded:
 					group = append(group, nb)
+					size += len(nb.descs) * batchDescLen
 				default:
 					next = nb // still uploading: it opens the next group
 					break gather
