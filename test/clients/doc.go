@@ -1,0 +1,13 @@
+// Package clients holds end-to-end tests that run the built runnel binary
+// (through test/harness) and drive it with real third-party Kafka clients:
+// kcat and python3-confluent-kafka (both librdkafka) and kafkajs. The
+// Python and JavaScript programs live in python/ and js/; they print what
+// they produced and consumed as JSON lines, and the Go tests check exact
+// contents, offsets and counts.
+//
+// A test whose client is not installed is skipped, unless the environment
+// variable RUNNEL_REQUIRE_CLIENTS is set (scripts/test sets it), in which
+// case a missing client fails the test. This package has no non-test code
+// and must never import the broker's internal packages: it sees Runnel only
+// over the Kafka protocol, as a user would.
+package clients
