@@ -310,7 +310,7 @@ func storedBatches(t *testing.T, cl *kgo.Client, topic string, partition int32) 
 		req.MaxBytes = 16 << 20
 		req.SessionEpoch = -1
 		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic // versions up to 12
+		rt.Topic = topic              // versions up to 12
 		rt.TopicID = topics[topic].ID // versions from 13
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = partition
