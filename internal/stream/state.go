@@ -185,6 +185,10 @@ func (s *state) applyIntake(e *entry) applyResult {
 			res.Batches[i].Err = err
 			continue
 		}
+		if d.Count < 1 || d.Len < 1 {
+			res.Batches[i].Err = fmt.Errorf("%w: batch descriptor with %d records in %d bytes", ErrCorruptMessage, d.Count, d.Len)
+			continue
+		}
 		base, dup, err := p.checkSequence(d, s)
 		if err != nil {
 			res.Batches[i] = batchResult{Err: err, LogStart: p.LogStart}
@@ -475,8 +479,14 @@ func (s *state) applyReplace(rev int64, e *entry) error {
 		return reject(err)
 	}
 	i := sort.Search(len(p.Extents), func(i int) bool { return p.Extents[i].Base >= e.ReplacedFirst })
+	if e.ReplacedCount <= 0 || e.ReplacedCount > len(p.Extents)-i {
+		return reject(fmt.Errorf("%w: extents [%d, %d] x%d are no longer current", ErrStaleEntry, e.ReplacedFirst, e.ReplacedLast, e.ReplacedCount))
+	}
+	if err := checkChunks(e.Chunks, e.ReplacedFirst, e.ReplacedLast); err != nil {
+		return reject(err)
+	}
 	j := i + e.ReplacedCount
-	if e.ReplacedCount <= 0 || i >= len(p.Extents) || j > len(p.Extents) ||
+	if i >= len(p.Extents) ||
 		p.Extents[i].Base != e.ReplacedFirst || p.Extents[j-1].Last != e.ReplacedLast {
 		return reject(fmt.Errorf("%w: extents [%d, %d] x%d are no longer current", ErrStaleEntry, e.ReplacedFirst, e.ReplacedLast, e.ReplacedCount))
 	}
@@ -549,4 +559,21 @@ func extentsDigest(xs []extent) uint64 {
 		}
 	}
 	return h.Sum64()
+}
+
+// checkChunks verifies that a maintenance entry's chunks are well formed:
+// non-empty, in offset order, not overlapping, and inside the offsets of the
+// run they replace.
+func checkChunks(cs []chunk, first, last int64) error {
+	next := first
+	for k, c := range cs {
+		if c.Last < c.Base || c.Len < 1 || c.Pos < 0 {
+			return fmt.Errorf("%w: chunk %d [%d, %d] at %d+%d is malformed", ErrCorruptMessage, k, c.Base, c.Last, c.Pos, c.Len)
+		}
+		if c.Base < next || c.Last > last {
+			return fmt.Errorf("%w: chunk %d [%d, %d] is out of order or outside [%d, %d]", ErrCorruptMessage, k, c.Base, c.Last, first, last)
+		}
+		next = c.Last + 1
+	}
+	return nil
 }
