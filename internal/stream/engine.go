@@ -272,6 +272,7 @@ func (e *Engine) load(ctx context.Context) (int64, error) {
 	e.cfgMu.Unlock()
 	e.mu.Unlock()
 	e.appliedRev.Store(at)
+	e.m.appliedRev.Set(float64(at))
 	e.log.Info("stream: loaded", "checkpoint_rev", e.ckptRev.Load(), "replayed_entries", len(kvs), "revision", at)
 	e.m.replayed.Add(float64(len(kvs)))
 	return at, nil
@@ -294,6 +295,7 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 		}
 	}
 	e.replayed.Add(1)
+	e.m.applied.Inc()
 	e.waitMu.Lock()
 	w := e.waiters[key]
 	delete(e.waiters, key)
@@ -373,32 +375,30 @@ func (e *Engine) AppliedRevision() int64 { return e.appliedRev.Load() }
 func (e *Engine) Replayed() int64 { return e.replayed.Load() }
 
 // SyncRead waits until this broker has replayed everything committed to
-// etcd when it was called (DESIGN §5a rule 7).
+// the log when it was called (DESIGN §5a rule 7). It reads the newest log
+// entry's revision and waits for the watch to deliver it, so it needs no
+// progress notifications.
 func (e *Engine) SyncRead(ctx context.Context) error {
-	resp, err := e.cli.Get(ctx, e.ptrKey, clientv3.WithCountOnly())
+	resp, err := e.cli.Get(ctx, e.logKey, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend), clientv3.WithLimit(1))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStorage, err)
 	}
-	target := resp.Header.Revision
-	for e.appliedRev.Load() < target {
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	need := resp.Kvs[0].ModRevision
+	for {
 		ch := e.Changed()
-		if e.appliedRev.Load() >= target {
-			break
+		if e.appliedRev.Load() >= need {
+			return nil
 		}
-		if err := e.cli.RequestProgress(clientv3.WithRequireLeader(ctx)); err != nil {
-			return fmt.Errorf("%w: %v", ErrStorage, err)
-		}
-		t := time.NewTimer(50 * time.Millisecond)
 		select {
 		case <-ch:
-		case <-t.C:
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
 		}
-		t.Stop()
 	}
-	return nil
 }
 
 // newKey returns a new log entry key for this broker: monotonic per broker

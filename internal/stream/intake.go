@@ -267,7 +267,6 @@ func (in *intake) sealLocked() {
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
-		defer func() { <-in.uploads }()
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
 		b.upErr = in.e.store.Put(ctx, b.object, b.data)
@@ -278,6 +277,9 @@ func (in *intake) sealLocked() {
 			in.e.cache.put(b.object, b.data)
 		}
 		close(b.uploaded)
+		// Release the upload slot before taking in.mu: add holds in.mu
+		// while it waits for a slot.
+		<-in.uploads
 		in.mu.Lock()
 		in.busy--
 		if in.busy == 0 && in.cur != nil && !in.closed {

@@ -7,6 +7,7 @@ type metrics struct {
 	reg          prometheus.Registerer
 	all          []prometheus.Collector
 	replayed     prometheus.Counter
+	applied      prometheus.Counter
 	appliedRev   prometheus.Gauge
 	flushSeconds prometheus.Histogram
 	flushBytes   prometheus.Counter
@@ -23,7 +24,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		reg:        reg,
-		replayed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_log_entries_replayed_total", Help: "Intake log entries applied by the sequencer since start, start-up replay included."}),
+		replayed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_log_entries_replayed_total", Help: "Log entries replayed at start-up (after the checkpoint loaded)."}),
+		applied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_log_entries_applied_total", Help: "Log entries applied by the sequencer since start, start-up replay included."}),
 		appliedRev: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_log_applied_revision", Help: "etcd revision up to which this broker has replayed the log."}),
 		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runnel_intake_flush_seconds", Help: "Time to write one intake object to the object store.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -39,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		collected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_objects_collected_total", Help: "Objects deleted from the store by garbage collection."}),
 		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
 	}
-	m.all = []prometheus.Collector{m.replayed, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
+	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
 	if reg != nil {
 		for _, c := range m.all {
 			_ = reg.Register(c)

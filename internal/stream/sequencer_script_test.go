@@ -53,10 +53,10 @@ func TestSequencerScripts(t *testing.T) {
 
 // seqHarness drives one state through scripted entries.
 type seqHarness struct {
-	st   *state
-	rev  int64
-	now  int64
-	ids  map[string]TopicID // topic name -> id, kept after deletion
+	st  *state
+	rev int64
+	now int64
+	ids map[string]TopicID // topic name -> id, kept after deletion
 }
 
 func newSeqHarness() *seqHarness {

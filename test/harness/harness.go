@@ -104,6 +104,9 @@ func Start(t testing.TB, opts Options) *Proc {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := &Proc{t: t, opts: opts}
 	p.Kafka = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	p.HTTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
@@ -183,6 +186,15 @@ func (p *Proc) WaitReady(d time.Duration) {
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Ask the Go runtime for a goroutine dump before giving up.
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
 	}
 	p.t.Fatalf("runnel not ready after %v:\n%s", d, p.Log())
 }
