@@ -108,16 +108,31 @@ func Start(t testing.TB, opts Options) *Proc {
 		t.Fatal(err)
 	}
 	p := &Proc{t: t, opts: opts}
-	p.Kafka = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	p.HTTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	if opts.EtcdEndpoints == "" {
-		p.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
-		p.etcdPeer = FreePort(t)
-	}
 	p.logPath = filepath.Join(opts.DataDir, fmt.Sprintf("broker-%d.log", opts.BrokerID))
-	p.start()
 	t.Cleanup(p.Stop)
-	return p
+	// A free port may be taken by another process between picking it and
+	// the broker binding it: pick new ports and try again.
+	for attempt := 1; ; attempt++ {
+		p.Kafka = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		p.HTTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		if opts.EtcdEndpoints == "" {
+			p.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+			p.etcdPeer = FreePort(t)
+		}
+		err := p.tryStart()
+		if err == nil {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(p.Log(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("start attempt %d: a port was taken; retrying with new ports", attempt)
+		os.Remove(p.logPath)
+		if opts.EtcdEndpoints == "" {
+			// The embedded member must start afresh on its new addresses.
+			os.RemoveAll(filepath.Join(opts.DataDir, "etcd"))
+		}
+	}
 }
 
 func (p *Proc) args() []string {
@@ -150,53 +165,66 @@ func (p *Proc) args() []string {
 
 func (p *Proc) start() {
 	p.t.Helper()
+	if err := p.tryStart(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *Proc) tryStart() error {
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(Binary(p.t), p.args()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), p.opts.Env...)
 	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
+		logf.Close()
+		return err
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(done) }()
 	p.mu.Lock()
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
-	p.WaitReady(60 * time.Second)
+	return p.waitReady(60 * time.Second)
 }
 
 // WaitReady polls /readyz until it answers 200.
 func (p *Proc) WaitReady(d time.Duration) {
 	p.t.Helper()
+	if err := p.waitReady(d); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *Proc) waitReady(d time.Duration) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			p.t.Fatalf("runnel exited during start-up:\n%s", p.Log())
+		case <-done:
+			return fmt.Errorf("runnel exited during start-up:\n%s", p.Log())
 		default:
 		}
 		resp, err := http.Get("http://" + p.HTTP + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Ask the Go runtime for a goroutine dump before giving up.
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
 	cmd.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
-	p.t.Fatalf("runnel not ready after %v:\n%s", d, p.Log())
+	return fmt.Errorf("runnel not ready after %v:\n%s", d, p.Log())
 }
 
 // Stop sends SIGTERM and waits for a graceful exit (SIGKILL after 30s).

@@ -19,11 +19,11 @@ import (
 
 // Kafka error codes the bad-input cases expect.
 const (
-	errCorruptMessage      = 2
-	errMessageTooLarge     = 10
-	errInvalidTopic        = 17
-	errUnsupportedVersion  = 35
-	errInvalidConfig       = 40
+	errCorruptMessage     = 2
+	errMessageTooLarge    = 10
+	errInvalidTopic       = 17
+	errUnsupportedVersion = 35
+	errInvalidConfig      = 40
 )
 
 // TestBadInput checks DESIGN §8 invariant 5 against the real binary: each

@@ -488,7 +488,6 @@ func diffStored(want, got map[int32][]stored) string {
 	return ""
 }
 
-
 // rawListOffsets asks one broker for the offset at timestamp (-1 latest,
 // -2 earliest) of topic/partition.
 func rawListOffsets(t testing.TB, rc *rawConn, topic string, partition int32, timestamp int64) int64 {
