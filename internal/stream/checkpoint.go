@@ -55,6 +55,9 @@ func decodeState(b []byte) (*state, error) {
 	if err := gob.NewDecoder(flate.NewReader(bytes.NewReader(b[1:]))).Decode(st); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 	}
+	if st.ProducerSeen == nil {
+		st.ProducerSeen = map[int64]int64{}
+	}
 	for _, t := range st.Topics {
 		if t.Configs == nil {
 			t.Configs = map[string]string{}

@@ -75,8 +75,11 @@ type state struct {
 	Topics    map[TopicID]*topicState
 	ByName    map[string]TopicID
 	Producers map[int64]int16 // producer id -> current epoch
-	ObjRefs   map[string]int32
-	Garbage   []garbageObj
+	// ProducerSeen is the log clock of each producer id's last InitProducerId
+	// or batch; ids idle longer than the expiry are forgotten (§5a rule 10).
+	ProducerSeen map[int64]int64
+	ObjRefs      map[string]int32
+	Garbage      []garbageObj
 	// LastExpiry is the log clock of the last producer-state expiry sweep.
 	LastExpiry int64
 	Entries    int64 // entries applied since the log began
@@ -84,10 +87,11 @@ type state struct {
 
 func newState() *state {
 	return &state{
-		Topics:    map[TopicID]*topicState{},
-		ByName:    map[string]TopicID{},
-		Producers: map[int64]int16{},
-		ObjRefs:   map[string]int32{},
+		Topics:       map[TopicID]*topicState{},
+		ByName:       map[string]TopicID{},
+		Producers:    map[int64]int16{},
+		ProducerSeen: map[int64]int64{},
+		ObjRefs:      map[string]int32{},
 	}
 }
 
@@ -206,6 +210,7 @@ func (s *state) applyIntake(e *entry) applyResult {
 		s.ObjRefs[e.Object]++
 		if d.ProducerID >= 0 {
 			p.recordProducer(d, base, s.Clock)
+			s.ProducerSeen[d.ProducerID] = s.Clock
 		}
 		res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart}
 	}
@@ -272,6 +277,12 @@ func (p *partState) recordProducer(d *batchDesc, base int64, clock int64) {
 
 func (s *state) expireProducers() {
 	cutoff := s.Clock - producerExpiryMs
+	for pid := range s.Producers {
+		if s.ProducerSeen[pid] < cutoff {
+			delete(s.Producers, pid)
+			delete(s.ProducerSeen, pid)
+		}
+	}
 	for _, t := range s.Topics {
 		for _, p := range t.Parts {
 			for pid, ps := range p.Producers {
@@ -399,6 +410,7 @@ func (s *state) applyInitProducer(rev int64, e *entry) applyResult {
 		// A new producer: its id is the revision of this entry, unique and
 		// the same on every broker.
 		s.Producers[rev] = 0
+		s.ProducerSeen[rev] = s.Clock
 		return applyResult{ProducerID: rev, Epoch: 0}
 	}
 	cur, ok := s.Producers[e.ProducerID]
@@ -411,10 +423,13 @@ func (s *state) applyInitProducer(rev int64, e *entry) applyResult {
 	if cur == 32767 {
 		// Epoch exhausted: hand out a fresh id, as Kafka does.
 		delete(s.Producers, e.ProducerID)
+		delete(s.ProducerSeen, e.ProducerID)
 		s.Producers[rev] = 0
+		s.ProducerSeen[rev] = s.Clock
 		return applyResult{ProducerID: rev, Epoch: 0}
 	}
 	s.Producers[e.ProducerID] = cur + 1
+	s.ProducerSeen[e.ProducerID] = s.Clock
 	return applyResult{ProducerID: e.ProducerID, Epoch: cur + 1}
 }
 
