@@ -714,7 +714,7 @@ func (c *Cluster) campaign(lease clientv3.LeaseID, s int) {
 	c.owned[s] = rev
 	c.owners[s] = owner{broker: c.opts.Self, rev: rev}
 	delete(c.absent, s)
-	c.log.Info("shard acquired", "shard", s, "rev", rev)
+	c.log.Debug("shard acquired", "shard", s, "rev", rev)
 	c.notifyLocked()
 }
 
@@ -735,7 +735,7 @@ func (c *Cluster) release(s int, rev int64) {
 		c.log.Warn("release shard", "shard", s, "err", err)
 		return
 	}
-	c.log.Info("shard released", "shard", s)
+	c.log.Debug("shard released", "shard", s)
 }
 
 func shardHashKey(s int) []byte {

@@ -270,7 +270,7 @@ func (c *Coordinator) reconcile(ctx context.Context) bool {
 			}
 			continue
 		}
-		c.log.Info("coordinator shard loaded", "shard", sh.id, "groups", len(groups))
+		c.log.Debug("coordinator shard loaded", "shard", sh.id, "groups", len(groups))
 	}
 	return failed
 }
