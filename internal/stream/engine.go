@@ -144,7 +144,11 @@ type Engine struct {
 
 	cache  *objCache
 	intake *intake
-	m      *metrics
+	// intakeBytes counts bytes flushed; the archiver paces itself by it.
+	intakeBytes       atomic.Int64
+	lastArchivePass   time.Time // owned by the maintainer
+	lastArchiveIntake int64
+	m                 *metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc

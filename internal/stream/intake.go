@@ -273,6 +273,7 @@ func (in *intake) sealLocked() {
 		cancel()
 		in.e.m.flushSeconds.Observe(time.Since(start).Seconds())
 		in.e.m.flushBytes.Add(float64(len(b.data)))
+		in.e.intakeBytes.Add(int64(len(b.data)))
 		if b.upErr == nil {
 			in.e.cache.put(b.object, b.data)
 		}

@@ -96,17 +96,41 @@ type archivePlan struct {
 	extents   []extent
 }
 
-// maxSegmentBytes caps one archival segment.
-const maxSegmentBytes = 64 << 20
+// maxSegmentBytes caps one archival segment: small enough that one
+// segment's fsync does not hold the device for long.
+const maxSegmentBytes = 16 << 20
 
 // Archive rewrites runs of intake extents into per-partition segments
 // (DESIGN §4) when a run is large enough or old enough.
 func (e *Engine) Archive(ctx context.Context) error {
 	plans, unarchived := e.archivePlans(false)
 	e.m.unarchived.Set(float64(unarchived))
+	// Pace the segment writes: a burst of large fsync'd writes queues the
+	// intake's small fsyncs behind it on the same device and shows up as
+	// produce latency. Spread the pass over about one archive interval,
+	// but never write slower than 1.5x the intake rate or 32 MiB/s, so
+	// archival keeps up.
+	now := time.Now()
+	intake := e.intakeBytes.Load()
+	rate := float64(32 << 20)
+	if !e.lastArchivePass.IsZero() {
+		if dt := now.Sub(e.lastArchivePass).Seconds(); dt > 0 {
+			rate = max(rate, 1.5*float64(intake-e.lastArchiveIntake)/dt)
+		}
+	}
+	e.lastArchivePass, e.lastArchiveIntake = now, intake
 	for _, p := range plans {
-		if err := e.archiveOne(ctx, p); err != nil {
+		start := time.Now()
+		n, err := e.archiveOne(ctx, p)
+		if err != nil {
 			return err
+		}
+		if pause := time.Duration(float64(n)/rate*float64(time.Second)) - time.Since(start); pause > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+			}
 		}
 	}
 	return nil
@@ -116,7 +140,7 @@ func (e *Engine) Archive(ctx context.Context) error {
 func (e *Engine) ArchiveAll(ctx context.Context) error {
 	plans, _ := e.archivePlans(true)
 	for _, p := range plans {
-		if err := e.archiveOne(ctx, p); err != nil {
+		if _, err := e.archiveOne(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -183,7 +207,7 @@ func objectTime(obj string) (time.Time, bool) {
 	return ulid.Time(id.Time()), true
 }
 
-func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
+func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 	var seg []byte
 	var chunks []chunk
 	cur := chunk{Base: -1, MaxTS: -1}
@@ -193,7 +217,7 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
 		// read.
 		data, err := e.readExtentNoFill(ctx, x)
 		if err != nil {
-			return fmt.Errorf("archive: reading %s: %w", x.Obj, err)
+			return 0, fmt.Errorf("archive: reading %s: %w", x.Obj, err)
 		}
 		start := len(seg)
 		seg = append(seg, data...)
@@ -219,7 +243,7 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
 	key, _ := e.newKey()
 	name := fmt.Sprintf("topics/%s/%d/%020d-%s", hex.EncodeToString(p.topic[:]), p.partition, first, key[len(key)-26:])
 	if err := e.store.Put(ctx, name, seg); err != nil {
-		return fmt.Errorf("archive: writing segment: %w", err)
+		return 0, fmt.Errorf("archive: writing segment: %w", err)
 	}
 	res, err := e.propose(ctx, &entry{
 		Kind: kindArchive, Topic: p.topic, Partition: p.partition,
@@ -228,14 +252,14 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) error {
 		Segment:        name, Chunks: chunks,
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if res.Err != nil {
 		e.log.Debug("stream: archive plan rejected", "segment", name, "err", res.Err)
-		return nil
+		return int64(len(seg)), nil
 	}
 	e.m.archived.Add(float64(len(seg)))
-	return nil
+	return int64(len(seg)), nil
 }
 
 // ApplyRetention moves log start offsets forward by retention.ms and
