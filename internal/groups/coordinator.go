@@ -252,6 +252,7 @@ func (c *Coordinator) reconcile(ctx context.Context) bool {
 			failed = true
 			continue
 		}
+		n := len(groups) // before publishing: lookups write the map afterwards
 		c.mu.Lock()
 		current := c.shards[sh.id] == sh
 		if current {
@@ -270,7 +271,7 @@ func (c *Coordinator) reconcile(ctx context.Context) bool {
 			}
 			continue
 		}
-		c.log.Debug("coordinator shard loaded", "shard", sh.id, "groups", len(groups))
+		c.log.Debug("coordinator shard loaded", "shard", sh.id, "groups", n)
 	}
 	return failed
 }

@@ -35,7 +35,8 @@ func typed[R kmsg.Request](f func(ctx context.Context, s *Server, rc *reqCtx, re
 // Version ranges are what the handlers implement; see each handler file.
 func apiTable() []api {
 	return []api{
-		{key: 0, min: 3, max: 11, handle: typed(handleProduce)},
+		// Produce v0-2 are advertised but refused (see produce.go).
+		{key: 0, min: 0, max: 11, handle: typed(handleProduce)},
 		{key: 1, min: 4, max: 16, handle: typed(handleFetch)},
 		{key: 2, min: 1, max: 9, handle: typed(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: typed(handleMetadata)},

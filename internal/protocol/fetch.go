@@ -158,6 +158,11 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 				}
 			}
 		}
+		if p.RecordBatches == nil {
+			// nil encodes as a null (-1) records field before Fetch v12,
+			// which librdkafka rejects ("invalid MessageSetSize -1").
+			p.RecordBatches = []byte{}
+		}
 		if incremental && p.ErrorCode == 0 && len(p.RecordBatches) == 0 &&
 			p.HighWatermark == it.sp.hwm && p.LastStableOffset == it.sp.lso && p.LogStartOffset == it.sp.logStart {
 			continue

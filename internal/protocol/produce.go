@@ -1,7 +1,10 @@
 package protocol
 
 // Produce (key 0), versions 3–11 (magic 2 record batches only; v12 and the
-// topic-id v13 are not served).
+// topic-id v13 are not served). Versions 0–2 are advertised, as Kafka 4
+// still does, because librdkafka 2.x enables gzip, snappy and lz4 only when
+// the broker's Produce range includes them; a v0–2 request (magic 0/1
+// message sets) is answered UNSUPPORTED_VERSION per partition.
 //
 // acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS otherwise); 1 and -1 both
 // mean "in the object store and sequenced". All partitions of one request go
@@ -28,6 +31,8 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var failAll int16
 	switch {
+	case req.Version < 3:
+		failAll = kerr.UnsupportedVersion.Code
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:

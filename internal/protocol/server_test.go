@@ -680,3 +680,38 @@ func TestCloseStopsConnections(t *testing.T) {
 	}
 	c.expectClosed()
 }
+
+// librdkafka rejects a null records field ("invalid MessageSetSize -1"):
+// an empty partition must carry zero-length records in Fetch v4-v11.
+func TestEmptyFetchEncodesEmptyRecords(t *testing.T) {
+	b := startServer(t, nil)
+	if _, err := b.log.CreateTopic(context.Background(), "empty", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, b.addr)
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(11)
+	f.MaxBytes, f.MinBytes, f.MaxWaitMillis = 1<<20, 0, 0
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "empty"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	c.sendReq(f, 7)
+	_, body, err := c.recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	resp.SetVersion(11)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("unexpected response shape: %+v", resp)
+	}
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.RecordBatches == nil {
+		t.Fatalf("partition error %d, records nil=%v: want no error and an empty, non-null records field", p.ErrorCode, p.RecordBatches == nil)
+	}
+}
