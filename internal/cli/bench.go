@@ -47,6 +47,7 @@ type benchOptions struct {
 	idempotent  bool
 	compression string
 	producers   int
+	linger      time.Duration
 	json        bool
 }
 
@@ -77,6 +78,7 @@ partitions if it does not exist. MB means 10^6 bytes.
 	f.DurationVarP(&o.duration, "duration", "d", 60*time.Second, "how long to produce (or consume)")
 	f.DurationVar(&o.interval, "interval", 5*time.Second, "reporting interval")
 	f.Float64Var(&o.rate, "rate", 0, "offered load in MB/s across all producers (0 = as fast as possible)")
+	f.DurationVar(&o.linger, "linger", time.Millisecond, "producer linger: how long a partition's batch waits for more records (franz-go's default is 10ms)")
 	f.StringVar(&o.acks, "acks", "all", "acknowledgements: all, 1 or 0")
 	f.BoolVar(&o.idempotent, "idempotent", true, "use the idempotent producer (needs --acks all)")
 	f.StringVarP(&o.compression, "compression", "z", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
@@ -117,6 +119,8 @@ func (o *benchOptions) validate(mode benchMode) error {
 		return fmt.Errorf("--duration %s: must be positive", o.duration)
 	case o.interval <= 0:
 		return fmt.Errorf("--interval %s: must be positive", o.interval)
+	case o.linger < 0:
+		return fmt.Errorf("--linger %v: must not be negative", o.linger)
 	case o.rate < 0:
 		return fmt.Errorf("--rate %g: must not be negative", o.rate)
 	case o.producers < 1:
@@ -458,6 +462,7 @@ func (o *benchOptions) producerOpts() []kgo.Opt {
 		kgo.RequiredAcks(acks),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytes(1 << 20),
+		kgo.ProducerLinger(o.linger),
 	}
 	if !o.idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())
