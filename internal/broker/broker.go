@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,9 @@ type Broker struct {
 // gracefully: it stops accepting requests, answers what it accepted and
 // leaves the cluster.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	b, err := Start(ctx, cfg, log)
 	if err != nil {
 		return err

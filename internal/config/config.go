@@ -50,6 +50,10 @@ type Config struct {
 	DefaultPartitions int32 `yaml:"default-partitions"`
 	// MaxRequestBytes caps the size of one Kafka request frame.
 	MaxRequestBytes int32 `yaml:"max-request-bytes"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes: garbage
+	// collection works harder as the heap approaches it. 0 leaves the
+	// runtime default (or the GOMEMLIMIT environment variable) alone.
+	MemoryLimit int64 `yaml:"memory-limit"`
 	// TopicDefaults overrides the defaults of topic configs (e.g. retention.ms).
 	TopicDefaults map[string]string `yaml:"topic-defaults"`
 	// Log configures structured logging.
@@ -140,6 +144,7 @@ func Default() Config {
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		MaxRequestBytes:   100 * mib,
+		MemoryLimit:       448 * mib,
 		TopicDefaults:     map[string]string{},
 		Log:               LogConfig{Level: "info", Format: "text"},
 	}
@@ -430,6 +435,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultPartitions < 1 {
 		bad("default-partitions must be >= 1, got %d", c.DefaultPartitions)
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory-limit must be >= 0, got %d", c.MemoryLimit)
 	}
 	if c.MaxRequestBytes <= 0 {
 		bad("max-request-bytes must be > 0, got %d", c.MaxRequestBytes)
