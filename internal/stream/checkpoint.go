@@ -101,8 +101,11 @@ func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
 		e.mu.RUnlock()
 		return old.Rev, nil
 	}
-	data, err := encodeState(e.st)
+	// Copy under the lock, encode outside it: a reader holding the lock
+	// while a writer waits blocks every other reader (produce, fetch) too.
+	snap := e.st.clone()
 	e.mu.RUnlock()
+	data, err := encodeState(snap)
 	if err != nil {
 		return 0, fmt.Errorf("%w: encoding checkpoint: %v", ErrStorage, err)
 	}

@@ -592,3 +592,47 @@ func checkChunks(cs []chunk, first, last int64) error {
 	}
 	return nil
 }
+
+// clone returns a deep copy of the state, for encoding a checkpoint without
+// holding the engine's lock.
+func (s *state) clone() *state {
+	c := *s
+	c.Topics = make(map[TopicID]*topicState, len(s.Topics))
+	for id, t := range s.Topics {
+		tc := *t
+		tc.Configs = copyMap(t.Configs)
+		tc.Parts = make([]*partState, len(t.Parts))
+		for i, p := range t.Parts {
+			pc := *p
+			pc.Extents = append([]extent(nil), p.Extents...)
+			if p.Producers != nil {
+				pc.Producers = make(map[int64]*prodState, len(p.Producers))
+				for pid, ps := range p.Producers {
+					psc := *ps
+					psc.Recent = append([]seqRange(nil), ps.Recent...)
+					pc.Producers[pid] = &psc
+				}
+			}
+			tc.Parts[i] = &pc
+		}
+		c.Topics[id] = &tc
+	}
+	c.ByName = make(map[string]TopicID, len(s.ByName))
+	for k, v := range s.ByName {
+		c.ByName[k] = v
+	}
+	c.Producers = make(map[int64]int16, len(s.Producers))
+	for k, v := range s.Producers {
+		c.Producers[k] = v
+	}
+	c.ProducerSeen = make(map[int64]int64, len(s.ProducerSeen))
+	for k, v := range s.ProducerSeen {
+		c.ProducerSeen[k] = v
+	}
+	c.ObjRefs = make(map[string]int32, len(s.ObjRefs))
+	for k, v := range s.ObjRefs {
+		c.ObjRefs[k] = v
+	}
+	c.Garbage = append([]garbageObj(nil), s.Garbage...)
+	return &c
+}
