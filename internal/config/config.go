@@ -140,7 +140,7 @@ func Default() Config {
 		Flush:             FlushConfig{Bytes: 4 * mib, Linger: 2 * time.Millisecond},
 		Cache:             CacheConfig{MemoryBytes: 128 * mib},
 		Checkpoint:        CheckpointConfig{Interval: 30 * time.Second, Entries: 10000},
-		Archive:           ArchiveConfig{Interval: 2 * time.Second, MinBytes: 8 * mib, MaxAge: 60 * time.Second, Grace: 2 * time.Minute},
+		Archive:           ArchiveConfig{Interval: time.Second, MinBytes: 2 * mib, MaxAge: 60 * time.Second, Grace: 2 * time.Minute},
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		MaxRequestBytes:   100 * mib,

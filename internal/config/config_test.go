@@ -85,7 +85,7 @@ log:
 		{"cache.memory-bytes", c.Cache.MemoryBytes, int64(1 << 30)},
 		{"archive.min-bytes", c.Archive.MinBytes, int64(16e6)},
 		{"archive.grace", c.Archive.Grace, 5 * time.Minute},
-		{"archive.interval default kept", c.Archive.Interval, 2 * time.Second},
+		{"archive.interval default kept", c.Archive.Interval, time.Second},
 		{"auto-create-topics", c.AutoCreateTopics, false},
 		{"topic-defaults", c.TopicDefaults["retention.ms"], "3600000"},
 		{"log.level", c.Log.Level, "debug"},
