@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -30,6 +31,9 @@ func decodePointer(b []byte) (pointer, error) {
 	}
 	return p, nil
 }
+
+// etcdCompactEvery is how often checkpoints also compact etcd's revisions.
+const etcdCompactEvery = 5 * time.Minute
 
 // checkpointVersion is bumped when the checkpoint encoding changes.
 const checkpointVersion = 1
@@ -133,7 +137,10 @@ func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
 	if err := e.deleteCovered(ctx, rev); err != nil {
 		e.log.Warn("stream: deleting covered log entries", "err", err)
 	}
-	if e.opts.CompactEtcd {
+	if e.opts.CompactEtcd && time.Since(e.lastCompact) >= etcdCompactEvery {
+		// Compaction holds etcd's backend in batches; once every few
+		// minutes keeps the database small without stalling puts often.
+		e.lastCompact = time.Now()
 		if _, err := e.cli.Compact(ctx, rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 			e.log.Warn("stream: compacting etcd", "revision", rev, "err", err)
 		}
@@ -167,6 +174,13 @@ func (e *Engine) deleteCovered(ctx context.Context, rev int64) error {
 		if len(ops) == 100 {
 			if err := flush(); err != nil {
 				return err
+			}
+			// Pace the deletions: a burst of transactions queues the
+			// intake's puts behind it in etcd. Nothing waits for them.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
 			}
 		}
 	}

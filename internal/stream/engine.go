@@ -148,6 +148,7 @@ type Engine struct {
 	intakeBytes       atomic.Int64
 	lastArchivePass   time.Time // owned by the maintainer
 	lastArchiveIntake int64
+	lastCompact       time.Time // owned by the maintainer
 	m                 *metrics
 
 	ctx    context.Context
@@ -330,14 +331,22 @@ func (e *Engine) follow(rev int64) {
 				}
 				break
 			}
-			e.mu.Lock()
+			puts := false
 			for _, ev := range resp.Events {
-				if ev.Type != mvccpb.PUT {
-					continue
-				}
-				e.applyOne(e.st, string(ev.Kv.Key), ev.Kv.ModRevision, ev.Kv.Value)
+				puts = puts || ev.Type == mvccpb.PUT
 			}
-			e.mu.Unlock()
+			if puts {
+				// Deletions (of entries a checkpoint covers) change nothing:
+				// only take the lock readers share for real entries.
+				e.mu.Lock()
+				for _, ev := range resp.Events {
+					if ev.Type != mvccpb.PUT {
+						continue
+					}
+					e.applyOne(e.st, string(ev.Kv.Key), ev.Kv.ModRevision, ev.Kv.Value)
+				}
+				e.mu.Unlock()
+			}
 			if resp.Header.Revision > rev {
 				rev = resp.Header.Revision
 			}
