@@ -99,6 +99,7 @@ func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
 		}
 		oldMod = cur.Kvs[0].ModRevision
 	}
+	t0 := time.Now()
 	e.mu.RLock()
 	rev := e.st.Rev
 	if rev <= old.Rev {
@@ -109,7 +110,9 @@ func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
 	// while a writer waits blocks every other reader (produce, fetch) too.
 	snap := e.st.clone()
 	e.mu.RUnlock()
+	tClone := time.Since(t0)
 	data, err := encodeState(snap)
+	tEncode := time.Since(t0) - tClone
 	if err != nil {
 		return 0, fmt.Errorf("%w: encoding checkpoint: %v", ErrStorage, err)
 	}
@@ -133,7 +136,8 @@ func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
 	}
 	e.ckptRev.Store(rev)
 	e.m.checkpoints.Inc()
-	e.log.Info("stream: checkpoint written", "revision", rev, "bytes", len(data))
+	e.log.Info("stream: checkpoint written", "revision", rev, "bytes", len(data),
+		"clone", tClone.Round(time.Microsecond), "encode", tEncode.Round(time.Microsecond), "total", time.Since(t0).Round(time.Microsecond))
 	if err := e.deleteCovered(ctx, rev); err != nil {
 		e.log.Warn("stream: deleting covered log entries", "err", err)
 	}
