@@ -97,13 +97,7 @@ func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest)
 	}
 	c.mu.RUnlock()
 	for _, sh := range shards {
-		sh.mu.Lock()
-		groups := make([]*group, 0, len(sh.groups))
-		for _, g := range sh.groups {
-			groups = append(groups, g)
-		}
-		sh.mu.Unlock()
-		for _, g := range groups {
+		for _, g := range sh.list() {
 			g.mu.Lock()
 			dead, state, pt := g.dead, g.state.String(), g.protocolType
 			g.mu.Unlock()

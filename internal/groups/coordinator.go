@@ -112,6 +112,18 @@ type shard struct {
 	groups map[string]*group
 }
 
+// list returns the shard's groups at this moment, so callers can visit
+// them without holding the shard lock.
+func (sh *shard) list() []*group {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	out := make([]*group, 0, len(sh.groups))
+	for _, g := range sh.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
 // New returns a Coordinator; it serves nothing until Start.
 func New(opts Options) *Coordinator {
 	if opts.Logger == nil {

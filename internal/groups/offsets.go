@@ -487,13 +487,7 @@ func (c *Coordinator) expireOffsets(now time.Time) {
 	retention := c.opts.OffsetsRetention.Milliseconds()
 	nowMs := now.UnixMilli()
 	for _, sh := range shards {
-		sh.mu.Lock()
-		groups := make([]*group, 0, len(sh.groups))
-		for _, g := range sh.groups {
-			groups = append(groups, g)
-		}
-		sh.mu.Unlock()
-		for _, g := range groups {
+		for _, g := range sh.list() {
 			g.mu.Lock()
 			if g.dead || g.state != stateEmpty {
 				g.mu.Unlock()

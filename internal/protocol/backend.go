@@ -3,6 +3,8 @@ package protocol
 import (
 	"context"
 
+	"github.com/runnel-dev/runnel/internal/stream"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,86 +17,26 @@ import (
 // TopicID is a topic's 16-byte UUID, as carried on the wire.
 type TopicID = [16]byte
 
-// TopicInfo describes one topic as the sequencer currently knows it.
-type TopicInfo struct {
-	Name       string
-	ID         TopicID
-	Partitions int32
-	// Configs holds only the explicitly set topic configs (overrides);
-	// defaults come from the config table.
-	Configs  map[string]string
-	Internal bool
-}
-
-// ProduceBatch is one partition's records from a Produce request: exactly the
-// bytes the client sent (one magic-2 record batch).
-type ProduceBatch struct {
-	Topic     string
-	Partition int32
-	Records   []byte
-}
-
-// ProduceResult is the outcome for one ProduceBatch. Err is nil or a stream
-// sentinel error. RecordErrors (KIP-467) may name individual bad records.
-type ProduceResult struct {
-	BaseOffset     int64
-	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
-	LogStartOffset int64
-	Err            error
-	ErrMessage     string
-	RecordErrors   []RecordError
-}
-
-// RecordError names one record of a batch that was rejected (KIP-467).
-type RecordError struct {
-	Index   int32
-	Message string
-}
-
-// FetchPartition is one partition to read.
-type FetchPartition struct {
-	TopicID   TopicID
-	Partition int32
-	Offset    int64
-	MaxBytes  int32
-	// ReadCommitted selects isolation level 1 (read_committed).
-	ReadCommitted bool
-}
-
-// FetchResult is what a partition read returned. Records holds whole record
-// batches with their final base offsets; it may be empty. When the first
-// batch at Offset is larger than MaxBytes the whole first batch is still
-// returned (Kafka's "at least one batch" rule) unless StrictMaxBytes.
-type FetchResult struct {
-	HighWatermark    int64
-	LastStableOffset int64
-	LogStartOffset   int64
-	Records          []byte
-	Aborted          []AbortedTxn
-}
-
-// AbortedTxn is one entry of a read_committed fetch's aborted list.
-type AbortedTxn struct {
-	ProducerID  int64
-	FirstOffset int64
-}
-
-// PartitionState is the current shape of a partition's log.
-type PartitionState struct {
-	LogStartOffset   int64
-	HighWatermark    int64
-	LastStableOffset int64
-	LeaderEpoch      int32
-	SizeBytes        int64
-}
-
-// ConfigChange is one change to a topic config. Value nil means delete
-// (revert to default). For IncrementalAlterConfigs APPEND/SUBTRACT are
-// resolved by the caller into a final value before calling the Log.
-type ConfigChange struct {
-	Name  string
-	Value *string
-}
+// The values the Log exchanges are the storage engine's own types, so the
+// engine serves the handlers without copying them field by field:
+// TopicInfo (a topic; Configs holds only explicit overrides), ProduceBatch
+// (one partition's record batch as the client sent it), ProduceResult (its
+// base offset or a stream sentinel error, with KIP-467 RecordErrors),
+// FetchPartition and FetchResult (whole batches with final base offsets;
+// the first batch is returned whole even past MaxBytes), AbortedTxn,
+// PartitionState and ConfigChange (Value nil deletes an override;
+// IncrementalAlterConfigs APPEND/SUBTRACT are resolved by the caller).
+type (
+	TopicInfo      = stream.TopicInfo
+	ProduceBatch   = stream.ProduceBatch
+	ProduceResult  = stream.ProduceResult
+	RecordError    = stream.RecordError
+	FetchPartition = stream.FetchPartition
+	FetchResult    = stream.FetchResult
+	AbortedTxn     = stream.AbortedTxn
+	PartitionState = stream.PartitionState
+	ConfigChange   = stream.ConfigChange
+)
 
 // Log is the partitioned log: topics, produce, fetch, offsets. It is
 // implemented by internal/stream's Engine. Every method that writes appends an

@@ -59,77 +59,19 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 	return resp, nil
 }
 
-// forward calls a Groups method and checks it answered.
-func forward[Req any, Resp kmsg.Response](ctx context.Context, req Req, f func(context.Context, Req) Resp) (kmsg.Response, error) {
-	resp := f(ctx, req)
-	if any(resp) == nil || isNilPtr(resp) {
-		return nil, errNilGroupResponse
-	}
-	return resp, nil
-}
-
-func isNilPtr(r kmsg.Response) bool {
-	switch v := r.(type) {
-	case *kmsg.JoinGroupResponse:
-		return v == nil
-	case *kmsg.SyncGroupResponse:
-		return v == nil
-	case *kmsg.HeartbeatResponse:
-		return v == nil
-	case *kmsg.LeaveGroupResponse:
-		return v == nil
-	case *kmsg.OffsetCommitResponse:
-		return v == nil
-	case *kmsg.OffsetFetchResponse:
-		return v == nil
-	case *kmsg.OffsetDeleteResponse:
-		return v == nil
-	case *kmsg.DescribeGroupsResponse:
-		return v == nil
-	case *kmsg.ListGroupsResponse:
-		return v == nil
-	case *kmsg.DeleteGroupsResponse:
-		return v == nil
-	}
-	return false
-}
-
-func handleJoinGroup(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.JoinGroupRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.JoinGroup)
-}
-
-func handleSyncGroup(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.SyncGroupRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.SyncGroup)
-}
-
-func handleHeartbeat(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.HeartbeatRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.Heartbeat)
-}
-
-func handleLeaveGroup(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.LeaveGroupRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.LeaveGroup)
-}
-
-func handleOffsetCommit(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.OffsetCommit)
-}
-
-func handleOffsetFetch(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.OffsetFetch)
-}
-
-func handleOffsetDelete(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.OffsetDeleteRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.OffsetDelete)
-}
-
-func handleDescribeGroups(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeGroupsRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.DescribeGroups)
-}
-
-func handleListGroups(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.ListGroupsRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.ListGroups)
-}
-
-func handleDeleteGroups(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
-	return forward(ctx, req, s.opts.Groups.DeleteGroups)
+// groupAPI adapts a Groups method (a method expression such as
+// Groups.JoinGroup) to a handler: the request passes through unchanged and
+// the coordinator must answer.
+func groupAPI[Req kmsg.Request, R any](method func(Groups, context.Context, Req) *R) handlerFunc {
+	return typed(func(ctx context.Context, s *Server, _ *reqCtx, req Req) (kmsg.Response, error) {
+		resp := method(s.opts.Groups, ctx, req)
+		if resp == nil {
+			return nil, errNilGroupResponse
+		}
+		r, ok := any(resp).(kmsg.Response)
+		if !ok {
+			return nil, fmt.Errorf("protocol: group coordinator answered %T", resp)
+		}
+		return r, nil
+	})
 }

@@ -90,11 +90,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 			r := results[i]
 			if r.Err != nil {
 				p.ErrorCode = errorCode(rc.log.With("topic", batches[i].Topic, "partition", batches[i].Partition), r.Err)
-				msg := r.ErrMessage
-				if msg == "" {
-					msg = r.Err.Error()
-				}
-				p.ErrorMessage = &msg
+				p.ErrorMessage = strp(r.Err.Error())
 				for _, re := range r.RecordErrors {
 					er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
 					er.RelativeOffset = re.Index

@@ -224,7 +224,7 @@ type validated struct {
 // (DESIGN §5a rule 9) and applies the topic's timestamp type and compression
 // rewrites. nowMs is the broker's clock. It never modifies records in place;
 // a rewrite returns a new slice.
-func validateBatch(records []byte, tc config.Topic, nowMs int64) (validated, []RecordErrorInfo, error) {
+func validateBatch(records []byte, tc config.Topic, nowMs int64) (validated, []RecordError, error) {
 	h, err := parseBatchHeader(records)
 	if err != nil {
 		return validated{}, nil, err
@@ -264,7 +264,7 @@ func validateBatch(records []byte, tc config.Topic, nowMs int64) (validated, []R
 	if err != nil {
 		return validated{}, nil, fmt.Errorf("%w: cannot decompress records: %v", ErrCorruptMessage, err)
 	}
-	var recErrs []RecordErrorInfo
+	var recErrs []RecordError
 	tsErr := false
 	checkTS := h.Attributes&attrLogAppendTime == 0 && tc.TimestampType != "LogAppendTime"
 	var maxTS int64 = -1
@@ -278,15 +278,15 @@ func validateBatch(records []byte, tc config.Topic, nowMs int64) (validated, []R
 		}
 		if checkTS && ts >= 0 {
 			if tc.TimestampBeforeMaxMs >= 0 && nowMs-ts > tc.TimestampBeforeMaxMs {
-				recErrs = append(recErrs, RecordErrorInfo{Index: i, Message: fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms before the broker's time", ts)})
+				recErrs = append(recErrs, RecordError{Index: i, Message: fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms before the broker's time", ts)})
 				tsErr = true
 			} else if tc.TimestampAfterMaxMs >= 0 && ts-nowMs > tc.TimestampAfterMaxMs {
-				recErrs = append(recErrs, RecordErrorInfo{Index: i, Message: fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms after the broker's time", ts)})
+				recErrs = append(recErrs, RecordError{Index: i, Message: fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms after the broker's time", ts)})
 				tsErr = true
 			}
 		}
 		if tc.CleanupCompact && !r.HasKey {
-			recErrs = append(recErrs, RecordErrorInfo{Index: i, Message: "compacted topic cannot accept a record without a key"})
+			recErrs = append(recErrs, RecordError{Index: i, Message: "compacted topic cannot accept a record without a key"})
 		}
 		return nil
 	})
@@ -332,8 +332,8 @@ func validateBatch(records []byte, tc config.Topic, nowMs int64) (validated, []R
 	return validated{hdr: nh, bytes: out}, nil, nil
 }
 
-// RecordErrorInfo names one rejected record of a batch (KIP-467).
-type RecordErrorInfo struct {
+// RecordError names one rejected record of a batch (KIP-467).
+type RecordError struct {
 	Index   int32
 	Message string
 }

@@ -131,7 +131,7 @@ type Engine struct {
 
 	appliedRev atomic.Int64
 	ckptRev    atomic.Int64 // revision covered by the newest checkpoint seen
-	replayed   atomic.Int64 // entries applied by this process (start-up replay included)
+	applied    atomic.Int64 // entries applied by this process (start-up replay included)
 
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -299,7 +299,7 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 			e.cfgMu.Unlock()
 		}
 	}
-	e.replayed.Add(1)
+	e.applied.Add(1)
 	e.m.applied.Inc()
 	e.waitMu.Lock()
 	w := e.waiters[key]
@@ -385,7 +385,7 @@ func (e *Engine) AppliedRevision() int64 { return e.appliedRev.Load() }
 
 // Replayed counts entries this process has applied since Open, start-up
 // replay included (tests use it to prove start-up is bounded).
-func (e *Engine) Replayed() int64 { return e.replayed.Load() }
+func (e *Engine) Replayed() int64 { return e.applied.Load() }
 
 // SyncRead waits until this broker has replayed everything committed to
 // the log when it was called (DESIGN §5a rule 7). It reads the newest log
@@ -431,7 +431,7 @@ func (e *Engine) propose(ctx context.Context, ent *entry) (applyResult, error) {
 	ent.Time = e.opts.Now().UnixMilli()
 	done := make(chan applyResult, 1)
 	e.addWaiter(key, func(r applyResult) { done <- r })
-	if err := e.putEntry(ctx, key, ent.encode()); err != nil {
+	if err := e.putEntries(ctx, []string{key}, [][]byte{ent.encode()}); err != nil {
 		e.removeWaiter(key)
 		return applyResult{}, err
 	}
@@ -458,18 +458,23 @@ func (e *Engine) removeWaiter(key string) {
 	e.waitMu.Unlock()
 }
 
-// putEntry writes an entry under its own key, only if that key does not
-// exist yet (DESIGN §5a rule 5).
-func (e *Engine) putEntry(ctx context.Context, key string, val []byte) error {
-	resp, err := e.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val))).
-		Commit()
+// putEntries writes entries in one transaction, each under its own key and
+// only if none of the keys exists yet (DESIGN §5a rule 5): a retried put is
+// harmless. Entries of one transaction share a revision and are applied in
+// the given order.
+func (e *Engine) putEntries(ctx context.Context, keys []string, vals [][]byte) error {
+	cmps := make([]clientv3.Cmp, len(keys))
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		cmps[i] = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+		ops[i] = clientv3.OpPut(k, string(vals[i]))
+	}
+	resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("%w: appending to the intake log: %v", ErrStorage, err)
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("%w: log entry %s already exists", ErrStorage, key)
+		return fmt.Errorf("%w: a log entry key already exists", ErrStorage)
 	}
 	return nil
 }

@@ -371,6 +371,11 @@ func TestApplyMalformedEntries(t *testing.T) {
 			e: &entry{Kind: kindCompact, Time: 1300, Topic: a, Partition: 1, ReplacedFirst: 2, ReplacedLast: 6, ReplacedCount: 1,
 				Segment: "seg/v", Chunks: []chunk{{Base: 2, Last: 6, Len: -50}}},
 		},
+		{
+			name: "chunks without a segment object",
+			e: &entry{Kind: kindCompact, Time: 1300, Topic: a, Partition: 1, ReplacedFirst: 2, ReplacedLast: 6, ReplacedCount: 1,
+				Chunks: []chunk{{Base: 2, Last: 6, Len: 50}}},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,13 +2,12 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"sync"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/runnel-dev/runnel/internal/config"
 )
 
 // ProduceBatch is one partition's batch from a Produce request.
@@ -24,7 +23,7 @@ type ProduceResult struct {
 	LogAppendTime  int64
 	LogStartOffset int64
 	Err            error
-	RecordErrors   []RecordErrorInfo
+	RecordErrors   []RecordError
 }
 
 // maxEntryBatches caps the batches of one intake entry so an entry stays
@@ -109,6 +108,14 @@ type Pending struct {
 	waiting []int // indexes of batches that went to the intake buffer
 }
 
+// queued is one validated batch on its way into the intake buffer.
+type queued struct {
+	index     int // in the Produce call (and its results)
+	v         validated
+	topic     TopicID
+	partition int32
+}
+
 // Enqueue validates the batches and adds the valid ones to the intake
 // buffer before it returns, so batches of successive calls are sequenced in
 // call order.
@@ -116,55 +123,55 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 	now := e.opts.Now().UnixMilli()
 	t := &ticket{results: make([]ProduceResult, len(batches)), done: make(chan struct{})}
 	pd := &Pending{t: t}
-	type accepted struct {
-		i   int
-		v   validated
-		tid TopicID
+	// Resolve topics under the lock, validate (decompress, walk records)
+	// outside it: the sequencer must not wait behind validation. A topic
+	// deleted meanwhile is caught by the sequencer.
+	type target struct {
+		id  TopicID
+		tc  config.Topic
+		err error
 	}
-	var acc []accepted
+	targets := make([]target, len(batches))
 	e.mu.RLock()
 	for i, b := range batches {
-		t.results[i] = ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 		id, ok := e.st.ByName[b.Topic]
-		if !ok {
-			t.results[i].Err = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, b.Topic)
+		switch {
+		case !ok:
+			targets[i].err = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, b.Topic)
+		case b.Partition < 0 || int(b.Partition) >= len(e.st.Topics[id].Parts):
+			targets[i].err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, b.Topic, b.Partition)
+		default:
+			targets[i] = target{id: id, tc: e.topicConfigLocked(e.st.Topics[id])}
+		}
+	}
+	e.mu.RUnlock()
+	var acc []queued
+	for i, b := range batches {
+		r := &t.results[i]
+		*r = ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1, Err: targets[i].err}
+		if r.Err != nil {
 			continue
 		}
-		ts := e.st.Topics[id]
-		if b.Partition < 0 || int(b.Partition) >= len(ts.Parts) {
-			t.results[i].Err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, b.Topic, b.Partition)
-			continue
-		}
-		tc := e.topicConfigLocked(ts)
+		tc := targets[i].tc
 		v, recErrs, err := validateBatch(b.Records, tc, now)
 		if err != nil {
-			t.results[i].Err = err
-			t.results[i].RecordErrors = recErrs
+			r.Err, r.RecordErrors = err, recErrs
 			continue
 		}
 		if tc.TimestampType == "LogAppendTime" {
-			t.results[i].LogAppendTime = now
+			r.LogAppendTime = now
 		}
-		acc = append(acc, accepted{i: i, v: v, tid: id})
+		acc = append(acc, queued{index: i, v: v, topic: targets[i].id, partition: b.Partition})
+		pd.waiting = append(pd.waiting, i)
 	}
-	e.mu.RUnlock()
 	if len(acc) == 0 {
 		close(t.done)
 		return pd
 	}
 	t.pending = len(acc)
-	for _, a := range acc {
-		pd.waiting = append(pd.waiting, a.i)
-	}
-	if err := e.intake.add(t, func(yield func(i int, v validated, tid TopicID, part int32) bool) {
-		for _, a := range acc {
-			if !yield(a.i, a.v, a.tid, batches[a.i].Partition) {
-				return
-			}
-		}
-	}); err != nil {
-		for _, a := range acc {
-			t.results[a.i].Err = err
+	if err := e.intake.add(t, acc); err != nil {
+		for _, q := range acc {
+			t.results[q.index].Err = err
 		}
 		pd.waiting = nil
 		close(t.done)
@@ -194,31 +201,30 @@ func (pd *Pending) Wait(ctx context.Context) []ProduceResult {
 }
 
 // add appends validated batches to the current flush buffer.
-func (in *intake) add(t *ticket, seq func(func(int, validated, TopicID, int32) bool)) error {
+func (in *intake) add(t *ticket, batches []queued) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
 		return ErrNotReady
 	}
-	seq(func(i int, v validated, tid TopicID, part int32) bool {
+	for _, q := range batches {
 		if in.cur == nil {
 			in.cur = in.newBuf()
 			in.timer = time.AfterFunc(in.e.opts.FlushLinger, in.lingerExpired(in.cur))
 		}
 		b := in.cur
-		h := v.hdr
+		h := q.v.hdr
 		b.descs = append(b.descs, batchDesc{
-			Topic: tid, Partition: part, Pos: uint32(len(b.data)), Len: uint32(len(v.bytes)),
+			Topic: q.topic, Partition: q.partition, Pos: uint32(len(b.data)), Len: uint32(len(q.v.bytes)),
 			Count: h.LastOffsetDelta + 1, MaxTS: h.MaxTimestamp, ProducerID: h.ProducerID,
 			Epoch: h.ProducerEpoch, BaseSeq: h.BaseSequence, Attrs: h.Attributes,
 		})
-		b.data = append(b.data, v.bytes...)
-		b.slots = append(b.slots, slot{t: t, index: i, desc: len(b.descs) - 1})
+		b.data = append(b.data, q.v.bytes...)
+		b.slots = append(b.slots, slot{t: t, index: q.index, desc: len(b.descs) - 1})
 		if len(b.data) >= in.e.opts.FlushBytes || len(b.descs) >= maxEntryBatches {
 			in.sealLocked()
 		}
-		return true
-	})
+	}
 	if in.cur != nil && in.busy == 0 {
 		// The pipeline is idle: flush at once rather than linger. Under
 		// load, batches gather while earlier uploads run, and linger only
@@ -343,8 +349,8 @@ func (in *intake) putLoop() {
 
 // commit puts the entries of uploaded flushes in one transaction.
 func (in *intake) commit(group []*flushBuf) {
-	var cmps []clientv3.Cmp
-	var ops []clientv3.Op
+	var keys []string
+	var vals [][]byte
 	var ok []*flushBuf
 	now := in.e.opts.Now().UnixMilli()
 	for _, b := range group {
@@ -368,8 +374,7 @@ func (in *intake) commit(group []*flushBuf) {
 				s.t.set(s.index, pr)
 			}
 		})
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(b.key), "=", 0))
-		ops = append(ops, clientv3.OpPut(b.key, string(ent.encode())))
+		keys, vals = append(keys, b.key), append(vals, ent.encode())
 		ok = append(ok, b)
 	}
 	if len(ok) == 0 {
@@ -377,14 +382,9 @@ func (in *intake) commit(group []*flushBuf) {
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
-	resp, err := in.e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	err := in.e.putEntries(ctx, keys, vals)
 	cancel()
 	in.e.m.putSeconds.Observe(time.Since(start).Seconds())
-	if err == nil && !resp.Succeeded {
-		err = fmt.Errorf("%w: an intake entry key already exists", ErrStorage)
-	} else if err != nil {
-		err = fmt.Errorf("%w: appending to the intake log: %v", ErrStorage, err)
-	}
 	if err != nil {
 		in.e.log.Error("stream: intake entry put failed", "entries", len(ok), "err", err)
 		for _, b := range ok {
@@ -418,6 +418,6 @@ func (in *intake) close(ctx context.Context) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		in.e.log.Warn("stream: intake did not drain before shutdown", "err", errors.New("timeout"))
+		in.e.log.Warn("stream: intake did not drain before shutdown", "err", ctx.Err())
 	}
 }

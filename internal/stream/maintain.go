@@ -50,7 +50,7 @@ func (e *Engine) maintainTerm() error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastArchive, lastCkpt, lastOrphans time.Time
-	var ckptEntries int64 = e.replayed.Load()
+	var ckptEntries int64 = e.applied.Load()
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -67,7 +67,7 @@ func (e *Engine) maintainTerm() error {
 			e.runPass("compaction", e.Compact)
 			e.runPass("gc", e.CollectGarbage)
 		}
-		if n := e.replayed.Load(); n-ckptEntries >= e.opts.CheckpointEntries || now.Sub(lastCkpt) >= e.opts.CheckpointInterval {
+		if n := e.applied.Load(); n-ckptEntries >= e.opts.CheckpointEntries || now.Sub(lastCkpt) >= e.opts.CheckpointInterval {
 			ckptEntries, lastCkpt = n, now
 			e.runPass("checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx); return err })
 		}
@@ -102,28 +102,36 @@ const maxSegmentBytes = 16 << 20
 
 // Archive rewrites runs of intake extents into per-partition segments
 // (DESIGN §4) when a run is large enough or old enough.
-func (e *Engine) Archive(ctx context.Context) error {
-	plans, unarchived := e.archivePlans(false)
+func (e *Engine) Archive(ctx context.Context) error { return e.archive(ctx, false) }
+
+// ArchiveAll archives every intake extent regardless of size and age,
+// without pacing.
+func (e *Engine) ArchiveAll(ctx context.Context) error { return e.archive(ctx, true) }
+
+func (e *Engine) archive(ctx context.Context, all bool) error {
+	plans, unarchived := e.archivePlans(all)
 	e.m.unarchived.Set(float64(unarchived))
 	// Pace the segment writes: a burst of large fsync'd writes queues the
 	// intake's small fsyncs behind it on the same device and shows up as
 	// produce latency. Spread the pass over about one archive interval,
 	// but never write slower than 1.5x the intake rate or 32 MiB/s, so
 	// archival keeps up.
-	now := time.Now()
-	intake := e.intakeBytes.Load()
 	rate := float64(32 << 20)
-	if !e.lastArchivePass.IsZero() {
-		if dt := now.Sub(e.lastArchivePass).Seconds(); dt > 0 {
+	if !all { // the pacing state belongs to the maintainer's passes
+		now, intake := time.Now(), e.intakeBytes.Load()
+		if dt := now.Sub(e.lastArchivePass).Seconds(); !e.lastArchivePass.IsZero() && dt > 0 {
 			rate = max(rate, 1.5*float64(intake-e.lastArchiveIntake)/dt)
 		}
+		e.lastArchivePass, e.lastArchiveIntake = now, intake
 	}
-	e.lastArchivePass, e.lastArchiveIntake = now, intake
 	for _, p := range plans {
 		start := time.Now()
 		n, err := e.archiveOne(ctx, p)
 		if err != nil {
 			return err
+		}
+		if all {
+			continue
 		}
 		if pause := time.Duration(float64(n)/rate*float64(time.Second)) - time.Since(start); pause > 0 {
 			select {
@@ -131,17 +139,6 @@ func (e *Engine) Archive(ctx context.Context) error {
 				return ctx.Err()
 			case <-time.After(pause):
 			}
-		}
-	}
-	return nil
-}
-
-// ArchiveAll archives every intake extent regardless of size and age.
-func (e *Engine) ArchiveAll(ctx context.Context) error {
-	plans, _ := e.archivePlans(true)
-	for _, p := range plans {
-		if _, err := e.archiveOne(ctx, p); err != nil {
-			return err
 		}
 	}
 	return nil

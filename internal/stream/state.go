@@ -140,7 +140,7 @@ func (s *state) apply(rev int64, e *entry) applyResult {
 	case kindCreateTopic:
 		res.Err = s.applyCreateTopic(rev, e)
 	case kindDeleteTopic:
-		res.Err = s.applyDeleteTopic(rev, e)
+		res.Err = s.applyDeleteTopic(e)
 	case kindCreatePartitions:
 		res.Err = s.applyCreatePartitions(e)
 	case kindAlterConfigs:
@@ -148,9 +148,9 @@ func (s *state) apply(rev int64, e *entry) applyResult {
 	case kindInitProducer:
 		res = s.applyInitProducer(rev, e)
 	case kindTrim:
-		res.Offset, res.Err = s.applyTrim(rev, e)
+		res.Offset, res.Err = s.applyTrim(e)
 	case kindArchive, kindCompact:
-		res.Err = s.applyReplace(rev, e)
+		res.Err = s.applyReplace(e)
 	case kindCollect:
 		s.applyCollect(e)
 	default:
@@ -214,11 +214,8 @@ func (s *state) applyIntake(e *entry) applyResult {
 		}
 		res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart}
 	}
-	if s.ObjRefs[e.Object] == 0 {
-		// Nothing in the object was sequenced: it is garbage right away.
-		delete(s.ObjRefs, e.Object)
-		s.Garbage = append(s.Garbage, garbageObj{Obj: e.Object, Rev: s.Rev, Clock: s.Clock})
-	}
+	// Nothing in the object was sequenced: it is garbage right away.
+	s.collectIfUnreferenced(e.Object)
 	return res
 }
 
@@ -357,7 +354,7 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-func (s *state) applyDeleteTopic(rev int64, e *entry) error {
+func (s *state) applyDeleteTopic(e *entry) error {
 	t, ok := s.Topics[e.Topic]
 	if !ok {
 		return ErrUnknownTopicOrPartition
@@ -435,7 +432,7 @@ func (s *state) applyInitProducer(rev int64, e *entry) applyResult {
 
 // applyTrim moves a partition's log start offset forward (DeleteRecords and
 // retention) and drops extents wholly below it.
-func (s *state) applyTrim(rev int64, e *entry) (int64, error) {
+func (s *state) applyTrim(e *entry) (int64, error) {
 	p, err := s.partition(e.Topic, e.Partition)
 	if err != nil {
 		return 0, err
@@ -472,39 +469,43 @@ func (s *state) dropExtents(p *partState, n int) {
 // references becomes garbage.
 func (s *state) release(x extent) {
 	s.ObjRefs[x.Obj]--
-	if s.ObjRefs[x.Obj] <= 0 {
-		delete(s.ObjRefs, x.Obj)
-		s.Garbage = append(s.Garbage, garbageObj{Obj: x.Obj, Rev: s.Rev, Clock: s.Clock})
+	s.collectIfUnreferenced(x.Obj)
+}
+
+// collectIfUnreferenced puts an object no extent references on the garbage
+// list, stamped with the current revision and log clock.
+func (s *state) collectIfUnreferenced(obj string) {
+	if obj == "" || s.ObjRefs[obj] > 0 {
+		return
 	}
+	delete(s.ObjRefs, obj)
+	s.Garbage = append(s.Garbage, garbageObj{Obj: obj, Rev: s.Rev, Clock: s.Clock})
 }
 
 // applyReplace swaps a run of extents for new segment chunks (archival and
 // compaction). The entry names exactly what it replaces; if the partition
 // no longer has exactly that run, the plan is stale and rejected, and its
 // segment becomes garbage (DESIGN §5a rule 8).
-func (s *state) applyReplace(rev int64, e *entry) error {
+func (s *state) applyReplace(e *entry) error {
 	reject := func(err error) error {
-		if e.Segment != "" && s.ObjRefs[e.Segment] == 0 {
-			s.Garbage = append(s.Garbage, garbageObj{Obj: e.Segment, Rev: rev, Clock: s.Clock})
-		}
+		s.collectIfUnreferenced(e.Segment)
 		return err
 	}
 	p, err := s.partition(e.Topic, e.Partition)
 	if err != nil {
 		return reject(err)
 	}
-	i := sort.Search(len(p.Extents), func(i int) bool { return p.Extents[i].Base >= e.ReplacedFirst })
-	if e.ReplacedCount <= 0 || e.ReplacedCount > len(p.Extents)-i {
-		return reject(fmt.Errorf("%w: extents [%d, %d] x%d are no longer current", ErrStaleEntry, e.ReplacedFirst, e.ReplacedLast, e.ReplacedCount))
-	}
-	if err := checkChunks(e.Chunks, e.ReplacedFirst, e.ReplacedLast); err != nil {
+	if err := checkChunks(e.Chunks, e.ReplacedFirst, e.ReplacedLast, e.Segment); err != nil {
 		return reject(err)
 	}
-	j := i + e.ReplacedCount
-	if i >= len(p.Extents) ||
-		p.Extents[i].Base != e.ReplacedFirst || p.Extents[j-1].Last != e.ReplacedLast {
+	i := sort.Search(len(p.Extents), func(i int) bool { return p.Extents[i].Base >= e.ReplacedFirst })
+	// Compare the count with what is left before adding, so a huge count
+	// cannot overflow.
+	if e.ReplacedCount <= 0 || e.ReplacedCount > len(p.Extents)-i ||
+		p.Extents[i].Base != e.ReplacedFirst || p.Extents[i+e.ReplacedCount-1].Last != e.ReplacedLast {
 		return reject(fmt.Errorf("%w: extents [%d, %d] x%d are no longer current", ErrStaleEntry, e.ReplacedFirst, e.ReplacedLast, e.ReplacedCount))
 	}
+	j := i + e.ReplacedCount
 	for _, x := range p.Extents[i:j] {
 		if e.Kind == kindArchive && x.Segment {
 			return reject(fmt.Errorf("%w: archive plan covers a segment extent", ErrStaleEntry))
@@ -526,11 +527,8 @@ func (s *state) applyReplace(rev int64, e *entry) error {
 		p.Bytes -= x.Len
 		s.release(x)
 	}
-	if len(repl) > 0 {
-		s.ObjRefs[e.Segment] += int32(len(repl))
-	} else if e.Segment != "" && s.ObjRefs[e.Segment] == 0 {
-		s.Garbage = append(s.Garbage, garbageObj{Obj: e.Segment, Rev: rev, Clock: s.Clock})
-	}
+	s.ObjRefs[e.Segment] += int32(len(repl))
+	s.collectIfUnreferenced(e.Segment) // a compaction that kept nothing
 	p.Bytes += bytes
 	out := make([]extent, 0, len(p.Extents)-(j-i)+len(repl))
 	out = append(out, p.Extents[:i]...)
@@ -579,7 +577,10 @@ func extentsDigest(xs []extent) uint64 {
 // checkChunks verifies that a maintenance entry's chunks are well formed:
 // non-empty, in offset order, not overlapping, and inside the offsets of the
 // run they replace.
-func checkChunks(cs []chunk, first, last int64) error {
+func checkChunks(cs []chunk, first, last int64, segment string) error {
+	if len(cs) > 0 && segment == "" {
+		return fmt.Errorf("%w: chunks without a segment object", ErrCorruptMessage)
+	}
 	next := first
 	for k, c := range cs {
 		if c.Last < c.Base || c.Len < 1 || c.Pos < 0 {
