@@ -630,19 +630,10 @@ func newGroupDeleteCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("delete groups: %w", err)
 			}
-			var errs []error
-			for _, group := range args {
+			return reportDeleted(cmd.OutOrStdout(), "group", args, func(group string) (bool, error) {
 				r, ok := rs[group]
-				switch {
-				case !ok:
-					errs = append(errs, fmt.Errorf("group %q: the broker did not answer for this group", group))
-				case r.Err != nil:
-					errs = append(errs, groupErr(group, r.Err, r.ErrMessage))
-				default:
-					fmt.Fprintf(cmd.OutOrStdout(), "Deleted group %q.\n", group)
-				}
-			}
-			return errors.Join(errs...)
+				return ok, groupErr(group, r.Err, r.ErrMessage)
+			})
 		},
 	}
 }

@@ -418,19 +418,10 @@ func newTopicDeleteCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("delete topics: %w", err)
 			}
-			var errs []error
-			for _, name := range args {
+			return reportDeleted(cmd.OutOrStdout(), "topic", args, func(name string) (bool, error) {
 				r, ok := rs[name]
-				switch {
-				case !ok:
-					errs = append(errs, fmt.Errorf("topic %q: the broker did not answer for this topic", name))
-				case r.Err != nil:
-					errs = append(errs, topicErr(name, r.Err, r.ErrMessage))
-				default:
-					fmt.Fprintf(cmd.OutOrStdout(), "Deleted topic %q.\n", name)
-				}
-			}
-			return errors.Join(errs...)
+				return ok, topicErr(name, r.Err, r.ErrMessage)
+			})
 		},
 	}
 	return cmd
@@ -444,4 +435,23 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// reportDeleted prints a line for each name whose deletion succeeded and
+// joins the errors of the others. result says whether the broker answered
+// for a name and with which error.
+func reportDeleted(w io.Writer, kind string, names []string, result func(name string) (answered bool, err error)) error {
+	var errs []error
+	for _, name := range names {
+		answered, err := result(name)
+		switch {
+		case !answered:
+			errs = append(errs, fmt.Errorf("%s %q: the broker did not answer for this %s", kind, name, kind))
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			fmt.Fprintf(w, "Deleted %s %q.\n", kind, name)
+		}
+	}
+	return errors.Join(errs...)
 }
