@@ -13,9 +13,9 @@ import (
 // embedded member's quota, and etcd's default for an external cluster.
 func (b *Broker) etcdQuotaBytes() int64 {
 	if b.embedded != nil {
-		return 8 << 30
+		return metadata.EmbeddedQuotaBytes
 	}
-	return 2 << 30
+	return metadata.DefaultQuotaBytes
 }
 
 // watchEtcdSize reports etcd's database size, warns well before the quota

@@ -28,13 +28,20 @@ var (
 	ErrUnavailable = errors.New("metadata: etcd unavailable")
 )
 
+// Backend quotas: the embedded member's, and etcd's default that an
+// external cluster has unless its operator raised it. etcd turns read-only
+// at its quota.
+const (
+	EmbeddedQuotaBytes = 8 << 30
+	DefaultQuotaBytes  = 2 << 30
+)
+
 // Limits and timings of the embedded member (DESIGN §10).
 const (
-	tickMs            = 10
-	electionMs        = 100
-	maxTxnOps         = 1024
-	maxRequestBytes   = 8 << 20
-	quotaBackendBytes = 8 << 30
+	tickMs          = 10
+	electionMs      = 100
+	maxTxnOps       = 1024
+	maxRequestBytes = 8 << 20
 	// clientMaxSend leaves room for gRPC framing above the server's request cap.
 	clientMaxSend      = maxRequestBytes + 512<<10
 	defaultDialTimeout = 5 * time.Second
@@ -113,7 +120,7 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig, log *slog.Logger) (*Emb
 	ec.ElectionMs = electionMs
 	ec.MaxTxnOps = maxTxnOps
 	ec.MaxRequestBytes = maxRequestBytes
-	ec.QuotaBackendBytes = quotaBackendBytes
+	ec.QuotaBackendBytes = EmbeddedQuotaBytes
 	ec.UnsafeNoFsync = false
 	ec.EnableGRPCGateway = false
 	ec.Logger = "zap"
