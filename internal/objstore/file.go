@@ -18,34 +18,34 @@ import (
 	"gocloud.dev/blob/fileblob"
 )
 
-// fileStore is the local directory store: fileblob made durable.
+// fileStore is the local directory store: fileblob made durable and cheap
+// to write.
 //
 // fileblob (gocloud.dev v0.47) writes an object to a temporary file, closes
 // it and renames it into place, fsyncing neither the file nor the directory,
 // so a machine crash can lose an object whose Put had returned, or leave it
-// empty. fileStore keeps fileblob for naming, reading and atomic replacement
-// and adds, on every Put:
+// empty. fileStore keeps fileblob for Get and writes objects itself, the same
+// way but durably:
 //
-//  1. WriterOptions.BeforeWrite captures the temporary *os.File (fileblob
-//     calls the hook right after creating the file, before any data is
-//     written, so the hook itself cannot be where the sync happens);
-//  2. after the data is written and before the writer's Close renames the
-//     file, the captured file is fsync'd;
-//  3. after the rename, the object's directory is fsync'd, and so is the
-//     parent of every directory the Put may have created, up to the root.
+//  1. the data goes to a temporary file next to the object (so the rename
+//     never crosses file systems), a recycled file of a deleted object when
+//     the directory has one (see recycler);
+//  2. the temporary file is fsync'd;
+//  3. it is renamed into place, and the object's directory is fsync'd, and
+//     so is the parent of every directory the Put may have created, up to
+//     the root.
 //
-// The temporary file is created next to the object (fileblob's no_tmp_dir),
-// so the rename never crosses file systems and step 3 covers it. Objects are
-// opened with metadata=skip: the attribute side file costs an MD5 pass and an
-// extra file per object, and Runnel needs no attributes.
+// No attribute side files are written or read: fileblob's cost an MD5 pass
+// and an extra file per object, and Runnel needs no attributes.
 type fileStore struct {
 	bucketStore
 	root string
+	pool recycler
 	// synced records directories whose own entry in their parent is known
 	// to be durable, so their parents are fsync'd only once.
 	synced sync.Map
 	// onSync, if set, is called after an object's temporary file has been
-	// fsync'd (tests use it to prove the hook ran).
+	// fsync'd (tests use it to prove the order of the steps).
 	onSync func(tmpName string)
 }
 
@@ -99,27 +99,52 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 	if err := s.checkFileKey(ctx, key); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	path := filepath.Join(s.root, filepath.FromSlash(key))
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return wrap("put", key, err)
+	}
+	tmp := s.pool.tempName(dir, filepath.Base(path))
+	if err := s.writeTemp(dir, tmp, data); err != nil {
+		_ = os.Remove(tmp)
+		return wrap("put", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		_ = os.Remove(tmp)
+		return wrap("put", key, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return wrap("put", key, err)
+	}
+	if err := s.syncDirs(dir); err != nil {
+		return wrap("put", key, err)
+	}
+	return nil
+}
+
+// writeTemp writes data to the temporary file tmp in dir and fsyncs it.
+func (s *fileStore) writeTemp(dir, tmp string, data []byte) error {
 	var f *os.File
-	opts := writerOptions()
-	opts.BeforeWrite = func(as func(any) bool) error {
-		if !as(&f) {
-			return errors.New("fileblob writer does not expose its *os.File")
+	if size, ok := s.pool.take(dir, tmp); ok {
+		var err error
+		if f, err = os.OpenFile(tmp, os.O_WRONLY, 0); err != nil {
+			return err
 		}
-		return nil
-	}
-	w, err := s.b.NewWriter(ctx, key, opts)
-	if err != nil {
-		return wrap("put", key, err)
-	}
-	abort := func(err error) error {
-		cancel() // fileblob then removes the temporary file instead of renaming it
-		_ = w.Close()
-		return wrap("put", key, err)
-	}
-	if f == nil {
-		return abort(errors.New("BeforeWrite hook did not run"))
+		// Overwrite the old blocks in place. Cutting the file at the last
+		// whole page the new data fills first means the partial page at
+		// its end is past the end of the file, so writing it needs no read.
+		if n := int64(len(data)); size > n {
+			if err := f.Truncate(n &^ (pageSize - 1)); err != nil {
+				_ = f.Close()
+				return err
+			}
+		}
+	} else {
+		var err error
+		if f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+			return err
+		}
 	}
 	// Write large objects a step at a time and wait for each step's
 	// writeback, so the device never holds more than one step of this
@@ -127,27 +152,27 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 	// once would stall a small intake object's fsync behind it).
 	for off := 0; off < len(data); off += writeStep {
 		end := min(off+writeStep, len(data))
-		if _, err := w.Write(data[off:end]); err != nil {
-			return abort(err)
+		if _, err := f.Write(data[off:end]); err != nil {
+			_ = f.Close()
+			return err
 		}
 		if len(data) > writeStep {
 			writeBehind(f, int64(off), int64(end-off))
 		}
 	}
 	if err := f.Sync(); err != nil {
-		return abort(fmt.Errorf("fsync: %w", err))
+		_ = f.Close()
+		return fmt.Errorf("fsync: %w", err)
 	}
 	if s.onSync != nil {
 		s.onSync(f.Name())
 	}
-	if err := w.Close(); err != nil {
-		return wrap("put", key, err)
-	}
-	if err := s.syncDirs(filepath.Dir(filepath.Join(s.root, filepath.FromSlash(key)))); err != nil {
-		return wrap("put", key, err)
-	}
-	return nil
+	return f.Close()
 }
+
+// pageSize is the page size assumed for in-place overwrites; a wrong guess
+// costs only a read of one block.
+const pageSize = 4096
 
 // syncDirs fsyncs dir, then the parent of each directory from dir up to the
 // root whose entry is not yet known to be durable.
@@ -180,6 +205,15 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Close unlinks the pooled files and closes the store.
+func (s *fileStore) Close() error {
+	if s.closed.Load() {
+		return nil
+	}
+	s.pool.drain()
+	return s.bucketStore.Close()
 }
 
 func (s *fileStore) Get(ctx context.Context, key string) ([]byte, error) {
@@ -224,7 +258,8 @@ func (s *fileStore) GetRange(ctx context.Context, key string, off, length int64)
 	return buf, nil
 }
 
-// Delete removes the object's file. A directory at the key's path (the key
+// Delete removes the object's key; its file goes to the recycler's pool or
+// is unlinked. A directory at the key's path (the key
 // is a prefix of other keys) is a missing object, not an error. Empty
 // directories are left in place: removing them could race with a Put that
 // has just created the directory for its temporary file.
@@ -238,7 +273,11 @@ func (s *fileStore) Delete(ctx context.Context, key string) error {
 		return nil
 	}
 	if err == nil {
-		err = os.Remove(path)
+		if info.Mode().IsRegular() {
+			err = s.pool.give(filepath.Dir(path), path, info.Size())
+		} else {
+			err = os.Remove(path)
+		}
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("objstore: delete %q: %w", key, err)

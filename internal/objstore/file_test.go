@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -173,4 +175,109 @@ func byteSize(n int) string {
 		return strconv.Itoa(n>>20) + "MiB"
 	}
 	return strconv.Itoa(n>>10) + "KiB"
+}
+
+// TestFileRecyclesDeletedFiles checks that a Put reuses the file of an object
+// deleted from the same directory, whatever the sizes, and that pooled files
+// stay invisible, bounded and gone after Close.
+func TestFileRecyclesDeletedFiles(t *testing.T) {
+	s, dir := openTestFile(t)
+	ctx := context.Background()
+	inode := func(key string) uint64 {
+		t.Helper()
+		info, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Sys().(*syscall.Stat_t).Ino
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3000) // 48,000 bytes: not page aligned
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"shorter", []byte("short object")},
+		{"longer", bytes.Repeat([]byte("x"), 100_000)},
+		{"page-aligned", bytes.Repeat([]byte("p"), 8192)},
+		{"empty", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.Put(ctx, "intake/0/old", big); err != nil {
+				t.Fatal(err)
+			}
+			ino := inode("intake/0/old")
+			if err := s.Delete(ctx, "intake/0/old"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(ctx, "intake/0/old"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get of a deleted object = %v, want ErrNotFound", err)
+			}
+			if err := s.Put(ctx, "intake/0/new", tc.data); err != nil {
+				t.Fatal(err)
+			}
+			if got := inode("intake/0/new"); got != ino {
+				t.Errorf("new object has inode %d, want the deleted object's %d", got, ino)
+			}
+			got, err := s.Get(ctx, "intake/0/new")
+			if err != nil || !bytes.Equal(got, tc.data) {
+				t.Fatalf("Get = %d bytes (%v), want %d bytes", len(got), err, len(tc.data))
+			}
+			if err := s.Delete(ctx, "intake/0/new"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+
+	// A Put into another directory does not take this directory's file.
+	if err := s.Put(ctx, "intake/0/a", big); err != nil {
+		t.Fatal(err)
+	}
+	ino := inode("intake/0/a")
+	if err := s.Delete(ctx, "intake/0/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "intake/1/b", big); err != nil {
+		t.Fatal(err)
+	}
+	if inode("intake/1/b") == ino {
+		t.Error("a Put reused a file from another directory")
+	}
+
+	// The pool is bounded and never listed.
+	for i := range recycleMaxFiles + 10 {
+		key := "intake/2/" + strconv.Itoa(i)
+		if err := s.Put(ctx, key, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys []string
+	if err := s.List(ctx, "", func(o ObjectInfo) error { keys = append(keys, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(keys, ",") != "intake/1/b" {
+		t.Fatalf("List = %q, want only intake/1/b", keys)
+	}
+	countTemps := func() int {
+		n := 0
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && tempRe.MatchString(p) {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if n := countTemps(); n > recycleMaxFiles {
+		t.Errorf("%d pooled files, want at most %d", n, recycleMaxFiles)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countTemps(); n != 0 {
+		t.Errorf("%d pooled files left after Close", n)
+	}
 }
