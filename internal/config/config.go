@@ -144,7 +144,7 @@ func Default() Config {
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		MaxRequestBytes:   100 * mib,
-		MemoryLimit:       448 * mib,
+		MemoryLimit:       400 * mib,
 		TopicDefaults:     map[string]string{},
 		Log:               LogConfig{Level: "info", Format: "text"},
 	}
