@@ -34,6 +34,10 @@ const (
 	attrLogAppendTime = 0x08
 	attrTransactional = 0x10
 	attrControl       = 0x20
+	// attrImplicitAdd is never stored in a batch: intake descriptors carry it
+	// for a transactional batch whose producer relies on Transactions V2
+	// adding the partition to its transaction implicitly.
+	attrImplicitAdd = 0x4000
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

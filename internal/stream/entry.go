@@ -21,6 +21,11 @@ const (
 	kindArchive          entryKind = 8  // intake extents are replaced by a segment
 	kindCompact          entryKind = 9  // segment chunks are replaced by compacted ones
 	kindCollect          entryKind = 10 // garbage objects were deleted from the store
+	kindAddPartitions    entryKind = 11 // partitions join a transaction
+	kindAddOffsets       entryKind = 12 // a consumer group joins a transaction
+	kindTxnOffsets       entryKind = 13 // offsets committed inside a transaction
+	kindEndTxn           entryKind = 14 // a transaction commits or aborts
+	kindTxnPublished     entryKind = 15 // a committed transaction's offsets reached the group store
 )
 
 // batchDesc describes one batch of an intake object: where it is and what
@@ -68,9 +73,19 @@ type entry struct {
 	Deletes    []string          `json:"del,omitempty"`
 	Replace    bool              `json:"rep,omitempty"`
 
-	// kindInitProducer
-	ProducerID int64 `json:"pid,omitempty"`
-	Epoch      int16 `json:"ep,omitempty"`
+	// kindInitProducer and the transaction entries
+	ProducerID int64          `json:"pid,omitempty"`
+	Epoch      int16          `json:"ep,omitempty"`
+	TxnID      string         `json:"txn,omitempty"`
+	TimeoutMs  int32          `json:"tmo,omitempty"`
+	TxnParts   []TxnPartition `json:"tps,omitempty"`
+	Group      string         `json:"grp,omitempty"`
+	TxnOffsets []TxnOffset    `json:"tof,omitempty"`
+	Commit     bool           `json:"commit,omitempty"`
+	// Bump ends the transaction with an epoch bump (Transactions V2);
+	// Timeout marks the maintainer's abort of a timed-out transaction.
+	Bump    bool `json:"bump,omitempty"`
+	Timeout bool `json:"timeout,omitempty"`
 
 	// kindTrim, kindArchive, kindCompact
 	Partition int32 `json:"p,omitempty"`

@@ -15,6 +15,10 @@ type ProduceBatch struct {
 	Topic     string
 	Partition int32
 	Records   []byte
+	// ImplicitTxnAdd is set for Produce v12+ (Transactions V2): a
+	// transactional batch adds its partition to the producer's
+	// transaction instead of needing AddPartitionsToTxn first.
+	ImplicitTxnAdd bool
 }
 
 // ProduceResult is the outcome for one ProduceBatch.
@@ -114,6 +118,8 @@ type queued struct {
 	v         validated
 	topic     TopicID
 	partition int32
+	// implicitAdd: see ProduceBatch.ImplicitTxnAdd.
+	implicitAdd bool
 }
 
 // Enqueue validates the batches and adds the valid ones to the intake
@@ -161,7 +167,7 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 		if tc.TimestampType == "LogAppendTime" {
 			r.LogAppendTime = now
 		}
-		acc = append(acc, queued{index: i, v: v, topic: targets[i].id, partition: b.Partition})
+		acc = append(acc, queued{index: i, v: v, topic: targets[i].id, partition: b.Partition, implicitAdd: b.ImplicitTxnAdd})
 		pd.waiting = append(pd.waiting, i)
 	}
 	if len(acc) == 0 {
@@ -214,10 +220,14 @@ func (in *intake) add(t *ticket, batches []queued) error {
 		}
 		b := in.cur
 		h := q.v.hdr
+		attrs := h.Attributes
+		if q.implicitAdd && h.transactional() {
+			attrs |= attrImplicitAdd
+		}
 		b.descs = append(b.descs, batchDesc{
 			Topic: q.topic, Partition: q.partition, Pos: uint32(len(b.data)), Len: uint32(len(q.v.bytes)),
 			Count: h.LastOffsetDelta + 1, MaxTS: h.MaxTimestamp, ProducerID: h.ProducerID,
-			Epoch: h.ProducerEpoch, BaseSeq: h.BaseSequence, Attrs: h.Attributes,
+			Epoch: h.ProducerEpoch, BaseSeq: h.BaseSequence, Attrs: attrs,
 		})
 		b.data = append(b.data, q.v.bytes...)
 		b.slots = append(b.slots, slot{t: t, index: q.index, desc: len(b.descs) - 1})

@@ -71,6 +71,7 @@ func (e *Engine) maintainTerm() error {
 			ckptEntries, lastCkpt = n, now
 			e.runPass("checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx); return err })
 		}
+		e.runPass("txn-timeouts", e.AbortTimedOutTxns)
 		if now.Sub(lastOrphans) >= 10*time.Minute {
 			lastOrphans = now
 			e.runPass("orphans", e.CollectOrphans)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/runnel-dev/runnel/internal/objstore"
@@ -54,15 +55,33 @@ func (e *Engine) fetchOnce(ctx context.Context, fp FetchPartition) (FetchResult,
 	}
 	var res FetchResult
 	var out []byte
+	lastOut := int64(-1) // last offset of the last batch returned
+	// done finishes a read_committed result with the aborted transactions
+	// the returned batches overlap.
+	done := func(err error) (FetchResult, error) {
+		res.Records = out
+		if err == nil && fp.ReadCommitted && lastOut >= fp.Offset {
+			res.Aborted = e.abortedIn(fp, fp.Offset, lastOut)
+		}
+		return res, err
+	}
+	// A read_committed consumer sees nothing at or past the last stable
+	// offset.
+	limit := int64(math.MaxInt64)
 	next := fp.Offset // first offset the next window starts from
 	for first := true; ; first = false {
 		xs, r, err := e.fetchWindow(fp, next, maxBytes-int64(len(out)), first)
 		if first {
 			res = r
+			if fp.ReadCommitted {
+				limit = r.LastStableOffset
+			}
+		}
+		for len(xs) > 0 && xs[len(xs)-1].Base >= limit {
+			xs = xs[:len(xs)-1]
 		}
 		if err != nil || len(xs) == 0 {
-			res.Records = out
-			return res, err
+			return done(err)
 		}
 		full := false
 		for _, x := range xs {
@@ -78,6 +97,10 @@ func (e *Engine) fetchOnce(ctx context.Context, fp FetchPartition) (FetchResult,
 				if last < fp.Offset {
 					return true
 				}
+				if base >= limit {
+					full = true
+					return false
+				}
 				if len(out) > 0 && int64(len(out)+len(b)) > maxBytes {
 					full = true
 					return false
@@ -88,6 +111,7 @@ func (e *Engine) fetchOnce(ctx context.Context, fp FetchPartition) (FetchResult,
 					setBaseOffset(out[start:], base)
 				}
 				setLeaderEpoch(out[start:], 0)
+				lastOut = last
 				return true
 			})
 			if err != nil {
@@ -99,8 +123,7 @@ func (e *Engine) fetchOnce(ctx context.Context, fp FetchPartition) (FetchResult,
 			}
 		}
 		if full || len(out) > 0 {
-			res.Records = out
-			return res, nil
+			return done(nil)
 		}
 		// Every batch of the window ended before the offset (a compacted
 		// gap): go on with the following extents.
@@ -121,7 +144,7 @@ func (e *Engine) fetchWindow(fp FetchPartition, off, budget int64, first bool) (
 		return nil, FetchResult{}, ErrUnknownTopicOrPartition
 	}
 	p := t.Parts[fp.Partition]
-	res := FetchResult{HighWatermark: p.Next, LastStableOffset: p.Next, LogStartOffset: p.LogStart}
+	res := FetchResult{HighWatermark: p.Next, LastStableOffset: max(p.lastStable(), p.LogStart), LogStartOffset: p.LogStart}
 	if first && (fp.Offset < p.LogStart || fp.Offset > p.Next) {
 		return nil, res, fmt.Errorf("%w: offset %d is outside [%d, %d]", ErrOffsetOutOfRange, fp.Offset, p.LogStart, p.Next)
 	}
@@ -132,6 +155,18 @@ func (e *Engine) fetchWindow(fp FetchPartition, off, budget int64, first bool) (
 		total += p.Extents[i].Len
 	}
 	return xs, res, nil
+}
+
+// abortedIn returns the aborted transactions of a partition that overlap
+// [from, to].
+func (e *Engine) abortedIn(fp FetchPartition, from, to int64) []AbortedTxn {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	p, err := e.st.partition(fp.TopicID, fp.Partition)
+	if err != nil {
+		return nil
+	}
+	return p.abortedIn(from, to)
 }
 
 // forEachBatch walks the batches laid end to end in data.
@@ -165,6 +200,9 @@ func (e *Engine) readExtentNoFill(ctx context.Context, x extent) ([]byte, error)
 }
 
 func (e *Engine) readExtentCached(ctx context.Context, x extent, fill bool) ([]byte, error) {
+	if x.Ctl != nil {
+		return markerBatch(x), nil
+	}
 	if whole, ok := e.cache.get(x.Obj); ok {
 		if x.Pos+x.Len > int64(len(whole)) {
 			return nil, fmt.Errorf("%w: extent beyond cached object %s", ErrStorage, x.Obj)

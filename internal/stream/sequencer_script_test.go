@@ -39,6 +39,16 @@ import (
 //	collect objs=(a,b)
 //	state                                        full canonical dump
 //	partition t/0                                one partition's dump
+//	init-txn id=x timeout=MS [pid=N epoch=E]     InitProducerId with a transactional id
+//	add-partitions id=x pid=N epoch=E parts=(t/0,t/1)
+//	add-offsets id=x pid=N epoch=E group=g
+//	txn-offsets id=x pid=N epoch=E group=g       input: t/0 offset=N
+//	end-txn id=x pid=N epoch=E commit|abort [bump] [timeout]
+//	txn-published group=g rev=N
+//	txns                                         the transaction state
+//
+// Intake batch lines also take txn (the transactional attribute) and
+// implicit (Transactions V2's implicit add).
 //
 // Every entry's revision is the previous one plus one, as with etcd puts.
 // After every entry the structural invariants (checkInvariants) must hold.
@@ -175,6 +185,56 @@ func (h *seqHarness) run(t *testing.T, td *datadriven.TestData) string {
 		}
 		res := h.apply(t, &entry{Kind: kindCollect, Objects: objs})
 		return errOrOK(res.Err)
+	case "init-txn":
+		e := &entry{Kind: kindInitProducer, TxnID: argString(t, td, "id"), ProducerID: -1, Epoch: -1}
+		td.ScanArgs(t, "timeout", &e.TimeoutMs)
+		if td.HasArg("pid") {
+			td.ScanArgs(t, "pid", &e.ProducerID)
+			td.ScanArgs(t, "epoch", &e.Epoch)
+		}
+		return producerResult(h.apply(t, e))
+	case "add-partitions":
+		e := h.txnEntry(t, td, kindAddPartitions)
+		if arg, ok := td.Arg("parts"); ok {
+			for _, v := range arg.Vals {
+				id, p := h.parsePart(t, v)
+				e.TxnParts = append(e.TxnParts, TxnPartition{Topic: id, Partition: p})
+			}
+		}
+		return errOrOK(h.apply(t, e).Err)
+	case "add-offsets":
+		e := h.txnEntry(t, td, kindAddOffsets)
+		e.Group = argString(t, td, "group")
+		return errOrOK(h.apply(t, e).Err)
+	case "txn-offsets":
+		e := h.txnEntry(t, td, kindTxnOffsets)
+		e.Group = argString(t, td, "group")
+		for _, line := range strings.Split(td.Input, "\n") {
+			fields := strings.Fields(line)
+			if len(fields) == 0 {
+				continue
+			}
+			name, ps, _ := strings.Cut(fields[0], "/")
+			p, _ := strconv.Atoi(ps)
+			m := kvFields(t, fields[1:])
+			e.TxnOffsets = append(e.TxnOffsets, TxnOffset{Topic: name, Partition: int32(p), Offset: intField(t, m, "offset", 0)})
+			noMoreFields(t, m)
+		}
+		return errOrOK(h.apply(t, e).Err)
+	case "end-txn":
+		e := h.txnEntry(t, td, kindEndTxn)
+		e.Commit = td.HasArg("commit")
+		e.Bump = td.HasArg("bump")
+		e.Timeout = td.HasArg("timeout")
+		return producerResult(h.apply(t, e))
+	case "txn-published":
+		e := &entry{Kind: kindTxnPublished, Group: argString(t, td, "group")}
+		td.ScanArgs(t, "rev", &e.Offset)
+		return errOrOK(h.apply(t, e).Err)
+	case "txns":
+		var b strings.Builder
+		dumpTxns(&b, h.st, h.ids)
+		return b.String()
 	case "state":
 		return dumpState(h.st, h.ids)
 	case "partition":
@@ -189,6 +249,15 @@ func (h *seqHarness) run(t *testing.T, td *datadriven.TestData) string {
 	}
 	td.Fatalf(t, "unknown command %q", td.Cmd)
 	return ""
+}
+
+// txnEntry starts a transaction entry from id=, pid= and epoch=.
+func (h *seqHarness) txnEntry(t *testing.T, td *datadriven.TestData, kind entryKind) *entry {
+	t.Helper()
+	e := &entry{Kind: kind, TxnID: argString(t, td, "id")}
+	td.ScanArgs(t, "pid", &e.ProducerID)
+	td.ScanArgs(t, "epoch", &e.Epoch)
+	return e
 }
 
 func argString(t *testing.T, td *datadriven.TestData, key string) string {
@@ -290,8 +359,21 @@ func (h *seqHarness) intake(t *testing.T, td *datadriven.TestData) string {
 			continue
 		}
 		id, p := h.parsePart(t, fields[0])
-		m := kvFields(t, fields[1:])
+		var attrs int16
+		var rest []string
+		for _, f := range fields[1:] {
+			switch f {
+			case "txn":
+				attrs |= attrTransactional
+			case "implicit":
+				attrs |= attrImplicitAdd
+			default:
+				rest = append(rest, f)
+			}
+		}
+		m := kvFields(t, rest)
 		d := batchDesc{
+			Attrs:      attrs,
 			Topic:      id,
 			Partition:  p,
 			Pos:        pos,
@@ -433,7 +515,54 @@ func dumpState(s *state, names map[string]TopicID) string {
 		fmt.Fprintf(&b, " %s(rev=%d,clock=%d)", g.Obj, g.Rev, g.Clock)
 	}
 	b.WriteString("\n")
+	dumpTxns(&b, s, names)
 	return b.String()
+}
+
+// dumpTxns renders the transactional ids and the committed offsets awaiting
+// publication.
+func dumpTxns(b *strings.Builder, s *state, names map[string]TopicID) {
+	name := func(id TopicID) string {
+		for n, v := range names {
+			if v == id {
+				return n
+			}
+		}
+		return fmt.Sprintf("%x", id[:])
+	}
+	ids := make([]string, 0, len(s.Txns))
+	for id := range s.Txns {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := s.Txns[id]
+		fmt.Fprintf(b, "txn %s pid=%d epoch=%d prev=%d/%d timeout=%d %s started=%d last-seen=%d", id, t.ProducerID, t.Epoch, t.PrevProducerID, t.PrevEpoch, t.TimeoutMs, t.Phase, t.Started, t.LastSeen)
+		if s.TxnByPID[t.ProducerID] != id {
+			b.WriteString(" BROKEN:pid-index")
+		}
+		b.WriteString("\n")
+		for _, tp := range t.Parts {
+			fmt.Fprintf(b, "  part %s/%d\n", name(tp.Topic), tp.Partition)
+		}
+		for _, g := range t.Groups {
+			fmt.Fprintf(b, "  group %s", g)
+			for _, o := range t.Offsets[g] {
+				fmt.Fprintf(b, " %s/%d@%d", o.Topic, o.Partition, o.Offset)
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(s.TxnByPID) != len(s.Txns) {
+		fmt.Fprintf(b, "BROKEN: %d transactional ids, %d producer ids\n", len(s.Txns), len(s.TxnByPID))
+	}
+	for _, c := range s.TxnOffsets {
+		fmt.Fprintf(b, "committed-offsets group=%s rev=%d:", c.Group, c.Rev)
+		for _, o := range c.Offsets {
+			fmt.Fprintf(b, " %s/%d@%d", o.Topic, o.Partition, o.Offset)
+		}
+		b.WriteString("\n")
+	}
 }
 
 func sortedKeys[V any](m map[int64]V) []int64 {
@@ -448,11 +577,29 @@ func sortedKeys[V any](m map[int64]V) []int64 {
 func dumpPart(b *strings.Builder, indent string, p *partState) {
 	fmt.Fprintf(b, "%slogstart=%d next=%d bytes=%d epoch=%d\n", indent, p.LogStart, p.Next, p.Bytes, p.Epoch)
 	for _, x := range p.Extents {
+		if x.Ctl != nil {
+			kind := "abort"
+			if x.Ctl.Commit {
+				kind = "commit"
+			}
+			fmt.Fprintf(b, "%s%d-%d marker=%s pid=%d epoch=%d len=%d maxts=%d\n", indent, x.Base, x.Last, kind, x.Ctl.ProducerID, x.Ctl.Epoch, x.Len, x.MaxTS)
+			continue
+		}
 		kind := "obj"
 		if x.Segment {
 			kind = "seg"
 		}
 		fmt.Fprintf(b, "%s%d-%d %s=%s pos=%d len=%d maxts=%d\n", indent, x.Base, x.Last, kind, x.Obj, x.Pos, x.Len, x.MaxTS)
+	}
+	if len(p.Open) > 0 {
+		fmt.Fprintf(b, "%sopen:", indent)
+		for _, pid := range sortedKeys(p.Open) {
+			fmt.Fprintf(b, " %d@%d", pid, p.Open[pid])
+		}
+		fmt.Fprintf(b, " lso=%d\n", p.lastStable())
+	}
+	for _, a := range p.Aborted {
+		fmt.Fprintf(b, "%saborted pid=%d %d-%d\n", indent, a.ProducerID, a.First, a.Last)
 	}
 	for _, pid := range sortedKeys(p.Producers) {
 		ps := p.Producers[pid]
@@ -502,11 +649,29 @@ func checkInvariants(s *state) error {
 				if i > 0 && p.Extents[i-1].Last >= x.Base {
 					return fmt.Errorf("%s: extents %d and %d overlap or are out of order", where, i-1, i)
 				}
-				refs[x.Obj]++
+				if x.Obj != "" {
+					refs[x.Obj]++
+				} else if x.Ctl == nil || x.Base != x.Last || x.Len != markerLen {
+					return fmt.Errorf("%s: extent %d [%d, %d] has no object and is not a marker", where, i, x.Base, x.Last)
+				}
 				bytes += x.Len
 			}
 			if bytes != p.Bytes {
 				return fmt.Errorf("%s: bytes %d, extents hold %d", where, p.Bytes, bytes)
+			}
+			for pid, first := range p.Open {
+				tx := s.Txns[s.TxnByPID[pid]]
+				if tx == nil || tx.Phase != txnOngoing || !tx.hasPart(TxnPartition{Topic: id, Partition: int32(pi)}) {
+					return fmt.Errorf("%s: producer %d has an open transaction here that its transactional id does not", where, pid)
+				}
+				if first >= p.Next {
+					return fmt.Errorf("%s: open transaction of %d starts at %d, past next %d", where, pid, first, p.Next)
+				}
+			}
+			for i, a := range p.Aborted {
+				if a.First > a.Last || (i > 0 && p.Aborted[i-1].Last >= a.Last) {
+					return fmt.Errorf("%s: aborted index entry %d (%d-%d) is malformed or out of order", where, i, a.First, a.Last)
+				}
 			}
 		}
 	}
@@ -540,6 +705,12 @@ func randomEntries(seed uint64, n int) []*entry {
 		ti := r.IntN(len(names))
 		tid := scriptTopicID(ti + 1)
 		t := plan.Topics[tid]
+		if t != nil && r.IntN(100) < 20 {
+			randomTxnEntry(r, plan, e, tid, t, seq, ti)
+			plan.apply(rev, e)
+			out = append(out, e)
+			continue
+		}
 		switch k := r.IntN(100); {
 		case t == nil || k < 2:
 			if t != nil {
@@ -642,6 +813,64 @@ func randomEntries(seed uint64, n int) []*entry {
 	return out
 }
 
+// randomTxnEntry fills e with a transaction step for one of two
+// transactional ids, planned against plan: mostly valid, sometimes with a
+// stale epoch, an unknown partition or an early timeout.
+func randomTxnEntry(r *rand.Rand, plan *state, e *entry, tid TopicID, t *topicState, seq map[[2]int64]int32, ti int) {
+	id := []string{"x", "y"}[r.IntN(2)]
+	tx := plan.Txns[id]
+	if tx == nil || r.IntN(12) == 0 {
+		e.Kind, e.TxnID, e.TimeoutMs, e.ProducerID, e.Epoch = kindInitProducer, id, int32(1000+r.IntN(100_000)), -1, -1
+		if r.IntN(20) == 0 {
+			e.TimeoutMs = -1
+		}
+		if tx != nil && r.IntN(3) == 0 {
+			e.ProducerID, e.Epoch = tx.ProducerID, tx.Epoch-int16(r.IntN(2))
+		}
+		return
+	}
+	e.TxnID, e.ProducerID, e.Epoch = id, tx.ProducerID, tx.Epoch
+	if r.IntN(15) == 0 {
+		e.Epoch-- // a zombie
+	}
+	switch k := r.IntN(10); {
+	case k < 2:
+		e.Kind = kindAddPartitions
+		for range 1 + r.IntN(2) {
+			e.TxnParts = append(e.TxnParts, TxnPartition{Topic: tid, Partition: int32(r.IntN(len(t.Parts) + 1))})
+		}
+	case k < 3:
+		e.Kind, e.Group = kindAddOffsets, []string{"g1", "g2"}[r.IntN(2)]
+	case k < 4:
+		e.Kind, e.Group = kindTxnOffsets, []string{"g1", "g2"}[r.IntN(2)]
+		e.TxnOffsets = []TxnOffset{{Topic: t.Name, Partition: 0, Offset: r.Int64N(1000)}}
+	case k < 6:
+		e.Kind, e.Commit, e.Bump = kindEndTxn, r.IntN(2) == 0, r.IntN(2) == 0
+		if r.IntN(4) == 0 {
+			e.Timeout, e.Bump, e.Commit = true, true, false
+		}
+		if r.IntN(5) == 0 && tx.PrevEpoch >= 0 {
+			e.ProducerID, e.Epoch = tx.PrevProducerID, tx.PrevEpoch // a retry or a delayed copy
+		}
+	case k < 7 && len(plan.TxnOffsets) > 0:
+		c := plan.TxnOffsets[r.IntN(len(plan.TxnOffsets))]
+		e.Kind, e.Group, e.Offset = kindTxnPublished, c.Group, c.Rev
+	default:
+		p := int32(r.IntN(len(t.Parts)))
+		key := [2]int64{tx.ProducerID, int64(ti*100) + int64(p)}
+		d := batchDesc{Topic: tid, Partition: p, Len: uint32(1 + r.IntN(500)), Count: int32(1 + r.IntN(5)), MaxTS: e.Time,
+			ProducerID: tx.ProducerID, Epoch: e.Epoch, BaseSeq: seq[key], Attrs: attrTransactional}
+		if r.IntN(2) == 0 {
+			d.Attrs |= attrImplicitAdd
+		}
+		if ps := t.Parts[p].Producers[tx.ProducerID]; ps == nil || ps.Epoch != tx.Epoch {
+			d.BaseSeq = 0
+		}
+		seq[key] = addSeq(d.BaseSeq, d.Count)
+		e.Kind, e.Object, e.ObjectTime, e.Batches = kindIntake, fmt.Sprintf("txn-intake/%d", e.Time), e.Time, []batchDesc{d}
+	}
+}
+
 // dumpResult renders an apply result canonically.
 func dumpResult(res applyResult) string {
 	var b strings.Builder
@@ -721,7 +950,8 @@ func TestSequencerDeterminism(t *testing.T) {
 				}
 			}
 			t.Logf("%d entries fully accepted (by kind %v), %d with errors; final: %d topics, %d objects referenced, %d garbage", accepted, byKind, rejected, len(a.Topics), len(a.ObjRefs), len(a.Garbage))
-			if accepted < len(log)/3 || rejected == 0 || byKind[kindArchive] == 0 || byKind[kindCompact] == 0 || len(a.Topics) == 0 {
+			if accepted < len(log)/3 || rejected == 0 || byKind[kindArchive] == 0 || byKind[kindCompact] == 0 || len(a.Topics) == 0 ||
+				byKind[kindEndTxn] == 0 || byKind[kindAddPartitions] == 0 || byKind[kindTxnOffsets] == 0 {
 				t.Fatalf("random log is not representative: %d accepted, %d rejected, %d topics", accepted, rejected, len(a.Topics))
 			}
 		})

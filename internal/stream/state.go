@@ -21,6 +21,9 @@ type extent struct {
 	Len     int64
 	MaxTS   int64
 	Segment bool
+	// Ctl is set on a control marker the sequencer placed; such an extent
+	// has no object until archival writes it into a segment.
+	Ctl *ctlMarker
 }
 
 // seqRange remembers one recent batch of an idempotent producer.
@@ -47,6 +50,11 @@ type partState struct {
 	Producers map[int64]*prodState
 	Bytes     int64
 	Epoch     int32
+	// Open maps each producer with an open transaction here to the first
+	// offset it wrote in it; the last stable offset is the smallest.
+	Open map[int64]int64
+	// Aborted is the aborted transaction index, in marker offset order.
+	Aborted []abortedTxn
 }
 
 // topicState is one live topic.
@@ -83,6 +91,12 @@ type state struct {
 	// LastExpiry is the log clock of the last producer-state expiry sweep.
 	LastExpiry int64
 	Entries    int64 // entries applied since the log began
+	// Txns holds every transactional id; TxnByPID maps its producer id
+	// back. TxnOffsets are committed transactions' offsets not yet written
+	// to their groups' stores, in commit order.
+	Txns       map[string]*txnState
+	TxnByPID   map[int64]string
+	TxnOffsets []committedOffsets
 }
 
 func newState() *state {
@@ -92,6 +106,8 @@ func newState() *state {
 		Producers:    map[int64]int16{},
 		ProducerSeen: map[int64]int64{},
 		ObjRefs:      map[string]int32{},
+		Txns:         map[string]*txnState{},
+		TxnByPID:     map[int64]string{},
 	}
 }
 
@@ -153,11 +169,22 @@ func (s *state) apply(rev int64, e *entry) applyResult {
 		res.Err = s.applyReplace(e)
 	case kindCollect:
 		s.applyCollect(e)
+	case kindAddPartitions:
+		res.Err = s.applyAddPartitions(e)
+	case kindAddOffsets:
+		res.Err = s.applyAddOffsets(e)
+	case kindTxnOffsets:
+		res.Err = s.applyTxnOffsets(e)
+	case kindEndTxn:
+		res = s.applyEndTxn(rev, e)
+	case kindTxnPublished:
+		s.applyTxnOffsetsPublished(e)
 	default:
 		res.Err = fmt.Errorf("stream: unknown log entry kind %d", e.Kind)
 	}
 	if s.Clock-s.LastExpiry >= expirySweepMs {
 		s.expireProducers()
+		s.expireTxnIDs()
 		s.LastExpiry = s.Clock
 	}
 	return res
@@ -202,7 +229,19 @@ func (s *state) applyIntake(e *entry) applyResult {
 			res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart}
 			continue
 		}
+		if err := s.checkTxnBatch(d, TxnPartition{Topic: d.Topic, Partition: d.Partition}); err != nil {
+			res.Batches[i] = batchResult{Err: err, LogStart: p.LogStart}
+			continue
+		}
 		base = p.Next
+		if d.Attrs&attrTransactional != 0 {
+			if _, open := p.Open[d.ProducerID]; !open {
+				if p.Open == nil {
+					p.Open = map[int64]int64{}
+				}
+				p.Open[d.ProducerID] = base
+			}
+		}
 		last := base + int64(d.Count) - 1
 		p.Extents = append(p.Extents, extent{Base: base, Last: last, Obj: e.Object, Pos: int64(d.Pos), Len: int64(d.Len), MaxTS: d.MaxTS})
 		p.Next = last + 1
@@ -275,6 +314,9 @@ func (p *partState) recordProducer(d *batchDesc, base int64, clock int64) {
 func (s *state) expireProducers() {
 	cutoff := s.Clock - producerExpiryMs
 	for pid := range s.Producers {
+		if _, txn := s.TxnByPID[pid]; txn {
+			continue // lives as long as its transactional id
+		}
 		if s.ProducerSeen[pid] < cutoff {
 			delete(s.Producers, pid)
 			delete(s.ProducerSeen, pid)
@@ -283,7 +325,7 @@ func (s *state) expireProducers() {
 	for _, t := range s.Topics {
 		for _, p := range t.Parts {
 			for pid, ps := range p.Producers {
-				if ps.LastSeen < cutoff {
+				if _, open := p.Open[pid]; ps.LastSeen < cutoff && !open {
 					delete(p.Producers, pid)
 				}
 			}
@@ -403,6 +445,12 @@ func (s *state) applyAlterConfigs(e *entry) error {
 }
 
 func (s *state) applyInitProducer(rev int64, e *entry) applyResult {
+	if e.TxnID != "" {
+		return s.applyInitTxnProducer(rev, e)
+	}
+	if _, txn := s.TxnByPID[e.ProducerID]; txn {
+		return applyResult{Err: fmt.Errorf("%w: producer %d belongs to a transactional id", ErrInvalidProducerIDMapping, e.ProducerID)}
+	}
 	if e.ProducerID < 0 {
 		// A new producer: its id is the revision of this entry, unique and
 		// the same on every broker.
@@ -453,6 +501,7 @@ func (s *state) applyTrim(e *entry) (int64, error) {
 		n++
 	}
 	s.dropExtents(p, n)
+	p.pruneAborted()
 	return p.LogStart, nil
 }
 
@@ -468,6 +517,9 @@ func (s *state) dropExtents(p *partState, n int) {
 // release drops one reference to an extent's object; an object nothing
 // references becomes garbage.
 func (s *state) release(x extent) {
+	if x.Obj == "" {
+		return // a marker the sequencer placed
+	}
 	s.ObjRefs[x.Obj]--
 	s.collectIfUnreferenced(x.Obj)
 }
@@ -606,6 +658,13 @@ func (s *state) clone() *state {
 		for i, p := range t.Parts {
 			pc := *p
 			pc.Extents = append([]extent(nil), p.Extents...)
+			pc.Aborted = append([]abortedTxn(nil), p.Aborted...)
+			if p.Open != nil {
+				pc.Open = make(map[int64]int64, len(p.Open))
+				for k, v := range p.Open {
+					pc.Open[k] = v
+				}
+			}
 			if p.Producers != nil {
 				pc.Producers = make(map[int64]*prodState, len(p.Producers))
 				for pid, ps := range p.Producers {
@@ -635,5 +694,11 @@ func (s *state) clone() *state {
 		c.ObjRefs[k] = v
 	}
 	c.Garbage = append([]garbageObj(nil), s.Garbage...)
+	c.Txns = cloneTxns(s.Txns)
+	c.TxnByPID = make(map[int64]string, len(s.TxnByPID))
+	for k, v := range s.TxnByPID {
+		c.TxnByPID[k] = v
+	}
+	c.TxnOffsets = append([]committedOffsets(nil), s.TxnOffsets...)
 	return &c
 }

@@ -199,7 +199,7 @@ func (e *Engine) State(topic string, partition int32) (PartitionState, error) {
 	if err != nil {
 		return PartitionState{}, err
 	}
-	return PartitionState{LogStartOffset: p.LogStart, HighWatermark: p.Next, LastStableOffset: p.Next, LeaderEpoch: p.Epoch, SizeBytes: p.Bytes}, nil
+	return PartitionState{LogStartOffset: p.LogStart, HighWatermark: p.Next, LastStableOffset: max(p.lastStable(), p.LogStart), LeaderEpoch: p.Epoch, SizeBytes: p.Bytes}, nil
 }
 
 func (e *Engine) partByName(topic string, partition int32) (*partState, error) {
