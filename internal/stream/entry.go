@@ -86,6 +86,9 @@ type entry struct {
 	// Timeout marks the maintainer's abort of a timed-out transaction.
 	Bump    bool `json:"bump,omitempty"`
 	Timeout bool `json:"timeout,omitempty"`
+	// Implicit: TxnOffsetCommit v5+ adds its group to the transaction
+	// (Transactions V2) instead of needing AddOffsetsToTxn first.
+	Implicit bool `json:"implicit,omitempty"`
 
 	// kindTrim, kindArchive, kindCompact
 	Partition int32 `json:"p,omitempty"`

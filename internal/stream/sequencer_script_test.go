@@ -42,7 +42,7 @@ import (
 //	init-txn id=x timeout=MS [pid=N epoch=E]     InitProducerId with a transactional id
 //	add-partitions id=x pid=N epoch=E parts=(t/0,t/1)
 //	add-offsets id=x pid=N epoch=E group=g
-//	txn-offsets id=x pid=N epoch=E group=g       input: t/0 offset=N
+//	txn-offsets id=x pid=N epoch=E group=g [implicit]   input: t/0 offset=N
 //	end-txn id=x pid=N epoch=E commit|abort [bump] [timeout]
 //	txn-published group=g rev=N
 //	txns                                         the transaction state
@@ -209,6 +209,7 @@ func (h *seqHarness) run(t *testing.T, td *datadriven.TestData) string {
 	case "txn-offsets":
 		e := h.txnEntry(t, td, kindTxnOffsets)
 		e.Group = argString(t, td, "group")
+		e.Implicit = td.HasArg("implicit")
 		for _, line := range strings.Split(td.Input, "\n") {
 			fields := strings.Fields(line)
 			if len(fields) == 0 {
@@ -842,7 +843,7 @@ func randomTxnEntry(r *rand.Rand, plan *state, e *entry, tid TopicID, t *topicSt
 	case k < 3:
 		e.Kind, e.Group = kindAddOffsets, []string{"g1", "g2"}[r.IntN(2)]
 	case k < 4:
-		e.Kind, e.Group = kindTxnOffsets, []string{"g1", "g2"}[r.IntN(2)]
+		e.Kind, e.Group, e.Implicit = kindTxnOffsets, []string{"g1", "g2"}[r.IntN(2)], r.IntN(2) == 0
 		e.TxnOffsets = []TxnOffset{{Topic: t.Name, Partition: 0, Offset: r.Int64N(1000)}}
 	case k < 6:
 		e.Kind, e.Commit, e.Bump = kindEndTxn, r.IntN(2) == 0, r.IntN(2) == 0

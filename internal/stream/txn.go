@@ -337,7 +337,13 @@ func (s *state) applyTxnOffsets(e *entry) error {
 	if err != nil {
 		return err
 	}
-	if _, found := slices.BinarySearch(t.Groups, e.Group); !found || t.Phase != txnOngoing {
+	i, found := slices.BinarySearch(t.Groups, e.Group)
+	if e.Implicit && !found && e.Group != "" {
+		s.begin(t)
+		t.Groups = slices.Insert(t.Groups, i, e.Group)
+		found = true
+	}
+	if !found || t.Phase != txnOngoing {
 		return fmt.Errorf("%w: group %q was not added to the transaction of %q", ErrInvalidTxnState, e.Group, e.TxnID)
 	}
 	if t.Offsets == nil {

@@ -34,9 +34,9 @@ func (e *Engine) AddOffsetsToTxn(ctx context.Context, txnID string, pid int64, e
 }
 
 // TxnOffsetCommit records offsets that the group gets when the transaction
-// commits.
-func (e *Engine) TxnOffsetCommit(ctx context.Context, txnID string, pid int64, epoch int16, group string, offsets []TxnOffset) error {
-	return e.proposeErr(ctx, &entry{Kind: kindTxnOffsets, TxnID: txnID, ProducerID: pid, Epoch: epoch, Group: group, TxnOffsets: offsets})
+// commits. implicit (TxnOffsetCommit v5+) adds the group to the transaction.
+func (e *Engine) TxnOffsetCommit(ctx context.Context, txnID string, pid int64, epoch int16, group string, offsets []TxnOffset, implicit bool) error {
+	return e.proposeErr(ctx, &entry{Kind: kindTxnOffsets, TxnID: txnID, ProducerID: pid, Epoch: epoch, Group: group, TxnOffsets: offsets, Implicit: implicit})
 }
 
 // EndTxn commits or aborts the producer's transaction. bump (Transactions
