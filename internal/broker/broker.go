@@ -161,6 +161,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 			t, ok := b.engine.Topic(name)
 			return t.ID, ok
 		},
+		Txns: b.engine,
 	})
 	if err := b.groups.Start(ctx); err != nil {
 		return nil, fmt.Errorf("broker: group coordinator: %w", err)

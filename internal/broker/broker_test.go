@@ -2,9 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,22 +37,36 @@ func testConfig(t *testing.T, dir string) config.Config {
 	return cfg
 }
 
-func startBroker(t *testing.T, cfg config.Config) *Broker {
+// startBroker starts a broker on cfg. On its first start (an empty data
+// directory) a listen address taken meanwhile by another process is
+// replaced and the start retried, so cfg holds the addresses in use.
+func startBroker(t *testing.T, cfg *config.Config) *Broker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := Start(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		fresh := true
+		if entries, err := os.ReadDir(cfg.DataDir); err == nil && len(entries) > 0 {
+			fresh = false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		b, err := Start(ctx, *cfg, nil)
+		cancel()
+		if err == nil {
+			t.Cleanup(func() { b.Close() })
+			return b
+		}
+		if !fresh || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		_ = os.RemoveAll(cfg.DataDir)
+		cfg.KafkaAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+		cfg.Etcd.ClientAddr, cfg.Etcd.PeerAddr = freeAddr(t), freeAddr(t)
 	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }
 
 func TestProduceConsumeGroupsAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
-	b := startBroker(t, cfg)
+	b := startBroker(t, &cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -113,7 +130,7 @@ func TestProduceConsumeGroupsAndRestart(t *testing.T) {
 
 	// Committed offsets and data survive a restart.
 	b.Close()
-	b = startBroker(t, cfg)
+	b = startBroker(t, &cfg)
 	adm2, _ := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
 	defer adm2.Close()
 	admin = kadm.NewClient(adm2)

@@ -75,6 +75,9 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 	// MaxOffsetMetadata is offset.metadata.max.bytes.
 	MaxOffsetMetadata int
+	// Txns carries transactional offsets (TxnOffsetCommit). Nil answers
+	// TxnOffsetCommit with COORDINATOR_NOT_AVAILABLE.
+	Txns Txns
 }
 
 // Coordinator is the classic group coordinator. It implements
@@ -178,6 +181,10 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	if c.opts.OffsetsRetention > 0 {
 		c.wg.Add(1)
 		go c.retentionLoop()
+	}
+	if c.opts.Txns != nil {
+		c.wg.Add(1)
+		go c.publishLoop()
 	}
 	return nil
 }

@@ -5,9 +5,10 @@ package groups
 // and one Txn per request (split only past etcd's per-Txn operation limit).
 // Offsets expire per offsets.retention.minutes (KIP-211): for a group that
 // had members, once it has been empty that long; for standalone commits,
-// that long after the commit. RequireStable (KIP-447) never finds pending
-// transactional offsets here: transactional commits are sequencer state
-// applied atomically at EndTxn. Not done: expiring offsets of topics an
+// that long after the commit. Transactional offsets are overlaid from the
+// log until their coordinator publishes them; RequireStable (KIP-447) makes
+// partitions with offsets in an open transaction answer
+// UNSTABLE_OFFSET_COMMIT (see txn.go). Not done: expiring offsets of topics an
 // active consumer group no longer subscribes to.
 
 import (
@@ -201,7 +202,7 @@ type fetchResult struct {
 
 // fetchOffsets reads a group's committed offsets; topics nil means every
 // committed topic.
-func (c *Coordinator) fetchOffsets(group string, topics []fetchTopic, all, byID bool) ([]fetchResult, int16) {
+func (c *Coordinator) fetchOffsets(group string, topics []fetchTopic, all, byID, requireStable bool) ([]fetchResult, int16) {
 	g, code := c.lookup(group, false)
 	if code != 0 {
 		return nil, code
@@ -211,6 +212,7 @@ func (c *Coordinator) fetchOffsets(group string, topics []fetchTopic, all, byID 
 		offsets = g.offsets
 		defer g.mu.Unlock()
 	}
+	offsets, unstable := c.overlayTxnOffsets(group, offsets)
 	none := offsetRecord{Offset: -1, LeaderEpoch: -1}
 	if all {
 		names := make([]string, 0, len(offsets))
@@ -240,7 +242,11 @@ func (c *Coordinator) fetchOffsets(group string, topics []fetchTopic, all, byID 
 		fr := fetchResult{name: t.name, id: t.id}
 		for _, p := range t.partitions {
 			fp := fetchPartition{partition: p, rec: none, code: t.code}
-			if t.code == 0 {
+			switch {
+			case t.code != 0:
+			case requireStable && unstable[t.name][p]:
+				fp.code = kerr.UnstableOffsetCommit.Code
+			default:
 				if r, ok := offsets[t.name][p]; ok {
 					fp.rec = r
 				}
@@ -269,7 +275,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 			topics = append(topics, fetchTopic{name: t.Topic, partitions: t.Partitions})
 		}
 		all := req.Topics == nil && req.Version >= 2
-		res, code := c.fetchOffsets(req.Group, topics, all, false)
+		res, code := c.fetchOffsets(req.Group, topics, all, false, req.Version >= 7 && req.RequireStable)
 		if code != 0 {
 			res = nil
 			for _, t := range topics {
@@ -310,7 +316,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 			}
 			topics = append(topics, ft)
 		}
-		res, code := c.fetchOffsets(rg.Group, topics, rg.Topics == nil, byID)
+		res, code := c.fetchOffsets(rg.Group, topics, rg.Topics == nil, byID, req.RequireStable)
 		gr := kmsg.NewOffsetFetchResponseGroup()
 		gr.Group = rg.Group
 		gr.ErrorCode = code

@@ -36,7 +36,7 @@ func typed[R kmsg.Request](f func(ctx context.Context, s *Server, rc *reqCtx, re
 func apiTable() []api {
 	return []api{
 		// Produce v0-2 are advertised but refused (see produce.go).
-		{key: 0, min: 0, max: 11, handle: typed(handleProduce)},
+		{key: 0, min: 0, max: 12, handle: typed(handleProduce)},
 		{key: 1, min: 4, max: 16, handle: typed(handleFetch)},
 		{key: 2, min: 1, max: 9, handle: typed(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: typed(handleMetadata)},
@@ -55,6 +55,10 @@ func apiTable() []api {
 		{key: 21, min: 0, max: 2, handle: typed(handleDeleteRecords)},
 		{key: 22, min: 0, max: 5, handle: typed(handleInitProducerID)},
 		{key: 23, min: 0, max: 4, handle: typed(handleOffsetForLeaderEpoch)},
+		{key: 24, min: 0, max: 5, handle: typed(handleAddPartitionsToTxn)},
+		{key: 25, min: 0, max: 4, handle: typed(handleAddOffsetsToTxn)},
+		{key: 26, min: 0, max: 5, handle: typed(handleEndTxn)},
+		{key: 28, min: 0, max: 5, handle: groupAPI(Groups.TxnOffsetCommit), groups: true},
 		{key: 32, min: 1, max: 4, handle: typed(handleDescribeConfigs)},
 		{key: 33, min: 0, max: 2, handle: typed(handleAlterConfigs)},
 		{key: 35, min: 1, max: 4, handle: typed(handleDescribeLogDirs)},
@@ -63,6 +67,9 @@ func apiTable() []api {
 		{key: 44, min: 0, max: 1, handle: typed(handleIncrementalAlterConfigs)},
 		{key: 47, min: 0, max: 0, handle: groupAPI(Groups.OffsetDelete), groups: true},
 		{key: 60, min: 0, max: 1, handle: typed(handleDescribeCluster)},
+		{key: 61, min: 0, max: 0, handle: typed(handleDescribeProducers)},
+		{key: 65, min: 0, max: 0, handle: typed(handleDescribeTransactions)},
+		{key: 66, min: 0, max: 2, handle: typed(handleListTransactions)},
 	}
 }
 

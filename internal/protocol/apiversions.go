@@ -7,7 +7,8 @@ package protocol
 // (KIP-511), so the client can retry with a version we know; its response
 // header is always v0 (handled by internal/wire). v3+ client software
 // name/version are validated as Kafka does (INVALID_REQUEST when malformed).
-// Finalized features are not advertised (no feature flags yet).
+// v3+ advertise the transaction.version feature (supported 0–2, finalized
+// at 2), which tells KIP-890 clients to use Transactions V2 (txn.go).
 
 import (
 	"context"
@@ -23,6 +24,15 @@ var softwareRe = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?
 func handleApiVersions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.ApiVersionsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = s.advertised()
+	if req.Version >= 3 {
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, transactionVersion
+		resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", transactionVersion, transactionVersion
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+		resp.FinalizedFeaturesEpoch = 1
+	}
 	if req.Version >= 3 && (!softwareRe.MatchString(req.ClientSoftwareName) || !softwareRe.MatchString(req.ClientSoftwareVersion)) {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 	}

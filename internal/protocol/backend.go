@@ -36,6 +36,10 @@ type (
 	AbortedTxn     = stream.AbortedTxn
 	PartitionState = stream.PartitionState
 	ConfigChange   = stream.ConfigChange
+	TxnPartition   = stream.TxnPartition
+	TxnOffset      = stream.TxnOffset
+	TxnInfo        = stream.TxnInfo
+	ProducerInfo   = stream.ProducerInfo
 )
 
 // Log is the partitioned log: topics, produce, fetch, offsets. It is
@@ -92,6 +96,22 @@ type Log interface {
 	// idempotent producer, or bumps the epoch when pid/epoch name a current
 	// producer (KIP-360).
 	InitProducerID(ctx context.Context, producerID int64, epoch int16) (int64, int16, error)
+
+	// Transactions (DESIGN §5a rule 4); errors include
+	// ErrInvalidProducerIDMapping, ErrProducerFenced, ErrInvalidTxnState and
+	// ErrInvalidTxnTimeout.
+	//
+	// InitTxnProducer allocates or re-initialises the producer of a
+	// transactional id (pid -1 unless recovering, KIP-360).
+	InitTxnProducer(ctx context.Context, txnID string, timeoutMs int32, pid int64, epoch int16) (int64, int16, error)
+	AddPartitionsToTxn(ctx context.Context, txnID string, pid int64, epoch int16, parts []TxnPartition) error
+	AddOffsetsToTxn(ctx context.Context, txnID string, pid int64, epoch int16, group string) error
+	// EndTxn commits or aborts; bump (EndTxn v5+) returns a new epoch.
+	EndTxn(ctx context.Context, txnID string, pid int64, epoch int16, commit, bump bool) (int64, int16, error)
+	// Transactions returns every transactional id, sorted.
+	Transactions() []TxnInfo
+	// Producers returns the producers with state on a partition.
+	Producers(topic string, partition int32) ([]ProducerInfo, error)
 }
 
 // Broker is a live broker as seen in Metadata.
@@ -133,4 +153,7 @@ type Groups interface {
 	DescribeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse
 	ListGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse
 	DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse
+	// TxnOffsetCommit checks the member and generation (KIP-447) and adds
+	// the offsets to the producer's transaction.
+	TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse
 }

@@ -37,6 +37,10 @@ var errorTable = []struct {
 	{stream.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
 	{stream.ErrUnknownProducerID, kerr.UnknownProducerID},
 	{stream.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{stream.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{stream.ErrProducerFenced, kerr.ProducerFenced},
+	{stream.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
+	{stream.ErrInvalidGroupID, kerr.InvalidGroupID},
 	// Not ready (catching up, or cut off from etcd): retriable, and makes
 	// clients refresh metadata.
 	{stream.ErrNotReady, kerr.LeaderNotAvailable},

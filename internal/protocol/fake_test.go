@@ -429,3 +429,30 @@ func (g *fakeGroups) ListGroups(_ context.Context, r *kmsg.ListGroupsRequest) *k
 func (g *fakeGroups) DeleteGroups(_ context.Context, r *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	return r.ResponseKind().(*kmsg.DeleteGroupsResponse)
 }
+
+// The fake log has no transactions: every transactional call is refused as
+// the sequencer refuses an unknown transactional id. Transactions are tested
+// against the real engine (internal/broker, test/clients, test/system).
+func (l *fakeLog) InitTxnProducer(context.Context, string, int32, int64, int16) (int64, int16, error) {
+	return 0, 0, stream.ErrInvalidProducerIDMapping
+}
+func (l *fakeLog) AddPartitionsToTxn(context.Context, string, int64, int16, []TxnPartition) error {
+	return stream.ErrInvalidProducerIDMapping
+}
+func (l *fakeLog) AddOffsetsToTxn(context.Context, string, int64, int16, string) error {
+	return stream.ErrInvalidProducerIDMapping
+}
+func (l *fakeLog) EndTxn(context.Context, string, int64, int16, bool, bool) (int64, int16, error) {
+	return 0, 0, stream.ErrInvalidProducerIDMapping
+}
+func (l *fakeLog) Transactions() []TxnInfo { return nil }
+func (l *fakeLog) Producers(topic string, partition int32) ([]ProducerInfo, error) {
+	if _, err := l.part(topic, partition); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+func (g *fakeGroups) TxnOffsetCommit(_ context.Context, r *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
+	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	return resp
+}

@@ -8,16 +8,19 @@ package protocol
 //
 // FindCoordinator answers group keys (type 0) through Groups.Coordinator,
 // one key before v4 and batched keys from v4 (KIP-699); transaction
-// coordinator keys (type 1) get COORDINATOR_NOT_AVAILABLE until transactions
-// exist, other key types INVALID_REQUEST. The other APIs pass the kmsg
+// coordinator keys (type 1) get a live broker by rendezvous hash (any broker
+// fronts any transaction, see txn.go); other key types INVALID_REQUEST.
+// TxnOffsetCommit (28) v0–5 goes to Groups like the other group APIs. The other APIs pass the kmsg
 // request through unchanged and set the response version; Groups fills every
 // error code. Not served: KIP-848 ConsumerGroupHeartbeat/Describe and share
 // groups (they will get their own files), topic-id OffsetCommit/Fetch v10.
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -39,7 +42,12 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 			}
 			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		case 1:
-			c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp("transactions are not supported yet")
+			if key == "" {
+				c.ErrorCode = kerr.InvalidRequest.Code
+				break
+			}
+			b := txnCoordinator(s.opts.Cluster.Brokers(), key)
+			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		default:
 			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("unsupported coordinator type %d", req.CoordinatorType))
 		}
@@ -74,4 +82,24 @@ func groupAPI[Req kmsg.Request, R any](method func(Groups, context.Context, Req)
 		}
 		return r, nil
 	})
+}
+
+// txnCoordinator picks the broker that fronts a transactional id: a
+// rendezvous hash over the live brokers, so ids spread evenly and move only
+// when their broker leaves. Any broker could serve it (transactions are
+// sequencer state); the choice only spreads the load.
+func txnCoordinator(brokers []Broker, key string) Broker {
+	var best Broker
+	var bestScore uint64
+	for i, b := range brokers {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		var id [4]byte
+		binary.BigEndian.PutUint32(id[:], uint32(b.NodeID))
+		h.Write(id[:])
+		if score := h.Sum64(); i == 0 || score > bestScore {
+			best, bestScore = b, score
+		}
+	}
+	return best
 }

@@ -1,7 +1,6 @@
 package protocol
 
-// Produce (key 0), versions 3–11 (magic 2 record batches only; v12 and the
-// topic-id v13 are not served). Versions 0–2 are advertised, as Kafka 4
+// Produce (key 0), versions 3–12 (magic 2 record batches only). Versions 0–2 are advertised, as Kafka 4
 // still does, because librdkafka 2.x enables gzip, snappy and lz4 only when
 // the broker's Produce range includes them; a v0–2 request (magic 0/1
 // message sets) is answered UNSUPPORTED_VERSION per partition.
@@ -14,10 +13,9 @@ package protocol
 // or partitions are answered without reaching the Log. KIP-467 record
 // errors and error messages are filled from v8.
 //
-// Not done: transactions. A request with a transactional id is rejected per
-// partition with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (the client cannot
-// have a transactional producer id from this broker either, see
-// producerid.go).
+// Transactional batches (v3+ with a transactional id) are verified by the
+// sequencer against the producer's open transaction; v12 (Transactions V2)
+// marks them for implicit addition to it. v13 (topic ids) is not served.
 
 import (
 	"context"
@@ -35,8 +33,6 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 		failAll = kerr.UnsupportedVersion.Code
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll = kerr.InvalidRequiredAcks.Code
-	case req.TransactionID != nil:
-		failAll = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 
 	type slot struct{ t, p int } // response position of a batch
@@ -56,7 +52,8 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 			case !known || rp.Partition < 0 || rp.Partition >= info.Partitions:
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				batches = append(batches, ProduceBatch{Topic: rt.Topic, Partition: rp.Partition, Records: rp.Records})
+				batches = append(batches, ProduceBatch{Topic: rt.Topic, Partition: rp.Partition, Records: rp.Records,
+					ImplicitTxnAdd: req.Version >= 12 && req.TransactionID != nil})
 				slots = append(slots, slot{ti, len(t.Partitions)})
 			}
 			t.Partitions = append(t.Partitions, p)

@@ -7,10 +7,11 @@ package protocol
 // ProducerID/ProducerEpoch (v3+, KIP-360). Producer ids and epochs are
 // sequencer state, identical on every broker.
 //
-// Not done yet: transactions. A non-null transactional id is answered with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients treat as fatal with a
-// clear message rather than retrying forever; DESIGN §5a rule 4 describes
-// the transaction support that will replace this.
+// With a transactional id (non-empty) it goes to Log.InitTxnProducer: a new
+// id gets a producer id, an existing one has its open transaction aborted
+// and its epoch bumped, fencing the previous incarnation.
+// TransactionTimeoutMillis must be in (0, transaction.max.timeout.ms]
+// (INVALID_TRANSACTION_TIMEOUT). PRODUCER_FENCED is answered from v4.
 
 import (
 	"context"
@@ -22,14 +23,22 @@ import (
 func handleInitProducerID(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		rc.log.Info("transactional producer refused: transactions are not supported yet", "transactional_id", *req.TransactionalID)
-		return resp, nil
-	}
 	pid, epoch := int64(-1), int16(-1)
 	if req.Version >= 3 {
 		pid, epoch = req.ProducerID, req.ProducerEpoch
+	}
+	if req.TransactionalID != nil {
+		if *req.TransactionalID == "" {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+			return resp, nil
+		}
+		id, ep, err := s.opts.Log.InitTxnProducer(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, pid, epoch)
+		if err != nil {
+			resp.ErrorCode = txnCode(rc, err, req.Version, 4)
+			return resp, nil
+		}
+		resp.ProducerID, resp.ProducerEpoch = id, ep
+		return resp, nil
 	}
 	id, ep, err := s.opts.Log.InitProducerID(ctx, pid, epoch)
 	if err != nil {

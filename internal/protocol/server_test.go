@@ -644,7 +644,7 @@ func TestSessionCacheEviction(t *testing.T) {
 	}
 }
 
-func TestFindCoordinatorAndTransactionalRefusal(t *testing.T) {
+func TestFindCoordinatorAndTransactionBasics(t *testing.T) {
 	b := startServer(t, nil)
 	ctx := testCtx(t)
 	cl := newClient(t, b.addr)
@@ -654,17 +654,36 @@ func TestFindCoordinatorAndTransactionalRefusal(t *testing.T) {
 	if err != nil || len(resp.Coordinators) != 2 || resp.Coordinators[0].NodeID != 1 || resp.Coordinators[0].ErrorCode != 0 {
 		t.Fatalf("find coordinator: %v %+v", err, resp)
 	}
+	// Any live broker fronts a transaction; an empty id is invalid.
+	req = kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorType = 1
+	req.CoordinatorKeys = []string{"tx", ""}
+	resp, err = req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Coordinators) != 2 {
+		t.Fatalf("find transaction coordinator: %v %+v", err, resp)
+	}
+	for _, c := range resp.Coordinators {
+		if (c.Key == "tx" && (c.NodeID != 1 || c.ErrorCode != 0)) || (c.Key == "" && c.ErrorCode != kerr.InvalidRequest.Code) {
+			t.Fatalf("find transaction coordinator %q: %+v", c.Key, c)
+		}
+	}
 	ip := kmsg.NewPtrInitProducerIDRequest()
-	ip.TransactionalID = kmsg.StringPtr("tx")
+	ip.TransactionalID = kmsg.StringPtr("")
+	ip.TransactionTimeoutMillis = 1000
 	raw, err := cl.Broker(1).Request(ctx, ip) // straight to the broker: no coordinator lookup
 	ipr, _ := raw.(*kmsg.InitProducerIDResponse)
-	if err != nil || ipr.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Fatalf("transactional init: %v %+v", err, ipr)
+	if err != nil || ipr.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("init with an empty transactional id: %v %+v", err, ipr)
 	}
 	ip = kmsg.NewPtrInitProducerIDRequest()
 	ipr, err = ip.RequestWith(ctx, cl)
 	if err != nil || ipr.ErrorCode != 0 || ipr.ProducerID < 0 {
 		t.Fatalf("idempotent init: %v %+v", err, ipr)
+	}
+	// Transactions V2 is advertised as a finalized feature.
+	av, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil || len(av.FinalizedFeatures) != 1 || av.FinalizedFeatures[0].Name != "transaction.version" || av.FinalizedFeatures[0].MaxVersionLevel != 2 {
+		t.Fatalf("ApiVersions features: %v %+v", err, av.FinalizedFeatures)
 	}
 }
 
