@@ -24,6 +24,11 @@ package stream
 // rewritten group is kept, empty if need be (KAFKA-5443), so the offsets a
 // group covered stay covered and a consumer that reaches a gap at the end
 // of a chunk always finds a batch that moves it past the gap.
+//
+// Transactions: nothing at or past the last stable offset is indexed or
+// removed (an open transaction may yet abort, and must not supersede
+// committed values meanwhile); batches of aborted transactions are neither
+// indexed nor kept; control batches are kept as they are.
 
 import (
 	"context"
@@ -71,6 +76,10 @@ type compactPlan struct {
 	// delete.retention.ms.
 	minLagMs          int64
 	deleteRetentionMs int64
+	// lso is the last stable offset and aborted the aborted transaction
+	// index, at the snapshot.
+	lso     int64
+	aborted []abortedTxn
 	// fingerprint identifies the run, log start and configs, so a pass can
 	// skip a partition it has already compacted.
 	fingerprint uint64
@@ -156,6 +165,8 @@ func (e *Engine) compactPlans() []compactPlan {
 				all:               all,
 				minLagMs:          tc.MinCompactionLagMs,
 				deleteRetentionMs: tc.DeleteRetentionMs,
+				lso:               p.lastStable(),
+				aborted:           append([]abortedTxn(nil), p.Aborted...),
 			}
 			plan.fingerprint = plan.fingerprintOf()
 			plans = append(plans, plan)
@@ -174,6 +185,8 @@ func (p *compactPlan) fingerprintOf() uint64 {
 	put(p.logStart)
 	put(p.minLagMs)
 	put(p.deleteRetentionMs)
+	put(p.lso)
+	put(int64(len(p.aborted)))
 	for _, x := range p.run {
 		put(x.Base)
 		put(x.Last)
@@ -360,6 +373,9 @@ func (e *Engine) compactKeys(ctx context.Context, p compactPlan) (*keyIndex, err
 			if !x.Segment {
 				base = x.Base // intake batches carry the client's base offset
 			}
+			if p.unstableOrAborted(h, base) {
+				return true
+			}
 			addErr = keys.addBatch(b, base, p.logStart)
 			return addErr == nil
 		})
@@ -377,8 +393,22 @@ func (e *Engine) compactKeys(ctx context.Context, p compactPlan) (*keyIndex, err
 	return keys, nil
 }
 
+// unstableOrAborted reports whether a batch starting at base is at or past
+// the last stable offset, or belongs to an aborted transaction.
+func (p *compactPlan) unstableOrAborted(h batchHeader, base int64) bool {
+	if base >= p.lso {
+		return true
+	}
+	if !h.transactional() || h.control() {
+		return false
+	}
+	ps := partState{Aborted: p.aborted}
+	return ps.isAborted(h.ProducerID, base)
+}
+
 // cleaner decides, record by record, what survives compaction.
 type cleaner struct {
+	plan              *compactPlan
 	keys              *keyIndex
 	now               int64
 	logStart          int64
@@ -391,7 +421,7 @@ type cleaner struct {
 }
 
 func newCleaner(keys *keyIndex, p compactPlan, now int64) *cleaner {
-	return &cleaner{keys: keys, now: now, logStart: p.logStart,
+	return &cleaner{plan: &p, keys: keys, now: now, logStart: p.logStart,
 		minLagMs: p.minLagMs, deleteRetentionMs: p.deleteRetentionMs, recheckAt: math.MaxInt64}
 }
 
@@ -407,6 +437,9 @@ func satAdd(a, b int64) int64 {
 func (c *cleaner) keep(off, ts int64, r *rawRecord) bool {
 	if off < c.logStart {
 		return false
+	}
+	if off >= c.plan.lso {
+		return true // an open transaction may still abort
 	}
 	var superseded bool
 	if r.HasKey {
@@ -444,6 +477,18 @@ func (c *cleaner) cleanBatch(sb *segBuilder, b []byte, h batchHeader, retain boo
 	if h.control() {
 		sb.add(b, h.BaseOffset, last, h.MaxTimestamp)
 		return 0, nil
+	}
+	if h.BaseOffset < c.plan.lso && c.plan.unstableOrAborted(h, h.BaseOffset) {
+		// An aborted transaction's batch: no reader may see it.
+		if !retain {
+			return int64(h.NumRecords), nil
+		}
+		nh := h
+		nh.NumRecords = 0
+		out := buildBatch(nh, h.Attributes&^attrCodecMask, nil)
+		setLeaderEpoch(out, 0)
+		sb.add(out, h.BaseOffset, last, -1)
+		return int64(h.NumRecords), nil
 	}
 	_, data, err := batchRecordsData(b)
 	if err != nil {

@@ -587,3 +587,127 @@ type atomicTime struct{ ns atomic.Int64 }
 
 func (a *atomicTime) set(t time.Time) { a.ns.Store(t.UnixNano()) }
 func (a *atomicTime) get() time.Time  { return time.Unix(0, a.ns.Load()) }
+
+// txnBatch builds a transactional batch of one producer.
+func txnBatch(pid int64, epoch int16, seq int32, recs ...kv) []byte {
+	b := keyedBatch(CodecNone, recs...)
+	h, _ := parseBatchHeader(b)
+	h.ProducerID, h.ProducerEpoch, h.BaseSequence = pid, epoch, seq
+	return buildBatch(h, attrTransactional, b[batchHeaderLen:])
+}
+
+// readCommitted reads a partition as a read_committed consumer does: up to
+// the last stable offset, skipping control batches and the batches of
+// aborted transactions (tracked from the aborted list and abort markers).
+func readCommitted(t *testing.T, e *Engine, topic string, p int32) map[int64]rec {
+	t.Helper()
+	ti, _ := e.Topic(topic)
+	ps, err := e.State(topic, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]rec{}
+	aborting := map[int64]bool{}
+	var pending []AbortedTxn
+	for off := ps.LogStartOffset; off < ps.LastStableOffset; {
+		res, err := e.Fetch(context.Background(), FetchPartition{TopicID: ti.ID, Partition: p, Offset: off, MaxBytes: 1, ReadCommitted: true})
+		if err != nil || len(res.Records) == 0 {
+			t.Fatalf("read_committed fetch at %d (lso %d): %d bytes, %v", off, ps.LastStableOffset, len(res.Records), err)
+		}
+		pending = append(pending, res.Aborted...)
+		err = forEachBatch(res.Records, func(b []byte, h batchHeader) bool {
+			for i := 0; i < len(pending); i++ {
+				if pending[i].FirstOffset <= h.BaseOffset {
+					aborting[pending[i].ProducerID] = true
+					pending = append(pending[:i], pending[i+1:]...)
+					i--
+				}
+			}
+			off = h.BaseOffset + int64(h.LastOffsetDelta) + 1
+			if h.control() {
+				delete(aborting, h.ProducerID)
+				return true
+			}
+			if h.transactional() && aborting[h.ProducerID] {
+				return true
+			}
+			_, data, _ := batchRecordsData(b)
+			_ = iterRecords(data, h.NumRecords, func(_ int32, r *rawRecord) error {
+				out[h.BaseOffset+int64(r.OffsetDelta)] = rec{Key: string(r.Key), Value: string(r.Value), Tomb: !r.HasValue}
+				return nil
+			})
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestCompactTransactions checks that compaction never lets an aborted or
+// still-open transaction's value replace a committed one, removes aborted
+// data, and compacts a transaction's values once it commits.
+func TestCompactTransactions(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	e := v.open(t)
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	mustCreate(t, e, "ct", 1, compactConfig("0", "3600000"))
+	tid := mustTopic(t, e, "ct")
+	pid, epoch, err := e.InitTxnProducer(ctx, "ct-txn", 60000, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := int32(0)
+	txn := func(commit bool, recs ...kv) {
+		t.Helper()
+		if err := e.AddPartitionsToTxn(ctx, "ct-txn", pid, epoch, []TxnPartition{{Topic: tid, Partition: 0}}); err != nil {
+			t.Fatal(err)
+		}
+		mustProduce(t, e, "ct", txnBatch(pid, epoch, seq, recs...))
+		seq += int32(len(recs))
+		if commit {
+			if _, _, err := e.EndTxn(ctx, "ct-txn", pid, epoch, true, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	abort := func() {
+		t.Helper()
+		if _, _, err := e.EndTxn(ctx, "ct-txn", pid, epoch, false, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn(true, kv{key: "k", value: "v1", ts: ts}, kv{key: "j", value: "j1", ts: ts}) // offsets 0-1, marker 2
+	txn(false, kv{key: "k", value: "v2", ts: ts})                                     // 3
+	abort()                                                                           // marker 4
+	txn(false, kv{key: "k", value: "v3", ts: ts}, kv{key: "j", value: "j3", ts: ts}) // 5-6, left open
+	if err := e.ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]rec{0: {Key: "k", Value: "v1"}, 1: {Key: "j", Value: "j1"}}
+	if got := readCommitted(t, e, "ct", 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("with a transaction open, read_committed after compaction:\n got %v\nwant %v", got, want)
+	}
+	if got := readRecords(t, e, "ct", 0); got[3] != (rec{}) {
+		t.Fatalf("the aborted value survived compaction: %v", got[3])
+	}
+	// Once the open transaction commits, its values supersede v1 and j1.
+	if _, _, err := e.EndTxn(ctx, "ct-txn", pid, epoch, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = map[int64]rec{5: {Key: "k", Value: "v3"}, 6: {Key: "j", Value: "j3"}}
+	if got := readCommitted(t, e, "ct", 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the commit and compaction:\n got %v\nwant %v", got, want)
+	}
+}
