@@ -679,9 +679,9 @@ func TestCompactTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	txn(true, kv{key: "k", value: "v1", ts: ts}, kv{key: "j", value: "j1", ts: ts}) // offsets 0-1, marker 2
-	txn(false, kv{key: "k", value: "v2", ts: ts})                                     // 3
-	abort()                                                                           // marker 4
+	txn(true, kv{key: "k", value: "v1", ts: ts}, kv{key: "j", value: "j1", ts: ts})  // offsets 0-1, marker 2
+	txn(false, kv{key: "k", value: "v2", ts: ts})                                    // 3
+	abort()                                                                          // marker 4
 	txn(false, kv{key: "k", value: "v3", ts: ts}, kv{key: "j", value: "j3", ts: ts}) // 5-6, left open
 	if err := e.ArchiveAll(ctx); err != nil {
 		t.Fatal(err)
