@@ -125,9 +125,20 @@ func validateKey(key string) string {
 //     the query parameters are those of gocloud.dev/blob/s3blob.
 //   - gs://bucket: Google Cloud Storage, application default credentials.
 //   - azblob://container: Azure Blob Storage, credentials from AZURE_* env.
+//   - fault+<any of the above>?put_error_rate=0.05&get_error_rate=0.02&seed=1:
+//     a testing and chaos aid, never for production data. It opens the
+//     inner store and makes each call fail at random with an error wrapping
+//     ErrInjectedFault, before the call reaches the inner store (a failed
+//     Put stores nothing). Parameters (probabilities in [0, 1], default 0):
+//     put_error_rate, get_error_rate (Get and GetRange), delete_error_rate,
+//     list_error_rate, and seed (default: from the clock); other parameters
+//     go to the inner URL. See ParseFaultURL and FaultStore.
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	if rawURL == "" {
 		return nil, fmt.Errorf("%w: empty URL", ErrUnsupportedURL)
+	}
+	if strings.HasPrefix(rawURL, FaultScheme) {
+		return openFault(ctx, rawURL)
 	}
 	if !strings.Contains(rawURL, "://") {
 		return openFile(rawURL)
