@@ -96,6 +96,7 @@ type Proc struct {
 	logPath  string
 	done     chan struct{}
 	mu       sync.Mutex
+	paused   bool
 }
 
 // Start runs `runnel serve` with fresh ports and waits for /readyz.
@@ -185,7 +186,7 @@ func (p *Proc) tryStart() error {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(done) }()
 	p.mu.Lock()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.paused = cmd, done, false
 	p.mu.Unlock()
 	return p.waitReady(60 * time.Second)
 }
@@ -240,6 +241,7 @@ func (p *Proc) Stop() {
 		return
 	default:
 	}
+	p.Resume() // a stopped process would not act on SIGTERM
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -256,6 +258,55 @@ func (p *Proc) Kill() {
 	p.mu.Unlock()
 	cmd.Process.Kill()
 	<-done
+	p.mu.Lock()
+	p.paused = false
+	p.mu.Unlock()
+}
+
+// Pause freezes the process with SIGSTOP (a long GC pause or a VM stall, as
+// far as its peers can tell): its sockets stay open but nothing answers. An
+// embedded etcd member pauses with it. Resume undoes it; Stop and Kill
+// resume a paused process first.
+func (p *Proc) Pause() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		p.t.Fatal("harness: Pause of a process never started")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		p.t.Fatalf("harness: SIGSTOP broker %d: %v", p.opts.BrokerID, err)
+	}
+	p.paused = true
+}
+
+// Resume continues a process frozen by Pause (SIGCONT); it does nothing if
+// the process is not paused.
+func (p *Proc) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.paused || p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.paused = false
+}
+
+// Paused reports whether the process is frozen by Pause.
+func (p *Proc) Paused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// PID is the process id of the current incarnation (0 before Start).
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // Restart starts the process again with the same data dir and ports.
