@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,51 +91,121 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (kadm.De
 }
 
 func newGroupDescribeCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe GROUP",
-		Short: "Show a group's state, members, committed offsets and lag",
-		Long: `Show a consumer group's state and assignment protocol, its members (client
-id, host, assigned partitions), and for every partition it has committed or is
-assigned: the committed offset, the partition's end offset, and the lag.`,
-		Example: `  runnel group describe audit`,
-		Args:    exactArgs(1, "GROUP"),
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "describe GROUP...",
+		Short: "Show groups' state, members, committed offsets and lag",
+		Long: `Show each consumer group's state, protocol type and assignment protocol
+(the assignor), its members (member id, static instance id, client id, host,
+assigned partitions), and for every partition it has committed or is
+assigned: the committed offset, the partition's log end offset, and the lag
+(end - committed; "-" when nothing is committed). Groups that cannot be
+described are reported one per line and make the command fail after the
+others are shown.`,
+		Example: `  runnel group describe audit
+  runnel group describe audit billing
+  runnel group describe audit --json`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			group := args[0]
+			groups, err := uniqueNames("group id", args)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			adm, err := g.newAdmin()
 			if err != nil {
 				return err
 			}
 			defer adm.Close()
-			d, err := describeGroup(ctx, adm, group)
-			if err != nil {
-				return err
+			descs, errs := describeGroups(ctx, adm, groups)
+			if len(descs) == 0 {
+				return errors.Join(errs...)
 			}
-			committed, err := adm.FetchOffsets(ctx, group)
-			if err != nil {
-				return groupErr(group, err, "")
-			}
-			if !groupExists(d) && len(committed) == 0 {
-				return fmt.Errorf("group %q does not exist", group)
-			}
-			rows := groupLagRows(d, committed)
 			var topics []string
-			seen := map[string]bool{}
-			for _, r := range rows {
-				if !seen[r.topic] {
-					seen[r.topic] = true
-					topics = append(topics, r.topic)
+			for _, gd := range descs {
+				for _, r := range gd.rows {
+					if !slices.Contains(topics, r.topic) {
+						topics = append(topics, r.topic)
+					}
 				}
 			}
 			var ends kadm.ListedOffsets
 			if len(topics) > 0 {
 				if ends, err = adm.ListEndOffsets(ctx, topics...); err != nil {
-					return fmt.Errorf("list end offsets: %w", err)
+					return errors.Join(append(errs, fmt.Errorf("list end offsets: %w", kafkaErr(err, "")))...)
 				}
 			}
-			return writeGroupDescription(cmd.OutOrStdout(), d, rows, ends)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				js := make([]groupJSON, 0, len(descs))
+				for _, gd := range descs {
+					js = append(js, describedGroupJSON(gd.d, gd.rows, ends))
+				}
+				if err := writeJSON(out, js); err != nil {
+					return err
+				}
+				return errors.Join(errs...)
+			}
+			for i, gd := range descs {
+				if i > 0 {
+					fmt.Fprintln(out)
+				}
+				if err := writeGroupDescription(out, gd.d, gd.rows, ends); err != nil {
+					return err
+				}
+			}
+			return errors.Join(errs...)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the groups as JSON")
+	return cmd
+}
+
+// groupDescription is a described group with its partition rows.
+type groupDescription struct {
+	d    kadm.DescribedGroup
+	rows []lagRow
+}
+
+// describeGroups describes groups and fetches their committed offsets, in
+// the order given; a group that fails or does not exist becomes an error
+// instead.
+func describeGroups(ctx context.Context, adm *kadm.Client, groups []string) ([]groupDescription, []error) {
+	ds, err := adm.DescribeGroups(ctx, groups...)
+	if _, partial := errors.AsType[*kadm.ShardErrors](err); err != nil && !partial {
+		return nil, []error{fmt.Errorf("describe groups: %w", kafkaErr(err, ""))}
+	}
+	fetched := adm.FetchManyOffsets(ctx, groups...)
+	var (
+		out  []groupDescription
+		errs []error
+	)
+	for _, group := range groups {
+		d, ok := ds[group]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("group %q: the broker did not answer for this group", group))
+			continue
+		case d.Err != nil:
+			errs = append(errs, groupErr(group, d.Err, d.ErrMessage))
+			continue
+		}
+		f, ok := fetched[group]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("group %q: the broker did not answer for its offsets", group))
+			continue
+		case f.Err != nil:
+			errs = append(errs, groupErr(group, f.Err, ""))
+			continue
+		}
+		if !groupExists(d) && len(f.Fetched) == 0 {
+			errs = append(errs, fmt.Errorf("group %q does not exist", group))
+			continue
+		}
+		out = append(out, groupDescription{d: d, rows: groupLagRows(d, f.Fetched)})
+	}
+	return out, errs
 }
 
 // lagRow is one partition line of group describe.
@@ -190,6 +261,30 @@ func groupLagRows(d kadm.DescribedGroup, committed kadm.OffsetResponses) []lagRo
 	return out
 }
 
+// lagCells is a partition's committed offset, end offset and lag; a has
+// field is false when that value is unknown. Lag needs both offsets and is never negative
+// (a commit past the end, e.g. after records were deleted, counts as 0).
+type lagCells struct {
+	committed, end, lag          int64
+	hasCommitted, hasEnd, hasLag bool
+	commitErr, endErr            error
+}
+
+func (r lagRow) cells(ends kadm.ListedOffsets) lagCells {
+	c := lagCells{committed: r.committed, hasCommitted: r.commitErr == nil && r.committed >= 0, commitErr: r.commitErr}
+	if e, ok := ends.Lookup(r.topic, r.partition); ok {
+		if e.Err != nil {
+			c.endErr = e.Err
+		} else {
+			c.end, c.hasEnd = e.Offset, true
+		}
+	}
+	if c.hasCommitted && c.hasEnd {
+		c.lag, c.hasLag = max(c.end-c.committed, 0), true
+	}
+	return c
+}
+
 func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOffsets) error {
 	fmt.Fprintf(w, "Group:       %s\nState:       %s\nType:        %s\nProtocol:    %s\nCoordinator: %d (%s:%d)\nMembers:     %d\n",
 		d.Group, orDash(d.State), orDash(d.ProtocolType), orDash(d.Protocol),
@@ -197,9 +292,13 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, en
 	if len(d.Members) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MEMBER-ID\tCLIENT-ID\tHOST\tASSIGNMENT")
-		for _, m := range d.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.MemberID, m.ClientID, m.ClientHost, assignmentString(m))
+		fmt.Fprintln(tw, "MEMBER-ID\tINSTANCE-ID\tCLIENT-ID\tHOST\tASSIGNMENT")
+		for _, m := range sortedMembers(d.Members) {
+			instance := "-"
+			if m.InstanceID != nil {
+				instance = orDash(*m.InstanceID)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.MemberID, instance, orDash(m.ClientID), orDash(m.ClientHost), assignmentString(m))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -211,30 +310,32 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, en
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tCLIENT-ID\tHOST")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER-ID\tCLIENT-ID\tHOST")
 	var total int64
 	for _, r := range rows {
+		c := r.cells(ends)
 		committed, end, lag := "-", "-", "-"
-		if r.commitErr != nil {
-			committed = "error: " + kafkaErr(r.commitErr, "").Error()
-		} else if r.committed >= 0 {
-			committed = strconv.FormatInt(r.committed, 10)
+		switch {
+		case c.commitErr != nil:
+			committed = "error: " + kafkaErr(c.commitErr, "").Error()
+		case c.hasCommitted:
+			committed = strconv.FormatInt(c.committed, 10)
 		}
-		if e, ok := ends.Lookup(r.topic, r.partition); ok && e.Err == nil {
-			end = strconv.FormatInt(e.Offset, 10)
-			if r.commitErr == nil && r.committed >= 0 {
-				l := max(e.Offset-r.committed, 0)
-				total += l
-				lag = strconv.FormatInt(l, 10)
-			}
-		} else if ok {
-			end = "error"
+		switch {
+		case c.endErr != nil:
+			end = "error: " + kafkaErr(c.endErr, "").Error()
+		case c.hasEnd:
+			end = strconv.FormatInt(c.end, 10)
 		}
-		client, host := "-", "-"
+		if c.hasLag {
+			total += c.lag
+			lag = strconv.FormatInt(c.lag, 10)
+		}
+		member, client, host := "-", "-", "-"
 		if r.member != nil {
-			client, host = r.member.ClientID, r.member.ClientHost
+			member, client, host = r.member.MemberID, orDash(r.member.ClientID), orDash(r.member.ClientHost)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.topic, r.partition, committed, end, lag, client, host)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.topic, r.partition, committed, end, lag, member, client, host)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -243,23 +344,122 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, en
 	return nil
 }
 
+// sortedMembers returns members ordered by member id, for stable output.
+func sortedMembers(ms []kadm.DescribedGroupMember) []kadm.DescribedGroupMember {
+	out := slices.Clone(ms)
+	sort.Slice(out, func(i, j int) bool { return out[i].MemberID < out[j].MemberID })
+	return out
+}
+
+// groupJSON is one group of group describe --json.
+type groupJSON struct {
+	Group        string            `json:"group"`
+	State        string            `json:"state"`
+	ProtocolType string            `json:"protocol_type"`
+	Protocol     string            `json:"protocol"`
+	Coordinator  int32             `json:"coordinator"`
+	Members      []groupMemberJSON `json:"members"`
+	Offsets      []groupOffsetJSON `json:"offsets"`
+	TotalLag     int64             `json:"total_lag"`
+}
+
+// groupMemberJSON is one member of groupJSON.
+type groupMemberJSON struct {
+	MemberID   string           `json:"member_id"`
+	InstanceID *string          `json:"instance_id"`
+	ClientID   string           `json:"client_id"`
+	Host       string           `json:"host"`
+	Assignment []topicPartsJSON `json:"assignment"`
+}
+
+// groupOffsetJSON is one partition of groupJSON; absent values are null.
+type groupOffsetJSON struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Committed *int64 `json:"committed"`
+	End       *int64 `json:"end"`
+	Lag       *int64 `json:"lag"`
+	MemberID  string `json:"member_id,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+func describedGroupJSON(d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOffsets) groupJSON {
+	j := groupJSON{
+		Group: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol,
+		Coordinator: d.Coordinator.NodeID, Members: []groupMemberJSON{}, Offsets: []groupOffsetJSON{},
+	}
+	for _, m := range sortedMembers(d.Members) {
+		mj := groupMemberJSON{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignment: []topicPartsJSON{}}
+		if c, ok := m.Assigned.AsConsumer(); ok {
+			set := make(kadm.TopicsSet)
+			for _, t := range c.Topics {
+				set.Add(t.Topic, t.Partitions...)
+			}
+			mj.Assignment = topicPartsList(set)
+		}
+		j.Members = append(j.Members, mj)
+	}
+	for _, r := range rows {
+		c := r.cells(ends)
+		oj := groupOffsetJSON{Topic: r.topic, Partition: r.partition}
+		if c.hasCommitted {
+			oj.Committed = &c.committed
+		}
+		if c.hasEnd {
+			oj.End = &c.end
+		}
+		if c.hasLag {
+			oj.Lag = &c.lag
+			j.TotalLag += c.lag
+		}
+		if r.member != nil {
+			oj.MemberID = r.member.MemberID
+		}
+		var errs []string
+		for _, e := range []error{c.commitErr, c.endErr} {
+			if e != nil {
+				errs = append(errs, kafkaErr(e, "").Error())
+			}
+		}
+		oj.Error = strings.Join(errs, "; ")
+		j.Offsets = append(j.Offsets, oj)
+	}
+	return j
+}
+
 func assignmentString(m kadm.DescribedGroupMember) string {
 	c, ok := m.Assigned.AsConsumer()
-	if !ok || len(c.Topics) == 0 {
+	if !ok {
 		return "-"
 	}
-	parts := make([]string, 0, len(c.Topics))
+	parts := map[string][]int32{}
 	for _, t := range c.Topics {
-		ps := append([]int32(nil), t.Partitions...)
-		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		parts[t.Topic] = append(parts[t.Topic], t.Partitions...)
+	}
+	return formatTopicPartitions(parts)
+}
+
+// formatTopicPartitions renders topics and partitions as
+// "a:0,1 b:2", sorted, or "-" when empty.
+func formatTopicPartitions(parts map[string][]int32) string {
+	var out []string
+	for _, t := range sortedKeys(parts) {
+		ps := slices.Clone(parts[t])
+		if len(ps) == 0 {
+			continue
+		}
+		slices.Sort(ps)
+		ps = slices.Compact(ps)
 		nums := make([]string, len(ps))
 		for i, p := range ps {
 			nums[i] = strconv.Itoa(int(p))
 		}
-		parts = append(parts, t.Topic+":"+strings.Join(nums, ","))
+		out = append(out, t+":"+strings.Join(nums, ","))
 	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, " ")
 }
 
 // resetMode is how reset-offsets picks new offsets.
