@@ -369,3 +369,68 @@ func TestPythonTransactionFencing(t *testing.T) {
 		t.Errorf("read_uncommitted after fencing = %v, want [a-0 b-0]", keys)
 	}
 }
+
+// jsRead reads max records of topic with a kafkajs group consumer at
+// isolation.
+func jsRead(t *testing.T, b *harness.Proc, topic, group string, max int, isolation string) []rec {
+	t.Helper()
+	return parseJSONLines[rec](t, run(t, b, "", "node", "js/client.js", "read", b.Kafka, topic, group,
+		strconv.Itoa(max), "20000", isolation))
+}
+
+// TestKafkaJSTransactions runs kafkajs' transactional producer (commit,
+// abort, commit) and reads the topic back with kafkajs consumers, by
+// default read_committed, and read_uncommitted. The last committed
+// transaction comes after the aborted one, so a consumer that let an
+// aborted record through would count it instead of a committed one.
+func TestKafkaJSTransactions(t *testing.T) {
+	requireKafkaJS(t)
+	b := startBroker(t)
+	const topic, prefix, parts = "js-txn", "js", 2
+	counts := map[string]int{phaseCommit1: 8, phaseAbort: 6, phaseCommit2: 4}
+	createTopic(t, b.Kafka, topic, parts)
+
+	out := run(t, b, "", "node", "js/client.js", "txn-produce", b.Kafka, topic, "js-txn-producer", prefix,
+		strconv.Itoa(parts), strconv.Itoa(counts[phaseCommit1]), strconv.Itoa(counts[phaseAbort]), strconv.Itoa(counts[phaseCommit2]))
+	byPhase := checkTxnPlacements(t, "kafkajs txn-produce", prefix, parseJSONLines[txnPlacement](t, out), counts, parts)
+	// Each partition holds 4+3+2 records and three markers.
+	checkEndOffsets(t, b, topic, map[int32]int64{0: 12, 1: 12})
+
+	committed := append(slices.Clone(byPhase[phaseCommit1]), byPhase[phaseCommit2]...)
+	all := append(slices.Clone(committed), byPhase[phaseAbort]...)
+	checkSequence(t, "kafkajs read_committed", jsRead(t, b, topic, "js-txn-rc", len(committed), "read_committed"), committed)
+	checkSequence(t, "kafkajs read_uncommitted", jsRead(t, b, topic, "js-txn-ru", len(all), "read_uncommitted"), all)
+}
+
+// TestKafkaJSTransactionalPipeline runs a consume-transform-produce loop
+// with kafkajs' txn.sendOffsets; its first transaction is aborted and the
+// pipeline restarted.
+func TestKafkaJSTransactionalPipeline(t *testing.T) {
+	requireKafkaJS(t)
+	b := startBroker(t)
+	const in, outTopic, group, parts, n = "js-pipe-in", "js-pipe-out", "js-pipe-group", 2, 20
+	createTopic(t, b.Kafka, in, parts)
+	createTopic(t, b.Kafka, outTopic, parts)
+	input := produceInput(t, b.Kafka, in, "pipe", n, parts)
+
+	out := run(t, b, "", "node", "js/client.js", "txn-pipeline", b.Kafka, in, outTopic, group, "js-pipe-txn",
+		strconv.Itoa(n), "30000")
+	steps := parseJSONLines[pipelineStep](t, out)
+	if len(steps) < 2 || steps[0].Step != "abort" || steps[0].Records == 0 {
+		t.Fatalf("pipeline steps %+v: want an aborted transaction first, then commits", steps)
+	}
+	committed, aborted := 0, steps[0].Records
+	for _, s := range steps[1:] {
+		if s.Step != "commit" {
+			t.Fatalf("pipeline steps %+v: only the first transaction aborts", steps)
+		}
+		committed += s.Records
+	}
+	if committed != n {
+		t.Fatalf("pipeline committed %d records, want %d: %+v", committed, n, steps)
+	}
+	checkPipelineOutput(t, "kafkajs pipeline", b, jsRead(t, b, outTopic, "js-pipe-rc", n, "read_committed"), input, in, group)
+	if got := jsRead(t, b, outTopic, "js-pipe-ru", n+aborted, "read_uncommitted"); len(got) != n+aborted {
+		t.Errorf("read_uncommitted output has %d records, want %d committed + %d aborted", len(got), n, aborted)
+	}
+}

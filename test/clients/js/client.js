@@ -14,6 +14,25 @@
 //   admin    <bootstrap> <topic> <partitions>
 //            create, list, describe (metadata), delete; one {step,...} per step.
 //   codecs   prints the codecs this kafkajs installation can use.
+//   txn-produce  <bootstrap> <topic> <txnId> <prefix> <partitions> <c1> <ab> <c2>
+//            transactional producer: a transaction of c1 records that it
+//            commits, one of ab records that it aborts, one of c2 records
+//            that it commits. Record i of phase F ("c1", "ab", "c2") has
+//            key "<prefix>-F-k<i>", value "<prefix>-F-v<i>", header
+//            h-index=<i> and goes to partition i % partitions; prints
+//            {key,partition,offset,phase}.
+//   read     <bootstrap> <topic> <group> <max> <timeoutMs> <isolation>
+//            like consume, with isolation read_committed (kafkajs'
+//            default, readUncommitted: false) or read_uncommitted.
+//   txn-pipeline <bootstrap> <input> <output> <group> <txnId> <count> <timeoutMs>
+//            consume-transform-produce: per fetched batch, a transaction
+//            that writes each input record to output (same key and
+//            partition, value "out-" + value, same headers) and commits
+//            the group's offsets with txn.sendOffsets. The first batch's
+//            transaction is aborted and the consumer and producer are
+//            closed and started afresh, as after a crash; it stops after
+//            count input records were committed. Prints {step,records}
+//            per transaction.
 'use strict'
 
 const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs')
@@ -122,10 +141,18 @@ async function produce ([bootstrap, topic, codec, countS, prefix, partsS]) {
   }
 }
 
-async function consume ([bootstrap, topic, group, maxS, timeoutS]) {
+async function consume ([bootstrap, topic, group, maxS, timeoutS, isolation = 'read_committed']) {
   const max = parseInt(maxS, 10)
   const timeout = parseInt(timeoutS, 10)
-  const consumer = client(bootstrap).consumer({ groupId: group, sessionTimeout: 10000, heartbeatInterval: 500 })
+  if (isolation !== 'read_committed' && isolation !== 'read_uncommitted') throw new Error(`unknown isolation ${isolation}`)
+  const consumer = client(bootstrap).consumer({
+    groupId: group,
+    sessionTimeout: 10000,
+    heartbeatInterval: 500,
+    // disconnect waits for the fetch in flight: keep its long poll short.
+    maxWaitTimeInMs: 500,
+    readUncommitted: isolation === 'read_uncommitted',
+  })
   await consumer.connect()
   const next = {}
   let got = 0
@@ -188,6 +215,130 @@ async function admin ([bootstrap, topic, partsS]) {
   }
 }
 
+function transactionalProducer (bootstrap, transactionalId) {
+  return client(bootstrap).producer({ transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: 30000 })
+}
+
+async function txnProduce ([bootstrap, topic, txnId, prefix, partsS, ...countsS]) {
+  const parts = parseInt(partsS, 10)
+  const counts = countsS.map((c) => parseInt(c, 10))
+  if (!(parts > 0) || counts.length !== 3 || !counts.every((c) => c > 0)) {
+    throw new Error('want positive partitions and three positive counts')
+  }
+  const producer = transactionalProducer(bootstrap, txnId)
+  await producer.connect()
+  try {
+    const phases = [['c1', counts[0], true], ['ab', counts[1], false], ['c2', counts[2], true]]
+    for (const [phase, count, commit] of phases) {
+      const messages = []
+      for (let i = 0; i < count; i++) {
+        messages.push({
+          key: `${prefix}-${phase}-k${i}`,
+          value: `${prefix}-${phase}-v${i}`,
+          partition: i % parts,
+          headers: { 'h-index': String(i) },
+        })
+      }
+      const txn = await producer.transaction()
+      let res
+      try {
+        res = await txn.send({ topic, acks: -1, messages })
+      } catch (e) {
+        await txn.abort()
+        throw e
+      }
+      const base = {}
+      for (const r of res) {
+        if (r.errorCode !== 0) throw new Error(`${phase} partition ${r.partition}: error ${r.errorCode}`)
+        base[r.partition] = BigInt(r.baseOffset)
+      }
+      const seen = {}
+      for (const m of messages) {
+        const n = seen[m.partition] || 0n
+        seen[m.partition] = n + 1n
+        emit({ key: m.key, partition: m.partition, offset: Number(base[m.partition] + n), phase })
+      }
+      if (commit) await txn.commit()
+      else await txn.abort()
+    }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+// pipelineRun runs one consumer and transactional producer until it has
+// committed want records or, with abortFirst, aborted its first batch; it
+// returns the number of records committed.
+async function pipelineRun (bootstrap, input, output, group, txnId, want, abortFirst, deadline) {
+  const kafka = client(bootstrap)
+  const producer = transactionalProducer(bootstrap, txnId)
+  const consumer = kafka.consumer({ groupId: group, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 500 })
+  await producer.connect()
+  await consumer.connect()
+  let committed = 0
+  let failed = null
+  let finish
+  const finished = new Promise((resolve) => { finish = resolve })
+  const timer = setTimeout(() => finish(), deadline - Date.now())
+  try {
+    await consumer.subscribe({ topics: [input], fromBeginning: true })
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (committed >= want || failed || batch.messages.length === 0 || !isRunning() || isStale()) return
+        try {
+          const txn = await producer.transaction()
+          await txn.send({
+            topic: output,
+            acks: -1,
+            messages: batch.messages.map((m) => ({
+              key: m.key,
+              value: Buffer.concat([Buffer.from('out-'), m.value]),
+              partition: batch.partition,
+              headers: m.headers,
+            })),
+          })
+          await txn.sendOffsets({
+            consumerGroupId: group,
+            topics: [{ topic: input, partitions: [{ partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() }] }],
+          })
+          if (abortFirst) {
+            await txn.abort()
+            emit({ step: 'abort', records: batch.messages.length })
+            finish()
+            return
+          }
+          await txn.commit()
+          resolveOffset(batch.lastOffset())
+          committed += batch.messages.length
+          emit({ step: 'commit', records: batch.messages.length })
+          await heartbeat()
+          if (committed >= want) finish()
+        } catch (e) {
+          failed = e
+          finish()
+        }
+      },
+    })
+    await finished
+  } finally {
+    clearTimeout(timer)
+    await consumer.disconnect()
+    await producer.disconnect()
+  }
+  if (failed) throw failed
+  return committed
+}
+
+async function txnPipeline ([bootstrap, input, output, group, txnId, countS, timeoutS]) {
+  const count = parseInt(countS, 10)
+  const deadline = Date.now() + parseInt(timeoutS, 10)
+  await pipelineRun(bootstrap, input, output, group, txnId, count, true, deadline)
+  const committed = await pipelineRun(bootstrap, input, output, group, txnId, count, false, deadline)
+  if (committed < count) throw new Error(`pipeline committed ${committed} of ${count} records before the timeout`)
+}
+
 async function main () {
   const [cmd, ...args] = process.argv.slice(2)
   const available = await registerCodecs()
@@ -196,6 +347,9 @@ async function main () {
     case 'produce': await produce(args); break
     case 'consume': await consume(args); break
     case 'admin': await admin(args); break
+    case 'txn-produce': await txnProduce(args); break
+    case 'read': await consume(args); break
+    case 'txn-pipeline': await txnPipeline(args); break
     default: throw new Error(`unknown command ${cmd}`)
   }
 }
