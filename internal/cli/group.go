@@ -139,7 +139,7 @@ others are shown.`,
 			if asJSON {
 				js := make([]groupJSON, 0, len(descs))
 				for _, gd := range descs {
-					js = append(js, describedGroupJSON(gd.d, gd.rows, ends))
+					js = append(js, describedGroupJSON(gd.d, gd.members, gd.rows, ends))
 				}
 				if err := writeJSON(out, js); err != nil {
 					return err
@@ -150,7 +150,7 @@ others are shown.`,
 				if i > 0 {
 					fmt.Fprintln(out)
 				}
-				if err := writeGroupDescription(out, gd.d, gd.rows, ends); err != nil {
+				if err := writeGroupDescription(out, gd.d, gd.members, gd.rows, ends); err != nil {
 					return err
 				}
 			}
@@ -161,10 +161,40 @@ others are shown.`,
 	return cmd
 }
 
-// groupDescription is a described group with its partition rows.
+// groupDescription is a described group with its decoded members and
+// partition rows.
 type groupDescription struct {
-	d    kadm.DescribedGroup
-	rows []lagRow
+	d       kadm.DescribedGroup
+	members []memberView
+	rows    []lagRow
+}
+
+// memberView is a group member with its assignment decoded.
+type memberView struct {
+	id         string
+	instanceID *string
+	clientID   string
+	host       string
+	// assigned holds the partitions of a consumer protocol assignment; nil
+	// when the member's assignment is not in the consumer protocol.
+	assigned map[string][]int32
+}
+
+// memberViews decodes d's members, sorted by member id.
+func memberViews(d kadm.DescribedGroup) []memberView {
+	out := make([]memberView, 0, len(d.Members))
+	for _, m := range d.Members {
+		v := memberView{id: m.MemberID, instanceID: m.InstanceID, clientID: m.ClientID, host: m.ClientHost}
+		if c, ok := m.Assigned.AsConsumer(); ok {
+			v.assigned = map[string][]int32{}
+			for _, t := range c.Topics {
+				v.assigned[t.Topic] = append(v.assigned[t.Topic], t.Partitions...)
+			}
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
 }
 
 // describeGroups describes groups and fetches their committed offsets, in
@@ -203,7 +233,8 @@ func describeGroups(ctx context.Context, adm *kadm.Client, groups []string) ([]g
 			errs = append(errs, fmt.Errorf("group %q does not exist", group))
 			continue
 		}
-		out = append(out, groupDescription{d: d, rows: groupLagRows(d, f.Fetched)})
+		members := memberViews(d)
+		out = append(out, groupDescription{d: d, members: members, rows: groupLagRows(members, f.Fetched)})
 	}
 	return out, errs
 }
@@ -214,12 +245,12 @@ type lagRow struct {
 	partition int32
 	committed int64 // -1 when none
 	commitErr error
-	member    *kadm.DescribedGroupMember
+	member    *memberView
 }
 
 // groupLagRows joins committed offsets with member assignments, sorted by
 // topic and partition.
-func groupLagRows(d kadm.DescribedGroup, committed kadm.OffsetResponses) []lagRow {
+func groupLagRows(members []memberView, committed kadm.OffsetResponses) []lagRow {
 	type tp struct {
 		t string
 		p int32
@@ -238,13 +269,11 @@ func groupLagRows(d kadm.DescribedGroup, committed kadm.OffsetResponses) []lagRo
 		r := get(o.Topic, o.Partition)
 		r.committed, r.commitErr = o.At, o.Err
 	})
-	for i := range d.Members {
-		m := &d.Members[i]
-		if c, ok := m.Assigned.AsConsumer(); ok {
-			for _, t := range c.Topics {
-				for _, p := range t.Partitions {
-					get(t.Topic, p).member = m
-				}
+	for i := range members {
+		m := &members[i]
+		for t, ps := range m.assigned {
+			for _, p := range ps {
+				get(t, p).member = m
 			}
 		}
 	}
@@ -285,20 +314,20 @@ func (r lagRow) cells(ends kadm.ListedOffsets) lagCells {
 	return c
 }
 
-func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOffsets) error {
+func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, members []memberView, rows []lagRow, ends kadm.ListedOffsets) error {
 	fmt.Fprintf(w, "Group:       %s\nState:       %s\nType:        %s\nProtocol:    %s\nCoordinator: %d (%s:%d)\nMembers:     %d\n",
 		d.Group, orDash(d.State), orDash(d.ProtocolType), orDash(d.Protocol),
-		d.Coordinator.NodeID, d.Coordinator.Host, d.Coordinator.Port, len(d.Members))
-	if len(d.Members) > 0 {
+		d.Coordinator.NodeID, d.Coordinator.Host, d.Coordinator.Port, len(members))
+	if len(members) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "MEMBER-ID\tINSTANCE-ID\tCLIENT-ID\tHOST\tASSIGNMENT")
-		for _, m := range sortedMembers(d.Members) {
+		for _, m := range members {
 			instance := "-"
-			if m.InstanceID != nil {
-				instance = orDash(*m.InstanceID)
+			if m.instanceID != nil {
+				instance = orDash(*m.instanceID)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.MemberID, instance, orDash(m.ClientID), orDash(m.ClientHost), assignmentString(m))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.id, instance, orDash(m.clientID), orDash(m.host), formatTopicPartitions(m.assigned))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -333,7 +362,7 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, en
 		}
 		member, client, host := "-", "-", "-"
 		if r.member != nil {
-			member, client, host = r.member.MemberID, orDash(r.member.ClientID), orDash(r.member.ClientHost)
+			member, client, host = r.member.id, orDash(r.member.clientID), orDash(r.member.host)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.topic, r.partition, committed, end, lag, member, client, host)
 	}
@@ -342,13 +371,6 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, rows []lagRow, en
 	}
 	fmt.Fprintf(w, "\nTotal lag: %d\n", total)
 	return nil
-}
-
-// sortedMembers returns members ordered by member id, for stable output.
-func sortedMembers(ms []kadm.DescribedGroupMember) []kadm.DescribedGroupMember {
-	out := slices.Clone(ms)
-	sort.Slice(out, func(i, j int) bool { return out[i].MemberID < out[j].MemberID })
-	return out
 }
 
 // groupJSON is one group of group describe --json.
@@ -383,21 +405,19 @@ type groupOffsetJSON struct {
 	Error     string `json:"error,omitempty"`
 }
 
-func describedGroupJSON(d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOffsets) groupJSON {
+func describedGroupJSON(d kadm.DescribedGroup, members []memberView, rows []lagRow, ends kadm.ListedOffsets) groupJSON {
 	j := groupJSON{
 		Group: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol,
 		Coordinator: d.Coordinator.NodeID, Members: []groupMemberJSON{}, Offsets: []groupOffsetJSON{},
 	}
-	for _, m := range sortedMembers(d.Members) {
-		mj := groupMemberJSON{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignment: []topicPartsJSON{}}
-		if c, ok := m.Assigned.AsConsumer(); ok {
-			set := make(kadm.TopicsSet)
-			for _, t := range c.Topics {
-				set.Add(t.Topic, t.Partitions...)
-			}
-			mj.Assignment = topicPartsList(set)
+	for _, m := range members {
+		set := make(kadm.TopicsSet)
+		for t, ps := range m.assigned {
+			set.Add(t, ps...)
 		}
-		j.Members = append(j.Members, mj)
+		j.Members = append(j.Members, groupMemberJSON{
+			MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, Host: m.host, Assignment: topicPartsList(set),
+		})
 	}
 	for _, r := range rows {
 		c := r.cells(ends)
@@ -413,7 +433,7 @@ func describedGroupJSON(d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOf
 			j.TotalLag += c.lag
 		}
 		if r.member != nil {
-			oj.MemberID = r.member.MemberID
+			oj.MemberID = r.member.id
 		}
 		var errs []string
 		for _, e := range []error{c.commitErr, c.endErr} {
@@ -425,18 +445,6 @@ func describedGroupJSON(d kadm.DescribedGroup, rows []lagRow, ends kadm.ListedOf
 		j.Offsets = append(j.Offsets, oj)
 	}
 	return j
-}
-
-func assignmentString(m kadm.DescribedGroupMember) string {
-	c, ok := m.Assigned.AsConsumer()
-	if !ok {
-		return "-"
-	}
-	parts := map[string][]int32{}
-	for _, t := range c.Topics {
-		parts[t.Topic] = append(parts[t.Topic], t.Partitions...)
-	}
-	return formatTopicPartitions(parts)
 }
 
 // formatTopicPartitions renders topics and partitions as

@@ -1,9 +1,18 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestResetFlagsSpec(t *testing.T) {
@@ -133,5 +142,221 @@ func TestParseTopicSelection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// consumeAll polls cl until it has seen want records.
+func consumeAll(t *testing.T, ctx context.Context, cl *kgo.Client, want int) {
+	t.Helper()
+	seen := 0
+	for seen < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of %d records: %v", seen, want, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		seen += fs.NumRecords()
+	}
+}
+
+// TestGroupDescribe runs group describe against a broker with a live
+// consumer group (a static member that committed one of its two
+// partitions) and a group with only committed offsets.
+func TestGroupDescribe(t *testing.T) {
+	addr := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := testAdmin(t, addr)
+	const topic = "grp-events"
+	createTopic(t, ctx, adm, topic, 2)
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var recs []*kgo.Record
+	for i := range 16 {
+		p := int32(0)
+		if i >= 10 {
+			p = 1
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprint(i))})
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumerGroup("audit"),
+		kgo.InstanceID("audit-1"), kgo.ClientID("audit-client"), kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Balancers(kgo.RangeBalancer()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	consumeAll(t, ctx, cons, 16)
+	var commitErr error
+	cons.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: {0: {Epoch: -1, Offset: 4}}},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			commitErr = err
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if e := kerr.ErrorForCode(rp.ErrorCode); e != nil && commitErr == nil {
+						commitErr = e
+					}
+				}
+			}
+		})
+	if commitErr != nil {
+		t.Fatalf("commit for audit: %v", commitErr)
+	}
+	idle := make(kadm.Offsets)
+	idle.Add(kadm.Offset{Topic: topic, Partition: 1, At: 5, LeaderEpoch: -1})
+	resps, err := adm.CommitOffsets(ctx, "idle", idle)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		t.Fatalf("commit for idle: %v", err)
+	}
+	memberID, _ := cons.GroupMetadata()
+
+	t.Run("text", func(t *testing.T) {
+		out, _, err := runLive(t, addr, "group", "describe", "audit", "idle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(out, "\nGroup:")
+		if len(blocks) != 2 {
+			t.Fatalf("want two groups, got:\n%s", out)
+		}
+		audit, idle := blocks[0], "Group:"+blocks[1]
+		for _, re := range []string{
+			`(?m)^Group: +audit$`, `(?m)^State: +Stable$`, `(?m)^Type: +consumer$`, `(?m)^Protocol: +range$`, `(?m)^Members: +1$`,
+			`(?m)^Total lag: 6$`,
+		} {
+			if !regexp.MustCompile(re).MatchString(audit) {
+				t.Errorf("audit does not match %s:\n%s", re, audit)
+			}
+		}
+		tableRow(t, audit, "MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT")
+		if row := tableRow(t, audit, memberID, "audit-1"); row[len(row)-1] != topic+":0,1" {
+			t.Errorf("member row %q, want assignment %s:0,1", row, topic)
+		}
+		tableRow(t, audit, "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER-ID", "CLIENT-ID", "HOST")
+		tableRow(t, audit, topic, "0", "4", "10", "6", memberID)
+		tableRow(t, audit, topic, "1", "-", "6", "-", memberID)
+
+		for _, re := range []string{`(?m)^Group: +idle$`, `(?m)^State: +Empty$`, `(?m)^Members: +0$`, `(?m)^Total lag: 1$`} {
+			if !regexp.MustCompile(re).MatchString(idle) {
+				t.Errorf("idle does not match %s:\n%s", re, idle)
+			}
+		}
+		tableRow(t, idle, topic, "1", "5", "6", "1", "-", "-", "-")
+	})
+	t.Run("unknown group", func(t *testing.T) {
+		out, _, err := runLive(t, addr, "group", "describe", "nobody", "idle", "nobody-else")
+		if err == nil {
+			t.Fatal("want an error for unknown groups")
+		}
+		for _, want := range []string{`group "nobody" does not exist`, `group "nobody-else" does not exist`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+		if !strings.Contains(out, "Group:       idle") || strings.Contains(out, "nobody") {
+			t.Errorf("the known group should still be described:\n%s", out)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		out, _, err := runLive(t, addr, "group", "describe", "audit", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []groupJSON
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v in %s", err, out)
+		}
+		if len(got) != 1 {
+			t.Fatalf("got %+v", got)
+		}
+		g := got[0]
+		if g.Group != "audit" || g.State != "Stable" || g.ProtocolType != "consumer" || g.Protocol != "range" || g.TotalLag != 6 {
+			t.Fatalf("group = %+v", g)
+		}
+		if len(g.Members) != 1 || g.Members[0].InstanceID == nil || *g.Members[0].InstanceID != "audit-1" ||
+			len(g.Members[0].Assignment) != 1 || fmt.Sprint(g.Members[0].Assignment[0].Partitions) != "[0 1]" {
+			t.Fatalf("members = %+v", g.Members)
+		}
+		str := func(p *int64) string {
+			if p == nil {
+				return "null"
+			}
+			return fmt.Sprint(*p)
+		}
+		var offs []string
+		for _, o := range g.Offsets {
+			offs = append(offs, fmt.Sprintf("%d:%s/%s/%s", o.Partition, str(o.Committed), str(o.End), str(o.Lag)))
+		}
+		if want := "[0:4/10/6 1:null/6/null]"; fmt.Sprint(offs) != want {
+			t.Fatalf("offsets = %v, want %s", offs, want)
+		}
+	})
+}
+
+// TestWriteGroupDescription checks the rendering of what a live broker
+// test cannot pin down: client ids and hosts, a member without a consumer
+// assignment, commit and end offset errors, and a commit past the end.
+func TestWriteGroupDescription(t *testing.T) {
+	instance := "i-1"
+	d := kadm.DescribedGroup{Group: "g", State: "Stable", ProtocolType: "consumer", Protocol: "cooperative-sticky"}
+	members := []memberView{
+		{id: "m-1", instanceID: &instance, clientID: "cid", host: "/10.0.0.1", assigned: map[string][]int32{"b": {1, 0}, "a": {3}}},
+		{id: "m-2", clientID: "other", host: "/10.0.0.2"},
+	}
+	committed := kadm.OffsetResponses{}
+	committed.Add(kadm.OffsetResponse{Offset: kadm.Offset{Topic: "a", Partition: 3, At: 7}})
+	committed.Add(kadm.OffsetResponse{Offset: kadm.Offset{Topic: "b", Partition: 0, At: 50}})
+	committed.Add(kadm.OffsetResponse{Offset: kadm.Offset{Topic: "c", Partition: 0, At: 1}, Err: kerr.UnstableOffsetCommit})
+	ends := kadm.ListedOffsets{}
+	for _, e := range []kadm.ListedOffset{
+		{Topic: "a", Partition: 3, Offset: 10},
+		{Topic: "b", Partition: 0, Offset: 40},
+		{Topic: "b", Partition: 1, Offset: 5},
+		{Topic: "c", Partition: 0, Err: kerr.UnknownTopicOrPartition},
+	} {
+		if ends[e.Topic] == nil {
+			ends[e.Topic] = map[int32]kadm.ListedOffset{}
+		}
+		ends[e.Topic][e.Partition] = e
+	}
+	rows := groupLagRows(members, committed)
+	var buf strings.Builder
+	if err := writeGroupDescription(&buf, d, members, rows, ends); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, re := range []string{`(?m)^Protocol: +cooperative-sticky$`, `(?m)^Members: +2$`, `(?m)^Total lag: 3$`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s", re, out)
+		}
+	}
+	tableRow(t, out, "m-1", "i-1", "cid", "/10.0.0.1", "a:3", "b:0,1")
+	tableRow(t, out, "m-2", "-", "other", "/10.0.0.2", "-")
+	tableRow(t, out, "a", "3", "7", "10", "3", "m-1", "cid", "/10.0.0.1")
+	tableRow(t, out, "b", "0", "50", "40", "0", "m-1")
+	tableRow(t, out, "b", "1", "-", "5", "-", "m-1")
+	row := strings.Join(tableRow(t, out, "c", "0", "error:"), " ")
+	if !strings.Contains(row, "UNSTABLE_OFFSET_COMMIT") || !strings.Contains(row, "UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Errorf("errors not shown: %q", row)
+	}
+
+	j := describedGroupJSON(d, members, rows, ends)
+	if j.TotalLag != 3 || len(j.Members) != 2 || *j.Members[0].InstanceID != "i-1" || j.Members[1].InstanceID != nil ||
+		fmt.Sprint(j.Members[0].Assignment) != "[{a [3]} {b [0 1]}]" || len(j.Members[1].Assignment) != 0 {
+		t.Fatalf("json = %+v", j)
+	}
+	if c := j.Offsets[3]; c.Topic != "c" || c.Committed != nil || c.End != nil || c.Lag != nil || !strings.Contains(c.Error, "UNSTABLE_OFFSET_COMMIT") {
+		t.Fatalf("json offset with errors = %+v", c)
 	}
 }
