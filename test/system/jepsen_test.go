@@ -928,3 +928,63 @@ func buildTxnBatch(pid int64, epoch int16, seq int32, values []string) []byte {
 	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], castagnoli))
 	return out
 }
+
+// TestJepsenCheckerFindsViolations feeds the checker a made-up history with
+// one of each violation, so a checker that stopped looking fails here
+// rather than passing every real run.
+func TestJepsenCheckerFindsViolations(t *testing.T) {
+	h := newHistory()
+	add := func(id string, o txnOutcome, vals ...string) {
+		tx := &jtxn{id: id, values: vals}
+		h.addTxn(tx)
+		h.endTxn(tx, o)
+	}
+	add("ok", txnCommitted, "c1", "c2")
+	add("lost", txnCommitted, "l1", "l2")
+	add("aborted", txnAborted, "a1")
+	add("unknown-partial", txnUnknown, "u1", "u2")
+	add("unknown-gone", txnUnknown, "g1")
+	add("never", txnNeverCommitted, "n1")
+	h.idemAcked["i1"] = tpo{"jep-a", 0, 5}
+	h.idemAcked["i2"] = tpo{"jep-a", 0, 9}
+	h.idemAcked["i3"] = tpo{"jep-a", 1, 0}
+	at := func(p int32, off int64, v string) observation {
+		return observation{consumer: "final", at: tpo{"jep-a", p, off}, value: v}
+	}
+	final := []observation{
+		at(0, 0, "c1"), at(0, 1, "c2"), at(0, 2, "l1"), at(0, 3, "a1"), at(0, 4, "u1"),
+		at(0, 5, "i1"), at(0, 6, "i2"), at(0, 7, "c1"), at(0, 8, "n1"), at(0, 10, "zz"),
+	}
+	h.seen = []observation{
+		{consumer: "c", at: tpo{"jep-a", 0, 11}, value: "g1"},
+		{consumer: "c", at: tpo{"jep-a", 0, 0}, value: "c2"},
+	}
+	h.violations.add(vNonMonotone, "made up")
+	check(t, h, final)
+	want := map[string]int{
+		vLost:        2, // transaction "lost" and idempotent i3
+		vDuplicate:   1, // c1 twice
+		vAbortedRead: 2, // a1, n1
+		vPartial:     2, // unknown-partial, and "lost" (committed, half visible)
+		vUncommitted: 1, // g1 seen then gone
+		vMoved:       1, // i2 acked at 9, stored at 6
+		vDivergent:   1, // c2 seen at offset 0, final has c1 there
+		vUnknownVal:  1, // zz
+		vNonMonotone: 1,
+	}
+	for kind, n := range want {
+		k := h.violations.byKind[kind]
+		if k == nil || k.count != n {
+			got := 0
+			if k != nil {
+				got = k.count
+			}
+			t.Errorf("%s: %d found, want %d", kind, got, n)
+		}
+	}
+	for kind, k := range h.violations.byKind {
+		if _, ok := want[kind]; !ok {
+			t.Errorf("unexpected %s: %v", kind, k.examples)
+		}
+	}
+}
