@@ -205,6 +205,9 @@ func describeGroups(ctx context.Context, adm *kadm.Client, groups []string) ([]g
 	if _, partial := errors.AsType[*kadm.ShardErrors](err); err != nil && !partial {
 		return nil, []error{fmt.Errorf("describe groups: %w", kafkaErr(err, ""))}
 	}
+	// With some coordinators unreachable, the groups they own are missing
+	// from ds; their error is reported once, after the per-group lines.
+	shardErr := err
 	fetched := adm.FetchManyOffsets(ctx, groups...)
 	var (
 		out  []groupDescription
@@ -235,6 +238,9 @@ func describeGroups(ctx context.Context, adm *kadm.Client, groups []string) ([]g
 		}
 		members := memberViews(d)
 		out = append(out, groupDescription{d: d, members: members, rows: groupLagRows(members, f.Fetched)})
+	}
+	if shardErr != nil {
+		errs = append(errs, fmt.Errorf("describe groups: %w", shardErr))
 	}
 	return out, errs
 }
