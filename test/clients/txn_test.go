@@ -356,17 +356,26 @@ func TestPythonTransactionFencing(t *testing.T) {
 		t.Errorf("the fenced producer's commit: error %v fatal %v, want fatal _FENCED", deref(c.Error), c.Fatal)
 	}
 
-	b0 := "b-0"
-	if got := pyRead(t, b, topic, 1, "read_committed"); len(got) != 1 || got[0].key() != b0 || deref(got[0].Value) != any(b0) {
-		t.Errorf("read_committed after fencing = %+v, want only b-0", got)
-	}
-	// a-0 is in the log (aborted by the fence), a-1 must never have been written.
-	var keys []string
-	for _, r := range pyRead(t, b, topic, 1, "read_uncommitted") {
-		keys = append(keys, r.key())
-	}
-	if !slices.Equal(keys, []string{"a-0", b0}) {
-		t.Errorf("read_uncommitted after fencing = %v, want [a-0 b-0]", keys)
+	// a-0 is in the log, aborted by the fence; a-1 must never have been
+	// written. Each record's value is its key.
+	for _, c := range []struct {
+		isolation string
+		want      []string
+	}{
+		{"read_committed", []string{"b-0"}},
+		{"read_uncommitted", []string{"a-0", "b-0"}},
+	} {
+		var got []string
+		for _, r := range pyRead(t, b, topic, 1, c.isolation) {
+			got = append(got, fmt.Sprintf("%s=%v", r.key(), deref(r.Value)))
+		}
+		var want []string
+		for _, k := range c.want {
+			want = append(want, k+"="+k)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s after fencing = %v, want %v", c.isolation, got, want)
+		}
 	}
 }
 
@@ -433,4 +442,70 @@ func TestKafkaJSTransactionalPipeline(t *testing.T) {
 	if got := jsRead(t, b, outTopic, "js-pipe-ru", n+aborted, "read_uncommitted"); len(got) != n+aborted {
 		t.Errorf("read_uncommitted output has %d records, want %d committed + %d aborted", len(got), n, aborted)
 	}
+}
+
+// TestKcatReadCommitted writes committed, aborted and still-open
+// transactions with franz-go and reads them with kcat (librdkafka) as a
+// read_committed consumer: it must see only committed records and, while a
+// transaction is open, stop at the last stable offset.
+func TestKcatReadCommitted(t *testing.T) {
+	requireKcat(t)
+	b := startBroker(t)
+	const topic, prefix, parts = "kcat-txn", "kc", 2
+	createTopic(t, b.Kafka, topic, parts)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Kafka), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionalID("kcat-txn-producer"),
+		kgo.TransactionTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// txn produces n records of phase in one transaction, leaving it open.
+	txn := func(phase string, n int) []want {
+		t.Helper()
+		if err := prod.BeginTransaction(); err != nil {
+			t.Fatalf("begin %s: %v", phase, err)
+		}
+		var out []want
+		for i := range n {
+			r := &kgo.Record{Partition: int32(i) % parts,
+				Key: fmt.Appendf(nil, "%s-%s-k%d", prefix, phase, i), Value: []byte(txnValue(prefix, phase, i))}
+			if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce %s %d: %v", phase, i, err)
+			}
+			out = append(out, want{Key: string(r.Key), Value: string(r.Value), Partition: r.Partition, Offset: r.Offset})
+		}
+		return out
+	}
+	end := func(phase string, commit kgo.TransactionEndTry) {
+		t.Helper()
+		if err := prod.EndTransaction(ctx, commit); err != nil {
+			t.Fatalf("end %s: %v", phase, err)
+		}
+	}
+	c1 := txn(phaseCommit1, 6)
+	end(phaseCommit1, kgo.TryCommit)
+	ab := txn(phaseAbort, 4)
+	end(phaseAbort, kgo.TryAbort)
+	c2 := txn(phaseCommit2, 4)
+	end(phaseCommit2, kgo.TryCommit)
+	open := txn("open", 4)
+
+	kcat := func(isolation string) []rec {
+		return parseKcat(t, run(t, b, "", "kcat", "-b", b.Kafka, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+			"-X", "isolation.level="+isolation, "-f", kcatFormat))
+	}
+	committed := append(slices.Clone(c1), c2...)
+	// While "open" is open, -e ends at the last stable offset.
+	checkSequence(t, "kcat read_committed, transaction open", kcat("read_committed"), committed)
+	all := append(append(slices.Clone(committed), ab...), open...)
+	checkSequence(t, "kcat read_uncommitted, transaction open", kcat("read_uncommitted"), all)
+
+	end("open", kgo.TryCommit)
+	checkSequence(t, "kcat read_committed", kcat("read_committed"), append(committed, open...))
+	// Per partition: 3+2+2+2 records and four markers.
+	checkEndOffsets(t, b, topic, map[int32]int64{0: 13, 1: 13})
 }
