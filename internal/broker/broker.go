@@ -161,7 +161,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 			t, ok := b.engine.Topic(name)
 			return t.ID, ok
 		},
-		Txns: b.engine,
+		Txns:                      b.engine,
+		Topics:                    b.engine.Topics,
+		ConsumerHeartbeatInterval: cfg.Groups.ConsumerHeartbeatInterval,
+		ConsumerSessionTimeout:    cfg.Groups.ConsumerSessionTimeout,
 	})
 	if err := b.groups.Start(ctx); err != nil {
 		return nil, fmt.Errorf("broker: group coordinator: %w", err)

@@ -64,6 +64,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newProduceCommand(g),
 		newConsumeCommand(g),
 		newGroupCommand(g),
+		newTxnCommand(g),
 		newBenchCommand(g),
 	)
 	wrapErrors(root, g)

@@ -44,6 +44,8 @@ type Config struct {
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	// Archive configures the archiver and object garbage collection.
 	Archive ArchiveConfig `yaml:"archive"`
+	// Groups configures the group coordinator.
+	Groups GroupsConfig `yaml:"groups"`
 	// AutoCreateTopics creates unknown topics on Metadata/Produce requests.
 	AutoCreateTopics bool `yaml:"auto-create-topics"`
 	// DefaultPartitions is the partition count of auto-created topics.
@@ -80,6 +82,16 @@ type FlushConfig struct {
 	Bytes int64 `yaml:"bytes"`
 	// Linger flushes the buffer this long after its first batch arrived.
 	Linger time.Duration `yaml:"linger"`
+}
+
+// GroupsConfig configures KIP-848 consumer groups.
+type GroupsConfig struct {
+	// ConsumerHeartbeatInterval is group.consumer.heartbeat.interval.ms:
+	// how often members heartbeat.
+	ConsumerHeartbeatInterval time.Duration `yaml:"consumer-heartbeat-interval"`
+	// ConsumerSessionTimeout is group.consumer.session.timeout.ms: a member
+	// silent this long leaves the group.
+	ConsumerSessionTimeout time.Duration `yaml:"consumer-session-timeout"`
 }
 
 // CacheConfig configures the read cache.
@@ -138,6 +150,7 @@ func Default() Config {
 			DialTimeout: 5 * time.Second,
 		},
 		Flush:             FlushConfig{Bytes: 4 * mib, Linger: 2 * time.Millisecond},
+		Groups:            GroupsConfig{ConsumerHeartbeatInterval: 5 * time.Second, ConsumerSessionTimeout: 45 * time.Second},
 		Cache:             CacheConfig{MemoryBytes: 128 * mib},
 		Checkpoint:        CheckpointConfig{Interval: 30 * time.Second, Entries: 10000},
 		Archive:           ArchiveConfig{Interval: time.Second, MinBytes: 2 * mib, MaxAge: 60 * time.Second, Grace: 2 * time.Minute},
@@ -408,6 +421,12 @@ func (c Config) Validate() error {
 	}
 	if c.Flush.Bytes <= 0 {
 		bad("flush.bytes must be > 0, got %d", c.Flush.Bytes)
+	}
+	if c.Groups.ConsumerHeartbeatInterval <= 0 {
+		bad("groups.consumer-heartbeat-interval must be > 0, got %s", c.Groups.ConsumerHeartbeatInterval)
+	}
+	if c.Groups.ConsumerSessionTimeout <= c.Groups.ConsumerHeartbeatInterval {
+		bad("groups.consumer-session-timeout must be longer than groups.consumer-heartbeat-interval, got %s", c.Groups.ConsumerSessionTimeout)
 	}
 	if c.Flush.Linger < 0 {
 		bad("flush.linger must be >= 0, got %s", c.Flush.Linger)

@@ -70,20 +70,15 @@ func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest)
 	resp := kmsg.NewPtrListGroupsResponse()
 	resp.Version = req.Version
 	states := map[string]bool{}
+	types := map[string]bool{} // empty: every type
 	if req.Version >= 4 {
 		for _, s := range req.StatesFilter {
 			states[strings.ToLower(s)] = true
 		}
 	}
 	if req.Version >= 5 && len(req.TypesFilter) > 0 {
-		ok := false
 		for _, t := range req.TypesFilter {
-			if strings.EqualFold(t, classicGroupType) {
-				ok = true
-			}
-		}
-		if !ok {
-			return resp
+			types[strings.ToLower(t)] = true
 		}
 	}
 	c.mu.RLock()
@@ -99,16 +94,19 @@ func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest)
 	for _, sh := range shards {
 		for _, g := range sh.list() {
 			g.mu.Lock()
-			dead, state, pt := g.dead, g.state.String(), g.protocolType
+			dead, state, pt, typ := g.dead, g.state.String(), g.protocolType, classicGroupType
+			if g.cg != nil {
+				state, pt, typ = g.cg.state(), consumerProtocolType, consumerGroupType
+			}
 			g.mu.Unlock()
-			if dead || (len(states) > 0 && !states[strings.ToLower(state)]) {
+			if dead || (len(states) > 0 && !states[strings.ToLower(state)]) || (len(types) > 0 && !types[typ]) {
 				continue
 			}
 			lg := kmsg.NewListGroupsResponseGroup()
 			lg.Group = g.id
 			lg.ProtocolType = pt
 			lg.GroupState = state
-			lg.GroupType = classicGroupType
+			lg.GroupType = typ
 			resp.Groups = append(resp.Groups, lg)
 		}
 	}

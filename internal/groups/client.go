@@ -1,23 +1,14 @@
 package groups
 
-import "context"
+import (
+	"context"
 
-type clientKey struct{}
+	"github.com/runnel-dev/runnel/internal/protocol"
+)
 
-type clientInfo struct{ id, host string }
+// clientIDFrom and clientHostFrom read the client of the request ctx
+// belongs to, which the Kafka server attaches; DescribeGroups and
+// ConsumerGroupDescribe report them per member.
+func clientIDFrom(ctx context.Context) string { return protocol.ClientInfoFrom(ctx).ID }
 
-// WithClient returns a context carrying the Kafka client id and host of the
-// connection a request came from; DescribeGroups reports them per member.
-func WithClient(ctx context.Context, clientID, host string) context.Context {
-	return context.WithValue(ctx, clientKey{}, clientInfo{id: clientID, host: host})
-}
-
-func clientIDFrom(ctx context.Context) string {
-	ci, _ := ctx.Value(clientKey{}).(clientInfo)
-	return ci.id
-}
-
-func clientHostFrom(ctx context.Context) string {
-	ci, _ := ctx.Value(clientKey{}).(clientInfo)
-	return ci.host
-}
+func clientHostFrom(ctx context.Context) string { return protocol.ClientInfoFrom(ctx).Host }

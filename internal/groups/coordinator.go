@@ -44,6 +44,7 @@ const (
 	defaultWriteTimeout      = 10 * time.Second
 	maxOpsPerTxn             = 100 // etcd's default limit is 128
 	classicGroupType         = "classic"
+	consumerGroupType        = "consumer"
 	consumerProtocolType     = "consumer"
 )
 
@@ -78,6 +79,13 @@ type Options struct {
 	// Txns carries transactional offsets (TxnOffsetCommit). Nil answers
 	// TxnOffsetCommit with COORDINATOR_NOT_AVAILABLE.
 	Txns Txns
+	// Topics lists the live topics, for KIP-848 assignments.
+	Topics func() []protocol.TopicInfo
+	// ConsumerHeartbeatInterval and ConsumerSessionTimeout are
+	// group.consumer.heartbeat.interval.ms and
+	// group.consumer.session.timeout.ms (defaults 5 s and 45 s).
+	ConsumerHeartbeatInterval time.Duration
+	ConsumerSessionTimeout    time.Duration
 }
 
 // Coordinator is the classic group coordinator. It implements
@@ -129,6 +137,12 @@ func (sh *shard) list() []*group {
 
 // New returns a Coordinator; it serves nothing until Start.
 func New(opts Options) *Coordinator {
+	if opts.ConsumerHeartbeatInterval <= 0 {
+		opts.ConsumerHeartbeatInterval = DefaultConsumerHeartbeatInterval
+	}
+	if opts.ConsumerSessionTimeout <= 0 {
+		opts.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

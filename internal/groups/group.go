@@ -95,6 +95,11 @@ type group struct {
 	rebalanceSeq   uint64
 	initialDelay   bool // the first rebalance of an empty group is waiting for more members
 	offsets        map[string]map[int32]offsetRecord
+
+	// cg is set while the group uses the KIP-848 consumer protocol
+	// (consumer.go); ctimers are its members' timers.
+	cg      *consumerGroup
+	ctimers map[string]*consumerTimers
 }
 
 func newGroup(c *Coordinator, sh *shard, id string) *group {
@@ -130,6 +135,9 @@ func (g *group) sortedMembers() []*member {
 func (c *Coordinator) killGroupLocked(g *group) {
 	if g.dead {
 		return
+	}
+	for id := range g.ctimers {
+		g.stopConsumerTimers(id)
 	}
 	g.dead = true
 	g.state = stateDead
@@ -172,6 +180,12 @@ func (g *group) answerSync(m *member, r syncResult) {
 func (g *group) startSessionsLocked() {
 	for _, m := range g.members {
 		g.scheduleSession(m)
+	}
+	if g.cg != nil {
+		for _, m := range g.cg.members {
+			g.scheduleConsumerSession(m)
+			g.scheduleConsumerRebalance(m)
+		}
 	}
 }
 

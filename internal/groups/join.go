@@ -92,6 +92,13 @@ func (c *Coordinator) joinGroup(ctx context.Context, req *kmsg.JoinGroupRequest)
 			g.mu.Unlock()
 		}
 	}()
+	if g.cg != nil {
+		if len(g.cg.members) > 0 {
+			// In use by KIP-848 members; converting a live group is not done.
+			return joinResult{code: kerr.GroupIDNotFound.Code}
+		}
+		g.cg = nil // an empty consumer group becomes classic again
+	}
 	if req.Reason != nil {
 		c.log.Debug("join group", "group", g.id, "member", req.MemberID, "reason", *req.Reason)
 	}

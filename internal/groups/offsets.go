@@ -91,24 +91,31 @@ func (c *Coordinator) OffsetCommit(_ context.Context, req *kmsg.OffsetCommitRequ
 	if req.Version >= 7 {
 		instanceID = req.InstanceID
 	}
-	var m *member
-	simple := generation < 0 && g.state == stateEmpty
-	if !simple {
-		var mcode int16
-		m, mcode = g.member(req.MemberID, instanceID)
-		if g.state != stateCompletingRebalance && mcode != 0 {
-			return setAll(mcode)
+	if g.cg != nil {
+		// A KIP-848 group: the generation field carries the member epoch.
+		if code := g.cg.checkCommit(req.MemberID, generation, req.Version >= 9); code != 0 {
+			return setAll(code)
 		}
-	}
-	switch {
-	case simple:
-	case g.state == stateCompletingRebalance:
-		return setAll(kerr.RebalanceInProgress.Code)
-	case generation != g.generation:
-		return setAll(kerr.IllegalGeneration.Code)
-	}
-	if m != nil {
-		g.scheduleSession(m)
+	} else {
+		var m *member
+		simple := generation < 0 && g.state == stateEmpty
+		if !simple {
+			var mcode int16
+			m, mcode = g.member(req.MemberID, instanceID)
+			if g.state != stateCompletingRebalance && mcode != 0 {
+				return setAll(mcode)
+			}
+		}
+		switch {
+		case simple:
+		case g.state == stateCompletingRebalance:
+			return setAll(kerr.RebalanceInProgress.Code)
+		case generation != g.generation:
+			return setAll(kerr.IllegalGeneration.Code)
+		}
+		if m != nil {
+			g.scheduleSession(m)
+		}
 	}
 	// Validate, then group accepted partitions by topic.
 	byTopic := map[string][]item{}

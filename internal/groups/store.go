@@ -26,6 +26,8 @@ type groupRecord struct {
 	Leader       string         `json:"leader"`
 	StateTimeMs  int64          `json:"state_time_ms"`
 	Members      []memberRecord `json:"members"`
+	// Consumer is set for a KIP-848 consumer group.
+	Consumer *consumerRecord `json:"consumer,omitempty"`
 }
 
 type memberRecord struct {
@@ -136,6 +138,9 @@ func (g *group) record() groupRecord {
 		Leader:       g.leader,
 		StateTimeMs:  g.stateTime.UnixMilli(),
 	}
+	if g.cg != nil {
+		rec.Consumer = g.cg.record()
+	}
 	for _, m := range g.sortedMembers() {
 		rec.Members = append(rec.Members, memberRecord{
 			ID:                 m.id,
@@ -179,6 +184,10 @@ func (g *group) restore(rec groupRecord) {
 		}
 	}
 	g.seq = uint64(len(rec.Members))
+	g.cg = nil
+	if rec.Consumer != nil {
+		g.cg = rec.Consumer.restore()
+	}
 	if len(g.members) > 0 {
 		g.state = stateStable
 	} else {

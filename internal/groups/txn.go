@@ -113,6 +113,9 @@ func (c *Coordinator) checkTxnMember(req *kmsg.TxnOffsetCommitRequest) int16 {
 	if req.Version < 3 {
 		return 0
 	}
+	if g.cg != nil {
+		return g.cg.checkCommit(req.MemberID, req.Generation, true)
+	}
 	if req.MemberID != "" {
 		if _, mcode := g.member(req.MemberID, req.InstanceID); mcode != 0 {
 			return mcode

@@ -70,6 +70,8 @@ func apiTable() []api {
 		{key: 61, min: 0, max: 0, handle: typed(handleDescribeProducers)},
 		{key: 65, min: 0, max: 0, handle: typed(handleDescribeTransactions)},
 		{key: 66, min: 0, max: 2, handle: typed(handleListTransactions)},
+		{key: 68, min: 0, max: 1, handle: groupAPI(Groups.ConsumerGroupHeartbeat), groups: true},
+		{key: 69, min: 0, max: 1, handle: groupAPI(Groups.ConsumerGroupDescribe), groups: true},
 	}
 }
 

@@ -156,4 +156,7 @@ type Groups interface {
 	// TxnOffsetCommit checks the member and generation (KIP-447) and adds
 	// the offsets to the producer's transaction.
 	TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse
+	// ConsumerGroupHeartbeat and ConsumerGroupDescribe serve KIP-848 groups.
+	ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest) *kmsg.ConsumerGroupHeartbeatResponse
+	ConsumerGroupDescribe(ctx context.Context, req *kmsg.ConsumerGroupDescribeRequest) *kmsg.ConsumerGroupDescribeResponse
 }

@@ -100,7 +100,7 @@ func (s *Server) serveConn(parent context.Context, nc net.Conn) {
 	}()
 
 	for f := range frames {
-		p, err := s.handleFrame(ctx, f, inflight.Wait)
+		p, err := s.handleFrame(ctx, f, clientHost(c.remote), inflight.Wait)
 		if err != nil {
 			inflight.Wait()
 			s.log.Info("closing connection", "remote", c.remote, "err", err)
@@ -138,7 +138,7 @@ func (s *Server) complete(c *conn, p pending) error {
 // or a pending one for a pipelined produce. drain waits until every earlier
 // response on the connection is written. An error means the connection
 // must be closed.
-func (s *Server) handleFrame(ctx context.Context, frame []byte, drain func()) (pending, error) {
+func (s *Server) handleFrame(ctx context.Context, frame []byte, host string, drain func()) (pending, error) {
 	start := time.Now()
 	h, body, err := wire.ParseRequestHeader(frame)
 	if err != nil {
@@ -168,7 +168,7 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, drain func()) (p
 		drain()
 	}
 	rc := &reqCtx{hdr: h, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
-	resp, err := a.handle(ctx, s, rc, req)
+	resp, err := a.handle(withClientInfo(ctx, ClientInfo{ID: h.ClientIDString(), Host: host}), s, rc, req)
 	if d, ok := resp.(*deferred); ok && err == nil {
 		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
 			r, err := d.wait()

@@ -456,3 +456,11 @@ func (g *fakeGroups) TxnOffsetCommit(_ context.Context, r *kmsg.TxnOffsetCommitR
 	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	return resp
 }
+func (g *fakeGroups) ConsumerGroupHeartbeat(_ context.Context, r *kmsg.ConsumerGroupHeartbeatRequest) *kmsg.ConsumerGroupHeartbeatResponse {
+	resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+	resp.ErrorCode = kerr.GroupIDNotFound.Code
+	return resp
+}
+func (g *fakeGroups) ConsumerGroupDescribe(_ context.Context, r *kmsg.ConsumerGroupDescribeRequest) *kmsg.ConsumerGroupDescribeResponse {
+	return r.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
+}

@@ -1,0 +1,170 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// describe848 returns a KIP-848 group's description.
+func describe848(t *testing.T, ctx context.Context, cl *kgo.Client, group string) kmsg.ConsumerGroupDescribeResponseGroup {
+	t.Helper()
+	req := kmsg.NewPtrConsumerGroupDescribeRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Groups) != 1 {
+		t.Fatalf("ConsumerGroupDescribe: %v", err)
+	}
+	return resp.Groups[0]
+}
+
+// waitStable waits until the group is Stable with n members holding
+// between lo and hi partitions each.
+func waitStable(t *testing.T, ctx context.Context, cl *kgo.Client, group string, n, lo, hi int) kmsg.ConsumerGroupDescribeResponseGroup {
+	t.Helper()
+	for {
+		g := describe848(t, ctx, cl, group)
+		ok := g.ErrorCode == 0 && g.State == "Stable" && len(g.Members) == n
+		for _, m := range g.Members {
+			c := 0
+			for _, tp := range m.Assignment.TopicPartitions {
+				c += len(tp.Partitions)
+			}
+			ok = ok && c >= lo && c <= hi && m.MemberEpoch == g.AssignmentEpoch
+		}
+		if ok {
+			return g
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("group %s did not settle with %d members: %+v", group, n, g)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestConsumerProtocolGroups runs franz-go consumers on the KIP-848
+// protocol (server-side assignment): members join and leave, the group
+// converges after each change, every record is consumed, and committed
+// offsets are checked against member epochs.
+func TestConsumerProtocolGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		balancer kgo.GroupBalancer
+		assignor string
+	}{
+		{"uniform", kgo.CooperativeStickyBalancer(), "uniform"},
+		{"range", kgo.RangeBalancer(), "range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testConsumerProtocol(t, tc.balancer, tc.assignor) })
+	}
+}
+
+func testConsumerProtocol(t *testing.T, balancer kgo.GroupBalancer, assignor string) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Groups.ConsumerHeartbeatInterval = 200 * time.Millisecond
+	cfg.Groups.ConsumerSessionTimeout = 3 * time.Second
+	b := startBroker(t, &cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 6, -1, nil, "events"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("events"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		prod.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("v%03d", i))}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	prod.Close()
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	group := "g848-" + assignor
+	start := func(name string) func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumerGroup(group), kgo.ConsumeTopics("events"),
+			kgo.ServerSideBalancer(), kgo.Balancers(balancer), kgo.ClientID(name),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for cctx.Err() == nil {
+				fs := cl.PollFetches(cctx)
+				fs.EachRecord(func(r *kgo.Record) {
+					mu.Lock()
+					seen[string(r.Value)]++
+					mu.Unlock()
+				})
+			}
+		}()
+		return func() { stop(); <-done; cl.Close() }
+	}
+	stop1 := start("c1")
+	waitStable(t, ctx, adm, group, 1, 6, 6)
+	stop2 := start("c2")
+	g := waitStable(t, ctx, adm, group, 2, 3, 3)
+	if g.AssignorName != assignor {
+		t.Fatalf("assignor %q, want %q", g.AssignorName, assignor)
+	}
+	stop3 := start("c3")
+	waitStable(t, ctx, adm, group, 3, 2, 2)
+	// Everything is consumed while the group changes around it.
+	for {
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		if got == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("consumed %d of %d distinct records", got, n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Members leave (epoch -1); the rest take over their partitions.
+	stop1()
+	waitStable(t, ctx, adm, group, 2, 3, 3)
+	stop3()
+	waitStable(t, ctx, adm, group, 1, 6, 6)
+	// Offsets committed under member epochs: the group's commits cover
+	// everything consumed.
+	stop2()
+	offs, err := kadm.NewClient(adm).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed int64
+	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+	if committed != n {
+		t.Fatalf("committed offsets sum to %d, want %d", committed, n)
+	}
+	// ListGroups reports the consumer group type.
+	lg, err := kadm.NewClient(adm).ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := lg[group]; !ok || d.ProtocolType != "consumer" {
+		t.Fatalf("ListGroups: %+v", lg)
+	}
+}
