@@ -159,6 +159,32 @@ func checkEndOffsets(t *testing.T, b *harness.Proc, topic string, want map[int32
 	}
 }
 
+// checkTxnState asserts that the broker describes and lists transactional
+// id as ended in state (CompleteCommit or CompleteAbort), with no partition
+// still in a transaction, and returns its producer epoch.
+func checkTxnState(t *testing.T, addr, id, state string) int16 {
+	t.Helper()
+	adm, _ := admin(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	described, err := adm.DescribeTransactions(ctx, id)
+	if err != nil {
+		t.Fatalf("describe transaction %s: %v", id, err)
+	}
+	d, ok := described[id]
+	if !ok || d.Err != nil || d.State != state || d.ProducerID < 0 || len(d.Topics) != 0 {
+		t.Errorf("DescribeTransactions(%s) = %+v, want state %s, a producer id and no partitions", id, d, state)
+	}
+	listed, err := adm.ListTransactions(ctx, nil, nil)
+	if err != nil {
+		t.Fatalf("list transactions: %v", err)
+	}
+	if l, ok := listed[id]; !ok || l.State != state || l.ProducerID != d.ProducerID {
+		t.Errorf("ListTransactions has %s as %+v, want state %s and producer id %d", id, l, state, d.ProducerID)
+	}
+	return d.ProducerEpoch
+}
+
 // pyRead reads topic to its end with the Python program at isolation.
 func pyRead(t *testing.T, b *harness.Proc, topic string, parts int32, isolation string) []rec {
 	t.Helper()
@@ -183,6 +209,7 @@ func TestPythonTransactions(t *testing.T) {
 	byPhase := checkTxnPlacements(t, "python txn-produce", prefix, parseJSONLines[txnPlacement](t, out), counts, parts)
 	// Each partition holds 4+3+2 records and three markers.
 	checkEndOffsets(t, b, topic, map[int32]int64{0: 12, 1: 12, 2: 12})
+	checkTxnState(t, b.Kafka, "py-txn-producer", "CompleteCommit")
 
 	committed := append(slices.Clone(byPhase[phaseCommit1]), byPhase[phaseCommit2]...)
 	all := append(slices.Clone(committed), byPhase[phaseAbort]...)
@@ -356,6 +383,11 @@ func TestPythonTransactionFencing(t *testing.T) {
 		t.Errorf("the fenced producer's commit: error %v fatal %v, want fatal _FENCED", deref(c.Error), c.Fatal)
 	}
 
+	// The second producer's init_transactions bumped the epoch the first
+	// one had.
+	if epoch := checkTxnState(t, b.Kafka, "py-fence-txn", "CompleteCommit"); epoch < 1 {
+		t.Errorf("producer epoch after fencing = %d, want at least 1", epoch)
+	}
 	// a-0 is in the log, aborted by the fence; a-1 must never have been
 	// written. Each record's value is its key.
 	for _, c := range []struct {
