@@ -3,7 +3,10 @@
 // kcat and python3-confluent-kafka (both librdkafka) and kafkajs. The
 // Python and JavaScript programs live in python/ and js/; they print what
 // they produced and consumed as JSON lines, and the Go tests check exact
-// contents, offsets and counts.
+// contents, offsets and counts. txn_test.go covers transactions: each
+// client's transactional producer (commit, abort, commit), read_committed
+// and read_uncommitted consumers, consume-transform-produce with offsets
+// committed inside the transaction, and zombie fencing.
 //
 // A test whose client is not installed is skipped, unless the environment
 // variable RUNNEL_REQUIRE_CLIENTS is set (scripts/test sets it), in which
