@@ -168,3 +168,129 @@ func testConsumerProtocol(t *testing.T, balancer kgo.GroupBalancer, assignor str
 		t.Fatalf("ListGroups: %+v", lg)
 	}
 }
+
+// TestGroupConvertsBetweenProtocols starts a group with classic-protocol
+// franz-go consumers, adds a KIP-848 consumer while they consume (the group
+// converts to the consumer protocol; the classic members stay, assigned by
+// the broker), then removes the KIP-848 member (the group converts back).
+// Every record is consumed throughout.
+func TestGroupConvertsBetweenProtocols(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Groups.ConsumerHeartbeatInterval = 200 * time.Millisecond
+	cfg.Groups.ConsumerSessionTimeout = 3 * time.Second
+	b := startBroker(t, &cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	admin := kadm.NewClient(adm)
+	if _, err := admin.CreateTopic(ctx, 6, -1, nil, "conv"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	produced := 0
+	produce := func(k int) {
+		t.Helper()
+		prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("conv"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer prod.Close()
+		for range k {
+			prod.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("v%04d", produced))}, nil)
+			produced++
+		}
+		if err := prod.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAll := func() {
+		t.Helper()
+		for {
+			mu.Lock()
+			got := len(seen)
+			mu.Unlock()
+			if got == produced {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("consumed %d of %d distinct records", got, produced)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	const group = "converting"
+	start := func(name string, opts ...kgo.Opt) func() {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumerGroup(group), kgo.ConsumeTopics("conv"),
+			kgo.ClientID(name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond),
+			kgo.HeartbeatInterval(200 * time.Millisecond), kgo.SessionTimeout(6 * time.Second),
+			kgo.Balancers(kgo.CooperativeStickyBalancer())}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for cctx.Err() == nil {
+				cl.PollFetches(cctx).EachRecord(func(r *kgo.Record) {
+					mu.Lock()
+					seen[string(r.Value)] = true
+					mu.Unlock()
+				})
+			}
+		}()
+		return func() { stop(); <-done; cl.Close() }
+	}
+	groupType := func() string {
+		t.Helper()
+		lg, err := admin.ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lg[group].ProtocolType + "/" + describe848(t, ctx, adm, group).State
+	}
+
+	stopA := start("classic-a")
+	stopB := start("classic-b")
+	produce(300)
+	waitAll()
+	if got := describe848(t, ctx, adm, group); got.ErrorCode == 0 {
+		t.Fatalf("a classic group described as a consumer group: %+v", got)
+	}
+
+	// A KIP-848 member joins: the group converts and all three share it.
+	stopC := start("next-gen-c", kgo.ServerSideBalancer())
+	g := waitStable(t, ctx, adm, group, 3, 2, 2)
+	classic := 0
+	for _, m := range g.Members {
+		if m.MemberType == 0 {
+			classic++
+		}
+	}
+	if classic != 2 {
+		t.Fatalf("%d classic members in the converted group, want 2: %+v", classic, g.Members)
+	}
+	produce(300)
+	waitAll()
+
+	// The KIP-848 member leaves: the group is classic again and the two
+	// classic members carry on.
+	stopC()
+	for describe848(t, ctx, adm, group).ErrorCode == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the group did not convert back: %s", groupType())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	produce(300)
+	waitAll()
+	stopA()
+	stopB()
+}

@@ -196,6 +196,9 @@ type cmember struct {
 	revoking bool
 	// left marks a static member that left with epoch -2.
 	left bool
+	// classic is set for a member speaking the classic protocol in a
+	// converted group (convert.go).
+	classic *classicState
 }
 
 // consumerGroup is a KIP-848 group's state.

@@ -86,16 +86,28 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		return fail(kerr.UnknownMemberID.Code, "the group does not exist")
 	}
 	defer g.mu.Unlock()
+	topics := c.topicMetas()
 	if g.cg == nil {
-		if len(g.members) > 0 {
-			return fail(kerr.GroupIDNotFound.Code, "the group is in use by classic-protocol members")
+		switch {
+		case len(g.members) == 0:
+			g.cg = newConsumerGroup()
+			g.protocolType, g.protocol = consumerProtocolType, ""
+		case req.MemberEpoch != 0:
+			return fail(kerr.UnknownMemberID.Code, "")
+		case !g.upgradeLocked(topics):
+			// Converts once the classic group is stable; retriable.
+			return fail(kerr.CoordinatorNotAvailable.Code, "the classic group is rebalancing or not of the consumer protocol type; retry")
 		}
-		g.cg = newConsumerGroup()
-		g.protocolType, g.protocol = consumerProtocolType, ""
 	}
-	res := g.cg.heartbeat(req, clientIDFrom(ctx), clientHostFrom(ctx), c.topicMetas(), newUUIDString)
+	if m := g.cg.members[req.MemberID]; m != nil && m.classic != nil {
+		return fail(kerr.UnknownMemberID.Code, "the member uses the classic protocol")
+	}
+	res := g.cg.heartbeat(req, clientIDFrom(ctx), clientHostFrom(ctx), topics, newUUIDString)
 	if res.code != 0 {
 		return fail(res.code, res.msg)
+	}
+	if res.epoch < 0 {
+		g.downgradeLocked(topics)
 	}
 	if res.changed {
 		if err := g.persistMetaLocked(); err != nil {
@@ -106,7 +118,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	for _, id := range res.left {
 		g.stopConsumerTimers(id)
 	}
-	if m := g.cg.members[res.memberID]; m != nil {
+	if g.cg == nil {
+		// The last consumer-protocol member left: the group is classic again.
+	} else if m := g.cg.members[res.memberID]; m != nil {
 		g.scheduleConsumerSession(m)
 		g.scheduleConsumerRebalance(m)
 	} else {
@@ -131,7 +145,11 @@ func (g *group) scheduleConsumerSession(m *cmember) {
 	}
 	t.seq++
 	seq, id := t.seq, m.id
-	t.session = time.AfterFunc(g.c.opts.ConsumerSessionTimeout, func() {
+	timeout := g.c.opts.ConsumerSessionTimeout
+	if m.classic != nil {
+		timeout = m.classic.sessionTimeout
+	}
+	t.session = time.AfterFunc(timeout, func() {
 		g.expireConsumer(id, seq, "session timed out")
 	})
 }
@@ -194,6 +212,7 @@ func (g *group) expireConsumer(id string, seq uint64, why string) {
 	g.c.log.Info("consumer group member removed", "group", g.id, "member", id, "reason", why)
 	g.stopConsumerTimers(id)
 	g.cg.remove(id)
+	g.downgradeLocked(g.c.topicMetas())
 	if err := g.persistMetaLocked(); err != nil {
 		g.c.log.Warn("persist consumer group", "group", g.id, "err", err)
 	}
@@ -248,6 +267,9 @@ func (c *Coordinator) ConsumerGroupDescribe(_ context.Context, req *kmsg.Consume
 				}
 				dm.Assignment, dm.TargetAssignment = wire(m.assigned), wire(cg.target[mid])
 				dm.MemberType = 1 // consumer protocol
+				if m.classic != nil {
+					dm.MemberType = 0
+				}
 				dg.Members = append(dg.Members, dm)
 			}
 			g.mu.Unlock()
@@ -282,6 +304,15 @@ type cmemberRecord struct {
 	Assigned           assignmentRecord `json:"assigned"`
 	Revoking           bool             `json:"revoking,omitempty"`
 	Left               bool             `json:"left,omitempty"`
+	Classic            *classicRecord   `json:"classic,omitempty"`
+}
+
+// classicRecord is a classic member's protocol state in a consumer group.
+type classicRecord struct {
+	Protocols          []protocolMeta   `json:"protocols"`
+	SessionTimeoutMs   int64            `json:"session_timeout_ms"`
+	RebalanceTimeoutMs int64            `json:"rebalance_timeout_ms"`
+	Pending            assignmentRecord `json:"pending"`
 }
 
 func (cg *consumerGroup) record() *consumerRecord {
@@ -293,7 +324,7 @@ func (cg *consumerGroup) record() *consumerRecord {
 			ID: m.id, InstanceID: m.instanceID, Rack: m.rack, ClientID: m.clientID, ClientHost: m.clientHost,
 			Epoch: m.epoch, PrevEpoch: m.prevEpoch, RebalanceTimeoutMs: m.rebalanceTimeoutMs,
 			Topics: m.topics, Regex: m.regex, Assignor: m.assignor, Assigned: m.assigned.record(),
-			Revoking: m.revoking, Left: m.left,
+			Revoking: m.revoking, Left: m.left, Classic: m.classic.record(),
 		})
 	}
 	for id, a := range cg.target {
@@ -310,11 +341,27 @@ func (rec *consumerRecord) restore() *consumerGroup {
 			id: mr.ID, instanceID: mr.InstanceID, rack: mr.Rack, clientID: mr.ClientID, clientHost: mr.ClientHost,
 			epoch: mr.Epoch, prevEpoch: mr.PrevEpoch, rebalanceTimeoutMs: mr.RebalanceTimeoutMs,
 			topics: mr.Topics, regex: mr.Regex, assignor: mr.Assignor, assigned: mr.Assigned.assignment(),
-			revoking: mr.Revoking, left: mr.Left,
+			revoking: mr.Revoking, left: mr.Left, classic: mr.Classic.state(),
 		}
 	}
 	for id, a := range rec.Target {
 		cg.target[id] = a.assignment()
 	}
 	return cg
+}
+
+func (cs *classicState) record() *classicRecord {
+	if cs == nil {
+		return nil
+	}
+	return &classicRecord{Protocols: cs.protocols, SessionTimeoutMs: cs.sessionTimeout.Milliseconds(),
+		RebalanceTimeoutMs: cs.rebalanceTimeout.Milliseconds(), Pending: cs.pending.record()}
+}
+
+func (r *classicRecord) state() *classicState {
+	if r == nil {
+		return nil
+	}
+	return &classicState{protocols: r.Protocols, sessionTimeout: time.Duration(r.SessionTimeoutMs) * time.Millisecond,
+		rebalanceTimeout: time.Duration(r.RebalanceTimeoutMs) * time.Millisecond, pending: r.Pending.assignment()}
 }

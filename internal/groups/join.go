@@ -94,8 +94,8 @@ func (c *Coordinator) joinGroup(ctx context.Context, req *kmsg.JoinGroupRequest)
 	}()
 	if g.cg != nil {
 		if len(g.cg.members) > 0 {
-			// In use by KIP-848 members; converting a live group is not done.
-			return joinResult{code: kerr.GroupIDNotFound.Code}
+			// A classic member of a consumer group (convert.go).
+			return g.classicJoin(req, clientIDFrom(ctx), clientHostFrom(ctx), protocols, session, rebalance, instanceID)
 		}
 		g.cg = nil // an empty consumer group becomes classic again
 	}
@@ -321,6 +321,9 @@ func (c *Coordinator) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 			g.mu.Unlock()
 		}
 	}()
+	if g.cg != nil {
+		return g.classicSync(req)
+	}
 	var instanceID *string
 	if req.Version >= 3 {
 		instanceID = req.InstanceID
@@ -408,6 +411,9 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 		return kerr.UnknownMemberID.Code
 	}
 	defer g.mu.Unlock()
+	if g.cg != nil {
+		return g.classicHeartbeat(req)
+	}
 	var instanceID *string
 	if req.Version >= 3 {
 		instanceID = req.InstanceID
@@ -455,10 +461,19 @@ func (c *Coordinator) LeaveGroup(_ context.Context, req *kmsg.LeaveGroupRequest)
 	} else {
 		removed := false
 		for i, lm := range leaving {
-			codes[i] = g.leave(lm)
+			if g.cg != nil {
+				codes[i] = g.classicLeave(lm)
+			} else {
+				codes[i] = g.leave(lm)
+			}
 			removed = removed || codes[i] == 0
 		}
-		if removed {
+		switch {
+		case removed && g.cg != nil:
+			if err := g.persistMetaLocked(); err != nil {
+				c.log.Warn("persist consumer group", "group", g.id, "err", err)
+			}
+		case removed:
 			g.afterMembershipChange()
 		}
 		g.mu.Unlock()
