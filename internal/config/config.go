@@ -496,6 +496,9 @@ func validHostPort(v string) error {
 var objectStoreSchemes = map[string]bool{"file": true, "mem": true, "s3": true, "gs": true, "azblob": true}
 
 func validObjectStore(v string) error {
+	// "fault+<url>" wraps a store with injected errors (a testing and
+	// chaos aid); objstore.Open checks its parameters.
+	v = strings.TrimPrefix(v, "fault+")
 	if !strings.Contains(v, "://") {
 		return nil // a plain directory path
 	}

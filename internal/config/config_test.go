@@ -154,6 +154,9 @@ func TestValidate(t *testing.T) {
 		{"http-addr", func(c *Config) { c.HTTPAddr = "" }, "http-addr"},
 		{"object-store scheme", func(c *Config) { c.ObjectStore = "ftp://x" }, "object-store"},
 		{"object-store bucket", func(c *Config) { c.ObjectStore = "s3://" }, "object-store"},
+		{"object-store fault inner scheme", func(c *Config) { c.ObjectStore = "fault+ftp://x" }, "object-store"},
+		{"groups.consumer-heartbeat-interval", func(c *Config) { c.Groups.ConsumerHeartbeatInterval = 0 }, "groups.consumer-heartbeat-interval"},
+		{"groups.consumer-session-timeout", func(c *Config) { c.Groups.ConsumerSessionTimeout = time.Second }, "groups.consumer-session-timeout"},
 		{"cluster-id", func(c *Config) { c.ClusterID = " " }, "cluster-id"},
 		{"etcd.client-addr", func(c *Config) { c.Etcd.ClientAddr = "x" }, "etcd.client-addr"},
 		{"etcd same addrs", func(c *Config) { c.Etcd.PeerAddr = c.Etcd.ClientAddr }, "etcd.peer-addr"},
@@ -231,5 +234,15 @@ func TestParseSize(t *testing.T) {
 				t.Fatalf("ParseSize(%q) = %d, %v; want %d, err=%v", tt.in, got, err, tt.want, tt.err)
 			}
 		})
+	}
+}
+
+func TestValidateAcceptsFaultStoreURLs(t *testing.T) {
+	for _, u := range []string{"fault+file:///tmp/objects?put_error_rate=0.1", "fault+/tmp/objects?get_error_rate=0.5", "fault+mem://"} {
+		c := Default()
+		c.ObjectStore = u
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
 	}
 }

@@ -22,7 +22,10 @@ package protocol
 // others OPERATION_NOT_ATTEMPTED, as Kafka answers.
 //
 // PRODUCER_FENCED is answered only to versions that know it (KIP-588);
-// older ones get INVALID_PRODUCER_EPOCH.
+// older ones get INVALID_PRODUCER_EPOCH. DescribeTransactions,
+// ListTransactions and DescribeProducers first catch up with the log
+// (Log.SyncRead), so every broker answers what was committed before the
+// request, wherever it was committed.
 
 import (
 	"context"
@@ -176,8 +179,17 @@ func handleEndTxn(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.EndTxnRe
 	return resp, nil
 }
 
-func handleDescribeTransactions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeTransactionsRequest) (kmsg.Response, error) {
+func handleDescribeTransactions(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeTransactionsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	if err := s.opts.Log.SyncRead(ctx); err != nil {
+		code := errorCode(rc.log, err)
+		for _, id := range req.TransactionalIDs {
+			st := kmsg.NewDescribeTransactionsResponseTransactionState()
+			st.TransactionalID, st.ErrorCode = id, code
+			resp.TransactionStates = append(resp.TransactionStates, st)
+		}
+		return resp, nil
+	}
 	all := s.opts.Log.Transactions()
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
@@ -209,8 +221,12 @@ func handleDescribeTransactions(_ context.Context, s *Server, _ *reqCtx, req *km
 // txnStates are the states ListTransactions filters by.
 var txnStates = []string{"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence"}
 
-func handleListTransactions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.ListTransactionsRequest) (kmsg.Response, error) {
+func handleListTransactions(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.ListTransactionsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
+	if err := s.opts.Log.SyncRead(ctx); err != nil {
+		resp.ErrorCode = errorCode(rc.log, err)
+		return resp, nil
+	}
 	var pattern *regexp.Regexp
 	if req.Version >= 2 && req.TransactionalIDPattern != nil && *req.TransactionalIDPattern != "" {
 		re, err := regexp.Compile(*req.TransactionalIDPattern)
@@ -244,8 +260,9 @@ func handleListTransactions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.L
 	return resp, nil
 }
 
-func handleDescribeProducers(_ context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeProducersRequest) (kmsg.Response, error) {
+func handleDescribeProducers(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeProducersRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	synced := s.opts.Log.SyncRead(ctx)
 	for _, t := range req.Topics {
 		rt := kmsg.NewDescribeProducersResponseTopic()
 		rt.Topic = t.Topic
@@ -253,6 +270,9 @@ func handleDescribeProducers(_ context.Context, s *Server, rc *reqCtx, req *kmsg
 			rp := kmsg.NewDescribeProducersResponseTopicPartition()
 			rp.Partition = p
 			prods, err := s.opts.Log.Producers(t.Topic, p)
+			if synced != nil {
+				err = synced
+			}
 			if err != nil {
 				rp.ErrorCode, rp.ErrorMessage = errorCode(rc.log, err), errorMessage(err)
 				rt.Partitions = append(rt.Partitions, rp)
