@@ -1,7 +1,10 @@
-// Package groups is the classic group coordinator: JoinGroup, SyncGroup,
-// Heartbeat, LeaveGroup, offset commit/fetch/delete and group
-// administration, with Kafka's GroupCoordinator semantics, for any protocol
-// type (consumer, connect, ...).
+// Package groups is the group coordinator: the classic protocol (JoinGroup,
+// SyncGroup, Heartbeat, LeaveGroup) with Kafka's GroupCoordinator semantics
+// for any protocol type (consumer, connect, ...); the KIP-848 consumer
+// protocol with broker-side assignment (consumer.go, assign.go,
+// consumer_api.go) and online conversion between the two (convert.go);
+// offset commit/fetch/delete, the group side of transactional offsets
+// (txn.go), and group administration.
 //
 // Groups are spread over the fixed coordinator shards of internal/cluster
 // (hash of the group id). A Coordinator serves only the groups of shards this
@@ -10,7 +13,8 @@
 //
 // Durable state lives in etcd under <prefix>/groups/<shard>/<group>/: a meta
 // key (protocol type, generation, leader, members with their subscriptions
-// and assignments) and one offsets/<topic> key per committed topic. Every
+// and assignments; for a consumer group its epochs, members and target
+// assignment) and one offsets/<topic> key per committed topic. Every
 // write is a Txn conditioned on the shard owner key's create revision, so a
 // broker that has lost a shard (even one that has not noticed yet) can never
 // overwrite the new owner's state. An assignment is persisted before
