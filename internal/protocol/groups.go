@@ -10,9 +10,9 @@ package protocol
 // one key before v4 and batched keys from v4 (KIP-699); transaction
 // coordinator keys (type 1) get a live broker by rendezvous hash (any broker
 // fronts any transaction, see txn.go); other key types INVALID_REQUEST.
-// TxnOffsetCommit (28) v0–5 goes to Groups like the other group APIs. The other APIs pass the kmsg
-// request through unchanged and set the response version; Groups fills every
-// error code. ConsumerGroupHeartbeat (68) v0–1 and ConsumerGroupDescribe
+// TxnOffsetCommit (28) v0–5 goes to Groups like the other group APIs. The
+// other APIs pass the kmsg request through unchanged and set the response
+// version; Groups fills every error code. ConsumerGroupHeartbeat (68) v0–1 and ConsumerGroupDescribe
 // (69) v0–1 serve KIP-848 groups the same way. Not served: share groups
 // (they will get their own file) and topic-id OffsetCommit/Fetch v10.
 
