@@ -267,3 +267,31 @@ func TestAssignorsBalance(t *testing.T) {
 		t.Fatalf("range = %v", r)
 	}
 }
+
+// TestConsumerGroupRegexSubscription subscribes by regex (v1): matching
+// topics are assigned, and a topic created later that matches moves the
+// group to a new epoch that includes it.
+func TestConsumerGroupRegexSubscription(t *testing.T) {
+	topics := []topicMeta{testTopic(1, "orders.eu", 2), testTopic(2, "orders.us", 2), testTopic(3, "audit", 4)}
+	cg := newConsumerGroup()
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Version, req.Group, req.MemberID = 1, "g", "m"
+	re := `orders\..*`
+	req.SubscribedTopicRegex = &re
+	res := cg.heartbeat(req, "", "", topics, nil)
+	if res.code != 0 || res.assignment.size() != 4 || len(res.assignment[topics[2].ID]) != 0 {
+		t.Fatalf("regex join: %v %s, assignment %v", kerr.ErrorForCode(res.code), res.msg, res.assignment)
+	}
+	epoch := cg.epoch
+	topics = append(topics, testTopic(4, "orders.ap", 3))
+	req = kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Version, req.Group, req.MemberID, req.MemberEpoch = 1, "g", "m", res.epoch
+	res = cg.heartbeat(req, "", "", topics, nil)
+	if res.code != 0 || cg.epoch != epoch+1 || res.assignment.size() != 7 {
+		t.Fatalf("after a matching topic appeared: epoch %d (was %d), assignment %v", cg.epoch, epoch, res.assignment)
+	}
+	// The regex matches whole names only.
+	if m := cg.members["m"]; len(m.subscribed([]topicMeta{testTopic(5, "xorders.eu", 1)})) != 0 {
+		t.Fatal("the regex matched part of a name")
+	}
+}
