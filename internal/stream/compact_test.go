@@ -392,7 +392,7 @@ func TestCleanerKeep(t *testing.T) {
 	if !keys.full || len(keys.offs) != 2 {
 		t.Fatalf("key index: full=%v keys=%d", keys.full, len(keys.offs))
 	}
-	p := compactPlan{logStart: 5, minLagMs: 100, deleteRetentionMs: 1000}
+	p := compactPlan{logStart: 5, minLagMs: 100, deleteRetentionMs: 1000, lso: 30}
 	cases := []struct {
 		name      string
 		off, ts   int64
@@ -408,6 +408,7 @@ func TestCleanerKeep(t *testing.T) {
 		{"latest tombstone past retention", 11, now - 1001, rawRecord{Key: []byte("k2"), HasKey: true}, false, math.MaxInt64},
 		{"keyless", 13, 0, rawRecord{HasValue: true}, false, math.MaxInt64},
 		{"not indexed", 12, 0, rawRecord{Key: []byte("k3"), HasKey: true}, true, math.MaxInt64},
+		{"at the last stable offset", 30, 0, rawRecord{HasValue: true}, true, math.MaxInt64},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
