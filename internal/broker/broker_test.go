@@ -63,22 +63,45 @@ func startBroker(t *testing.T, cfg *config.Config) *Broker {
 	}
 }
 
-func TestProduceConsumeGroupsAndRestart(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir)
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// testEnv is a started broker with an admin client; ctx ends after the
+// test's timeout.
+type testEnv struct {
+	cfg   config.Config
+	b     *Broker
+	ctx   context.Context
+	cl    *kgo.Client
+	admin *kadm.Client
+}
 
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+// newTestEnv starts a broker on a fresh data directory, its config edited
+// by mutate if set, and creates topics with the given partition count.
+func newTestEnv(t *testing.T, timeout time.Duration, mutate func(*config.Config), partitions int32, topics ...string) *testEnv {
+	t.Helper()
+	env := &testEnv{cfg: testConfig(t, t.TempDir())}
+	if mutate != nil {
+		mutate(&env.cfg)
+	}
+	env.b = startBroker(t, &env.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	env.ctx = ctx
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
-	if _, err := admin.CreateTopic(ctx, 4, -1, nil, "events"); err != nil {
-		t.Fatal(err)
+	t.Cleanup(cl.Close)
+	env.cl, env.admin = cl, kadm.NewClient(cl)
+	if len(topics) > 0 {
+		if _, err := env.admin.CreateTopics(ctx, partitions, -1, nil, topics...); err != nil {
+			t.Fatal(err)
+		}
 	}
+	return env
+}
+
+func TestProduceConsumeGroupsAndRestart(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, nil, 4, "events")
+	cfg, b, ctx, admin := &env.cfg, env.b, env.ctx, env.admin
 
 	prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("events"), kgo.ProducerLinger(time.Millisecond))
 	if err != nil {
@@ -130,7 +153,7 @@ func TestProduceConsumeGroupsAndRestart(t *testing.T) {
 
 	// Committed offsets and data survive a restart.
 	b.Close()
-	b = startBroker(t, &cfg)
+	b = startBroker(t, cfg)
 	adm2, _ := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
 	defer adm2.Close()
 	admin = kadm.NewClient(adm2)

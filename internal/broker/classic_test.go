@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -116,18 +115,8 @@ func waitSplit(t *testing.T, ctx context.Context, n int, sizes []int, ms ...*cla
 // only give up the partitions that move (never everything), and keep the
 // rest throughout.
 func TestClassicCooperativeRebalance(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 6, -1, nil, "coop"); err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, 90*time.Second, nil, 6, "coop")
+	b, ctx := env.b, env.ctx
 	coop := kgo.Balancers(kgo.CooperativeStickyBalancer())
 	a := startClassic(t, ctx, b.KafkaAddr(), "coop-group", "coop", coop)
 	defer func() { a.stop() }()
@@ -150,19 +139,8 @@ func TestClassicCooperativeRebalance(t *testing.T) {
 // within its session timeout: it gets its partitions back without a
 // rebalance, so the other member keeps its own untouched (KIP-345).
 func TestClassicStaticMembership(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
-	if _, err := admin.CreateTopic(ctx, 4, -1, nil, "static"); err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, 90*time.Second, nil, 4, "static")
+	b, ctx, admin := env.b, env.ctx, env.admin
 	// The eager range balancer revokes everything on any rebalance, so a
 	// rebalance cannot go unnoticed.
 	eager := kgo.Balancers(kgo.RangeBalancer())

@@ -10,7 +10,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/config"
 )
+
+// fastConsumerGroups shortens KIP-848 heartbeats and sessions for tests.
+func fastConsumerGroups(c *config.Config) {
+	c.Groups.ConsumerHeartbeatInterval = 200 * time.Millisecond
+	c.Groups.ConsumerSessionTimeout = 3 * time.Second
+}
 
 // describe848 returns a KIP-848 group's description.
 func describe848(t *testing.T, ctx context.Context, cl *kgo.Client, group string) kmsg.ConsumerGroupDescribeResponseGroup {
@@ -67,20 +75,8 @@ func TestConsumerProtocolGroups(t *testing.T) {
 }
 
 func testConsumerProtocol(t *testing.T, balancer kgo.GroupBalancer, assignor string) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Groups.ConsumerHeartbeatInterval = 200 * time.Millisecond
-	cfg.Groups.ConsumerSessionTimeout = 3 * time.Second
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 6, -1, nil, "events"); err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, 90*time.Second, fastConsumerGroups, 6, "events")
+	b, ctx, adm := env.b, env.ctx, env.cl
 	const n = 600
 	prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("events"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	if err != nil {
@@ -175,21 +171,8 @@ func testConsumerProtocol(t *testing.T, balancer kgo.GroupBalancer, assignor str
 // the broker), then removes the KIP-848 member (the group converts back).
 // Every record is consumed throughout.
 func TestGroupConvertsBetweenProtocols(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Groups.ConsumerHeartbeatInterval = 200 * time.Millisecond
-	cfg.Groups.ConsumerSessionTimeout = 3 * time.Second
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
-	if _, err := admin.CreateTopic(ctx, 6, -1, nil, "conv"); err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, 90*time.Second, fastConsumerGroups, 6, "conv")
+	b, ctx, adm, admin := env.b, env.ctx, env.cl, env.admin
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	produced := 0

@@ -69,19 +69,8 @@ func TestTransactionsCommitAbortAndReadCommitted(t *testing.T) {
 }
 
 func testTransactions(t *testing.T, opts ...kgo.Opt) {
-	cfg := testConfig(t, t.TempDir())
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
-	if _, err := admin.CreateTopic(ctx, 3, -1, nil, "tx"); err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, 90*time.Second, nil, 3, "tx")
+	cfg, b, ctx, admin := &env.cfg, env.b, env.ctx, env.admin
 
 	newProducer := func() *kgo.Client {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("tx"),
@@ -205,7 +194,7 @@ func testTransactions(t *testing.T, opts ...kgo.Opt) {
 
 	// Everything survives a restart: markers, the aborted index, state.
 	b.Close()
-	b = startBroker(t, &cfg)
+	b = startBroker(t, cfg)
 	again := values(readAll(t, ctx, b.KafkaAddr(), "tx", kgo.ReadCommitted(), 35))
 	if fmt.Sprint(again) != fmt.Sprint(committed) {
 		t.Fatalf("after restart read_committed saw %d records, want the same 35", len(again))
@@ -216,19 +205,8 @@ func testTransactions(t *testing.T, opts ...kgo.Opt) {
 // GroupTransactSession as an exactly-once pipeline across a broker restart:
 // the output holds every input record exactly once.
 func TestTransactionalConsumeTransformProduce(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := kadm.NewClient(adm)
-	if _, err := admin.CreateTopics(ctx, 3, -1, nil, "in", "out"); err != nil {
-		t.Fatal(err)
-	}
-	adm.Close()
+	env := newTestEnv(t, 120*time.Second, nil, 3, "in", "out")
+	cfg, b, ctx := &env.cfg, env.b, env.ctx
 	const n = 600
 	prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("in"))
 	if err != nil {
@@ -293,7 +271,7 @@ func TestTransactionalConsumeTransformProduce(t *testing.T) {
 		t.Fatalf("the first session handled all %d records; the restart is not exercised", first)
 	}
 	b.Close()
-	b = startBroker(t, &cfg)
+	b = startBroker(t, cfg)
 	if first < n {
 		run(b.KafkaAddr(), n-first)
 	}
@@ -312,18 +290,8 @@ func TestTransactionalConsumeTransformProduce(t *testing.T) {
 // EndTxn v5 that arrives after its transaction was ended and the producer
 // began the next one (KAFKA-17754): it must leave the next one open.
 func TestDelayedEndTxnCannotEndLaterTransaction(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	b := startBroker(t, &cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, nil, "late"); err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, 60*time.Second, nil, 1, "late")
+	ctx, cl := env.ctx, env.cl
 	init := kmsg.NewPtrInitProducerIDRequest()
 	id := "late-txn"
 	init.TransactionalID, init.TransactionTimeoutMillis = &id, 30000
