@@ -155,6 +155,22 @@ func testConsumerProtocol(t *testing.T, balancer kgo.GroupBalancer, assignor str
 	if committed != n {
 		t.Fatalf("committed offsets sum to %d, want %d", committed, n)
 	}
+	// DescribeGroups (the classic API that tools use) describes a consumer
+	// group too, with its members' assignments.
+	stop4 := start("c4")
+	waitStable(t, ctx, adm, group, 1, 6, 6)
+	dg, err := kadm.NewClient(adm).DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dg[group]
+	if d.ProtocolType != "consumer" || d.State != "Stable" || len(d.Members) != 1 || d.Protocol != assignor {
+		t.Fatalf("DescribeGroups: %+v", d)
+	}
+	if ca, ok := d.Members[0].Assigned.AsConsumer(); !ok || len(ca.Topics) != 1 || len(ca.Topics[0].Partitions) != 6 || d.Members[0].ClientID != "c4" {
+		t.Fatalf("DescribeGroups member: %+v", d.Members[0])
+	}
+	stop4()
 	// ListGroups reports the consumer group type.
 	lg, err := kadm.NewClient(adm).ListGroups(ctx)
 	if err != nil {
@@ -276,4 +292,33 @@ func TestGroupConvertsBetweenProtocols(t *testing.T) {
 	waitAll()
 	stopA()
 	stopB()
+}
+
+// TestConsumerGroupSessionExpiry joins a member with a raw heartbeat and
+// lets it go silent: after the session timeout it is removed and the group
+// is empty.
+func TestConsumerGroupSessionExpiry(t *testing.T) {
+	env := newTestEnv(t, 30*time.Second, fastConsumerGroups, 2, "quiet")
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Group, req.MemberID, req.MemberEpoch = "quiet-group", "ghost-member", 0
+	req.SubscribedTopicNames = []string{"quiet"}
+	req.RebalanceTimeoutMillis = 5000
+	resp, err := req.RequestWith(env.ctx, env.cl)
+	if err != nil || resp.ErrorCode != 0 || resp.Assignment == nil {
+		t.Fatalf("join: %v %+v", err, resp)
+	}
+	if g := describe848(t, env.ctx, env.cl, "quiet-group"); len(g.Members) != 1 {
+		t.Fatalf("after the join: %+v", g)
+	}
+	for {
+		g := describe848(t, env.ctx, env.cl, "quiet-group")
+		if len(g.Members) == 0 && g.State == "Empty" {
+			return
+		}
+		select {
+		case <-env.ctx.Done():
+			t.Fatalf("the silent member was not removed: %+v", g)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

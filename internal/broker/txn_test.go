@@ -349,3 +349,52 @@ func TestDelayedEndTxnCannotEndLaterTransaction(t *testing.T) {
 		t.Fatalf("after the delayed EndTxn the transaction is %q, want Ongoing", st)
 	}
 }
+
+// TestTransactionTimeoutAborts leaves a transaction open past its
+// transaction.timeout.ms: the broker aborts it (the last stable offset moves
+// past it, read_committed sees none of it) and fences the producer.
+func TestTransactionTimeoutAborts(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, nil, 1, "slow")
+	ctx := env.ctx
+	prod, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()), kgo.DefaultProduceTopic("slow"),
+		kgo.TransactionalID("slow-txn"), kgo.TransactionTimeout(1500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		lso, err := env.admin.ListCommittedOffsets(ctx, "slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := lso.Lookup("slow", 0); o.Offset == 6 { // 5 records and the abort marker
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the timed-out transaction was not aborted")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if got := readAll(t, ctx, env.b.KafkaAddr(), "slow", kgo.ReadCommitted(), 0); len(got) != 0 {
+		t.Fatalf("read_committed saw %d records of an aborted transaction", len(got))
+	}
+	txs, err := env.admin.DescribeTransactions(ctx, "slow-txn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := txs["slow-txn"].State; st != "CompleteAbort" {
+		t.Fatalf("transaction state %q, want CompleteAbort", st)
+	}
+	if err := prod.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Fatal("the producer committed a transaction the broker had aborted")
+	}
+}

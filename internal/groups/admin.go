@@ -33,6 +33,9 @@ func (c *Coordinator) DescribeGroups(_ context.Context, req *kmsg.DescribeGroups
 				msg := "group " + id + " not found"
 				rg.ErrorMessage = &msg
 			}
+		case g.cg != nil:
+			rg = g.describeConsumerGroup(c.topicMetas())
+			g.mu.Unlock()
 		default:
 			rg.State = g.state.String()
 			rg.ProtocolType = g.protocolType

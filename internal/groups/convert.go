@@ -331,3 +331,27 @@ func (g *group) classicLeave(lm kmsg.LeaveGroupRequestMember) int16 {
 	cg.remove(id)
 	return 0
 }
+
+// describeConsumerGroup renders a consumer group for DescribeGroups, as
+// Kafka 4 does: protocol type "consumer", the assignor as the protocol, and
+// each member's subscription and current assignment in the consumer
+// protocol's encoding, so classic tools describe either kind of group.
+func (g *group) describeConsumerGroup(topics []topicMeta) kmsg.DescribeGroupsResponseGroup {
+	_, byID := topicIndexes(topics)
+	cg := g.cg
+	rg := kmsg.NewDescribeGroupsResponseGroup()
+	rg.Group, rg.State, rg.ProtocolType, rg.Protocol = g.id, cg.state(), consumerProtocolType, cg.assignorName
+	for _, id := range cg.memberIDs() {
+		m := cg.members[id]
+		dm := kmsg.NewDescribeGroupsResponseGroupMember()
+		dm.MemberID, dm.InstanceID, dm.ClientID, dm.ClientHost = m.id, m.instanceID, m.clientID, m.clientHost
+		md := kmsg.NewConsumerMemberMetadata()
+		for _, t := range m.subscribed(topics) {
+			md.Topics = append(md.Topics, t.Name)
+		}
+		dm.ProtocolMetadata = md.AppendTo(nil)
+		dm.MemberAssignment = encodeAssignment(m.assigned, byID)
+		rg.Members = append(rg.Members, dm)
+	}
+	return rg
+}
