@@ -1,0 +1,238 @@
+package protobuf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/runnel-dev/runnel/internal/registry"
+)
+
+// ErrUnknownMessage means a message name is not declared in the schema.
+var ErrUnknownMessage = errors.New("protobuf: no such message in the schema")
+
+// maxIndexes bounds the message index path a payload may claim; real
+// schemas nest a handful of levels.
+const maxIndexes = 100
+
+// Decode reads a Confluent wire-format payload (what follows the magic
+// byte and schema id): the message indexes selecting the message type,
+// then its protobuf binary encoding. The whole message is decoded (every
+// field, nested messages, required fields of proto2, UTF-8 of proto3
+// strings) and returned as a map[string]any keyed by each field's JSON
+// name:
+//
+//   - int32/sint32/sfixed32/int64/sint64/sfixed64 and unsigned values that
+//     fit are int64, larger uint64 values stay uint64; float and double
+//     are float64; bool, string and []byte as themselves;
+//   - enums are their value name (the number, as int64, if the number is
+//     not declared: proto3 enums are open);
+//   - repeated fields are []any, maps are map[string]any with keys in
+//     their decimal or true/false text, messages are map[string]any
+//     (well-known types included, field by field);
+//   - a field with explicit presence (message fields, proto3 optional,
+//     proto2 optional) that is not set is nil; an unset member of a oneof
+//     is left out; other unset fields have their default value.
+//
+// Unknown fields are accepted (Confluent's deserializers accept them:
+// a producer may write a newer schema's fields under an older id); they
+// must be well-formed wire data and are left out of the value. Any
+// malformation is an error wrapping registry.ErrInvalidPayload.
+func (s *Schema) Decode(payload []byte) (any, error) {
+	idx, rest, err := readIndexes(payload)
+	if err != nil {
+		return nil, err
+	}
+	md, err := s.messageAt(idx)
+	if err != nil {
+		return nil, err
+	}
+	msg := dynamicpb.NewMessage(md)
+	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(rest, msg); err != nil {
+		return nil, fmt.Errorf("%w: message .%s: %v", registry.ErrInvalidPayload, md.FullName(), err)
+	}
+	return messageValue(msg), nil
+}
+
+// readIndexes splits the message index prefix off a payload.
+func readIndexes(payload []byte) ([]int, []byte, error) {
+	count, n := binary.Varint(payload)
+	if n <= 0 {
+		return nil, nil, fmt.Errorf("%w: truncated or malformed message index count", registry.ErrInvalidPayload)
+	}
+	payload = payload[n:]
+	if count == 0 {
+		return []int{0}, payload, nil
+	}
+	if count < 0 || count > maxIndexes {
+		return nil, nil, fmt.Errorf("%w: message index count %d out of range", registry.ErrInvalidPayload, count)
+	}
+	idx := make([]int, count)
+	for i := range idx {
+		v, n := binary.Varint(payload)
+		if n <= 0 {
+			return nil, nil, fmt.Errorf("%w: truncated or malformed message index %d", registry.ErrInvalidPayload, i)
+		}
+		if v < 0 || v > math.MaxInt32 {
+			return nil, nil, fmt.Errorf("%w: message index %d is %d", registry.ErrInvalidPayload, i, v)
+		}
+		idx[i] = int(v)
+		payload = payload[n:]
+	}
+	return idx, payload, nil
+}
+
+// messageAt follows a message index path: the first index picks a
+// top-level message of the file, each further one a nested message of the
+// previous (nested types in declaration order, map entries included, as
+// in the descriptor).
+func (s *Schema) messageAt(idx []int) (protoreflect.MessageDescriptor, error) {
+	var md protoreflect.MessageDescriptor
+	msgs := s.file.Messages()
+	for depth, i := range idx {
+		if i >= msgs.Len() {
+			where := "the file"
+			if md != nil {
+				where = "message ." + string(md.FullName())
+			}
+			return nil, fmt.Errorf("%w: message index %v: %s has %d messages at depth %d, no index %d",
+				registry.ErrInvalidPayload, idx, where, msgs.Len(), depth, i)
+		}
+		md = msgs.Get(i)
+		msgs = md.Messages()
+	}
+	return md, nil
+}
+
+// MessageIndexes returns the message index path of a message in s, for
+// the wire format's prefix. fullName is the message's full name, with or
+// without a leading dot (e.g. "pkg.Order.Line").
+func MessageIndexes(s registry.Schema, fullName string) ([]int, error) {
+	ps, ok := s.(*Schema)
+	if !ok {
+		return nil, fmt.Errorf("protobuf: message indexes need a %s schema, not %T", TypeName, s)
+	}
+	want := protoreflect.FullName(strings.TrimPrefix(fullName, "."))
+	var find func(ms protoreflect.MessageDescriptors, path []int) []int
+	find = func(ms protoreflect.MessageDescriptors, path []int) []int {
+		for i := 0; i < ms.Len(); i++ {
+			m := ms.Get(i)
+			p := append(append([]int(nil), path...), i)
+			if m.FullName() == want {
+				return p
+			}
+			if strings.HasPrefix(string(want), string(m.FullName())+".") {
+				if got := find(m.Messages(), p); got != nil {
+					return got
+				}
+			}
+		}
+		return nil
+	}
+	idx := find(ps.file.Messages(), nil)
+	if idx == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownMessage, fullName)
+	}
+	return idx, nil
+}
+
+// AppendIndexes appends the wire encoding of a message index path to b:
+// a zig-zag varint count then each index as a zig-zag varint, except that
+// [0] (the file's first message), and an empty path, are the single byte
+// 0.
+func AppendIndexes(b []byte, idx []int) []byte {
+	if len(idx) == 0 || len(idx) == 1 && idx[0] == 0 {
+		return append(b, 0)
+	}
+	b = binary.AppendVarint(b, int64(len(idx)))
+	for _, i := range idx {
+		b = binary.AppendVarint(b, int64(i))
+	}
+	return b
+}
+
+// messageValue converts a decoded message to plain Go values.
+func messageValue(m protoreflect.Message) map[string]any {
+	fields := m.Descriptor().Fields()
+	out := make(map[string]any, fields.Len())
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if realOneof(fd) != nil && !m.Has(fd) {
+			continue
+		}
+		if fd.HasPresence() && !m.Has(fd) {
+			out[fd.JSONName()] = nil
+			continue
+		}
+		out[fd.JSONName()] = fieldValue(fd, m.Get(fd))
+	}
+	return out
+}
+
+func fieldValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
+	switch {
+	case fd.IsMap():
+		mv := make(map[string]any, v.Map().Len())
+		v.Map().Range(func(k protoreflect.MapKey, e protoreflect.Value) bool {
+			mv[mapKeyText(k)] = singleValue(fd.MapValue(), e)
+			return true
+		})
+		return mv
+	case fd.IsList():
+		l := v.List()
+		lv := make([]any, l.Len())
+		for i := range lv {
+			lv[i] = singleValue(fd, l.Get(i))
+		}
+		return lv
+	}
+	return singleValue(fd, v)
+}
+
+func mapKeyText(k protoreflect.MapKey) string {
+	switch x := k.Interface().(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int32, int64:
+		return strconv.FormatInt(k.Int(), 10)
+	}
+	return strconv.FormatUint(k.Uint(), 10)
+}
+
+func singleValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return messageValue(v.Message())
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return string(ev.Name())
+		}
+		return int64(v.Enum())
+	case protoreflect.BoolKind:
+		return v.Bool()
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return v.Int()
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if u := v.Uint(); u <= math.MaxInt64 {
+			return int64(u)
+		}
+		return v.Uint()
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		return v.Float()
+	case protoreflect.StringKind:
+		return v.String()
+	case protoreflect.BytesKind:
+		return append([]byte(nil), v.Bytes()...)
+	}
+	return nil
+}
