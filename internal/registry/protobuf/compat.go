@@ -31,7 +31,9 @@ import (
 //	ONEOF_FIELD_REMOVED            a field dropped from a oneof that still exists
 //	FIELD_MOVED_TO_EXISTING_ONEOF  a field joins a oneof that already had members
 //	MULTIPLE_FIELDS_MOVED_TO_ONEOF several existing fields join one new oneof
-//	FIELD_MOVED_OUT_OF_ONEOF       a oneof member becomes a plain field
+//	FIELD_MOVED_OUT_OF_ONEOF       a oneof member becomes a plain field (except
+//	                               when its oneof had no other member and is gone:
+//	                               the mirror of the single-field case below)
 //
 // Compatible (not reported): messages, enums, fields and oneofs added;
 // fields removed (reserving their numbers is good practice but Confluent
@@ -319,6 +321,11 @@ func (c *checker) oneofs(where string, rm, wm protoreflect.MessageDescriptor) {
 		wf := wm.Fields().Get(i)
 		wo := realOneof(wf)
 		if wo == nil {
+			continue
+		}
+		// The mirror of a single field moved into a new oneof: a oneof of
+		// one member that the reader no longer has.
+		if wo.Fields().Len() == 1 && rm.Oneofs().ByName(wo.Name()) == nil {
 			continue
 		}
 		if rf := rm.Fields().ByNumber(wf.Number()); rf != nil && realOneof(rf) == nil {
