@@ -53,8 +53,14 @@ type decoder struct {
 
 var errTruncated = errors.New("payload ends early")
 
+// fail reports err for the value at path, at the current position.
 func (d *decoder) fail(path string, err error) error {
-	return fmt.Errorf("at %s (byte %d): %w", at(path), d.pos, err)
+	return d.failAt(d.pos, path, err)
+}
+
+// failAt reports err for the value at path that starts at byte pos.
+func (d *decoder) failAt(pos int, path string, err error) error {
+	return fmt.Errorf("at %s (byte %d): %w", at(path), pos, err)
 }
 
 func (d *decoder) long() (int64, error) {
@@ -86,13 +92,14 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 		return nil, d.fail(path, fmt.Errorf("values nested deeper than %d levels", maxDepth))
 	}
 	s = deref(s)
+	start := d.pos
 	switch s.Type() {
 	case hamba.Null:
 		return nil, nil
 	case hamba.Boolean:
 		b, err := d.take(1)
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		switch b[0] {
 		case 0:
@@ -100,47 +107,46 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 		case 1:
 			return true, nil
 		}
-		d.pos--
-		return nil, d.fail(path, fmt.Errorf("boolean byte is %d, not 0 or 1", b[0]))
+		return nil, d.failAt(start, path, fmt.Errorf("boolean byte is %d, not 0 or 1", b[0]))
 	case hamba.Int:
 		v, err := d.long()
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		if v < math.MinInt32 || v > math.MaxInt32 {
-			return nil, d.fail(path, fmt.Errorf("int %d is out of the 32-bit range", v))
+			return nil, d.failAt(start, path, fmt.Errorf("int %d is out of the 32-bit range", v))
 		}
 		return v, nil
 	case hamba.Long:
 		v, err := d.long()
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		return v, nil
 	case hamba.Float:
 		b, err := d.take(4)
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), nil
 	case hamba.Double:
 		b, err := d.take(8)
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		return math.Float64frombits(binary.LittleEndian.Uint64(b)), nil
 	case hamba.Bytes, hamba.String:
 		n, err := d.long()
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		b, err := d.take(n)
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		if s.Type() == hamba.String {
 			if !utf8.Valid(b) {
-				return nil, d.fail(path, errors.New("string is not valid UTF-8"))
+				return nil, d.failAt(start, path, errors.New("string is not valid UTF-8"))
 			}
 			return string(b), nil
 		}
@@ -148,27 +154,27 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 	case hamba.Fixed:
 		b, err := d.take(int64(s.(*hamba.FixedSchema).Size()))
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		return append([]byte(nil), b...), nil
 	case hamba.Enum:
 		e := s.(*hamba.EnumSchema)
 		i, err := d.long()
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		if i < 0 || i >= int64(len(e.Symbols())) {
-			return nil, d.fail(path, fmt.Errorf("enum %q index %d out of range (%d symbols)", e.FullName(), i, len(e.Symbols())))
+			return nil, d.failAt(start, path, fmt.Errorf("enum %q index %d out of range (%d symbols)", e.FullName(), i, len(e.Symbols())))
 		}
 		return e.Symbols()[i], nil
 	case hamba.Union:
 		u := s.(*hamba.UnionSchema)
 		i, err := d.long()
 		if err != nil {
-			return nil, d.fail(path, err)
+			return nil, d.failAt(start, path, err)
 		}
 		if i < 0 || i >= int64(len(u.Types())) {
-			return nil, d.fail(path, fmt.Errorf("union branch %d out of range (%d branches)", i, len(u.Types())))
+			return nil, d.failAt(start, path, fmt.Errorf("union branch %d out of range (%d branches)", i, len(u.Types())))
 		}
 		return d.value(u.Types()[i], fmt.Sprintf("%s/%d", path, i), depth+1)
 	case hamba.Record, hamba.Error:
@@ -218,7 +224,7 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 		}
 		return out, nil
 	}
-	return nil, d.fail(path, fmt.Errorf("unsupported schema type %s", s.Type()))
+	return nil, d.failAt(start, path, fmt.Errorf("unsupported schema type %s", s.Type()))
 }
 
 // blocks reads the blocks of an array or map: a count (negative: followed
