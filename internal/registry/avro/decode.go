@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	hamba "github.com/hamba/avro/v2"
@@ -33,7 +35,7 @@ const (
 // path of the value being decoded.
 func (s *Schema) Decode(payload []byte) (any, error) {
 	d := &decoder{buf: payload}
-	v, err := d.value(s.parsed, "", 0)
+	v, err := d.value(s.parsed, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", registry.ErrInvalidPayload, err)
 	}
@@ -49,18 +51,44 @@ var stringSchema = hamba.NewPrimitiveSchema(hamba.String, nil)
 type decoder struct {
 	buf []byte
 	pos int
+	// path is where the value being decoded is (field names, array
+	// indexes, union branches, map keys), rendered only for errors.
+	path []pathSeg
+}
+
+type pathSeg struct {
+	name    string
+	index   int
+	isIndex bool
+}
+
+func (d *decoder) pushName(name string) { d.path = append(d.path, pathSeg{name: name}) }
+func (d *decoder) pushIndex(i int)      { d.path = append(d.path, pathSeg{index: i, isIndex: true}) }
+func (d *decoder) pop()                 { d.path = d.path[:len(d.path)-1] }
+
+func (d *decoder) pathString() string {
+	var b strings.Builder
+	for _, seg := range d.path {
+		b.WriteByte('/')
+		if seg.isIndex {
+			b.WriteString(strconv.Itoa(seg.index))
+		} else {
+			b.WriteString(seg.name)
+		}
+	}
+	return at(b.String())
 }
 
 var errTruncated = errors.New("payload ends early")
 
-// fail reports err for the value at path, at the current position.
-func (d *decoder) fail(path string, err error) error {
-	return d.failAt(d.pos, path, err)
+// fail reports err for the value being decoded, at the current position.
+func (d *decoder) fail(err error) error {
+	return d.failAt(d.pos, err)
 }
 
-// failAt reports err for the value at path that starts at byte pos.
-func (d *decoder) failAt(pos int, path string, err error) error {
-	return fmt.Errorf("at %s (byte %d): %w", at(path), pos, err)
+// failAt reports err for the value being decoded, which starts at byte pos.
+func (d *decoder) failAt(pos int, err error) error {
+	return fmt.Errorf("at %s (byte %d): %w", d.pathString(), pos, err)
 }
 
 func (d *decoder) long() (int64, error) {
@@ -87,9 +115,9 @@ func (d *decoder) take(n int64) ([]byte, error) {
 	return b, nil
 }
 
-func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
+func (d *decoder) value(s hamba.Schema, depth int) (any, error) {
 	if depth > maxDepth {
-		return nil, d.fail(path, fmt.Errorf("values nested deeper than %d levels", maxDepth))
+		return nil, d.fail(fmt.Errorf("values nested deeper than %d levels", maxDepth))
 	}
 	s = deref(s)
 	start := d.pos
@@ -99,7 +127,7 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 	case hamba.Boolean:
 		b, err := d.take(1)
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		switch b[0] {
 		case 0:
@@ -107,46 +135,46 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 		case 1:
 			return true, nil
 		}
-		return nil, d.failAt(start, path, fmt.Errorf("boolean byte is %d, not 0 or 1", b[0]))
+		return nil, d.failAt(start, fmt.Errorf("boolean byte is %d, not 0 or 1", b[0]))
 	case hamba.Int:
 		v, err := d.long()
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		if v < math.MinInt32 || v > math.MaxInt32 {
-			return nil, d.failAt(start, path, fmt.Errorf("int %d is out of the 32-bit range", v))
+			return nil, d.failAt(start, fmt.Errorf("int %d is out of the 32-bit range", v))
 		}
 		return v, nil
 	case hamba.Long:
 		v, err := d.long()
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		return v, nil
 	case hamba.Float:
 		b, err := d.take(4)
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), nil
 	case hamba.Double:
 		b, err := d.take(8)
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		return math.Float64frombits(binary.LittleEndian.Uint64(b)), nil
 	case hamba.Bytes, hamba.String:
 		n, err := d.long()
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		b, err := d.take(n)
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		if s.Type() == hamba.String {
 			if !utf8.Valid(b) {
-				return nil, d.failAt(start, path, errors.New("string is not valid UTF-8"))
+				return nil, d.failAt(start, errors.New("string is not valid UTF-8"))
 			}
 			return string(b), nil
 		}
@@ -154,34 +182,39 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 	case hamba.Fixed:
 		b, err := d.take(int64(s.(*hamba.FixedSchema).Size()))
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		return append([]byte(nil), b...), nil
 	case hamba.Enum:
 		e := s.(*hamba.EnumSchema)
 		i, err := d.long()
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		if i < 0 || i >= int64(len(e.Symbols())) {
-			return nil, d.failAt(start, path, fmt.Errorf("enum %q index %d out of range (%d symbols)", e.FullName(), i, len(e.Symbols())))
+			return nil, d.failAt(start, fmt.Errorf("enum %q index %d out of range (%d symbols)", e.FullName(), i, len(e.Symbols())))
 		}
 		return e.Symbols()[i], nil
 	case hamba.Union:
 		u := s.(*hamba.UnionSchema)
 		i, err := d.long()
 		if err != nil {
-			return nil, d.failAt(start, path, err)
+			return nil, d.failAt(start, err)
 		}
 		if i < 0 || i >= int64(len(u.Types())) {
-			return nil, d.failAt(start, path, fmt.Errorf("union branch %d out of range (%d branches)", i, len(u.Types())))
+			return nil, d.failAt(start, fmt.Errorf("union branch %d out of range (%d branches)", i, len(u.Types())))
 		}
-		return d.value(u.Types()[i], fmt.Sprintf("%s/%d", path, i), depth+1)
+		d.pushIndex(int(i))
+		v, err := d.value(u.Types()[i], depth+1)
+		d.pop()
+		return v, err
 	case hamba.Record, hamba.Error:
 		r := s.(*hamba.RecordSchema)
 		out := make(map[string]any, len(r.Fields()))
 		for _, f := range r.Fields() {
-			v, err := d.value(f.Type(), path+"/"+f.Name(), depth+1)
+			d.pushName(f.Name())
+			v, err := d.value(f.Type(), depth+1)
+			d.pop()
 			if err != nil {
 				return nil, err
 			}
@@ -191,8 +224,10 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 	case hamba.Array:
 		items := s.(*hamba.ArraySchema).Items()
 		out := []any{}
-		err := d.blocks(items, path, func(i int) error {
-			v, err := d.value(items, fmt.Sprintf("%s/%d", path, i), depth+1)
+		err := d.blocks(items, func(i int) error {
+			d.pushIndex(i)
+			v, err := d.value(items, depth+1)
+			d.pop()
 			if err != nil {
 				return err
 			}
@@ -206,13 +241,17 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 	case hamba.Map:
 		values := s.(*hamba.MapSchema).Values()
 		out := map[string]any{}
-		err := d.blocks(values, path, func(int) error {
-			kv, err := d.value(stringSchema, path+"/<key>", depth+1)
+		err := d.blocks(values, func(int) error {
+			d.pushName("<key>")
+			kv, err := d.value(stringSchema, depth+1)
+			d.pop()
 			if err != nil {
 				return err
 			}
 			key := kv.(string)
-			v, err := d.value(values, path+"/"+key, depth+1)
+			d.pushName(key)
+			v, err := d.value(values, depth+1)
+			d.pop()
 			if err != nil {
 				return err
 			}
@@ -224,37 +263,37 @@ func (d *decoder) value(s hamba.Schema, path string, depth int) (any, error) {
 		}
 		return out, nil
 	}
-	return nil, d.failAt(start, path, fmt.Errorf("unsupported schema type %s", s.Type()))
+	return nil, d.failAt(start, fmt.Errorf("unsupported schema type %s", s.Type()))
 }
 
 // blocks reads the blocks of an array or map: a count (negative: followed
 // by the block's byte size), its items, until a zero count.
-func (d *decoder) blocks(item hamba.Schema, path string, each func(i int) error) error {
+func (d *decoder) blocks(item hamba.Schema, each func(i int) error) error {
 	zeroSize := minSize(item, 0) == 0
 	total := 0
 	for {
 		count, err := d.long()
 		if err != nil {
-			return d.fail(path, err)
+			return d.fail(err)
 		}
 		if count == 0 {
 			return nil
 		}
 		if count < 0 {
 			if count == math.MinInt64 {
-				return d.fail(path, errors.New("block count out of range"))
+				return d.fail(errors.New("block count out of range"))
 			}
 			count = -count
 			if _, err := d.long(); err != nil { // the block's size in bytes
-				return d.fail(path, err)
+				return d.fail(err)
 			}
 		}
 		if zeroSize {
 			if count > int64(maxZeroSizeItems-total) {
-				return d.fail(path, fmt.Errorf("more than %d items that take no bytes", maxZeroSizeItems))
+				return d.fail(fmt.Errorf("more than %d items that take no bytes", maxZeroSizeItems))
 			}
 		} else if count > int64(len(d.buf)-d.pos) {
-			return d.fail(path, fmt.Errorf("%w: block of %d items, only %d bytes left", errTruncated, count, len(d.buf)-d.pos))
+			return d.fail(fmt.Errorf("%w: block of %d items, only %d bytes left", errTruncated, count, len(d.buf)-d.pos))
 		}
 		for i := int64(0); i < count; i++ {
 			if err := each(total); err != nil {

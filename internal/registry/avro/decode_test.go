@@ -190,3 +190,26 @@ func FuzzDecode(f *testing.F) {
 func timeMillis(ms int64) any {
 	return time.UnixMilli(ms).UTC()
 }
+
+func BenchmarkDecode(b *testing.B) {
+	s, err := Parse(everything, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload, err := hamba.Marshal(s.Avro(), map[string]any{
+		"n": nil, "b": true, "i": 7, "l": int64(1 << 40), "f": float32(1.5), "d": 2.5,
+		"by": []byte("bytes"), "s": "a string value", "e": "RED", "fx": [4]byte{1, 2, 3, 4},
+		"a": []int{1, 2, 3, 4, 5}, "m": map[string]any{"a": "b", "c": "d"}, "u": nil, "u2": "x",
+		"ts": timeMillis(1), "rec": map[string]any{"x": int64(1)}, "recs": []any{map[string]any{"x": int64(2)}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		if _, err := s.Decode(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -460,11 +460,7 @@ func writeNormalizedObject(buf *bytes.Buffer, m map[string]any, ns string, defin
 			attrs[k] = func() { writeJSONValue(buf, val) }
 		}
 	}
-	skip := map[string]bool{"namespace": true, "doc": true}
-	if typ == "record" || typ == "error" || typ == "enum" || typ == "fixed" {
-		skip["default"] = typ != "enum" // records have no default of their own
-	}
-	writeOrdered(buf, m, attrs, skip)
+	writeOrdered(buf, m, attrs, map[string]bool{"namespace": true, "doc": true})
 }
 
 func writeNormalizedField(buf *bytes.Buffer, f map[string]any, ns string, defined map[string]bool) {
@@ -481,7 +477,7 @@ func writeNormalizedField(buf *bytes.Buffer, f map[string]any, ns string, define
 	if order, ok := f["order"]; ok && order != "ascending" {
 		attrs["order"] = func() { writeJSONValue(buf, order) }
 	}
-	writeOrdered(buf, f, attrs, map[string]bool{"doc": true, "order": true})
+	writeOrdered(buf, f, attrs, map[string]bool{"doc": true})
 }
 
 func writeAliases(buf *bytes.Buffer, aliases []any, ns string) {
