@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -43,7 +44,10 @@ const maxIndexes = 100
 //
 // Unknown fields are accepted (Confluent's deserializers accept them:
 // a producer may write a newer schema's fields under an older id); they
-// must be well-formed wire data and are left out of the value. Any
+// must be well-formed wire data and are left out of the value. A declared
+// field number carrying another wire type than its declared type (which
+// protobuf's decoder would keep as an unknown field) is rejected: that is
+// data of an incompatible schema, not of a newer one. Any
 // malformation is an error wrapping registry.ErrInvalidPayload.
 func (s *Schema) Decode(payload []byte) (any, error) {
 	idx, rest, err := readIndexes(payload)
@@ -57,6 +61,9 @@ func (s *Schema) Decode(payload []byte) (any, error) {
 	msg := dynamicpb.NewMessage(md)
 	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(rest, msg); err != nil {
 		return nil, fmt.Errorf("%w: message .%s: %v", registry.ErrInvalidPayload, md.FullName(), err)
+	}
+	if err := checkUnknown(msg); err != nil {
+		return nil, fmt.Errorf("%w: %v", registry.ErrInvalidPayload, err)
 	}
 	return messageValue(msg), nil
 }
@@ -232,7 +239,50 @@ func singleValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 	case protoreflect.StringKind:
 		return v.String()
 	case protoreflect.BytesKind:
-		return append([]byte(nil), v.Bytes()...)
+		return append([]byte{}, v.Bytes()...)
 	}
 	return nil
+}
+
+// checkUnknown rejects unknown fields whose number the schema declares:
+// the decoder keeps a declared field with the wrong wire type as unknown.
+func checkUnknown(m protoreflect.Message) error {
+	md := m.Descriptor()
+	b := m.GetUnknown()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("message .%s: malformed unknown field: %v", md.FullName(), protowire.ParseError(n))
+		}
+		if fd := md.Fields().ByNumber(num); fd != nil {
+			return fmt.Errorf("message .%s field %d (%s): wire type %d does not match the declared %s",
+				md.FullName(), num, fd.Name(), typ, fd.Kind())
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return fmt.Errorf("message .%s: malformed unknown field %d: %v", md.FullName(), num, protowire.ParseError(m))
+		}
+		b = b[n+m:]
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if k := fd.MapValue().Kind(); k == protoreflect.MessageKind || k == protoreflect.GroupKind {
+				v.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+					err = checkUnknown(e.Message())
+					return err == nil
+				})
+			}
+		case fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind:
+		case fd.IsList():
+			for i := 0; i < v.List().Len() && err == nil; i++ {
+				err = checkUnknown(v.List().Get(i).Message())
+			}
+		default:
+			err = checkUnknown(v.Message())
+		}
+		return err == nil
+	})
+	return err
 }

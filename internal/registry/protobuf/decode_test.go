@@ -1,0 +1,310 @@
+package protobuf
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/runnel-dev/runnel/internal/registry"
+)
+
+const decodeSchema = `syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Order {
+  string id = 1;
+  int64 qty = 2;
+  uint64 big = 3;
+  double price = 4;
+  bool paid = 5;
+  bytes blob = 6;
+  Status status = 7;
+  repeated Line lines = 8;
+  map<string, int32> tags = 9;
+  optional string note = 10;
+  oneof pay { string card = 11; int64 cash = 12; }
+  google.protobuf.Timestamp at = 13;
+  sint32 delta = 14;
+  float ratio = 15;
+  message Line { string sku = 1; map<int32, Line> parts = 2; message Deep { bool ok = 1; } }
+  enum Status { UNKNOWN = 0; OK = 1; }
+}
+message Other { Order.Line.Deep deep = 1; }`
+
+func TestAppendIndexes(t *testing.T) {
+	cases := []struct {
+		name string
+		idx  []int
+		want []byte
+	}{
+		{name: "first message shorthand", idx: []int{0}, want: []byte{0}},
+		{name: "empty means first", idx: nil, want: []byte{0}},
+		{name: "second message", idx: []int{1}, want: []byte{2, 2}},
+		{name: "nested in first", idx: []int{0, 0}, want: []byte{4, 0, 0}},
+		{name: "deep", idx: []int{0, 1, 2}, want: []byte{6, 0, 2, 4}},
+		{name: "large index", idx: []int{100}, want: []byte{2, 0xc8, 0x01}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := AppendIndexes([]byte{0xff}, tc.idx)
+			if !bytes.Equal(got, append([]byte{0xff}, tc.want...)) {
+				t.Fatalf("AppendIndexes(%v) = %x, want ff%x", tc.idx, got, tc.want)
+			}
+			idx, rest, err := readIndexes(append(got[1:], 0xaa))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.idx
+			if len(want) == 0 {
+				want = []int{0}
+			}
+			if !reflect.DeepEqual(idx, want) || !bytes.Equal(rest, []byte{0xaa}) {
+				t.Fatalf("readIndexes = %v %x", idx, rest)
+			}
+		})
+	}
+}
+
+func TestMessageIndexes(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	cases := []struct {
+		name string
+		want []int
+	}{
+		{name: "shop.Order", want: []int{0}},
+		{name: ".shop.Order", want: []int{0}},
+		{name: "shop.Other", want: []int{1}},
+		{name: "shop.Order.Line", want: []int{0, 1}}, // after the map entry TagsEntry
+		{name: "shop.Order.Line.Deep", want: []int{0, 1, 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := MessageIndexes(s, tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("MessageIndexes = %v, want %v", got, tc.want)
+			}
+			md, err := s.messageAt(got)
+			if err != nil || string(md.FullName()) != strings.TrimPrefix(tc.name, ".") {
+				t.Fatalf("messageAt(%v) = %v, %v", got, md, err)
+			}
+		})
+	}
+	for _, bad := range []string{"shop.Nope", "Order", "shop.Order.Nope", ""} {
+		if _, err := MessageIndexes(s, bad); !errors.Is(err, ErrUnknownMessage) {
+			t.Errorf("MessageIndexes(%q) err = %v", bad, err)
+		}
+	}
+	if _, err := MessageIndexes(fakeSchema{}, "x"); err == nil {
+		t.Error("MessageIndexes on a foreign schema succeeded")
+	}
+}
+
+// encode marshals a message built by fill and prefixes the message indexes
+// of its type.
+func encode(t *testing.T, s *Schema, name string, fill func(m *dynamicpb.Message)) []byte {
+	t.Helper()
+	idx, err := MessageIndexes(s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := s.messageAt(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(md)
+	fill(m)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(AppendIndexes(nil, idx), b...)
+}
+
+func set(m *dynamicpb.Message, name string, v protoreflect.Value) {
+	m.Set(m.Descriptor().Fields().ByName(protoreflect.Name(name)), v)
+}
+
+func TestDecodeRoundTrip(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	payload := encode(t, s, "shop.Order", func(m *dynamicpb.Message) {
+		fds := m.Descriptor().Fields()
+		set(m, "id", protoreflect.ValueOfString("o-1"))
+		set(m, "qty", protoreflect.ValueOfInt64(-7))
+		set(m, "big", protoreflect.ValueOfUint64(math.MaxUint64))
+		set(m, "price", protoreflect.ValueOfFloat64(9.5))
+		set(m, "paid", protoreflect.ValueOfBool(true))
+		set(m, "blob", protoreflect.ValueOfBytes([]byte{0, 1}))
+		set(m, "status", protoreflect.ValueOfEnum(1))
+		lines := m.NewField(fds.ByName("lines")).List()
+		line := dynamicpb.NewMessage(fds.ByName("lines").Message())
+		set(line, "sku", protoreflect.ValueOfString("abc"))
+		parts := line.NewField(line.Descriptor().Fields().ByName("parts")).Map()
+		sub := dynamicpb.NewMessage(fds.ByName("lines").Message())
+		set(sub, "sku", protoreflect.ValueOfString("screw"))
+		parts.Set(protoreflect.ValueOfInt32(3).MapKey(), protoreflect.ValueOfMessage(sub))
+		set(line, "parts", protoreflect.ValueOfMap(parts))
+		lines.Append(protoreflect.ValueOfMessage(line))
+		set(m, "lines", protoreflect.ValueOfList(lines))
+		tags := m.NewField(fds.ByName("tags")).Map()
+		tags.Set(protoreflect.ValueOfString("k").MapKey(), protoreflect.ValueOfInt32(5))
+		set(m, "tags", protoreflect.ValueOfMap(tags))
+		set(m, "cash", protoreflect.ValueOfInt64(20))
+		at := dynamicpb.NewMessage(fds.ByName("at").Message())
+		set(at, "seconds", protoreflect.ValueOfInt64(1700000000))
+		set(m, "at", protoreflect.ValueOfMessage(at))
+		set(m, "delta", protoreflect.ValueOfInt32(-3))
+		set(m, "ratio", protoreflect.ValueOfFloat32(0.5))
+	})
+	got, err := s.Decode(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"id":     "o-1",
+		"qty":    int64(-7),
+		"big":    uint64(math.MaxUint64),
+		"price":  9.5,
+		"paid":   true,
+		"blob":   []byte{0, 1},
+		"status": "OK",
+		"lines": []any{map[string]any{
+			"sku":   "abc",
+			"parts": map[string]any{"3": map[string]any{"sku": "screw", "parts": map[string]any{}}},
+		}},
+		"tags":  map[string]any{"k": int64(5)},
+		"note":  nil,
+		"cash":  int64(20),
+		"at":    map[string]any{"seconds": int64(1700000000), "nanos": int64(0)},
+		"delta": int64(-3),
+		"ratio": 0.5,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Decode =\n%#v\nwant\n%#v", got, want)
+	}
+}
+
+func TestDecodeDefaultsAndNested(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	// The first message with the [0] shorthand and an empty body.
+	got, err := s.Decode([]byte{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := got.(map[string]any)
+	if m["id"] != "" || m["qty"] != int64(0) || m["status"] != "UNKNOWN" || m["at"] != nil || m["note"] != nil {
+		t.Fatalf("defaults: %#v", m)
+	}
+	if _, ok := m["card"]; ok {
+		t.Fatalf("unset oneof member present: %#v", m)
+	}
+	// A nested message selected by a three-level index path.
+	payload := encode(t, s, "shop.Order.Line.Deep", func(m *dynamicpb.Message) {
+		set(m, "ok", protoreflect.ValueOfBool(true))
+	})
+	if !bytes.HasPrefix(payload, []byte{6, 0, 2, 2}) {
+		t.Fatalf("payload %x", payload)
+	}
+	got, err = s.Decode(payload)
+	if err != nil || !reflect.DeepEqual(got, map[string]any{"ok": true}) {
+		t.Fatalf("Decode = %#v, %v", got, err)
+	}
+	// An open enum's undeclared number comes back as a number.
+	payload = encode(t, s, "shop.Order", func(m *dynamicpb.Message) {
+		set(m, "status", protoreflect.ValueOfEnum(9))
+	})
+	got, err = s.Decode(payload)
+	if err != nil || got.(map[string]any)["status"] != int64(9) {
+		t.Fatalf("Decode = %#v, %v", got, err)
+	}
+}
+
+func TestDecodeAcceptsUnknownFields(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	body := protowire.AppendTag(nil, 1, protowire.BytesType)
+	body = protowire.AppendString(body, "o-2")
+	body = protowire.AppendTag(body, 99, protowire.VarintType)
+	body = protowire.AppendVarint(body, 42)
+	got, err := s.Decode(append([]byte{0}, body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.(map[string]any)["id"] != "o-2" {
+		t.Fatalf("Decode = %#v", got)
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	p2s := mustParse(t, "syntax = \"proto2\";\nmessage R { required int32 x = 1; }")
+	tag := func(num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(nil, num, typ) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	cases := []struct {
+		name    string
+		schema  *Schema
+		payload []byte
+	}{
+		{name: "empty", payload: nil},
+		{name: "truncated count", payload: []byte{0x80}},
+		{name: "negative count", payload: []byte{1}},
+		{name: "count too large", payload: binaryVarint(1000)},
+		{name: "truncated index", payload: []byte{4, 0}},
+		{name: "negative index", payload: []byte{2, 1}},
+		{name: "index out of range", payload: []byte{2, 4}},
+		{name: "nested index out of range", payload: []byte{4, 2, 2}},
+		{name: "truncated field", payload: cat([]byte{0}, tag(1, protowire.BytesType), []byte{10, 'a'})},
+		{name: "wrong wire type", payload: cat([]byte{0}, tag(1, protowire.Fixed32Type), []byte{1, 2, 3, 4})},
+		{name: "invalid utf-8 string", payload: cat([]byte{0}, tag(1, protowire.BytesType), []byte{2, 0xff, 0xfe})},
+		{name: "bad tag", payload: []byte{0, 0x00}},
+		{name: "truncated unknown field", payload: cat([]byte{0}, tag(99, protowire.BytesType), []byte{5, 1})},
+		{name: "wrong wire type in nested message", payload: cat([]byte{0}, tag(8, protowire.BytesType), []byte{2}, tag(1, protowire.VarintType), []byte{1})},
+		{name: "bad nested message", payload: cat([]byte{0}, tag(8, protowire.BytesType), []byte{2}, tag(1, protowire.Fixed64Type))},
+		{name: "missing required field", schema: p2s, payload: []byte{0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sch := s
+			if tc.schema != nil {
+				sch = tc.schema
+			}
+			v, err := sch.Decode(tc.payload)
+			if !errors.Is(err, registry.ErrInvalidPayload) {
+				t.Fatalf("Decode(%x) = %#v, %v; want ErrInvalidPayload", tc.payload, v, err)
+			}
+		})
+	}
+}
+
+func binaryVarint(v int64) []byte { return protowire.AppendVarint(nil, protowire.EncodeZigZag(v)) }
+
+// FuzzDecode checks that no payload makes Decode panic and that whatever
+// decodes is a map.
+func FuzzDecode(f *testing.F) {
+	s, err := Format{}.Parse(decodeSchema, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{0})
+	f.Add([]byte{6, 0, 2, 2, 8, 1})
+	f.Add([]byte{0, 10, 3, 'a', 'b', 'c', 16, 5})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := s.Decode(b)
+		if err == nil {
+			if _, ok := v.(map[string]any); !ok {
+				t.Fatalf("decoded to %T", v)
+			}
+		} else if !errors.Is(err, registry.ErrInvalidPayload) {
+			t.Fatalf("error %v does not wrap ErrInvalidPayload", err)
+		}
+	})
+}
