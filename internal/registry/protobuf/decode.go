@@ -244,8 +244,10 @@ func singleValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 	return nil
 }
 
-// checkUnknown rejects unknown fields whose number the schema declares:
-// the decoder keeps a declared field with the wrong wire type as unknown.
+// checkUnknown rejects unknown fields whose number the schema declares
+// with another wire type: the decoder keeps those as unknown. (A declared
+// field with a fitting wire type lands there only as an undeclared value
+// of a closed proto2 enum, which a newer schema may legitimately write.)
 func checkUnknown(m protoreflect.Message) error {
 	md := m.Descriptor()
 	b := m.GetUnknown()
@@ -254,7 +256,7 @@ func checkUnknown(m protoreflect.Message) error {
 		if n < 0 {
 			return fmt.Errorf("message .%s: malformed unknown field: %v", md.FullName(), protowire.ParseError(n))
 		}
-		if fd := md.Fields().ByNumber(num); fd != nil {
+		if fd := md.Fields().ByNumber(num); fd != nil && !wireTypeFits(fd, typ) {
 			return fmt.Errorf("message .%s field %d (%s): wire type %d does not match the declared %s",
 				md.FullName(), num, fd.Name(), typ, fd.Kind())
 		}
@@ -285,4 +287,21 @@ func checkUnknown(m protoreflect.Message) error {
 		return err == nil
 	})
 	return err
+}
+
+// wireTypeFits reports whether typ is a wire type a field of fd's kind
+// may arrive with (packed encoding included for repeated scalars).
+func wireTypeFits(fd protoreflect.FieldDescriptor, typ protowire.Type) bool {
+	packable := fd.IsList() && typ == protowire.BytesType
+	switch fd.Kind() {
+	case protoreflect.StringKind, protoreflect.BytesKind, protoreflect.MessageKind:
+		return typ == protowire.BytesType
+	case protoreflect.GroupKind:
+		return typ == protowire.StartGroupType
+	case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
+		return typ == protowire.Fixed32Type || packable
+	case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
+		return typ == protowire.Fixed64Type || packable
+	}
+	return typ == protowire.VarintType || packable
 }

@@ -244,6 +244,20 @@ func TestDecodeAcceptsUnknownFields(t *testing.T) {
 	}
 }
 
+func TestDecodeClosedEnumUnknownValue(t *testing.T) {
+	// A newer schema may add an enum value: an undeclared number of a proto2
+	// enum is accepted (and comes back as its number).
+	s := mustParse(t, "syntax = \"proto2\";\nmessage R { optional E e = 1; enum E { A = 1; } }")
+	body := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 7)
+	got, err := s.Decode(append([]byte{0}, body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, map[string]any{"e": int64(7)}) {
+		t.Fatalf("Decode = %#v", got)
+	}
+}
+
 func TestDecodeMalformed(t *testing.T) {
 	s := mustParse(t, decodeSchema)
 	p2s := mustParse(t, "syntax = \"proto2\";\nmessage R { required int32 x = 1; }")
