@@ -261,6 +261,7 @@ func TestDecodeClosedEnumUnknownValue(t *testing.T) {
 func TestDecodeMalformed(t *testing.T) {
 	s := mustParse(t, decodeSchema)
 	p2s := mustParse(t, "syntax = \"proto2\";\nmessage R { required int32 x = 1; }")
+	noMessages := mustParse(t, "syntax = \"proto3\";\nenum E { A = 0; }")
 	tag := func(num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(nil, num, typ) }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	cases := []struct {
@@ -284,6 +285,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{name: "wrong wire type in nested message", payload: cat([]byte{0}, tag(8, protowire.BytesType), []byte{2}, tag(1, protowire.VarintType), []byte{1})},
 		{name: "bad nested message", payload: cat([]byte{0}, tag(8, protowire.BytesType), []byte{2}, tag(1, protowire.Fixed64Type))},
 		{name: "missing required field", schema: p2s, payload: []byte{0}},
+		{name: "schema without messages", schema: noMessages, payload: []byte{0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
