@@ -1248,10 +1248,15 @@ func (c *checker) checkOtherNames(r *lib.Schema, w conj, path string) []string {
 		return out
 	}
 	p := join(path, kw)
-	// Writer values under names matching no reader pattern.
+	// Writer values under names matching no reader pattern. An atom whose
+	// patterns the reader all shares applies its additionalProperties to
+	// them (they match none of its patterns either).
 	var ws []*lib.Schema
 	for _, a := range w.atoms {
-		if len(a.PatternProperties) == 0 {
+		if patternsShared(a, r) {
+			if isFalse(a.AdditionalProperties) {
+				return out // the writer has no such names
+			}
 			if s := additionalSchema(a.AdditionalProperties); s != nil {
 				ws = append(ws, s)
 			}
@@ -1286,6 +1291,16 @@ func (c *checker) checkOtherNames(r *lib.Schema, w conj, path string) []string {
 		}
 	}
 	return out
+}
+
+// patternsShared reports whether r has every patternProperties pattern of a.
+func patternsShared(a, r *lib.Schema) bool {
+	for re := range a.PatternProperties {
+		if samePattern(r, re) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func samePattern(s *lib.Schema, re lib.Regexp) *lib.Schema {

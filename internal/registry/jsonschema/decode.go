@@ -23,7 +23,8 @@ var printer = message.NewPrinter(language.English)
 
 // Decode parses payload (UTF-8 JSON, what follows the 5-byte header),
 // validates it fully against the schema and returns it as plain Go values:
-// map[string]any, []any, string, int64 (integers that fit) or float64,
+// map[string]any, []any, string, int64 (integers that fit) or float64 (a
+// number beyond float64's range stays its decimal text),
 // bool and nil. Every failure wraps registry.ErrInvalidPayload; a
 // validation failure names the failing keywords and instance locations.
 func (s *Schema) Decode(payload []byte) (any, error) {
