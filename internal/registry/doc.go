@@ -9,3 +9,14 @@
 // writes record data itself: enforcement hands it a record's key or value
 // bytes and gets a verdict.
 package registry
+
+// State lives in etcd under Options.Prefix (layout in store.go): one record
+// per subject holding all its versions, immutable schema records per
+// context and id, an id counter per context, content hashes so the same
+// schema keeps its id, usage and referenced-by indexes, configs and modes.
+// Every write is one Txn guarded by the revisions it was decided on, so
+// brokers registering at once never hand out an id or a version twice, and
+// every read is linearizable, so all brokers answer alike. The REST API
+// (Handler) is a thin layer over the Go methods the broker also calls
+// (SchemaByID, LatestForSubject). This package must never import a format
+// package nor the broker.
