@@ -26,6 +26,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/metadata"
 	"github.com/runnel-dev/runnel/internal/objstore"
 	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -46,6 +47,10 @@ type Broker struct {
 	kafkaLn net.Listener
 	httpLn  net.Listener
 	httpSrv *http.Server
+
+	schemas     *registry.Registry
+	registryLn  net.Listener
+	registrySrv *http.Server
 
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc
@@ -188,6 +193,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 			log.Error("broker: kafka listener stopped", "err", err)
 		}
 	}()
+	if err := b.startRegistry(); err != nil {
+		return nil, err
+	}
 	if err := b.startHTTP(); err != nil {
 		return nil, err
 	}
@@ -298,6 +306,7 @@ func (b *Broker) Close() error {
 			b.httpSrv.Shutdown(ctx)
 			cancel()
 		}
+		errs = append(errs, b.stopRegistry())
 		if b.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			b.server.Shutdown(ctx)

@@ -32,6 +32,7 @@ func testConfig(t *testing.T, dir string) config.Config {
 	cfg.DataDir = dir
 	cfg.KafkaAddr = freeAddr(t)
 	cfg.HTTPAddr = freeAddr(t)
+	cfg.RegistryAddr = freeAddr(t)
 	cfg.Etcd.ClientAddr = freeAddr(t)
 	cfg.Etcd.PeerAddr = freeAddr(t)
 	return cfg
@@ -58,7 +59,7 @@ func startBroker(t *testing.T, cfg *config.Config) *Broker {
 			t.Fatal(err)
 		}
 		_ = os.RemoveAll(cfg.DataDir)
-		cfg.KafkaAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+		cfg.KafkaAddr, cfg.HTTPAddr, cfg.RegistryAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 		cfg.Etcd.ClientAddr, cfg.Etcd.PeerAddr = freeAddr(t), freeAddr(t)
 	}
 }

@@ -39,7 +39,7 @@ func startBroker(t *testing.T) string {
 	for attempt := 0; ; attempt++ {
 		cfg := config.Default()
 		cfg.DataDir = t.TempDir()
-		cfg.KafkaAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+		cfg.KafkaAddr, cfg.HTTPAddr, cfg.RegistryAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 		cfg.Etcd.ClientAddr, cfg.Etcd.PeerAddr = freeAddr(t), freeAddr(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		b, err := broker.Start(ctx, cfg, nil)

@@ -58,6 +58,7 @@ object store, both in --data-dir.`,
 	f.String("kafka-addr", "", "host:port the Kafka listener binds")
 	f.String("advertised-addr", "", "host:port clients are told to connect to (default: --kafka-addr)")
 	f.String("http-addr", "", "host:port of the HTTP server (metrics, REST APIs)")
+	f.String("registry-addr", "", "host:port of the schema registry REST API")
 	f.String("object-store", "", "object store URL (file://, s3://, gs://, azblob://; default: <data-dir>/objects)")
 	f.StringSlice("etcd-endpoints", nil, "comma-separated external etcd endpoints (default: run an embedded member)")
 	f.Int32("broker-id", 0, "this broker's node id")
@@ -98,6 +99,7 @@ func applyServeFlags(fs *pflag.FlagSet, cfg *config.Config) error {
 		{"kafka-addr", &cfg.KafkaAddr},
 		{"advertised-addr", &cfg.AdvertisedAddr},
 		{"http-addr", &cfg.HTTPAddr},
+		{"registry-addr", &cfg.RegistryAddr},
 		{"object-store", &cfg.ObjectStore},
 		{"cluster-id", &cfg.ClusterID},
 		{"rack", &cfg.Rack},

@@ -28,6 +28,9 @@ type Config struct {
 	AdvertisedAddr string `yaml:"advertised-addr"`
 	// HTTPAddr is the host:port of the HTTP server (metrics, REST APIs).
 	HTTPAddr string `yaml:"http-addr"`
+	// RegistryAddr is the host:port of the schema registry's REST API
+	// (Confluent-compatible).
+	RegistryAddr string `yaml:"registry-addr"`
 	// ObjectStore is the object store URL; "" means file://<data-dir>/objects.
 	ObjectStore string `yaml:"object-store"`
 	// ClusterID is the Kafka cluster id reported to clients.
@@ -138,11 +141,12 @@ const (
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		BrokerID:  0,
-		DataDir:   "./runnel-data",
-		KafkaAddr: "127.0.0.1:9092",
-		HTTPAddr:  "127.0.0.1:8080",
-		ClusterID: "runnel",
+		BrokerID:     0,
+		DataDir:      "./runnel-data",
+		KafkaAddr:    "127.0.0.1:9092",
+		HTTPAddr:     "127.0.0.1:8080",
+		RegistryAddr: "127.0.0.1:8081",
+		ClusterID:    "runnel",
 		Etcd: EtcdConfig{
 			ClientAddr:  "127.0.0.1:2379",
 			PeerAddr:    "127.0.0.1:2380",
@@ -393,6 +397,10 @@ func (c Config) Validate() error {
 		}
 	}
 	checkAddr("http-addr", c.HTTPAddr, false)
+	checkAddr("registry-addr", c.RegistryAddr, false)
+	if c.RegistryAddr == c.HTTPAddr {
+		bad("registry-addr %q must differ from http-addr", c.RegistryAddr)
+	}
 	if c.ObjectStore != "" {
 		if err := validObjectStore(c.ObjectStore); err != nil {
 			bad("object-store %q: %v", c.ObjectStore, err)

@@ -90,6 +90,7 @@ type Proc struct {
 	opts     Options
 	Kafka    string // host:port
 	HTTP     string // host:port
+	Registry string // host:port of the schema registry
 	EtcdURL  string // client URL of the embedded member (if any)
 	etcdPeer int
 	cmd      *exec.Cmd
@@ -116,6 +117,7 @@ func Start(t testing.TB, opts Options) *Proc {
 	for attempt := 1; ; attempt++ {
 		p.Kafka = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		p.HTTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		p.Registry = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		if opts.EtcdEndpoints == "" {
 			p.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
 			p.etcdPeer = FreePort(t)
@@ -141,6 +143,7 @@ func (p *Proc) args() []string {
 		"--data-dir", p.opts.DataDir,
 		"--kafka-addr", p.Kafka,
 		"--http-addr", p.HTTP,
+		"--registry-addr", p.Registry,
 		"--broker-id", fmt.Sprint(p.opts.BrokerID),
 	}
 	if p.opts.ObjectStore != "" {
