@@ -111,6 +111,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 			return nil, fmt.Errorf("broker: etcd %v: %w", cfg.Etcd.Endpoints, err)
 		}
 	}
+	if err := b.openRegistry(); err != nil {
+		return nil, err
+	}
 	b.store, err = objstore.Open(ctx, cfg.ObjectStoreURL())
 	if err != nil {
 		return nil, fmt.Errorf("broker: object store: %w", err)
@@ -120,6 +123,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		Client:             b.cli,
 		Store:              b.store,
 		Logger:             log,
+		Contracts:          newContracts(b.schemas),
 		FlushBytes:         int(cfg.Flush.Bytes),
 		FlushLinger:        cfg.Flush.Linger,
 		CacheBytes:         cfg.Cache.MemoryBytes,
@@ -306,7 +310,7 @@ func (b *Broker) Close() error {
 			b.httpSrv.Shutdown(ctx)
 			cancel()
 		}
-		errs = append(errs, b.stopRegistry())
+		b.stopRegistryListener()
 		if b.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			b.server.Shutdown(ctx)
@@ -322,6 +326,9 @@ func (b *Broker) Close() error {
 		}
 		if b.engine != nil {
 			errs = append(errs, b.engine.Close())
+		}
+		if b.schemas != nil {
+			errs = append(errs, b.schemas.Close())
 		}
 		if b.cluster != nil {
 			errs = append(errs, b.cluster.Close())

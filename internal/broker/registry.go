@@ -14,9 +14,9 @@ import (
 	"github.com/runnel-dev/runnel/internal/registry/protobuf"
 )
 
-// startRegistry serves the schema registry's REST API on its own listener
-// (registry-addr), with its state in this broker's etcd.
-func (b *Broker) startRegistry() error {
+// openRegistry opens the schema registry on this broker's etcd, with the
+// Avro, Protobuf and JSON Schema formats.
+func (b *Broker) openRegistry() error {
 	reg, err := registry.New(registry.Options{
 		Client:  b.cli,
 		Formats: []registry.Format{avro.New(), protobuf.New(), jsonschema.New()},
@@ -25,13 +25,19 @@ func (b *Broker) startRegistry() error {
 	if err != nil {
 		return fmt.Errorf("broker: schema registry: %w", err)
 	}
+	b.schemas = reg
+	return nil
+}
+
+// startRegistry serves the schema registry's REST API on its own listener
+// (registry-addr).
+func (b *Broker) startRegistry() error {
 	ln, err := net.Listen("tcp", b.cfg.RegistryAddr)
 	if err != nil {
-		reg.Close()
 		return fmt.Errorf("broker: registry listener: %w", err)
 	}
-	b.schemas, b.registryLn = reg, ln
-	b.registrySrv = &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	b.registryLn = ln
+	b.registrySrv = &http.Server{Handler: b.schemas.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -42,17 +48,14 @@ func (b *Broker) startRegistry() error {
 	return nil
 }
 
-// stopRegistry stops the registry's listener and the registry.
-func (b *Broker) stopRegistry() error {
+// stopRegistryListener stops serving the registry's REST API; the registry
+// itself stays open for produce validation until the engine has closed.
+func (b *Broker) stopRegistryListener() {
 	if b.registrySrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		b.registrySrv.Shutdown(ctx)
 		cancel()
 	}
-	if b.schemas != nil {
-		return b.schemas.Close()
-	}
-	return nil
 }
 
 // RegistryAddr is the bound schema registry listener address.

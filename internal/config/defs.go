@@ -194,6 +194,22 @@ func SplitList(v string) []string {
 
 const longMax = "9223372036854775807"
 
+// Subject name strategies for schema validation. Confluent's fully
+// qualified class names (io.confluent.kafka.serializers.subject.X) are
+// accepted as well.
+const (
+	TopicNameStrategy       = "TopicNameStrategy"
+	RecordNameStrategy      = "RecordNameStrategy"
+	TopicRecordNameStrategy = "TopicRecordNameStrategy"
+	strategyClassPrefix     = "io.confluent.kafka.serializers.subject."
+)
+
+// SubjectNameStrategies lists every accepted strategy value.
+var SubjectNameStrategies = []string{
+	TopicNameStrategy, RecordNameStrategy, TopicRecordNameStrategy,
+	strategyClassPrefix + TopicNameStrategy, strategyClassPrefix + RecordNameStrategy, strategyClassPrefix + TopicRecordNameStrategy,
+}
+
 // topicDefs is the topic config table, with Kafka 4.x defaults and validators.
 var topicDefs = []Def{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", Synonym: "log.cleanup.policy",
@@ -293,6 +309,16 @@ var topicDefs = []Def{
 	{Name: "segment.ms", Type: TypeLong, Default: "604800000", Synonym: "log.roll.ms",
 		Validate: atLeast(1),
 		Doc:      "Time after which a segment is closed even if not full."},
+	{Name: "confluent.key.schema.validation", Type: TypeBoolean, Default: "false",
+		Doc: "Check that every record key carries the id of a schema registered for the topic's key subject, decodes against it and passes its data contract rules."},
+	{Name: "confluent.value.schema.validation", Type: TypeBoolean, Default: "false",
+		Doc: "Check that every record value carries the id of a schema registered for the topic's value subject, decodes against it and passes its data contract rules. Null values (tombstones) pass."},
+	{Name: "confluent.key.subject.name.strategy", Type: TypeString, Default: TopicNameStrategy,
+		Validate: oneOf(SubjectNameStrategies...),
+		Doc:      "How the key subject is named: TopicNameStrategy (<topic>-key), RecordNameStrategy (<record name>) or TopicRecordNameStrategy (<topic>-<record name>); Confluent's class names are accepted too."},
+	{Name: "confluent.value.subject.name.strategy", Type: TypeString, Default: TopicNameStrategy,
+		Validate: oneOf(SubjectNameStrategies...),
+		Doc:      "How the value subject is named; see confluent.key.subject.name.strategy."},
 	{Name: "table.enabled", Type: TypeBoolean, Default: "false",
 		Doc: "Materialise the topic continuously as an Iceberg table (tableflow)."},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Synonym: "unclean.leader.election.enable",

@@ -38,6 +38,14 @@ type Topic struct {
 	MinInsyncReplicas    int32
 	// TableEnabled materialises the topic as an Iceberg table.
 	TableEnabled bool
+	// KeySchemaValidation and ValueSchemaValidation enforce the schema
+	// registry's data contract on produce; the strategies name the
+	// subjects (TopicNameStrategy, RecordNameStrategy or
+	// TopicRecordNameStrategy, short names).
+	KeySchemaValidation   bool
+	ValueSchemaValidation bool
+	KeySubjectStrategy    string
+	ValueSubjectStrategy  string
 }
 
 // ResolveTopic resolves a topic's typed configuration. For every config the
@@ -101,6 +109,10 @@ func ResolveTopic(overrides, defaults map[string]string) (Topic, error) {
 	}
 	t.MinInsyncReplicas = int32(i64("min.insync.replicas"))
 	t.TableEnabled = strings.EqualFold(get("table.enabled"), "true")
+	t.KeySchemaValidation = strings.EqualFold(get("confluent.key.schema.validation"), "true")
+	t.ValueSchemaValidation = strings.EqualFold(get("confluent.value.schema.validation"), "true")
+	t.KeySubjectStrategy = strings.TrimPrefix(get("confluent.key.subject.name.strategy"), strategyClassPrefix)
+	t.ValueSubjectStrategy = strings.TrimPrefix(get("confluent.value.subject.name.strategy"), strategyClassPrefix)
 	if t.MinCompactionLagMs > t.MaxCompactionLagMs {
 		return Topic{}, fmt.Errorf("%w: min.compaction.lag.ms=%d must not exceed max.compaction.lag.ms=%d",
 			ErrInvalidConfig, t.MinCompactionLagMs, t.MaxCompactionLagMs)

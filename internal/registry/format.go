@@ -55,6 +55,17 @@ type Compatibility interface {
 	CanRead(reader, writer Schema) []string
 }
 
+// RecordNamer is implemented by schemas whose records have a name, for the
+// RecordNameStrategy and TopicRecordNameStrategy subject name strategies:
+// the Avro record's full name, the Protobuf message's full name (chosen by
+// the payload's message indexes), the JSON Schema's title.
+type RecordNamer interface {
+	// RecordName returns the name of the record payload holds (payload as
+	// for Decode). An error wraps ErrInvalidPayload or says the schema
+	// names no record.
+	RecordName(payload []byte) (string, error)
+}
+
 // ResolvedReference is a schema reference with the referenced schema's
 // text.
 type ResolvedReference struct {

@@ -222,6 +222,9 @@ func readBytesField(b []byte) (val []byte, present bool, rest []byte, ok bool) {
 type validated struct {
 	hdr   batchHeader
 	bytes []byte
+	// records is the decompressed records section of the batch as the
+	// client sent it, valid while the produce request is being validated.
+	records []byte
 }
 
 // validateBatch checks one produced batch the way Kafka's log validator does
@@ -333,7 +336,7 @@ func validateBatch(records []byte, tc config.Topic, nowMs int64) (validated, []R
 		fixCRC(out)
 	}
 	nh, _ := parseBatchHeader(out)
-	return validated{hdr: nh, bytes: out}, nil, nil
+	return validated{hdr: nh, bytes: out, records: data}, nil, nil
 }
 
 // RecordError names one rejected record of a batch (KIP-467).

@@ -28,6 +28,9 @@ type Options struct {
 	Client   *clientv3.Client
 	Store    objstore.Store
 	Logger   *slog.Logger
+	// Contracts enforces data contracts on produce for topics that ask for
+	// schema validation; nil refuses their records.
+	Contracts ContractChecker
 	// Prefix is the etcd key prefix of the whole cluster (default "/runnel").
 	Prefix string
 

@@ -160,6 +160,9 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 		}
 		tc := targets[i].tc
 		v, recErrs, err := validateBatch(b.Records, tc, now)
+		if err == nil && (tc.KeySchemaValidation || tc.ValueSchemaValidation) {
+			recErrs, err = e.checkContract(b.Topic, tc, v)
+		}
 		if err != nil {
 			r.Err, r.RecordErrors = err, recErrs
 			continue
@@ -430,4 +433,41 @@ func (in *intake) close(ctx context.Context) {
 	case <-ctx.Done():
 		in.e.log.Warn("stream: intake did not drain before shutdown", "err", ctx.Err())
 	}
+}
+
+// ContractRecord is one produced record as a ContractChecker sees it.
+type ContractRecord struct {
+	Key, Value []byte
+	// NullKey and NullValue mark a null key and a null value (tombstone).
+	NullKey, NullValue bool
+}
+
+// ContractChecker enforces a topic's data contract (schema registry
+// validation) on produced records. It is called, outside the engine's
+// locks, only for topics with confluent.key/value.schema.validation on,
+// and returns one RecordError per failing record (KIP-467).
+type ContractChecker interface {
+	CheckRecords(topic string, tc config.Topic, records []ContractRecord) []RecordError
+}
+
+// checkContract runs the contract checker over a validated batch. Without
+// a checker the check fails closed: the topic asks for validation nobody
+// can perform.
+func (e *Engine) checkContract(topic string, tc config.Topic, v validated) ([]RecordError, error) {
+	if e.opts.Contracts == nil {
+		return nil, fmt.Errorf("%w: topic %q requires schema validation but this broker has no schema registry", ErrInvalidRecord, topic)
+	}
+	recs := make([]ContractRecord, 0, v.hdr.NumRecords)
+	err := iterRecords(v.records, v.hdr.NumRecords, func(_ int32, r *rawRecord) error {
+		recs = append(recs, ContractRecord{Key: r.Key, Value: r.Value, NullKey: !r.HasKey, NullValue: !r.HasValue})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	errs := e.opts.Contracts.CheckRecords(topic, tc, recs)
+	if len(errs) == 0 {
+		return nil, nil
+	}
+	return errs, fmt.Errorf("%w: record %d: %s", ErrInvalidRecord, errs[0].Index, errs[0].Message)
 }

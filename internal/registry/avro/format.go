@@ -152,3 +152,12 @@ func (s *Schema) Normalized() string { return s.normalized }
 
 // Avro returns the schema as parsed by hamba/avro.
 func (s *Schema) Avro() hamba.Schema { return s.parsed }
+
+// RecordName is the full name of the schema's top-level named type (a
+// record, enum or fixed); other schemas name no record.
+func (s *Schema) RecordName([]byte) (string, error) {
+	if n, ok := s.parsed.(hamba.NamedSchema); ok {
+		return n.FullName(), nil
+	}
+	return "", fmt.Errorf("%w: the Avro schema's top-level type %s has no name", registry.ErrInvalidPayload, s.parsed.Type())
+}

@@ -42,6 +42,7 @@ func (*Format) Type() string { return TypeName }
 type Schema struct {
 	compiled  *lib.Schema
 	canonical string
+	title     string // the root schema's "title", the record name
 }
 
 // Parse parses and compiles a JSON Schema. refs are the schema's references
@@ -78,7 +79,20 @@ func (*Format) Parse(text string, refs []registry.ResolvedReference) (registry.S
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", registry.ErrInvalidSchema, err)
 	}
-	return &Schema{compiled: compiled, canonical: canonical}, nil
+	title := ""
+	if m, ok := doc.(map[string]any); ok {
+		title, _ = m["title"].(string)
+	}
+	return &Schema{compiled: compiled, canonical: canonical, title: title}, nil
+}
+
+// RecordName is the root schema's "title", as Confluent's JSON Schema
+// serializers name records for RecordNameStrategy.
+func (s *Schema) RecordName([]byte) (string, error) {
+	if s.title == "" {
+		return "", fmt.Errorf("%w: the JSON schema has no title to name its records", registry.ErrInvalidPayload)
+	}
+	return s.title, nil
 }
 
 // compile runs the compiler, turning a panic inside the library into an

@@ -305,3 +305,16 @@ func wireTypeFits(fd protoreflect.FieldDescriptor, typ protowire.Type) bool {
 	}
 	return typ == protowire.VarintType || packable
 }
+
+// RecordName is the full name of the message the payload's indexes select.
+func (s *Schema) RecordName(payload []byte) (string, error) {
+	idx, _, err := readIndexes(payload)
+	if err != nil {
+		return "", err
+	}
+	md, err := s.messageAt(idx)
+	if err != nil {
+		return "", err
+	}
+	return string(md.FullName()), nil
+}

@@ -1,0 +1,146 @@
+package broker
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	hamba "github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// wire frames a payload in the schema registry wire format.
+func wire(id int, payload []byte) []byte {
+	b := []byte{0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(b[1:], uint32(id))
+	return append(b, payload...)
+}
+
+// TestSchemaValidationOnProduce enables value schema validation on topics
+// and produces valid and invalid records with franz-go: invalid ones fail
+// the batch with INVALID_RECORD and a per-record reason, and nothing of a
+// failed batch is written.
+func TestSchemaValidationOnProduce(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, nil, 1)
+	ctx := env.ctx
+	reg, err := sr.NewClient(sr.URLs("http://" + env.b.RegistryAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orderSchema = `{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"sku","type":"string"}]}`
+	ss, err := reg.CreateSchema(ctx, "orders-value", sr.Schema{Type: sr.TypeAvro, Schema: orderSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := reg.CreateSchema(ctx, "other-value", sr.Schema{Type: sr.TypeAvro, Schema: `"string"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, err := reg.CreateSchema(ctx, "shop.Order", sr.Schema{Type: sr.TypeAvro, Schema: orderSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validated := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true")}
+	if _, err := env.admin.CreateTopic(ctx, 1, -1, validated, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	byRecord := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true"),
+		"confluent.value.subject.name.strategy": kmsg.StringPtr("io.confluent.kafka.serializers.subject.RecordNameStrategy")}
+	if _, err := env.admin.CreateTopic(ctx, 1, -1, byRecord, "orders-by-record"); err != nil {
+		t.Fatal(err)
+	}
+	avroSchema := hamba.MustParse(orderSchema)
+	good, err := hamba.Marshal(avroSchema, map[string]any{"id": int64(7), "sku": "A-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func(topic string, value []byte) error {
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("k"), Value: value}).FirstErr()
+	}
+	if err := produce("orders", wire(ss.ID, good)); err != nil {
+		t.Fatalf("valid record: %v", err)
+	}
+	if err := produce("orders", nil); err != nil {
+		t.Fatalf("tombstone: %v", err)
+	}
+	if err := produce("orders-by-record", wire(byName.ID, good)); err != nil {
+		t.Fatalf("valid record under RecordNameStrategy: %v", err)
+	}
+	bad := map[string][]byte{
+		"unknown id":             wire(99999, good),
+		"id of another subject":  wire(other.ID, good),
+		"truncated payload":      wire(ss.ID, good[:len(good)-2]),
+		"trailing bytes":         wire(ss.ID, append(append([]byte(nil), good...), 1, 2)),
+		"not the wire format":    []byte(`{"id":7,"sku":"A-1"}`),
+		"record name strategy":   nil, // filled below
+	}
+	bad["record name strategy"] = wire(other.ID, []byte{2, 'x'}) // a string schema names no record
+	for name, v := range bad {
+		topic := "orders"
+		if name == "record name strategy" {
+			topic = "orders-by-record"
+		}
+		if err := produce(topic, v); !errors.Is(err, kerr.InvalidRecord) {
+			t.Errorf("%s: produce error %v, want INVALID_RECORD", name, err)
+		}
+	}
+
+	// One bad record fails its whole batch, with a KIP-467 reason naming it.
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "orders"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = recordBatch(t, [][]byte{wire(ss.ID, good), wire(other.ID, good)})
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 1 ||
+		p.ErrorRecords[0].ErrorMessage == nil || !strings.Contains(*p.ErrorRecords[0].ErrorMessage, `not registered under subject "orders-value"`) {
+		t.Fatalf("mixed batch: %+v", p)
+	}
+	end, err := env.admin.ListEndOffsets(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := end.Lookup("orders", 0); o.Offset != 2 {
+		t.Fatalf("orders end offset %d, want 2 (the valid record and the tombstone only)", o.Offset)
+	}
+}
+
+// recordBatch builds an uncompressed magic-2 batch of values.
+func recordBatch(t *testing.T, values [][]byte) []byte {
+	t.Helper()
+	var recs []byte
+	for i, v := range values {
+		r := kmsg.Record{OffsetDelta: int32(i), Key: []byte("k"), Value: v}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(len(values) - 1),
+		FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: int32(len(values)), Records: recs}
+	raw := b.AppendTo(nil)
+	b.Length = int32(len(raw) - 12)
+	raw = b.AppendTo(nil)
+	b.CRC = int32(crc32c(raw[21:]))
+	return b.AppendTo(nil)
+}
+
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
