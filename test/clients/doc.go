@@ -6,7 +6,12 @@
 // contents, offsets and counts. txn_test.go covers transactions: each
 // client's transactional producer (commit, abort, commit), read_committed
 // and read_uncommitted consumers, consume-transform-produce with offsets
-// committed inside the transaction, and zombie fencing.
+// committed inside the transaction, and zombie fencing. registry_test.go
+// drives the broker's schema registry with unchanged third-party clients:
+// @kafkajs/confluent-schema-registry (register, encode, produce, consume,
+// decode for Avro, Protobuf and JSON Schema) and python3-confluent-kafka's
+// SchemaRegistryClient and serializers, checking ids and versions against
+// franz-go's pkg/sr and Confluent's error statuses and codes.
 //
 // A test whose client is not installed is skipped, unless the environment
 // variable RUNNEL_REQUIRE_CLIENTS is set (scripts/test sets it), in which
