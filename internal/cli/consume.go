@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 type consumeOptions struct {
@@ -27,6 +29,8 @@ type consumeOptions struct {
 	formatSet     bool
 	printKey      bool
 	isolation     string
+	schemaMode    string
+	registry      string
 }
 
 func newConsumeCommand(g *globalOptions) *cobra.Command {
@@ -44,13 +48,25 @@ group has no committed offset yet.
 
 By default reading starts at the end of each partition (new records only).
 
+Records written in the schema registry wire format (magic byte 0 and a 4-byte
+schema id, as produce --schema and Confluent serializers write them) are
+printed as JSON: the schema is fetched by id from --registry (once per id)
+and Avro, Protobuf and JSON Schema payloads are decoded. --schema=auto (the
+default) decodes what it can and prints anything else unchanged; --schema
+(on) requires every non-null value to decode and stops with an error
+otherwise; --schema=off prints the bytes as they are. Keys are decoded when
+they are in the wire format. Avro unions print plainly when only that branch
+accepts the value and as {"branch": value} otherwise, so the output can be
+fed back to produce --schema.
+
 ` + formatHelp,
 		Example: `  runnel consume events --from-beginning
   runnel consume events --group audit --max-messages 100
   runnel consume events --partition 2 --offset 1500
   runnel consume events --partition 0 --offset -10       # the last 10 records
   runnel consume events --timestamp 2024-05-01T12:00:00Z --timeout 5s
-  runnel consume events --from-beginning --format '%p:%o %k=%v %h\n'`,
+  runnel consume events --from-beginning --format '%p:%o %k=%v %h\n'
+  runnel consume users --from-beginning --schema --registry http://127.0.0.1:8081`,
 		Args: exactArgs(1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.offsetSet = cmd.Flags().Changed("offset")
@@ -69,6 +85,9 @@ By default reading starts at the end of each partition (new records only).
 	f.StringVarP(&o.format, "format", "f", "%v\\n", "output format; see placeholders above")
 	f.BoolVar(&o.printKey, "print-key", false, `print the key before the value, tab-separated (format "%k\t%v\n")`)
 	f.StringVar(&o.isolation, "isolation", "read_uncommitted", "read_committed hides aborted and open transactions; or read_uncommitted")
+	f.StringVar(&o.schemaMode, "schema", "auto", "decode schema registry wire format: auto, on (--schema alone) or off")
+	f.Lookup("schema").NoOptDefVal = "on"
+	addRegistryFlag(f, &o.registry)
 	return cmd
 }
 
@@ -144,6 +163,10 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, topic 
 	if err != nil {
 		return err
 	}
+	dec, err := newRecordDecoder(o.schemaMode, o.registry, errOut)
+	if err != nil {
+		return err
+	}
 	if err := checkTopicPartition(ctx, g, topic, o.partition); err != nil {
 		return err
 	}
@@ -183,10 +206,18 @@ loop:
 		cancel()
 		var recs []*kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) {
-			if o.maxMessages > 0 && printed >= o.maxMessages {
+			if runErr != nil || (o.maxMessages > 0 && printed >= o.maxMessages) {
 				return
 			}
-			buf = format.Append(buf[:0], r)
+			shown := r
+			if dec != nil {
+				var derr error
+				if shown, derr = dec.record(ctx, r); derr != nil {
+					runErr = fmt.Errorf("partition %d offset %d: %w", r.Partition, r.Offset, derr)
+					return
+				}
+			}
+			buf = format.Append(buf[:0], shown)
 			if _, err := w.Write(buf); err != nil && runErr == nil {
 				runErr = fmt.Errorf("write output: %w", err)
 			}
@@ -262,4 +293,83 @@ func checkTopicPartition(ctx context.Context, g *globalOptions, topic string, pa
 		}
 	}
 	return nil
+}
+
+// recordDecoder turns keys and values in the schema registry wire format
+// into JSON for consume.
+type recordDecoder struct {
+	strict bool // --schema on: every non-null value must decode
+	res    *schemaResolver
+	errOut io.Writer
+	// down is set in auto mode once the registry cannot be reached, so
+	// the rest is printed raw without a request per record.
+	down bool
+}
+
+// newRecordDecoder returns the decoder for --schema mode, or nil for off.
+func newRecordDecoder(mode, registryURL string, errOut io.Writer) (*recordDecoder, error) {
+	var strict bool
+	switch strings.ToLower(mode) {
+	case "off", "false", "no":
+		return nil, nil
+	case "auto":
+	case "on", "true", "yes":
+		strict = true
+	default:
+		return nil, fmt.Errorf("--schema %q: want auto, on or off", mode)
+	}
+	res, err := newSchemaResolver(registryURL)
+	if err != nil {
+		return nil, err
+	}
+	return &recordDecoder{strict: strict, res: res, errOut: errOut}, nil
+}
+
+// record returns r with its key and value decoded where they are in the
+// wire format (a shallow copy; r is not changed).
+func (d *recordDecoder) record(ctx context.Context, r *kgo.Record) (*kgo.Record, error) {
+	key, err := d.decode(ctx, r.Key, "key", false)
+	if err != nil {
+		return nil, err
+	}
+	value, err := d.decode(ctx, r.Value, "value", d.strict && r.Value != nil)
+	if err != nil {
+		return nil, err
+	}
+	out := *r
+	out.Key, out.Value = key, value
+	return &out, nil
+}
+
+func (d *recordDecoder) decode(ctx context.Context, b []byte, what string, required bool) ([]byte, error) {
+	id, payload, ok := splitWire(b)
+	if !ok {
+		if required {
+			return nil, fmt.Errorf("%s is not in the schema registry wire format (magic byte 0, then a 4-byte schema id); use --schema=auto to print such records as they are", what)
+		}
+		return b, nil
+	}
+	if d.down && !d.strict {
+		return b, nil
+	}
+	c, err := d.res.forID(ctx, id)
+	if err != nil {
+		if d.strict {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		var re *sr.ResponseError
+		if !errors.As(err, &re) && ctx.Err() == nil {
+			d.down = true
+			fmt.Fprintf(d.errOut, "Not decoding schema ids: %v\n", err)
+		}
+		return b, nil
+	}
+	out, err := c.decode(payload)
+	if err != nil {
+		if d.strict {
+			return nil, fmt.Errorf("%s with schema id %d: %w", what, id, err)
+		}
+		return b, nil
+	}
+	return out, nil
 }

@@ -66,6 +66,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newGroupCommand(g),
 		newTxnCommand(g),
 		newBenchCommand(g),
+		newSchemaCommand(g),
 	)
 	wrapErrors(root, g)
 	return root
