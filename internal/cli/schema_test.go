@@ -544,6 +544,30 @@ message Order {
 		}
 	})
 
+	t.Run("avro reference", func(t *testing.T) {
+		createTopic(t, ctx, adm, "priced", 1)
+		money := `{"type":"record","name":"Money","namespace":"fin","fields":[{"name":"cents","type":"long"}]}`
+		priced := `{"type":"record","name":"Priced","namespace":"shop","fields":[{"name":"price","type":"fin.Money"}]}`
+		if _, _, err := runLive(t, addr, "schema", "register", "money-value", "--schema", money); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := runLive(t, addr, "schema", "register", "priced-value", "--schema", priced, "--ref", "fin.Money=money-value:latest")
+		if err != nil || !strings.Contains(out, "version 1") {
+			t.Fatalf("register with reference: %q %v", out, err)
+		}
+		if out, _, _ := runLive(t, addr, "schema", "get", "priced-value"); !strings.Contains(out, "References: fin.Money = money-value version 1") {
+			t.Fatalf("get shows no reference:\n%s", out)
+		}
+		line := `{"price":{"cents":250}}`
+		if _, stderr, err := runWithInput(t, addr, line+"\n", "produce", "priced", "--schema", "priced-value"); err != nil {
+			t.Fatalf("produce: %v\n%s", err, stderr)
+		}
+		out, _, err = runLive(t, addr, "consume", "priced", "--from-beginning", "-n", "1", "--schema")
+		if err != nil || out != line+"\n" {
+			t.Fatalf("consume: %q %v", out, err)
+		}
+	})
+
 	t.Run("strict consume of plain records", func(t *testing.T) {
 		createTopic(t, ctx, adm, "plain", 1)
 		if _, _, err := runWithInput(t, addr, "hello\n", "produce", "plain"); err != nil {
