@@ -2,13 +2,18 @@ package protobuf
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
+	"strings"
 
 	"github.com/bufbuild/protocompile"
 	"github.com/bufbuild/protocompile/linker"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/runnel-dev/runnel/internal/registry"
 )
@@ -48,12 +53,37 @@ func (Format) Parse(text string, refs []registry.ResolvedReference) (registry.Sc
 		return nil, err
 	}
 	root := rootName(sources)
-	sources[root] = text
+	// Confluent's serializers register a schema as a base64-encoded
+	// FileDescriptorProto; the registry accepts that as well as .proto text
+	// (and serves it back rendered as .proto text).
+	var rootProto *descriptorpb.FileDescriptorProto
+	if fdp := decodeDescriptor(text); fdp != nil {
+		if fdp.GetName() == "" {
+			fdp.Name = proto.String(root)
+		}
+		root, rootProto = fdp.GetName(), fdp
+	} else {
+		sources[root] = text
+	}
+	resolve := protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
+		if rootProto != nil && path == root {
+			return protocompile.SearchResult{Proto: rootProto}, nil
+		}
+		src, ok := sources[path]
+		if !ok {
+			return protocompile.SearchResult{}, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+		}
+		if fdp := decodeDescriptor(src); fdp != nil {
+			if fdp.GetName() == "" {
+				fdp.Name = proto.String(path)
+			}
+			return protocompile.SearchResult{Proto: fdp}, nil
+		}
+		return protocompile.SearchResult{Source: strings.NewReader(src)}, nil
+	})
 
 	c := protocompile.Compiler{
-		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-			Accessor: protocompile.SourceAccessorFromMap(sources),
-		}),
+		Resolver:       protocompile.WithStandardImports(resolve),
 		MaxParallelism: 1,
 		SourceInfoMode: protocompile.SourceInfoNone,
 	}
@@ -151,3 +181,43 @@ func (s *Schema) Normalized() string { return s.normalized }
 
 // File returns the compiled file descriptor.
 func (s *Schema) File() protoreflect.FileDescriptor { return s.file }
+
+// decodeDescriptor reads text as a base64-encoded FileDescriptorProto, or
+// returns nil if it is not one (.proto source never decodes as base64 into
+// a descriptor that names a file, a package or a type).
+func decodeDescriptor(text string) *descriptorpb.FileDescriptorProto {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	fdp := &descriptorpb.FileDescriptorProto{}
+	if err := proto.Unmarshal(raw, fdp); err != nil {
+		return nil
+	}
+	if fdp.GetName() == "" && fdp.GetPackage() == "" && len(fdp.GetMessageType()) == 0 && len(fdp.GetEnumType()) == 0 {
+		return nil
+	}
+	// protoc fills in every field's json_name; some runtimes leave it
+	// unset or "" where they mean the default, which the compiler would take
+	// for a custom name.
+	for _, m := range fdp.GetMessageType() {
+		clearEmptyJSONNames(m)
+	}
+	for _, x := range fdp.GetExtension() {
+		if x.GetJsonName() == "" {
+			x.JsonName = proto.String(defaultJSONName(x.GetName()))
+		}
+	}
+	return fdp
+}
+
+func clearEmptyJSONNames(m *descriptorpb.DescriptorProto) {
+	for _, f := range append(m.GetField(), m.GetExtension()...) {
+		if f.GetJsonName() == "" {
+			f.JsonName = proto.String(defaultJSONName(f.GetName()))
+		}
+	}
+	for _, n := range m.GetNestedType() {
+		clearEmptyJSONNames(n)
+	}
+}

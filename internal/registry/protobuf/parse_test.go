@@ -1,10 +1,14 @@
 package protobuf
 
 import (
+	"encoding/base64"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/runnel-dev/runnel/internal/registry"
 )
@@ -263,5 +267,40 @@ message A { string x = 1 [(pii) = "yes"]; B b = 2; message B {} }`)
 		if !strings.Contains(s.Canonical(), want) {
 			t.Errorf("canonical lacks %q:\n%s", want, s.Canonical())
 		}
+	}
+}
+
+// TestParseBase64Descriptor accepts a schema sent as a base64-encoded
+// FileDescriptorProto, as Confluent's serializers register it, and gives
+// the same canonical text as the equivalent .proto source.
+func TestParseBase64Descriptor(t *testing.T) {
+	// FileDescriptorProto{name: "user.proto", syntax: "proto3",
+	// message User { string name = 1; }}
+	const b64 = "Cgp1c2VyLnByb3RvIhQKBFVzZXISDAoEbmFtZRgBIAEoCWIGcHJvdG8z"
+	fromDesc, err := New().Parse(b64, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromText, err := New().Parse("syntax = \"proto3\";\nmessage User { string name = 1; }\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromDesc.Canonical() != fromText.Canonical() {
+		t.Fatalf("canonical texts differ:\n%s\n---\n%s", fromDesc.Canonical(), fromText.Canonical())
+	}
+	// Runtimes that build descriptors themselves may leave json_name unset
+	// or empty; that means the default name, not a custom "" one.
+	field := func(name string, n int32, json *string) *descriptorpb.FieldDescriptorProto {
+		return &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(n), JsonName: json,
+			Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()}
+	}
+	bare, _ := proto.Marshal(&descriptorpb.FileDescriptorProto{Name: proto.String("order.proto"), Syntax: proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Order"),
+			Field: []*descriptorpb.FieldDescriptorProto{field("id", 1, proto.String("")), field("sku", 2, nil)}}}})
+	if _, err := New().Parse(base64.StdEncoding.EncodeToString(bare), nil); err != nil {
+		t.Fatalf("descriptor without json names: %v", err)
+	}
+	if _, err := New().Parse("bm90IGEgZGVzY3JpcHRvcg==", nil); !errors.Is(err, registry.ErrInvalidSchema) {
+		t.Fatalf("base64 that is not a descriptor: %v, want ErrInvalidSchema", err)
 	}
 }
