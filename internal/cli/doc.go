@@ -1,5 +1,5 @@
 // Package cli builds the runnel command line: the server entry point
-// (runnel serve) and the client commands (topic, produce, consume, group, txn,
+// (runnel serve) and the client commands (topic, produce, consume, group, txn, schema,
 // bench) that talk to any Kafka-compatible cluster through franz-go.
 //
 // The package owns flag parsing, human-readable output and error messages.
