@@ -5,6 +5,10 @@ import (
 	"strings"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/functions"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 )
 
@@ -71,6 +75,9 @@ type compiled struct {
 	guard cel.Program
 	body  cel.Program
 	err   error
+	// loops is set when guard or body has a comprehension: only those
+	// check the context while they run, so only they pay for ContextEval.
+	loops bool
 }
 
 // program returns the cached programs of (typ, kind, expr), compiling them
@@ -102,7 +109,8 @@ func (e *Engine) compile(typ, kind, expr string) *compiled {
 	guard, body, hasGuard := splitGuard(expr)
 	c := &compiled{}
 	if hasGuard && strings.TrimSpace(guard) != "" {
-		p, err := e.compileOne(env, guard, true)
+		p, loops, err := e.compileOne(env, guard, true)
+		c.loops = c.loops || loops
 		if err != nil {
 			c.err = fmt.Errorf("%w: guard %q: %w", ErrCompile, strings.TrimSpace(guard), err)
 			return c
@@ -113,7 +121,8 @@ func (e *Engine) compile(typ, kind, expr string) *compiled {
 		c.err = fmt.Errorf("%w: the expression after the guard is empty", ErrCompile)
 		return c
 	}
-	p, err := e.compileOne(env, body, kind == KindCondition)
+	p, loops, err := e.compileOne(env, body, kind == KindCondition)
+	c.loops = c.loops || loops
 	if err != nil {
 		c.err = fmt.Errorf("%w: %w", ErrCompile, err)
 		return c
@@ -124,22 +133,67 @@ func (e *Engine) compile(typ, kind, expr string) *compiled {
 
 // compileOne compiles one expression; wantBool rejects an expression whose
 // type is known and not bool.
-func (e *Engine) compileOne(env *cel.Env, expr string, wantBool bool) (cel.Program, error) {
-	ast, iss := env.Compile(expr)
+func (e *Engine) compileOne(env *cel.Env, expr string, wantBool bool) (cel.Program, bool, error) {
+	a, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
-		return nil, iss.Err()
+		return nil, false, iss.Err()
 	}
 	if wantBool {
-		t := ast.OutputType()
+		t := a.OutputType()
 		if !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
-			return nil, fmt.Errorf("a condition must be a bool, %q is a %s", strings.TrimSpace(expr), t)
+			return nil, false, fmt.Errorf("a condition must be a bool, %q is a %s", strings.TrimSpace(expr), t)
 		}
 	}
-	return env.Program(ast,
+	loops := false
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(x celast.Expr) {
+		if x.Kind() == celast.ComprehensionKind {
+			loops = true
+		}
+	}))
+	p, err := env.Program(a,
 		cel.EvalOptions(cel.OptOptimize),
 		cel.CostLimit(e.costLimit),
 		cel.InterruptCheckFrequency(interruptEvery),
+		cel.Functions(boundedReplace(e.maxString)...),
 	)
+	return p, loops, err
+}
+
+// boundedReplace overrides the strings extension's replace, whose result
+// can be the square of its input (and nested, far more): a result longer
+// than maxLen bytes is an error before it is built.
+func boundedReplace(maxLen int) []*functions.Overload {
+	do := func(s, old, repl string, n int) ref.Val {
+		count := strings.Count(s, old) // len(runes)+1 for an empty old
+		if n >= 0 && n < count {
+			count = n
+		}
+		if size := len(s) + count*(len(repl)-len(old)); size > maxLen {
+			return types.NewErr("replace would build a string of %d bytes, over the %d-byte limit", size, maxLen)
+		}
+		return types.String(strings.Replace(s, old, repl, n))
+	}
+	return []*functions.Overload{
+		{Operator: "string_replace_string_string", Function: func(args ...ref.Val) ref.Val {
+			s, ok1 := args[0].(types.String)
+			old, ok2 := args[1].(types.String)
+			repl, ok3 := args[2].(types.String)
+			if !ok1 || !ok2 || !ok3 {
+				return types.NewErr("no such overload: replace")
+			}
+			return do(string(s), string(old), string(repl), -1)
+		}},
+		{Operator: "string_replace_string_string_int", Function: func(args ...ref.Val) ref.Val {
+			s, ok1 := args[0].(types.String)
+			old, ok2 := args[1].(types.String)
+			repl, ok3 := args[2].(types.String)
+			n, ok4 := args[3].(types.Int)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
+				return types.NewErr("no such overload: replace")
+			}
+			return do(string(s), string(old), string(repl), int(n))
+		}},
+	}
 }
 
 // splitGuard splits "guard ; expr" at the first ';' outside a string or

@@ -59,13 +59,15 @@
 // path (tags embedded in the schema: Avro and JSON Schema "confluent:tags",
 // Protobuf (confluent.field_meta).tags) united with those of every
 // metadata.tags entry whose key matches the path, or matches "$."+path (the
-// JSON Schema form Confluent uses). Keys use Confluent's wildcards: '?' is
-// one character and '*' any run of characters, both within one path
-// segment, and '**' any run across segments ("**.ssn" matches an ssn field
-// at any depth, since "$.ssn" is tried for a top-level one; "address.*" the fields of
-// address). MatchPath exposes
-// the matcher, so a caller that knows the schema's record names can apply
-// Confluent's qualified keys ("com.acme.Customer.ssn") in its FieldTags.
+// JSON Schema form Confluent uses). Keys use Confluent's wildcards: '?'
+// is one character and '*' any run of characters, both within one path
+// segment, and '**' any run across segments: "**.ssn" matches an ssn field
+// at any depth (a top-level one through "$.ssn"), "address.*" the fields of
+// address. MatchPath exposes the matcher, so a caller that knows the
+// schema's record names can apply Confluent's qualified keys
+// ("com.acme.Customer.ssn") in its FieldTags. An Avro or Protobuf map
+// decodes like a record, so its entries are visited as fields named by
+// their keys.
 //
 // # Numbers
 //
@@ -80,9 +82,14 @@
 //
 // # Cost
 //
-// Every evaluation runs with a cel-go cost limit (Options.CostLimit) and
-// checks its context in comprehensions, so a pathological expression fails
-// with an error outcome instead of holding a produce request. Expressions
-// are limited in size and regular expressions in program size at compile
-// time; regular expressions are RE2 (linear time).
+// Every evaluation runs with a cel-go cost limit (Options.CostLimit), and
+// an expression with a comprehension checks its context while it loops, so
+// a pathological expression fails with an error outcome instead of holding
+// a produce request. replace() refuses to build a string over
+// Options.MaxStringLen (it is the one function whose output can be the
+// square of its input, before the cost tracker sees it). Expressions are
+// limited in size and regular expressions in program size at compile time;
+// regular expressions are RE2 (linear time). Functions: standard CEL, the
+// strings, encoders, math and sets extensions, and Confluent's isEmail,
+// isHostname, isIpv4, isIpv6, isUri, isUriRef and isUuid.
 package rules

@@ -177,6 +177,8 @@ var (
 	ErrUnsupportedType = errors.New("rules: unsupported rule type")
 	// ErrCompile means a rule's expression does not compile.
 	ErrCompile = errors.New("rules: expression does not compile")
+	// ErrInvalidOptions means NewEngine was given bad Options.
+	ErrInvalidOptions = errors.New("rules: invalid options")
 	// ErrInvalidMode means Check or Migrate was called with a mode it does
 	// not run.
 	ErrInvalidMode = errors.New("rules: invalid mode")
@@ -194,15 +196,20 @@ type Options struct {
 	// MaxPrograms bounds the compiled-program cache (emptied when full);
 	// DefaultMaxPrograms when 0.
 	MaxPrograms int
+	// MaxStringLen bounds the string a replace() may build, in bytes (the
+	// one string function whose output can outgrow its input by more than
+	// a constant); DefaultMaxStringLen when 0.
+	MaxStringLen int
 	// Logger receives the engine's logs; discarded when nil.
 	Logger *slog.Logger
 }
 
 // Defaults for Options.
 const (
-	DefaultCostLimit   = 1_000_000
-	DefaultMaxExprLen  = 16 << 10
-	DefaultMaxPrograms = 4096
+	DefaultCostLimit    = 1_000_000
+	DefaultMaxExprLen   = 16 << 10
+	DefaultMaxPrograms  = 4096
+	DefaultMaxStringLen = 4 << 20
 )
 
 // Engine evaluates data contract rules. It is safe for concurrent use;
@@ -210,6 +217,7 @@ const (
 type Engine struct {
 	costLimit   uint64
 	maxPrograms int
+	maxString   int
 	log         *slog.Logger
 	msgEnv      envs
 	fieldEnv    envs
@@ -220,17 +228,21 @@ type Engine struct {
 
 // NewEngine builds an Engine. It fails only if opts are invalid.
 func NewEngine(opts Options) (*Engine, error) {
-	if opts.MaxExprLen < 0 || opts.MaxPrograms < 0 {
-		return nil, fmt.Errorf("%w: MaxExprLen and MaxPrograms must not be negative", ErrInvalidRule)
+	if opts.MaxExprLen < 0 || opts.MaxPrograms < 0 || opts.MaxStringLen < 0 {
+		return nil, fmt.Errorf("%w: MaxExprLen, MaxPrograms and MaxStringLen must not be negative", ErrInvalidOptions)
 	}
 	e := &Engine{
 		costLimit:   opts.CostLimit,
 		maxPrograms: opts.MaxPrograms,
+		maxString:   opts.MaxStringLen,
 		log:         opts.Logger,
 		cache:       make(map[progKey]*compiled),
 	}
 	if e.costLimit == 0 {
 		e.costLimit = DefaultCostLimit
+	}
+	if e.maxString == 0 {
+		e.maxString = DefaultMaxStringLen
 	}
 	if e.maxPrograms == 0 {
 		e.maxPrograms = DefaultMaxPrograms

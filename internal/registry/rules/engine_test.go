@@ -5,7 +5,10 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+
+	"cel.dev/cel-go/common/types"
 
 	"github.com/runnel-dev/runnel/internal/registry"
 )
@@ -789,5 +792,74 @@ func TestStatusString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), want)
 		}
+	}
+}
+
+func TestReplaceBounded(t *testing.T) {
+	e := newEngine(t, Options{MaxStringLen: 1 << 16})
+	v := map[string]any{"s": strings.Repeat("a", 100)}
+	rs := &registry.RuleSet{DomainRules: []registry.Rule{
+		with(cond("square", "message.s.replace('a', message.s).size() == 10000"), func(r *registry.Rule) { r.OnFailure = "NONE" }),
+		with(cond("fourth power", "message.s.replace('a', message.s).replace('a', message.s.replace('a', message.s)).size() > 0"), func(r *registry.Rule) { r.OnFailure = "NONE" }),
+		cond("n", "'hello hello'.replace('he', 'we', 1) == 'wello hello' && 'ab'.replace('', '_') == '_a_b_'"),
+	}}
+	res, err := e.Check(context.Background(), rs, nil, ModeWrite, v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutcomes(t, res.Outcomes, []want{
+		{rule: "square", status: StatusPassed, action: ActionNone},
+		{rule: "fourth power", status: StatusError, action: ActionNone, msg: "over the 65536-byte limit"},
+		{rule: "n", status: StatusPassed, action: ActionNone},
+	})
+}
+
+func TestDeadlineInterruptsComprehension(t *testing.T) {
+	e := newEngine(t, Options{CostLimit: 1 << 62})
+	list := make([]any, 2000)
+	for i := range list {
+		list[i] = int64(i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Check refuses a cancelled context outright; evaluate directly to see
+	// the comprehension notice it.
+	c := e.program(TypeCEL, KindCondition, "message.xs.all(x, message.xs.all(y, message.xs.all(z, x + y + z >= 0)))")
+	if c.err != nil || !c.loops {
+		t.Fatalf("compiled = %+v", c)
+	}
+	_, msg := eval(ctx, c.body, c.loops, &msgActivation{message: types.DefaultTypeAdapter.NativeToValue(map[string]any{"xs": list})})
+	if !strings.Contains(msg, "cancel") {
+		t.Errorf("eval under a cancelled context: %q, want an interruption", msg)
+	}
+}
+
+func TestConcurrentChecks(t *testing.T) {
+	e := newEngine(t, Options{})
+	md := &registry.Metadata{Tags: map[string][]string{"**.ssn": {"PII"}}}
+	rs := &registry.RuleSet{DomainRules: []registry.Rule{
+		cond("qty", "message.qty > 0"),
+		{Name: "mask", Kind: KindTransform, Mode: "WRITE", Type: TypeCELField, Tags: []string{"PII"}, Expr: "'XXX'"},
+	}}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				res, err := e.Check(context.Background(), rs, md, ModeWrite, order(), nil)
+				if err != nil || res.Action() != ActionNone || !res.Transformed {
+					t.Errorf("Check = %+v, %v", res, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestNewEngineOptions(t *testing.T) {
+	if _, err := NewEngine(Options{MaxStringLen: -1}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("NewEngine(negative) err = %v", err)
 	}
 }

@@ -32,13 +32,21 @@ func (a *msgActivation) Parent() interpreter.Activation { return nil }
 // eval runs p and returns its result, or an error message; it never
 // panics (cel-go reports errors as values; a panic in a function binding
 // is recovered here as the last line of defence).
-func eval(ctx context.Context, p cel.Program, act interpreter.Activation) (out ref.Val, errMsg string) {
+func eval(ctx context.Context, p cel.Program, loops bool, act interpreter.Activation) (out ref.Val, errMsg string) {
 	defer func() {
 		if r := recover(); r != nil {
 			out, errMsg = nil, fmt.Sprintf("evaluation panicked: %v", r)
 		}
 	}()
-	v, _, err := p.ContextEval(ctx, act)
+	var v ref.Val
+	var err error
+	if loops && ctx.Done() != nil {
+		// Only comprehensions check for interruption; the cost limit bounds
+		// every expression either way.
+		v, _, err = p.ContextEval(ctx, act)
+	} else {
+		v, _, err = p.Eval(act)
+	}
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -58,14 +66,14 @@ func eval(ctx context.Context, p cel.Program, act interpreter.Activation) (out r
 // the rule: skipped is true), then the body.
 func runGuarded(ctx context.Context, c *compiled, act interpreter.Activation) (out ref.Val, skipped bool, errMsg string) {
 	if c.guard != nil {
-		g, msg := eval(ctx, c.guard, act)
+		g, msg := eval(ctx, c.guard, c.loops, act)
 		if msg != "" || g != types.True {
 			// As in Confluent's executors, a guard that errors counts as
 			// false: the rule does not apply.
 			return nil, true, ""
 		}
 	}
-	out, errMsg = eval(ctx, c.body, act)
+	out, errMsg = eval(ctx, c.body, c.loops, act)
 	return out, false, errMsg
 }
 
@@ -171,6 +179,15 @@ func toNativeDepth(v ref.Val, depth int) (any, error) {
 	return nil, fmt.Errorf("a %s is not a record value", v.Type().TypeName())
 }
 
+// typeNameVals are the typeName values as CEL strings.
+var typeNameVals = map[string]ref.Val{}
+
+func init() {
+	for _, n := range []string{"STRING", "LONG", "INT", "DOUBLE", "FLOAT", "BOOLEAN", "BYTES"} {
+		typeNameVals[n] = types.String(n)
+	}
+}
+
 // Ensure a field activation resolves only declared names.
 var _ interpreter.Activation = (*fieldActivation)(nil)
 
@@ -197,6 +214,10 @@ func (a *fieldActivation) ResolveName(name string) (any, bool) {
 	case varFullName:
 		return a.fullName, true
 	case varTypeName:
+		// Interned: no conversion per field.
+		if v, ok := typeNameVals[a.typeName]; ok {
+			return v, true
+		}
 		return a.typeName, true
 	case varTags:
 		if !a.tagsDone {
