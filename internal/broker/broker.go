@@ -27,6 +27,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/objstore"
 	"github.com/runnel-dev/runnel/internal/protocol"
 	"github.com/runnel-dev/runnel/internal/registry"
+	"github.com/runnel-dev/runnel/internal/registry/rules"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -49,6 +50,7 @@ type Broker struct {
 	httpSrv *http.Server
 
 	schemas     *registry.Registry
+	ruleEngine  *rules.Engine
 	registryLn  net.Listener
 	registrySrv *http.Server
 
@@ -123,7 +125,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		Client:             b.cli,
 		Store:              b.store,
 		Logger:             log,
-		Contracts:          newContracts(b.schemas),
+		Contracts:          newContracts(b.schemas, b.ruleEngine),
 		FlushBytes:         int(cfg.Flush.Bytes),
 		FlushLinger:        cfg.Flush.Linger,
 		CacheBytes:         cfg.Cache.MemoryBytes,

@@ -11,7 +11,14 @@ package broker
 //     subject name strategy gives: <topic>-key / <topic>-value
 //     (TopicNameStrategy), the record's name (RecordNameStrategy) or
 //     <topic>-<record name> (TopicRecordNameStrategy);
-//   - decode fully against that schema.
+//   - decode fully against that schema;
+//   - pass the domain rules of the schema's data contract (CEL and
+//     CEL_FIELD, mode WRITE or WRITEREAD), evaluated with
+//     internal/registry/rules. A failing rule whose action is ERROR fails
+//     the record; NONE lets it through. DLQ routing is not available yet:
+//     a record a rule would send to a dead-letter topic is rejected like
+//     ERROR, saying so, so nothing is dropped silently. TRANSFORM rules are
+//     evaluated for their errors only; records are stored as sent.
 //
 // A record that fails makes the batch fail with INVALID_RECORD, with one
 // KIP-467 record error per failing record saying why; nothing of the batch
@@ -29,6 +36,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/registry"
+	"github.com/runnel-dev/runnel/internal/registry/rules"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -42,8 +50,9 @@ const registryLookupTimeout = 5 * time.Second
 
 // contracts implements stream.ContractChecker on the schema registry.
 type contracts struct {
-	reg *registry.Registry
-	now func() time.Time
+	reg   *registry.Registry
+	rules *rules.Engine
+	now   func() time.Time
 
 	mu    sync.Mutex
 	cache map[int]cachedSchema
@@ -56,8 +65,8 @@ type cachedSchema struct {
 	fetched time.Time
 }
 
-func newContracts(reg *registry.Registry) *contracts {
-	return &contracts{reg: reg, now: time.Now, cache: map[int]cachedSchema{}}
+func newContracts(reg *registry.Registry, eng *rules.Engine) *contracts {
+	return &contracts{reg: reg, rules: eng, now: time.Now, cache: map[int]cachedSchema{}}
 }
 
 var _ stream.ContractChecker = (*contracts)(nil)
@@ -110,10 +119,32 @@ func (c *contracts) check(topic, part, strategy string, b []byte, null bool) str
 	if version == 0 {
 		return fmt.Sprintf("the %s's schema id %d is not registered under subject %q", part, id, subject)
 	}
-	if _, err := s.Decode(payload); err != nil {
+	value, err := s.Decode(payload)
+	if err != nil {
 		return fmt.Sprintf("the %s does not match schema id %d (%s version %d): %v", part, id, subject, version, err)
 	}
-	return ""
+	if info.RuleSet == nil || len(info.RuleSet.DomainRules) == 0 {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), registryLookupTimeout)
+	defer cancel()
+	res, err := c.rules.Check(ctx, info.RuleSet, info.Metadata, rules.ModeWrite, value, nil)
+	if err != nil {
+		return fmt.Sprintf("the %s's data contract (%s version %d) could not be evaluated: %v", part, subject, version, err)
+	}
+	o, failed := res.Failure()
+	if !failed {
+		return ""
+	}
+	where := ""
+	if o.Field != "" {
+		where = " on field " + o.Field
+	}
+	msg := fmt.Sprintf("the %s failed rule %q of %s version %d%s: %s", part, o.Rule, subject, version, where, o.Message)
+	if o.Action == rules.ActionDLQ {
+		msg += " (the rule asks for a dead-letter topic, which this broker does not route to yet; the record is rejected)"
+	}
+	return msg
 }
 
 // lookup returns a schema by id, from the cache while it is fresh.

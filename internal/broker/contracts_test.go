@@ -2,8 +2,8 @@ package broker
 
 import (
 	"encoding/binary"
-	"hash/crc32"
 	"errors"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -78,12 +78,12 @@ func TestSchemaValidationOnProduce(t *testing.T) {
 		t.Fatalf("valid record under RecordNameStrategy: %v", err)
 	}
 	bad := map[string][]byte{
-		"unknown id":             wire(99999, good),
-		"id of another subject":  wire(other.ID, good),
-		"truncated payload":      wire(ss.ID, good[:len(good)-2]),
-		"trailing bytes":         wire(ss.ID, append(append([]byte(nil), good...), 1, 2)),
-		"not the wire format":    []byte(`{"id":7,"sku":"A-1"}`),
-		"record name strategy":   nil, // filled below
+		"unknown id":            wire(99999, good),
+		"id of another subject": wire(other.ID, good),
+		"truncated payload":     wire(ss.ID, good[:len(good)-2]),
+		"trailing bytes":        wire(ss.ID, append(append([]byte(nil), good...), 1, 2)),
+		"not the wire format":   []byte(`{"id":7,"sku":"A-1"}`),
+		"record name strategy":  nil, // filled below
 	}
 	bad["record name strategy"] = wire(other.ID, []byte{2, 'x'}) // a string schema names no record
 	for name, v := range bad {
@@ -144,3 +144,73 @@ func recordBatch(t *testing.T, values [][]byte) []byte {
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+
+// TestDataContractRulesOnProduce registers a schema whose data contract
+// has CEL and CEL_FIELD conditions; records that break them are rejected
+// with INVALID_RECORD naming the rule, the others are accepted.
+func TestDataContractRulesOnProduce(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, nil, 1)
+	ctx := env.ctx
+	reg, err := sr.NewClient(sr.URLs("http://" + env.b.RegistryAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const schema = `{"type":"record","name":"Payment","fields":[{"name":"id","type":"long"},{"name":"amount","type":"double"},{"name":"email","type":"string"}]}`
+	ss, err := reg.CreateSchema(ctx, "payments-value", sr.Schema{Type: sr.TypeAvro, Schema: schema,
+		SchemaMetadata: &sr.SchemaMetadata{Tags: map[string][]string{"email": {"PII"}}},
+		SchemaRuleSet: &sr.SchemaRuleSet{DomainRules: []sr.SchemaRule{
+			{Name: "positiveAmount", Kind: sr.SchemaRuleKindCondition, Mode: sr.SchemaRuleModeWrite, Type: "CEL",
+				Expr: "message.amount > 0", OnFailure: "ERROR"},
+			{Name: "validEmail", Kind: sr.SchemaRuleKindCondition, Mode: sr.SchemaRuleModeWrite, Type: "CEL_FIELD",
+				Tags: []string{"PII"}, Expr: "value.contains('@')", OnFailure: "ERROR"},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true")}
+	if _, err := env.admin.CreateTopic(ctx, 1, -1, topic, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	avroSchema := hamba.MustParse(schema)
+	send := func(amount float64, email string) *kmsg.ProduceResponseTopicPartition {
+		t.Helper()
+		payload, err := hamba.Marshal(avroSchema, map[string]any{"id": int64(1), "amount": amount, "email": email})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "payments"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = recordBatch(t, [][]byte{wire(ss.ID, payload)})
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &resp.Topics[0].Partitions[0]
+	}
+	if p := send(12.5, "a@b.c"); p.ErrorCode != 0 {
+		t.Fatalf("a valid payment: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	for _, tc := range []struct {
+		name, email, rule string
+		amount           float64
+	}{
+		{"negative amount", "a@b.c", "positiveAmount", -1},
+		{"bad email", "nobody", "validEmail", 3},
+	} {
+		p := send(tc.amount, tc.email)
+		if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].ErrorMessage == nil ||
+			!strings.Contains(*p.ErrorRecords[0].ErrorMessage, `rule "`+tc.rule+`"`) {
+			t.Errorf("%s: %v %+v", tc.name, kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/registry/avro"
 	"github.com/runnel-dev/runnel/internal/registry/jsonschema"
 	"github.com/runnel-dev/runnel/internal/registry/protobuf"
+	"github.com/runnel-dev/runnel/internal/registry/rules"
 )
 
 // openRegistry opens the schema registry on this broker's etcd, with the
@@ -25,7 +26,12 @@ func (b *Broker) openRegistry() error {
 	if err != nil {
 		return fmt.Errorf("broker: schema registry: %w", err)
 	}
-	b.schemas = reg
+	eng, err := rules.NewEngine(rules.Options{Logger: b.log.With("component", "rules")})
+	if err != nil {
+		reg.Close()
+		return fmt.Errorf("broker: data contract rules: %w", err)
+	}
+	b.schemas, b.ruleEngine = reg, eng
 	return nil
 }
 
