@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("runnel: serving", "kafka", b.KafkaAddr(), "http", b.HTTPAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
+	log.Info("runnel: serving", "kafka", b.KafkaAddr(), "http", b.HTTPAddr(), "registry", b.RegistryAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
 	<-ctx.Done()
 	log.Info("runnel: shutting down")
 	return b.Close()
