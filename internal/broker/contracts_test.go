@@ -202,7 +202,7 @@ func TestDataContractRulesOnProduce(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, email, rule string
-		amount           float64
+		amount            float64
 	}{
 		{"negative amount", "a@b.c", "positiveAmount", -1},
 		{"bad email", "nobody", "validEmail", 3},
@@ -212,5 +212,29 @@ func TestDataContractRulesOnProduce(t *testing.T) {
 			!strings.Contains(*p.ErrorRecords[0].ErrorMessage, `rule "`+tc.rule+`"`) {
 			t.Errorf("%s: %v %+v", tc.name, kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
 		}
+	}
+}
+
+// TestRuleSetCompiledAtRegistration refuses a schema whose CEL rule does
+// not compile (422, error code 42201), and stores rules of other types
+// verbatim.
+func TestRuleSetCompiledAtRegistration(t *testing.T) {
+	env := newTestEnv(t, 30*time.Second, nil, 1)
+	reg, err := sr.NewClient(sr.URLs("http://" + env.b.RegistryAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := func(rule sr.SchemaRule) sr.Schema {
+		return sr.Schema{Type: sr.TypeAvro, Schema: `"string"`, SchemaRuleSet: &sr.SchemaRuleSet{DomainRules: []sr.SchemaRule{rule}}}
+	}
+	_, err = reg.CreateSchema(env.ctx, "broken-value", schema(sr.SchemaRule{Name: "broken", Kind: sr.SchemaRuleKindCondition,
+		Mode: sr.SchemaRuleModeWrite, Type: "CEL", Expr: "message.(("}))
+	var re *sr.ResponseError
+	if !errors.As(err, &re) || re.ErrorCode != 42201 {
+		t.Fatalf("a rule that does not compile: %v, want error code 42201", err)
+	}
+	if _, err := reg.CreateSchema(env.ctx, "other-value", schema(sr.SchemaRule{Name: "encrypt", Kind: sr.SchemaRuleKindTransform,
+		Mode: sr.SchemaRuleModeWriteRead, Type: "ENCRYPT", Tags: []string{"PII"}})); err != nil {
+		t.Fatalf("a rule of a type clients run: %v", err)
 	}
 }

@@ -18,18 +18,18 @@ import (
 // openRegistry opens the schema registry on this broker's etcd, with the
 // Avro, Protobuf and JSON Schema formats.
 func (b *Broker) openRegistry() error {
+	eng, err := rules.NewEngine(rules.Options{Logger: b.log.With("component", "rules")})
+	if err != nil {
+		return fmt.Errorf("broker: data contract rules: %w", err)
+	}
 	reg, err := registry.New(registry.Options{
-		Client:  b.cli,
-		Formats: []registry.Format{avro.New(), protobuf.New(), jsonschema.New()},
-		Logger:  b.log.With("component", "registry"),
+		Client:        b.cli,
+		Formats:       []registry.Format{avro.New(), protobuf.New(), jsonschema.New()},
+		Logger:        b.log.With("component", "registry"),
+		ValidateRules: celRulesCompile(eng),
 	})
 	if err != nil {
 		return fmt.Errorf("broker: schema registry: %w", err)
-	}
-	eng, err := rules.NewEngine(rules.Options{Logger: b.log.With("component", "rules")})
-	if err != nil {
-		reg.Close()
-		return fmt.Errorf("broker: data contract rules: %w", err)
 	}
 	b.schemas, b.ruleEngine = reg, eng
 	return nil
@@ -69,3 +69,22 @@ func (b *Broker) RegistryAddr() string { return b.registryLn.Addr().String() }
 
 // Schemas exposes the schema registry (tests and tools).
 func (b *Broker) Schemas() *registry.Registry { return b.schemas }
+
+// celRulesCompile returns a registry rule-set check that compiles the CEL
+// and CEL_FIELD rules the broker evaluates; rules of other types (those
+// clients run, e.g. encryption or JSONata migrations) are stored verbatim.
+func celRulesCompile(eng *rules.Engine) func(*registry.RuleSet) error {
+	return func(rs *registry.RuleSet) error {
+		for _, list := range [][]registry.Rule{rs.DomainRules, rs.MigrationRules} {
+			for _, r := range list {
+				if r.Type != "CEL" && r.Type != "CEL_FIELD" {
+					continue
+				}
+				if err := eng.Validate(r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+}

@@ -29,6 +29,11 @@ type Options struct {
 	DefaultCompatibility string
 	// Logger receives the registry's logs; discarded when nil.
 	Logger *slog.Logger
+	// ValidateRules, when set, checks a schema's data contract rule set
+	// (after layering) before it is registered; an error refuses the
+	// registration as an invalid schema (42201), so a rule that cannot
+	// compile never reaches the broker's enforcement.
+	ValidateRules func(*RuleSet) error
 }
 
 // Registry is the schema registry. Every read goes to etcd (linearizable),
@@ -40,6 +45,7 @@ type Registry struct {
 	prefix     string
 	formats    map[string]Format
 	defCompat  string
+	validate   func(*RuleSet) error
 	log        *slog.Logger
 	mu         sync.Mutex
 	parsed     map[parsedKey]Schema
@@ -103,6 +109,7 @@ func New(opts Options) (*Registry, error) {
 		prefix:     prefix,
 		formats:    formats,
 		defCompat:  compat,
+		validate:   opts.ValidateRules,
 		log:        log,
 		parsed:     make(map[parsedKey]Schema),
 		closeCh:    make(chan struct{}),

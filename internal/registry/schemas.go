@@ -278,6 +278,11 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 		}
 		md = mergeMetadata(mergeMetadata(cfg.DefaultMetadata, md), cfg.OverrideMetadata)
 		rs = mergeRuleSet(mergeRuleSet(cfg.DefaultRuleSet, rs), cfg.OverrideRuleSet)
+		if rs != nil && r.validate != nil {
+			if err := r.validate(rs); err != nil {
+				return SubjectSchema{}, errf(ErrInvalidSchema, "Invalid schema: rule set: %v", err)
+			}
+		}
 		h := identityHash(typ, canon, res.refs, md, rs)
 		hresp, err := r.cli.Get(ctx, r.kHash(sn.ctx, h))
 		if err != nil {
