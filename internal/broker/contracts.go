@@ -14,16 +14,21 @@ package broker
 //   - decode fully against that schema;
 //   - pass the domain rules of the schema's data contract (CEL and
 //     CEL_FIELD, mode WRITE or WRITEREAD), evaluated with
-//     internal/registry/rules. A failing rule whose action is ERROR fails
-//     the record; NONE lets it through. DLQ routing is not available yet:
-//     a record a rule would send to a dead-letter topic is rejected like
-//     ERROR, saying so, so nothing is dropped silently. TRANSFORM rules are
-//     evaluated for their errors only; records are stored as sent.
+//     internal/registry/rules. TRANSFORM rules are evaluated for their
+//     errors only; records are stored as sent.
 //
-// A record that fails makes the batch fail with INVALID_RECORD, with one
-// KIP-467 record error per failing record saying why; nothing of the batch
-// is written. A null value (a tombstone) passes value validation: it carries
-// no schema. A null key fails key validation.
+// What happens to a failing record: for a schema failure, the topic's
+// schema.validation.failure.action; for a rule, the rule's onFailure
+// (NONE lets the record through). ERROR makes the batch fail with
+// INVALID_RECORD and one KIP-467 record error per failing record, and
+// nothing of the batch is written. DLQ sends the record, unchanged and with
+// headers saying why, to the dead-letter topic (the rule's dlq.topic
+// param, else schema.validation.dlq.topic, else <topic>-dlq) and stores the
+// rest of the batch (internal/stream/dlq.go says what the producer sees).
+// If any record of a batch fails with ERROR, the whole batch fails.
+//
+// A null value (a tombstone) passes value validation: it carries no schema.
+// A null key fails key validation.
 
 import (
 	"context"
@@ -72,43 +77,64 @@ func newContracts(reg *registry.Registry, eng *rules.Engine) *contracts {
 var _ stream.ContractChecker = (*contracts)(nil)
 
 // CheckRecords validates the keys and/or values of a batch's records.
-func (c *contracts) CheckRecords(topic string, tc config.Topic, recs []stream.ContractRecord) []stream.RecordError {
-	var errs []stream.RecordError
-	for i, r := range recs {
-		msg := ""
-		if tc.KeySchemaValidation {
-			msg = c.check(topic, "key", tc.KeySubjectStrategy, r.Key, r.NullKey)
-		}
-		if msg == "" && tc.ValueSchemaValidation && !r.NullValue {
-			msg = c.check(topic, "value", tc.ValueSubjectStrategy, r.Value, false)
-		}
-		if msg != "" {
-			errs = append(errs, stream.RecordError{Index: int32(i), Message: msg})
-		}
+func (c *contracts) CheckRecords(topic string, tc config.Topic, recs []stream.ContractRecord) []stream.ContractVerdict {
+	dlq := tc.SchemaDLQTopic
+	if dlq == "" {
+		dlq = topic + "-dlq"
 	}
-	return errs
+	var out []stream.ContractVerdict
+	for i, r := range recs {
+		var vd *stream.ContractVerdict
+		if tc.KeySchemaValidation {
+			vd = c.check(topic, "key", tc.KeySubjectStrategy, r.Key, r.NullKey)
+		}
+		if vd == nil && tc.ValueSchemaValidation && !r.NullValue {
+			vd = c.check(topic, "value", tc.ValueSubjectStrategy, r.Value, false)
+		}
+		if vd == nil {
+			continue
+		}
+		vd.Index = int32(i)
+		switch {
+		case vd.Rule == "" && tc.SchemaFailureDLQ:
+			vd.DLQTopic = dlq
+		case vd.DLQTopic == topicDefaultDLQ:
+			vd.DLQTopic = dlq
+		}
+		out = append(out, *vd)
+	}
+	return out
 }
 
-// check validates one key or value and returns why it fails, or "".
-func (c *contracts) check(topic, part, strategy string, b []byte, null bool) string {
+// topicDefaultDLQ stands, in a verdict, for the topic's own dead-letter
+// topic (a name no topic can have).
+const topicDefaultDLQ = "\x00topic-default"
+
+// check validates one key or value and returns why it fails, or nil. A
+// rule failure with the DLQ action names its dead-letter topic
+// (topicDefaultDLQ when the rule names none).
+func (c *contracts) check(topic, part, strategy string, b []byte, null bool) *stream.ContractVerdict {
+	fail := func(format string, args ...any) *stream.ContractVerdict {
+		return &stream.ContractVerdict{Message: fmt.Sprintf(format, args...)}
+	}
 	if null {
-		return fmt.Sprintf("the %s is null but topic %q requires %s schema validation", part, topic, part)
+		return fail("the %s is null but topic %q requires %s schema validation", part, topic, part)
 	}
 	if len(b) < 5 || b[0] != 0 {
-		return fmt.Sprintf("the %s is not in the schema registry wire format (magic byte 0 and a 4-byte schema id)", part)
+		return fail("the %s is not in the schema registry wire format (magic byte 0 and a 4-byte schema id)", part)
 	}
 	id := int(binary.BigEndian.Uint32(b[1:5]))
 	payload := b[5:]
 	s, info, err := c.lookup(id)
 	if errors.Is(err, registry.ErrSchemaNotFound) {
-		return fmt.Sprintf("the %s's schema id %d is not registered", part, id)
+		return fail("the %s's schema id %d is not registered", part, id)
 	}
 	if err != nil {
-		return fmt.Sprintf("the %s's schema id %d could not be looked up: %v", part, id, err)
+		return fail("the %s's schema id %d could not be looked up: %v", part, id, err)
 	}
 	subject, err := subjectFor(topic, part, strategy, s, payload)
 	if err != nil {
-		return fmt.Sprintf("the %s's subject cannot be named (%s): %v", part, strategy, err)
+		return fail("the %s's subject cannot be named (%s): %v", part, strategy, err)
 	}
 	version := 0
 	for _, u := range info.Usages {
@@ -117,34 +143,42 @@ func (c *contracts) check(topic, part, strategy string, b []byte, null bool) str
 		}
 	}
 	if version == 0 {
-		return fmt.Sprintf("the %s's schema id %d is not registered under subject %q", part, id, subject)
+		return fail("the %s's schema id %d is not registered under subject %q", part, id, subject)
 	}
 	value, err := s.Decode(payload)
 	if err != nil {
-		return fmt.Sprintf("the %s does not match schema id %d (%s version %d): %v", part, id, subject, version, err)
+		vd := fail("the %s does not match schema id %d (%s version %d): %v", part, id, subject, version, err)
+		vd.Subject = subject
+		return vd
 	}
 	if info.RuleSet == nil || len(info.RuleSet.DomainRules) == 0 {
-		return ""
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), registryLookupTimeout)
 	defer cancel()
 	res, err := c.rules.Check(ctx, info.RuleSet, info.Metadata, rules.ModeWrite, value, nil)
 	if err != nil {
-		return fmt.Sprintf("the %s's data contract (%s version %d) could not be evaluated: %v", part, subject, version, err)
+		vd := fail("the %s's data contract (%s version %d) could not be evaluated: %v", part, subject, version, err)
+		vd.Subject = subject
+		return vd
 	}
 	o, failed := res.Failure()
 	if !failed {
-		return ""
+		return nil
 	}
 	where := ""
 	if o.Field != "" {
 		where = " on field " + o.Field
 	}
-	msg := fmt.Sprintf("the %s failed rule %q of %s version %d%s: %s", part, o.Rule, subject, version, where, o.Message)
+	vd := fail("the %s failed rule %q of %s version %d%s: %s", part, o.Rule, subject, version, where, o.Message)
+	vd.Rule, vd.Subject = o.Rule, subject
 	if o.Action == rules.ActionDLQ {
-		msg += " (the rule asks for a dead-letter topic, which this broker does not route to yet; the record is rejected)"
+		vd.DLQTopic = topicDefaultDLQ
+		if t, ok := o.Param("dlq.topic"); ok && t != "" {
+			vd.DLQTopic = t
+		}
 	}
-	return msg
+	return vd
 }
 
 // lookup returns a schema by id, from the cache while it is fresh.

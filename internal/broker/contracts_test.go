@@ -238,3 +238,107 @@ func TestRuleSetCompiledAtRegistration(t *testing.T) {
 		t.Fatalf("a rule of a type clients run: %v", err)
 	}
 }
+
+// TestDeadLetterRouting routes records that fail a DLQ rule, or schema
+// validation on a topic whose failure action is DLQ, to the dead-letter
+// topic: the producer's batch succeeds, the routed records leave gaps in
+// the topic, and their unchanged copies in the dead-letter topic carry
+// headers saying why.
+func TestDeadLetterRouting(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, nil, 1)
+	ctx := env.ctx
+	reg, err := sr.NewClient(sr.URLs("http://" + env.b.RegistryAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const schema = `{"type":"record","name":"Payment","fields":[{"name":"amount","type":"double"}]}`
+	ss, err := reg.CreateSchema(ctx, "payments-value", sr.Schema{Type: sr.TypeAvro, Schema: schema,
+		SchemaRuleSet: &sr.SchemaRuleSet{DomainRules: []sr.SchemaRule{{Name: "positiveAmount", Kind: sr.SchemaRuleKindCondition,
+			Mode: sr.SchemaRuleModeWrite, Type: "CEL", Expr: "message.amount > 0", OnFailure: "DLQ"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validated := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true")}
+	if _, err := env.admin.CreateTopic(ctx, 1, -1, validated, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	toDLQ := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true"),
+		"schema.validation.failure.action": kmsg.StringPtr("DLQ"), "schema.validation.dlq.topic": kmsg.StringPtr("events-dead")}
+	if _, err := env.admin.CreateTopic(ctx, 1, -1, toDLQ, "events"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.admin.CreateTopics(ctx, 1, -1, nil, "payments-dlq", "events-dead"); err != nil {
+		t.Fatal(err)
+	}
+	avroSchema := hamba.MustParse(schema)
+	payment := func(amount float64) []byte {
+		b, err := hamba.Marshal(avroSchema, map[string]any{"amount": amount})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire(ss.ID, b)
+	}
+	produce := func(topic string, values ...[]byte) kmsg.ProduceResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = recordBatch(t, values)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, env.cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	if p := produce("payments", payment(5), payment(-2), payment(7)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("a batch with a record for the DLQ: %v, base offset %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produce("events", []byte("not in the wire format")); p.ErrorCode != 0 {
+		t.Fatalf("a record for the DLQ by the topic's failure action: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+
+	read := func(topic string, want int) []*kgo.Record {
+		t.Helper()
+		return readAll(t, ctx, env.b.KafkaAddr(), topic, kgo.ReadUncommitted(), want)
+	}
+	kept := read("payments", 2)
+	if len(kept) != 2 || kept[0].Offset != 0 || kept[1].Offset != 2 {
+		t.Fatalf("payments holds %d records (want offsets 0 and 2, with a gap at 1): %+v", len(kept), kept)
+	}
+	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 3 {
+		t.Fatalf("payments end offset %d, want 3", end["payments"][0].Offset)
+	}
+	header := func(r *kgo.Record, key string) string {
+		for _, h := range r.Headers {
+			if h.Key == key {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	dead := read("payments-dlq", 1)
+	if len(dead) != 1 || string(dead[0].Value) != string(payment(-2)) || header(dead[0], "__runnel.dlq.rule") != "positiveAmount" ||
+		header(dead[0], "__runnel.dlq.topic") != "payments" || header(dead[0], "__runnel.dlq.partition") != "0" ||
+		header(dead[0], "__runnel.dlq.subject") != "payments-value" || !strings.Contains(header(dead[0], "__runnel.dlq.reason"), "positiveAmount") {
+		t.Fatalf("payments-dlq: %+v", dead)
+	}
+	dead = read("events-dead", 1)
+	if len(dead) != 1 || string(dead[0].Value) != "not in the wire format" || !strings.Contains(header(dead[0], "__runnel.dlq.reason"), "wire format") {
+		t.Fatalf("events-dead: %+v", dead)
+	}
+	// Without its dead-letter topic, the batch fails and nothing is written.
+	if _, err := env.admin.DeleteTopics(ctx, "payments-dlq"); err != nil {
+		t.Fatal(err)
+	}
+	if p := produce("payments", payment(1), payment(-1)); p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) == 0 ||
+		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, "does not exist") {
+		t.Fatalf("a missing dead-letter topic: %v %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 3 {
+		t.Fatalf("payments end offset %d after the failed batch, want 3", end["payments"][0].Offset)
+	}
+}

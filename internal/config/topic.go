@@ -46,6 +46,10 @@ type Topic struct {
 	ValueSchemaValidation bool
 	KeySubjectStrategy    string
 	ValueSubjectStrategy  string
+	// SchemaFailureDLQ routes records failing schema validation to
+	// SchemaDLQTopic ("" means <topic>-dlq) instead of failing the batch.
+	SchemaFailureDLQ bool
+	SchemaDLQTopic   string
 }
 
 // ResolveTopic resolves a topic's typed configuration. For every config the
@@ -113,6 +117,8 @@ func ResolveTopic(overrides, defaults map[string]string) (Topic, error) {
 	t.ValueSchemaValidation = strings.EqualFold(get("confluent.value.schema.validation"), "true")
 	t.KeySubjectStrategy = strings.TrimPrefix(get("confluent.key.subject.name.strategy"), strategyClassPrefix)
 	t.ValueSubjectStrategy = strings.TrimPrefix(get("confluent.value.subject.name.strategy"), strategyClassPrefix)
+	t.SchemaFailureDLQ = get("schema.validation.failure.action") == "DLQ"
+	t.SchemaDLQTopic = get("schema.validation.dlq.topic")
 	if t.MinCompactionLagMs > t.MaxCompactionLagMs {
 		return Topic{}, fmt.Errorf("%w: min.compaction.lag.ms=%d must not exceed max.compaction.lag.ms=%d",
 			ErrInvalidConfig, t.MinCompactionLagMs, t.MaxCompactionLagMs)

@@ -120,6 +120,10 @@ type queued struct {
 	partition int32
 	// implicitAdd: see ProduceBatch.ImplicitTxnAdd.
 	implicitAdd bool
+	// companion marks a dead-letter batch that goes with the batch queued
+	// just before it: same flush, sequenced only if that batch is (dlq.go).
+	// It answers no request.
+	companion bool
 }
 
 // Enqueue validates the batches and adds the valid ones to the intake
@@ -160,8 +164,9 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 		}
 		tc := targets[i].tc
 		v, recErrs, err := validateBatch(b.Records, tc, now)
+		var dlq []queued
 		if err == nil && (tc.KeySchemaValidation || tc.ValueSchemaValidation) {
-			recErrs, err = e.checkContract(b.Topic, tc, v)
+			v, dlq, recErrs, err = e.checkContract(b.Topic, b.Partition, tc, v)
 		}
 		if err != nil {
 			r.Err, r.RecordErrors = err, recErrs
@@ -171,16 +176,19 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 			r.LogAppendTime = now
 		}
 		acc = append(acc, queued{index: i, v: v, topic: targets[i].id, partition: b.Partition, implicitAdd: b.ImplicitTxnAdd})
+		acc = append(acc, dlq...)
 		pd.waiting = append(pd.waiting, i)
 	}
 	if len(acc) == 0 {
 		close(t.done)
 		return pd
 	}
-	t.pending = len(acc)
+	t.pending = len(pd.waiting)
 	if err := e.intake.add(t, acc); err != nil {
 		for _, q := range acc {
-			t.results[q.index].Err = err
+			if !q.companion {
+				t.results[q.index].Err = err
+			}
 		}
 		pd.waiting = nil
 		close(t.done)
@@ -216,25 +224,37 @@ func (in *intake) add(t *ticket, batches []queued) error {
 	if in.closed {
 		return ErrNotReady
 	}
-	for _, q := range batches {
+	mainDesc := -1 // the desc of the last answering batch, for its companions
+	for k, q := range batches {
 		if in.cur == nil {
 			in.cur = in.newBuf()
 			in.timer = time.AfterFunc(in.e.opts.FlushLinger, in.lingerExpired(in.cur))
 		}
 		b := in.cur
 		h := q.v.hdr
-		attrs := h.Attributes
+		// The descriptor-only bits never come from a client's batch.
+		attrs := h.Attributes &^ (attrImplicitAdd | attrCompanion)
 		if q.implicitAdd && h.transactional() {
 			attrs |= attrImplicitAdd
+		}
+		seq := h.BaseSequence
+		if q.companion {
+			attrs |= attrCompanion
+			seq = int32(mainDesc)
 		}
 		b.descs = append(b.descs, batchDesc{
 			Topic: q.topic, Partition: q.partition, Pos: uint32(len(b.data)), Len: uint32(len(q.v.bytes)),
 			Count: h.LastOffsetDelta + 1, MaxTS: h.MaxTimestamp, ProducerID: h.ProducerID,
-			Epoch: h.ProducerEpoch, BaseSeq: h.BaseSequence, Attrs: attrs,
+			Epoch: h.ProducerEpoch, BaseSeq: seq, Attrs: attrs,
 		})
 		b.data = append(b.data, q.v.bytes...)
-		b.slots = append(b.slots, slot{t: t, index: q.index, desc: len(b.descs) - 1})
-		if len(b.data) >= in.e.opts.FlushBytes || len(b.descs) >= maxEntryBatches {
+		if !q.companion {
+			mainDesc = len(b.descs) - 1
+			b.slots = append(b.slots, slot{t: t, index: q.index, desc: mainDesc})
+		}
+		// A batch and its companions share one flush: never seal between.
+		nextIsCompanion := k+1 < len(batches) && batches[k+1].companion
+		if !nextIsCompanion && (len(b.data) >= in.e.opts.FlushBytes || len(b.descs) >= maxEntryBatches) {
 			in.sealLocked()
 		}
 	}
@@ -445,17 +465,32 @@ type ContractRecord struct {
 // ContractChecker enforces a topic's data contract (schema registry
 // validation) on produced records. It is called, outside the engine's
 // locks, only for topics with confluent.key/value.schema.validation on,
-// and returns one RecordError per failing record (KIP-467).
+// and returns one verdict per failing record.
 type ContractChecker interface {
-	CheckRecords(topic string, tc config.Topic, records []ContractRecord) []RecordError
+	CheckRecords(topic string, tc config.Topic, records []ContractRecord) []ContractVerdict
 }
 
-// checkContract runs the contract checker over a validated batch. Without
-// a checker the check fails closed: the topic asks for validation nobody
-// can perform.
-func (e *Engine) checkContract(topic string, tc config.Topic, v validated) ([]RecordError, error) {
+// ContractVerdict is why one record failed its topic's data contract, and
+// what happens to it: with DLQTopic empty the record fails its batch
+// (INVALID_RECORD, KIP-467 record error); otherwise it goes, unchanged, to
+// that dead-letter topic (dlq.go).
+type ContractVerdict struct {
+	Index   int32
+	Message string
+	// Rule and Subject name the failing rule (empty for a schema failure)
+	// and the subject checked, for the dead-letter headers.
+	Rule, Subject string
+	DLQTopic      string
+}
+
+// checkContract runs the contract checker over a validated batch. Records
+// that fail with ERROR fail the batch; if all failing records are routed to
+// dead-letter topics, it returns the batch without them and the dead-letter
+// companions to queue after it (dlq.go). Without a checker the check fails
+// closed: the topic asks for validation nobody can perform.
+func (e *Engine) checkContract(topic string, partition int32, tc config.Topic, v validated) (validated, []queued, []RecordError, error) {
 	if e.opts.Contracts == nil {
-		return nil, fmt.Errorf("%w: topic %q requires schema validation but this broker has no schema registry", ErrInvalidRecord, topic)
+		return v, nil, nil, fmt.Errorf("%w: topic %q requires schema validation but this broker has no schema registry", ErrInvalidRecord, topic)
 	}
 	recs := make([]ContractRecord, 0, v.hdr.NumRecords)
 	err := iterRecords(v.records, v.hdr.NumRecords, func(_ int32, r *rawRecord) error {
@@ -463,11 +498,24 @@ func (e *Engine) checkContract(topic string, tc config.Topic, v validated) ([]Re
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return v, nil, nil, err
 	}
-	errs := e.opts.Contracts.CheckRecords(topic, tc, recs)
-	if len(errs) == 0 {
-		return nil, nil
+	verdicts := e.opts.Contracts.CheckRecords(topic, tc, recs)
+	if len(verdicts) == 0 {
+		return v, nil, nil, nil
 	}
-	return errs, fmt.Errorf("%w: record %d: %s", ErrInvalidRecord, errs[0].Index, errs[0].Message)
+	reject := false
+	for _, vd := range verdicts {
+		reject = reject || vd.DLQTopic == ""
+	}
+	if reject {
+		errs := make([]RecordError, 0, len(verdicts))
+		for _, vd := range verdicts {
+			if vd.DLQTopic == "" {
+				errs = append(errs, RecordError{Index: vd.Index, Message: vd.Message})
+			}
+		}
+		return v, nil, errs, fmt.Errorf("%w: record %d: %s", ErrInvalidRecord, errs[0].Index, errs[0].Message)
+	}
+	return e.routeToDLQ(topic, partition, v, verdicts)
 }

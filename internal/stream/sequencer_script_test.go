@@ -47,8 +47,9 @@ import (
 //	txn-published group=g rev=N
 //	txns                                         the transaction state
 //
-// Intake batch lines also take txn (the transactional attribute) and
-// implicit (Transactions V2's implicit add).
+// Intake batch lines also take txn (the transactional attribute), implicit
+// (Transactions V2's implicit add) and companion=N (a dead-letter batch that
+// goes with the entry's batch N).
 //
 // Every entry's revision is the previous one plus one, as with etcd puts.
 // After every entry the structural invariants (checkInvariants) must hold.
@@ -384,6 +385,10 @@ func (h *seqHarness) intake(t *testing.T, td *datadriven.TestData) string {
 			ProducerID: intField(t, m, "pid", -1),
 			Epoch:      int16(intField(t, m, "epoch", -1)),
 			BaseSeq:    int32(intField(t, m, "seq", -1)),
+		}
+		if c := intField(t, m, "companion", -1); c >= 0 {
+			d.Attrs |= attrCompanion
+			d.BaseSeq = int32(c)
 		}
 		noMoreFields(t, m)
 		pos += d.Len

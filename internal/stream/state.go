@@ -116,6 +116,8 @@ type batchResult struct {
 	Base     int64
 	LogStart int64
 	Err      error
+	// Dup marks a duplicate of a recent batch, answered with its offset.
+	Dup bool
 }
 
 // applyResult is what applying one entry produced, for the broker that
@@ -220,13 +222,22 @@ func (s *state) applyIntake(e *entry) applyResult {
 			res.Batches[i].Err = fmt.Errorf("%w: batch descriptor with %d records in %d bytes", ErrCorruptMessage, d.Count, d.Len)
 			continue
 		}
+		if d.Attrs&attrCompanion != 0 {
+			// A dead-letter batch is written only with the batch it goes
+			// with (dlq.go).
+			m := int(d.BaseSeq)
+			if m < 0 || m >= i || e.Batches[m].Attrs&attrCompanion != 0 || res.Batches[m].Err != nil || res.Batches[m].Dup || d.ProducerID >= 0 {
+				res.Batches[i].Err = fmt.Errorf("%w: dead-letter batch skipped: the batch it goes with was not written", ErrStaleEntry)
+				continue
+			}
+		}
 		base, dup, err := p.checkSequence(d, s)
 		if err != nil {
 			res.Batches[i] = batchResult{Err: err, LogStart: p.LogStart}
 			continue
 		}
 		if dup {
-			res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart}
+			res.Batches[i] = batchResult{Base: base, LogStart: p.LogStart, Dup: true}
 			continue
 		}
 		if err := s.checkTxnBatch(d, TxnPartition{Topic: d.Topic, Partition: d.Partition}); err != nil {
