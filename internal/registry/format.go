@@ -66,6 +66,14 @@ type RecordNamer interface {
 	RecordName(payload []byte) (string, error)
 }
 
+// TextStorer is implemented by schemas whose text is stored and served in
+// another form than the client sent: a Protobuf schema registered as a
+// base64-encoded FileDescriptorProto is stored as .proto text, as Confluent
+// does, so every client can read it back.
+type TextStorer interface {
+	StoredText(sent string) string
+}
+
 // ResolvedReference is a schema reference with the referenced schema's
 // text.
 type ResolvedReference struct {

@@ -253,6 +253,9 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 			return SubjectSchema{}, err
 		}
 		text, canon := req.Schema, parsed.Canonical()
+		if ts, ok := parsed.(TextStorer); ok {
+			text = ts.StoredText(text)
+		}
 		if normalize {
 			text = parsed.Normalized()
 			canon = text

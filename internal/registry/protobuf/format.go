@@ -98,7 +98,12 @@ func (Format) Parse(text string, refs []registry.ResolvedReference) (registry.Sc
 	if len(files) != 1 {
 		return nil, fmt.Errorf("%w: compiler returned %d files", registry.ErrInvalidSchema, len(files))
 	}
-	return newSchema(files[0])
+	s, err := newSchema(files[0])
+	if err != nil {
+		return nil, err
+	}
+	s.fromDescriptor = rootProto != nil
+	return s, nil
 }
 
 // collectRefs flattens a reference tree into import path → text. The same
@@ -145,6 +150,18 @@ type Schema struct {
 	// messages lists every message (nested included, map entries
 	// excluded) by full name, for compatibility checks.
 	messages map[string]protoreflect.MessageDescriptor
+	// fromDescriptor is set when the schema was sent as a base64
+	// FileDescriptorProto.
+	fromDescriptor bool
+}
+
+// StoredText is the text the registry stores for this schema: what was
+// sent, or the canonical .proto text when a descriptor was sent.
+func (s *Schema) StoredText(sent string) string {
+	if s.fromDescriptor {
+		return s.canonical
+	}
+	return sent
 }
 
 func newSchema(f linker.File) (*Schema, error) {

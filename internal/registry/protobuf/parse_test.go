@@ -288,6 +288,14 @@ func TestParseBase64Descriptor(t *testing.T) {
 	if fromDesc.Canonical() != fromText.Canonical() {
 		t.Fatalf("canonical texts differ:\n%s\n---\n%s", fromDesc.Canonical(), fromText.Canonical())
 	}
+	// The registry stores (and serves) a descriptor as .proto text, text as
+	// sent.
+	if got := fromDesc.(registry.TextStorer).StoredText(b64); got != fromText.Canonical() {
+		t.Fatalf("stored text of a descriptor: %q", got)
+	}
+	if got := fromText.(registry.TextStorer).StoredText("as sent"); got != "as sent" {
+		t.Fatalf("stored text of .proto source: %q", got)
+	}
 	// Runtimes that build descriptors themselves may leave json_name unset
 	// or empty; that means the default name, not a custom "" one.
 	field := func(name string, n int32, json *string) *descriptorpb.FieldDescriptorProto {
