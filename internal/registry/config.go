@@ -233,28 +233,51 @@ func (r *Registry) DeleteConfig(ctx context.Context, subject string) (Config, er
 }
 
 func (r *Registry) readMode(ctx context.Context, q string, global bool) (string, bool, error) {
+	m, ok, _, err := r.readModeRev(ctx, q, global)
+	return m, ok, err
+}
+
+// readModeRev is readMode with the key's modification revision (0 when it
+// does not exist), for guarding a write on the mode read.
+func (r *Registry) readModeRev(ctx context.Context, q string, global bool) (string, bool, int64, error) {
 	resp, err := r.cli.Get(ctx, r.kMode(q, global))
 	if err != nil {
-		return "", false, fmt.Errorf("registry: read mode: %w", err)
+		return "", false, 0, fmt.Errorf("registry: read mode: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return "", false, nil
+		return "", false, 0, nil
 	}
-	return string(resp.Kvs[0].Value), true, nil
+	return string(resp.Kvs[0].Value), true, resp.Kvs[0].ModRevision, nil
 }
 
 // effectiveMode is the subject's mode, else its context's, else the
 // global one; a global READONLY_OVERRIDE wins over all.
 func (r *Registry) effectiveMode(ctx context.Context, sn subjectName) (string, error) {
-	g, ok, err := r.readMode(ctx, "", true)
+	m, _, err := r.guardedMode(ctx, sn)
+	return m, err
+}
+
+// guardedMode is effectiveMode with a Txn condition per mode key it read,
+// true only while none of them has changed, so a registration cannot slip
+// past a concurrent switch to READONLY.
+func (r *Registry) guardedMode(ctx context.Context, sn subjectName) (string, []clientv3.Cmp, error) {
+	var guards []clientv3.Cmp
+	read := func(q string, global bool) (string, bool, error) {
+		m, ok, rev, err := r.readModeRev(ctx, q, global)
+		if err == nil {
+			guards = append(guards, clientv3.Compare(clientv3.ModRevision(r.kMode(q, global)), "=", rev))
+		}
+		return m, ok, err
+	}
+	g, ok, err := read("", true)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !ok {
 		g = ModeReadWrite
 	}
 	if g == ModeReadOnlyOverride {
-		return g, nil
+		return g, guards, nil
 	}
 	var levels []string
 	if sn.name != "" {
@@ -264,15 +287,15 @@ func (r *Registry) effectiveMode(ctx context.Context, sn subjectName) (string, e
 		levels = append(levels, qualify(sn.ctx, ""))
 	}
 	for _, q := range levels {
-		m, ok, err := r.readMode(ctx, q, false)
+		m, ok, err := read(q, false)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if ok {
-			return m, nil
+			return m, guards, nil
 		}
 	}
-	return g, nil
+	return g, guards, nil
 }
 
 // GetMode returns the global mode (subject "") or a subject's own; with

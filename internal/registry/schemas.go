@@ -244,6 +244,18 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 		return SubjectSchema{}, errf(ErrInvalidSchema, "Invalid schema: empty schema")
 	}
 	for range r.maxRetries {
+		// The mode is read again with guards: the write below happens only
+		// if no mode key changed since (a switch to READONLY wins).
+		now, modeGuards, err := r.guardedMode(ctx, sn)
+		if err != nil {
+			return SubjectSchema{}, err
+		}
+		if now == ModeReadOnly || now == ModeReadOnlyOverride {
+			return SubjectSchema{}, errf(ErrNotPermitted, "Subject %s is in read-only mode", sn.q)
+		}
+		if now != mode {
+			return SubjectSchema{}, errf(ErrNotPermitted, "The mode of subject %s changed from %s to %s during the registration; retry", sn.q, mode, now)
+		}
 		res, err := r.resolveRefs(ctx, sn.ctx, req.References)
 		if err != nil {
 			return SubjectSchema{}, err
@@ -403,6 +415,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.kCounter(sn.ctx)), "=", counterRev))
 			ops = append(ops, clientv3.OpPut(r.kCounter(sn.ctx), strconv.Itoa(newCounter)))
 		}
+		cmps = append(cmps, modeGuards...)
 		tr, err := r.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
 			return SubjectSchema{}, fmt.Errorf("registry: register: %w", err)
