@@ -103,3 +103,14 @@ func TestDataContractLayering(t *testing.T) {
 		t.Fatalf("SchemaByID = %+v, %v", info, err)
 	}
 }
+
+// TestRulesStoredVerbatim keeps rule fields the registry does not know.
+func TestRulesStoredVerbatim(t *testing.T) {
+	r := newRegistry(t, startEtcd(t))
+	rs := map[string]any{"domainRules": []any{map[string]any{"name": "r1", "kind": "CONDITION", "mode": "WRITE", "type": "CEL",
+		"expr": "true", "customField": map[string]any{"a": 1}}}}
+	runSteps(t, r, []step{
+		{name: "register", method: "POST", path: "/subjects/v/versions", body: schemaJSON(t, sA, map[string]any{"ruleSet": rs}), status: 200},
+		{name: "unknown field served back", method: "GET", path: "/subjects/v/versions/1", status: 200, contains: `"customField":{"a":1}`},
+	})
+}

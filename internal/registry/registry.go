@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -182,7 +183,55 @@ type Rule struct {
 	OnSuccess string            `json:"onSuccess,omitempty"`
 	OnFailure string            `json:"onFailure,omitempty"`
 	Disabled  bool              `json:"disabled,omitempty"`
+	// Extra holds fields this registry does not know, so a rule is stored
+	// and served back verbatim.
+	Extra map[string]json.RawMessage `json:"-"`
 }
+
+// ruleFields is Rule without its methods, for the default JSON coding.
+type ruleFields Rule
+
+// UnmarshalJSON decodes a rule, keeping unknown fields in Extra.
+func (r *Rule) UnmarshalJSON(b []byte) error {
+	var known ruleFields
+	if err := json.Unmarshal(b, &known); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for _, k := range ruleKeys {
+		delete(all, k)
+	}
+	known.Extra = nil
+	if len(all) > 0 {
+		known.Extra = all
+	}
+	*r = Rule(known)
+	return nil
+}
+
+// MarshalJSON encodes a rule with its unknown fields.
+func (r Rule) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(ruleFields(r))
+	if err != nil || len(r.Extra) == 0 {
+		return b, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	for k, v := range r.Extra {
+		if _, known := all[k]; !known {
+			all[k] = v
+		}
+	}
+	return json.Marshal(all)
+}
+
+// ruleKeys are the JSON names of Rule's known fields.
+var ruleKeys = []string{"name", "doc", "kind", "mode", "type", "tags", "params", "expr", "onSuccess", "onFailure", "disabled"}
 
 // RuleSet is a data contract's rules.
 type RuleSet struct {
