@@ -114,3 +114,20 @@ func TestRulesStoredVerbatim(t *testing.T) {
 		{name: "unknown field served back", method: "GET", path: "/subjects/v/versions/1", status: 200, contains: `"customField":{"a":1}`},
 	})
 }
+
+// TestCompatibilityGroup checks a new schema only against versions whose
+// compatibilityGroup metadata property has the same value.
+func TestCompatibilityGroup(t *testing.T) {
+	r := newRegistry(t, startEtcd(t))
+	major := func(v string) map[string]any {
+		return map[string]any{"metadata": map[string]any{"properties": map[string]any{"app.major": v}}}
+	}
+	runSteps(t, r, []step{
+		{name: "group config", method: "PUT", path: "/config/g", body: `{"compatibility":"BACKWARD","compatibilityGroup":"app.major"}`, status: 200},
+		{name: "v1 in major 1", method: "POST", path: "/subjects/g/versions", body: schemaJSON(t, sA, major("1")), status: 200, contains: `"version":1`},
+		{name: "incompatible in major 2 is another group", method: "POST", path: "/subjects/g/versions", body: schemaJSON(t, sC, major("2")), status: 200, contains: `"version":2`},
+		{name: "incompatible within major 1", method: "POST", path: "/subjects/g/versions", body: schemaJSON(t, sC, major("1")), status: 409, code: 409},
+		{name: "compatible within major 2", method: "POST", path: "/compatibility/subjects/g/versions", body: schemaJSON(t, sC, major("2")), status: 200, contains: `"is_compatible":true`},
+		{name: "incompatible within major 2", method: "POST", path: "/compatibility/subjects/g/versions", body: schemaJSON(t, sA, major("2")), status: 200, contains: `"is_compatible":false`},
+	})
+}

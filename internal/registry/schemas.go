@@ -319,7 +319,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 			}
 		}
 		if !imp {
-			msgs, err := r.checkCompat(ctx, sn, rec, cfg.Compatibility, f, typ, parsed, nil)
+			msgs, err := r.checkCompat(ctx, sn, rec, cfg.Compatibility, f, typ, parsed, nil, groupValue(cfg, md))
 			if err != nil {
 				return SubjectSchema{}, err
 			}
@@ -463,7 +463,7 @@ func canRead(f Format, reader, writer Schema) ([]string, error) {
 // checkCompat checks parsed against the subject's versions as level asks
 // (only against version `only` when it is given) and returns Confluent's
 // verbose messages; none means compatible.
-func (r *Registry) checkCompat(ctx context.Context, sn subjectName, rec *subjectRecord, level string, f Format, typ string, parsed Schema, only *versionRecord) ([]string, error) {
+func (r *Registry) checkCompat(ctx context.Context, sn subjectName, rec *subjectRecord, level string, f Format, typ string, parsed Schema, only *versionRecord, group compatGroup) ([]string, error) {
 	if level == "" {
 		level = r.defCompat
 	}
@@ -474,15 +474,28 @@ func (r *Registry) checkCompat(ctx context.Context, sn subjectName, rec *subject
 	switch {
 	case only != nil:
 		targets = []versionRecord{*only}
-	case strings.HasSuffix(level, "_TRANSITIVE"):
-		for i := len(rec.Versions) - 1; i >= 0; i-- {
-			if !rec.Versions[i].Deleted {
-				targets = append(targets, rec.Versions[i])
-			}
-		}
 	default:
-		if v, ok := rec.latest(false); ok {
-			targets = []versionRecord{v}
+		// Transitive levels check every live version, the others the
+		// latest; with a compatibility group, only versions in the group.
+		transitive := strings.HasSuffix(level, "_TRANSITIVE")
+		for i := len(rec.Versions) - 1; i >= 0; i-- {
+			v := rec.Versions[i]
+			if v.Deleted {
+				continue
+			}
+			if group.set {
+				st, found, err := r.readSchema(ctx, sn.ctx, v.ID)
+				if err != nil {
+					return nil, err
+				}
+				if found && !group.inGroup(st) {
+					continue
+				}
+			}
+			targets = append(targets, v)
+			if !transitive {
+				break
+			}
 		}
 	}
 	base := strings.TrimSuffix(level, "_TRANSITIVE")
@@ -573,7 +586,41 @@ func (r *Registry) CheckCompatibility(ctx context.Context, req RegisterRequest, 
 	if err != nil {
 		return nil, err
 	}
-	return r.checkCompat(ctx, sn, rec, cfg.Compatibility, f, typ, parsed, only)
+	return r.checkCompat(ctx, sn, rec, cfg.Compatibility, f, typ, parsed, only, groupValue(cfg, req.Metadata))
+}
+
+// compatGroup is a schema's compatibility group: the subject's
+// compatibilityGroup names a metadata property, and a new schema is
+// checked only against versions with the same value of it (Confluent's
+// semantics, e.g. "application.major.version"). set is false when the
+// subject has no compatibility group.
+type compatGroup struct {
+	property, value string
+	set             bool
+}
+
+func groupValue(cfg Config, md *Metadata) compatGroup {
+	if cfg.CompatibilityGroup == "" {
+		return compatGroup{}
+	}
+	g := compatGroup{property: cfg.CompatibilityGroup, set: true}
+	if md != nil {
+		g.value = md.Properties[cfg.CompatibilityGroup]
+	}
+	return g
+}
+
+// inGroup reports whether a stored schema belongs to the compatibility
+// group.
+func (g compatGroup) inGroup(st StoredSchema) bool {
+	if !g.set {
+		return true
+	}
+	v := ""
+	if st.Metadata != nil {
+		v = st.Metadata.Properties[g.property]
+	}
+	return v == g.value
 }
 
 // pickVersion finds version v (-1: latest) of a subject.
