@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -556,13 +557,35 @@ func (r *Registry) httpSchemaByID(_ http.ResponseWriter, req *http.Request) (any
 	}
 	resp := toResponse(SubjectSchema{StoredSchema: info.StoredSchema})
 	resp.ID = 0
+	var maxID *int
+	if req.URL.Query().Get("fetchMaxId") == "true" {
+		// The highest id handed out in the schema's context.
+		n, err := r.maxID(req.Context(), idContext(req))
+		if err != nil {
+			return nil, err
+		}
+		maxID = &n
+	}
 	return struct {
 		SchemaType string      `json:"schemaType,omitempty"`
 		Schema     string      `json:"schema"`
 		References []Reference `json:"references,omitempty"`
 		Metadata   *Metadata   `json:"metadata,omitempty"`
 		RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
-	}{resp.SchemaType, resp.Schema, resp.References, resp.Metadata, resp.RuleSet}, nil
+		MaxID      *int        `json:"maxId,omitempty"`
+	}{resp.SchemaType, resp.Schema, resp.References, resp.Metadata, resp.RuleSet, maxID}, nil
+}
+
+// maxID reads the id counter of a schema context.
+func (r *Registry) maxID(ctx context.Context, sctx string) (int, error) {
+	resp, err := r.cli.Get(ctx, r.kCounter(sctx))
+	if err != nil {
+		return 0, fmt.Errorf("registry: read id counter: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	return strconv.Atoi(string(resp.Kvs[0].Value))
 }
 
 func (r *Registry) httpSchemaTextByID(_ http.ResponseWriter, req *http.Request) (any, error) {

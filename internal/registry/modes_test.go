@@ -131,3 +131,14 @@ func TestCompatibilityGroup(t *testing.T) {
 		{name: "incompatible within major 2", method: "POST", path: "/compatibility/subjects/g/versions", body: schemaJSON(t, sA, major("2")), status: 200, contains: `"is_compatible":false`},
 	})
 }
+
+// TestFetchMaxID answers ?fetchMaxId=true with the context's highest id.
+func TestFetchMaxID(t *testing.T) {
+	r := newRegistry(t, startEtcd(t))
+	runSteps(t, r, []step{
+		{name: "first", method: "POST", path: "/subjects/m/versions", body: schemaJSON(t, sA, nil), status: 200},
+		{name: "second", method: "POST", path: "/subjects/n/versions", body: schemaJSON(t, sC, nil), status: 200},
+		{name: "max id", method: "GET", path: "/schemas/ids/1?fetchMaxId=true", status: 200, contains: `"maxId":2`},
+		{name: "without", method: "GET", path: "/schemas/ids/1", status: 200, want: `{"schema":"{\"fields\":{\"a\":\"string\"},\"required\":[\"a\"]}"}`},
+	})
+}
