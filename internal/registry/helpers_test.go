@@ -5,26 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/runnel-dev/runnel/internal/metadata"
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -34,16 +22,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // startEtcd runs an embedded etcd member for one test.
-func startEtcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	cfg := metadata.EmbedConfig{Dir: filepath.Join(t.TempDir(), "etcd"), Name: "registry-test", ClientAddr: freeAddr(t), PeerAddr: freeAddr(t)}
-	e, err := metadata.StartEmbedded(testCtx(t), cfg, nil)
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	return e.Client()
-}
+func startEtcd(t *testing.T) *clientv3.Client { return clustertest.Start(t).Client() }
 
 func newRegistry(t *testing.T, cli *clientv3.Client) *Registry {
 	t.Helper()

@@ -148,38 +148,50 @@ func (r *Registry) readSchema(ctx context.Context, sctx string, id int) (StoredS
 // readUsages lists the subject versions using id in ctx, with their
 // soft-delete flags.
 func (r *Registry) readUsages(ctx context.Context, sctx string, id int) ([]SubjectVersion, error) {
-	p := r.kUsagePrefix(sctx, id)
-	resp, err := r.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	svs, _, err := r.versionsUnder(ctx, r.kUsagePrefix(sctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("registry: read usages of %d: %w", id, err)
 	}
-	var out []SubjectVersion
+	sort.Slice(svs, func(i, j int) bool {
+		if svs[i].Subject != svs[j].Subject {
+			return svs[i].Subject < svs[j].Subject
+		}
+		return svs[i].Version < svs[j].Version
+	})
+	return svs, nil
+}
+
+// versionsUnder reads the subject versions named by the keys under prefix
+// ("<prefix><escaped subject>/<version>"), with their soft-delete flags and
+// schema ids, reading each subject's record once. Versions their subject no
+// longer has are left out.
+func (r *Registry) versionsUnder(ctx context.Context, prefix string) ([]SubjectVersion, []int, error) {
+	resp, err := r.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, nil, err
+	}
+	var svs []SubjectVersion
+	var ids []int
 	recs := map[string]*subjectRecord{}
 	for _, kv := range resp.Kvs {
-		sv, ok := r.parseSubjectVersionKey(string(kv.Key), p)
+		sv, ok := r.parseSubjectVersionKey(string(kv.Key), prefix)
 		if !ok {
 			continue
 		}
 		rec, ok := recs[sv.Subject]
 		if !ok {
-			rec, _, err = r.readSubject(ctx, sv.Subject)
-			if err != nil {
-				return nil, err
+			if rec, _, err = r.readSubject(ctx, sv.Subject); err != nil {
+				return nil, nil, err
 			}
 			recs[sv.Subject] = rec
 		}
 		if i, ok := rec.find(sv.Version); ok {
 			sv.Deleted = rec.Versions[i].Deleted
-			out = append(out, sv)
+			svs = append(svs, sv)
+			ids = append(ids, rec.Versions[i].ID)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Subject != out[j].Subject {
-			return out[i].Subject < out[j].Subject
-		}
-		return out[i].Version < out[j].Version
-	})
-	return out, nil
+	return svs, ids, nil
 }
 
 // parseSubjectVersionKey parses "<prefix><escaped subject>/<version>".
@@ -203,36 +215,12 @@ func (r *Registry) parseSubjectVersionKey(key, prefix string) (SubjectVersion, b
 	return SubjectVersion{Subject: subj, Version: v}, true
 }
 
-// referrers lists the subject versions that reference q's version v.
+// referrers lists the subject versions that reference q's version v, with
+// their schema ids.
 func (r *Registry) referrers(ctx context.Context, q string, v int) ([]SubjectVersion, []int, error) {
-	p := r.kRefByPrefix(q, v)
-	resp, err := r.cli.Get(ctx, p, clientv3.WithPrefix())
+	svs, ids, err := r.versionsUnder(ctx, r.kRefByPrefix(q, v))
 	if err != nil {
 		return nil, nil, fmt.Errorf("registry: read referrers of %q/%d: %w", q, v, err)
-	}
-	var svs []SubjectVersion
-	var ids []int
-	recs := map[string]*subjectRecord{}
-	for _, kv := range resp.Kvs {
-		sv, ok := r.parseSubjectVersionKey(string(kv.Key), p)
-		if !ok {
-			continue
-		}
-		rec, ok := recs[sv.Subject]
-		if !ok {
-			rec, _, err = r.readSubject(ctx, sv.Subject)
-			if err != nil {
-				return nil, nil, err
-			}
-			recs[sv.Subject] = rec
-		}
-		i, ok := rec.find(sv.Version)
-		if !ok {
-			continue
-		}
-		sv.Deleted = rec.Versions[i].Deleted
-		svs = append(svs, sv)
-		ids = append(ids, rec.Versions[i].ID)
 	}
 	return svs, ids, nil
 }

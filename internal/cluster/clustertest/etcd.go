@@ -1,5 +1,5 @@
 // Package clustertest starts an embedded single-member etcd for tests of the
-// packages that keep state in etcd (cluster, groups). It must only be
+// packages that keep state in etcd (cluster, groups, stream, registry). It must only be
 // imported from _test.go files.
 package clustertest
 

@@ -306,45 +306,13 @@ func writeCanonical(buf *bytes.Buffer, v any) {
 }
 
 // writeJSONValue writes a JSON value with sorted keys (used for defaults
-// and custom properties, which are data, not schemas).
+// and custom properties, which are data, not schemas): encoding/json sorts
+// map keys and keeps json.Number as written.
 func writeJSONValue(buf *bytes.Buffer, v any) {
-	switch t := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		buf.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			writeString(buf, k)
-			buf.WriteByte(':')
-			writeJSONValue(buf, t[k])
-		}
-		buf.WriteByte('}')
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range t {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			writeJSONValue(buf, e)
-		}
-		buf.WriteByte(']')
-	case string:
-		writeString(buf, t)
-	case json.Number:
-		buf.WriteString(string(t))
-	case bool:
-		buf.WriteString(strconv.FormatBool(t))
-	case nil:
-		buf.WriteString("null")
-	default:
-		b, _ := json.Marshal(t)
-		buf.Write(b)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) == nil { // decoded JSON always encodes
+		buf.Truncate(buf.Len() - 1)
 	}
 }
 
