@@ -55,20 +55,11 @@ func startBroker(t *testing.T) string {
 	}
 }
 
-// liveRoot returns the command tree pointed at addr. The txn commands are
-// attached here when the root does not list them yet, so they are tested
-// through the same error wrapping as every other command.
+// liveRoot returns the command tree pointed at addr.
 func liveRoot(t *testing.T, addr string) *cobra.Command {
 	t.Helper()
 	t.Setenv(envBrokers, addr)
-	root := NewRootCommand()
-	if c, _, err := root.Find([]string{"txn"}); err != nil || c == root {
-		g := &globalOptions{brokers: addr}
-		txn := newTxnCommand(g)
-		wrapErrors(txn, g)
-		root.AddCommand(txn)
-	}
-	return root
+	return NewRootCommand()
 }
 
 // runLive runs args against the broker at addr and returns standard

@@ -39,8 +39,9 @@ type Txns interface {
 	UnpublishedTxnOffsets() []stream.CommittedTxnOffsets
 	// TxnOffsetsPublished records that one commit's offsets were written.
 	TxnOffsetsPublished(ctx context.Context, group string, rev int64) error
-	// Changed is closed at the log's next change.
-	Changed() <-chan struct{}
+	// TxnOffsetsChanged is closed when committed transactional offsets are
+	// next added or published.
+	TxnOffsetsChanged() <-chan struct{}
 }
 
 // TxnOffsetCommit checks the committing member (KIP-447) and adds the
@@ -160,7 +161,7 @@ func (c *Coordinator) publishLoop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		changed := c.opts.Txns.Changed()
+		changed := c.opts.Txns.TxnOffsetsChanged()
 		c.publish()
 		select {
 		case <-c.ctx.Done():

@@ -116,7 +116,7 @@ func (o *Options) setDefaults() {
 // entries, replays the intake log through the sequencer and serves reads
 // from the resulting partition index. See DESIGN §2–5a.
 //
-// Lock order: Engine.mu, then cfgMu, intake.mu, waitMu, changedMu.
+// Lock order: Engine.mu, then cfgMu, intake.mu, waitMu, the signals' locks.
 type Engine struct {
 	opts   Options
 	log    *slog.Logger
@@ -136,8 +136,10 @@ type Engine struct {
 	ckptRev    atomic.Int64 // revision covered by the newest checkpoint seen
 	applied    atomic.Int64 // entries applied by this process (start-up replay included)
 
-	changedMu sync.Mutex
-	changed   chan struct{}
+	// changed fires at every applied batch of entries; txnOffsetsChanged
+	// only when committed transactional offsets come or go.
+	changed           signal
+	txnOffsetsChanged signal
 
 	waitMu  sync.Mutex
 	waiters map[string]func(applyResult)
@@ -177,7 +179,6 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		ptrKey:   opts.Prefix + "/checkpoint",
 		st:       newState(),
 		cfgCache: map[TopicID]config.Topic{},
-		changed:  make(chan struct{}),
 		waiters:  map[string]func(applyResult){},
 		entropy:  ulid.Monotonic(rand.Reader, 0),
 		cache:    newObjCache(opts.CacheBytes),
@@ -295,7 +296,11 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 		res.Err = fmt.Errorf("%w: %v", ErrStorage, err)
 		st.Rev = rev
 	} else {
+		before := len(st.TxnOffsets)
 		res = st.apply(rev, ent)
+		if len(st.TxnOffsets) != before {
+			e.txnOffsetsChanged.notify()
+		}
 		if ent.Kind == kindAlterConfigs || ent.Kind == kindDeleteTopic {
 			e.cfgMu.Lock()
 			delete(e.cfgCache, ent.Topic)
@@ -368,19 +373,40 @@ func (e *Engine) follow(rev int64) {
 	}
 }
 
-func (e *Engine) broadcast() {
-	e.changedMu.Lock()
-	close(e.changed)
-	e.changed = make(chan struct{})
-	e.changedMu.Unlock()
-}
+func (e *Engine) broadcast() { e.changed.notify() }
 
 // Changed returns a channel closed the next time the sequencer applies
 // anything.
-func (e *Engine) Changed() <-chan struct{} {
-	e.changedMu.Lock()
-	defer e.changedMu.Unlock()
-	return e.changed
+func (e *Engine) Changed() <-chan struct{} { return e.changed.wait() }
+
+// TxnOffsetsChanged returns a channel closed the next time committed
+// transactional offsets are added or published, so their publisher sleeps
+// through every other entry.
+func (e *Engine) TxnOffsetsChanged() <-chan struct{} { return e.txnOffsetsChanged.wait() }
+
+// signal is a broadcast: wait returns a channel that the next notify
+// closes.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+	s.mu.Unlock()
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
 }
 
 // AppliedRevision is the etcd revision up to which this broker has replayed.
