@@ -341,4 +341,14 @@ func TestDeadLetterRouting(t *testing.T) {
 	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 3 {
 		t.Fatalf("payments end offset %d after the failed batch, want 3", end["payments"][0].Offset)
 	}
+	// A topic cannot be its own dead-letter topic.
+	loop := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true"),
+		"schema.validation.failure.action": kmsg.StringPtr("DLQ"), "schema.validation.dlq.topic": kmsg.StringPtr("loop")}
+	if _, err := env.admin.CreateTopic(ctx, 1, -1, loop, "loop"); err != nil {
+		t.Fatal(err)
+	}
+	if p := produce("loop", []byte("not in the wire format")); p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) == 0 ||
+		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, "its own dead-letter topic") {
+		t.Fatalf("a topic routing to itself: %v %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
 }

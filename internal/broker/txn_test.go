@@ -348,6 +348,60 @@ func TestDelayedEndTxnCannotEndLaterTransaction(t *testing.T) {
 	if st := txs[id].State; st != "Ongoing" {
 		t.Fatalf("after the delayed EndTxn the transaction is %q, want Ongoing", st)
 	}
+
+	// AddPartitionsToTxn v4+ VerifyOnly: a partition of the open
+	// transaction verifies, an unknown one fails alone, the others are not
+	// attempted.
+	verify := kmsg.NewPtrAddPartitionsToTxnRequest()
+	verify.Version = 5
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = id, pid, epoch+1, true
+	tp := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+	tp.Topic, tp.Partitions = "late", []int32{0}
+	tx.Topics = append(tx.Topics, tp)
+	verify.Transactions = append(verify.Transactions, tx)
+	vr, err := verify.RequestWith(ctx, cl)
+	if err != nil || vr.Transactions[0].Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("VerifyOnly of a partition in the transaction: %v %+v", err, vr)
+	}
+	verify.Transactions[0].Topics[0].Partitions = []int32{0, 7}
+	if vr, err = verify.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	if ps := vr.Transactions[0].Topics[0].Partitions; ps[0].ErrorCode != kerr.OperationNotAttempted.Code || ps[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("VerifyOnly with an unknown partition: %+v", ps)
+	}
+
+	// ListTransactions refuses a bad pattern and reports unknown states.
+	lt := kmsg.NewPtrListTransactionsRequest()
+	lt.Version = 2
+	lt.TransactionalIDPattern = kmsg.StringPtr("late-(")
+	if r, err := lt.RequestWith(ctx, cl); err != nil || r.ErrorCode != kerr.InvalidRegularExpression.Code {
+		t.Fatalf("ListTransactions with a bad pattern: %v %+v", err, r)
+	}
+	lt.TransactionalIDPattern, lt.StateFilters = kmsg.StringPtr("late-.*"), []string{"Ongoing", "Sleeping"}
+	if r, err := lt.RequestWith(ctx, cl); err != nil || len(r.TransactionStates) != 1 || len(r.UnknownStateFilters) != 1 {
+		t.Fatalf("ListTransactions by pattern and state: %v %+v", err, r)
+	}
+
+	// TxnOffsetCommit for a partition that does not exist fails it alone.
+	toc := kmsg.NewPtrTxnOffsetCommitRequest()
+	toc.TransactionalID, toc.Group, toc.ProducerID, toc.ProducerEpoch, toc.Generation = id, "late-group", pid, epoch+1, -1
+	tt := kmsg.NewTxnOffsetCommitRequestTopic()
+	tt.Topic = "late"
+	for _, p := range []int32{0, 9} {
+		pp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		pp.Partition, pp.Offset = p, 1
+		tt.Partitions = append(tt.Partitions, pp)
+	}
+	toc.Topics = append(toc.Topics, tt)
+	tr, err := toc.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := tr.Topics[0].Partitions; ps[0].ErrorCode != kerr.OperationNotAttempted.Code || ps[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("TxnOffsetCommit with an unknown partition: %+v", ps)
+	}
 }
 
 // TestTransactionTimeoutAborts leaves a transaction open past its
