@@ -35,7 +35,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -50,7 +49,8 @@ import (
 // Schemas themselves never change under an id.
 const contractCacheTTL = 5 * time.Second
 
-// registryLookupTimeout bounds one registry read on the produce path.
+// registryLookupTimeout bounds the registry reads and rule evaluations of
+// one produced batch.
 const registryLookupTimeout = 5 * time.Second
 
 // contracts implements stream.ContractChecker on the schema registry.
@@ -82,14 +82,18 @@ func (c *contracts) CheckRecords(topic string, tc config.Topic, recs []stream.Co
 	if dlq == "" {
 		dlq = topic + "-dlq"
 	}
+	// One deadline bounds the registry reads and rule evaluations of the
+	// whole batch.
+	ctx, cancel := context.WithTimeout(context.Background(), registryLookupTimeout)
+	defer cancel()
 	var out []stream.ContractVerdict
 	for i, r := range recs {
 		var vd *stream.ContractVerdict
 		if tc.KeySchemaValidation {
-			vd = c.check(topic, "key", tc.KeySubjectStrategy, r.Key, r.NullKey)
+			vd = c.check(ctx, topic, "key", tc.KeySubjectStrategy, r.Key, r.NullKey)
 		}
 		if vd == nil && tc.ValueSchemaValidation && !r.NullValue {
-			vd = c.check(topic, "value", tc.ValueSubjectStrategy, r.Value, false)
+			vd = c.check(ctx, topic, "value", tc.ValueSubjectStrategy, r.Value, false)
 		}
 		if vd == nil {
 			continue
@@ -113,7 +117,7 @@ const topicDefaultDLQ = "\x00topic-default"
 // check validates one key or value and returns why it fails, or nil. A
 // rule failure with the DLQ action names its dead-letter topic
 // (topicDefaultDLQ when the rule names none).
-func (c *contracts) check(topic, part, strategy string, b []byte, null bool) *stream.ContractVerdict {
+func (c *contracts) check(ctx context.Context, topic, part, strategy string, b []byte, null bool) *stream.ContractVerdict {
 	fail := func(format string, args ...any) *stream.ContractVerdict {
 		return &stream.ContractVerdict{Message: fmt.Sprintf(format, args...)}
 	}
@@ -125,7 +129,7 @@ func (c *contracts) check(topic, part, strategy string, b []byte, null bool) *st
 	}
 	id := int(binary.BigEndian.Uint32(b[1:5]))
 	payload := b[5:]
-	s, info, err := c.lookup(id)
+	s, info, err := c.lookup(ctx, id)
 	if errors.Is(err, registry.ErrSchemaNotFound) {
 		return fail("the %s's schema id %d is not registered", part, id)
 	}
@@ -154,8 +158,6 @@ func (c *contracts) check(topic, part, strategy string, b []byte, null bool) *st
 	if info.RuleSet == nil || len(info.RuleSet.DomainRules) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), registryLookupTimeout)
-	defer cancel()
 	res, err := c.rules.Check(ctx, info.RuleSet, info.Metadata, rules.ModeWrite, value, nil)
 	if err != nil {
 		vd := fail("the %s's data contract (%s version %d) could not be evaluated: %v", part, subject, version, err)
@@ -182,7 +184,7 @@ func (c *contracts) check(topic, part, strategy string, b []byte, null bool) *st
 }
 
 // lookup returns a schema by id, from the cache while it is fresh.
-func (c *contracts) lookup(id int) (registry.Schema, registry.SchemaInfo, error) {
+func (c *contracts) lookup(ctx context.Context, id int) (registry.Schema, registry.SchemaInfo, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.cache[id]
@@ -190,8 +192,6 @@ func (c *contracts) lookup(id int) (registry.Schema, registry.SchemaInfo, error)
 	if ok && now.Sub(e.fetched) < contractCacheTTL {
 		return e.schema, e.info, e.err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), registryLookupTimeout)
-	defer cancel()
 	s, info, err := c.reg.SchemaByID(ctx, id)
 	if err != nil && !errors.Is(err, registry.ErrSchemaNotFound) {
 		return nil, registry.SchemaInfo{}, err // not cached: a transient failure
@@ -221,5 +221,5 @@ func subjectFor(topic, part, strategy string, s registry.Schema, payload []byte)
 		}
 		return topic + "-" + name, nil
 	}
-	return "", fmt.Errorf("unknown strategy %q (want one of %v)", strategy, slices.Clip(config.SubjectNameStrategies[:3]))
+	return "", fmt.Errorf("unknown strategy %q (want one of %v)", strategy, config.SubjectNameStrategies[:3])
 }

@@ -402,8 +402,7 @@ func (p *compactPlan) unstableOrAborted(h batchHeader, base int64) bool {
 	if !h.transactional() || h.control() {
 		return false
 	}
-	ps := partState{Aborted: p.aborted}
-	return ps.isAborted(h.ProducerID, base)
+	return isAborted(p.aborted, h.ProducerID, base)
 }
 
 // cleaner decides, record by record, what survives compaction.

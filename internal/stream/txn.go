@@ -177,11 +177,11 @@ func (p *partState) abortedIn(from, to int64) []AbortedTxn {
 }
 
 // isAborted reports whether a batch of producer pid at offset off belongs to
-// an aborted transaction.
-func (p *partState) isAborted(pid, off int64) bool {
-	i := sort.Search(len(p.Aborted), func(i int) bool { return p.Aborted[i].Last >= off })
-	for ; i < len(p.Aborted); i++ {
-		a := p.Aborted[i]
+// one of the aborted transactions (an aborted index, in marker order).
+func isAborted(aborted []abortedTxn, pid, off int64) bool {
+	i := sort.Search(len(aborted), func(i int) bool { return aborted[i].Last >= off })
+	for ; i < len(aborted); i++ {
+		a := aborted[i]
 		if a.ProducerID == pid && a.First <= off {
 			return true
 		}
