@@ -214,14 +214,23 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 	if err != nil {
 		return SubjectSchema{}, err
 	}
-	mode, err := r.effectiveMode(ctx, sn)
+	// The registration is written only if no mode key it depends on
+	// changed since this read (a switch to READONLY wins); a retry reads
+	// the mode again.
+	readMode := func() (bool, []clientv3.Cmp, error) {
+		mode, guards, err := r.guardedMode(ctx, sn)
+		if err != nil {
+			return false, nil, err
+		}
+		if mode == ModeReadOnly || mode == ModeReadOnlyOverride {
+			return false, nil, errf(ErrNotPermitted, "Subject %s is in read-only mode", sn.q)
+		}
+		return mode == ModeImport, guards, nil
+	}
+	imp, modeGuards, err := readMode()
 	if err != nil {
 		return SubjectSchema{}, err
 	}
-	if mode == ModeReadOnly || mode == ModeReadOnlyOverride {
-		return SubjectSchema{}, errf(ErrNotPermitted, "Subject %s is in read-only mode", sn.q)
-	}
-	imp := mode == ModeImport
 	if req.ID < 0 {
 		req.ID = 0
 	}
@@ -243,18 +252,11 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 	if strings.TrimSpace(req.Schema) == "" {
 		return SubjectSchema{}, errf(ErrInvalidSchema, "Invalid schema: empty schema")
 	}
-	for range r.maxRetries {
-		// The mode is read again with guards: the write below happens only
-		// if no mode key changed since (a switch to READONLY wins).
-		now, modeGuards, err := r.guardedMode(ctx, sn)
-		if err != nil {
-			return SubjectSchema{}, err
-		}
-		if now == ModeReadOnly || now == ModeReadOnlyOverride {
-			return SubjectSchema{}, errf(ErrNotPermitted, "Subject %s is in read-only mode", sn.q)
-		}
-		if now != mode {
-			return SubjectSchema{}, errf(ErrNotPermitted, "The mode of subject %s changed from %s to %s during the registration; retry", sn.q, mode, now)
+	for attempt := range r.maxRetries {
+		if attempt > 0 {
+			if imp, modeGuards, err = readMode(); err != nil {
+				return SubjectSchema{}, err
+			}
 		}
 		res, err := r.resolveRefs(ctx, sn.ctx, req.References)
 		if err != nil {
