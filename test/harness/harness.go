@@ -50,6 +50,17 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
+// Main runs a package's tests and then removes the binary Binary built, so
+// repeated runs do not leave a copy behind each time. Call it from TestMain:
+// os.Exit(harness.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+	return code
+}
+
 // RepoRoot is the module root.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
