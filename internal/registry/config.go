@@ -52,18 +52,25 @@ func (c Config) overlay(o Config) Config {
 }
 
 func (r *Registry) readConfig(ctx context.Context, q string, global bool) (Config, bool, error) {
+	c, ok, _, err := r.readConfigRev(ctx, q, global)
+	return c, ok, err
+}
+
+// readConfigRev is readConfig with the key's modification revision (0 when
+// it does not exist), for guarding a write on the config read.
+func (r *Registry) readConfigRev(ctx context.Context, q string, global bool) (Config, bool, int64, error) {
 	resp, err := r.cli.Get(ctx, r.kConfig(q, global))
 	if err != nil {
-		return Config{}, false, fmt.Errorf("registry: read config: %w", err)
+		return Config{}, false, 0, fmt.Errorf("registry: read config: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return Config{}, false, nil
+		return Config{}, false, 0, nil
 	}
 	var c Config
 	if err := json.Unmarshal(resp.Kvs[0].Value, &c); err != nil {
-		return Config{}, false, fmt.Errorf("registry: corrupt config: %w", err)
+		return Config{}, false, 0, fmt.Errorf("registry: corrupt config: %w", err)
 	}
-	return c, true, nil
+	return c, true, resp.Kvs[0].ModRevision, nil
 }
 
 // globalConfig is the stored global config with the defaults filled in.
@@ -77,29 +84,45 @@ func (r *Registry) globalConfig(ctx context.Context) (Config, error) {
 
 // effectiveConfig layers global, the subject's context and the subject.
 func (r *Registry) effectiveConfig(ctx context.Context, sn subjectName) (Config, error) {
-	c, err := r.globalConfig(ctx)
-	if err != nil {
-		return Config{}, err
+	c, _, err := r.guardedConfig(ctx, sn)
+	return c, err
+}
+
+// guardedConfig is effectiveConfig with a Txn condition per config key it
+// read (present or not), true only while none of them has changed, so a
+// registration is never decided on a compatibility level (or any other
+// config field) that a concurrent PUT /config has replaced.
+func (r *Registry) guardedConfig(ctx context.Context, sn subjectName) (Config, []clientv3.Cmp, error) {
+	var guards []clientv3.Cmp
+	read := func(q string, global bool) (Config, bool, error) {
+		c, ok, rev, err := r.readConfigRev(ctx, q, global)
+		if err == nil {
+			guards = append(guards, clientv3.Compare(clientv3.ModRevision(r.kConfig(q, global)), "=", rev))
+		}
+		return c, ok, err
 	}
+	g, _, err := read("", true)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	c := Config{Compatibility: r.defCompat}.overlay(g)
+	var levels []string
 	if sn.ctx != defaultContext {
-		cc, ok, err := r.readConfig(ctx, qualify(sn.ctx, ""), false)
-		if err != nil {
-			return Config{}, err
-		}
-		if ok {
-			c = c.overlay(cc)
-		}
+		levels = append(levels, qualify(sn.ctx, ""))
 	}
 	if sn.name != "" {
-		sc, ok, err := r.readConfig(ctx, sn.q, false)
+		levels = append(levels, sn.q)
+	}
+	for _, q := range levels {
+		lc, ok, err := read(q, false)
 		if err != nil {
-			return Config{}, err
+			return Config{}, nil, err
 		}
 		if ok {
-			c = c.overlay(sc)
+			c = c.overlay(lc)
 		}
 	}
-	return c, nil
+	return c, guards, nil
 }
 
 // GetConfig returns the global config (subject ""), or a subject's (or a

@@ -54,6 +54,10 @@ type Registry struct {
 	closeCh    chan struct{}
 	inflight   sync.WaitGroup
 	maxRetries int
+	// beforeCommit, when set (tests only), runs in Register between the
+	// reads an attempt is decided on and its Txn, so a test can change
+	// state there deterministically.
+	beforeCommit func(attempt int)
 }
 
 type parsedKey struct {

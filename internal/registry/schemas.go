@@ -240,11 +240,6 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 	if req.Version < 0 {
 		return SubjectSchema{}, errf(ErrInvalidVersion, "The specified version '%d' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"", req.Version)
 	}
-	cfg, err := r.effectiveConfig(ctx, sn)
-	if err != nil {
-		return SubjectSchema{}, err
-	}
-	normalize := req.Normalize || (cfg.Normalize != nil && *cfg.Normalize)
 	f, typ, err := r.format(req.Type)
 	if err != nil {
 		return SubjectSchema{}, err
@@ -258,6 +253,15 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 				return SubjectSchema{}, err
 			}
 		}
+		// Like the modes, the configs (compatibility level, normalize,
+		// compatibility group, default and override contracts) are read
+		// once per attempt and guarded in the Txn: a PUT /config that lands
+		// between this read and the commit makes the attempt start over.
+		cfg, cfgGuards, err := r.guardedConfig(ctx, sn)
+		if err != nil {
+			return SubjectSchema{}, err
+		}
+		normalize := req.Normalize || (cfg.Normalize != nil && *cfg.Normalize)
 		res, err := r.resolveRefs(ctx, sn.ctx, req.References)
 		if err != nil {
 			return SubjectSchema{}, err
@@ -418,6 +422,10 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 			ops = append(ops, clientv3.OpPut(r.kCounter(sn.ctx), strconv.Itoa(newCounter)))
 		}
 		cmps = append(cmps, modeGuards...)
+		cmps = append(cmps, cfgGuards...)
+		if r.beforeCommit != nil {
+			r.beforeCommit(attempt)
+		}
 		tr, err := r.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
 			return SubjectSchema{}, fmt.Errorf("registry: register: %w", err)
