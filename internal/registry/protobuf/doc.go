@@ -1,9 +1,10 @@
 // Package protobuf is the schema registry's PROTOBUF format: it parses
 // .proto text with its references (imports resolved from the references'
-// text, well-known types built in), renders canonical and normalized text,
-// checks compatibility by Confluent's Protobuf rules, and decodes record
-// payloads in the Confluent wire format (message indexes, then the
-// protobuf binary) into plain Go values.
+// text; the well-known types and Confluent's own imports built in),
+// renders canonical and normalized text, checks compatibility by
+// Confluent's Protobuf rules, and decodes record payloads in the Confluent
+// wire format (message indexes, then the protobuf binary) into plain Go
+// values.
 //
 // It never talks to the registry's storage or to the network; it only
 // turns text and bytes into verdicts. It depends on bufbuild/protocompile

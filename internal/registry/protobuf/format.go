@@ -42,9 +42,11 @@ func (Format) Type() string { return TypeName }
 
 // Parse compiles text as a .proto file. refs supply the imported files: a
 // reference's Name is the import path the schema uses (e.g. "other.proto")
-// and its Schema that file's text; references nest. Files under
-// google/protobuf/ resolve to the built-in well-known types unless a
-// reference supplies them. A schema that does not compile is an error
+// and its Schema that file's text; references nest. The files Confluent's
+// registry provides without a reference (google/protobuf/*, google/type/*,
+// confluent/meta.proto and confluent/type/decimal.proto; see wellknown.go)
+// resolve to built-in copies unless a reference supplies them. A schema
+// that does not compile is an error
 // wrapping registry.ErrInvalidSchema with the compiler's file:line:col
 // message.
 func (Format) Parse(text string, refs []registry.ResolvedReference) (registry.Schema, error) {
@@ -71,7 +73,11 @@ func (Format) Parse(text string, refs []registry.ResolvedReference) (registry.Sc
 		}
 		src, ok := sources[path]
 		if !ok {
-			return protocompile.SearchResult{}, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+			known, ok := knownImports[path]
+			if !ok {
+				return protocompile.SearchResult{}, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+			}
+			return protocompile.SearchResult{Source: strings.NewReader(known)}, nil
 		}
 		if fdp := decodeDescriptor(src); fdp != nil {
 			if fdp.GetName() == "" {
