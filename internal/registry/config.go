@@ -181,6 +181,11 @@ func (r *Registry) SetConfig(ctx context.Context, subject string, c Config) (Con
 		}
 		q = sn.q
 		global = q == ""
+		if c.Alias != "" {
+			if _, err := aliasTarget(sn.ctx, c.Alias); err != nil {
+				return Config{}, errf(ErrInvalidRequest, "Invalid alias %q: %v", c.Alias, err)
+			}
+		}
 	}
 	key := r.kConfig(q, global)
 	for range r.maxRetries {

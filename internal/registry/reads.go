@@ -80,7 +80,7 @@ func (r *Registry) Versions(ctx context.Context, subject string, o ListOptions) 
 		return nil, err
 	}
 	defer done()
-	sn, err := parseSubject(subject, false)
+	sn, err := r.parseLookupSubject(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (r *Registry) Version(ctx context.Context, subject string, v int, deleted b
 }
 
 func (r *Registry) version(ctx context.Context, subject string, v int, deleted bool) (subjectName, SubjectSchema, error) {
-	sn, err := parseSubject(subject, false)
+	sn, err := r.parseLookupSubject(ctx, subject)
 	if err != nil {
 		return sn, SubjectSchema{}, err
 	}

@@ -561,7 +561,7 @@ func (r *Registry) CheckCompatibility(ctx context.Context, req RegisterRequest, 
 		return nil, err
 	}
 	defer done()
-	sn, err := parseSubject(req.Subject, false)
+	sn, err := r.parseLookupSubject(ctx, req.Subject)
 	if err != nil {
 		return nil, err
 	}
@@ -659,7 +659,7 @@ func (r *Registry) Lookup(ctx context.Context, req RegisterRequest, deleted bool
 		return SubjectSchema{}, err
 	}
 	defer done()
-	sn, err := parseSubject(req.Subject, false)
+	sn, err := r.parseLookupSubject(ctx, req.Subject)
 	if err != nil {
 		return SubjectSchema{}, err
 	}

@@ -225,3 +225,50 @@ func TestFranzGoClient(t *testing.T) {
 		}
 	})
 }
+
+// newSRClient serves r over HTTP and returns a franz-go sr client for it.
+func newSRClient(t *testing.T, r *Registry) *sr.Client {
+	t.Helper()
+	srv := httptest.NewServer(r.Handler())
+	t.Cleanup(srv.Close)
+	cl, err := sr.NewClient(sr.URLs(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// TestFranzGoAlias sets and follows a subject alias through franz-go's sr
+// client.
+func TestFranzGoAlias(t *testing.T) {
+	cl := newSRClient(t, newRegistry(t, startEtcd(t)))
+	ctx := testCtx(t)
+	v1, err := cl.CreateSchema(ctx, "orders-v1-value", sr.Schema{Schema: sA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward, Alias: "orders-v1-value"}, "orders-value")
+	if set[0].Err != nil || set[0].Alias != "orders-v1-value" {
+		t.Fatalf("SetCompatibility alias = %+v", set[0])
+	}
+	got := cl.Compatibility(ctx, "orders-value")
+	if got[0].Err != nil || got[0].Alias != "orders-v1-value" || got[0].Level != sr.CompatBackward {
+		t.Fatalf("Compatibility = %+v", got[0])
+	}
+	ss, err := cl.SchemaByVersion(ctx, "orders-value", -1)
+	if err != nil || ss.ID != v1.ID || ss.Subject != "orders-v1-value" {
+		t.Fatalf("SchemaByVersion through alias = %+v, %v", ss, err)
+	}
+	found, err := cl.LookupSchema(ctx, "orders-value", sr.Schema{Schema: sA})
+	if err != nil || found.ID != v1.ID || found.Version != 1 {
+		t.Fatalf("LookupSchema through alias = %+v, %v", found, err)
+	}
+	res, err := cl.CheckCompatibility(ctx, "orders-value", -1, sr.Schema{Schema: sC})
+	if err != nil || res.Is {
+		t.Fatalf("CheckCompatibility through alias = %+v, %v", res, err)
+	}
+	vs, err := cl.SubjectVersions(ctx, "orders-value")
+	if err != nil || !slices.Equal(vs, []int{1}) {
+		t.Fatalf("SubjectVersions through alias = %v, %v", vs, err)
+	}
+}
