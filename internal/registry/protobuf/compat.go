@@ -19,7 +19,14 @@ import (
 // on the wire) and fields by number. Incompatible, each reported as
 // "CODE at message .pkg.Msg field N: detail":
 //
-//	MESSAGE_REMOVED                a writer message is missing from the reader (a rename is a removal)
+//	MESSAGE_REMOVED                a writer message is missing from the reader
+//	MESSAGE_MOVED                  a writer message is missing from the reader under
+//	                               its name but went elsewhere: the reader has a new
+//	                               message of the same simple name under another
+//	                               parent (moved into or out of a message), or a new
+//	                               name at the same message index path (renamed);
+//	                               the detail names both places and index paths, and
+//	                               the two messages are compared field by field too
 //	FIELD_KIND_CHANGED             scalar vs enum vs message vs group vs map
 //	FIELD_TYPE_CHANGED             scalars outside one wire-compatible group:
 //	                               {int32 uint32 int64 uint64 bool} {sint32 sint64}
@@ -36,9 +43,12 @@ import (
 //	                               the mirror of the single-field case below)
 //
 // Compatible (not reported): messages, enums, fields and oneofs added;
-// fields removed (reserving their numbers is good practice but Confluent
-// does not require it, and neither do we: only what is on the wire
-// counts); field renames; a single existing field moved into a new oneof;
+// messages reordered, so that a message keeps its name but not its index
+// path (Confluent's MESSAGE_MOVED for a message found under its name is
+// one of its compatible changes: a payload's indexes are resolved against
+// the schema that wrote it); fields removed (reserving their numbers is
+// good practice but Confluent does not require it, and neither do we: only
+// what is on the wire counts); field renames; a single existing field moved into a new oneof;
 // singular <-> repeated for string, bytes and message fields; any enum
 // change (values added, removed or renumbered: proto3 enums are open and
 // proto2 keeps unknown values as unknown fields); package and syntax
@@ -97,15 +107,78 @@ func (c *checker) run() {
 	for _, m := range c.r.messages {
 		readerMsgs[localName(c.r, m.FullName())] = m
 	}
+	writerMsgs := make(map[string]bool, len(c.w.messages))
+	for _, m := range c.w.messages {
+		writerMsgs[localName(c.w, m.FullName())] = true
+	}
 	for _, wm := range c.w.messageOrder() {
 		where := "message ." + string(wm.FullName())
-		rm, ok := readerMsgs[localName(c.w, wm.FullName())]
-		if !ok {
-			c.report("MESSAGE_REMOVED", where, "the reader has no message "+localName(c.w, wm.FullName()))
+		name := localName(c.w, wm.FullName())
+		// The same name at another index path (messages reordered, or an
+		// enclosing message moved) is compatible, as in Confluent, where
+		// MESSAGE_MOVED of a message that keeps its name is a compatible
+		// change: a payload's message indexes are resolved against the
+		// schema it was written with.
+		if rm, ok := readerMsgs[name]; ok {
+			c.message(where, rm, wm)
 			continue
 		}
-		c.message(where, rm, wm)
+		if rm, detail := c.moved(wm, readerMsgs, writerMsgs); rm != nil {
+			c.report("MESSAGE_MOVED", where, detail)
+			c.message(where, rm, wm)
+			continue
+		}
+		c.report("MESSAGE_REMOVED", where, "the reader has no message "+name)
 	}
+}
+
+// moved finds where a writer message the reader has no message of its
+// name went: the one message of the same simple name under another parent
+// that the writer does not have (moved into or out of a message), else a
+// message of a new name at the same index path (renamed, or replaced by a
+// new message at the place the wire format's message indexes point to).
+// It returns nil when neither is found: the message was removed.
+func (c *checker) moved(wm protoreflect.MessageDescriptor, readerMsgs map[string]protoreflect.MessageDescriptor, writerMsgs map[string]bool) (protoreflect.MessageDescriptor, string) {
+	var same []protoreflect.MessageDescriptor
+	for _, rm := range c.r.messageOrder() {
+		if rm.Name() == wm.Name() && !writerMsgs[localName(c.r, rm.FullName())] {
+			same = append(same, rm)
+		}
+	}
+	// Both sides must be unambiguous: one new reader message of the name,
+	// and one writer message of the name that the reader lacks.
+	gone := 0
+	for _, m := range c.w.messageOrder() {
+		if _, ok := readerMsgs[localName(c.w, m.FullName())]; !ok && m.Name() == wm.Name() {
+			gone++
+		}
+	}
+	if len(same) == 1 && gone == 1 {
+		rm := same[0]
+		return rm, fmt.Sprintf("message %s moved from .%s (message index %v) to .%s (message index %v)",
+			wm.Name(), wm.FullName(), indexPath(wm), rm.FullName(), indexPath(rm))
+	}
+	path := indexPath(wm)
+	rm, err := c.r.messageAt(path)
+	if err != nil || rm.IsMapEntry() || writerMsgs[localName(c.r, rm.FullName())] {
+		return nil, ""
+	}
+	return rm, fmt.Sprintf("message index %v selects .%s in the writer and .%s in the reader, which has no message %s (renamed or moved)",
+		path, wm.FullName(), rm.FullName(), localName(c.w, wm.FullName()))
+}
+
+// indexPath is a message's path of indexes in the wire format: its index
+// among its file's top-level messages, then among each enclosing message's
+// nested messages.
+func indexPath(md protoreflect.MessageDescriptor) []int {
+	var path []int
+	for d := protoreflect.Descriptor(md); d != nil; d = d.Parent() {
+		if _, ok := d.(protoreflect.MessageDescriptor); !ok {
+			break
+		}
+		path = append([]int{d.Index()}, path...)
+	}
+	return path
 }
 
 // messageOrder lists the schema's messages in declaration order (depth
