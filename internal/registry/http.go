@@ -491,7 +491,20 @@ func (r *Registry) httpVersion(_ http.ResponseWriter, req *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
+	if ss.Schema, err = r.schemaText(req, contextOf(ss.Subject), ss.StoredSchema); err != nil {
+		return nil, err
+	}
 	return toResponse(ss), nil
+}
+
+// schemaText is st's text in the form ?format= asks for (see
+// FormattedText).
+func (r *Registry) schemaText(req *http.Request, sctx string, st StoredSchema) (string, error) {
+	f := req.URL.Query().Get("format")
+	if f == "" {
+		return st.Schema, nil
+	}
+	return r.FormattedText(req.Context(), sctx, st, f)
 }
 
 func (r *Registry) httpVersionSchema(_ http.ResponseWriter, req *http.Request) (any, error) {
@@ -503,7 +516,11 @@ func (r *Registry) httpVersionSchema(_ http.ResponseWriter, req *http.Request) (
 	if err != nil {
 		return nil, err
 	}
-	return rawText(ss.Schema), nil
+	text, err := r.schemaText(req, contextOf(ss.Subject), ss.StoredSchema)
+	if err != nil {
+		return nil, err
+	}
+	return rawText(text), nil
 }
 
 func (r *Registry) httpDeleteVersion(_ http.ResponseWriter, req *http.Request) (any, error) {
@@ -555,6 +572,9 @@ func (r *Registry) httpSchemaByID(_ http.ResponseWriter, req *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
+	if info.Schema, err = r.schemaText(req, info.Context, info.StoredSchema); err != nil {
+		return nil, err
+	}
 	resp := toResponse(SubjectSchema{StoredSchema: info.StoredSchema})
 	resp.ID = 0
 	var maxID *int
@@ -593,7 +613,11 @@ func (r *Registry) httpSchemaTextByID(_ http.ResponseWriter, req *http.Request) 
 	if err != nil {
 		return nil, err
 	}
-	return rawText(info.Schema), nil
+	text, err := r.schemaText(req, info.Context, info.StoredSchema)
+	if err != nil {
+		return nil, err
+	}
+	return rawText(text), nil
 }
 
 type subjectVersionJSON struct {
