@@ -11,6 +11,12 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
+// This file is the one place the registry uses a schema library:
+// google.golang.org/protobuf's descriptor encoding, to serve a compiled
+// Protobuf schema (which the protobuf format package builds) as a
+// serialized FileDescriptorProto. Parsing and rendering stay in the format
+// packages, and no format package is imported.
+
 // Schema text formats a client can ask for with ?format= on the
 // schema-returning GETs (/schemas/ids/{id}[/schema],
 // /subjects/{s}/versions/{v}[/schema]), by Confluent's names.
