@@ -49,7 +49,20 @@ const maxIndexes = 100
 // protobuf's decoder would keep as an unknown field) is rejected: that is
 // data of an incompatible schema, not of a newer one. Any
 // malformation is an error wrapping registry.ErrInvalidPayload.
+//
+// A payload that fails and would decode as one of the file's top-level
+// messages if read without message indexes gets that said in the error:
+// some serializers (e.g. @kafkajs/confluent-schema-registry) write the
+// message right after the schema id, which is not Confluent's framing.
 func (s *Schema) Decode(payload []byte) (any, error) {
+	v, err := s.decode(payload)
+	if err != nil {
+		return nil, s.explain(payload, err)
+	}
+	return v, nil
+}
+
+func (s *Schema) decode(payload []byte) (any, error) {
 	idx, rest, err := readIndexes(payload)
 	if err != nil {
 		return nil, err
@@ -68,32 +81,103 @@ func (s *Schema) Decode(payload []byte) (any, error) {
 	return messageValue(msg), nil
 }
 
-// readIndexes splits the message index prefix off a payload.
+// readIndexes splits the message index prefix off a payload. Confluent's
+// encoding: a zig-zag varint count, then that many zig-zag varint indexes;
+// a count of 0 (the single byte 0) stands for [0], the file's first
+// message. Negative, overlong or oversized counts and indexes are errors
+// wrapping registry.ErrInvalidPayload, never a panic or a large allocation.
 func readIndexes(payload []byte) ([]int, []byte, error) {
+	if len(payload) == 0 {
+		return nil, nil, fmt.Errorf("%w: no message indexes: nothing follows the schema id", registry.ErrInvalidPayload)
+	}
 	count, n := binary.Varint(payload)
-	if n <= 0 {
-		return nil, nil, fmt.Errorf("%w: truncated or malformed message index count", registry.ErrInvalidPayload)
+	switch {
+	case n == 0:
+		return nil, nil, fmt.Errorf("%w: truncated message index count (a varint cut off after %d bytes)", registry.ErrInvalidPayload, len(payload))
+	case n < 0:
+		return nil, nil, fmt.Errorf("%w: malformed message index count (a varint longer than 64 bits)", registry.ErrInvalidPayload)
 	}
 	payload = payload[n:]
-	if count == 0 {
+	switch {
+	case count == 0:
 		return []int{0}, payload, nil
-	}
-	if count < 0 || count > maxIndexes {
-		return nil, nil, fmt.Errorf("%w: message index count %d out of range", registry.ErrInvalidPayload, count)
+	case count < 0:
+		return nil, nil, fmt.Errorf("%w: message index count %d is negative", registry.ErrInvalidPayload, count)
+	case count > maxIndexes:
+		return nil, nil, fmt.Errorf("%w: message index count %d exceeds the limit of %d", registry.ErrInvalidPayload, count, maxIndexes)
+	case count > int64(len(payload)):
+		return nil, nil, fmt.Errorf("%w: message index count %d but only %d bytes follow", registry.ErrInvalidPayload, count, len(payload))
 	}
 	idx := make([]int, count)
 	for i := range idx {
 		v, n := binary.Varint(payload)
-		if n <= 0 {
-			return nil, nil, fmt.Errorf("%w: truncated or malformed message index %d", registry.ErrInvalidPayload, i)
-		}
-		if v < 0 || v > math.MaxInt32 {
-			return nil, nil, fmt.Errorf("%w: message index %d is %d", registry.ErrInvalidPayload, i, v)
+		switch {
+		case n == 0:
+			return nil, nil, fmt.Errorf("%w: truncated message index %d of %d", registry.ErrInvalidPayload, i, count)
+		case n < 0:
+			return nil, nil, fmt.Errorf("%w: malformed message index %d of %d (a varint longer than 64 bits)", registry.ErrInvalidPayload, i, count)
+		case v < 0:
+			return nil, nil, fmt.Errorf("%w: message index %d of %d is negative (%d)", registry.ErrInvalidPayload, i, count, v)
+		case v > math.MaxInt32:
+			return nil, nil, fmt.Errorf("%w: message index %d of %d is %d, beyond any message", registry.ErrInvalidPayload, i, count, v)
 		}
 		idx[i] = int(v)
 		payload = payload[n:]
 	}
 	return idx, payload, nil
+}
+
+// explain adds to a failure of payload what it most likely is when the
+// payload, read as a bare message without indexes, decodes cleanly as one
+// of the file's top-level messages (no unknown fields): a serializer that
+// does not write Confluent's message indexes. Confluent framing cannot be
+// mistaken for that: its first byte is a count of at most a few levels,
+// which read as a protobuf tag names field 0, which is invalid.
+func (s *Schema) explain(payload []byte, err error) error {
+	if len(payload) == 0 {
+		return err
+	}
+	ms := s.file.Messages()
+	for i := 0; i < ms.Len(); i++ {
+		md := ms.Get(i)
+		msg := dynamicpb.NewMessage(md)
+		if proto.Unmarshal(payload, msg) != nil || hasUnknown(msg) {
+			continue
+		}
+		return fmt.Errorf("%w; the payload lacks Confluent's message indexes: read without them it decodes as .%s "+
+			"(the wire format is magic byte 0, the schema id, the message indexes, where the single byte 0 selects "+
+			"the first message, then the message)", err, md.FullName())
+	}
+	return err
+}
+
+// hasUnknown reports whether m or any message inside it holds unknown
+// fields.
+func hasUnknown(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if k := fd.MapValue().Kind(); k == protoreflect.MessageKind || k == protoreflect.GroupKind {
+				v.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+					found = hasUnknown(e.Message())
+					return !found
+				})
+			}
+		case fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind:
+		case fd.IsList():
+			for i := 0; i < v.List().Len() && !found; i++ {
+				found = hasUnknown(v.List().Get(i).Message())
+			}
+		default:
+			found = hasUnknown(v.Message())
+		}
+		return !found
+	})
+	return found
 }
 
 // messageAt follows a message index path: the first index picks a
@@ -309,12 +393,11 @@ func wireTypeFits(fd protoreflect.FieldDescriptor, typ protowire.Type) bool {
 // RecordName is the full name of the message the payload's indexes select.
 func (s *Schema) RecordName(payload []byte) (string, error) {
 	idx, _, err := readIndexes(payload)
-	if err != nil {
-		return "", err
+	if err == nil {
+		var md protoreflect.MessageDescriptor
+		if md, err = s.messageAt(idx); err == nil {
+			return string(md.FullName()), nil
+		}
 	}
-	md, err := s.messageAt(idx)
-	if err != nil {
-		return "", err
-	}
-	return string(md.FullName()), nil
+	return "", s.explain(payload, err)
 }

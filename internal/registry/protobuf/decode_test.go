@@ -313,14 +313,188 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0})
 	f.Add([]byte{6, 0, 2, 2, 8, 1})
 	f.Add([]byte{0, 10, 3, 'a', 'b', 'c', 16, 5})
+	f.Add([]byte{10, 3, 'a', 'b', 'c', 16, 5}) // no message indexes
+	f.Add([]byte{2, 2, 10, 2, 8, 1})
+	f.Add([]byte{4, 0, 2, 10, 1, 'x'})
+	f.Add([]byte{1, 0})
+	f.Add(binaryVarint(math.MaxInt64))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := s.Decode(b)
 		if err == nil {
 			if _, ok := v.(map[string]any); !ok {
 				t.Fatalf("decoded to %T", v)
 			}
+			if _, err := s.(registry.RecordNamer).RecordName(b); err != nil {
+				t.Fatalf("decoded, but RecordName fails: %v", err)
+			}
 		} else if !errors.Is(err, registry.ErrInvalidPayload) {
 			t.Fatalf("error %v does not wrap ErrInvalidPayload", err)
+		}
+	})
+}
+
+// TestReadIndexes covers Confluent's message index encoding: a zig-zag
+// varint count then zig-zag varint indexes, with the single byte 0 for
+// [0]; every malformation is a clear error, never a panic.
+func TestReadIndexes(t *testing.T) {
+	overlong := bytes.Repeat([]byte{0xff}, 10)
+	overlong = append(overlong, 0x01) // 11 bytes: past 64 bits
+	many := binaryVarint(maxIndexes)
+	for i := 0; i < maxIndexes; i++ {
+		many = append(many, 0)
+	}
+	manyWant := make([]int, maxIndexes)
+	cases := []struct {
+		name    string
+		in      []byte
+		want    []int
+		rest    []byte
+		wantErr string
+	}{
+		{name: "shorthand for the first message", in: []byte{0, 0x0a}, want: []int{0}, rest: []byte{0x0a}},
+		{name: "explicit [0]", in: []byte{2, 0, 0x0a}, want: []int{0}, rest: []byte{0x0a}},
+		{name: "second message", in: []byte{2, 2}, want: []int{1}, rest: []byte{}},
+		{name: "nested path", in: []byte{6, 0, 2, 4, 0x08, 0x01}, want: []int{0, 1, 2}, rest: []byte{0x08, 0x01}},
+		{name: "two-byte index", in: []byte{2, 0xc8, 0x01}, want: []int{100}, rest: []byte{}},
+		{name: "largest index", in: append([]byte{2}, binaryVarint(math.MaxInt32)...), want: []int{math.MaxInt32}, rest: []byte{}},
+		{name: "count at the limit", in: many, want: manyWant, rest: []byte{}},
+		{name: "empty", in: nil, wantErr: "no message indexes: nothing follows the schema id"},
+		{name: "truncated count", in: []byte{0x80}, wantErr: "truncated message index count"},
+		{name: "overlong count", in: overlong, wantErr: "malformed message index count (a varint longer than 64 bits)"},
+		{name: "count -1", in: []byte{1}, wantErr: "message index count -1 is negative"},
+		{name: "count -2", in: []byte{3, 0, 0}, wantErr: "message index count -2 is negative"},
+		{name: "most negative count", in: binaryVarint(math.MinInt64), wantErr: "is negative"},
+		{name: "count over the limit", in: binaryVarint(maxIndexes + 1), wantErr: "message index count 101 exceeds the limit of 100"},
+		{name: "huge count", in: binaryVarint(math.MaxInt64), wantErr: "exceeds the limit of 100"},
+		{name: "count beyond the bytes", in: []byte{6, 0}, wantErr: "message index count 3 but only 1 bytes follow"},
+		{name: "truncated index", in: []byte{4, 0, 0x80}, wantErr: "truncated message index 1 of 2"},
+		{name: "overlong index", in: append([]byte{2}, overlong...), wantErr: "malformed message index 0 of 1 (a varint longer than 64 bits)"},
+		{name: "negative index", in: []byte{2, 1}, wantErr: "message index 0 of 1 is negative (-1)"},
+		{name: "index beyond int32", in: append([]byte{2}, binaryVarint(math.MaxInt32+1)...), wantErr: "message index 0 of 1 is 2147483648, beyond any message"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			idx, rest, err := readIndexes(tc.in)
+			if tc.wantErr != "" {
+				if !errors.Is(err, registry.ErrInvalidPayload) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("readIndexes(%x) = %v, %x, %v; want an ErrInvalidPayload saying %q", tc.in, idx, rest, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("readIndexes(%x): %v", tc.in, err)
+			}
+			if !reflect.DeepEqual(idx, tc.want) || !bytes.Equal(rest, tc.rest) {
+				t.Fatalf("readIndexes(%x) = %v, %x; want %v, %x", tc.in, idx, rest, tc.want, tc.rest)
+			}
+		})
+	}
+}
+
+// TestDecodeIndexErrors checks what Decode and RecordName say about index
+// paths the schema does not have.
+func TestDecodeIndexErrors(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	cases := []struct {
+		name    string
+		payload []byte
+		want    string
+	}{
+		{name: "top-level index past the last message", payload: []byte{2, 4}, want: "message index [2]: the file has 2 messages at depth 0, no index 2"},
+		{name: "nested index past the last nested message", payload: []byte{4, 0, 4}, want: "message index [0 2]: message .shop.Order has 2 messages at depth 1, no index 2"},
+		{name: "too deep", payload: []byte{8, 0, 2, 2, 0}, want: "message .shop.Order.Line.Deep has 0 messages at depth 3, no index 0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Decode(tc.payload)
+			if !errors.Is(err, registry.ErrInvalidPayload) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Decode(%x) err = %v, want %q", tc.payload, err, tc.want)
+			}
+			_, err = s.RecordName(tc.payload)
+			if !errors.Is(err, registry.ErrInvalidPayload) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RecordName(%x) err = %v, want %q", tc.payload, err, tc.want)
+			}
+		})
+	}
+	name, err := s.RecordName([]byte{6, 0, 2, 2})
+	if err != nil || name != "shop.Order.Line.Deep" {
+		t.Fatalf("RecordName = %q, %v", name, err)
+	}
+}
+
+// TestDecodeExplainsMissingIndexes: a message written straight after the
+// schema id, as @kafkajs/confluent-schema-registry does, fails with an
+// error that says the message indexes are missing; a Confluent-framed
+// payload that fails for another reason does not get that said.
+func TestDecodeExplainsMissingIndexes(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	framed := encode(t, s, "shop.Order", func(m *dynamicpb.Message) {
+		set(m, "id", protoreflect.ValueOfString("o1"))
+		set(m, "qty", protoreflect.ValueOfInt64(4))
+	})
+	if _, err := s.Decode(framed); err != nil {
+		t.Fatalf("framed payload: %v", err)
+	}
+	bare := framed[1:] // 0a 02 'o' '1' 10 04: count 5, then index -56
+	const hint = "the payload lacks Confluent's message indexes: read without them it decodes as .shop.Order"
+	_, err := s.Decode(bare)
+	if !errors.Is(err, registry.ErrInvalidPayload) || !strings.Contains(err.Error(), hint) ||
+		!strings.Contains(err.Error(), "message index 1 of 5 is negative (-56)") {
+		t.Fatalf("bare message: %v", err)
+	}
+	if _, err := s.RecordName(bare); err == nil || !strings.Contains(err.Error(), hint) {
+		t.Fatalf("RecordName of a bare message: %v", err)
+	}
+	// The second message, bare: matched by its own type.
+	other := encode(t, s, "shop.Other", func(m *dynamicpb.Message) {
+		deep := dynamicpb.NewMessage(m.Descriptor().Fields().ByName("deep").Message())
+		set(deep, "ok", protoreflect.ValueOfBool(true))
+		set(m, "deep", protoreflect.ValueOfMessage(deep))
+	})
+	if _, err := s.Decode(other[2:]); err == nil || !strings.Contains(err.Error(), "read without them it decodes as .shop.") {
+		t.Fatalf("bare Other: %v", err)
+	}
+	for name, p := range map[string][]byte{
+		"framed, truncated message": append([]byte{0}, 0x0a, 0x05, 'a'),
+		"framed, bad index path":    append([]byte{2, 8}, framed[1:]...),
+		"garbage":                   {0xff, 0xff, 0xff},
+	} {
+		if _, err := s.Decode(p); err == nil || strings.Contains(err.Error(), "lacks Confluent's message indexes") {
+			t.Errorf("%s: %v, want an error without the missing-indexes hint", name, err)
+		}
+	}
+}
+
+// FuzzReadIndexes checks that no input panics readIndexes, and that what
+// it accepts is a bounded path of valid indexes that re-encodes to the
+// same path.
+func FuzzReadIndexes(f *testing.F) {
+	for _, seed := range [][]byte{{0}, {2, 0}, {2, 2}, {6, 0, 2, 4}, {1}, {0x80}, {4, 0, 0x80}, binaryVarint(math.MaxInt64),
+		append([]byte{2}, binaryVarint(math.MaxInt32+1)...), bytes.Repeat([]byte{0xff}, 11)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		idx, rest, err := readIndexes(b)
+		if err != nil {
+			if !errors.Is(err, registry.ErrInvalidPayload) {
+				t.Fatalf("error %v does not wrap ErrInvalidPayload", err)
+			}
+			return
+		}
+		if len(idx) == 0 || len(idx) > maxIndexes {
+			t.Fatalf("readIndexes(%x) = %d indexes", b, len(idx))
+		}
+		for _, i := range idx {
+			if i < 0 || i > math.MaxInt32 {
+				t.Fatalf("readIndexes(%x) accepted index %d", b, i)
+			}
+		}
+		if !bytes.HasSuffix(b, rest) {
+			t.Fatalf("rest %x is not a suffix of %x", rest, b)
+		}
+		again, rest2, err := readIndexes(append(AppendIndexes(nil, idx), rest...))
+		if err != nil || !reflect.DeepEqual(again, idx) || !bytes.Equal(rest2, rest) {
+			t.Fatalf("re-encoded %v: %v, %x, %v", idx, again, rest2, err)
 		}
 	})
 }
