@@ -30,6 +30,21 @@
 //   {step:"incompatible"|"missing", name, status, message}
 // (the package's ResponseError carries the HTTP status and the message of
 // the registry's error body, not its error_code).
+//
+// Two more modes check the package's Protobuf wire format against a topic
+// with confluent.value.schema.validation=true (registry_protobuf_test.go):
+//
+//   node js/registry.js proto-produce <bootstrap> <registry> <topic>
+//     stdin {"subject": S, "schema": text, "key": K, "value": v}: registers
+//     the schema, encodes v with registry.encode, prints
+//     {step:"encoded", id, hex} (the exact bytes of the record value), then
+//     produces it with key K and prints {step:"produced", partition,
+//     offset} or {step:"produce-error", name, type, code, message}
+//     (type and code of the KafkaJSProtocolError inside kafkajs' wrapper).
+//   node js/registry.js proto-consume <bootstrap> <registry> <topic> <group> <n>
+//     consumes n records and decodes each with a fresh registry.decode,
+//     printing {step:"decoded", key, value} or
+//     {step:"decode-error", key, name, message}.
 'use strict'
 
 const { Kafka, logLevel } = require('kafkajs')
@@ -155,7 +170,53 @@ async function main () {
   await expectFailure('missing', () => registry(host).getLatestSchemaId(input.missing))
 }
 
-main().catch((e) => {
+// protocolError finds the broker's error inside kafkajs' wrappers.
+function protocolError (e) {
+  for (let x = e; x; x = x.cause || x.originalError) {
+    if (x.type !== undefined && x.code !== undefined) return x
+    if (x.cause === x) break
+  }
+  return {}
+}
+
+async function protoProduce () {
+  const [bootstrap, host, topic] = process.argv.slice(3)
+  if (!bootstrap || !host || !topic) throw new Error('usage: registry.js proto-produce <bootstrap> <registry> <topic>')
+  const input = await readStdin()
+  const reg = registry(host)
+  const { id } = await reg.register({ type: SchemaType.PROTOBUF, schema: input.schema }, { subject: input.subject })
+  const value = await reg.encode(id, input.value)
+  emit({ step: 'encoded', id, hex: value.toString('hex') })
+  const producer = kafka(bootstrap).producer({ retry: { retries: 0 } })
+  await producer.connect()
+  try {
+    const res = await producer.send({ topic, acks: -1, messages: [{ key: input.key, value }] })
+    emit({ step: 'produced', partition: res[0].partition, offset: Number(res[0].baseOffset) })
+  } catch (e) {
+    const pe = protocolError(e)
+    emit({ step: 'produce-error', name: e.name, type: pe.type || null, code: pe.code === undefined ? null : pe.code, message: e.message })
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+async function protoConsume () {
+  const [bootstrap, host, topic, group, n] = process.argv.slice(3)
+  if (!bootstrap || !host || !topic || !group || !n) throw new Error('usage: registry.js proto-consume <bootstrap> <registry> <topic> <group> <n>')
+  const reader = registry(host)
+  for (const m of await consumeAll(bootstrap, topic, group, Number(n), 30000)) {
+    const key = m.key.toString('utf8')
+    try {
+      emit({ step: 'decoded', key, value: await reader.decode(m.value) })
+    } catch (e) {
+      emit({ step: 'decode-error', key, name: e.name, message: e.message })
+    }
+  }
+}
+
+const modes = { 'proto-produce': protoProduce, 'proto-consume': protoConsume }
+
+;(modes[process.argv[2]] || main)().catch((e) => {
   process.stderr.write(`registry.js: ${e.stack || e}\n`)
   process.exit(1)
 })
