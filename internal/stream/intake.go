@@ -39,6 +39,11 @@ type flushBuf struct {
 	key     string
 	object  string
 	objTime int64
+	// parts are the batches' bytes as validated, gathered under intake.mu;
+	// size is their total. The upload joins them into data once, at its
+	// exact size, so a flush costs one copy and the cache keeps no slack.
+	parts   [][]byte
+	size    int
 	data    []byte
 	descs   []batchDesc
 	slots   []slot // filled under intake.mu until sealed, read-only after
@@ -243,18 +248,19 @@ func (in *intake) add(t *ticket, batches []queued) error {
 			seq = int32(mainDesc)
 		}
 		b.descs = append(b.descs, batchDesc{
-			Topic: q.topic, Partition: q.partition, Pos: uint32(len(b.data)), Len: uint32(len(q.v.bytes)),
+			Topic: q.topic, Partition: q.partition, Pos: uint32(b.size), Len: uint32(len(q.v.bytes)),
 			Count: h.LastOffsetDelta + 1, MaxTS: h.MaxTimestamp, ProducerID: h.ProducerID,
 			Epoch: h.ProducerEpoch, BaseSeq: seq, Attrs: attrs,
 		})
-		b.data = append(b.data, q.v.bytes...)
+		b.parts = append(b.parts, q.v.bytes)
+		b.size += len(q.v.bytes)
 		if !q.companion {
 			mainDesc = len(b.descs) - 1
 			b.slots = append(b.slots, slot{t: t, index: q.index, desc: mainDesc})
 		}
 		// A batch and its companions share one flush: never seal between.
 		nextIsCompanion := k+1 < len(batches) && batches[k+1].companion
-		if !nextIsCompanion && (len(b.data) >= in.e.opts.FlushBytes || len(b.descs) >= maxEntryBatches) {
+		if !nextIsCompanion && (b.size >= in.e.opts.FlushBytes || len(b.descs) >= maxEntryBatches) {
 			in.sealLocked()
 		}
 	}
@@ -273,7 +279,6 @@ func (in *intake) newBuf() *flushBuf {
 		key:      key,
 		object:   fmt.Sprintf("intake/%08x/%s", uint32(in.e.opts.BrokerID), id.String()),
 		objTime:  int64(id.Time()),
-		data:     make([]byte, 0, min(in.e.opts.FlushBytes, 256<<10)),
 		uploaded: make(chan struct{}),
 		created:  time.Now(),
 	}
@@ -307,6 +312,11 @@ func (in *intake) sealLocked() {
 	go func() {
 		defer in.wg.Done()
 		start := time.Now()
+		b.data = make([]byte, 0, b.size)
+		for _, p := range b.parts {
+			b.data = append(b.data, p...)
+		}
+		b.parts = nil
 		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
 		b.upErr = in.e.store.Put(ctx, b.object, b.data)
 		cancel()

@@ -206,7 +206,11 @@ func objectTime(obj string) (time.Time, bool) {
 }
 
 func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
-	var seg []byte
+	var size int64
+	for _, x := range p.extents {
+		size += x.Len
+	}
+	seg := make([]byte, 0, size)
 	var chunks []chunk
 	cur := chunk{Base: -1, MaxTS: -1}
 	for _, x := range p.extents {
