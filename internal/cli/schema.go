@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,7 +45,7 @@ ending in .proto is PROTOBUF unless --type says otherwise.`,
   runnel schema get orders-value
   runnel schema list
   runnel schema check orders-value --file order-v2.avsc
-  runnel schema config orders-value --compatibility FULL
+  runnel schema config orders-value --compatibility FULL --normalize
   runnel schema delete orders-value --version 1`,
 	}
 	addRegistryFlag(cmd.PersistentFlags(), &o.registry)
@@ -740,35 +742,88 @@ good: a version or subject not yet soft-deleted is soft-deleted first.`,
 	return cmd
 }
 
-// configJSON is the output of schema config --json.
+// configJSON is a registry config as GET /config returns it, and the
+// output of schema config --json (with subject and inherited).
 type configJSON struct {
-	Subject       string `json:"subject,omitempty"`
-	Compatibility string `json:"compatibilityLevel"`
-	Inherited     bool   `json:"inherited,omitempty"`
-	Normalize     bool   `json:"normalize,omitempty"`
-	Alias         string `json:"alias,omitempty"`
-	Group         string `json:"compatibilityGroup,omitempty"`
+	Subject        string `json:"subject,omitempty"`
+	Compatibility  string `json:"compatibilityLevel,omitempty"`
+	Inherited      bool   `json:"inherited,omitempty"`
+	Normalize      *bool  `json:"normalize,omitempty"`
+	Alias          string `json:"alias,omitempty"`
+	Group          string `json:"compatibilityGroup,omitempty"`
+	ValidateFields *bool  `json:"validateFields,omitempty"`
+	// The data contract defaults and overrides as the registry has them
+	// (rule fields it keeps verbatim included).
+	DefaultMetadata  json.RawMessage `json:"defaultMetadata,omitempty"`
+	OverrideMetadata json.RawMessage `json:"overrideMetadata,omitempty"`
+	DefaultRuleSet   json.RawMessage `json:"defaultRuleSet,omitempty"`
+	OverrideRuleSet  json.RawMessage `json:"overrideRuleSet,omitempty"`
+}
+
+// configUpdate is the body of PUT /config: only the fields given are sent,
+// so the others keep their values (franz-go's SetCompatibility always
+// sends a level and knows no validateFields, hence the raw request).
+type configUpdate struct {
+	Compatibility    string             `json:"compatibility,omitempty"`
+	Normalize        *bool              `json:"normalize,omitempty"`
+	Alias            string             `json:"alias,omitempty"`
+	Group            string             `json:"compatibilityGroup,omitempty"`
+	ValidateFields   *bool              `json:"validateFields,omitempty"`
+	DefaultMetadata  *sr.SchemaMetadata `json:"defaultMetadata,omitempty"`
+	OverrideMetadata *sr.SchemaMetadata `json:"overrideMetadata,omitempty"`
+	DefaultRuleSet   *sr.SchemaRuleSet  `json:"defaultRuleSet,omitempty"`
+	OverrideRuleSet  *sr.SchemaRuleSet  `json:"overrideRuleSet,omitempty"`
+}
+
+// configPath is the REST path of SUBJECT's config, or the global one.
+func configPath(subject string) string {
+	if subject == "" {
+		return "/config"
+	}
+	return "/config/" + url.PathEscape(subject)
 }
 
 func newSchemaConfigCommand(o *schemaOptions) *cobra.Command {
 	var (
-		level  string
-		reset  bool
-		asJSON bool
+		level, alias, group               string
+		normalize, validateFields         bool
+		defaultMetadata, overrideMetadata string
+		defaultRuleSet, overrideRuleSet   string
+		reset, asJSON                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "config [SUBJECT]",
-		Short: "Show or set the compatibility level, globally or of a subject",
-		Long: `Show the compatibility level of SUBJECT (or the global one without SUBJECT),
-or set it with --compatibility. A subject without a level of its own uses the
-global one, shown as inherited. --reset removes the subject's own level.
+		Short: "Show or set the registry config (compatibility level and more), globally or of a subject",
+		Long: `Show the config of SUBJECT (or the global one without SUBJECT), or change
+it with the flags below; fields not given keep their values. A subject
+without a config of its own uses the global one, shown as inherited.
+--reset removes the subject's own config.
 
-Levels: NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE,
-FULL, FULL_TRANSITIVE.`,
+  --compatibility        NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD,
+                         FORWARD_TRANSITIVE, FULL or FULL_TRANSITIVE
+  --normalize            normalize schemas on registration and lookup
+  --compatibility-group  a metadata property: new schemas are checked only
+                         against versions with the same value of it
+  --alias                lookups of SUBJECT read this subject instead
+                         (registrations still go to SUBJECT)
+  --validate-fields      Confluent's validateFields flag (stored and shown;
+                         Runnel always validates Avro field names)
+  --default-metadata, --override-metadata
+                         JSON files like a schema's "metadata"
+                         ({"properties":{…},"tags":{…},"sensitive":[…]}):
+                         default fills in what a new schema does not say,
+                         override wins over it
+  --default-ruleset, --override-ruleset
+                         JSON files like a schema's "ruleSet"
+                         ({"domainRules":[…],"migrationRules":[…]}), layered
+                         the same way`,
 		Example: `  runnel schema config
   runnel schema config --compatibility FULL_TRANSITIVE
   runnel schema config orders-value
   runnel schema config orders-value --compatibility NONE
+  runnel schema config orders-value --normalize --compatibility-group app.major
+  runnel schema config orders --alias orders-value
+  runnel schema config orders-value --override-ruleset rules.json --json
   runnel schema config orders-value --reset`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -776,14 +831,65 @@ FULL, FULL_TRANSITIVE.`,
 			if len(args) == 1 {
 				subject = args[0]
 			}
-			var lvl sr.CompatibilityLevel
-			if level != "" {
+			flags := cmd.Flags()
+			var up configUpdate
+			setting := false
+			if flags.Changed("compatibility") {
+				var lvl sr.CompatibilityLevel
 				if err := lvl.UnmarshalText([]byte(level)); err != nil {
 					return fmt.Errorf("--compatibility %q: want NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL or FULL_TRANSITIVE", level)
 				}
+				up.Compatibility, setting = lvl.String(), true
 			}
-			if reset && (level != "" || subject == "") {
-				return errors.New("--reset needs SUBJECT and no --compatibility")
+			if flags.Changed("normalize") {
+				up.Normalize, setting = &normalize, true
+			}
+			if flags.Changed("validate-fields") {
+				up.ValidateFields, setting = &validateFields, true
+			}
+			if flags.Changed("alias") {
+				if strings.TrimSpace(alias) == "" {
+					return errors.New("--alias: want a subject name")
+				}
+				if subject == "" {
+					return errors.New("--alias needs SUBJECT: an alias makes one subject read another")
+				}
+				up.Alias, setting = alias, true
+			}
+			if flags.Changed("compatibility-group") {
+				if strings.TrimSpace(group) == "" {
+					return errors.New("--compatibility-group: want a metadata property name")
+				}
+				up.Group, setting = group, true
+			}
+			for _, f := range []struct {
+				flag, path string
+				into       any // a pointer to the field to allocate and fill
+			}{
+				{"default-metadata", defaultMetadata, &up.DefaultMetadata},
+				{"override-metadata", overrideMetadata, &up.OverrideMetadata},
+				{"default-ruleset", defaultRuleSet, &up.DefaultRuleSet},
+				{"override-ruleset", overrideRuleSet, &up.OverrideRuleSet},
+			} {
+				if !flags.Changed(f.flag) {
+					continue
+				}
+				var v any
+				switch p := f.into.(type) {
+				case **sr.SchemaMetadata:
+					*p = new(sr.SchemaMetadata)
+					v = *p
+				case **sr.SchemaRuleSet:
+					*p = new(sr.SchemaRuleSet)
+					v = *p
+				}
+				if err := readJSONFile(f.flag, f.path, v); err != nil {
+					return err
+				}
+				setting = true
+			}
+			if reset && (setting || subject == "") {
+				return errors.New("--reset needs SUBJECT and no other config flag")
 			}
 			cl, u, err := o.client()
 			if err != nil {
@@ -797,59 +903,123 @@ FULL, FULL_TRANSITIVE.`,
 			w := cmd.OutOrStdout()
 			switch {
 			case reset:
-				res := cl.ResetCompatibility(ctx, subject)
-				if err := res[0].Err; err != nil {
-					return registryErr(u, "reset the compatibility of "+where, err)
+				if err := cl.Do(ctx, http.MethodDelete, configPath(subject), nil, nil); err != nil {
+					return registryErr(u, "reset the config of "+where, err)
 				}
-				fmt.Fprintf(w, "Removed the compatibility level of %s; it uses the global level.\n", where)
+				fmt.Fprintf(w, "Removed the config of %s; it uses the global config.\n", where)
 				return nil
-			case level != "":
-				res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: lvl}, subject)
-				if err := res[0].Err; err != nil {
-					return registryErr(u, "set the compatibility of "+where, err)
+			case setting:
+				var got configJSON
+				if err := cl.Do(ctx, http.MethodPut, configPath(subject), up, &got); err != nil {
+					return registryErr(u, "set the config of "+where, err)
 				}
 				if asJSON {
-					return writeJSON(w, configJSON{Subject: subject, Compatibility: lvl.String()})
+					got.Subject = subject
+					return writeJSON(w, got)
 				}
-				fmt.Fprintf(w, "Compatibility of %s set to %s.\n", where, lvl)
-				return nil
+				if up == (configUpdate{Compatibility: up.Compatibility}) {
+					fmt.Fprintf(w, "Compatibility of %s set to %s.\n", where, up.Compatibility)
+					return nil
+				}
+				fmt.Fprintf(w, "Config of %s updated:\n", where)
+				return writeConfig(w, got, "  ")
 			}
-			res := cl.Compatibility(ctx, subject)[0]
+			var got configJSON
+			err = cl.Do(ctx, http.MethodGet, configPath(subject), nil, &got)
 			inherited := false
-			if subject != "" && isRegistryCode(res.Err, 40408) {
+			if subject != "" && isRegistryCode(err, 40408) {
 				inherited = true
-				res = cl.Compatibility(ctx)[0]
+				got = configJSON{}
+				err = cl.Do(ctx, http.MethodGet, configPath(""), nil, &got)
 			}
-			if res.Err != nil {
-				return registryErr(u, "get the compatibility of "+where, res.Err)
+			if err != nil {
+				return registryErr(u, "get the config of "+where, err)
 			}
-			out := configJSON{Subject: subject, Compatibility: res.Level.String(), Inherited: inherited,
-				Normalize: res.Normalize, Alias: res.Alias, Group: res.Group}
+			got.Subject, got.Inherited = subject, inherited
 			if asJSON {
-				return writeJSON(w, out)
+				return writeJSON(w, got)
+			}
+			level := got.Compatibility
+			if level == "" && subject != "" {
+				// The subject's config sets other fields but no level.
+				var global configJSON
+				if err := cl.Do(ctx, http.MethodGet, configPath(""), nil, &global); err != nil {
+					return registryErr(u, "get the global config", err)
+				}
+				level, inherited = global.Compatibility, true
 			}
 			suffix := ""
 			if inherited {
 				suffix = " (inherited from the global level)"
 			}
-			fmt.Fprintf(w, "Compatibility of %s: %s%s\n", where, out.Compatibility, suffix)
-			if res.Normalize {
-				fmt.Fprintln(w, "Normalize: true")
-			}
-			if res.Alias != "" {
-				fmt.Fprintf(w, "Alias: %s\n", res.Alias)
-			}
-			if res.Group != "" {
-				fmt.Fprintf(w, "Compatibility group: %s\n", res.Group)
-			}
-			return nil
+			fmt.Fprintf(w, "Compatibility of %s: %s%s\n", where, level, suffix)
+			c := got
+			c.Compatibility = ""
+			return writeConfig(w, c, "")
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&level, "compatibility", "", "set the compatibility level")
-	f.BoolVar(&reset, "reset", false, "remove SUBJECT's own level so it uses the global one")
-	f.BoolVar(&asJSON, "json", false, "print the configuration as JSON")
+	f.BoolVar(&normalize, "normalize", false, "set normalize (--normalize=false to turn it off)")
+	f.StringVar(&group, "compatibility-group", "", "set the compatibility group (a metadata property name)")
+	f.StringVar(&alias, "alias", "", "make lookups of SUBJECT read this subject")
+	f.BoolVar(&validateFields, "validate-fields", false, "set validateFields (--validate-fields=false to turn it off)")
+	f.StringVar(&defaultMetadata, "default-metadata", "", "JSON file with the default metadata of new schemas")
+	f.StringVar(&overrideMetadata, "override-metadata", "", "JSON file with the metadata that overrides new schemas'")
+	f.StringVar(&defaultRuleSet, "default-ruleset", "", "JSON file with the default rule set of new schemas")
+	f.StringVar(&overrideRuleSet, "override-ruleset", "", "JSON file with the rule set that overrides new schemas'")
+	f.BoolVar(&reset, "reset", false, "remove SUBJECT's own config so it uses the global one")
+	f.BoolVar(&asJSON, "json", false, "print the config as JSON")
 	return cmd
+}
+
+// writeConfig prints the fields of c that are set, one a line, the
+// compatibility level first.
+func writeConfig(w io.Writer, c configJSON, indent string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	line := func(label, value string) { fmt.Fprintf(tw, "%s%s:\t%s\n", indent, label, value) }
+	js := func(raw json.RawMessage) string {
+		// Compact, without HTML escapes (a CEL rule's ">" stays ">").
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			return string(raw)
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(v) != nil {
+			return string(raw)
+		}
+		return strings.TrimSuffix(b.String(), "\n")
+	}
+	if c.Compatibility != "" {
+		line("Compatibility", c.Compatibility)
+	}
+	if c.Normalize != nil {
+		line("Normalize", strconv.FormatBool(*c.Normalize))
+	}
+	if c.Alias != "" {
+		line("Alias", c.Alias)
+	}
+	if c.Group != "" {
+		line("Compatibility group", c.Group)
+	}
+	if c.ValidateFields != nil {
+		line("Validate fields", strconv.FormatBool(*c.ValidateFields))
+	}
+	if c.DefaultMetadata != nil {
+		line("Default metadata", js(c.DefaultMetadata))
+	}
+	if c.OverrideMetadata != nil {
+		line("Override metadata", js(c.OverrideMetadata))
+	}
+	if c.DefaultRuleSet != nil {
+		line("Default rule set", js(c.DefaultRuleSet))
+	}
+	if c.OverrideRuleSet != nil {
+		line("Override rule set", js(c.OverrideRuleSet))
+	}
+	return tw.Flush()
 }
 
 // modeJSON is the output of schema mode --json.

@@ -69,8 +69,19 @@ func writeFile(t *testing.T, name, text string) string {
 	return p
 }
 
+// compactJSON returns raw without insignificant space.
+func compactJSON(t *testing.T, raw []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	return b.String()
+}
+
 func TestSchemaUsageErrors(t *testing.T) {
 	t.Setenv(envRegistry, "http://127.0.0.1:1")
+	badRuleSetFile := writeFile(t, "rules.json", `{"domainRules":[],"colour":"red"}`)
 	tests := []struct {
 		name    string
 		args    []string
@@ -90,6 +101,13 @@ func TestSchemaUsageErrors(t *testing.T) {
 		{"check bad version", []string{"schema", "check", "s", "--schema", "{}", "--version", "0"}, "--version"},
 		{"config bad level", []string{"schema", "config", "--compatibility", "SIDEWAYS"}, "--compatibility"},
 		{"config reset global", []string{"schema", "config", "--reset"}, "--reset needs SUBJECT"},
+		{"config reset and set", []string{"schema", "config", "s", "--reset", "--normalize"}, "--reset needs SUBJECT and no other config flag"},
+		{"config global alias", []string{"schema", "config", "--alias", "x"}, "--alias needs SUBJECT"},
+		{"config empty alias", []string{"schema", "config", "s", "--alias", ""}, "--alias: want a subject name"},
+		{"config empty group", []string{"schema", "config", "s", "--compatibility-group", " "}, "--compatibility-group: want a metadata property"},
+		{"config bad normalize", []string{"schema", "config", "s", "--normalize=maybe"}, "invalid argument"},
+		{"config missing metadata file", []string{"schema", "config", "s", "--default-metadata", "/nonexistent/m.json"}, "--default-metadata"},
+		{"config bad ruleset file", []string{"schema", "config", "s", "--override-ruleset", badRuleSetFile}, "--override-ruleset"},
 		{"mode bad", []string{"schema", "mode", "--set", "WRITEONLY"}, "--set"},
 		{"bad registry", []string{"schema", "list", "--registry", "ftp://x"}, "--registry"},
 		{"produce schema and id", []string{"produce", "t", "--schema", "s", "--schema-id", "1"}, "not both"},
@@ -265,6 +283,82 @@ func TestSchemaCommands(t *testing.T) {
 		run(t, "schema", "config", "users-value", "--reset")
 		if out := run(t, "schema", "config", "users-value"); !strings.Contains(out, "BACKWARD (inherited") {
 			t.Fatalf("config after reset: %q", out)
+		}
+	})
+
+	t.Run("config fields", func(t *testing.T) {
+		run(t, "schema", "register", "cfg-value", "--schema", userV1)
+		meta := writeFile(t, "meta.json", `{"properties":{"owner":"team-a"}}`)
+		rules := writeFile(t, "rules.json", `{"domainRules":[{"name":"positive","kind":"CONDITION","mode":"WRITE","type":"CEL","expr":"message.id > 0"}]}`)
+		out := run(t, "schema", "config", "cfg-value", "--normalize", "--compatibility-group", "app.major",
+			"--validate-fields", "--default-metadata", meta, "--override-ruleset", rules)
+		want := "Config of subject \"cfg-value\" updated:\n" +
+			"  Normalize:           true\n" +
+			"  Compatibility group: app.major\n" +
+			"  Validate fields:     true\n" +
+			"  Default metadata:    {\"properties\":{\"owner\":\"team-a\"}}\n" +
+			"  Override rule set:   {\"domainRules\":[{\"expr\":\"message.id > 0\",\"kind\":\"CONDITION\",\"mode\":\"WRITE\",\"name\":\"positive\",\"type\":\"CEL\"}]}\n"
+		if out != want {
+			t.Fatalf("config set:\n%s\nwant:\n%s", out, want)
+		}
+		out = run(t, "schema", "config", "cfg-value")
+		for _, line := range []string{
+			"Compatibility of subject \"cfg-value\": BACKWARD (inherited from the global level)\n",
+			"Normalize:           true\n", "Compatibility group: app.major\n", "Validate fields:     true\n",
+			"Default metadata:    {\"properties\":{\"owner\":\"team-a\"}}\n", "Override rule set:   {\"domainRules\":[{\"expr\":\"message.id > 0\"",
+		} {
+			if !strings.Contains(out, line) {
+				t.Fatalf("config show lacks %q:\n%s", line, out)
+			}
+		}
+		// Fields not given keep their values; =false turns a flag off.
+		run(t, "schema", "config", "cfg-value", "--validate-fields=false", "--compatibility", "FULL")
+		var c configJSON
+		out = run(t, "schema", "config", "cfg-value", "--json")
+		if err := json.Unmarshal([]byte(out), &c); err != nil {
+			t.Fatalf("config --json: %v\n%s", err, out)
+		}
+		if c.Subject != "cfg-value" || c.Compatibility != "FULL" || c.Inherited || c.Normalize == nil || !*c.Normalize ||
+			c.ValidateFields == nil || *c.ValidateFields || c.Group != "app.major" ||
+			compactJSON(t, c.DefaultMetadata) != `{"properties":{"owner":"team-a"}}` ||
+			!strings.Contains(compactJSON(t, c.OverrideRuleSet), `"name":"positive"`) {
+			t.Fatalf("config --json: %s", out)
+		}
+		// The registry applies them: a new registration carries the
+		// default metadata and the override rule set.
+		out = run(t, "schema", "register", "cfg-value", "--schema", userV1)
+		if !strings.Contains(out, "version 2") {
+			t.Fatalf("register with the config's contract: %q", out)
+		}
+		var got schemaJSON
+		if err := json.Unmarshal([]byte(run(t, "schema", "get", "cfg-value", "--json")), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Metadata == nil || got.Metadata.Properties["owner"] != "team-a" || got.RuleSet == nil || len(got.RuleSet.DomainRules) != 1 {
+			t.Fatalf("registered contract: %+v", got)
+		}
+
+		// An alias: lookups of the alias read its subject.
+		out = run(t, "schema", "config", "cfg", "--alias", "cfg-value")
+		if out != "Config of subject \"cfg\" updated:\n  Alias: cfg-value\n" {
+			t.Fatalf("config --alias: %q", out)
+		}
+		if out := run(t, "schema", "get", "cfg"); !strings.Contains(out, "Subject:  cfg-value\nVersion:  2") {
+			t.Fatalf("get through the alias:\n%s", out)
+		}
+		if out := run(t, "schema", "config", "cfg"); !strings.Contains(out, "Alias: cfg-value") {
+			t.Fatalf("config show alias:\n%s", out)
+		}
+
+		if out := run(t, "schema", "config", "cfg-value", "--reset"); out != "Removed the config of subject \"cfg-value\"; it uses the global config.\n" {
+			t.Fatalf("config --reset: %q", out)
+		}
+		if out := run(t, "schema", "config", "cfg-value"); out != "Compatibility of subject \"cfg-value\": BACKWARD (inherited from the global level)\n" {
+			t.Fatalf("config after reset: %q", out)
+		}
+		_, _, err := runLive(t, addr, "schema", "config", "nobody-value", "--reset")
+		if err == nil || !strings.Contains(err.Error(), "reset the config of subject \"nobody-value\": 40401: ") {
+			t.Fatalf("reset of an unknown subject: %v", err)
 		}
 	})
 

@@ -12,14 +12,17 @@ import (
 // nil/empty; layering takes each field from the most specific level that
 // sets it (subject, then its context, then global).
 type Config struct {
-	Compatibility      string    `json:"compatibilityLevel,omitempty"`
-	Normalize          *bool     `json:"normalize,omitempty"`
-	Alias              string    `json:"alias,omitempty"`
-	CompatibilityGroup string    `json:"compatibilityGroup,omitempty"`
-	DefaultMetadata    *Metadata `json:"defaultMetadata,omitempty"`
-	OverrideMetadata   *Metadata `json:"overrideMetadata,omitempty"`
-	DefaultRuleSet     *RuleSet  `json:"defaultRuleSet,omitempty"`
-	OverrideRuleSet    *RuleSet  `json:"overrideRuleSet,omitempty"`
+	Compatibility      string `json:"compatibilityLevel,omitempty"`
+	Normalize          *bool  `json:"normalize,omitempty"`
+	Alias              string `json:"alias,omitempty"`
+	CompatibilityGroup string `json:"compatibilityGroup,omitempty"`
+	// ValidateFields is stored and served for Confluent's clients and
+	// tools; the Avro format validates field names whatever it says.
+	ValidateFields   *bool     `json:"validateFields,omitempty"`
+	DefaultMetadata  *Metadata `json:"defaultMetadata,omitempty"`
+	OverrideMetadata *Metadata `json:"overrideMetadata,omitempty"`
+	DefaultRuleSet   *RuleSet  `json:"defaultRuleSet,omitempty"`
+	OverrideRuleSet  *RuleSet  `json:"overrideRuleSet,omitempty"`
 }
 
 // overlay returns c with every field that o sets taken from o.
@@ -35,6 +38,9 @@ func (c Config) overlay(o Config) Config {
 	}
 	if o.CompatibilityGroup != "" {
 		c.CompatibilityGroup = o.CompatibilityGroup
+	}
+	if o.ValidateFields != nil {
+		c.ValidateFields = o.ValidateFields
 	}
 	if o.DefaultMetadata != nil {
 		c.DefaultMetadata = o.DefaultMetadata

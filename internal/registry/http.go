@@ -666,6 +666,7 @@ type configBody struct {
 	Normalize          *bool     `json:"normalize,omitempty"`
 	Alias              string    `json:"alias,omitempty"`
 	CompatibilityGroup string    `json:"compatibilityGroup,omitempty"`
+	ValidateFields     *bool     `json:"validateFields,omitempty"`
 	DefaultMetadata    *Metadata `json:"defaultMetadata,omitempty"`
 	OverrideMetadata   *Metadata `json:"overrideMetadata,omitempty"`
 	DefaultRuleSet     *RuleSet  `json:"defaultRuleSet,omitempty"`
@@ -686,7 +687,7 @@ func (r *Registry) httpPutConfig(_ http.ResponseWriter, req *http.Request) (any,
 		lvl = b.CompatibilityLevel
 	}
 	c := Config{Compatibility: lvl, Normalize: b.Normalize, Alias: b.Alias, CompatibilityGroup: b.CompatibilityGroup,
-		DefaultMetadata: b.DefaultMetadata, OverrideMetadata: b.OverrideMetadata,
+		ValidateFields: b.ValidateFields, DefaultMetadata: b.DefaultMetadata, OverrideMetadata: b.OverrideMetadata,
 		DefaultRuleSet: b.DefaultRuleSet, OverrideRuleSet: b.OverrideRuleSet}
 	if c == (Config{}) {
 		return nil, errf(ErrInvalidRequest, "The config update sets nothing")
@@ -698,7 +699,7 @@ func (r *Registry) httpPutConfig(_ http.ResponseWriter, req *http.Request) (any,
 		c.Compatibility, _ = parseCompatibility(c.Compatibility)
 	}
 	return configBody{Compatibility: c.Compatibility, Normalize: c.Normalize, Alias: c.Alias, CompatibilityGroup: c.CompatibilityGroup,
-		DefaultMetadata: c.DefaultMetadata, OverrideMetadata: c.OverrideMetadata,
+		ValidateFields: c.ValidateFields, DefaultMetadata: c.DefaultMetadata, OverrideMetadata: c.OverrideMetadata,
 		DefaultRuleSet: c.DefaultRuleSet, OverrideRuleSet: c.OverrideRuleSet}, nil
 }
 

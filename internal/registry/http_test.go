@@ -108,6 +108,8 @@ func TestAPIScript(t *testing.T) {
 		{name: "normalize config kept", method: "PUT", path: "/config/j", body: `{"normalize":true}`, status: 200, want: `{"normalize":true}`},
 		{name: "merged config", method: "PUT", path: "/config/j", body: `{"compatibility":"FULL"}`, status: 200},
 		{name: "merged config read", method: "GET", path: "/config/j", status: 200, want: `{"compatibilityLevel":"FULL","normalize":true}`},
+		{name: "validateFields kept", method: "PUT", path: "/config/j", body: `{"validateFields":false}`, status: 200, want: `{"validateFields":false}`},
+		{name: "validateFields read", method: "GET", path: "/config/j", status: 200, want: `{"compatibilityLevel":"FULL","normalize":true,"validateFields":false}`},
 
 		{name: "compat verbose", method: "POST", path: "/compatibility/subjects/t-value/versions/latest?verbose=true", body: reg(sA, nil), status: 200, contains: `"is_compatible":false,"messages":["{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE'`},
 		{name: "compat verbose names version", method: "POST", path: "/compatibility/subjects/t-value/versions/latest?verbose=true", body: reg(sA, nil), status: 200, contains: `{oldSchemaVersion: 3}`},
