@@ -130,9 +130,10 @@ func readIndexes(payload []byte) ([]int, []byte, error) {
 // explain adds to a failure of payload what it most likely is when the
 // payload, read as a bare message without indexes, decodes cleanly as one
 // of the file's top-level messages (no unknown fields): a serializer that
-// does not write Confluent's message indexes. Confluent framing cannot be
-// mistaken for that: its first byte is a count of at most a few levels,
-// which read as a protobuf tag names field 0, which is invalid.
+// does not write Confluent's message indexes. Confluent framing of a path
+// up to three levels deep cannot be mistaken for that: its first byte, the
+// zig-zag count (0 to 6), read as a protobuf tag names field 0, which is
+// invalid.
 func (s *Schema) explain(payload []byte, err error) error {
 	if len(payload) == 0 {
 		return err
