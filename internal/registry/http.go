@@ -103,6 +103,8 @@ func (r *Registry) Handler() http.Handler {
 	h("GET /schemas/ids/{id}/schema", r.httpSchemaTextByID)
 	h("GET /schemas/ids/{id}/subjects", r.httpSubjectsByID)
 	h("GET /schemas/ids/{id}/versions", r.httpVersionsByID)
+	h("GET /schemas/guids/{guid}", r.httpSchemaByGUID)
+	h("GET /schemas/guids/{guid}/ids", r.httpIDsByGUID)
 	h("GET /contexts", func(_ http.ResponseWriter, req *http.Request) (any, error) { return r.Contexts(req.Context()) })
 	h("GET /config", r.httpGetConfig)
 	h("PUT /config", r.httpPutConfig)
@@ -399,6 +401,7 @@ type versionResponse struct {
 	Subject    string      `json:"subject,omitempty"`
 	Version    int         `json:"version,omitempty"`
 	ID         int         `json:"id"`
+	GUID       string      `json:"guid,omitempty"`
 	SchemaType string      `json:"schemaType,omitempty"`
 	References []Reference `json:"references,omitempty"`
 	Metadata   *Metadata   `json:"metadata,omitempty"`
@@ -411,7 +414,7 @@ func toResponse(ss SubjectSchema) versionResponse {
 	if t == defaultType {
 		t = ""
 	}
-	return versionResponse{Subject: ss.Subject, Version: ss.Version, ID: ss.ID, SchemaType: t,
+	return versionResponse{Subject: ss.Subject, Version: ss.Version, ID: ss.ID, GUID: ss.GUID, SchemaType: t,
 		References: ss.References, Metadata: ss.Metadata, RuleSet: ss.RuleSet, Schema: ss.Schema}
 }
 
@@ -575,8 +578,7 @@ func (r *Registry) httpSchemaByID(_ http.ResponseWriter, req *http.Request) (any
 	if info.Schema, err = r.schemaText(req, info.Context, info.StoredSchema); err != nil {
 		return nil, err
 	}
-	resp := toResponse(SubjectSchema{StoredSchema: info.StoredSchema})
-	resp.ID = 0
+	resp := byIDResponse(info.StoredSchema)
 	var maxID *int
 	if req.URL.Query().Get("fetchMaxId") == "true" {
 		// The highest id handed out in the schema's context.
@@ -586,14 +588,26 @@ func (r *Registry) httpSchemaByID(_ http.ResponseWriter, req *http.Request) (any
 		}
 		maxID = &n
 	}
-	return struct {
-		SchemaType string      `json:"schemaType,omitempty"`
-		Schema     string      `json:"schema"`
-		References []Reference `json:"references,omitempty"`
-		Metadata   *Metadata   `json:"metadata,omitempty"`
-		RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
-		MaxID      *int        `json:"maxId,omitempty"`
-	}{resp.SchemaType, resp.Schema, resp.References, resp.Metadata, resp.RuleSet, maxID}, nil
+	resp.MaxID = maxID
+	return resp, nil
+}
+
+// schemaByIDResponse is a schema as GET /schemas/ids/{id} and
+// /schemas/guids/{guid} return it (schemaType left out for AVRO).
+type schemaByIDResponse struct {
+	SchemaType string      `json:"schemaType,omitempty"`
+	Schema     string      `json:"schema"`
+	References []Reference `json:"references,omitempty"`
+	Metadata   *Metadata   `json:"metadata,omitempty"`
+	RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
+	GUID       string      `json:"guid,omitempty"`
+	MaxID      *int        `json:"maxId,omitempty"`
+}
+
+func byIDResponse(st StoredSchema) schemaByIDResponse {
+	v := toResponse(SubjectSchema{StoredSchema: st})
+	return schemaByIDResponse{SchemaType: v.SchemaType, Schema: v.Schema, References: v.References,
+		Metadata: v.Metadata, RuleSet: v.RuleSet, GUID: v.GUID}
 }
 
 // maxID reads the id counter of a schema context.

@@ -248,6 +248,10 @@ type RuleSet struct {
 type StoredSchema struct {
 	// ID is unique within the schema's context.
 	ID int `json:"-"`
+	// GUID identifies the schema's content (text, references and data
+	// contract) in every context (see guids.go); derived from the stored
+	// identity hash, never stored on its own.
+	GUID string `json:"-"`
 	// Type is the format's type (AVRO, PROTOBUF, JSON).
 	Type string `json:"type"`
 	// Schema is the text as registered (normalized if asked).

@@ -314,7 +314,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 			hashRev = hresp.Kvs[0].ModRevision
 			existingID, _ = strconv.Atoi(string(hresp.Kvs[0].Value))
 		}
-		stored := StoredSchema{Type: typ, Schema: text, References: res.refs, Metadata: md, RuleSet: rs}
+		stored := StoredSchema{Type: typ, Schema: text, References: res.refs, Metadata: md, RuleSet: rs, GUID: guidOf(h)}
 		if existingID > 0 {
 			for i := len(rec.Versions) - 1; i >= 0; i-- {
 				v := rec.Versions[i]
@@ -454,7 +454,7 @@ func (r *Registry) readSchemaRecord(ctx context.Context, sctx string, id int) (s
 	if err := json.Unmarshal(resp.Kvs[0].Value, &s); err != nil {
 		return storedRecord{}, false, fmt.Errorf("registry: corrupt schema record %d: %w", id, err)
 	}
-	s.ID = id
+	s.ID, s.GUID = id, guidOf(s.Hash)
 	return s, true, nil
 }
 

@@ -137,11 +137,12 @@ func (r *Registry) readSchema(ctx context.Context, sctx string, id int) (StoredS
 	if len(resp.Kvs) == 0 {
 		return StoredSchema{}, false, nil
 	}
-	var s StoredSchema
-	if err := json.Unmarshal(resp.Kvs[0].Value, &s); err != nil {
+	var rec storedRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
 		return StoredSchema{}, false, fmt.Errorf("registry: corrupt schema record %d: %w", id, err)
 	}
-	s.ID = id
+	s := rec.StoredSchema
+	s.ID, s.GUID = id, guidOf(rec.Hash)
 	return s, true, nil
 }
 
