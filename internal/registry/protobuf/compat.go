@@ -20,13 +20,14 @@ import (
 // "CODE at message .pkg.Msg field N: detail":
 //
 //	MESSAGE_REMOVED                a writer message is missing from the reader
-//	MESSAGE_MOVED                  a writer message is missing from the reader under
-//	                               its name but went elsewhere: the reader has a new
-//	                               message of the same simple name under another
-//	                               parent (moved into or out of a message), or a new
-//	                               name at the same message index path (renamed);
-//	                               the detail names both places and index paths, and
-//	                               the two messages are compared field by field too
+//	                               under its name; when it went elsewhere (the
+//	                               reader has a new message of the same simple
+//	                               name under another parent, or a new name at the
+//	                               same message index path) the detail names both
+//	                               places and index paths, and the two messages
+//	                               are compared field by field too. Confluent
+//	                               reports these as MESSAGE_REMOVED as well: its
+//	                               MESSAGE_MOVED is a compatible change.
 //	FIELD_KIND_CHANGED             scalar vs enum vs message vs group vs map
 //	FIELD_TYPE_CHANGED             scalars outside one wire-compatible group:
 //	                               {int32 uint32 int64 uint64 bool} {sint32 sint64}
@@ -124,7 +125,7 @@ func (c *checker) run() {
 			continue
 		}
 		if rm, detail := c.moved(wm, readerMsgs, writerMsgs); rm != nil {
-			c.report("MESSAGE_MOVED", where, detail)
+			c.report("MESSAGE_REMOVED", where, detail)
 			c.message(where, rm, wm)
 			continue
 		}
