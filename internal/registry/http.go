@@ -41,6 +41,8 @@ var errorTable = []struct {
 	{ErrVersionNotSoftDeleted, 404, 40407},
 	{ErrConfigNotFound, 404, 40408},
 	{ErrModeNotFound, 404, 40409},
+	// Confluent has no error code of its own for a missing context.
+	{ErrContextNotFound, 404, 40401},
 	{ErrIncompatible, 409, 409},
 	{ErrInvalidSchema, 422, 42201},
 	{ErrInvalidVersion, 422, 42202},
@@ -48,6 +50,7 @@ var errorTable = []struct {
 	{ErrInvalidMode, 422, 42204},
 	{ErrNotPermitted, 422, 42205},
 	{ErrReferenceExists, 422, 42206},
+	{ErrContextNotEmpty, 422, 42211},
 	{ErrInvalidRequest, 422, 422},
 }
 
@@ -79,6 +82,10 @@ func (r *Registry) Handler() http.Handler {
 				r.writeError(w, req, err)
 				return
 			}
+			if _, ok := v.(noContent); ok {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 			if raw, ok := v.(rawText); ok {
 				w.Header().Set("Content-Type", responseType(req))
 				_, _ = io.WriteString(w, string(raw))
@@ -106,6 +113,7 @@ func (r *Registry) Handler() http.Handler {
 	h("GET /schemas/guids/{guid}", r.httpSchemaByGUID)
 	h("GET /schemas/guids/{guid}/ids", r.httpIDsByGUID)
 	h("GET /contexts", func(_ http.ResponseWriter, req *http.Request) (any, error) { return r.Contexts(req.Context()) })
+	h("DELETE /contexts/{context}", r.httpDeleteContext)
 	h("GET /config", r.httpGetConfig)
 	h("PUT /config", r.httpPutConfig)
 	h("DELETE /config", r.httpDeleteConfig)
@@ -151,6 +159,9 @@ func (r *Registry) Handler() http.Handler {
 
 // rawText is a response written as is (schema text endpoints).
 type rawText string
+
+// noContent is an empty 204 response.
+type noContent struct{}
 
 func (r *Registry) writeError(w http.ResponseWriter, req *http.Request, err error) {
 	status, code, msg := errorStatus(err)

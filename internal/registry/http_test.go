@@ -259,6 +259,8 @@ func TestErrorTable(t *testing.T) {
 		{errf(ErrInvalidMode, "x"), 422, 42204},
 		{errf(ErrNotPermitted, "x"), 422, 42205},
 		{errf(ErrReferenceExists, "x"), 422, 42206},
+		{errf(ErrContextNotEmpty, "x"), 422, 42211},
+		{errf(ErrContextNotFound, "x"), 404, 40401},
 		{errf(ErrInvalidRequest, "x"), 422, 422},
 		{ErrConflict, 500, 50001},
 	}

@@ -310,6 +310,8 @@ var (
 	ErrIncompatible          = errors.New("registry: incompatible schema")
 	ErrInvalidRequest        = errors.New("registry: invalid request")
 	ErrConflict              = errors.New("registry: too many concurrent writes")
+	ErrContextNotFound       = errors.New("registry: context not found")
+	ErrContextNotEmpty       = errors.New("registry: context not empty")
 )
 
 // apiError carries a Confluent-style message for a sentinel error.

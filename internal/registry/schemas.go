@@ -417,6 +417,12 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 				ops = append(ops, clientv3.OpPut(r.kHash(sn.ctx, h), strconv.Itoa(id)))
 			}
 		}
+		if !newSchema {
+			// The schema record it reuses must still be there (a
+			// concurrent DELETE /contexts removes those of an empty
+			// context).
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(r.kSchema(sn.ctx, id)), ">", 0))
+		}
 		if newCounter > 0 {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.kCounter(sn.ctx)), "=", counterRev))
 			ops = append(ops, clientv3.OpPut(r.kCounter(sn.ctx), strconv.Itoa(newCounter)))

@@ -272,3 +272,9 @@ func TestFranzGoAlias(t *testing.T) {
 		t.Fatalf("SubjectVersions through alias = %v, %v", vs, err)
 	}
 }
+
+// isCode reports whether err is a registry response with error_code code.
+func isCode(err error, code int) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && re.ErrorCode == code
+}
