@@ -294,23 +294,34 @@ func TestDeadLetterRouting(t *testing.T) {
 		}
 		return resp.Topics[0].Partitions[0]
 	}
-	if p := produce("payments", payment(5), payment(-2), payment(7)); p.ErrorCode != 0 || p.BaseOffset != 0 {
-		t.Fatalf("a batch with a record for the DLQ: %v, base offset %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	// The producer is told the batch succeeded and which records went to
+	// the dead-letter topic: a KIP-467 record error each, under error code
+	// NONE; their offsets (base offset + index) stay gaps.
+	if p := produce("payments", payment(5), payment(-2), payment(7)); p.ErrorCode != 0 || p.BaseOffset != 0 ||
+		len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 1 ||
+		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, `routed to the dead-letter topic "payments-dlq"`) ||
+		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, "positiveAmount") {
+		t.Fatalf("a batch with a record for the DLQ: %v, base offset %d, record errors %+v", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, p.ErrorRecords)
 	}
-	if p := produce("events", []byte("not in the wire format")); p.ErrorCode != 0 {
-		t.Fatalf("a record for the DLQ by the topic's failure action: %v", kerr.ErrorForCode(p.ErrorCode))
+	if p := produce("events", []byte("not in the wire format")); p.ErrorCode != 0 ||
+		len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 0 ||
+		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, `"events-dead"`) {
+		t.Fatalf("a record for the DLQ by the topic's failure action: %v %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+	if p := produce("payments", payment(3)); p.ErrorCode != 0 || len(p.ErrorRecords) != 0 || p.ErrorMessage != nil {
+		t.Fatalf("a valid batch: %v %+v %v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords, p.ErrorMessage)
 	}
 
 	read := func(topic string, want int) []*kgo.Record {
 		t.Helper()
 		return readAll(t, ctx, env.b.KafkaAddr(), topic, kgo.ReadUncommitted(), want)
 	}
-	kept := read("payments", 2)
-	if len(kept) != 2 || kept[0].Offset != 0 || kept[1].Offset != 2 {
-		t.Fatalf("payments holds %d records (want offsets 0 and 2, with a gap at 1): %+v", len(kept), kept)
+	kept := read("payments", 3)
+	if len(kept) != 3 || kept[0].Offset != 0 || kept[1].Offset != 2 || kept[2].Offset != 3 {
+		t.Fatalf("payments holds %d records (want offsets 0, 2 and 3, with a gap at 1): %+v", len(kept), kept)
 	}
-	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 3 {
-		t.Fatalf("payments end offset %d, want 3", end["payments"][0].Offset)
+	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 4 {
+		t.Fatalf("payments end offset %d, want 4", end["payments"][0].Offset)
 	}
 	header := func(r *kgo.Record, key string) string {
 		for _, h := range r.Headers {
@@ -338,8 +349,8 @@ func TestDeadLetterRouting(t *testing.T) {
 		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, "does not exist") {
 		t.Fatalf("a missing dead-letter topic: %v %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
 	}
-	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 3 {
-		t.Fatalf("payments end offset %d after the failed batch, want 3", end["payments"][0].Offset)
+	if end, _ := env.admin.ListEndOffsets(ctx, "payments"); end["payments"][0].Offset != 4 {
+		t.Fatalf("payments end offset %d after the failed batch, want 4", end["payments"][0].Offset)
 	}
 	// A topic cannot be its own dead-letter topic.
 	loop := map[string]*string{"confluent.value.schema.validation": kmsg.StringPtr("true"),

@@ -19,6 +19,7 @@ package protocol
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -88,19 +89,33 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 			if r.Err != nil {
 				p.ErrorCode = errorCode(rc.log.With("topic", batches[i].Topic, "partition", batches[i].Partition), r.Err)
 				p.ErrorMessage = strp(r.Err.Error())
-				for _, re := range r.RecordErrors {
-					er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
-					er.RelativeOffset = re.Index
-					er.ErrorMessage = strp(re.Message)
-					p.ErrorRecords = append(p.ErrorRecords, er)
-				}
+				p.ErrorRecords = errorRecords(r.RecordErrors)
 				continue
 			}
 			p.BaseOffset, p.LogAppendTime, p.LogStartOffset = r.BaseOffset, r.LogAppendTime, r.LogStartOffset
+			if len(r.RecordErrors) > 0 {
+				// Accepted, with records routed to a dead-letter topic: the
+				// record errors say which (their offsets stay gaps) under
+				// error code NONE.
+				p.ErrorMessage = strp(strconv.Itoa(len(r.RecordErrors)) + " of the batch's records were routed to a dead-letter topic")
+				p.ErrorRecords = errorRecords(r.RecordErrors)
+			}
 		}
 		if req.Acks == 0 {
 			return nil, nil
 		}
 		return resp, nil
 	}}, nil
+}
+
+// errorRecords is the KIP-467 record errors of a produced batch.
+func errorRecords(errs []RecordError) []kmsg.ProduceResponseTopicPartitionErrorRecord {
+	out := make([]kmsg.ProduceResponseTopicPartitionErrorRecord, 0, len(errs))
+	for _, re := range errs {
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset = re.Index
+		er.ErrorMessage = strp(re.Message)
+		out = append(out, er)
+	}
+	return out
 }

@@ -151,7 +151,17 @@ func (e *Engine) routeToDLQ(topic string, partition int32, v validated, verdicts
 		companions = append(companions, queued{index: -1, v: validated{hdr: bh, bytes: b},
 			topic: tg.id, partition: partition % tg.partitions, companion: true})
 	}
-	return validated{hdr: mh, bytes: main}, companions, nil, nil
+	// The producer is told which of its records went where: one record
+	// error per routed record, in a response whose error code stays NONE
+	// (clients act on record errors only with an error code, so this
+	// informs without failing anything).
+	routedErrs := make([]RecordError, 0, len(verdicts))
+	for _, vd := range verdicts {
+		routedErrs = append(routedErrs, RecordError{Index: vd.Index,
+			Message: fmt.Sprintf("routed to the dead-letter topic %q: %s", vd.DLQTopic, vd.Message)})
+	}
+	sort.Slice(routedErrs, func(i, j int) bool { return routedErrs[i].Index < routedErrs[j].Index })
+	return validated{hdr: mh, bytes: main}, companions, routedErrs, nil
 }
 
 // dlqBatch lays out dead-letter records as one uncompressed,

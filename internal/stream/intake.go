@@ -173,8 +173,9 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 		if err == nil && (tc.KeySchemaValidation || tc.ValueSchemaValidation) {
 			v, dlq, recErrs, err = e.checkContract(b.Topic, b.Partition, tc, v)
 		}
+		r.RecordErrors = recErrs // with no error: the records routed to dead-letter topics
 		if err != nil {
-			r.Err, r.RecordErrors = err, recErrs
+			r.Err = err
 			continue
 		}
 		if tc.TimestampType == "LogAppendTime" {
@@ -410,6 +411,9 @@ func (in *intake) commit(group []*flushBuf) {
 				br := r.Batches[s.desc]
 				pr := s.t.results[s.index]
 				pr.Err = br.Err
+				if br.Err != nil {
+					pr.RecordErrors = nil // nothing of the batch, its dead letters included, was written
+				}
 				if br.Err == nil {
 					pr.BaseOffset = br.Base
 					pr.LogStartOffset = br.LogStart
