@@ -2,20 +2,9 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strings"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
-
-// This file is the one place the registry uses a schema library:
-// google.golang.org/protobuf's descriptor encoding, to serve a compiled
-// Protobuf schema (which the protobuf format package builds) as a
-// serialized FileDescriptorProto. Parsing and rendering stay in the format
-// packages, and no format package is imported.
 
 // Schema text formats a client can ask for with ?format= on the
 // schema-returning GETs (/schemas/ids/{id}[/schema],
@@ -29,10 +18,10 @@ const (
 	formatSerialized = "serialized"
 )
 
-// protoFile is implemented by compiled Protobuf schemas (the protobuf
-// format package's Schema).
-type protoFile interface {
-	File() protoreflect.FileDescriptor
+// Serializer is an optional capability of a Schema: its serialized form
+// (for Protobuf, a base64-encoded FileDescriptorProto).
+type Serializer interface {
+	Serialized() (string, error)
 }
 
 // FormattedText returns a stored schema's text in the form format names.
@@ -66,15 +55,11 @@ func (r *Registry) formattedText(ctx context.Context, sctx string, st StoredSche
 		if err != nil {
 			return "", err
 		}
-		pf, ok := s.(protoFile)
+		ser, ok := s.(Serializer)
 		if !ok {
-			return "", fmt.Errorf("registry: the PROTOBUF format's schemas have no file descriptor")
+			return "", fmt.Errorf("registry: the PROTOBUF format's schemas have no serialized form")
 		}
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(protodesc.ToFileDescriptorProto(pf.File()))
-		if err != nil {
-			return "", fmt.Errorf("registry: encode schema %d as a FileDescriptorProto: %w", st.ID, err)
-		}
-		return base64.StdEncoding.EncodeToString(b), nil
+		return ser.Serialized()
 	}
 	return st.Schema, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bufbuild/protocompile"
 	"github.com/bufbuild/protocompile/linker"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -204,6 +205,16 @@ func (s *Schema) Normalized() string { return s.normalized }
 
 // File returns the compiled file descriptor.
 func (s *Schema) File() protoreflect.FileDescriptor { return s.file }
+
+// Serialized returns the schema as a base64-encoded FileDescriptorProto
+// (deterministic bytes), the form Confluent serves for ?format=serialized.
+func (s *Schema) Serialized() (string, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(protodesc.ToFileDescriptorProto(s.file))
+	if err != nil {
+		return "", fmt.Errorf("protobuf: encode %s as a FileDescriptorProto: %w", s.file.Path(), err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
 
 // decodeDescriptor reads text as a base64-encoded FileDescriptorProto, or
 // returns nil if it is not one (.proto source never decodes as base64 into
