@@ -12,6 +12,13 @@
 // decode for Avro, Protobuf and JSON Schema) and python3-confluent-kafka's
 // SchemaRegistryClient and serializers, checking ids and versions against
 // franz-go's pkg/sr and Confluent's error statuses and codes.
+// registry_kcat_test.go shows broker-side data contracts with kcat: a valid
+// record accepted, records with an unknown id, a malformed payload or a
+// failing rule rejected with INVALID_RECORD and nothing stored, and a DLQ
+// rule's record accepted, left as a gap and found unchanged in the
+// dead-letter topic with its headers. registry_protobuf_test.go pins what
+// @kafkajs/confluent-schema-registry writes for Protobuf (no Confluent
+// message indexes), which a validating topic refuses.
 //
 // A test whose client is not installed is skipped, unless the environment
 // variable RUNNEL_REQUIRE_CLIENTS is set (scripts/test sets it), in which
