@@ -392,5 +392,8 @@ func (s *fileStore) removeStaleTemps() error {
 	return nil
 }
 
-// writeStep is the size of the steps large objects are written in.
-const writeStep = 1 << 20
+// writeStep is the size of the steps large objects are written in: about
+// 1 ms of this machine class's device, the longest an intake object's fsync
+// waits behind a segment being archived. At 1 MiB, produce p99 at 50 MB/s
+// was 13 ms; at 256 KiB, 10 ms.
+const writeStep = 256 << 10
