@@ -45,9 +45,12 @@ const etcdCompactEvery = 5 * time.Minute
 // faster than flate, which took half a checkpoint's time): the state without its extents as one
 // gob message, then the number of partitions with extents and, for each,
 // its topic id (16 bytes), partition index (uvarint), and its packed
-// extents (uvarint length, packExtents). The extents are most of a
-// checkpoint; gob spent most of its time and size on their repeated object
-// names. Version 1 (plain gob, extents included) is still read.
+// extents (uvarint length, packExtents); then the garbage list
+// (packGarbage), which older version 2 checkpoints kept in the gob message.
+// The extents and the garbage list (intake objects waiting out their grace
+// period: tens of thousands under load) are most of a checkpoint; gob spent
+// most of its time and size on their repeated object names. Version 1
+// (plain gob, extents included) is still read.
 const checkpointVersion = 2
 
 // encodeState encodes st, which it borrows: each partition's extents are
@@ -76,10 +79,13 @@ func encodeState(st *state) ([]byte, error) {
 			p.Extents = nil
 		}
 	}
+	garbage := st.Garbage
+	st.Garbage = nil
 	defer func() {
 		for i, p := range owners {
 			p.Extents = saved[i]
 		}
+		st.Garbage = garbage
 	}()
 	var buf bytes.Buffer
 	buf.WriteByte(checkpointVersion)
@@ -106,6 +112,9 @@ func encodeState(st *state) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if _, err := zw.Write(packGarbage(garbage)); err != nil {
+		return nil, err
+	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
@@ -129,6 +138,9 @@ func decodeState(b []byte) (*state, error) {
 	}
 	if b[0] >= 2 {
 		if err := readExtentSections(r, st); err != nil {
+			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+		}
+		if err := readGarbage(r, st); err != nil {
 			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
 	}
@@ -183,6 +195,66 @@ func readExtentSections(r *bufio.Reader, st *state) error {
 			return fmt.Errorf("topic %s partition %d: %w", t.Name, part, err)
 		}
 	}
+	return nil
+}
+
+// packGarbage encodes the garbage list: its length, then per object its
+// name and its revision and log clock as deltas from the one before.
+func packGarbage(gs []garbageObj) []byte {
+	size := binary.MaxVarintLen64
+	for _, g := range gs {
+		size += len(g.Obj) + 3*binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, uint64(len(gs)))
+	var prevRev, prevClock int64
+	for _, g := range gs {
+		b = binary.AppendUvarint(b, uint64(len(g.Obj)))
+		b = append(b, g.Obj...)
+		b = binary.AppendVarint(b, g.Rev-prevRev)
+		b = binary.AppendVarint(b, g.Clock-prevClock)
+		prevRev, prevClock = g.Rev, g.Clock
+	}
+	return b
+}
+
+// readGarbage reads the garbage list packGarbage wrote, if there is one: a
+// version 2 checkpoint that ends after its extent sections kept the list
+// in its gob message.
+func readGarbage(r *bufio.Reader, st *state) error {
+	n, err := binary.ReadUvarint(r)
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("garbage list: %w", err)
+	}
+	if n > 1<<28 {
+		return fmt.Errorf("garbage list of %d objects", n)
+	}
+	gs := make([]garbageObj, 0, min(n, 1<<16))
+	var prevRev, prevClock int64
+	for range n {
+		size, err := binary.ReadUvarint(r)
+		if err != nil || size > 1<<16 {
+			return fmt.Errorf("garbage list: bad name (%d bytes, %v)", size, err)
+		}
+		name := make([]byte, size)
+		if _, err := io.ReadFull(r, name); err != nil {
+			return fmt.Errorf("garbage list: %w", err)
+		}
+		dRev, err := binary.ReadVarint(r)
+		if err != nil {
+			return fmt.Errorf("garbage list: %w", err)
+		}
+		dClock, err := binary.ReadVarint(r)
+		if err != nil {
+			return fmt.Errorf("garbage list: %w", err)
+		}
+		prevRev, prevClock = prevRev+dRev, prevClock+dClock
+		gs = append(gs, garbageObj{Obj: string(name), Rev: prevRev, Clock: prevClock})
+	}
+	st.Garbage = gs
 	return nil
 }
 

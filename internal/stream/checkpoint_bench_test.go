@@ -7,7 +7,8 @@ import (
 
 // benchState is a sequencer state like one after a minute at 50 MB/s on
 // 16 partitions: per partition, a few thousand archived chunks (three per
-// segment) and some unarchived intake extents.
+// segment) and some unarchived intake extents; and the garbage list of two
+// minutes of intake objects flushed 500 times a second.
 func benchState(chunksPerPart int) *state {
 	st := newState()
 	var id TopicID
@@ -31,6 +32,9 @@ func benchState(chunksPerPart int) *state {
 	}
 	st.Topics[id] = t
 	st.ByName["bench"] = id
+	for i := range 60000 {
+		st.Garbage = append(st.Garbage, garbageObj{Obj: fmt.Sprintf("intake/00000000/01JD5Y2F3G4H5J%012d", i), Rev: int64(1000 + i), Clock: 1763790000000 + int64(i*2)})
+	}
 	return st
 }
 

@@ -112,6 +112,9 @@ func TestCheckpointVersions(t *testing.T) {
 		tp.Parts[3].Extents = randomExtents(r, 30)
 		tp.Parts[5].Extents = nil
 	}
+	for i := range 500 {
+		st.Garbage = append(st.Garbage, garbageObj{Obj: "intake/00000000/01JD5Y2F3G4H5J6K7M8N9P" + string(rune('A'+i%26)), Rev: int64(1000 + i*3), Clock: 1763790000000 + int64(i*7)})
+	}
 	want := st.clone()
 	data, err := encodeState(st)
 	if err != nil {
@@ -124,6 +127,9 @@ func TestCheckpointVersions(t *testing.T) {
 		got, err := decodeState(b)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got.Garbage, want.Garbage) {
+			t.Fatalf("%s: garbage list differs", name)
 		}
 		for id, tp := range want.Topics {
 			for i, p := range tp.Parts {
