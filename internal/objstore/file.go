@@ -105,7 +105,7 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 		return wrap("put", key, err)
 	}
 	tmp := s.pool.tempName(dir, filepath.Base(path))
-	if err := s.writeTemp(dir, tmp, data); err != nil {
+	if err := s.writeTemp(dir, tmp, data, pacer{ctx, writePace(ctx), time.Now()}); err != nil {
 		_ = os.Remove(tmp)
 		return wrap("put", key, err)
 	}
@@ -123,8 +123,9 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// writeTemp writes data to the temporary file tmp in dir and fsyncs it.
-func (s *fileStore) writeTemp(dir, tmp string, data []byte) error {
+// writeTemp writes data to the temporary file tmp in dir and fsyncs it,
+// spreading the steps of a large object as pace asks.
+func (s *fileStore) writeTemp(dir, tmp string, data []byte, pace pacer) error {
 	var f *os.File
 	if size, ok := s.pool.take(dir, tmp); ok {
 		var err error
@@ -158,6 +159,10 @@ func (s *fileStore) writeTemp(dir, tmp string, data []byte) error {
 		}
 		if len(data) > writeStep {
 			writeBehind(f, int64(off), int64(end-off))
+			if err := pace.wait(end); err != nil {
+				_ = f.Close()
+				return err
+			}
 		}
 	}
 	if err := f.Sync(); err != nil {

@@ -440,8 +440,12 @@ func loadCheckpoint(ctx context.Context, store objstore.Store, key string) (*sta
 
 // checkpoint writes the current state to the store, moves the pointer
 // forward (compare-and-swap) and deletes the log entries it covers
-// (DESIGN §4, §5a rule 6). It returns the covered revision.
-func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
+// (DESIGN §4, §5a rule 6). It returns the covered revision. With
+// background set, the deletion runs on its own goroutine (at most one at a
+// time; a checkpoint taken meanwhile leaves its entries to the next one),
+// so the maintainer's other passes do not wait out its paced second or
+// two and then catch up in a burst.
+func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error) {
 	cur, err := e.cli.Get(ctx, e.ptrKey)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrStorage, err)
@@ -493,8 +497,22 @@ func (e *Engine) checkpoint(ctx context.Context) (int64, error) {
 	e.m.checkpoints.Inc()
 	e.log.Info("stream: checkpoint written", "revision", rev, "bytes", len(data),
 		"clone", tClone.Round(time.Microsecond), "encode", tEncode.Round(time.Microsecond), "total", time.Since(t0).Round(time.Microsecond))
-	if err := e.deleteCovered(ctx, rev); err != nil {
-		e.log.Warn("stream: deleting covered log entries", "err", err)
+	switch {
+	case !background:
+		if err := e.deleteCovered(ctx, rev); err != nil {
+			e.log.Warn("stream: deleting covered log entries", "err", err)
+		}
+	case e.deleting.CompareAndSwap(false, true):
+		e.wg.Add(1)
+		go func() { // owned by the engine: Close cancels e.ctx and waits
+			defer e.wg.Done()
+			defer e.deleting.Store(false)
+			ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
+			defer cancel()
+			if err := e.deleteCovered(ctx, rev); err != nil && e.ctx.Err() == nil {
+				e.log.Warn("stream: deleting covered log entries", "err", err)
+			}
+		}()
 	}
 	if e.opts.CompactEtcd && time.Since(e.lastCompact) >= etcdCompactEvery {
 		// Compaction holds etcd's backend in batches; once every few

@@ -159,6 +159,9 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// deleting is set while a checkpoint's covered entries are being
+	// deleted in the background.
+	deleting atomic.Bool
 	closed atomic.Bool
 }
 

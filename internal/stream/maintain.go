@@ -69,7 +69,7 @@ func (e *Engine) maintainTerm() error {
 		}
 		if n := e.applied.Load(); n-ckptEntries >= e.opts.CheckpointEntries || now.Sub(lastCkpt) >= e.opts.CheckpointInterval {
 			ckptEntries, lastCkpt = n, now
-			e.runPass("checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx); return err })
+			e.runPass("checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx, true); return err })
 		}
 		e.runPass("txn-timeouts", e.AbortTimedOutTxns)
 		if now.Sub(lastOrphans) >= 10*time.Minute {
@@ -88,7 +88,8 @@ func (e *Engine) runPass(name string, fn func(context.Context) error) {
 }
 
 // Checkpoint writes a checkpoint now (tests and shutdown use it).
-func (e *Engine) Checkpoint(ctx context.Context) (int64, error) { return e.checkpoint(ctx) }
+// The log entries it covers are deleted before it returns.
+func (e *Engine) Checkpoint(ctx context.Context) (int64, error) { return e.checkpoint(ctx, false) }
 
 // archivePlan is one run of intake extents to rewrite into a segment.
 type archivePlan struct {
@@ -124,6 +125,12 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 			rate = max(rate, 1.5*float64(intake-e.lastArchiveIntake)/dt)
 		}
 		e.lastArchivePass, e.lastArchiveIntake = now, intake
+	}
+	if !all {
+		// Spread each segment's writes too, not only the gaps between
+		// segments: a segment written at device speed holds the intake's
+		// fsyncs behind it for its whole length.
+		ctx = objstore.WithWritePace(ctx, rate)
 	}
 	for _, p := range plans {
 		start := time.Now()

@@ -1,0 +1,53 @@
+package objstore
+
+import (
+	"context"
+	"time"
+)
+
+type paceKey struct{}
+
+// WithWritePace returns a context asking a Put to spread its writes at
+// about bytesPerSecond. It is a hint for background writers (archival): the
+// file store writes a large object in steps and sleeps between them, so
+// the device serves other writers' fsyncs in the gaps instead of queueing
+// them behind the whole object. Stores that write over a network ignore it.
+// A pace of zero or less means none.
+func WithWritePace(ctx context.Context, bytesPerSecond float64) context.Context {
+	return context.WithValue(ctx, paceKey{}, bytesPerSecond)
+}
+
+// writePace returns ctx's pace, or 0.
+func writePace(ctx context.Context) float64 {
+	if v, ok := ctx.Value(paceKey{}).(float64); ok && v > 0 {
+		return v
+	}
+	return 0
+}
+
+// pacer sleeps so that writing n bytes since start takes about n/pace.
+type pacer struct {
+	ctx   context.Context
+	pace  float64
+	start time.Time
+}
+
+// wait sleeps until n bytes are due, or ctx ends (its error is returned).
+func (p pacer) wait(n int) error {
+	if p.pace <= 0 {
+		return nil
+	}
+	due := time.Duration(float64(n) / p.pace * float64(time.Second))
+	d := due - time.Since(p.start)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
