@@ -42,6 +42,9 @@ const (
 	electionMs      = 100
 	maxTxnOps       = 1024
 	maxRequestBytes = 8 << 20
+	// compactionBatchLimit is the revisions etcd deletes per compaction
+	// batch (its default is 1,000).
+	compactionBatchLimit = 100
 	// clientMaxSend leaves room for gRPC framing above the server's request cap.
 	clientMaxSend      = maxRequestBytes + 512<<10
 	defaultDialTimeout = 5 * time.Second
@@ -121,6 +124,11 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig, log *slog.Logger) (*Emb
 	ec.MaxTxnOps = maxTxnOps
 	ec.MaxRequestBytes = maxRequestBytes
 	ec.QuotaBackendBytes = EmbeddedQuotaBytes
+	// Delete compacted revisions in small batches: each batch holds the
+	// backend's write lock, so etcd's default of 1,000 revisions a batch
+	// stalled intake puts for tens of milliseconds whenever the log was
+	// compacted under load.
+	ec.CompactionBatchLimit = compactionBatchLimit
 	ec.UnsafeNoFsync = false
 	ec.EnableGRPCGateway = false
 	ec.Logger = "zap"
