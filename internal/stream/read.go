@@ -83,6 +83,15 @@ func (e *Engine) fetchOnce(ctx context.Context, fp FetchPartition) (FetchResult,
 		if err != nil || len(xs) == 0 {
 			return done(err)
 		}
+		if out == nil {
+			// Size the result once: growing it by appends copied and
+			// allocated each fetched byte about twice more.
+			var want int64
+			for _, x := range xs {
+				want += x.Len
+			}
+			out = make([]byte, 0, min(want, maxBytes))
+		}
 		full := false
 		for _, x := range xs {
 			data, err := e.readExtent(ctx, x)
