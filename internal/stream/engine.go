@@ -162,7 +162,7 @@ type Engine struct {
 	// deleting is set while a checkpoint's covered entries are being
 	// deleted in the background.
 	deleting atomic.Bool
-	closed atomic.Bool
+	closed   atomic.Bool
 }
 
 // Open starts an engine: it loads the newest checkpoint, replays the log
