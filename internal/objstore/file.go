@@ -44,6 +44,8 @@ type fileStore struct {
 	// synced records directories whose own entry in their parent is known
 	// to be durable, so their parents are fsync'd only once.
 	synced sync.Map
+	// dirSyncs coalesces concurrent fsyncs of one directory (dirsync.go).
+	dirSyncs sync.Map
 	// onSync, if set, is called after an object's temporary file has been
 	// fsync'd (tests use it to prove the order of the steps).
 	onSync func(tmpName string)
@@ -182,7 +184,7 @@ const pageSize = 4096
 // syncDirs fsyncs dir, then the parent of each directory from dir up to the
 // root whose entry is not yet known to be durable.
 func (s *fileStore) syncDirs(dir string) error {
-	if err := syncDir(dir); err != nil {
+	if err := s.dirSyncFor(dir).sync(dir, syncDir); err != nil {
 		return err
 	}
 	for d := dir; d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
