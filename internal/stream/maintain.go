@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -96,6 +97,18 @@ type archivePlan struct {
 	topic     TopicID
 	partition int32
 	extents   []extent
+}
+
+// segBufs recycles archival's segment buffers: each is written once and
+// dropped, at the intake's rate.
+var segBufs sync.Pool
+
+// getSegBuf returns an empty buffer of at least size bytes' capacity.
+func getSegBuf(size int64) []byte {
+	if p, ok := segBufs.Get().(*[]byte); ok && int64(cap(*p)) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
 }
 
 // maxSegmentBytes caps one archival segment: small enough that one
@@ -217,7 +230,8 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 	for _, x := range p.extents {
 		size += x.Len
 	}
-	seg := make([]byte, 0, size)
+	seg := getSegBuf(size)
+	defer func() { segBufs.Put(&seg) }() // Put does not retain data
 	var chunks []chunk
 	cur := chunk{Base: -1, MaxTS: -1}
 	for _, x := range p.extents {
