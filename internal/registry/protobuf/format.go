@@ -74,6 +74,9 @@ func (Format) Parse(text string, refs []registry.ResolvedReference) (registry.Sc
 		}
 		src, ok := sources[path]
 		if !ok {
+			if fd, ok := googleTypes[path]; ok {
+				return protocompile.SearchResult{Desc: fd}, nil
+			}
 			known, ok := knownImports[path]
 			if !ok {
 				return protocompile.SearchResult{}, fmt.Errorf("%s: %w", path, fs.ErrNotExist)

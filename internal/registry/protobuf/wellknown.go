@@ -1,5 +1,22 @@
 package protobuf
 
+import (
+	"google.golang.org/genproto/googleapis/type/calendarperiod"
+	"google.golang.org/genproto/googleapis/type/color"
+	"google.golang.org/genproto/googleapis/type/date"
+	"google.golang.org/genproto/googleapis/type/datetime"
+	"google.golang.org/genproto/googleapis/type/dayofweek"
+	"google.golang.org/genproto/googleapis/type/expr"
+	"google.golang.org/genproto/googleapis/type/fraction"
+	"google.golang.org/genproto/googleapis/type/latlng"
+	"google.golang.org/genproto/googleapis/type/money"
+	"google.golang.org/genproto/googleapis/type/month"
+	"google.golang.org/genproto/googleapis/type/postaladdress"
+	"google.golang.org/genproto/googleapis/type/quaternion"
+	"google.golang.org/genproto/googleapis/type/timeofday"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
 // Files a schema may import without a reference, as in Confluent's
 // registry: its own confluent/meta.proto (metadata options for files,
 // messages, fields, enums and enum values) and confluent/type/decimal.proto,
@@ -9,13 +26,31 @@ package protobuf
 // timestamp, type, wrappers, compiler/plugin and the editions feature
 // files).
 //
-// The sources below are written from the published definitions: package,
-// message, field and enum names and numbers are what matter on the wire and
-// in option syntax, and they are Confluent's and Google's; comments and
-// language options are left out. A reference with the same name takes
-// precedence, so a schema registered with its own copy keeps using it.
+// Google's types are the descriptors genproto compiles in, so they are
+// Google's own definitions. Confluent's two files are written from their
+// published definitions: package, message, field and enum names and numbers
+// are what matter on the wire and in option syntax; comments and language
+// options are left out. A reference with the same name takes precedence,
+// so a schema registered with its own copy keeps using it.
 
-// knownImports maps an import path to the file's .proto source.
+// googleTypes are the google/type files Confluent's registry provides.
+var googleTypes = map[string]protoreflect.FileDescriptor{
+	"google/type/calendar_period.proto": calendarperiod.File_google_type_calendar_period_proto,
+	"google/type/color.proto":           color.File_google_type_color_proto,
+	"google/type/date.proto":            date.File_google_type_date_proto,
+	"google/type/datetime.proto":        datetime.File_google_type_datetime_proto,
+	"google/type/dayofweek.proto":       dayofweek.File_google_type_dayofweek_proto,
+	"google/type/expr.proto":            expr.File_google_type_expr_proto,
+	"google/type/fraction.proto":        fraction.File_google_type_fraction_proto,
+	"google/type/latlng.proto":          latlng.File_google_type_latlng_proto,
+	"google/type/money.proto":           money.File_google_type_money_proto,
+	"google/type/month.proto":           month.File_google_type_month_proto,
+	"google/type/postal_address.proto":  postaladdress.File_google_type_postal_address_proto,
+	"google/type/quaternion.proto":      quaternion.File_google_type_quaternion_proto,
+	"google/type/timeofday.proto":       timeofday.File_google_type_timeofday_proto,
+}
+
+// knownImports maps Confluent's own import paths to the file's .proto source.
 var knownImports = map[string]string{
 	"confluent/meta.proto": `syntax = "proto3";
 package confluent;
@@ -51,170 +86,6 @@ message Decimal {
   bytes value = 1;
   uint32 precision = 2;
   int32 scale = 3;
-}
-`,
-	"google/type/calendar_period.proto": `syntax = "proto3";
-package google.type;
-
-enum CalendarPeriod {
-  CALENDAR_PERIOD_UNSPECIFIED = 0;
-  DAY = 1;
-  WEEK = 2;
-  FORTNIGHT = 3;
-  MONTH = 4;
-  QUARTER = 5;
-  HALF = 6;
-  YEAR = 7;
-}
-`,
-	"google/type/color.proto": `syntax = "proto3";
-package google.type;
-
-import "google/protobuf/wrappers.proto";
-
-message Color {
-  float red = 1;
-  float green = 2;
-  float blue = 3;
-  google.protobuf.FloatValue alpha = 4;
-}
-`,
-	"google/type/date.proto": `syntax = "proto3";
-package google.type;
-
-message Date {
-  int32 year = 1;
-  int32 month = 2;
-  int32 day = 3;
-}
-`,
-	"google/type/datetime.proto": `syntax = "proto3";
-package google.type;
-
-import "google/protobuf/duration.proto";
-
-message DateTime {
-  int32 year = 1;
-  int32 month = 2;
-  int32 day = 3;
-  int32 hours = 4;
-  int32 minutes = 5;
-  int32 seconds = 6;
-  int32 nanos = 7;
-  oneof time_offset {
-    google.protobuf.Duration utc_offset = 8;
-    TimeZone time_zone = 9;
-  }
-}
-
-message TimeZone {
-  string id = 1;
-  string version = 2;
-}
-`,
-	"google/type/dayofweek.proto": `syntax = "proto3";
-package google.type;
-
-enum DayOfWeek {
-  DAY_OF_WEEK_UNSPECIFIED = 0;
-  MONDAY = 1;
-  TUESDAY = 2;
-  WEDNESDAY = 3;
-  THURSDAY = 4;
-  FRIDAY = 5;
-  SATURDAY = 6;
-  SUNDAY = 7;
-}
-`,
-	"google/type/expr.proto": `syntax = "proto3";
-package google.type;
-
-message Expr {
-  string expression = 1;
-  string title = 2;
-  string description = 3;
-  string location = 4;
-}
-`,
-	"google/type/fraction.proto": `syntax = "proto3";
-package google.type;
-
-message Fraction {
-  int64 numerator = 1;
-  int64 denominator = 2;
-}
-`,
-	"google/type/latlng.proto": `syntax = "proto3";
-package google.type;
-
-message LatLng {
-  double latitude = 1;
-  double longitude = 2;
-}
-`,
-	"google/type/money.proto": `syntax = "proto3";
-package google.type;
-
-message Money {
-  string currency_code = 1;
-  int64 units = 2;
-  int32 nanos = 3;
-}
-`,
-	"google/type/month.proto": `syntax = "proto3";
-package google.type;
-
-enum Month {
-  MONTH_UNSPECIFIED = 0;
-  JANUARY = 1;
-  FEBRUARY = 2;
-  MARCH = 3;
-  APRIL = 4;
-  MAY = 5;
-  JUNE = 6;
-  JULY = 7;
-  AUGUST = 8;
-  SEPTEMBER = 9;
-  OCTOBER = 10;
-  NOVEMBER = 11;
-  DECEMBER = 12;
-}
-`,
-	"google/type/postal_address.proto": `syntax = "proto3";
-package google.type;
-
-message PostalAddress {
-  int32 revision = 1;
-  string region_code = 2;
-  string language_code = 3;
-  string postal_code = 4;
-  string sorting_code = 5;
-  string administrative_area = 6;
-  string locality = 7;
-  string sublocality = 8;
-  repeated string address_lines = 9;
-  repeated string recipients = 10;
-  string organization = 11;
-}
-`,
-	"google/type/quaternion.proto": `syntax = "proto3";
-package google.type;
-
-message Quaternion {
-  double x = 1;
-  double y = 2;
-  double z = 3;
-  double w = 4;
-}
-`,
-	"google/type/timeofday.proto": `syntax = "proto3";
-package google.type;
-
-message TimeOfDay {
-  int32 hours = 1;
-  int32 minutes = 2;
-  int32 seconds = 3;
-  int32 nanos = 4;
 }
 `,
 }

@@ -15,8 +15,11 @@ import (
 
 // TestKnownImportsCompile imports every built-in file on its own.
 func TestKnownImportsCompile(t *testing.T) {
-	paths := make([]string, 0, len(knownImports))
+	paths := make([]string, 0, len(knownImports)+len(googleTypes))
 	for p := range knownImports {
+		paths = append(paths, p)
+	}
+	for p := range googleTypes {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
