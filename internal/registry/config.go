@@ -58,25 +58,18 @@ func (c Config) overlay(o Config) Config {
 }
 
 func (r *Registry) readConfig(ctx context.Context, q string, global bool) (Config, bool, error) {
-	c, ok, _, err := r.readConfigRev(ctx, q, global)
-	return c, ok, err
-}
-
-// readConfigRev is readConfig with the key's modification revision (0 when
-// it does not exist), for guarding a write on the config read.
-func (r *Registry) readConfigRev(ctx context.Context, q string, global bool) (Config, bool, int64, error) {
 	resp, err := r.cli.Get(ctx, r.kConfig(q, global))
 	if err != nil {
-		return Config{}, false, 0, fmt.Errorf("registry: read config: %w", err)
+		return Config{}, false, fmt.Errorf("registry: read config: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return Config{}, false, 0, nil
+		return Config{}, false, nil
 	}
 	var c Config
 	if err := json.Unmarshal(resp.Kvs[0].Value, &c); err != nil {
-		return Config{}, false, 0, fmt.Errorf("registry: corrupt config: %w", err)
+		return Config{}, false, fmt.Errorf("registry: corrupt config: %w", err)
 	}
-	return c, true, resp.Kvs[0].ModRevision, nil
+	return c, true, nil
 }
 
 // globalConfig is the stored global config with the defaults filled in.
@@ -97,38 +90,56 @@ func (r *Registry) effectiveConfig(ctx context.Context, sn subjectName) (Config,
 // guardedConfig is effectiveConfig with a Txn condition per config key it
 // read (present or not), true only while none of them has changed, so a
 // registration is never decided on a compatibility level (or any other
-// config field) that a concurrent PUT /config has replaced.
+// config field) that a concurrent PUT /config has replaced. The levels are
+// read in one round trip.
 func (r *Registry) guardedConfig(ctx context.Context, sn subjectName) (Config, []clientv3.Cmp, error) {
-	var guards []clientv3.Cmp
-	read := func(q string, global bool) (Config, bool, error) {
-		c, ok, rev, err := r.readConfigRev(ctx, q, global)
-		if err == nil {
-			guards = append(guards, clientv3.Compare(clientv3.ModRevision(r.kConfig(q, global)), "=", rev))
-		}
-		return c, ok, err
-	}
-	g, _, err := read("", true)
-	if err != nil {
-		return Config{}, nil, err
-	}
-	c := Config{Compatibility: r.defCompat}.overlay(g)
-	var levels []string
+	keys := []string{r.kConfig("", true)}
 	if sn.ctx != defaultContext {
-		levels = append(levels, qualify(sn.ctx, ""))
+		keys = append(keys, r.kConfig(qualify(sn.ctx, ""), false))
 	}
 	if sn.name != "" {
-		levels = append(levels, sn.q)
+		keys = append(keys, r.kConfig(sn.q, false))
 	}
-	for _, q := range levels {
-		lc, ok, err := read(q, false)
-		if err != nil {
-			return Config{}, nil, err
+	vals, guards, err := r.readGuarded(ctx, keys)
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("registry: read config: %w", err)
+	}
+	c := Config{Compatibility: r.defCompat}
+	for _, v := range vals { // global first, then context, then subject
+		if v == nil {
+			continue
 		}
-		if ok {
-			c = c.overlay(lc)
+		var lc Config
+		if err := json.Unmarshal(v, &lc); err != nil {
+			return Config{}, nil, fmt.Errorf("registry: corrupt config: %w", err)
 		}
+		c = c.overlay(lc)
 	}
 	return c, guards, nil
+}
+
+// readGuarded reads keys in one etcd Txn and returns each one's value (nil
+// when absent) and a condition per key, true only while it keeps the
+// revision read (an absent key: while it stays absent).
+func (r *Registry) readGuarded(ctx context.Context, keys []string) ([][]byte, []clientv3.Cmp, error) {
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = clientv3.OpGet(k)
+	}
+	resp, err := r.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, nil, err
+	}
+	vals := make([][]byte, len(keys))
+	guards := make([]clientv3.Cmp, len(keys))
+	for i, rr := range resp.Responses {
+		var rev int64
+		if kvs := rr.GetResponseRange().GetKvs(); len(kvs) > 0 {
+			vals[i], rev = kvs[0].Value, kvs[0].ModRevision
+		}
+		guards[i] = clientv3.Compare(clientv3.ModRevision(keys[i]), "=", rev)
+	}
+	return vals, guards, nil
 }
 
 // GetConfig returns the global config (subject ""), or a subject's (or a
@@ -267,21 +278,14 @@ func (r *Registry) DeleteConfig(ctx context.Context, subject string) (Config, er
 }
 
 func (r *Registry) readMode(ctx context.Context, q string, global bool) (string, bool, error) {
-	m, ok, _, err := r.readModeRev(ctx, q, global)
-	return m, ok, err
-}
-
-// readModeRev is readMode with the key's modification revision (0 when it
-// does not exist), for guarding a write on the mode read.
-func (r *Registry) readModeRev(ctx context.Context, q string, global bool) (string, bool, int64, error) {
 	resp, err := r.cli.Get(ctx, r.kMode(q, global))
 	if err != nil {
-		return "", false, 0, fmt.Errorf("registry: read mode: %w", err)
+		return "", false, fmt.Errorf("registry: read mode: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return "", false, 0, nil
+		return "", false, nil
 	}
-	return string(resp.Kvs[0].Value), true, resp.Kvs[0].ModRevision, nil
+	return string(resp.Kvs[0].Value), true, nil
 }
 
 // effectiveMode is the subject's mode, else its context's, else the
@@ -293,40 +297,30 @@ func (r *Registry) effectiveMode(ctx context.Context, sn subjectName) (string, e
 
 // guardedMode is effectiveMode with a Txn condition per mode key it read,
 // true only while none of them has changed, so a registration cannot slip
-// past a concurrent switch to READONLY.
+// past a concurrent switch to READONLY. The levels are read in one round
+// trip.
 func (r *Registry) guardedMode(ctx context.Context, sn subjectName) (string, []clientv3.Cmp, error) {
-	var guards []clientv3.Cmp
-	read := func(q string, global bool) (string, bool, error) {
-		m, ok, rev, err := r.readModeRev(ctx, q, global)
-		if err == nil {
-			guards = append(guards, clientv3.Compare(clientv3.ModRevision(r.kMode(q, global)), "=", rev))
-		}
-		return m, ok, err
+	keys := []string{r.kMode("", true)}
+	if sn.name != "" {
+		keys = append(keys, r.kMode(sn.q, false))
 	}
-	g, ok, err := read("", true)
+	if sn.ctx != defaultContext {
+		keys = append(keys, r.kMode(qualify(sn.ctx, ""), false))
+	}
+	vals, guards, err := r.readGuarded(ctx, keys)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("registry: read mode: %w", err)
 	}
-	if !ok {
-		g = ModeReadWrite
+	g := ModeReadWrite
+	if vals[0] != nil {
+		g = string(vals[0])
 	}
 	if g == ModeReadOnlyOverride {
 		return g, guards, nil
 	}
-	var levels []string
-	if sn.name != "" {
-		levels = append(levels, sn.q)
-	}
-	if sn.ctx != defaultContext {
-		levels = append(levels, qualify(sn.ctx, ""))
-	}
-	for _, q := range levels {
-		m, ok, err := read(q, false)
-		if err != nil {
-			return "", nil, err
-		}
-		if ok {
-			return m, guards, nil
+	for _, v := range vals[1:] { // the subject's own mode, else its context's
+		if v != nil {
+			return string(v), guards, nil
 		}
 	}
 	return g, guards, nil
