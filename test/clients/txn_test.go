@@ -254,6 +254,26 @@ type pipelineStep struct {
 // consumers, exactly every input record once, transformed, in input order
 // per partition; and that the group committed exactly the input's end
 // offsets.
+// checkPipelineSteps checks a pipeline's transactions: first one aborted,
+// then commits of n records in all. It returns the aborted records.
+func checkPipelineSteps(t *testing.T, steps []pipelineStep, n int) int {
+	t.Helper()
+	if len(steps) < 2 || steps[0].Step != "abort" || steps[0].Records == 0 {
+		t.Fatalf("pipeline steps %+v: want an aborted transaction first, then commits", steps)
+	}
+	committed := 0
+	for _, s := range steps[1:] {
+		if s.Step != "commit" {
+			t.Fatalf("pipeline steps %+v: only the first transaction aborts", steps)
+		}
+		committed += s.Records
+	}
+	if committed != n {
+		t.Fatalf("pipeline committed %d records, want %d: %+v", committed, n, steps)
+	}
+	return steps[0].Records
+}
+
 func checkPipelineOutput(t *testing.T, what string, b *harness.Proc, got []rec, input []want, inTopic, group string) {
 	t.Helper()
 	gotBy := map[int32][]rec{}
@@ -324,20 +344,7 @@ func TestPythonTransactionalPipeline(t *testing.T) {
 
 	out := run(t, b, "", python, "python/client.py", "txn-pipeline", "--bootstrap", b.Kafka,
 		"--input", in, "--output", outTopic, "--group", group, "--txn-id", "py-pipe-txn", "--count", strconv.Itoa(n))
-	steps := parseJSONLines[pipelineStep](t, out)
-	if len(steps) < 2 || steps[0].Step != "abort" || steps[0].Records == 0 {
-		t.Fatalf("pipeline steps %+v: want an aborted transaction first, then commits", steps)
-	}
-	committed, aborted := 0, steps[0].Records
-	for _, s := range steps[1:] {
-		if s.Step != "commit" {
-			t.Fatalf("pipeline steps %+v: only the first transaction aborts", steps)
-		}
-		committed += s.Records
-	}
-	if committed != n {
-		t.Fatalf("pipeline committed %d records, want %d: %+v", committed, n, steps)
-	}
+	aborted := checkPipelineSteps(t, parseJSONLines[pipelineStep](t, out), n)
 
 	checkPipelineOutput(t, "python pipeline", b, pyRead(t, b, outTopic, parts, "read_committed"), input, in, group)
 	if got := pyRead(t, b, outTopic, parts, "read_uncommitted"); len(got) != n+aborted {
@@ -456,20 +463,7 @@ func TestKafkaJSTransactionalPipeline(t *testing.T) {
 
 	out := run(t, b, "", "node", "js/client.js", "txn-pipeline", b.Kafka, in, outTopic, group, "js-pipe-txn",
 		strconv.Itoa(n), "30000")
-	steps := parseJSONLines[pipelineStep](t, out)
-	if len(steps) < 2 || steps[0].Step != "abort" || steps[0].Records == 0 {
-		t.Fatalf("pipeline steps %+v: want an aborted transaction first, then commits", steps)
-	}
-	committed, aborted := 0, steps[0].Records
-	for _, s := range steps[1:] {
-		if s.Step != "commit" {
-			t.Fatalf("pipeline steps %+v: only the first transaction aborts", steps)
-		}
-		committed += s.Records
-	}
-	if committed != n {
-		t.Fatalf("pipeline committed %d records, want %d: %+v", committed, n, steps)
-	}
+	aborted := checkPipelineSteps(t, parseJSONLines[pipelineStep](t, out), n)
 	checkPipelineOutput(t, "kafkajs pipeline", b, jsRead(t, b, outTopic, "js-pipe-rc", n, "read_committed"), input, in, group)
 	if got := jsRead(t, b, outTopic, "js-pipe-ru", n+aborted, "read_uncommitted"); len(got) != n+aborted {
 		t.Errorf("read_uncommitted output has %d records, want %d committed + %d aborted", len(got), n, aborted)
