@@ -140,8 +140,16 @@ func decodeState(b []byte) (*state, error) {
 		if err := readExtentSections(r, st); err != nil {
 			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
-		if err := readGarbage(r, st); err != nil {
+		// The garbage list ends the stream; a version 2 checkpoint without
+		// it kept the list in its gob message.
+		rest, err := io.ReadAll(r)
+		if err != nil {
 			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+		}
+		if len(rest) > 0 {
+			if st.Garbage, err = unpackGarbage(rest); err != nil {
+				return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+			}
 		}
 	}
 	if st.ProducerSeen == nil {
@@ -218,44 +226,28 @@ func packGarbage(gs []garbageObj) []byte {
 	return b
 }
 
-// readGarbage reads the garbage list packGarbage wrote, if there is one: a
-// version 2 checkpoint that ends after its extent sections kept the list
-// in its gob message.
-func readGarbage(r *bufio.Reader, st *state) error {
-	n, err := binary.ReadUvarint(r)
-	if err == io.EOF {
-		return nil
+// unpackGarbage decodes what packGarbage wrote.
+func unpackGarbage(b []byte) ([]garbageObj, error) {
+	r := packReader{b: b, what: "garbage list"}
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return nil, errors.New("packed garbage list: bad object count")
 	}
-	if err != nil {
-		return fmt.Errorf("garbage list: %w", err)
-	}
-	if n > 1<<28 {
-		return fmt.Errorf("garbage list of %d objects", n)
-	}
-	gs := make([]garbageObj, 0, min(n, 1<<16))
+	gs := make([]garbageObj, 0, n)
 	var prevRev, prevClock int64
 	for range n {
-		size, err := binary.ReadUvarint(r)
-		if err != nil || size > 1<<16 {
-			return fmt.Errorf("garbage list: bad name (%d bytes, %v)", size, err)
-		}
-		name := make([]byte, size)
-		if _, err := io.ReadFull(r, name); err != nil {
-			return fmt.Errorf("garbage list: %w", err)
-		}
-		dRev, err := binary.ReadVarint(r)
-		if err != nil {
-			return fmt.Errorf("garbage list: %w", err)
-		}
-		dClock, err := binary.ReadVarint(r)
-		if err != nil {
-			return fmt.Errorf("garbage list: %w", err)
-		}
-		prevRev, prevClock = prevRev+dRev, prevClock+dClock
-		gs = append(gs, garbageObj{Obj: string(name), Rev: prevRev, Clock: prevClock})
+		name := r.str()
+		prevRev += r.varint()
+		prevClock += r.varint()
+		gs = append(gs, garbageObj{Obj: name, Rev: prevRev, Clock: prevClock})
 	}
-	st.Garbage = gs
-	return nil
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return gs, nil
 }
 
 // packExtents encodes a partition's extents compactly, for checkpoints:
@@ -378,13 +370,18 @@ func unpackExtents(b []byte) ([]extent, error) {
 
 // packReader reads varints and strings, remembering the first error.
 type packReader struct {
-	b   []byte
-	err error
+	b    []byte
+	what string // what is being read, for errors ("extents" when empty)
+	err  error
 }
 
 func (r *packReader) fail(msg string) {
 	if r.err == nil {
-		r.err = errors.New("packed extents: " + msg)
+		what := r.what
+		if what == "" {
+			what = "extents"
+		}
+		r.err = errors.New("packed " + what + ": " + msg)
 	}
 	r.b = nil
 }

@@ -146,3 +146,21 @@ func TestCheckpointVersions(t *testing.T) {
 		t.Fatal("a truncated checkpoint decoded")
 	}
 }
+
+// TestUnpackGarbageCorrupt: the packed garbage list round-trips, and every
+// truncation of it, or a trailing byte, is an error.
+func TestUnpackGarbageCorrupt(t *testing.T) {
+	gs := []garbageObj{{Obj: "intake/00000000/a", Rev: 10, Clock: 1763790000000}, {Obj: "topics/x/0/1", Rev: 7, Clock: 1763789999000}}
+	b := packGarbage(gs)
+	if got, err := unpackGarbage(b); err != nil || !reflect.DeepEqual(got, gs) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for n := 0; n < len(b); n++ {
+		if _, err := unpackGarbage(b[:n]); err == nil {
+			t.Fatalf("truncated to %d of %d bytes: no error", n, len(b))
+		}
+	}
+	if _, err := unpackGarbage(append(bytes.Clone(b), 0)); err == nil {
+		t.Fatal("trailing byte: no error")
+	}
+}
