@@ -46,6 +46,12 @@ var errorTable = []struct {
 	{stream.ErrNotReady, kerr.LeaderNotAvailable},
 	{stream.ErrStorage, kerr.KafkaStorageError},
 	{stream.ErrTimeout, kerr.RequestTimedOut},
+	// The entry may or may not have been sequenced: a retry finds out
+	// (an idempotent one is answered with its original offset).
+	{stream.ErrUnknownOutcome, kerr.RequestTimedOut},
+	// Memory caps (DESIGN §5a rule 10): retriable, the message says which.
+	{stream.ErrProducerIDLimit, kerr.ThrottlingQuotaExceeded},
+	{stream.ErrBackpressure, kerr.NotEnoughReplicas},
 	{config.ErrInvalidConfig, kerr.InvalidConfig},
 	{config.ErrUnknownConfig, kerr.InvalidConfig},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

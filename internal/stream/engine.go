@@ -18,6 +18,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"google.golang.org/grpc/metadata"
+
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/objstore"
 )
@@ -62,6 +64,26 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the broker's wall clock; tests may replace it.
 	Now func() time.Time
+
+	hooks *testHooks
+}
+
+// testHooks let tests stop the log watch at exact points; nil in
+// production.
+type testHooks struct {
+	// beforeWatch runs before each (re)watch of the log from rev+1.
+	beforeWatch func(rev int64)
+	// afterResponse runs after each watch response is applied; returning
+	// true cancels the watch, as a dropped connection would.
+	afterResponse func(resp *clientv3.WatchResponse) bool
+}
+
+// waiter is a proposer waiting for its entry to be applied.
+type waiter struct {
+	fn func(applyResult)
+	// rev is the revision the entry was put at, once the put returned
+	// (guarded by Engine.waitMu); 0 while the put is in flight.
+	rev int64
 }
 
 func (o *Options) setDefaults() {
@@ -142,10 +164,20 @@ type Engine struct {
 	txnOffsetsChanged signal
 
 	waitMu  sync.Mutex
-	waiters map[string]func(applyResult)
+	waiters map[string]*waiter
 
 	ulidMu  sync.Mutex
 	entropy *ulid.MonotonicEntropy
+	// lastKeyMs is the timestamp of the newest key handed out: keys never
+	// go back in time, whatever the wall clock does (DESIGN §5a rule 2).
+	lastKeyMs uint64
+
+	// watchCtx carries the metadata that names the log watch's gRPC
+	// stream, so progress requests reach that stream and no other.
+	watchCtx context.Context
+	// reloads counts start-overs from a checkpoint after a compacted watch.
+	reloads atomic.Int64
+	hooks   *testHooks
 
 	cache  *objCache
 	intake *intake
@@ -182,12 +214,14 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		ptrKey:   opts.Prefix + "/checkpoint",
 		st:       newState(),
 		cfgCache: map[TopicID]config.Topic{},
-		waiters:  map[string]func(applyResult){},
+		waiters:  map[string]*waiter{},
+		hooks:    opts.hooks,
 		entropy:  ulid.Monotonic(rand.Reader, 0),
 		cache:    newObjCache(opts.CacheBytes),
 		m:        newMetrics(opts.Registerer),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.watchCtx = metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(e.ctx), "runnel-stream", "log")
 	rev, err := e.load(ctx)
 	if err != nil {
 		e.cancel()
@@ -285,6 +319,7 @@ func (e *Engine) load(ctx context.Context) (int64, error) {
 	e.mu.Unlock()
 	e.appliedRev.Store(at)
 	e.m.appliedRev.Set(float64(at))
+	e.failSkippedWaiters(at)
 	e.log.Info("stream: loaded", "checkpoint_rev", e.ckptRev.Load(), "replayed_entries", len(kvs), "revision", at)
 	e.m.replayed.Add(float64(len(kvs)))
 	return at, nil
@@ -317,16 +352,46 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 	delete(e.waiters, key)
 	e.waitMu.Unlock()
 	if w != nil {
-		w(res)
+		w.fn(res)
+	}
+}
+
+// failSkippedWaiters answers the waiters whose entries were put at or
+// before rev and yet never applied here: a reload from a checkpoint that
+// covers them skipped them, so their outcome cannot be known. They get a
+// retriable error (an idempotent retry is answered with its original
+// offset) instead of waiting forever.
+func (e *Engine) failSkippedWaiters(rev int64) {
+	e.waitMu.Lock()
+	var skipped []*waiter
+	for k, w := range e.waiters {
+		if w.rev != 0 && w.rev <= rev {
+			skipped = append(skipped, w)
+			delete(e.waiters, k)
+		}
+	}
+	e.waitMu.Unlock()
+	for _, w := range skipped {
+		w.fn(applyResult{Err: ErrUnknownOutcome})
 	}
 }
 
 // follow watches the log from rev+1 and applies entries as they come. On a
 // compacted watch it starts over from the newest checkpoint.
+//
+// rev is only ever the revision of the last event applied, or the header
+// of a progress notification (DESIGN §5a rule 7): a watch that is catching
+// up receives its backlog in several responses that all carry the current
+// revision in their header, so the header says nothing about what was
+// applied. A re-watch after a failure starts right after the last applied
+// event, whatever the responses before it claimed.
 func (e *Engine) follow(rev int64) {
 	defer e.wg.Done()
 	for e.ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
+		if h := e.hooks; h != nil && h.beforeWatch != nil {
+			h.beforeWatch(rev)
+		}
+		wctx, cancel := context.WithCancel(e.watchCtx)
 		wc := e.cli.Watch(wctx, e.logKey, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 		for resp := range wc {
 			if err := resp.Err(); err != nil {
@@ -335,6 +400,7 @@ func (e *Engine) follow(rev int64) {
 					r, lerr := e.load(e.ctx)
 					if lerr == nil {
 						rev = r
+						e.reloads.Add(1)
 						e.broadcast()
 					}
 				} else {
@@ -342,28 +408,10 @@ func (e *Engine) follow(rev int64) {
 				}
 				break
 			}
-			puts := false
-			for _, ev := range resp.Events {
-				puts = puts || ev.Type == mvccpb.PUT
+			rev = e.applyResponse(&resp, rev)
+			if h := e.hooks; h != nil && h.afterResponse != nil && h.afterResponse(&resp) {
+				break
 			}
-			if puts {
-				// Deletions (of entries a checkpoint covers) change nothing:
-				// only take the lock readers share for real entries.
-				e.mu.Lock()
-				for _, ev := range resp.Events {
-					if ev.Type != mvccpb.PUT {
-						continue
-					}
-					e.applyOne(e.st, string(ev.Kv.Key), ev.Kv.ModRevision, ev.Kv.Value)
-				}
-				e.mu.Unlock()
-			}
-			if resp.Header.Revision > rev {
-				rev = resp.Header.Revision
-			}
-			e.appliedRev.Store(rev)
-			e.m.appliedRev.Set(float64(rev))
-			e.broadcast()
 		}
 		cancel()
 		if e.ctx.Err() != nil {
@@ -374,6 +422,42 @@ func (e *Engine) follow(rev int64) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// applyResponse applies one watch response's entries and returns the
+// revision replay has now passed: the last event's, or a progress
+// notification's header revision.
+func (e *Engine) applyResponse(resp *clientv3.WatchResponse, rev int64) int64 {
+	puts := false
+	for _, ev := range resp.Events {
+		puts = puts || ev.Type == mvccpb.PUT
+	}
+	if puts {
+		// Deletions (of entries a checkpoint covers) change nothing:
+		// only take the lock readers share for real entries.
+		e.mu.Lock()
+		for _, ev := range resp.Events {
+			if ev.Type != mvccpb.PUT {
+				continue
+			}
+			e.applyOne(e.st, string(ev.Kv.Key), ev.Kv.ModRevision, ev.Kv.Value)
+		}
+		e.mu.Unlock()
+	}
+	switch {
+	case len(resp.Events) > 0:
+		rev = max(rev, resp.Events[len(resp.Events)-1].Kv.ModRevision)
+	case resp.IsProgressNotify():
+		// Sent only once the watch has delivered every event up to its
+		// header revision.
+		rev = max(rev, resp.Header.Revision)
+	default:
+		return rev // created, or nothing to report
+	}
+	e.appliedRev.Store(rev)
+	e.m.appliedRev.Set(float64(rev))
+	e.broadcast()
+	return rev
 }
 
 func (e *Engine) broadcast() { e.changed.notify() }
@@ -420,37 +504,70 @@ func (e *Engine) AppliedRevision() int64 { return e.appliedRev.Load() }
 func (e *Engine) Replayed() int64 { return e.applied.Load() }
 
 // SyncRead waits until this broker has replayed everything committed to
-// the log when it was called (DESIGN §5a rule 7). It reads the newest log
-// entry's revision and waits for the watch to deliver it, so it needs no
-// progress notifications.
+// the log when it was called (DESIGN §5a rule 7). It reads etcd's current
+// revision once (one cheap read, whatever the log's length) and waits until
+// replay has passed it: an applied event at or after it, or a progress
+// notification, which etcd sends only once the watch has delivered
+// everything up to its header. Progress is requested while waiting, since
+// a synced watch on a quiet log gets no events.
 func (e *Engine) SyncRead(ctx context.Context) error {
-	resp, err := e.cli.Get(ctx, e.logKey, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend), clientv3.WithLimit(1))
+	resp, err := e.cli.Get(ctx, e.ptrKey, clientv3.WithKeysOnly())
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStorage, err)
 	}
-	if len(resp.Kvs) == 0 {
-		return nil
-	}
-	need := resp.Kvs[0].ModRevision
+	return e.waitApplied(ctx, resp.Header.Revision)
+}
+
+// waitApplied waits until replay has passed revision need.
+func (e *Engine) waitApplied(ctx context.Context, need int64) error {
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
 		ch := e.Changed()
 		if e.appliedRev.Load() >= need {
 			return nil
 		}
+		// A progress request made while the watch is still catching up is
+		// dropped by etcd, so ask again until it is answered.
+		if err := e.cli.RequestProgress(e.watchCtx); err != nil && e.ctx.Err() == nil {
+			e.log.Debug("stream: requesting watch progress", "err", err)
+		}
+		if retry == nil {
+			retry = time.NewTimer(50 * time.Millisecond)
+		} else {
+			retry.Reset(50 * time.Millisecond)
+		}
 		select {
 		case <-ch:
+		case <-retry.C:
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w: waiting for replay to reach revision %d: %v", ErrTimeout, need, ctx.Err())
+		case <-e.ctx.Done():
+			return ErrNotReady
 		}
 	}
 }
 
 // newKey returns a new log entry key for this broker: monotonic per broker
-// (DESIGN §5a rule 2) and unique, so a retried put is harmless (rule 5).
+// whatever the wall clock does (DESIGN §5a rule 2) and unique, so a retried
+// put is harmless (rule 5). Entries of one group commit are put in key
+// order, so a restarting broker, which ranges them sorted by key, applies
+// them in the order the watch delivered them.
 func (e *Engine) newKey() (key string, id ulid.ULID) {
 	e.ulidMu.Lock()
-	id = ulid.MustNew(ulid.Timestamp(e.opts.Now()), e.entropy)
+	ms := max(ulid.Timestamp(e.opts.Now()), e.lastKeyMs)
+	id, err := ulid.New(ms, e.entropy)
+	if err != nil {
+		// The monotonic entropy of this millisecond is used up: go on in
+		// the next one.
+		ms++
+		id = ulid.MustNew(ms, e.entropy)
+	}
+	e.lastKeyMs = ms
 	e.ulidMu.Unlock()
 	return fmt.Sprintf("%s%08x/%s", e.logKey, uint32(e.opts.BrokerID), id.String()), id
 }
@@ -480,8 +597,32 @@ func (e *Engine) propose(ctx context.Context, ent *entry) (applyResult, error) {
 
 func (e *Engine) addWaiter(key string, fn func(applyResult)) {
 	e.waitMu.Lock()
-	e.waiters[key] = fn
+	e.waiters[key] = &waiter{fn: fn}
 	e.waitMu.Unlock()
+}
+
+// putDone records the revision the waiters' entries were put at. If replay
+// has passed it and they are still waiting, a reload skipped them: they are
+// answered with ErrUnknownOutcome.
+func (e *Engine) putDone(keys []string, rev int64) {
+	var skipped []*waiter
+	e.waitMu.Lock()
+	applied := e.appliedRev.Load()
+	for _, k := range keys {
+		w := e.waiters[k]
+		if w == nil {
+			continue
+		}
+		w.rev = rev
+		if applied >= rev {
+			skipped = append(skipped, w)
+			delete(e.waiters, k)
+		}
+	}
+	e.waitMu.Unlock()
+	for _, w := range skipped {
+		w.fn(applyResult{Err: ErrUnknownOutcome})
+	}
 }
 
 func (e *Engine) removeWaiter(key string) {
@@ -495,6 +636,12 @@ func (e *Engine) removeWaiter(key string) {
 // harmless. Entries of one transaction share a revision and are applied in
 // the given order.
 func (e *Engine) putEntries(ctx context.Context, keys []string, vals [][]byte) error {
+	for i := 1; i < len(keys); i++ {
+		if keys[i] <= keys[i-1] {
+			// A restart ranges them in key order: they must be put in it.
+			panic(fmt.Sprintf("stream: log entries put out of key order: %s after %s", keys[i], keys[i-1]))
+		}
+	}
 	cmps := make([]clientv3.Cmp, len(keys))
 	ops := make([]clientv3.Op, len(keys))
 	for i, k := range keys {
@@ -508,6 +655,7 @@ func (e *Engine) putEntries(ctx context.Context, keys []string, vals [][]byte) e
 	if !resp.Succeeded {
 		return fmt.Errorf("%w: a log entry key already exists", ErrStorage)
 	}
+	e.putDone(keys, resp.Header.Revision)
 	return nil
 }
 

@@ -32,4 +32,13 @@ var (
 	ErrStorage                     = errors.New("stream: storage error")
 	ErrTimeout                     = errors.New("stream: request timed out")
 	ErrStaleEntry                  = errors.New("stream: stale maintenance entry")
+	// ErrUnknownOutcome: the entry was put but this broker skipped it (a
+	// reload from a newer checkpoint), so its result is not known here.
+	ErrUnknownOutcome = errors.New("stream: outcome unknown; retry")
+	// ErrProducerIDLimit: the cluster holds as many producer ids as it
+	// may (DESIGN §5a rule 10); ids free up as idle ones expire.
+	ErrProducerIDLimit = errors.New("stream: producer id limit reached")
+	// ErrBackpressure: a partition has as many unarchived extents as it
+	// may; produce resumes once archival catches up.
+	ErrBackpressure = errors.New("stream: partition is over its unarchived extent limit")
 )
