@@ -407,6 +407,12 @@ func (in *intake) commit(group []*flushBuf) {
 		slots, created := b.slots, b.created
 		in.e.addWaiter(b.key, func(r applyResult) {
 			in.e.m.ackSeconds.Observe(time.Since(created).Seconds())
+			if len(r.Batches) == 0 {
+				// The whole entry failed (undecodable, or skipped by a
+				// reload): no batch has a verdict of its own.
+				fail(slots, r.Err)
+				return
+			}
 			for _, s := range slots {
 				br := r.Batches[s.desc]
 				pr := s.t.results[s.index]

@@ -311,3 +311,62 @@ func TestReplayOrderSurvivesClockStepBack(t *testing.T) {
 	}
 	t.Logf("%d revisions held more than one entry", grouped)
 }
+
+// TestReloadAnswersSkippedWaiters: a broker whose watch falls behind a
+// compaction reloads from the newest checkpoint; a produce it put before
+// and that the checkpoint covers is answered with a retriable error at
+// once instead of waiting out its timeout.
+func TestReloadAnswersSkippedWaiters(t *testing.T) {
+	v := newEnv(t)
+	a := v.open(t)
+	mustCreate(t, a, "t", 1, nil)
+	gate := newWatchGate(false)
+	gate.unblock()
+	v.opts.hooks = gate.hooks()
+	v.opts.BrokerID = 2
+	b := v.open(t)
+	t.Cleanup(gate.open)
+	v.opts.hooks = nil
+
+	type result struct {
+		r    ProduceResult
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		r := b.Produce(ctx, []ProduceBatch{{Topic: "t", Records: valueBatch("skipped")}})
+		done <- result{r[0], time.Since(start)}
+	}()
+	// Wait until a has applied b's entry, then checkpoint and compact.
+	deadline := time.Now().Add(10 * time.Second)
+	for hwm(t, a, "t") == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := a.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Compact past the entry (the pointer move and the deletions of the
+	// covered entries came after it).
+	cur, err := v.cli.Get(context.Background(), a.ptrKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.cli.Compact(context.Background(), cur.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	gate.open()
+	select {
+	case res := <-done:
+		if !errorsIs(res.r.Err, ErrUnknownOutcome) {
+			t.Fatalf("produce answered %+v after %v; want ErrUnknownOutcome", res.r, res.took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the produce whose entry a reload skipped is still waiting")
+	}
+	if got := hwm(t, b, "t"); got != 1 {
+		t.Fatalf("after the reload b's high watermark is %d, want 1", got)
+	}
+}
