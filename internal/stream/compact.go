@@ -33,7 +33,6 @@ package stream
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -111,7 +110,7 @@ type compactOutput struct {
 // fails (e.g. a corrupt stored batch) does not stop the others; the errors
 // are returned together.
 func (e *Engine) Compact(ctx context.Context) error {
-	now := e.opts.Now().UnixMilli()
+	now := e.retentionNow()
 	memo := compactMemoFor(e)
 	plans := e.compactPlans()
 	memo.prune(plans)
@@ -640,15 +639,14 @@ func (e *Engine) commitCompaction(ctx context.Context, p compactPlan, out *compa
 	if len(out.chunks) > 0 {
 		base = out.chunks[0].Base
 	}
-	key, _ := e.newKey()
-	name := fmt.Sprintf("topics/%s/%d/%020d-%s", hex.EncodeToString(p.topic[:]), p.partition, base, key[len(key)-26:])
+	name, made := e.segmentName(p.topic, p.partition, base)
 	if err := e.store.Put(ctx, name, out.segment); err != nil {
 		return fmt.Errorf("writing segment: %w", err)
 	}
 	res, err := e.propose(ctx, &entry{
 		Kind: kindCompact, Topic: p.topic, Partition: p.partition,
 		ReplacedFirst: out.first, ReplacedLast: out.last, ReplacedCount: out.count,
-		ReplacedDigest: out.digest, Segment: name, Chunks: out.chunks,
+		ReplacedDigest: out.digest, Segment: name, Chunks: out.chunks, SegmentTime: made,
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ const (
 	kindTxnOffsets       entryKind = 13 // offsets committed inside a transaction
 	kindEndTxn           entryKind = 14 // a transaction commits or aborts
 	kindTxnPublished     entryKind = 15 // a committed transaction's offsets reached the group store
+	kindTick             entryKind = 32 // the maintainer's clock, while the log is quiet
 )
 
 // batchDesc describes one batch of an intake object: where it is and what
@@ -105,6 +106,9 @@ type entry struct {
 	ReplacedDigest uint64  `json:"rd,omitempty"`
 	Segment        string  `json:"seg,omitempty"`
 	Chunks         []chunk `json:"ch,omitempty"`
+	// SegmentTime is when the proposing broker wrote the segment (its
+	// clock, like an intake entry's ObjectTime).
+	SegmentTime int64 `json:"st,omitempty"`
 
 	// kindCollect
 	Objects []string `json:"objs,omitempty"`

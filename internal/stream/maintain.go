@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,7 @@ func (e *Engine) maintainTerm() error {
 	defer tick.Stop()
 	var lastArchive, lastCkpt, lastOrphans time.Time
 	var ckptEntries int64 = e.applied.Load()
+	lastApplied := e.applied.Load()
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -60,6 +63,10 @@ func (e *Engine) maintainTerm() error {
 			return fmt.Errorf("maintainer session lost")
 		case <-tick.C:
 		}
+		if n := e.applied.Load(); n == lastApplied {
+			e.runPass("tick", e.tick)
+		}
+		lastApplied = e.applied.Load()
 		now := time.Now()
 		if now.Sub(lastArchive) >= e.opts.ArchiveInterval {
 			lastArchive = now
@@ -166,9 +173,11 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 }
 
 func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
-	now := e.opts.Now()
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	// Ages on the log clock: an object's time is its writer's clock,
+	// mapped through that broker's offset.
+	now := time.UnixMilli(e.st.Clock)
 	var plans []archivePlan
 	var unarchived int64
 	ids := make([]TopicID, 0, len(e.st.Topics))
@@ -193,7 +202,7 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 				}
 				run = append(run, x)
 				bytes += x.Len
-				if ot, ok := objectTime(x.Obj); ok && ot.Before(oldest) {
+				if ot, ok := e.objectLogTimeLocked(x.Obj); ok && ot.Before(oldest) {
 					oldest = ot
 				}
 			}
@@ -211,6 +220,41 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 		}
 	}
 	return plans, unarchived
+}
+
+// segmentName names a new segment object of a partition starting at base:
+// its base offset, the writing broker and a ULID of that broker's clock,
+// which it also returns (ms).
+func (e *Engine) segmentName(topic TopicID, partition int32, base int64) (string, int64) {
+	_, id := e.newKey()
+	return fmt.Sprintf("topics/%s/%d/%020d-%08x-%s", hex.EncodeToString(topic[:]), partition, base, uint32(e.opts.BrokerID), id), int64(id.Time())
+}
+
+// objectCreator reads which broker wrote an object and when (that broker's
+// clock, ms) out of its name: intake/<broker>/<ulid> or
+// topics/<id>/<partition>/<base>-<broker>-<ulid>. Segments named before
+// they carried the broker report ok=false for the broker.
+func objectCreator(obj string) (broker int32, ms int64, brokerOK, ok bool) {
+	t, ok := objectTime(obj)
+	if !ok {
+		return 0, 0, false, false
+	}
+	ms = t.UnixMilli()
+	rest := obj[:len(obj)-26]
+	var hexID string
+	switch {
+	case strings.HasPrefix(obj, "intake/") && len(rest) == len("intake/")+9:
+		hexID = rest[len("intake/") : len(rest)-1]
+	case strings.HasPrefix(obj, "topics/") && len(rest) > 10 && rest[len(rest)-1] == '-' && rest[len(rest)-10] == '-':
+		hexID = rest[len(rest)-9 : len(rest)-1]
+	default:
+		return 0, ms, false, true
+	}
+	v, err := strconv.ParseUint(hexID, 16, 32)
+	if err != nil {
+		return 0, ms, false, true
+	}
+	return int32(uint32(v)), ms, true, true
 }
 
 // objectTime reads the creation time out of an intake object's name.
@@ -263,8 +307,7 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 		chunks = append(chunks, cur)
 	}
 	first, last := p.extents[0].Base, p.extents[len(p.extents)-1].Last
-	key, _ := e.newKey()
-	name := fmt.Sprintf("topics/%s/%d/%020d-%s", hex.EncodeToString(p.topic[:]), p.partition, first, key[len(key)-26:])
+	name, made := e.segmentName(p.topic, p.partition, first)
 	if err := e.store.Put(ctx, name, seg); err != nil {
 		return 0, fmt.Errorf("archive: writing segment: %w", err)
 	}
@@ -272,7 +315,7 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 		Kind: kindArchive, Topic: p.topic, Partition: p.partition,
 		ReplacedFirst: first, ReplacedLast: last, ReplacedCount: len(p.extents),
 		ReplacedDigest: extentsDigest(p.extents),
-		Segment:        name, Chunks: chunks,
+		Segment:        name, Chunks: chunks, SegmentTime: made,
 	})
 	if err != nil {
 		return 0, err
@@ -288,7 +331,7 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 // ApplyRetention moves log start offsets forward by retention.ms and
 // retention.bytes, whole extents at a time.
 func (e *Engine) ApplyRetention(ctx context.Context) error {
-	now := e.opts.Now().UnixMilli()
+	now := e.retentionNow()
 	type trim struct {
 		id  TopicID
 		p   int32
@@ -379,12 +422,16 @@ func (e *Engine) CollectGarbage(ctx context.Context) error {
 // referenced (a broker died between writing an object and logging it).
 // Only objects older than twice the sequencer's object age limit are
 // considered: no entry naming them can be accepted any more (§5a rule 5).
+// Age is judged as the sequencer judges it, on the log clock: the time in
+// the object's name is its writer's clock, mapped through that broker's
+// offset. The store's modification time must agree, on this broker's
+// clock, so an object whose name says nothing is never taken for old.
 func (e *Engine) CollectOrphans(ctx context.Context) error {
-	cutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
+	wallCutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
 	for _, prefix := range []string{"intake/", "topics/"} {
 		var orphans []string
 		err := e.store.List(ctx, prefix, func(o objstore.ObjectInfo) error {
-			if o.ModTime.After(cutoff) {
+			if o.ModTime.After(wallCutoff) {
 				return nil
 			}
 			orphans = append(orphans, o.Key)
@@ -394,13 +441,15 @@ func (e *Engine) CollectOrphans(ctx context.Context) error {
 			return err
 		}
 		e.mu.RLock()
+		cutoff := time.UnixMilli(e.st.Clock - 2*objectMaxAge)
 		known := make(map[string]bool, len(e.st.Garbage))
 		for _, g := range e.st.Garbage {
 			known[g.Obj] = true
 		}
 		var del []string
 		for _, o := range orphans {
-			if e.st.ObjRefs[o] == 0 && !known[o] {
+			made, ok := e.objectLogTimeLocked(o)
+			if ok && made.Before(cutoff) && e.st.ObjRefs[o] == 0 && !known[o] {
 				del = append(del, o)
 			}
 		}
@@ -413,4 +462,43 @@ func (e *Engine) CollectOrphans(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// objectLogTimeLocked returns when an object was written, on the log
+// clock: the time in its name mapped through its writer's offset (this
+// broker's own offset when the name does not say who wrote it, or no
+// offset for a broker the log has not seen). Callers hold e.mu.
+func (e *Engine) objectLogTimeLocked(obj string) (time.Time, bool) {
+	broker, ms, brokerOK, ok := objectCreator(obj)
+	if !ok {
+		return time.Time{}, false
+	}
+	if !brokerOK {
+		broker = e.opts.BrokerID
+	}
+	if bc := e.st.BrokerClocks[broker]; bc != nil {
+		ms += bc.Off
+	}
+	return time.UnixMilli(ms), true
+}
+
+// retentionNow is the time retention and compaction compare record
+// timestamps with: this broker's clock, but never ahead of its view of
+// the log clock, so one broker's fast clock does not delete data early.
+func (e *Engine) retentionNow() int64 {
+	now := e.opts.Now().UnixMilli()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if bc := e.st.BrokerClocks[e.opts.BrokerID]; bc != nil {
+		return min(now, now+bc.Off)
+	}
+	return now
+}
+
+// tick moves the log clock while the log is quiet, so time-driven
+// decisions (transaction timeouts, expiry, object ages) keep up with time
+// without any broker reading another's clock (DESIGN §5a rule 1).
+func (e *Engine) tick(ctx context.Context) error {
+	_, err := e.propose(ctx, &entry{Kind: kindTick})
+	return err
 }

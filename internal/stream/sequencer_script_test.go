@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,10 +65,11 @@ func TestSequencerScripts(t *testing.T) {
 
 // seqHarness drives one state through scripted entries.
 type seqHarness struct {
-	st  *state
-	rev int64
-	now int64
-	ids map[string]TopicID // topic name -> id, kept after deletion
+	st     *state
+	rev    int64
+	now    int64
+	broker int32              // the broker scripted entries come from (broker=)
+	ids    map[string]TopicID // topic name -> id, kept after deletion
 }
 
 func newSeqHarness() *seqHarness {
@@ -101,6 +103,9 @@ func (h *seqHarness) apply(t testing.TB, e *entry) applyResult {
 	if e.Time == 0 {
 		e.Time = h.now
 	}
+	if e.Broker == 0 {
+		e.Broker = h.broker
+	}
 	res := h.st.apply(h.rev, e)
 	if err := checkInvariants(h.st); err != nil {
 		t.Fatalf("after rev %d: %v", h.rev, err)
@@ -113,7 +118,15 @@ func (h *seqHarness) run(t *testing.T, td *datadriven.TestData) string {
 	if td.HasArg("time") {
 		td.ScanArgs(t, "time", &h.now)
 	}
+	if td.HasArg("broker") {
+		var b int
+		td.ScanArgs(t, "broker", &b)
+		h.broker = int32(b)
+	}
 	switch td.Cmd {
+	case "tick":
+		h.apply(t, &entry{Kind: kindTick})
+		return fmt.Sprintf("clock=%d\n", h.st.Clock)
 	case "create-topic":
 		var name string
 		var id, parts int
@@ -476,6 +489,14 @@ func producerResult(res applyResult) string {
 func dumpState(s *state, names map[string]TopicID) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rev=%d clock=%d entries=%d last-expiry=%d\n", s.Rev, s.Clock, s.Entries, s.LastExpiry)
+	brokers := make([]int32, 0, len(s.BrokerClocks))
+	for id := range s.BrokerClocks {
+		brokers = append(brokers, id)
+	}
+	slices.Sort(brokers)
+	for _, id := range brokers {
+		fmt.Fprintf(&b, "broker %d clock-offset=%d at=%d\n", id, s.BrokerClocks[id].Off, s.BrokerClocks[id].At)
+	}
 	tnames := make([]string, 0, len(s.ByName))
 	for n := range s.ByName {
 		tnames = append(tnames, n)

@@ -97,6 +97,17 @@ type state struct {
 	Txns       map[string]*txnState
 	TxnByPID   map[int64]string
 	TxnOffsets []committedOffsets
+	// BrokerClocks is how each broker's clock maps onto the log clock.
+	BrokerClocks map[int32]*brokerClock
+}
+
+// brokerClock is one broker's clock as the log sees it (DESIGN §5a rule 1).
+type brokerClock struct {
+	// Off is added to the broker's time to get its view of the log clock:
+	// set when the broker is first seen, and again when its clock steps.
+	Off int64
+	// At is the log clock when its last entry was applied.
+	At int64
 }
 
 func newState() *state {
@@ -108,6 +119,7 @@ func newState() *state {
 		ObjRefs:      map[string]int32{},
 		Txns:         map[string]*txnState{},
 		TxnByPID:     map[int64]string{},
+		BrokerClocks: map[int32]*brokerClock{},
 	}
 }
 
@@ -140,7 +152,61 @@ const (
 	// without a batch (producer.id.expiration.ms).
 	producerExpiryMs = int64(24 * 60 * 60 * 1000)
 	expirySweepMs    = int64(60 * 1000)
+	// maxClockStep is how far past the log clock one entry may move it
+	// while other brokers are active: a broker whose clock jumps ahead, or
+	// that joins minutes ahead, cannot make everyone else's entries "too
+	// old" or expire state early (DESIGN §5a rule 1).
+	maxClockStep = int64(10 * 1000)
+	// clockActiveMs: a broker with no entry for this long (log clock) no
+	// longer holds the others' clocks back. The maintainer ticks every
+	// second, so the log clock moves while the log is quiet.
+	clockActiveMs = int64(60 * 1000)
 )
+
+// advanceClock moves the log clock for an entry of broker e.Broker and
+// returns that broker's offset onto the log clock.
+//
+// Each broker's time is mapped onto the log clock by an offset learnt when
+// it is first seen, so brokers whose clocks disagree by a constant still
+// agree on durations. While another broker is active, an entry may move the
+// clock at most maxClockStep past it: a larger step is the broker's clock
+// jumping, and its offset is adjusted instead. A broker whose view falls
+// more than maxClockStep behind (its clock stepped back) is re-synchronised
+// without moving the clock. A broker alone in the log is its only
+// reference: it moves the clock freely forward (a restart after downtime).
+func (s *state) advanceClock(e *entry) int64 {
+	if e.Time == 0 {
+		return 0 // entries written before the log clock existed
+	}
+	if s.BrokerClocks == nil {
+		s.BrokerClocks = map[int32]*brokerClock{}
+	}
+	others := false
+	for id, o := range s.BrokerClocks {
+		if id != e.Broker && o.At >= s.Clock-clockActiveMs {
+			others = true
+			break
+		}
+	}
+	bc := s.BrokerClocks[e.Broker]
+	if bc == nil {
+		bc = &brokerClock{}
+		if others || e.Time < s.Clock {
+			bc.Off = s.Clock - e.Time
+		}
+		s.BrokerClocks[e.Broker] = bc
+	}
+	view := e.Time + bc.Off
+	switch {
+	case view < s.Clock-maxClockStep:
+		bc.Off = s.Clock - e.Time
+	case others && view > s.Clock+maxClockStep:
+		bc.Off = s.Clock + maxClockStep - e.Time
+	}
+	s.Clock = max(s.Clock, e.Time+bc.Off)
+	bc.At = s.Clock
+	return bc.Off
+}
 
 // apply applies one entry at revision rev. It is deterministic: it reads no
 // clock, no randomness and iterates maps only in sorted order where the
@@ -148,13 +214,13 @@ const (
 func (s *state) apply(rev int64, e *entry) applyResult {
 	s.Rev = rev
 	s.Entries++
-	if e.Time > s.Clock {
-		s.Clock = e.Time
-	}
+	off := s.advanceClock(e)
 	var res applyResult
 	switch e.Kind {
+	case kindTick:
+		// Only moves the log clock.
 	case kindIntake:
-		res = s.applyIntake(e)
+		res = s.applyIntake(e, off)
 	case kindCreateTopic:
 		res.Err = s.applyCreateTopic(rev, e)
 	case kindDeleteTopic:
@@ -168,7 +234,7 @@ func (s *state) apply(rev int64, e *entry) applyResult {
 	case kindTrim:
 		res.Offset, res.Err = s.applyTrim(e)
 	case kindArchive, kindCompact:
-		res.Err = s.applyReplace(e)
+		res.Err = s.applyReplace(e, off)
 	case kindCollect:
 		s.applyCollect(e)
 	case kindAddPartitions:
@@ -203,9 +269,11 @@ func (s *state) partition(id TopicID, p int32) (*partState, error) {
 	return t.Parts[p], nil
 }
 
-func (s *state) applyIntake(e *entry) applyResult {
+func (s *state) applyIntake(e *entry, off int64) applyResult {
 	res := applyResult{Batches: make([]batchResult, len(e.Batches))}
-	if e.ObjectTime < s.Clock-objectMaxAge {
+	// The object's time is the proposing broker's clock: compare it on the
+	// log clock through that broker's offset.
+	if e.ObjectTime+off < s.Clock-objectMaxAge {
 		for i := range res.Batches {
 			res.Batches[i].Err = fmt.Errorf("%w: intake object %s is too old to be sequenced", ErrTimeout, e.Object)
 		}
@@ -549,10 +617,15 @@ func (s *state) collectIfUnreferenced(obj string) {
 // compaction). The entry names exactly what it replaces; if the partition
 // no longer has exactly that run, the plan is stale and rejected, and its
 // segment becomes garbage (DESIGN §5a rule 8).
-func (s *state) applyReplace(e *entry) error {
+func (s *state) applyReplace(e *entry, off int64) error {
 	reject := func(err error) error {
 		s.collectIfUnreferenced(e.Segment)
 		return err
+	}
+	if e.SegmentTime != 0 && e.SegmentTime+off < s.Clock-objectMaxAge {
+		// Orphan collection may already have deleted the segment (§5a
+		// rule 5, as for intake objects).
+		return reject(fmt.Errorf("%w: segment %s is too old to be applied", ErrStaleEntry, e.Segment))
 	}
 	p, err := s.partition(e.Topic, e.Partition)
 	if err != nil {
@@ -711,5 +784,10 @@ func (s *state) clone() *state {
 		c.TxnByPID[k] = v
 	}
 	c.TxnOffsets = append([]committedOffsets(nil), s.TxnOffsets...)
+	c.BrokerClocks = make(map[int32]*brokerClock, len(s.BrokerClocks))
+	for id, bc := range s.BrokerClocks {
+		cp := *bc
+		c.BrokerClocks[id] = &cp
+	}
 	return &c
 }

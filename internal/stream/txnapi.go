@@ -185,7 +185,11 @@ func (e *Engine) GroupTxnOffsets(group string) (committed, pending []TxnOffset) 
 // every transaction open longer than its timeout. The sequencer re-checks
 // the timeout by the log clock, so a stale view only costs a rejected entry.
 func (e *Engine) AbortTimedOutTxns(ctx context.Context) error {
-	now := e.opts.Now().UnixMilli()
+	// Transactions start and time out on the log clock, which the sequencer
+	// checks the abort against too; the maintainer's own clock has no say.
+	e.mu.RLock()
+	now := e.st.Clock
+	e.mu.RUnlock()
 	type victim struct {
 		id    string
 		pid   int64
