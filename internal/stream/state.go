@@ -354,7 +354,12 @@ func (p *partState) checkSequence(d *batchDesc, s *state) (int64, bool, error) {
 		return 0, false, fmt.Errorf("%w: epoch %d is newer than the current %d", ErrInvalidProducerEpoch, d.Epoch, cur)
 	}
 	ps := p.Producers[d.ProducerID]
-	if ps == nil || ps.Epoch != d.Epoch || len(ps.Recent) == 0 {
+	if ps == nil || len(ps.Recent) == 0 {
+		// No state here (never written, or expired): any sequence is
+		// accepted, as Kafka does when it has no entry for the producer.
+		return 0, false, nil
+	}
+	if ps.Epoch != d.Epoch {
 		if d.BaseSeq != 0 {
 			return 0, false, fmt.Errorf("%w: a new producer epoch must start at sequence 0, got %d", ErrOutOfOrderSequence, d.BaseSeq)
 		}
