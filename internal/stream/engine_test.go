@@ -162,7 +162,6 @@ func TestIdempotence(t *testing.T) {
 		want    int64
 		wantErr error
 	}{
-		{"first batch must start at 0", 3, epoch, 2, 0, ErrOutOfOrderSequence},
 		{"seq 0", 0, epoch, 2, 0, nil},
 		{"next", 2, epoch, 3, 2, nil},
 		{"duplicate of first gets its offset", 0, epoch, 2, 0, nil},
@@ -198,6 +197,15 @@ func TestIdempotence(t *testing.T) {
 	}
 	if ps, _ := e.State("t", 0); ps.HighWatermark != 7 {
 		t.Fatalf("hwm %d, want 7", ps.HighWatermark)
+	}
+	// With no state on a partition, any sequence is accepted (as Kafka
+	// does, e.g. after the state expired).
+	mustCreate(t, e, "u", 1, nil)
+	if r := produce(t, e, "u", 0, makeBatch(pid, epoch2, 3, 2, 1, CodecNone)); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("first batch on a partition without state: %d %v", r.BaseOffset, r.Err)
+	}
+	if r := produce(t, e, "u", 0, makeBatch(pid, epoch2, 4, 1, 1, CodecNone)); !errorsIs(r.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("then a gap: %v", r.Err)
 	}
 }
 
