@@ -60,6 +60,10 @@ type Options struct {
 	DisableMaintenance bool
 	// CompactEtcd compacts etcd revisions up to each new checkpoint.
 	CompactEtcd bool
+	// MaxUnarchivedExtents caps a partition's extents not yet archived
+	// into segments (DESIGN §5a rule 10): produce to a partition at the cap
+	// is refused with a retriable error until archival catches up.
+	MaxUnarchivedExtents int
 
 	Registerer prometheus.Registerer
 	// Now is the broker's wall clock; tests may replace it.
@@ -125,6 +129,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ChunkBytes <= 0 {
 		o.ChunkBytes = 1 << 20
+	}
+	if o.MaxUnarchivedExtents <= 0 {
+		o.MaxUnarchivedExtents = 100_000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -195,6 +202,8 @@ type Engine struct {
 	// deleted in the background.
 	deleting atomic.Bool
 	closed   atomic.Bool
+	// lastLimitLog rate-limits the log line of a memory cap (unix ms).
+	lastLimitLog atomic.Int64
 }
 
 // Open starts an engine: it loads the newest checkpoint, replays the log
@@ -336,6 +345,12 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 	} else {
 		before := len(st.TxnOffsets)
 		res = st.apply(rev, ent)
+		if ent.Kind == kindInitProducer {
+			e.m.producerIDs.Set(float64(len(st.Producers)))
+			if errors.Is(res.Err, ErrProducerIDLimit) {
+				e.limitHit("producer_ids", res.Err)
+			}
+		}
 		if len(st.TxnOffsets) != before {
 			e.txnOffsetsChanged.notify()
 		}
@@ -353,6 +368,16 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 	e.waitMu.Unlock()
 	if w != nil {
 		w.fn(res)
+	}
+}
+
+// limitHit counts a request refused by a memory cap and logs it, at most
+// once every ten seconds.
+func (e *Engine) limitHit(limit string, err error) {
+	e.m.limitHits.WithLabelValues(limit).Inc()
+	now := time.Now().UnixMilli()
+	if last := e.lastLimitLog.Load(); now-last >= 10_000 && e.lastLimitLog.CompareAndSwap(last, now) {
+		e.log.Warn("stream: memory cap reached; refusing requests", "limit", limit, "err", err)
 	}
 }
 

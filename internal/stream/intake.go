@@ -155,6 +155,10 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 			targets[i].err = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, b.Topic)
 		case b.Partition < 0 || int(b.Partition) >= len(e.st.Topics[id].Parts):
 			targets[i].err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, b.Topic, b.Partition)
+		case e.st.Topics[id].Parts[b.Partition].unarchivedExtents() >= e.opts.MaxUnarchivedExtents:
+			targets[i].err = fmt.Errorf("%w: %s-%d holds %d extents not yet archived (the cap); archival is behind",
+				ErrBackpressure, b.Topic, b.Partition, e.st.Topics[id].Parts[b.Partition].unarchivedExtents())
+			e.limitHit("unarchived_extents", targets[i].err)
 		default:
 			targets[i] = target{id: id, tc: e.topicConfigLocked(e.st.Topics[id])}
 		}

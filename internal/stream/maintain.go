@@ -175,6 +175,13 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	maxExtents := 0
+	defer func() {
+		e.m.unarchivedMax.Set(float64(maxExtents))
+		if maxExtents >= e.opts.MaxUnarchivedExtents/2 {
+			e.log.Warn("stream: archival is behind", "unarchived_extents", maxExtents, "cap", e.opts.MaxUnarchivedExtents)
+		}
+	}()
 	// Ages on the log clock: an object's time is its writer's clock,
 	// mapped through that broker's offset.
 	now := time.UnixMilli(e.st.Clock)
@@ -211,6 +218,7 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 					unarchived += x.Len
 				}
 			}
+			maxExtents = max(maxExtents, len(p.Extents)-i)
 			if len(run) == 0 {
 				continue
 			}

@@ -19,6 +19,11 @@ type metrics struct {
 	checkpoints  prometheus.Counter
 	collected    prometheus.Counter
 	unarchived   prometheus.Gauge
+	// limitHits counts requests refused by a memory cap (DESIGN §5a rule
+	// 10), by limit; producerIDs and unarchivedMax show how near they are.
+	limitHits     *prometheus.CounterVec
+	producerIDs   prometheus.Gauge
+	unarchivedMax prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +45,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_checkpoints_total", Help: "Checkpoints of sequencer state written by this broker."}),
 		collected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_objects_collected_total", Help: "Objects deleted from the store by garbage collection."}),
 		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_limit_rejections_total",
+			Help: "Requests refused because a memory cap was reached (limit: producer_ids, unarchived_extents)."}, []string{"limit"}),
+		producerIDs:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_producer_ids", Help: "Producer ids the sequencer holds (capped)."}),
+		unarchivedMax: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_extents_max", Help: "Unarchived extents of the partition with the most (produce to a partition at the cap is refused)."}),
 	}
-	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
+	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived,
+		m.limitHits, m.producerIDs, m.unarchivedMax}
 	if reg != nil {
 		for _, c := range m.all {
 			_ = reg.Register(c)

@@ -99,6 +99,25 @@ type state struct {
 	TxnOffsets []committedOffsets
 	// BrokerClocks is how each broker's clock maps onto the log clock.
 	BrokerClocks map[int32]*brokerClock
+
+	// maxProducerIDs caps the producer ids held (DESIGN §5a rule 10); the
+	// same on every broker (tests lower it). Not part of a checkpoint.
+	maxProducerIDs int
+}
+
+// defaultMaxProducerIDs caps producer ids: each costs its entry here, a
+// checkpoint's share and, per partition written, its recent batches. A
+// client looping on InitProducerId hits it instead of growing state,
+// checkpoints and etcd without bound; ids come free as idle ones expire
+// (producer.id.expiration.ms, a day).
+const defaultMaxProducerIDs = 200_000
+
+// checkProducerIDLimit refuses a new producer id once the cap is reached.
+func (s *state) checkProducerIDLimit() error {
+	if max := s.maxProducerIDs; max > 0 && len(s.Producers) >= max {
+		return fmt.Errorf("%w: %d producer ids are held, the most the cluster keeps; idle ids expire after a day", ErrProducerIDLimit, len(s.Producers))
+	}
+	return nil
 }
 
 // brokerClock is one broker's clock as the log sees it (DESIGN §5a rule 1).
@@ -120,6 +139,8 @@ func newState() *state {
 		Txns:         map[string]*txnState{},
 		TxnByPID:     map[int64]string{},
 		BrokerClocks: map[int32]*brokerClock{},
+
+		maxProducerIDs: defaultMaxProducerIDs,
 	}
 }
 
@@ -536,6 +557,9 @@ func (s *state) applyInitProducer(rev int64, e *entry) applyResult {
 		return applyResult{Err: fmt.Errorf("%w: producer %d belongs to a transactional id", ErrInvalidProducerIDMapping, e.ProducerID)}
 	}
 	if e.ProducerID < 0 {
+		if err := s.checkProducerIDLimit(); err != nil {
+			return applyResult{Err: err}
+		}
 		// A new producer: its id is the revision of this entry, unique and
 		// the same on every broker.
 		s.Producers[rev] = 0
@@ -691,6 +715,13 @@ func (s *state) applyCollect(e *entry) {
 		}
 	}
 	s.Garbage = kept
+}
+
+// unarchivedExtents counts the extents not yet archived into segments:
+// archived extents are always a prefix (archival takes the run right after
+// it, compaction only rewrites segments).
+func (p *partState) unarchivedExtents() int {
+	return len(p.Extents) - sort.Search(len(p.Extents), func(i int) bool { return !p.Extents[i].Segment })
 }
 
 // findExtent returns the index of the first extent whose last offset is >=

@@ -238,6 +238,9 @@ func (s *state) applyInitTxnProducer(rev int64, e *entry) applyResult {
 		if e.ProducerID >= 0 {
 			return applyResult{Err: fmt.Errorf("%w: transactional id %q has no producer %d", ErrInvalidProducerIDMapping, e.TxnID, e.ProducerID)}
 		}
+		if err := s.checkProducerIDLimit(); err != nil {
+			return applyResult{Err: err}
+		}
 		t = &txnState{ID: e.TxnID, ProducerID: rev, PrevProducerID: -1, PrevEpoch: -1}
 		s.Txns[e.TxnID] = t
 		s.TxnByPID[rev] = e.TxnID
