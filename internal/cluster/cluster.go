@@ -80,9 +80,9 @@ type Cluster struct {
 	leaseAlive time.Time
 	registered bool
 	brokers    map[int32]peer.Broker // registered brokers seen in etcd
-	owners     map[int]owner             // shard -> owner key, as seen in etcd
-	owned      map[int]int64             // shards this broker won -> owner key create revision
-	absent     map[int]time.Time         // shard -> when its owner key was first seen absent
+	owners     map[int]owner         // shard -> owner key, as seen in etcd
+	owned      map[int]int64         // shards this broker won -> owner key create revision
+	absent     map[int]time.Time     // shard -> when its owner key was first seen absent
 	changes    chan struct{}
 }
 
@@ -322,7 +322,8 @@ func (c *Cluster) Leader(topic [16]byte, partition int32) int32 {
 	binary.BigEndian.PutUint32(key[16:], uint32(partition))
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return rendezvous(key[:], c.liveLocked())
+	b, _ := peer.Owner(key[:], c.liveLocked())
+	return b.NodeID
 }
 
 // ControllerID returns the lowest live node id.
@@ -648,7 +649,8 @@ func (c *Cluster) reconcile() time.Duration {
 	var campaign []int
 	release := map[int]int64{}
 	for s := 0; s < c.opts.Shards; s++ {
-		pref := rendezvous(shardHashKey(s), live)
+		pb, _ := peer.Owner(shardHashKey(s), live)
+		pref := pb.NodeID
 		o, has := c.owners[s]
 		if has {
 			delete(c.absent, s)
@@ -739,35 +741,6 @@ func (c *Cluster) release(s int, rev int64) {
 
 func shardHashKey(s int) []byte {
 	return []byte("coordinator-shard/" + strconv.Itoa(s))
-}
-
-// rendezvous returns the node id with the highest hash score for key; ties go
-// to the lower id. brokers must be non-empty.
-func rendezvous(key []byte, brokers []peer.Broker) int32 {
-	best := brokers[0].NodeID
-	var bestScore uint64
-	for i, b := range brokers {
-		h := fnv.New64a()
-		_, _ = h.Write(key)
-		var id [4]byte
-		binary.BigEndian.PutUint32(id[:], uint32(b.NodeID))
-		_, _ = h.Write(id[:])
-		score := mix64(h.Sum64())
-		if i == 0 || score > bestScore || (score == bestScore && b.NodeID < best) {
-			best, bestScore = b.NodeID, score
-		}
-	}
-	return best
-}
-
-// mix64 is the splitmix64 finaliser; it spreads FNV's weak low bits.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 type backoff struct{ d time.Duration }
