@@ -24,6 +24,6 @@ var (
 )
 
 func (a logAdapter) Produce(ctx context.Context, batches []protocol.ProduceBatch) func() []protocol.ProduceResult {
-	pd := a.Enqueue(batches)
+	pd := a.Enqueue(ctx, batches)
 	return func() []protocol.ProduceResult { return pd.Wait(ctx) }
 }
