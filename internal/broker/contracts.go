@@ -76,18 +76,23 @@ func newContracts(reg *registry.Registry, eng *rules.Engine) *contracts {
 
 var _ stream.ContractChecker = (*contracts)(nil)
 
-// CheckRecords validates the keys and/or values of a batch's records.
-func (c *contracts) CheckRecords(topic string, tc config.Topic, recs []stream.ContractRecord) []stream.ContractVerdict {
+// CheckRecords validates the keys and/or values of a batch's records. ctx
+// is the produce request's; the lookups end with it.
+func (c *contracts) CheckRecords(ctx context.Context, topic string, tc config.Topic, recs []stream.ContractRecord) []stream.ContractVerdict {
 	dlq := tc.SchemaDLQTopic
 	if dlq == "" {
 		dlq = topic + "-dlq"
 	}
 	// One deadline bounds the registry reads and rule evaluations of the
-	// whole batch.
-	ctx, cancel := context.WithTimeout(context.Background(), registryLookupTimeout)
+	// whole batch, and the request's own deadline or cancellation ends
+	// them sooner.
+	ctx, cancel := context.WithTimeout(ctx, registryLookupTimeout)
 	defer cancel()
 	var out []stream.ContractVerdict
 	for i, r := range recs {
+		if ctx.Err() != nil {
+			break // the engine answers the batch ErrTimeout
+		}
 		var vd *stream.ContractVerdict
 		if tc.KeySchemaValidation {
 			vd = c.check(ctx, topic, "key", tc.KeySubjectStrategy, r.Key, r.NullKey)

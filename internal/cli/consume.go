@@ -342,8 +342,8 @@ func (d *recordDecoder) record(ctx context.Context, r *kgo.Record) (*kgo.Record,
 }
 
 func (d *recordDecoder) decode(ctx context.Context, b []byte, what string, required bool) ([]byte, error) {
-	id, payload, ok := splitWire(b)
-	if !ok {
+	id, payload, err := wire.DecodeID(b)
+	if err != nil {
 		if required {
 			return nil, fmt.Errorf("%s is not in the schema registry wire format (magic byte 0, then a 4-byte schema id); use --schema=auto to print such records as they are", what)
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/broker"
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/registry"
+	"github.com/runnel-dev/runnel/internal/registry/avro"
 )
 
 // startRegistryBroker starts an in-process broker like startBroker and
@@ -412,7 +414,7 @@ func TestSchemaCommands(t *testing.T) {
 // TestAvroJSONRoundTrip checks the Avro JSON encoder and decoder against
 // each other and against hamba/avro's own decoder.
 func TestAvroJSONRoundTrip(t *testing.T) {
-	schema := hamba.MustParse(`{"type":"record","name":"R","namespace":"ex","fields":[
+	parsed, err := avro.Parse(`{"type":"record","name":"R","namespace":"ex","fields":[
 	  {"name":"i","type":"int"},
 	  {"name":"l","type":"long"},
 	  {"name":"d","type":"double"},
@@ -425,7 +427,11 @@ func TestAvroJSONRoundTrip(t *testing.T) {
 	  {"name":"tags","type":{"type":"array","items":"string"}},
 	  {"name":"m","type":{"type":"map","values":"long"}},
 	  {"name":"fx","type":{"type":"fixed","name":"Two","size":2}}
-	]}`)
+	]}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := parsed.Avro()
 	tests := []struct {
 		name    string
 		in      string
@@ -469,7 +475,7 @@ func TestAvroJSONRoundTrip(t *testing.T) {
 			if err := hamba.Unmarshal(schema, bin, &native); err != nil {
 				t.Fatalf("hamba cannot read the encoding: %v", err)
 			}
-			back, err := decodeAvroJSON(schema, bin)
+			back, err := decodeAvroJSON(parsed, bin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -489,9 +495,12 @@ func TestAvroJSONRoundTrip(t *testing.T) {
 }
 
 func TestAvroDecodeRejectsGarbage(t *testing.T) {
-	schema := hamba.MustParse(`{"type":"record","name":"R","fields":[{"name":"s","type":"string"}]}`)
+	schema, err := avro.Parse(`{"type":"record","name":"R","fields":[{"name":"s","type":"string"}]}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, payload := range [][]byte{{}, {0x7f}, {0x02, 'a', 'b'}, {0x02, 0xff}} {
-		if _, err := decodeAvroJSON(schema, payload); !errors.Is(err, errAvroPayload) {
+		if _, err := decodeAvroJSON(schema, payload); !errors.Is(err, registry.ErrInvalidPayload) {
 			t.Errorf("payload %x: err = %v", payload, err)
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	hamba "github.com/hamba/avro/v2"
 	"github.com/spf13/pflag"
@@ -42,9 +41,9 @@ const envRegistry = "RUNNEL_REGISTRY"
 // set: the broker's registry listener (serve --registry-addr).
 const defaultRegistry = "http://127.0.0.1:8081"
 
-// wireMagic is the first byte of the Confluent wire format, followed by a
-// 4-byte big-endian schema id.
-const wireMagic = 0
+// wire frames and splits the Confluent wire format: magic byte 0, a 4-byte
+// big-endian schema id, then (Protobuf only) the message indexes.
+var wire sr.ConfluentHeader
 
 // maxRefDepth bounds nested schema references fetched from the registry.
 const maxRefDepth = 32
@@ -154,7 +153,7 @@ type schemaCodec struct {
 	version int
 	typ     sr.SchemaType
 
-	avro  hamba.Schema
+	avro  *avro.Schema
 	proto *protobuf.Schema
 	msg   protoreflect.MessageDescriptor // produce: the message written
 	index []int
@@ -222,11 +221,9 @@ func (r *schemaResolver) compile(ctx context.Context, s sr.Schema, message strin
 		if message != "" {
 			return nil, errors.New("--message applies to Protobuf schemas only")
 		}
-		as, err := avro.Parse(s.Schema, refs)
-		if err != nil {
+		if c.avro, err = avro.Parse(s.Schema, refs); err != nil {
 			return nil, err
 		}
-		c.avro = as.Avro()
 	case sr.TypeProtobuf:
 		ps, err := protobuf.New().Parse(s.Schema, refs)
 		if err != nil {
@@ -362,15 +359,14 @@ func versionText(v int) string {
 // encode turns one JSON document into the wire format: magic byte, schema
 // id, then the payload (Protobuf with its message indexes first).
 func (c *schemaCodec) encode(doc []byte) ([]byte, error) {
-	out := []byte{wireMagic}
-	out = binary.BigEndian.AppendUint32(out, uint32(c.id))
+	out, _ := wire.AppendEncode(nil, c.id, c.index)
 	switch c.typ {
 	case sr.TypeAvro:
 		v, err := decodeJSONDoc(doc)
 		if err != nil {
 			return nil, err
 		}
-		payload, err := encodeAvroJSON(c.avro, v)
+		payload, err := encodeAvroJSON(c.avro.Avro(), v)
 		if err != nil {
 			return nil, fmt.Errorf("does not match %s: %w", c.describe(), err)
 		}
@@ -384,7 +380,6 @@ func (c *schemaCodec) encode(doc []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("message %s of %s: %v", c.msg.FullName(), c.describe(), err)
 		}
-		out = protobuf.AppendIndexes(out, c.index)
 		return append(out, payload...), nil
 	case sr.TypeJSON:
 		var compact bytes.Buffer
@@ -410,22 +405,13 @@ func (c *schemaCodec) decode(payload []byte) ([]byte, error) {
 		}
 		return marshalJSON(v)
 	case sr.TypeProtobuf:
-		var h sr.ConfluentHeader
-		idx, rest, err := h.DecodeIndex(payload, 100)
-		if err != nil {
-			return nil, fmt.Errorf("message indexes: %w", err)
-		}
-		md, err := messageAt(c.proto.File(), idx)
+		msg, err := c.proto.Message(payload)
 		if err != nil {
 			return nil, err
 		}
-		msg := dynamicpb.NewMessage(md)
-		if err := proto.Unmarshal(rest, msg); err != nil {
-			return nil, fmt.Errorf("message %s: %v", md.FullName(), err)
-		}
-		js, err := protojson.Marshal(msg)
+		js, err := protojson.Marshal(msg.Interface())
 		if err != nil {
-			return nil, fmt.Errorf("message %s: %v", md.FullName(), err)
+			return nil, fmt.Errorf("message %s: %v", msg.Descriptor().FullName(), err)
 		}
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, js); err != nil {
@@ -443,23 +429,6 @@ func (c *schemaCodec) decode(payload []byte) ([]byte, error) {
 		return compact.Bytes(), nil
 	}
 	return nil, fmt.Errorf("unsupported schema type %s", c.typ)
-}
-
-// messageAt follows a message index path through fd.
-func messageAt(fd protoreflect.FileDescriptor, idx []int) (protoreflect.MessageDescriptor, error) {
-	if len(idx) == 0 {
-		idx = []int{0}
-	}
-	var md protoreflect.MessageDescriptor
-	msgs := fd.Messages()
-	for _, i := range idx {
-		if i < 0 || i >= msgs.Len() {
-			return nil, fmt.Errorf("message index %v does not name a message of the schema", idx)
-		}
-		md = msgs.Get(i)
-		msgs = md.Messages()
-	}
-	return md, nil
 }
 
 // decodeJSONDoc decodes exactly one JSON document, numbers kept as
@@ -486,14 +455,6 @@ func marshalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// splitWire splits the Confluent wire format header off b.
-func splitWire(b []byte) (id int, payload []byte, ok bool) {
-	if len(b) < 5 || b[0] != wireMagic {
-		return 0, nil, false
-	}
-	return int(binary.BigEndian.Uint32(b[1:5])), b[5:], true
 }
 
 // This file converts between JSON documents and Avro binary for
@@ -1010,231 +971,72 @@ func defaultJSON(v any) any {
 	return v
 }
 
-// errAvroPayload means a payload is not Avro binary of its schema.
-var errAvroPayload = errors.New("payload is not valid Avro for its schema")
-
-// avroDecoder reads Avro binary into JSON values (json.Number for
-// numbers), as produce accepts them.
-type avroDecoder struct {
-	buf  []byte
-	pos  int
-	path []string
-}
-
-// decodeAvroJSON decodes payload as Avro binary of s, rejecting trailing
-// bytes.
-func decodeAvroJSON(s hamba.Schema, payload []byte) (any, error) {
-	d := &avroDecoder{buf: payload}
-	v, err := d.value(s, 0)
+// decodeAvroJSON decodes payload, Avro binary of s, into JSON values
+// (json.Number for numbers), as produce accepts them. The binary is read by
+// the registry's Avro decoder; errors wrap registry.ErrInvalidPayload.
+func decodeAvroJSON(s *avro.Schema, payload []byte) (any, error) {
+	v, err := s.DecodeBranches(payload)
 	if err != nil {
 		return nil, err
 	}
-	if d.pos != len(d.buf) {
-		return nil, fmt.Errorf("%w: %d bytes left after the value", errAvroPayload, len(d.buf)-d.pos)
-	}
-	return v, nil
+	return avroJSON(s.Avro(), v), nil
 }
 
-func (d *avroDecoder) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w: at %s (byte %d): %s", errAvroPayload, avroPath(d.path), d.pos, fmt.Sprintf(format, args...))
-}
-
-func (d *avroDecoder) varint() (int64, error) {
-	n, k := binary.Varint(d.buf[d.pos:])
-	if k <= 0 {
-		return 0, d.errorf("truncated or malformed varint")
-	}
-	d.pos += k
-	return n, nil
-}
-
-func (d *avroDecoder) take(n int64) ([]byte, error) {
-	if n < 0 || n > int64(len(d.buf)-d.pos) {
-		return nil, d.errorf("length %d exceeds the %d bytes left", n, len(d.buf)-d.pos)
-	}
-	b := d.buf[d.pos : d.pos+int(n)]
-	d.pos += int(n)
-	return b, nil
-}
-
-// blockCount reads an array or map block header, skipping the byte size
-// of a negative count.
-func (d *avroDecoder) blockCount() (int64, error) {
-	n, err := d.varint()
-	if err != nil {
-		return 0, err
-	}
-	if n < 0 {
-		if _, err := d.varint(); err != nil {
-			return 0, err
-		}
-		n = -n
-	}
-	if n > int64(len(d.buf)-d.pos)+1<<16 {
-		return 0, d.errorf("block of %d items cannot fit the %d bytes left", n, len(d.buf)-d.pos)
-	}
-	return n, nil
-}
-
-func (d *avroDecoder) value(s hamba.Schema, depth int) (any, error) {
-	if depth > maxAvroDepth {
-		return nil, d.errorf("nested deeper than %d levels", maxAvroDepth)
-	}
+// avroJSON renders a value of s, as the registry's decoder returns it with
+// its union branches, in the JSON produce accepts. s is what the value was
+// decoded with, so the types match; the decoder bounds the depth.
+func avroJSON(s hamba.Schema, v any) any {
 	if ref, ok := s.(*hamba.RefSchema); ok {
 		s = ref.Schema()
 	}
 	switch s.Type() {
-	case hamba.Null:
-		return nil, nil
-	case hamba.Boolean:
-		b, err := d.take(1)
-		if err != nil {
-			return nil, err
-		}
-		if b[0] > 1 {
-			return nil, d.errorf("boolean byte is %d", b[0])
-		}
-		return b[0] == 1, nil
 	case hamba.Int, hamba.Long:
-		n, err := d.varint()
-		if err != nil {
-			return nil, err
-		}
-		if s.Type() == hamba.Int && (n < math.MinInt32 || n > math.MaxInt32) {
-			return nil, d.errorf("int %d out of 32-bit range", n)
-		}
-		return json.Number(strconv.FormatInt(n, 10)), nil
+		return json.Number(strconv.FormatInt(v.(int64), 10))
 	case hamba.Float:
-		b, err := d.take(4)
-		if err != nil {
-			return nil, err
-		}
-		return floatJSON(float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), 32), nil
+		return floatJSON(v.(float64), 32)
 	case hamba.Double:
-		b, err := d.take(8)
-		if err != nil {
-			return nil, err
-		}
-		return floatJSON(math.Float64frombits(binary.LittleEndian.Uint64(b)), 64), nil
-	case hamba.String, hamba.Bytes:
-		n, err := d.varint()
-		if err != nil {
-			return nil, err
-		}
-		b, err := d.take(n)
-		if err != nil {
-			return nil, err
-		}
-		if s.Type() == hamba.Bytes {
-			return bytesJSON(b), nil
-		}
-		if !utf8.Valid(b) {
-			return nil, d.errorf("string is not valid UTF-8")
-		}
-		return string(b), nil
-	case hamba.Fixed:
-		b, err := d.take(int64(s.(*hamba.FixedSchema).Size()))
-		if err != nil {
-			return nil, err
-		}
-		return bytesJSON(b), nil
-	case hamba.Enum:
-		n, err := d.varint()
-		if err != nil {
-			return nil, err
-		}
-		syms := s.(*hamba.EnumSchema).Symbols()
-		if n < 0 || n >= int64(len(syms)) {
-			return nil, d.errorf("enum index %d out of range (%d symbols)", n, len(syms))
-		}
-		return syms[n], nil
+		return floatJSON(v.(float64), 64)
+	case hamba.Bytes, hamba.Fixed:
+		return bytesJSON(v.([]byte))
 	case hamba.Array:
-		out := []any{}
-		for {
-			n, err := d.blockCount()
-			if err != nil {
-				return nil, err
-			}
-			if n == 0 {
-				return out, nil
-			}
-			for range n {
-				d.path = append(d.path, strconv.Itoa(len(out)))
-				v, err := d.value(s.(*hamba.ArraySchema).Items(), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				d.path = d.path[:len(d.path)-1]
-				out = append(out, v)
-			}
+		items := v.([]any)
+		out := make([]any, len(items))
+		for i, it := range items {
+			out[i] = avroJSON(s.(*hamba.ArraySchema).Items(), it)
 		}
+		return out
 	case hamba.Map:
-		out := map[string]any{}
-		for {
-			n, err := d.blockCount()
-			if err != nil {
-				return nil, err
-			}
-			if n == 0 {
-				return out, nil
-			}
-			for range n {
-				kl, err := d.varint()
-				if err != nil {
-					return nil, err
-				}
-				k, err := d.take(kl)
-				if err != nil {
-					return nil, err
-				}
-				d.path = append(d.path, string(k))
-				v, err := d.value(s.(*hamba.MapSchema).Values(), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				d.path = d.path[:len(d.path)-1]
-				out[string(k)] = v
-			}
+		m := v.(map[string]any)
+		out := make(map[string]any, len(m))
+		for k, it := range m {
+			out[k] = avroJSON(s.(*hamba.MapSchema).Values(), it)
 		}
-	case hamba.Record:
-		rs := s.(*hamba.RecordSchema)
-		out := make(map[string]any, len(rs.Fields()))
-		for _, f := range rs.Fields() {
-			d.path = append(d.path, f.Name())
-			v, err := d.value(f.Type(), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			d.path = d.path[:len(d.path)-1]
-			out[f.Name()] = v
+		return out
+	case hamba.Record, hamba.Error:
+		m := v.(map[string]any)
+		out := make(map[string]any, len(m))
+		for _, f := range s.(*hamba.RecordSchema).Fields() {
+			out[f.Name()] = avroJSON(f.Type(), m[f.Name()])
 		}
-		return out, nil
+		return out
 	case hamba.Union:
+		b := v.(avro.Branch)
 		types := s.(*hamba.UnionSchema).Types()
-		i, err := d.varint()
-		if err != nil {
-			return nil, err
-		}
-		if i < 0 || i >= int64(len(types)) {
-			return nil, d.errorf("union branch %d out of range (%d branches)", i, len(types))
-		}
-		v, err := d.value(types[i], depth+1)
-		if err != nil {
-			return nil, err
-		}
+		inner := avroJSON(types[b.Index], b.Value)
 		// Plain when it reads back as this branch, wrapped otherwise.
 		var match []int
 		for j, t := range types {
-			if avroAccepts(t, v, 0) {
+			if avroAccepts(t, inner, 0) {
 				match = append(match, j)
 			}
 		}
-		if len(match) == 1 && match[0] == int(i) {
-			return v, nil
+		if len(match) == 1 && match[0] == b.Index {
+			return inner
 		}
-		return map[string]any{branchName(types[i]): v}, nil
+		return map[string]any{branchName(types[b.Index]): inner}
 	}
-	return nil, d.errorf("unsupported Avro type %s", s.Type())
+	// null, boolean, string and enum symbols are JSON as they are.
+	return v
 }
 
 // floatJSON renders a float as a JSON number, or the strings Avro JSON

@@ -17,7 +17,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/peer"
 )
 
 // Sentinel errors.
@@ -41,7 +41,7 @@ const (
 // Options configures a Cluster.
 type Options struct {
 	Client    *clientv3.Client
-	Self      protocol.Broker
+	Self      peer.Broker
 	ClusterID string
 	// LeaseTTL is the broker lease; a broker whose lease lapses leaves the
 	// live set and loses its shards. Default 10s; minimum 1s.
@@ -55,12 +55,13 @@ type Options struct {
 }
 
 type owner struct {
-	broker protocol.Broker
+	broker peer.Broker
 	rev    int64 // create revision of the owner key
 }
 
 // Cluster tracks live brokers and coordinator shard ownership. It
-// implements protocol.Cluster.
+// implements protocol.Cluster (internal/broker asserts it, as this package
+// does not import the Kafka front end).
 //
 // Lock order: mu only; no callbacks run under mu.
 type Cluster struct {
@@ -78,14 +79,12 @@ type Cluster struct {
 	lease      clientv3.LeaseID
 	leaseAlive time.Time
 	registered bool
-	brokers    map[int32]protocol.Broker // registered brokers seen in etcd
-	owners     map[int]owner             // shard -> owner key, as seen in etcd
-	owned      map[int]int64             // shards this broker won -> owner key create revision
-	absent     map[int]time.Time         // shard -> when its owner key was first seen absent
+	brokers    map[int32]peer.Broker // registered brokers seen in etcd
+	owners     map[int]owner         // shard -> owner key, as seen in etcd
+	owned      map[int]int64         // shards this broker won -> owner key create revision
+	absent     map[int]time.Time     // shard -> when its owner key was first seen absent
 	changes    chan struct{}
 }
-
-var _ protocol.Cluster = (*Cluster)(nil)
 
 // New returns a Cluster; nothing happens until Start.
 func New(opts Options) *Cluster {
@@ -113,7 +112,7 @@ func New(opts Options) *Cluster {
 		ctx:     ctx,
 		cancel:  cancel,
 		kick:    make(chan struct{}, 1),
-		brokers: map[int32]protocol.Broker{},
+		brokers: map[int32]peer.Broker{},
 		owners:  map[int]owner{},
 		owned:   map[int]int64{},
 		absent:  map[int]time.Time{},
@@ -293,18 +292,18 @@ func (c *Cluster) Close() error {
 func (c *Cluster) ClusterID() string { return c.opts.ClusterID }
 
 // Self returns this broker.
-func (c *Cluster) Self() protocol.Broker { return c.opts.Self }
+func (c *Cluster) Self() peer.Broker { return c.opts.Self }
 
 // Brokers returns the live brokers sorted by node id, always including this
 // broker.
-func (c *Cluster) Brokers() []protocol.Broker {
+func (c *Cluster) Brokers() []peer.Broker {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.liveLocked()
 }
 
-func (c *Cluster) liveLocked() []protocol.Broker {
-	out := make([]protocol.Broker, 0, len(c.brokers)+1)
+func (c *Cluster) liveLocked() []peer.Broker {
+	out := make([]peer.Broker, 0, len(c.brokers)+1)
 	for id, b := range c.brokers {
 		if id == c.opts.Self.NodeID {
 			continue
@@ -317,13 +316,14 @@ func (c *Cluster) liveLocked() []protocol.Broker {
 }
 
 // Leader returns the rendezvous-preferred live broker for a partition.
-func (c *Cluster) Leader(topic protocol.TopicID, partition int32) int32 {
+func (c *Cluster) Leader(topic [16]byte, partition int32) int32 {
 	var key [20]byte
 	copy(key[:], topic[:])
 	binary.BigEndian.PutUint32(key[16:], uint32(partition))
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return rendezvous(key[:], c.liveLocked())
+	b, _ := peer.Owner(key[:], c.liveLocked())
+	return b.NodeID
 }
 
 // ControllerID returns the lowest live node id.
@@ -363,12 +363,12 @@ func (c *Cluster) ShardFor(key string) int {
 
 // ShardOwner returns the broker owning shard and its owner key's create
 // revision, as last seen in etcd.
-func (c *Cluster) ShardOwner(shard int) (protocol.Broker, int64, bool) {
+func (c *Cluster) ShardOwner(shard int) (peer.Broker, int64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	o, ok := c.owners[shard]
 	if !ok {
-		return protocol.Broker{}, 0, false
+		return peer.Broker{}, 0, false
 	}
 	if b, live := c.brokers[o.broker.NodeID]; live {
 		return b, o.rev, true
@@ -503,7 +503,7 @@ func (c *Cluster) loadBrokers(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cluster: load brokers: %w", err)
 	}
-	m := map[int32]protocol.Broker{}
+	m := map[int32]peer.Broker{}
 	for _, kv := range resp.Kvs {
 		if b, ok := c.decodeBroker(kv.Value); ok {
 			m[b.NodeID] = b
@@ -519,8 +519,8 @@ func (c *Cluster) loadBrokers(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-func (c *Cluster) decodeBroker(v []byte) (protocol.Broker, bool) {
-	var b protocol.Broker
+func (c *Cluster) decodeBroker(v []byte) (peer.Broker, bool) {
+	var b peer.Broker
 	if err := json.Unmarshal(v, &b); err != nil {
 		c.log.Warn("undecodable broker registration", "err", err)
 		return b, false
@@ -649,7 +649,8 @@ func (c *Cluster) reconcile() time.Duration {
 	var campaign []int
 	release := map[int]int64{}
 	for s := 0; s < c.opts.Shards; s++ {
-		pref := rendezvous(shardHashKey(s), live)
+		pb, _ := peer.Owner(shardHashKey(s), live)
+		pref := pb.NodeID
 		o, has := c.owners[s]
 		if has {
 			delete(c.absent, s)
@@ -740,35 +741,6 @@ func (c *Cluster) release(s int, rev int64) {
 
 func shardHashKey(s int) []byte {
 	return []byte("coordinator-shard/" + strconv.Itoa(s))
-}
-
-// rendezvous returns the node id with the highest hash score for key; ties go
-// to the lower id. brokers must be non-empty.
-func rendezvous(key []byte, brokers []protocol.Broker) int32 {
-	best := brokers[0].NodeID
-	var bestScore uint64
-	for i, b := range brokers {
-		h := fnv.New64a()
-		_, _ = h.Write(key)
-		var id [4]byte
-		binary.BigEndian.PutUint32(id[:], uint32(b.NodeID))
-		_, _ = h.Write(id[:])
-		score := mix64(h.Sum64())
-		if i == 0 || score > bestScore || (score == bestScore && b.NodeID < best) {
-			best, bestScore = b.NodeID, score
-		}
-	}
-	return best
-}
-
-// mix64 is the splitmix64 finaliser; it spreads FNV's weak low bits.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 type backoff struct{ d time.Duration }

@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/peer"
 )
 
 func startBroker(t *testing.T, e *clustertest.Etcd, id int32, register bool) *Cluster {
 	t.Helper()
-	c := New(Options{Client: e.Client(), Self: protocol.Broker{NodeID: id, Host: "127.0.0.1", Port: 9092 + id}, ClusterID: "test", LeaseTTL: 2 * time.Second})
+	c := New(Options{Client: e.Client(), Self: peer.Broker{NodeID: id, Host: "127.0.0.1", Port: 9092 + id}, ClusterID: "test", LeaseTTL: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
@@ -87,7 +87,7 @@ func TestDuplicateBrokerID(t *testing.T) {
 	e := clustertest.Start(t)
 	startBroker(t, e, 1, true)
 	// Same id, another endpoint: a misconfigured second broker.
-	c2 := New(Options{Client: e.Client(), Self: protocol.Broker{NodeID: 1, Host: "127.0.0.1", Port: 19999}, ClusterID: "test", LeaseTTL: 2 * time.Second})
+	c2 := New(Options{Client: e.Client(), Self: peer.Broker{NodeID: 1, Host: "127.0.0.1", Port: 19999}, ClusterID: "test", LeaseTTL: 2 * time.Second})
 	if err := c2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestShardsSpreadAndMove(t *testing.T) {
 		return func() bool {
 			for s := 0; s < c.Shards(); s++ {
 				b, _, ok := c.ShardOwner(s)
-				if !ok || b.NodeID != rendezvous(shardHashKey(s), c.Brokers()) {
+				if pref, _ := peer.Owner(shardHashKey(s), c.Brokers()); !ok || b.NodeID != pref.NodeID {
 					return false
 				}
 				if _, mine := c.OwnedShard(s); mine != (b.NodeID == c.Self().NodeID) {
@@ -148,7 +148,7 @@ func TestShardsSpreadAndMove(t *testing.T) {
 		t.Fatalf("owned %d + %d, want a split of %d", n1, n2, c1.Shards())
 	}
 	// Leaders agree between brokers.
-	var topic protocol.TopicID
+	var topic [16]byte
 	topic[0] = 7
 	for p := int32(0); p < 20; p++ {
 		if c1.Leader(topic, p) != c2.Leader(topic, p) {
@@ -161,22 +161,5 @@ func TestShardsSpreadAndMove(t *testing.T) {
 	waitFor(t, c1, "all shards after close", func() bool { return ownedCount(c1) == c1.Shards() })
 	if got := c1.Brokers(); len(got) != 1 {
 		t.Fatalf("brokers after close = %+v", got)
-	}
-}
-
-func TestRendezvousDeterministic(t *testing.T) {
-	bs := []protocol.Broker{{NodeID: 1}, {NodeID: 2}, {NodeID: 3}}
-	counts := map[int32]int{}
-	for s := 0; s < 300; s++ {
-		a := rendezvous(shardHashKey(s), bs)
-		if b := rendezvous(shardHashKey(s), []protocol.Broker{bs[2], bs[0], bs[1]}); a != b {
-			t.Fatalf("order-dependent result for %d", s)
-		}
-		counts[a]++
-	}
-	for id, n := range counts {
-		if n < 50 {
-			t.Fatalf("broker %d got %d of 300 keys", id, n)
-		}
 	}
 }

@@ -17,11 +17,11 @@ package groups
 import (
 	"sort"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 type topicPartition struct {
-	topic     protocol.TopicID
+	topic     stream.TopicID
 	partition int32
 }
 
@@ -34,8 +34,8 @@ func assignUniform(subs map[string][]topicMeta, prev map[string]assignment) map[
 	}
 	sort.Strings(ids)
 	out := make(map[string]assignment, len(ids))
-	eligible := map[protocol.TopicID][]string{} // topic -> members subscribed
-	parts := map[protocol.TopicID]int32{}
+	eligible := map[stream.TopicID][]string{} // topic -> members subscribed
+	parts := map[stream.TopicID]int32{}
 	for _, id := range ids {
 		out[id] = assignment{}
 		for _, t := range subs[id] {
@@ -44,7 +44,7 @@ func assignUniform(subs map[string][]topicMeta, prev map[string]assignment) map[
 		}
 	}
 	var all []topicPartition
-	topics := make([]protocol.TopicID, 0, len(parts))
+	topics := make([]stream.TopicID, 0, len(parts))
 	for t := range parts {
 		topics = append(topics, t)
 	}
@@ -113,8 +113,8 @@ func assignUniform(subs map[string][]topicMeta, prev map[string]assignment) map[
 // assignRange gives each member contiguous ranges of each subscribed topic.
 func assignRange(subs map[string][]topicMeta) map[string]assignment {
 	out := make(map[string]assignment, len(subs))
-	members := map[protocol.TopicID][]string{}
-	parts := map[protocol.TopicID]int32{}
+	members := map[stream.TopicID][]string{}
+	parts := map[stream.TopicID]int32{}
 	for id, ts := range subs {
 		out[id] = assignment{}
 		for _, t := range ts {

@@ -38,11 +38,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // assignment maps topic ids to sorted partitions.
-type assignment map[protocol.TopicID][]int32
+type assignment map[stream.TopicID][]int32
 
 func (a assignment) clone() assignment {
 	out := make(assignment, len(a))
@@ -52,12 +52,12 @@ func (a assignment) clone() assignment {
 	return out
 }
 
-func (a assignment) has(t protocol.TopicID, p int32) bool {
+func (a assignment) has(t stream.TopicID, p int32) bool {
 	_, ok := slices.BinarySearch(a[t], p)
 	return ok
 }
 
-func (a assignment) add(t protocol.TopicID, p int32) {
+func (a assignment) add(t stream.TopicID, p int32) {
 	i, ok := slices.BinarySearch(a[t], p)
 	if !ok {
 		a[t] = slices.Insert(a[t], i, p)
@@ -120,8 +120,8 @@ func (a assignment) wire() []kmsg.ConsumerGroupHeartbeatResponseAssignmentTopic 
 	return out
 }
 
-func (a assignment) topicIDs() []protocol.TopicID {
-	ids := make([]protocol.TopicID, 0, len(a))
+func (a assignment) topicIDs() []stream.TopicID {
+	ids := make([]stream.TopicID, 0, len(a))
 	for id := range a {
 		ids = append(ids, id)
 	}
@@ -145,7 +145,7 @@ func (a assignment) record() assignmentRecord {
 func (r assignmentRecord) assignment() assignment {
 	out := assignment{}
 	for k, ps := range r {
-		var id protocol.TopicID
+		var id stream.TopicID
 		if b, err := hex.DecodeString(k); err == nil && len(b) == len(id) {
 			copy(id[:], b)
 			for _, p := range ps {
@@ -172,7 +172,7 @@ func ownedFromRequest(ts []kmsg.ConsumerGroupHeartbeatRequestTopic) assignment {
 
 // topicMeta is one live topic as the assignors see it.
 type topicMeta struct {
-	ID         protocol.TopicID
+	ID         stream.TopicID
 	Name       string
 	Partitions int32
 }
@@ -510,7 +510,7 @@ func (cg *consumerGroup) reconcile(m *cmember, owned assignment) (assignment, bo
 	return m.assigned.clone(), changed
 }
 
-func (cg *consumerGroup) ownedByOther(id string, t protocol.TopicID, p int32) bool {
+func (cg *consumerGroup) ownedByOther(id string, t stream.TopicID, p int32) bool {
 	for oid, o := range cg.members {
 		if oid != id && o.assigned.has(t, p) {
 			return true

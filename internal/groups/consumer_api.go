@@ -24,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // Defaults of group.consumer.heartbeat.interval.ms and
@@ -222,7 +222,7 @@ func (g *group) expireConsumer(id string, seq uint64, why string) {
 func (c *Coordinator) ConsumerGroupDescribe(_ context.Context, req *kmsg.ConsumerGroupDescribeRequest) *kmsg.ConsumerGroupDescribeResponse {
 	resp := kmsg.NewPtrConsumerGroupDescribeResponse()
 	resp.Version = req.Version
-	names := map[protocol.TopicID]string{}
+	names := map[stream.TopicID]string{}
 	for _, t := range c.topicMetas() {
 		names[t.ID] = t.Name
 	}

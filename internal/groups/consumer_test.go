@@ -10,11 +10,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 func testTopic(n byte, name string, parts int32) topicMeta {
-	var id protocol.TopicID
+	var id stream.TopicID
 	id[15] = n
 	return topicMeta{ID: id, Name: name, Partitions: parts}
 }

@@ -27,7 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // classicState is what a classic member of a consumer group needs beyond a
@@ -90,7 +90,7 @@ func decodeAssignment(b []byte, byName map[string]topicMeta) assignment {
 }
 
 // encodeAssignment renders an assignment in the consumer protocol.
-func encodeAssignment(a assignment, byID map[protocol.TopicID]topicMeta) []byte {
+func encodeAssignment(a assignment, byID map[stream.TopicID]topicMeta) []byte {
 	ma := kmsg.NewConsumerMemberAssignment()
 	ma.Version = 0
 	for _, id := range a.topicIDs() {
@@ -105,9 +105,9 @@ func encodeAssignment(a assignment, byID map[protocol.TopicID]topicMeta) []byte 
 	return ma.AppendTo(nil)
 }
 
-func topicIndexes(topics []topicMeta) (map[string]topicMeta, map[protocol.TopicID]topicMeta) {
+func topicIndexes(topics []topicMeta) (map[string]topicMeta, map[stream.TopicID]topicMeta) {
 	byName := make(map[string]topicMeta, len(topics))
-	byID := make(map[protocol.TopicID]topicMeta, len(topics))
+	byID := make(map[stream.TopicID]topicMeta, len(topics))
 	for _, t := range topics {
 		byName[t.Name], byID[t.ID] = t, t
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/peer"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // Shards is what the coordinator needs from internal/cluster: which shard a
@@ -25,7 +26,7 @@ type Shards interface {
 	// key's create revision.
 	OwnedShard(shard int) (ownerRev int64, ok bool)
 	// ShardOwner returns the owning broker of shard, if any.
-	ShardOwner(shard int) (protocol.Broker, int64, bool)
+	ShardOwner(shard int) (peer.Broker, int64, bool)
 	// ShardKey is the owner key of shard, whose create revision every write
 	// is conditioned on.
 	ShardKey(shard int) string
@@ -60,8 +61,8 @@ type Options struct {
 	TopicExists func(topic string, partition int32) bool
 	// TopicName and TopicID translate topic ids for OffsetCommit and
 	// OffsetFetch v10+. Nil means topic ids are unknown (UNKNOWN_TOPIC_ID).
-	TopicName func(id protocol.TopicID) (string, bool)
-	TopicID   func(name string) (protocol.TopicID, bool)
+	TopicName func(id stream.TopicID) (string, bool)
+	TopicID   func(name string) (stream.TopicID, bool)
 	// Session timeout bounds (group.min/max.session.timeout.ms).
 	MinSessionTimeout time.Duration
 	MaxSessionTimeout time.Duration
@@ -80,7 +81,7 @@ type Options struct {
 	// TxnOffsetCommit with COORDINATOR_NOT_AVAILABLE.
 	Txns Txns
 	// Topics lists the live topics, for KIP-848 assignments.
-	Topics func() []protocol.TopicInfo
+	Topics func() []stream.TopicInfo
 	// ConsumerHeartbeatInterval and ConsumerSessionTimeout are
 	// group.consumer.heartbeat.interval.ms and
 	// group.consumer.session.timeout.ms (defaults 5 s and 45 s).
@@ -89,7 +90,8 @@ type Options struct {
 }
 
 // Coordinator is the classic group coordinator. It implements
-// protocol.Groups.
+// protocol.Groups (internal/broker asserts it, as this package does not
+// import the Kafka front end).
 //
 // Lock order: group.mu → Coordinator.mu → shard.mu; group.mu is never
 // taken while holding either of the others (lookups release them first).
@@ -108,8 +110,6 @@ type Coordinator struct {
 	started     bool
 	shards      map[int]*shard // shards owned by this broker (loaded or loading)
 }
-
-var _ protocol.Groups = (*Coordinator)(nil)
 
 // shard is the in-memory state of one owned shard.
 type shard struct {
@@ -387,16 +387,16 @@ func (c *Coordinator) forget(g *group) {
 
 // Coordinator returns the owner of key's shard. Group (0), transaction (1)
 // and share-group (2) keys all map to shards the same way.
-func (c *Coordinator) Coordinator(_ context.Context, key string, keyType int8) (protocol.Broker, int16) {
+func (c *Coordinator) Coordinator(_ context.Context, key string, keyType int8) (peer.Broker, int16) {
 	if keyType < 0 || keyType > 2 {
-		return protocol.Broker{}, kerr.InvalidRequest.Code
+		return peer.Broker{}, kerr.InvalidRequest.Code
 	}
 	if keyType != 0 && key == "" {
-		return protocol.Broker{}, kerr.InvalidRequest.Code
+		return peer.Broker{}, kerr.InvalidRequest.Code
 	}
 	b, _, ok := c.opts.Cluster.ShardOwner(c.opts.Cluster.ShardFor(key))
 	if !ok {
-		return protocol.Broker{}, kerr.CoordinatorNotAvailable.Code
+		return peer.Broker{}, kerr.CoordinatorNotAvailable.Code
 	}
 	return b, 0
 }

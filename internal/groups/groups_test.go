@@ -12,7 +12,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/cluster"
 	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/peer"
 )
 
 type node struct {
@@ -23,7 +23,7 @@ type node struct {
 func startNode(t *testing.T, e *clustertest.Etcd, id int32) *node {
 	t.Helper()
 	cli := e.Client()
-	cl := cluster.New(cluster.Options{Client: cli, Self: protocol.Broker{NodeID: id, Host: "127.0.0.1", Port: 9000 + id}, LeaseTTL: 2 * time.Second})
+	cl := cluster.New(cluster.Options{Client: cli, Self: peer.Broker{NodeID: id, Host: "127.0.0.1", Port: 9000 + id}, LeaseTTL: 2 * time.Second})
 	ctx := context.Background()
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)

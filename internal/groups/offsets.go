@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // OffsetCommit stores a group's offsets after generation and member checks;
@@ -176,7 +176,7 @@ func (c *Coordinator) OffsetCommit(_ context.Context, req *kmsg.OffsetCommitRequ
 	return resp
 }
 
-func (c *Coordinator) topicName(id protocol.TopicID) (string, int16) {
+func (c *Coordinator) topicName(id stream.TopicID) (string, int16) {
 	if c.opts.TopicName == nil {
 		return "", kerr.UnknownTopicID.Code
 	}
@@ -190,7 +190,7 @@ func (c *Coordinator) topicName(id protocol.TopicID) (string, int16) {
 // fetchTopic is one topic an OffsetFetch asks about.
 type fetchTopic struct {
 	name       string
-	id         protocol.TopicID
+	id         stream.TopicID
 	code       int16 // e.g. UNKNOWN_TOPIC_ID
 	partitions []int32
 }
@@ -203,7 +203,7 @@ type fetchPartition struct {
 
 type fetchResult struct {
 	name  string
-	id    protocol.TopicID
+	id    stream.TopicID
 	parts []fetchPartition
 }
 
@@ -265,9 +265,9 @@ func (c *Coordinator) fetchOffsets(group string, topics []fetchTopic, all, byID,
 	return out, 0
 }
 
-func (c *Coordinator) topicID(name string) (protocol.TopicID, bool) {
+func (c *Coordinator) topicID(name string) (stream.TopicID, bool) {
 	if c.opts.TopicID == nil {
-		return protocol.TopicID{}, false
+		return stream.TopicID{}, false
 	}
 	return c.opts.TopicID(name)
 }

@@ -30,6 +30,11 @@ var rules = []struct {
 	{"internal/objstore/...", []string{module + "internal/stream", module + "internal/protocol", module + "internal/broker"},
 		"object storage is below the log"},
 	{"internal/groups", []string{module + "internal/broker", module + "internal/cli"}, "the coordinator does not assemble brokers"},
+	{"internal/groups", []string{module + "internal/protocol"},
+		"the coordinator implements an interface of the Kafka front end; the types they share live in internal/peer"},
+	{"internal/cluster", []string{module + "internal/protocol", module + "internal/broker", module + "internal/groups"},
+		"membership is below the front end and the coordinator; the types they share live in internal/peer"},
+	{"internal/peer", []string{module + "internal/"}, "the shared types are a leaf"},
 	{"internal/config", []string{module + "internal/"}, "configuration is a leaf"},
 }
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 
+	"github.com/runnel-dev/runnel/internal/peer"
 	"github.com/runnel-dev/runnel/internal/stream"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -114,13 +115,9 @@ type Log interface {
 	Producers(topic string, partition int32) ([]ProducerInfo, error)
 }
 
-// Broker is a live broker as seen in Metadata.
-type Broker struct {
-	NodeID int32
-	Host   string
-	Port   int32
-	Rack   *string
-}
+// Broker is a live broker as seen in Metadata; its type lives in
+// internal/peer, shared with the packages that implement Cluster and Groups.
+type Broker = peer.Broker
 
 // Cluster answers what Metadata and DescribeCluster need about membership.
 type Cluster interface {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/peer"
 	"github.com/runnel-dev/runnel/internal/wire"
 )
 
@@ -168,7 +169,7 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, host string, dra
 		drain()
 	}
 	rc := &reqCtx{hdr: h, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
-	resp, err := a.handle(withClientInfo(ctx, ClientInfo{ID: h.ClientIDString(), Host: host}), s, rc, req)
+	resp, err := a.handle(peer.WithClient(ctx, peer.ClientInfo{ID: h.ClientIDString(), Host: host}), s, rc, req)
 	if d, ok := resp.(*deferred); ok && err == nil {
 		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
 			r, err := d.wait()

@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,37 +18,18 @@ import (
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
+// TestErrorCode checks the errors that are not stream sentinels (those are
+// TestStreamErrors') and the fallbacks.
 func TestErrorCode(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
 		want *kerr.Error
 	}{
-		{"unknown topic", stream.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
-		{"unknown topic id", stream.ErrUnknownTopicID, kerr.UnknownTopicID},
-		{"exists", stream.ErrTopicExists, kerr.TopicAlreadyExists},
-		{"invalid topic", stream.ErrInvalidTopic, kerr.InvalidTopicException},
-		{"partitions", stream.ErrInvalidPartitions, kerr.InvalidPartitions},
-		{"replication", stream.ErrInvalidReplication, kerr.InvalidReplicationFactor},
-		{"stream config", stream.ErrInvalidConfig, kerr.InvalidConfig},
-		{"policy", stream.ErrPolicyViolation, kerr.PolicyViolation},
-		{"out of range", stream.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
-		{"corrupt", stream.ErrCorruptMessage, kerr.CorruptMessage},
-		{"invalid record", stream.ErrInvalidRecord, kerr.InvalidRecord},
-		{"timestamp", stream.ErrInvalidTimestamp, kerr.InvalidTimestamp},
-		{"too large", stream.ErrMessageTooLarge, kerr.MessageTooLarge},
-		{"format", stream.ErrUnsupportedForMessageFormat, kerr.UnsupportedForMessageFormat},
-		{"compression", stream.ErrUnsupportedCompression, kerr.UnsupportedCompressionType},
-		{"sequence", stream.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
-		{"epoch", stream.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
-		{"producer id", stream.ErrUnknownProducerID, kerr.UnknownProducerID},
-		{"txn state", stream.ErrInvalidTxnState, kerr.InvalidTxnState},
-		{"not ready", stream.ErrNotReady, kerr.LeaderNotAvailable},
-		{"storage", stream.ErrStorage, kerr.KafkaStorageError},
-		{"timeout", stream.ErrTimeout, kerr.RequestTimedOut},
 		{"config invalid", config.ErrInvalidConfig, kerr.InvalidConfig},
 		{"config unknown", config.ErrUnknownConfig, kerr.InvalidConfig},
 		{"deadline", context.DeadlineExceeded, kerr.RequestTimedOut},
+		{"canceled", context.Canceled, kerr.RequestTimedOut},
 		{"wrapped", fmt.Errorf("reading x: %w", stream.ErrOffsetOutOfRange), kerr.OffsetOutOfRange},
 		{"kerr passthrough", kerr.NotController, kerr.NotController},
 		{"unknown", errors.New("boom"), kerr.UnknownServerError},
@@ -60,26 +46,119 @@ func TestErrorCode(t *testing.T) {
 	}
 }
 
-// TestErrorTableCoversStream fails when a stream sentinel has no row.
-func TestErrorTableCoversStream(t *testing.T) {
-	for _, e := range []error{
-		stream.ErrUnknownTopicOrPartition, stream.ErrUnknownTopicID, stream.ErrTopicExists,
-		stream.ErrInvalidTopic, stream.ErrInvalidPartitions, stream.ErrInvalidReplication,
-		stream.ErrInvalidConfig, stream.ErrPolicyViolation, stream.ErrOffsetOutOfRange,
-		stream.ErrCorruptMessage, stream.ErrInvalidRecord, stream.ErrInvalidTimestamp,
-		stream.ErrMessageTooLarge, stream.ErrUnsupportedForMessageFormat,
-		stream.ErrUnsupportedCompression, stream.ErrOutOfOrderSequence,
-		stream.ErrInvalidProducerEpoch, stream.ErrUnknownProducerID, stream.ErrInvalidTxnState,
-		stream.ErrNotReady, stream.ErrStorage, stream.ErrTimeout,
-	} {
-		found := false
-		for _, row := range errorTable {
-			if row.err == e {
-				found = true
+// streamErrors is every exported sentinel of internal/stream with the
+// Kafka code a client gets for it. TestStreamErrorsAllListed keeps it equal
+// to what the package declares, so a new sentinel needs a row here and one
+// in errorTable.
+var streamErrors = []struct {
+	name string
+	err  error
+	want *kerr.Error
+}{
+	{"ErrUnknownTopicOrPartition", stream.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{"ErrUnknownTopicID", stream.ErrUnknownTopicID, kerr.UnknownTopicID},
+	{"ErrTopicExists", stream.ErrTopicExists, kerr.TopicAlreadyExists},
+	{"ErrInvalidTopic", stream.ErrInvalidTopic, kerr.InvalidTopicException},
+	{"ErrInvalidPartitions", stream.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{"ErrInvalidReplication", stream.ErrInvalidReplication, kerr.InvalidReplicationFactor},
+	{"ErrInvalidConfig", stream.ErrInvalidConfig, kerr.InvalidConfig},
+	{"ErrPolicyViolation", stream.ErrPolicyViolation, kerr.PolicyViolation},
+	{"ErrOffsetOutOfRange", stream.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{"ErrCorruptMessage", stream.ErrCorruptMessage, kerr.CorruptMessage},
+	{"ErrInvalidRecord", stream.ErrInvalidRecord, kerr.InvalidRecord},
+	{"ErrInvalidTimestamp", stream.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{"ErrMessageTooLarge", stream.ErrMessageTooLarge, kerr.MessageTooLarge},
+	{"ErrUnsupportedForMessageFormat", stream.ErrUnsupportedForMessageFormat, kerr.UnsupportedForMessageFormat},
+	{"ErrUnsupportedCompression", stream.ErrUnsupportedCompression, kerr.UnsupportedCompressionType},
+	{"ErrOutOfOrderSequence", stream.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{"ErrInvalidProducerEpoch", stream.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{"ErrUnknownProducerID", stream.ErrUnknownProducerID, kerr.UnknownProducerID},
+	{"ErrInvalidTxnState", stream.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{"ErrInvalidProducerIDMapping", stream.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{"ErrProducerFenced", stream.ErrProducerFenced, kerr.ProducerFenced},
+	{"ErrInvalidTxnTimeout", stream.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
+	{"ErrInvalidGroupID", stream.ErrInvalidGroupID, kerr.InvalidGroupID},
+	{"ErrNotReady", stream.ErrNotReady, kerr.LeaderNotAvailable},
+	{"ErrStorage", stream.ErrStorage, kerr.KafkaStorageError},
+	{"ErrTimeout", stream.ErrTimeout, kerr.RequestTimedOut},
+	{"ErrStaleEntry", stream.ErrStaleEntry, kerr.InvalidUpdateVersion},
+	{"ErrUnknownOutcome", stream.ErrUnknownOutcome, kerr.RequestTimedOut},
+	{"ErrProducerIDLimit", stream.ErrProducerIDLimit, kerr.ThrottlingQuotaExceeded},
+	{"ErrBackpressure", stream.ErrBackpressure, kerr.NotEnoughReplicas},
+}
+
+// TestStreamErrors checks each stream sentinel's code, and that it comes
+// from a row of errorTable rather than the unmapped fallback.
+func TestStreamErrors(t *testing.T) {
+	for _, tt := range streamErrors {
+		t.Run(tt.name, func(t *testing.T) {
+			row := false
+			for _, r := range errorTable {
+				row = row || r.err == tt.err
+			}
+			if !row {
+				t.Fatalf("errorTable has no row for stream.%s", tt.name)
+			}
+			if got := errorCode(nil, fmt.Errorf("wrapped: %w", tt.err)); got != tt.want.Code {
+				t.Fatalf("errorCode(stream.%s) = %d, want %d (%s)", tt.name, got, tt.want.Code, tt.want.Message)
+			}
+		})
+	}
+}
+
+// TestStreamErrorsAllListed parses internal/stream and fails when it
+// declares an exported Err variable that streamErrors does not list.
+func TestStreamErrorsAllListed(t *testing.T) {
+	declared := streamSentinels(t, "../stream")
+	if len(declared) == 0 {
+		t.Fatal("found no sentinel in ../stream: the parse is broken")
+	}
+	listed := map[string]bool{}
+	for _, e := range streamErrors {
+		listed[e.name] = true
+	}
+	for _, name := range declared {
+		if !listed[name] {
+			t.Errorf("stream.%s has no row in streamErrors (and maybe none in errorTable)", name)
+		}
+		delete(listed, name)
+	}
+	for name := range listed {
+		t.Errorf("streamErrors lists stream.%s, which the package no longer declares", name)
+	}
+}
+
+// streamSentinels returns the exported package-level variables named Err*
+// declared in the non-test Go files of dir.
+func streamSentinels(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range af.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				for _, id := range spec.(*ast.ValueSpec).Names {
+					if strings.HasPrefix(id.Name, "Err") && id.IsExported() {
+						names = append(names, id.Name)
+					}
+				}
 			}
 		}
-		if !found {
-			t.Errorf("no error table row for %v", e)
-		}
 	}
+	return names
 }

@@ -18,13 +18,13 @@ package protocol
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/peer"
 )
 
 var errNilGroupResponse = errors.New("protocol: group coordinator returned no response")
@@ -85,22 +85,11 @@ func groupAPI[Req kmsg.Request, R any](method func(Groups, context.Context, Req)
 	})
 }
 
-// txnCoordinator picks the broker that fronts a transactional id: a
-// rendezvous hash over the live brokers, so ids spread evenly and move only
-// when their broker leaves. Any broker could serve it (transactions are
-// sequencer state); the choice only spreads the load.
+// txnCoordinator picks the broker that fronts a transactional id: its
+// rendezvous owner among the live brokers, so ids spread evenly and move
+// only when their broker leaves. Any broker could serve it (transactions
+// are sequencer state); the choice only spreads the load.
 func txnCoordinator(brokers []Broker, key string) Broker {
-	var best Broker
-	var bestScore uint64
-	for i, b := range brokers {
-		h := fnv.New64a()
-		h.Write([]byte(key))
-		var id [4]byte
-		binary.BigEndian.PutUint32(id[:], uint32(b.NodeID))
-		h.Write(id[:])
-		if score := h.Sum64(); i == 0 || score > bestScore {
-			best, bestScore = b, score
-		}
-	}
-	return best
+	b, _ := peer.Owner([]byte(key), brokers)
+	return b
 }

@@ -9,6 +9,8 @@ func TestImportMode(t *testing.T) {
 		{name: "explicit id outside import", method: "POST", path: "/subjects/s/versions", body: reg(sA, map[string]any{"id": 100}), status: 422, code: 42205},
 		{name: "import on empty registry", method: "PUT", path: "/mode", body: `{"mode":"IMPORT"}`, status: 200, want: `{"mode":"IMPORT"}`},
 		{name: "import id and version", method: "POST", path: "/subjects/s/versions", body: reg(sA, map[string]any{"id": 100, "version": 5}), status: 200, contains: `"version":5,"id":100`},
+		{name: "import needs an id", method: "POST", path: "/subjects/s/versions", body: reg(sAB, nil), status: 422, code: 42205, contains: "is not in read-write mode"},
+		{name: "import needs an id even for a known schema", method: "POST", path: "/subjects/s/versions", body: reg(sA, nil), status: 422, code: 42205},
 		{name: "import skips compatibility", method: "POST", path: "/subjects/s/versions", body: reg(sC, map[string]any{"id": 7, "version": 2}), status: 200, contains: `"version":2,"id":7`},
 		{name: "same id other schema", method: "POST", path: "/subjects/s/versions", body: reg(sAB, map[string]any{"id": 100, "version": 6}), status: 422, code: 42205},
 		{name: "version taken", method: "POST", path: "/subjects/s/versions", body: reg(sAB, map[string]any{"id": 101, "version": 5}), status: 422, code: 42202},
@@ -21,6 +23,8 @@ func TestImportMode(t *testing.T) {
 		{name: "subject import on non-empty subject", method: "PUT", path: "/mode/t", body: `{"mode":"IMPORT"}`, status: 422, code: 42205},
 		{name: "subject import on empty subject", method: "PUT", path: "/mode/u", body: `{"mode":"IMPORT"}`, status: 200},
 		{name: "subject import", method: "POST", path: "/subjects/u/versions", body: reg(sBase, map[string]any{"id": 50, "version": 3}), status: 200, contains: `"version":3,"id":50`},
+		{name: "subject import needs an id", method: "POST", path: "/subjects/u/versions", body: reg(sAB, nil), status: 422, code: 42205},
+		{name: "other subjects stay read-write", method: "POST", path: "/subjects/w/versions", body: reg(sAB, nil), status: 200},
 	})
 }
 

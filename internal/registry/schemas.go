@@ -35,8 +35,8 @@ type RegisterRequest struct {
 	Metadata *Metadata
 	RuleSet  *RuleSet
 	// ID and Version, when positive, ask for that id and version (IMPORT
-	// mode; outside it only the id the schema already has and the next
-	// version are accepted).
+	// mode, where the id is required; outside it only the id the schema
+	// already has and the next version are accepted).
 	ID      int
 	Version int
 	// Normalize stores and compares the format's normalized text.
@@ -224,6 +224,14 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (SubjectSc
 		}
 		if mode == ModeReadOnly || mode == ModeReadOnlyOverride {
 			return false, nil, errf(ErrNotPermitted, "Subject %s is in read-only mode", sn.q)
+		}
+		// In IMPORT mode every registration carries its id, as the
+		// registry it is imported from assigned it; one without would
+		// take an id from the counter that a later import may need.
+		// Like Confluent's registry this is refused before any lookup,
+		// even for a schema the subject already has.
+		if mode == ModeImport && req.ID <= 0 {
+			return false, nil, errf(ErrNotPermitted, "Subject %s in context %s is not in read-write mode", sn.q, sn.ctx)
 		}
 		return mode == ModeImport, guards, nil
 	}

@@ -108,7 +108,7 @@ func newIntake(e *Engine) *intake {
 // Produce validates the batches, queues them and waits until the sequencer
 // has ordered them (or ctx ends).
 func (e *Engine) Produce(ctx context.Context, batches []ProduceBatch) []ProduceResult {
-	return e.Enqueue(batches).Wait(ctx)
+	return e.Enqueue(ctx, batches).Wait(ctx)
 }
 
 // Pending is a queued produce waiting for its results.
@@ -133,8 +133,10 @@ type queued struct {
 
 // Enqueue validates the batches and adds the valid ones to the intake
 // buffer before it returns, so batches of successive calls are sequenced in
-// call order.
-func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
+// call order. ctx is the request's: a batch not yet queued when it ends
+// (its data contract check still waiting on the registry, say) is answered
+// ErrTimeout and never written.
+func (e *Engine) Enqueue(ctx context.Context, batches []ProduceBatch) *Pending {
 	now := e.opts.Now().UnixMilli()
 	t := &ticket{results: make([]ProduceResult, len(batches)), done: make(chan struct{})}
 	pd := &Pending{t: t}
@@ -171,11 +173,15 @@ func (e *Engine) Enqueue(batches []ProduceBatch) *Pending {
 		if r.Err != nil {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			r.Err = fmt.Errorf("%w: %v", ErrTimeout, err)
+			continue
+		}
 		tc := targets[i].tc
 		v, recErrs, err := validateBatch(b.Records, tc, now)
 		var dlq []queued
 		if err == nil && (tc.KeySchemaValidation || tc.ValueSchemaValidation) {
-			v, dlq, recErrs, err = e.checkContract(b.Topic, b.Partition, tc, v)
+			v, dlq, recErrs, err = e.checkContract(ctx, b.Topic, b.Partition, tc, v)
 		}
 		r.RecordErrors = recErrs // with no error: the records routed to dead-letter topics
 		if err != nil {
@@ -489,9 +495,11 @@ type ContractRecord struct {
 // ContractChecker enforces a topic's data contract (schema registry
 // validation) on produced records. It is called, outside the engine's
 // locks, only for topics with confluent.key/value.schema.validation on,
-// and returns one verdict per failing record.
+// and returns one verdict per failing record. ctx is the produce request's:
+// its lookups end with it (the verdicts of a check cut short are ignored,
+// the batch is answered ErrTimeout).
 type ContractChecker interface {
-	CheckRecords(topic string, tc config.Topic, records []ContractRecord) []ContractVerdict
+	CheckRecords(ctx context.Context, topic string, tc config.Topic, records []ContractRecord) []ContractVerdict
 }
 
 // ContractVerdict is why one record failed its topic's data contract, and
@@ -512,7 +520,7 @@ type ContractVerdict struct {
 // dead-letter topics, it returns the batch without them and the dead-letter
 // companions to queue after it (dlq.go). Without a checker the check fails
 // closed: the topic asks for validation nobody can perform.
-func (e *Engine) checkContract(topic string, partition int32, tc config.Topic, v validated) (validated, []queued, []RecordError, error) {
+func (e *Engine) checkContract(ctx context.Context, topic string, partition int32, tc config.Topic, v validated) (validated, []queued, []RecordError, error) {
 	if e.opts.Contracts == nil {
 		return v, nil, nil, fmt.Errorf("%w: topic %q requires schema validation but this broker has no schema registry", ErrInvalidRecord, topic)
 	}
@@ -524,7 +532,11 @@ func (e *Engine) checkContract(topic string, partition int32, tc config.Topic, v
 	if err != nil {
 		return v, nil, nil, err
 	}
-	verdicts := e.opts.Contracts.CheckRecords(topic, tc, recs)
+	verdicts := e.opts.Contracts.CheckRecords(ctx, topic, tc, recs)
+	if err := ctx.Err(); err != nil {
+		// A check cut short says nothing about the records.
+		return v, nil, nil, fmt.Errorf("%w: data contract check of %s-%d: %v", ErrTimeout, topic, partition, err)
+	}
 	if len(verdicts) == 0 {
 		return v, nil, nil, nil
 	}

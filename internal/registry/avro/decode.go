@@ -34,7 +34,24 @@ const (
 // Errors wrap registry.ErrInvalidPayload and give the byte offset and the
 // path of the value being decoded.
 func (s *Schema) Decode(payload []byte) (any, error) {
-	d := &decoder{buf: payload}
+	return s.decode(&decoder{buf: payload})
+}
+
+// Branch is a union value as DecodeBranches returns it: the index of the
+// branch that was written and that branch's value.
+type Branch struct {
+	Index int
+	Value any
+}
+
+// DecodeBranches is Decode, except that every union value is a Branch, for
+// callers that render values in a form naming the branch written (Avro's
+// JSON encoding does).
+func (s *Schema) DecodeBranches(payload []byte) (any, error) {
+	return s.decode(&decoder{buf: payload, branches: true})
+}
+
+func (s *Schema) decode(d *decoder) (any, error) {
 	v, err := d.value(s.parsed, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", registry.ErrInvalidPayload, err)
@@ -54,6 +71,8 @@ type decoder struct {
 	// path is where the value being decoded is (field names, array
 	// indexes, union branches, map keys), rendered only for errors.
 	path []pathSeg
+	// branches makes union values Branches.
+	branches bool
 }
 
 type pathSeg struct {
@@ -207,7 +226,10 @@ func (d *decoder) value(s hamba.Schema, depth int) (any, error) {
 		d.pushIndex(int(i))
 		v, err := d.value(u.Types()[i], depth+1)
 		d.pop()
-		return v, err
+		if err != nil || !d.branches {
+			return v, err
+		}
+		return Branch{Index: int(i), Value: v}, nil
 	case hamba.Record, hamba.Error:
 		r := s.(*hamba.RecordSchema)
 		out := make(map[string]any, len(r.Fields()))

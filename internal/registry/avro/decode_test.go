@@ -100,6 +100,43 @@ func TestDecodeRoundTripCases(t *testing.T) {
 	}
 }
 
+// TestDecodeBranches names the branch of each union value, nested ones
+// included, where Decode gives the value alone.
+func TestDecodeBranches(t *testing.T) {
+	s := mustParse(t, `{"type":"record","name":"R","fields":[
+		{"name":"n","type":["null","int","long"]},
+		{"name":"o","type":["null","string"]},
+		{"name":"l","type":{"type":"array","items":["int","long"]}}]}`)
+	payload, err := hamba.Marshal(s.Avro(), map[string]any{
+		"n": map[string]any{"long": int64(7)}, "o": nil,
+		"l": []any{map[string]any{"int": 1}, map[string]any{"long": int64(2)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.DecodeBranches(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"n": Branch{Index: 2, Value: int64(7)}, "o": Branch{Index: 0, Value: nil},
+		"l": []any{Branch{Index: 0, Value: int64(1)}, Branch{Index: 1, Value: int64(2)}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("DecodeBranches = %#v, want %#v", got, want)
+	}
+	plain, err := s.Decode(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]any{"n": int64(7), "o": nil, "l": []any{int64(1), int64(2)}}; !reflect.DeepEqual(plain, want) {
+		t.Errorf("Decode = %#v, want %#v", plain, want)
+	}
+	if _, err := s.DecodeBranches(payload[:len(payload)-1]); !errors.Is(err, registry.ErrInvalidPayload) {
+		t.Errorf("truncated: err = %v", err)
+	}
+}
+
 func TestDecodeBlocksWithByteSize(t *testing.T) {
 	// Arrays may be written in blocks with a negative count followed by
 	// the block's size in bytes; hamba/avro does not, so by hand: two

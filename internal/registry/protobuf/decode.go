@@ -55,14 +55,25 @@ const maxIndexes = 100
 // some serializers (e.g. @kafkajs/confluent-schema-registry) write the
 // message right after the schema id, which is not Confluent's framing.
 func (s *Schema) Decode(payload []byte) (any, error) {
-	v, err := s.decode(payload)
+	msg, err := s.Message(payload)
+	if err != nil {
+		return nil, err
+	}
+	return messageValue(msg), nil
+}
+
+// Message is Decode returning the decoded message itself, for callers that
+// render it with protobuf's own encodings (protojson). It is checked as
+// Decode checks it and fails the same way.
+func (s *Schema) Message(payload []byte) (protoreflect.Message, error) {
+	msg, err := s.message(payload)
 	if err != nil {
 		return nil, s.explain(payload, err)
 	}
-	return v, nil
+	return msg, nil
 }
 
-func (s *Schema) decode(payload []byte) (any, error) {
+func (s *Schema) message(payload []byte) (protoreflect.Message, error) {
 	idx, rest, err := readIndexes(payload)
 	if err != nil {
 		return nil, err
@@ -78,7 +89,7 @@ func (s *Schema) decode(payload []byte) (any, error) {
 	if err := checkUnknown(msg); err != nil {
 		return nil, fmt.Errorf("%w: %v", registry.ErrInvalidPayload, err)
 	}
-	return messageValue(msg), nil
+	return msg, nil
 }
 
 // readIndexes splits the message index prefix off a payload. Confluent's

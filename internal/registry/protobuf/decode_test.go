@@ -194,6 +194,32 @@ func TestDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestMessage returns the message the indexes select, decoded, and fails
+// as Decode does.
+func TestMessage(t *testing.T) {
+	s := mustParse(t, decodeSchema)
+	payload := encode(t, s, "shop.Order.Line", func(m *dynamicpb.Message) {
+		set(m, "sku", protoreflect.ValueOfString("abc"))
+	})
+	msg, err := s.Message(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name := msg.Descriptor().FullName(); name != "shop.Order.Line" {
+		t.Fatalf("message %s, want shop.Order.Line", name)
+	}
+	if sku := msg.Get(msg.Descriptor().Fields().ByName("sku")).String(); sku != "abc" {
+		t.Fatalf("sku = %q", sku)
+	}
+	for _, bad := range [][]byte{nil, {0x02, 0x08}, append([]byte{0}, 0x0a, 0x05, 'a')} {
+		_, merr := s.Message(bad)
+		_, derr := s.Decode(bad)
+		if !errors.Is(merr, registry.ErrInvalidPayload) || merr.Error() != derr.Error() {
+			t.Errorf("payload %x: Message err %v, Decode err %v", bad, merr, derr)
+		}
+	}
+}
+
 func TestDecodeDefaultsAndNested(t *testing.T) {
 	s := mustParse(t, decodeSchema)
 	// The first message with the [0] shorthand and an empty body.
