@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
@@ -472,9 +474,12 @@ func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error)
 	if err != nil {
 		return 0, fmt.Errorf("%w: encoding checkpoint: %v", ErrStorage, err)
 	}
-	key := fmt.Sprintf("checkpoints/%020d", rev)
+	key := checkpointName(rev, e.opts.BrokerID)
 	if err := e.store.Put(ctx, key, data); err != nil {
 		return 0, fmt.Errorf("%w: writing checkpoint: %v", ErrStorage, err)
+	}
+	if e.opts.ckptHook != nil {
+		e.opts.ckptHook(key)
 	}
 	val, _ := json.Marshal(pointer{Rev: rev, Object: key})
 	cmp := clientv3.Compare(clientv3.ModRevision(e.ptrKey), "=", oldMod)
@@ -486,7 +491,8 @@ func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error)
 		return 0, fmt.Errorf("%w: moving checkpoint pointer: %v", ErrStorage, err)
 	}
 	if !resp.Succeeded {
-		// Another checkpointer moved it first; ours is garbage.
+		// Another checkpointer moved it first; ours, under a name no other
+		// attempt uses, is garbage.
 		_ = e.store.Delete(ctx, key)
 		return old.Rev, nil
 	}
@@ -561,7 +567,20 @@ func (e *Engine) deleteCovered(ctx context.Context, rev int64) error {
 	return flush()
 }
 
-// deleteOldCheckpoints removes checkpoint objects older than keep.
+// checkpointName names a new checkpoint object at revision rev. Names sort
+// by revision (deleteOldCheckpoints relies on it) and are unique per
+// attempt: two checkpointers at one revision never write one object, so the
+// loser of the pointer's compare-and-swap deletes only its own (DESIGN §5a
+// rule 6).
+func checkpointName(rev int64, broker int32) string {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	return fmt.Sprintf("checkpoints/%020d-%08x-%s", rev, uint32(broker), hex.EncodeToString(nonce[:]))
+}
+
+// deleteOldCheckpoints removes checkpoint objects older than keep, the
+// object the pointer named before this checkpoint moved it: no pointer can
+// name them again, since it only moves forward.
 func (e *Engine) deleteOldCheckpoints(ctx context.Context, keep string) {
 	var old []string
 	_ = e.store.List(ctx, "checkpoints/", func(o objstore.ObjectInfo) error {
@@ -570,6 +589,9 @@ func (e *Engine) deleteOldCheckpoints(ctx context.Context, keep string) {
 		}
 		return nil
 	})
+	if len(old) == 0 || checkMaintainer(ctx) != nil {
+		return
+	}
 	for _, k := range old {
 		_ = e.store.Delete(ctx, k)
 	}

@@ -62,6 +62,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the broker's wall clock; tests may replace it.
 	Now func() time.Time
+
+	// passHook, if set, is called as each maintenance pass starts, with
+	// the pass's context (tests use it to act inside a maintainer's term).
+	passHook func(ctx context.Context, pass string)
+	// ckptHook, if set, is called after a checkpoint object is written and
+	// before the pointer is moved to it.
+	ckptHook func(object string)
 }
 
 func (o *Options) setDefaults() {
