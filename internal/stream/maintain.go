@@ -217,11 +217,21 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 		// fsyncs behind it for its whole length.
 		ctx = objstore.WithWritePace(ctx, rate)
 	}
+	// One partition that fails (an unreadable object, a refused write)
+	// does not hold back the others: every plan is tried, and the failures
+	// are counted, logged and returned together.
+	var errs []error
 	for _, p := range plans {
 		start := time.Now()
 		n, err := e.archiveOne(ctx, p)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			e.m.archiveFailures.Inc()
+			e.log.Error("stream: archiving a partition failed", "topic", hex.EncodeToString(p.topic[:]), "partition", p.partition, "err", err)
+			errs = append(errs, fmt.Errorf("topic %x partition %d: %w", p.topic[:], p.partition, err))
+			continue
 		}
 		if all {
 			continue
@@ -234,7 +244,7 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {

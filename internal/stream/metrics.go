@@ -19,6 +19,8 @@ type metrics struct {
 	checkpoints  prometheus.Counter
 	collected    prometheus.Counter
 	unarchived   prometheus.Gauge
+	// archiveFailures counts partitions whose archival failed in a pass.
+	archiveFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +42,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_checkpoints_total", Help: "Checkpoints of sequencer state written by this broker."}),
 		collected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_objects_collected_total", Help: "Objects deleted from the store by garbage collection."}),
 		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
+		archiveFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_archive_failures_total",
+			Help: "Partitions whose archival failed in a pass (the pass goes on with the others)."}),
 	}
-	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived}
+	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived, m.archiveFailures}
 	if reg != nil {
 		for _, c := range m.all {
 			_ = reg.Register(c)
