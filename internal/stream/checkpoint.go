@@ -135,7 +135,9 @@ func decodeState(b []byte) (*state, error) {
 	}
 	r := bufio.NewReader(zr)
 	st := newState()
-	if err := gob.NewDecoder(r).Decode(st); err != nil && err != io.EOF {
+	// io.EOF included: a stream without the state's message is not an
+	// empty state.
+	if err := gob.NewDecoder(r).Decode(st); err != nil {
 		return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 	}
 	if b[0] >= 2 {
@@ -432,9 +434,48 @@ func (r *packReader) str() string {
 func loadCheckpoint(ctx context.Context, store objstore.Store, key string) (*state, error) {
 	b, err := store.Get(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: loading checkpoint %s: %v", ErrStorage, key, err)
+		return nil, fmt.Errorf("%w: loading checkpoint %s: %w", ErrStorage, key, err)
 	}
 	return decodeState(b)
+}
+
+// loadNewest reads the checkpoint pointer and loads the checkpoint it
+// names. It returns that state (empty if there is no pointer), the pointer
+// and the revision it read the pointer at. A checkpoint deleted between
+// reading the pointer and loading it (a new one was written and the
+// maintainer removed the one before) is found by reading the pointer
+// again; a pointer naming an object the store does not have is an error,
+// never an empty state.
+func (e *Engine) loadNewest(ctx context.Context) (*state, pointer, int64, error) {
+	var missing string
+	for {
+		resp, err := e.cli.Get(ctx, e.ptrKey)
+		if err != nil {
+			return nil, pointer{}, 0, fmt.Errorf("%w: reading checkpoint pointer: %v", ErrStorage, err)
+		}
+		at := resp.Header.Revision
+		if len(resp.Kvs) == 0 {
+			return newState(), pointer{}, at, nil
+		}
+		ptr, err := decodePointer(resp.Kvs[0].Value)
+		if err != nil {
+			return nil, pointer{}, 0, err
+		}
+		if ptr.Object == missing {
+			return nil, pointer{}, 0, fmt.Errorf("%w: checkpoint %s (revision %d), named by the checkpoint pointer, is missing from the object store",
+				ErrStorage, ptr.Object, ptr.Rev)
+		}
+		st, err := loadCheckpoint(ctx, e.store, ptr.Object)
+		if errors.Is(err, objstore.ErrNotFound) {
+			e.log.Warn("stream: checkpoint gone while loading it; reading the pointer again", "object", ptr.Object)
+			missing = ptr.Object
+			continue
+		}
+		if err != nil {
+			return nil, pointer{}, 0, err
+		}
+		return st, ptr, at, nil
+	}
 }
 
 // checkpoint writes the current state to the store, moves the pointer
@@ -517,12 +558,15 @@ func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error)
 			}
 		}()
 	}
-	if e.opts.CompactEtcd && time.Since(e.lastCompact) >= etcdCompactEvery {
+	if e.opts.CompactEtcd && old.Rev > 0 && time.Since(e.lastCompact) >= etcdCompactEvery {
 		// Compaction holds etcd's backend in batches; once every few
 		// minutes keeps the database small without stalling puts often.
+		// It stops at the previous checkpoint's revision, not this one's:
+		// a broker whose watch lags by less than a checkpoint interval
+		// keeps its watch instead of reloading from a checkpoint.
 		e.lastCompact = time.Now()
-		if _, err := e.cli.Compact(ctx, rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
-			e.log.Warn("stream: compacting etcd", "revision", rev, "err", err)
+		if _, err := e.cli.Compact(ctx, old.Rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+			e.log.Warn("stream: compacting etcd", "revision", old.Rev, "err", err)
 		}
 	}
 	if old.Object != "" && old.Object != key {

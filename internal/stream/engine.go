@@ -227,21 +227,11 @@ func (e *Engine) Close() error {
 // load reads the checkpoint pointer, loads that checkpoint and replays the
 // entries after it as of one revision. It returns that revision.
 func (e *Engine) load(ctx context.Context) (int64, error) {
-	resp, err := e.cli.Get(ctx, e.ptrKey)
+	st, ptr, at, err := e.loadNewest(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%w: reading checkpoint pointer: %v", ErrStorage, err)
+		return 0, err
 	}
-	at := resp.Header.Revision
-	st := newState()
-	if len(resp.Kvs) == 1 {
-		ptr, err := decodePointer(resp.Kvs[0].Value)
-		if err != nil {
-			return 0, err
-		}
-		st, err = loadCheckpoint(ctx, e.store, ptr.Object)
-		if err != nil {
-			return 0, err
-		}
+	if ptr.Object != "" {
 		e.ckptRev.Store(ptr.Rev)
 	}
 	// Range every entry as of revision at, page by key, then order by
