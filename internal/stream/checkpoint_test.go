@@ -133,7 +133,11 @@ func TestCheckpointVersions(t *testing.T) {
 	if !reflect.DeepEqual(st, want) {
 		t.Fatal("encodeState changed the state it encoded")
 	}
-	for name, b := range map[string][]byte{"v2": data, "v1": encodeStateV1(t, st)} {
+	v2, err := encodeStateAs(st, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"v3": data, "v2": v2, "v1": encodeStateV1(t, st)} {
 		got, err := decodeState(b)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -149,7 +153,7 @@ func TestCheckpointVersions(t *testing.T) {
 			}
 		}
 	}
-	if _, err := decodeState(append([]byte{3}, data[1:]...)); err == nil {
+	if _, err := decodeState(append([]byte{4}, data[1:]...)); err == nil {
 		t.Fatal("an unknown version decoded")
 	}
 	if _, err := decodeState(data[:len(data)/2]); err == nil {

@@ -151,6 +151,11 @@ type Engine struct {
 	waitMu  sync.Mutex
 	waiters map[string]func(applyResult)
 
+	// digests are this broker's state digests at the last few checkpoint
+	// marks, oldest first; owned by the goroutine applying entries.
+	digestMu sync.Mutex
+	digests  []markDigest
+
 	ulidMu  sync.Mutex
 	entropy *ulid.MonotonicEntropy
 
@@ -305,6 +310,9 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 			e.cfgMu.Lock()
 			delete(e.cfgCache, ent.Topic)
 			e.cfgMu.Unlock()
+		}
+		if ent.Kind == kindCheckpointMark || ent.Kind == kindCheckpointDigest {
+			e.onDigestEntry(st, key, rev, ent, &res)
 		}
 	}
 	e.applied.Add(1)

@@ -21,6 +21,10 @@ type metrics struct {
 	unarchived   prometheus.Gauge
 	// archiveFailures counts partitions whose archival failed in a pass.
 	archiveFailures prometheus.Counter
+	// digestChecks and digestMismatches count checkpoint digests compared
+	// with this broker's own state, and those that differed.
+	digestChecks     prometheus.Counter
+	digestMismatches prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,8 +48,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
 		archiveFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_archive_failures_total",
 			Help: "Partitions whose archival failed in a pass (the pass goes on with the others)."}),
+		digestChecks: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_state_digest_checks_total",
+			Help: "Checkpoint state digests compared with this broker's own state at the same revision."}),
+		digestMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_state_digest_mismatch_total",
+			Help: "Checkpoint state digests that differed from this broker's own state: its state diverged (alarm)."}),
 	}
-	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived, m.archiveFailures}
+	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived, m.archiveFailures, m.digestChecks, m.digestMismatches}
 	if reg != nil {
 		for _, c := range m.all {
 			_ = reg.Register(c)
