@@ -464,6 +464,9 @@ func (e *Engine) CollectGarbage(ctx context.Context) error {
 // referenced (a broker died between writing an object and logging it).
 // Only objects older than twice the sequencer's object age limit are
 // considered: no entry naming them can be accepted any more (§5a rule 5).
+// The listing is compared with the state only once this broker has
+// replayed everything committed after it was taken: an entry committed but
+// not yet applied here (replay behind or stuck) still references its object.
 func (e *Engine) CollectOrphans(ctx context.Context) error {
 	cutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
 	for _, prefix := range []string{"intake/", "topics/"} {
@@ -477,6 +480,9 @@ func (e *Engine) CollectOrphans(ctx context.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		if err := e.SyncRead(ctx); err != nil {
+			return fmt.Errorf("orphans: catching up with the log before comparing: %w", err)
 		}
 		e.mu.RLock()
 		known := make(map[string]bool, len(e.st.Garbage))

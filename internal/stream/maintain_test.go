@@ -175,3 +175,40 @@ func TestLostMaintainerDeletesNothing(t *testing.T) {
 		t.Fatalf("only %d intake objects to collect; the test proves nothing", before)
 	}
 }
+
+// TestOrphansWaitForReplay: orphan collection on a broker whose replay is
+// behind does not delete an object referenced by an entry it has not
+// applied yet.
+func TestOrphansWaitForReplay(t *testing.T) {
+	v := newEnv(t)
+	a := v.open(t)
+	o := v.opts
+	o.BrokerID = 2
+	later := func() time.Time { return time.Now().Add(time.Hour) } // every object looks old enough
+	o.Now = later
+	b := v.openWith(t, o)
+	ti := mustCreate(t, a, "t", 1, nil)
+	if err := b.SyncRead(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// b's replay stalls: its watch cannot apply what arrives.
+	b.mu.Lock()
+	r := produce(t, a, "t", 0, makeBatch(-1, -1, -1, 2, 1000, CodecNone))
+	if r.Err != nil {
+		b.mu.Unlock()
+		t.Fatal(r.Err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.CollectOrphans(context.Background()) }()
+	time.Sleep(300 * time.Millisecond)
+	b.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.mu.RLock()
+	obj := a.st.Topics[ti.ID].Parts[0].Extents[0].Obj
+	a.mu.RUnlock()
+	if _, err := v.store.Get(context.Background(), obj); err != nil {
+		t.Fatalf("orphan collection deleted %s, which a log entry references: %v", obj, err)
+	}
+}
