@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -225,14 +226,15 @@ func readTail(r *bufio.Reader) ([]garbageObj, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("garbage list: %w", err)
 	}
-	if n > 1<<34 {
+	if n > math.MaxInt64 {
 		return nil, 0, fmt.Errorf("garbage list of %d bytes", n)
 	}
-	packed := make([]byte, n)
-	if _, err := io.ReadFull(r, packed); err != nil {
+	// Grow with what arrives: a corrupt length must not allocate.
+	var packed bytes.Buffer
+	if _, err := io.CopyN(&packed, r, int64(n)); err != nil {
 		return nil, 0, fmt.Errorf("garbage list: %w", err)
 	}
-	gs, err := unpackGarbage(packed)
+	gs, err := unpackGarbage(packed.Bytes())
 	if err != nil {
 		return nil, 0, err
 	}

@@ -139,6 +139,9 @@ func TestOpenRefusesWrongDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n := 1; n < len(data); n++ {
+		if n < len(data)-64 && n%7 != 0 {
+			continue // every cut near the end, where a clean stream boundary is likeliest; a sample before
+		}
 		if _, err := decodeState(data[:n]); err == nil {
 			t.Fatalf("checkpoint cut to %d of %d bytes decoded", n, len(data))
 		}
