@@ -152,7 +152,7 @@ type Engine struct {
 	waiters map[string]func(applyResult)
 
 	// digests are this broker's state digests at the last few checkpoint
-	// marks, oldest first; owned by the goroutine applying entries.
+	// marks, oldest first (digest.go).
 	digestMu sync.Mutex
 	digests  []markDigest
 

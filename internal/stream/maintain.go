@@ -465,8 +465,9 @@ func (e *Engine) CollectGarbage(ctx context.Context) error {
 // Only objects older than twice the sequencer's object age limit are
 // considered: no entry naming them can be accepted any more (§5a rule 5).
 // The listing is compared with the state only once this broker has
-// replayed everything committed after it was taken: an entry committed but
-// not yet applied here (replay behind or stuck) still references its object.
+// replayed everything committed when the listing was taken: an entry
+// committed but not yet applied here (replay behind or stuck) references
+// its object all the same.
 func (e *Engine) CollectOrphans(ctx context.Context) error {
 	cutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
 	for _, prefix := range []string{"intake/", "topics/"} {
