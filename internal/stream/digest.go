@@ -1,6 +1,9 @@
 package stream
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Digests of the sequencer state (DESIGN §5a rule 1: checkpoints carry a
 // state digest that brokers compare).
@@ -17,8 +20,11 @@ import "fmt"
 // order-independently (a sum of per-entry hashes), so computing it neither
 // sorts nor allocates: it runs under the engine's lock on every broker.
 
-// fnvHash is a 64-bit FNV-1a hash, fed fixed-width integers and length-prefixed
-// strings.
+// fnvHash is the digest's hash: FNV-1a's step taken over 64-bit words
+// instead of bytes (a bijection of each input word, so changing any one
+// value always changes the hash; four times fewer steps than bytes), fed
+// fixed-width integers and length-prefixed strings, and finished with
+// murmur3's mixer wherever hashes are summed or returned.
 type fnvHash uint64
 
 const (
@@ -26,13 +32,7 @@ const (
 	fnvPrime  fnvHash = 1099511628211
 )
 
-func (h fnvHash) u64(v uint64) fnvHash {
-	for range 8 {
-		h = (h ^ fnvHash(v&0xff)) * fnvPrime
-		v >>= 8
-	}
-	return h
-}
+func (h fnvHash) u64(v uint64) fnvHash { return (h ^ fnvHash(v)) * fnvPrime }
 
 func (h fnvHash) i64(v int64) fnvHash { return h.u64(uint64(v)) }
 
@@ -45,16 +45,30 @@ func (h fnvHash) bool(b bool) fnvHash {
 
 func (h fnvHash) str(s string) fnvHash {
 	h = h.u64(uint64(len(s)))
-	for i := 0; i < len(s); i++ {
-		h = (h ^ fnvHash(s[i])) * fnvPrime
+	for len(s) >= 8 {
+		h = h.u64(uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
+		s = s[8:]
 	}
-	return h
+	var w uint64
+	for i := 0; i < len(s); i++ {
+		w |= uint64(s[i]) << (8 * i)
+	}
+	return h.u64(w)
 }
 
 func (h fnvHash) id(id TopicID) fnvHash {
-	for _, c := range id {
-		h = (h ^ fnvHash(c)) * fnvPrime
-	}
+	return h.u64(binary.LittleEndian.Uint64(id[:8])).u64(binary.LittleEndian.Uint64(id[8:]))
+}
+
+// fin mixes the hash's bits (murmur3's fmix64), so that sums of hashes of
+// similar entries do not cancel.
+func (h fnvHash) fin() fnvHash {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	return h
 }
 
@@ -65,27 +79,27 @@ func (s *state) digest() uint64 {
 	h := fnvOffset.i64(s.Rev).i64(s.Clock).i64(s.Entries).i64(s.LastExpiry)
 	var sum fnvHash
 	for _, t := range s.Topics {
-		sum += t.digest()
+		sum += t.digest().fin()
 	}
 	h = h.u64(uint64(len(s.Topics))).u64(uint64(sum))
 	sum = 0
 	for name, id := range s.ByName {
-		sum += fnvOffset.str(name).id(id)
+		sum += fnvOffset.str(name).id(id).fin()
 	}
 	h = h.u64(uint64(len(s.ByName))).u64(uint64(sum))
 	sum = 0
 	for pid, ep := range s.Producers {
-		sum += fnvOffset.i64(pid).i64(int64(ep))
+		sum += fnvOffset.i64(pid).i64(int64(ep)).fin()
 	}
 	h = h.u64(uint64(len(s.Producers))).u64(uint64(sum))
 	sum = 0
 	for pid, seen := range s.ProducerSeen {
-		sum += fnvOffset.i64(pid).i64(seen)
+		sum += fnvOffset.i64(pid).i64(seen).fin()
 	}
 	h = h.u64(uint64(len(s.ProducerSeen))).u64(uint64(sum))
 	sum = 0
 	for obj, n := range s.ObjRefs {
-		sum += fnvOffset.str(obj).i64(int64(n))
+		sum += fnvOffset.str(obj).i64(int64(n)).fin()
 	}
 	h = h.u64(uint64(len(s.ObjRefs))).u64(uint64(sum))
 	h = h.u64(uint64(len(s.Garbage)))
@@ -94,26 +108,26 @@ func (s *state) digest() uint64 {
 	}
 	sum = 0
 	for id, tx := range s.Txns {
-		sum += fnvOffset.str(id).u64(tx.digest())
+		sum += fnvOffset.str(id).u64(tx.digest()).fin()
 	}
 	h = h.u64(uint64(len(s.Txns))).u64(uint64(sum))
 	sum = 0
 	for pid, id := range s.TxnByPID {
-		sum += fnvOffset.i64(pid).str(id)
+		sum += fnvOffset.i64(pid).str(id).fin()
 	}
 	h = h.u64(uint64(len(s.TxnByPID))).u64(uint64(sum))
 	h = h.u64(uint64(len(s.TxnOffsets)))
 	for _, c := range s.TxnOffsets {
 		h = h.str(c.Group).i64(c.Rev).u64(digestOffsets(c.Offsets))
 	}
-	return uint64(h)
+	return uint64(h.fin())
 }
 
 func (t *topicState) digest() fnvHash {
 	h := fnvOffset.id(t.ID).str(t.Name).i64(t.CreatedRev)
 	var sum fnvHash
 	for k, v := range t.Configs {
-		sum += fnvOffset.str(k).str(v)
+		sum += fnvOffset.str(k).str(v).fin()
 	}
 	h = h.u64(uint64(len(t.Configs))).u64(uint64(sum))
 	h = h.u64(uint64(len(t.Parts)))
@@ -142,12 +156,12 @@ func (p *partState) digest() fnvHash {
 		for _, r := range ps.Recent {
 			e = e.i64(int64(r.First)).i64(int64(r.Last)).i64(r.Base).i64(int64(r.Count))
 		}
-		sum += e
+		sum += e.fin()
 	}
 	h = h.u64(uint64(len(p.Producers))).u64(uint64(sum))
 	sum = 0
 	for pid, first := range p.Open {
-		sum += fnvOffset.i64(pid).i64(first)
+		sum += fnvOffset.i64(pid).i64(first).fin()
 	}
 	h = h.u64(uint64(len(p.Open))).u64(uint64(sum))
 	h = h.u64(uint64(len(p.Aborted)))
@@ -170,10 +184,10 @@ func (tx *txnState) digest() uint64 {
 	}
 	var sum fnvHash
 	for g, offs := range tx.Offsets {
-		sum += fnvOffset.str(g).u64(digestOffsets(offs))
+		sum += fnvOffset.str(g).u64(digestOffsets(offs)).fin()
 	}
 	h = h.u64(uint64(len(tx.Offsets))).u64(uint64(sum))
-	return uint64(h)
+	return uint64(h.fin())
 }
 
 func digestOffsets(offs []TxnOffset) uint64 {
@@ -181,7 +195,7 @@ func digestOffsets(offs []TxnOffset) uint64 {
 	for _, o := range offs {
 		h = h.str(o.Topic).i64(int64(o.Partition)).i64(o.Offset).i64(int64(o.LeaderEpoch)).str(o.Metadata)
 	}
-	return uint64(h)
+	return uint64(h.fin())
 }
 
 // markDigest is this broker's state digest right after a checkpoint mark.
