@@ -49,6 +49,18 @@ type fileStore struct {
 	// onSync, if set, is called after an object's temporary file has been
 	// fsync'd (tests use it to prove the order of the steps).
 	onSync func(tmpName string)
+	// onOpen, if set, is called when a read has opened an object's file
+	// and before it reads (tests use it to race a Delete and a Put).
+	onOpen func(key string)
+
+	// reading counts the reads in flight per object path. A deleted
+	// object's file is recycled only if none is reading it: a read keeps
+	// reading the file it opened, and a recycled file is overwritten in
+	// place by the next Put, which would serve that read another object's
+	// bytes. A file being read is unlinked instead (the read keeps its
+	// inode).
+	readMu  sync.Mutex
+	reading map[string]int
 }
 
 // tempRe matches fileblob's temporary file names: "<key>.<hex nanos>.tmp".
@@ -223,11 +235,13 @@ func (s *fileStore) Close() error {
 	return s.bucketStore.Close()
 }
 
+// Get reads the file directly, like GetRange, so that a Delete sees the
+// read in flight (see reading).
 func (s *fileStore) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := s.checkFileKey(ctx, key); err != nil {
 		return nil, err
 	}
-	return s.bucketStore.Get(ctx, key)
+	return s.read(key, 0, -1)
 }
 
 // GetRange reads the file directly: fileblob's range reader also looks for
@@ -240,20 +254,46 @@ func (s *fileStore) GetRange(ctx context.Context, key string, off, length int64)
 	if off < 0 || length < 0 {
 		return nil, fmt.Errorf("objstore: get %q [%d, +%d): %w", key, off, length, ErrOutOfRange)
 	}
-	f, err := os.Open(filepath.Join(s.root, filepath.FromSlash(key)))
+	return s.read(key, off, length)
+}
+
+// read returns length bytes of key's file from off, or the whole file for a
+// negative length, registered as a read in flight while the file is open.
+func (s *fileStore) read(key string, off, length int64) ([]byte, error) {
+	path := filepath.Join(s.root, filepath.FromSlash(key))
+	s.readMu.Lock()
+	if s.reading == nil {
+		s.reading = map[string]int{}
+	}
+	s.reading[path]++
+	s.readMu.Unlock()
+	defer func() {
+		s.readMu.Lock()
+		if s.reading[path]--; s.reading[path] == 0 {
+			delete(s.reading, path)
+		}
+		s.readMu.Unlock()
+	}()
+	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, fmt.Errorf("objstore: get %q: %w", key, ErrNotFound)
 		}
 		return nil, fmt.Errorf("objstore: get %q: %w", key, err)
 	}
 	defer f.Close()
+	if s.onOpen != nil {
+		s.onOpen(key)
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("objstore: get %q: %w", key, err)
 	}
-	if st.IsDir() {
+	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("objstore: get %q: %w", key, ErrNotFound)
+	}
+	if length < 0 {
+		length = st.Size()
 	}
 	if off+length > st.Size() {
 		return nil, fmt.Errorf("objstore: get %q [%d, +%d) of %d bytes: %w", key, off, length, st.Size(), ErrOutOfRange)
@@ -263,6 +303,13 @@ func (s *fileStore) GetRange(ctx context.Context, key string, off, length int64)
 		return nil, fmt.Errorf("objstore: get %q: %w", key, err)
 	}
 	return buf, nil
+}
+
+// beingRead reports whether a read of path is in flight.
+func (s *fileStore) beingRead(path string) bool {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	return s.reading[path] > 0
 }
 
 // Delete removes the object's key; its file goes to the recycler's pool or
@@ -281,7 +328,7 @@ func (s *fileStore) Delete(ctx context.Context, key string) error {
 	}
 	if err == nil {
 		if info.Mode().IsRegular() {
-			err = s.pool.give(filepath.Dir(path), path, info.Size())
+			err = s.pool.give(filepath.Dir(path), path, info.Size(), s.beingRead)
 		} else {
 			err = os.Remove(path)
 		}

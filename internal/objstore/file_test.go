@@ -281,3 +281,61 @@ func TestFileRecyclesDeletedFiles(t *testing.T) {
 		t.Errorf("%d pooled files left after Close", n)
 	}
 }
+
+// TestFileReadDuringRecycle: a read that opened an object's file before the
+// object was deleted returns that object's bytes, never those of the object
+// a later Put wrote into the recycled file, for Get and GetRange alike.
+func TestFileReadDuringRecycle(t *testing.T) {
+	for _, ranged := range []bool{false, true} {
+		name := "get"
+		if ranged {
+			name = "range"
+		}
+		t.Run(name, func(t *testing.T) {
+			s, _ := openTestFile(t)
+			ctx := context.Background()
+			old := bytes.Repeat([]byte("old partition "), 1000)
+			nu := bytes.Repeat([]byte("NEW PARTITION "), 1000)
+			if err := s.Put(ctx, "intake/0/a", old); err != nil {
+				t.Fatal(err)
+			}
+			opened, resume := make(chan struct{}), make(chan struct{})
+			s.onOpen = func(key string) {
+				if key == "intake/0/a" {
+					close(opened)
+					<-resume
+				}
+			}
+			type result struct {
+				b   []byte
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				var r result
+				if ranged {
+					r.b, r.err = s.GetRange(ctx, "intake/0/a", 0, int64(len(old)))
+				} else {
+					r.b, r.err = s.Get(ctx, "intake/0/a")
+				}
+				done <- r
+			}()
+			<-opened
+			s.onOpen = nil
+			if err := s.Delete(ctx, "intake/0/a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(ctx, "intake/0/b", nu); err != nil {
+				t.Fatal(err)
+			}
+			close(resume)
+			r := <-done
+			if r.err == nil && !bytes.Equal(r.b, old) {
+				t.Fatalf("a read of the deleted object returned %.20q..., another object's bytes", r.b)
+			}
+			if got, err := s.Get(ctx, "intake/0/b"); err != nil || !bytes.Equal(got, nu) {
+				t.Fatalf("the new object reads %.20q..., %v", got, err)
+			}
+		})
+	}
+}

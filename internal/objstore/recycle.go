@@ -75,14 +75,21 @@ func (r *recycler) take(dir, tmp string) (int64, bool) {
 }
 
 // give pools path, the file of a deleted object in dir, or unlinks it if it
-// is too large to pool. Entries evicted to make room are unlinked.
-func (r *recycler) give(dir, path string, size int64) error {
+// is too large to pool or beingRead(path) says a read has it open: a pooled
+// file is overwritten by the next Put, and that read would return the new
+// object's bytes. The question is asked after the file has left path, so a
+// read that starts later cannot open it. Entries evicted to make room are
+// unlinked.
+func (r *recycler) give(dir, path string, size int64, beingRead func(path string) bool) error {
 	if size > recycleMaxBytes/4 {
 		return os.Remove(path)
 	}
 	pooled := r.tempName(dir, "recycled")
 	if err := os.Rename(path, pooled); err != nil {
 		return err
+	}
+	if beingRead(path) {
+		return os.Remove(pooled)
 	}
 	// A fresh modification time keeps another process's Open from taking
 	// the file for a stale temporary one while it is pooled.

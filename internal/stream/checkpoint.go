@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/gob"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -26,6 +29,10 @@ import (
 type pointer struct {
 	Rev    int64  `json:"rev"`
 	Object string `json:"object"`
+	// Digest is the state's digest at Rev and Entries its entry count
+	// (both zero in pointers written before checkpoints carried them).
+	Digest  uint64 `json:"digest,omitempty"`
+	Entries int64  `json:"entries,omitempty"`
 }
 
 func decodePointer(b []byte) (pointer, error) {
@@ -51,11 +58,27 @@ const etcdCompactEvery = 5 * time.Minute
 // period: tens of thousands under load) are most of a checkpoint; gob spent
 // most of its time and size on their repeated object names. Version 1
 // (plain gob, extents included) is still read.
-const checkpointVersion = 2
+//
+// Version 3 is version 2 with the garbage list always present and prefixed
+// by its length (uvarint), followed by the state's digest (8 bytes, big
+// endian) and nothing else. Loading recomputes the digest, so a checkpoint
+// cut short anywhere, even where a version 2 one still decoded (at an s2
+// block boundary before its garbage list), or decoded wrongly, is refused.
+const checkpointVersion = 3
 
-// encodeState encodes st, which it borrows: each partition's extents are
-// left out of the gob message and put back before it returns.
-func encodeState(st *state) ([]byte, error) {
+// encodeState encodes st with its own digest; see encodeStateDigest.
+func encodeState(st *state) ([]byte, error) { return encodeStateDigest(st, st.digest()) }
+
+// encodeStateDigest encodes st, which it borrows, with digest, the digest
+// the state it was copied from had: each partition's extents are left out of
+// the gob message and put back before it returns.
+func encodeStateDigest(st *state, digest uint64) ([]byte, error) {
+	return encodeStateAs(st, digest, checkpointVersion)
+}
+
+// encodeStateAs encodes st in a given version, 2 or 3 (tests write version
+// 2 to prove it still loads).
+func encodeStateAs(st *state, digest uint64, version byte) ([]byte, error) {
 	type section struct {
 		topic  TopicID
 		part   int
@@ -88,7 +111,7 @@ func encodeState(st *state) ([]byte, error) {
 		st.Garbage = garbage
 	}()
 	var buf bytes.Buffer
-	buf.WriteByte(checkpointVersion)
+	buf.WriteByte(version)
 	zw := s2.NewWriter(&buf, s2.WriterConcurrency(1))
 	if err := gob.NewEncoder(zw).Encode(st); err != nil {
 		return nil, err
@@ -112,8 +135,19 @@ func encodeState(st *state) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if _, err := zw.Write(packGarbage(garbage)); err != nil {
+	packed := packGarbage(garbage)
+	if version >= 3 {
+		if _, err := zw.Write(binary.AppendUvarint(nil, uint64(len(packed)))); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := zw.Write(packed); err != nil {
 		return nil, err
+	}
+	if version >= 3 {
+		if _, err := zw.Write(binary.BigEndian.AppendUint64(nil, digest)); err != nil {
+			return nil, err
+		}
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
@@ -122,7 +156,7 @@ func encodeState(st *state) ([]byte, error) {
 }
 
 func decodeState(b []byte) (*state, error) {
-	if len(b) < 1 || (b[0] != checkpointVersion && b[0] != 1) {
+	if len(b) < 1 || b[0] < 1 || b[0] > checkpointVersion {
 		return nil, fmt.Errorf("%w: unknown checkpoint version", ErrStorage)
 	}
 	// A bufio.Reader is an io.ByteReader, so gob reads exactly its message
@@ -133,10 +167,22 @@ func decodeState(b []byte) (*state, error) {
 	}
 	r := bufio.NewReader(zr)
 	st := newState()
-	if err := gob.NewDecoder(r).Decode(st); err != nil && err != io.EOF {
+	// io.EOF included: a stream without the state's message is not an
+	// empty state.
+	if err := gob.NewDecoder(r).Decode(st); err != nil {
 		return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 	}
-	if b[0] >= 2 {
+	var digest uint64
+	switch b[0] {
+	case 3:
+		if err := readExtentSections(r, st); err != nil {
+			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+		}
+		var err error
+		if st.Garbage, digest, err = readTail(r); err != nil {
+			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+		}
+	case 2:
 		if err := readExtentSections(r, st); err != nil {
 			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
@@ -165,7 +211,41 @@ func decodeState(b []byte) (*state, error) {
 			}
 		}
 	}
+	if b[0] >= 3 {
+		if got := st.digest(); got != digest {
+			return nil, fmt.Errorf("%w: decoding checkpoint: the state decoded has digest %016x, the checkpoint says %016x", ErrStorage, got, digest)
+		}
+	}
 	return st, nil
+}
+
+// readTail reads the end of a version 3 checkpoint: the packed garbage list
+// with its length, then the digest, then nothing.
+func readTail(r *bufio.Reader) ([]garbageObj, uint64, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, 0, fmt.Errorf("garbage list: %w", err)
+	}
+	if n > math.MaxInt64 {
+		return nil, 0, fmt.Errorf("garbage list of %d bytes", n)
+	}
+	// Grow with what arrives: a corrupt length must not allocate.
+	var packed bytes.Buffer
+	if _, err := io.CopyN(&packed, r, int64(n)); err != nil {
+		return nil, 0, fmt.Errorf("garbage list: %w", err)
+	}
+	gs, err := unpackGarbage(packed.Bytes())
+	if err != nil {
+		return nil, 0, err
+	}
+	var d [8]byte
+	if _, err := io.ReadFull(r, d[:]); err != nil {
+		return nil, 0, fmt.Errorf("digest: %w", err)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return nil, 0, fmt.Errorf("trailing bytes after the digest (%v)", err)
+	}
+	return gs, binary.BigEndian.Uint64(d[:]), nil
 }
 
 // readExtentSections reads a version 2 checkpoint's extent sections into
@@ -430,9 +510,53 @@ func (r *packReader) str() string {
 func loadCheckpoint(ctx context.Context, store objstore.Store, key string) (*state, error) {
 	b, err := store.Get(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: loading checkpoint %s: %v", ErrStorage, key, err)
+		return nil, fmt.Errorf("%w: loading checkpoint %s: %w", ErrStorage, key, err)
 	}
 	return decodeState(b)
+}
+
+// loadNewest reads the checkpoint pointer and loads the checkpoint it
+// names. It returns that state (empty if there is no pointer), the pointer
+// and the revision it read the pointer at. A checkpoint deleted between
+// reading the pointer and loading it (a new one was written and the
+// maintainer removed the one before) is found by reading the pointer
+// again; a pointer naming an object the store does not have is an error,
+// never an empty state.
+func (e *Engine) loadNewest(ctx context.Context) (*state, pointer, int64, error) {
+	var missing string
+	for {
+		resp, err := e.cli.Get(ctx, e.ptrKey)
+		if err != nil {
+			return nil, pointer{}, 0, fmt.Errorf("%w: reading checkpoint pointer: %v", ErrStorage, err)
+		}
+		at := resp.Header.Revision
+		if len(resp.Kvs) == 0 {
+			return newState(), pointer{}, at, nil
+		}
+		ptr, err := decodePointer(resp.Kvs[0].Value)
+		if err != nil {
+			return nil, pointer{}, 0, err
+		}
+		if ptr.Object == missing {
+			return nil, pointer{}, 0, fmt.Errorf("%w: checkpoint %s (revision %d), named by the checkpoint pointer, is missing from the object store",
+				ErrStorage, ptr.Object, ptr.Rev)
+		}
+		st, err := loadCheckpoint(ctx, e.store, ptr.Object)
+		if errors.Is(err, objstore.ErrNotFound) {
+			e.log.Warn("stream: checkpoint gone while loading it; reading the pointer again", "object", ptr.Object)
+			missing = ptr.Object
+			continue
+		}
+		if err != nil {
+			return nil, pointer{}, 0, err
+		}
+		if ptr.Digest != 0 {
+			if d := st.digest(); d != ptr.Digest {
+				return nil, pointer{}, 0, fmt.Errorf("%w: checkpoint %s has digest %016x, its pointer says %016x", ErrStorage, ptr.Object, d, ptr.Digest)
+			}
+		}
+		return st, ptr, at, nil
+	}
 }
 
 // checkpoint writes the current state to the store, moves the pointer
@@ -455,28 +579,41 @@ func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error)
 		}
 		oldMod = cur.Kvs[0].ModRevision
 	}
-	t0 := time.Now()
 	e.mu.RLock()
-	rev := e.st.Rev
-	if rev <= old.Rev {
-		e.mu.RUnlock()
+	rev, entries := e.st.Rev, e.st.Entries
+	e.mu.RUnlock()
+	// Nothing new since the pointer's checkpoint but its digest entry.
+	if rev <= old.Rev || (old.Entries > 0 && entries <= old.Entries+1) {
 		return old.Rev, nil
 	}
-	// Copy under the lock, encode outside it: a reader holding the lock
-	// while a writer waits blocks every other reader (produce, fetch) too.
-	snap := e.st.clone()
-	e.mu.RUnlock()
+	// The mark fixes the revision: every broker records its digest there,
+	// and applying it hands back a copy of this broker's state at it,
+	// taken under the lock, encoded outside it (a reader holding the lock
+	// while a writer waits blocks every other reader, produce and fetch).
+	t0 := time.Now()
+	res, err := e.propose(ctx, &entry{Kind: kindCheckpointMark})
+	if err != nil {
+		return 0, err
+	}
+	if res.snap == nil {
+		return 0, fmt.Errorf("%w: checkpoint mark answered without a state (%v)", ErrStorage, res.Err)
+	}
+	snap, digest := res.snap, res.digest
+	rev = snap.Rev
 	tClone := time.Since(t0)
-	data, err := encodeState(snap)
+	data, err := encodeStateDigest(snap, digest)
 	tEncode := time.Since(t0) - tClone
 	if err != nil {
 		return 0, fmt.Errorf("%w: encoding checkpoint: %v", ErrStorage, err)
 	}
-	key := fmt.Sprintf("checkpoints/%020d", rev)
+	key := checkpointName(rev, e.opts.BrokerID)
 	if err := e.store.Put(ctx, key, data); err != nil {
 		return 0, fmt.Errorf("%w: writing checkpoint: %v", ErrStorage, err)
 	}
-	val, _ := json.Marshal(pointer{Rev: rev, Object: key})
+	if e.opts.ckptHook != nil {
+		e.opts.ckptHook(key)
+	}
+	val, _ := json.Marshal(pointer{Rev: rev, Object: key, Digest: digest, Entries: snap.Entries})
 	cmp := clientv3.Compare(clientv3.ModRevision(e.ptrKey), "=", oldMod)
 	if oldMod == 0 {
 		cmp = clientv3.Compare(clientv3.CreateRevision(e.ptrKey), "=", 0)
@@ -486,14 +623,19 @@ func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error)
 		return 0, fmt.Errorf("%w: moving checkpoint pointer: %v", ErrStorage, err)
 	}
 	if !resp.Succeeded {
-		// Another checkpointer moved it first; ours is garbage.
+		// Another checkpointer moved it first; ours, under a name no other
+		// attempt uses, is garbage.
 		_ = e.store.Delete(ctx, key)
 		return old.Rev, nil
 	}
 	e.ckptRev.Store(rev)
 	e.m.checkpoints.Inc()
-	e.log.Info("stream: checkpoint written", "revision", rev, "bytes", len(data),
-		"clone", tClone.Round(time.Microsecond), "encode", tEncode.Round(time.Microsecond), "total", time.Since(t0).Round(time.Microsecond))
+	e.log.Info("stream: checkpoint written", "revision", rev, "bytes", len(data), "digest", fmt.Sprintf("%016x", digest),
+		"mark", tClone.Round(time.Microsecond), "encode", tEncode.Round(time.Microsecond), "total", time.Since(t0).Round(time.Microsecond))
+	// Every broker compares its own digest at the mark with this one.
+	if _, err := e.propose(ctx, &entry{Kind: kindCheckpointDigest, MarkRev: rev, Digest: digest}); err != nil {
+		e.log.Warn("stream: appending the checkpoint digest", "revision", rev, "err", err)
+	}
 	switch {
 	case !background:
 		if err := e.deleteCovered(ctx, rev); err != nil {
@@ -511,12 +653,15 @@ func (e *Engine) checkpoint(ctx context.Context, background bool) (int64, error)
 			}
 		}()
 	}
-	if e.opts.CompactEtcd && time.Since(e.lastCompact) >= etcdCompactEvery {
+	if e.opts.CompactEtcd && old.Rev > 0 && time.Since(e.lastCompact) >= etcdCompactEvery {
 		// Compaction holds etcd's backend in batches; once every few
 		// minutes keeps the database small without stalling puts often.
+		// It stops at the previous checkpoint's revision, not this one's:
+		// a broker whose watch lags by less than a checkpoint interval
+		// keeps its watch instead of reloading from a checkpoint.
 		e.lastCompact = time.Now()
-		if _, err := e.cli.Compact(ctx, rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
-			e.log.Warn("stream: compacting etcd", "revision", rev, "err", err)
+		if _, err := e.cli.Compact(ctx, old.Rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+			e.log.Warn("stream: compacting etcd", "revision", old.Rev, "err", err)
 		}
 	}
 	if old.Object != "" && old.Object != key {
@@ -561,7 +706,20 @@ func (e *Engine) deleteCovered(ctx context.Context, rev int64) error {
 	return flush()
 }
 
-// deleteOldCheckpoints removes checkpoint objects older than keep.
+// checkpointName names a new checkpoint object at revision rev. Names sort
+// by revision (deleteOldCheckpoints relies on it) and are unique per
+// attempt: two checkpointers at one revision never write one object, so the
+// loser of the pointer's compare-and-swap deletes only its own (DESIGN §5a
+// rule 6).
+func checkpointName(rev int64, broker int32) string {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	return fmt.Sprintf("checkpoints/%020d-%08x-%s", rev, uint32(broker), hex.EncodeToString(nonce[:]))
+}
+
+// deleteOldCheckpoints removes checkpoint objects older than keep, the
+// object the pointer named before this checkpoint moved it: no pointer can
+// name them again, since it only moves forward.
 func (e *Engine) deleteOldCheckpoints(ctx context.Context, keep string) {
 	var old []string
 	_ = e.store.List(ctx, "checkpoints/", func(o objstore.ObjectInfo) error {
@@ -570,6 +728,9 @@ func (e *Engine) deleteOldCheckpoints(ctx context.Context, keep string) {
 		}
 		return nil
 	})
+	if len(old) == 0 || checkMaintainer(ctx) != nil {
+		return
+	}
 	for _, k := range old {
 		_ = e.store.Delete(ctx, k)
 	}

@@ -3,10 +3,20 @@ package stream
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/gob"
 	"math/rand/v2"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/objstore"
+	"github.com/runnel-dev/runnel/internal/objstore/faultstore"
 )
 
 // encodeStateV1 is how version 1 checkpoints were written: the whole state,
@@ -123,7 +133,11 @@ func TestCheckpointVersions(t *testing.T) {
 	if !reflect.DeepEqual(st, want) {
 		t.Fatal("encodeState changed the state it encoded")
 	}
-	for name, b := range map[string][]byte{"v2": data, "v1": encodeStateV1(t, st)} {
+	v2, err := encodeStateAs(st, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"v3": data, "v2": v2, "v1": encodeStateV1(t, st)} {
 		got, err := decodeState(b)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -139,7 +153,7 @@ func TestCheckpointVersions(t *testing.T) {
 			}
 		}
 	}
-	if _, err := decodeState(append([]byte{3}, data[1:]...)); err == nil {
+	if _, err := decodeState(append([]byte{4}, data[1:]...)); err == nil {
 		t.Fatal("an unknown version decoded")
 	}
 	if _, err := decodeState(data[:len(data)/2]); err == nil {
@@ -162,5 +176,145 @@ func TestUnpackGarbageCorrupt(t *testing.T) {
 	}
 	if _, err := unpackGarbage(append(bytes.Clone(b), 0)); err == nil {
 		t.Fatal("trailing byte: no error")
+	}
+}
+
+// TestDecodeStateNoMessage: a checkpoint whose stream ends before the
+// state's message (gob reports io.EOF) is an error, not an empty state.
+func TestDecodeStateNoMessage(t *testing.T) {
+	var v1 bytes.Buffer
+	v1.WriteByte(1)
+	zw, _ := flate.NewWriter(&v1, flate.BestSpeed)
+	zw.Close()
+	var v2 bytes.Buffer
+	v2.WriteByte(2)
+	sw := s2.NewWriter(&v2)
+	sw.Close()
+	for name, b := range map[string][]byte{"v1": v1.Bytes(), "v2": v2.Bytes()} {
+		if st, err := decodeState(b); err == nil {
+			t.Errorf("%s: an empty stream decoded as a state of %d topics", name, len(st.Topics))
+		}
+	}
+}
+
+// TestOpenCheckpointGoneWhileLoading: a checkpoint deleted between reading
+// the pointer and loading it (a newer one replaced it) makes a starting
+// broker read the pointer again; a pointer naming a missing object fails
+// Open with an error that says so.
+func TestOpenCheckpointGoneWhileLoading(t *testing.T) {
+	v := newEnv(t)
+	a := v.open(t)
+	ti := mustCreate(t, a, "t", 1, nil)
+	for i := range 3 {
+		if r := produce(t, a, "t", 0, makeBatch(-1, -1, -1, 2, int64(1000+i), CodecNone)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	ctx := context.Background()
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs := faultstore.New(v.store)
+	var once sync.Once
+	remove := fs.Add(faultstore.Rule{Op: faultstore.OpGet, Prefix: "checkpoints/", Times: 1, Hook: func(_ context.Context, _ faultstore.Op, key string) error {
+		once.Do(func() {
+			// The maintainer checkpoints again and deletes the one the
+			// starting broker is about to load.
+			if r := produce(t, a, "t", 0, makeBatch(-1, -1, -1, 2, 4000, CodecNone)); r.Err != nil {
+				t.Error(r.Err)
+			}
+			if _, err := a.Checkpoint(ctx); err != nil {
+				t.Error(err)
+			}
+			if err := v.store.Delete(ctx, key); err != nil {
+				t.Error(err)
+			}
+		})
+		return nil
+	}})
+	defer remove()
+	o := v.opts
+	o.Store = fs
+	b, err := Open(ctx, withClient(o, v.cli, fs))
+	if err != nil {
+		t.Fatalf("open while the checkpoint was replaced: %v", err)
+	}
+	defer b.Close()
+	if got := readAll(t, b, ti.ID, 0); len(got) != 8 {
+		t.Fatalf("read %d records, want 8", len(got))
+	}
+
+	// The pointer's object really is gone: a clear error, not an empty log.
+	resp, err := v.cli.Get(ctx, a.ptrKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := decodePointer(resp.Kvs[0].Value)
+	if err := v.store.Delete(ctx, p.Object); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Open(ctx, withClient(v.opts, v.cli, v.store)); err == nil {
+		c.Close()
+		t.Fatal("opened with the newest checkpoint missing")
+	} else if !errorsIs(err, ErrStorage) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("open with the checkpoint missing: %v", err)
+	}
+}
+
+func withClient(o Options, cli *clientv3.Client, store objstore.Store) Options {
+	o.Client, o.Store = cli, store
+	return o
+}
+
+// TestCompactionSparesLaggingWatch: etcd is compacted at the previous
+// checkpoint's revision, so a watch that lags the checkpoint just written
+// (but not the one before) keeps going.
+func TestCompactionSparesLaggingWatch(t *testing.T) {
+	v := newEnv(t)
+	v.opts.CompactEtcd = true
+	a := v.open(t)
+	mustCreate(t, a, "t", 1, nil)
+	ctx := context.Background()
+	put := func() {
+		if r := produce(t, a, "t", 0, makeBatch(-1, -1, -1, 1, 1000, CodecNone)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	watch := func(from int64) clientv3.WatchResponse {
+		for resp := range v.cli.Watch(wctx, a.logKey, clientv3.WithPrefix(), clientv3.WithRev(from)) {
+			return resp
+		}
+		t.Fatal("watch ended without a response")
+		return clientv3.WatchResponse{}
+	}
+	put()
+	lagging := a.AppliedRevision() // a broker that has applied up to here
+	put()
+	put()
+	first, err := a.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := watch(lagging + 1); resp.Err() != nil || len(resp.Events) == 0 {
+		t.Fatalf("a watch behind the first checkpoint: %v (compacted at %d)", resp.Err(), resp.CompactRevision)
+	}
+	put()
+	lagging = a.AppliedRevision()
+	put()
+	put()
+	second, err := a.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(first < lagging && lagging < second) {
+		t.Fatalf("revisions %d, %d, %d out of order", first, lagging, second)
+	}
+	if resp := watch(lagging + 1); resp.Err() != nil || len(resp.Events) == 0 {
+		t.Fatalf("a watch behind the newest checkpoint: %v (compacted at %d)", resp.Err(), resp.CompactRevision)
+	}
+	if resp := watch(first - 1); resp.CompactRevision != first {
+		t.Fatalf("a watch behind the previous checkpoint: compacted at %d, want %d", resp.CompactRevision, first)
 	}
 }

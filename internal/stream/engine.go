@@ -70,6 +70,12 @@ type Options struct {
 	Now func() time.Time
 
 	hooks *testHooks
+	// passHook, if set, is called as each maintenance pass starts, with
+	// the pass's context (tests use it to act inside a maintainer's term).
+	passHook func(ctx context.Context, pass string)
+	// ckptHook, if set, is called after a checkpoint object is written and
+	// before the pointer is moved to it.
+	ckptHook func(object string)
 }
 
 // testHooks let tests stop the log watch at exact points; nil in
@@ -173,6 +179,11 @@ type Engine struct {
 	waitMu  sync.Mutex
 	waiters map[string]*waiter
 
+	// digests are this broker's state digests at the last few checkpoint
+	// marks, oldest first (digest.go).
+	digestMu sync.Mutex
+	digests  []markDigest
+
 	ulidMu  sync.Mutex
 	entropy *ulid.MonotonicEntropy
 	// lastKeyMs is the timestamp of the newest key handed out: keys never
@@ -263,21 +274,11 @@ func (e *Engine) Close() error {
 // load reads the checkpoint pointer, loads that checkpoint and replays the
 // entries after it as of one revision. It returns that revision.
 func (e *Engine) load(ctx context.Context) (int64, error) {
-	resp, err := e.cli.Get(ctx, e.ptrKey)
+	st, ptr, at, err := e.loadNewest(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%w: reading checkpoint pointer: %v", ErrStorage, err)
+		return 0, err
 	}
-	at := resp.Header.Revision
-	st := newState()
-	if len(resp.Kvs) == 1 {
-		ptr, err := decodePointer(resp.Kvs[0].Value)
-		if err != nil {
-			return 0, err
-		}
-		st, err = loadCheckpoint(ctx, e.store, ptr.Object)
-		if err != nil {
-			return 0, err
-		}
+	if ptr.Object != "" {
 		e.ckptRev.Store(ptr.Rev)
 	}
 	// Range every entry as of revision at, page by key, then order by
@@ -358,6 +359,9 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 			e.cfgMu.Lock()
 			delete(e.cfgCache, ent.Topic)
 			e.cfgMu.Unlock()
+		}
+		if ent.Kind == kindCheckpointMark || ent.Kind == kindCheckpointDigest {
+			e.onDigestEntry(st, key, rev, ent, &res)
 		}
 	}
 	e.applied.Add(1)

@@ -32,9 +32,11 @@ func newEnv(t *testing.T) *env {
 	return &env{cli: startEtcd(t), store: store, opts: Options{FlushLinger: time.Millisecond, DisableMaintenance: true, Grace: time.Millisecond}}
 }
 
-func (v *env) open(t *testing.T) *Engine {
+func (v *env) open(t *testing.T) *Engine { t.Helper(); return v.openWith(t, v.opts) }
+
+// openWith opens an engine on v's etcd and store with options o.
+func (v *env) openWith(t *testing.T, o Options) *Engine {
 	t.Helper()
-	o := v.opts
 	o.Client, o.Store = v.cli, v.store
 	e, err := Open(context.Background(), o)
 	if err != nil {

@@ -27,6 +27,13 @@ const (
 	kindEndTxn           entryKind = 14 // a transaction commits or aborts
 	kindTxnPublished     entryKind = 15 // a committed transaction's offsets reached the group store
 	kindTick             entryKind = 32 // the maintainer's clock, while the log is quiet
+	// A checkpoint's mark and its digest change nothing but the revision,
+	// entry count and log clock every entry moves, so a broker of an older
+	// version that does not know them derives the same state (it answers
+	// their proposer with an error no one waits for) and they need no
+	// sequencer-version switch (DESIGN §5a rule 1).
+	kindCheckpointMark   entryKind = 16 // every broker records its state digest here
+	kindCheckpointDigest entryKind = 17 // the checkpointer's digest at a mark, for everyone to compare
 )
 
 // batchDesc describes one batch of an intake object: where it is and what
@@ -112,6 +119,11 @@ type entry struct {
 
 	// kindCollect
 	Objects []string `json:"objs,omitempty"`
+
+	// kindCheckpointDigest: the revision of the mark and the digest of the
+	// checkpointer's state there.
+	MarkRev int64  `json:"mrev,omitempty"`
+	Digest  uint64 `json:"dig,omitempty"`
 }
 
 const batchDescLen = 16 + 4 + 4 + 4 + 4 + 8 + 8 + 2 + 4 + 2

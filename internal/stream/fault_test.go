@@ -2,9 +2,12 @@ package stream
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/runnel-dev/runnel/internal/objstore/faultstore"
 )
@@ -66,4 +69,36 @@ func TestStoreFailuresLoseNothing(t *testing.T) {
 			t.Fatalf("after archival: %v, want %v", got, want)
 		}
 	})
+}
+
+// TestArchiveFailureSparesOtherPartitions: one partition whose segment
+// cannot be written does not stop the archival of the others; the pass
+// reports the failure and counts it.
+func TestArchiveFailureSparesOtherPartitions(t *testing.T) {
+	v := newEnv(t)
+	fs := faultstore.New(v.store)
+	v.store = fs
+	e := v.open(t)
+	ti := mustCreate(t, e, "t", 2, nil)
+	for i := range 4 {
+		if r := produce(t, e, "t", int32(i%2), makeBatch(-1, -1, -1, 2, int64(1000+i), CodecNone)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	remove := fs.Add(faultstore.Rule{Op: faultstore.OpPut, Prefix: "topics/" + hex.EncodeToString(ti.ID[:]) + "/0/", Err: errors.New("disk gone")})
+	defer remove()
+	if err := e.ArchiveAll(context.Background()); err == nil {
+		t.Fatal("archival reported success although partition 0 failed")
+	}
+	e.mu.RLock()
+	p1 := e.st.Topics[ti.ID].Parts[1].Extents
+	e.mu.RUnlock()
+	for _, x := range p1 {
+		if !x.Segment {
+			t.Fatalf("partition 1 not archived after partition 0 failed: %+v", x)
+		}
+	}
+	if n := testutil.ToFloat64(e.m.archiveFailures); n != 1 {
+		t.Fatalf("archive failures counted %v, want 1", n)
+	}
 }

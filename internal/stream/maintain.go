@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/runnel-dev/runnel/internal/objstore"
@@ -50,6 +52,19 @@ func (e *Engine) maintainTerm() error {
 		_ = el.Resign(ctx)
 		cancel()
 	}()
+	// The term's passes run on a context that ends with the session (its
+	// lease expired or was revoked: another broker may be elected), not on
+	// the engine's (DESIGN §5a rule 6).
+	termCtx, endTerm := context.WithCancel(e.ctx)
+	defer endTerm()
+	go func() { // ends with the term: endTerm closes termCtx
+		select {
+		case <-sess.Done():
+			endTerm()
+		case <-termCtx.Done():
+		}
+	}()
+	t := &maintainerTerm{ctx: termCtx, cli: e.cli, key: el.Key(), rev: el.Rev()}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastArchive, lastCkpt, lastOrphans time.Time
@@ -59,40 +74,97 @@ func (e *Engine) maintainTerm() error {
 		select {
 		case <-e.ctx.Done():
 			return nil
-		case <-sess.Done():
+		case <-termCtx.Done():
 			return fmt.Errorf("maintainer session lost")
 		case <-tick.C:
 		}
+		// A tick and the session's end can be ready together: never start
+		// a round once the term is over.
+		if termCtx.Err() != nil {
+			if e.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("maintainer session lost")
+		}
 		if n := e.applied.Load(); n == lastApplied {
-			e.runPass("tick", e.tick)
+			e.runPass(t, "tick", e.tick)
 		}
 		lastApplied = e.applied.Load()
 		now := time.Now()
 		if now.Sub(lastArchive) >= e.opts.ArchiveInterval {
 			lastArchive = now
-			e.runPass("archive", e.Archive)
-			e.runPass("retention", e.ApplyRetention)
-			e.runPass("compaction", e.Compact)
-			e.runPass("gc", e.CollectGarbage)
+			e.runPass(t, "archive", e.Archive)
+			e.runPass(t, "retention", e.ApplyRetention)
+			e.runPass(t, "compaction", e.Compact)
+			e.runPass(t, "gc", e.CollectGarbage)
 		}
 		if n := e.applied.Load(); n-ckptEntries >= e.opts.CheckpointEntries || now.Sub(lastCkpt) >= e.opts.CheckpointInterval {
 			ckptEntries, lastCkpt = n, now
-			e.runPass("checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx, true); return err })
+			e.runPass(t, "checkpoint", func(ctx context.Context) error { _, err := e.checkpoint(ctx, true); return err })
 		}
-		e.runPass("txn-timeouts", e.AbortTimedOutTxns)
+		e.runPass(t, "txn-timeouts", e.AbortTimedOutTxns)
 		if now.Sub(lastOrphans) >= 10*time.Minute {
 			lastOrphans = now
-			e.runPass("orphans", e.CollectOrphans)
+			e.runPass(t, "orphans", e.CollectOrphans)
 		}
 	}
 }
 
-func (e *Engine) runPass(name string, fn func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
+// runPass runs one maintenance pass of term t, unless the term is over.
+func (e *Engine) runPass(t *maintainerTerm, name string, fn func(context.Context) error) {
+	if t.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(withTerm(t.ctx, t), 5*time.Minute)
 	defer cancel()
-	if err := fn(ctx); err != nil && e.ctx.Err() == nil {
+	if e.opts.passHook != nil {
+		e.opts.passHook(ctx, name)
+	}
+	if err := fn(ctx); err != nil && t.ctx.Err() == nil {
 		e.log.Warn("stream: maintenance pass failed", "pass", name, "err", err)
 	}
+}
+
+// maintainerTerm is one term of this broker as the elected maintainer.
+type maintainerTerm struct {
+	ctx context.Context // ends when the election is lost or the engine closes
+	cli *clientv3.Client
+	key string // this broker's election key
+	rev int64  // its create revision
+}
+
+// errNotMaintainer stops a pass whose broker is no longer the maintainer.
+var errNotMaintainer = errors.New("stream: no longer the maintainer")
+
+type termKey struct{}
+
+// withTerm marks ctx as belonging to a pass of term t.
+func withTerm(ctx context.Context, t *maintainerTerm) context.Context {
+	return context.WithValue(ctx, termKey{}, t)
+}
+
+// checkMaintainer confirms, before a step that cannot be undone (deleting
+// objects), that the pass running on ctx still belongs to the elected
+// maintainer: its election key still exists with its create revision. The
+// session's end is noticed only when its keep-alive fails, seconds after
+// the lease is gone; etcd knows at once. A call outside a maintainer pass
+// (tests and tools driving maintenance by hand) is not checked.
+func checkMaintainer(ctx context.Context) error {
+	t, ok := ctx.Value(termKey{}).(*maintainerTerm)
+	if !ok {
+		return nil
+	}
+	if t.ctx.Err() != nil {
+		return errNotMaintainer
+	}
+	resp, err := t.cli.Get(ctx, t.key)
+	if err != nil {
+		return fmt.Errorf("%w: checking the maintainer election: %v", ErrStorage, err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != t.rev {
+		return errNotMaintainer
+	}
+	return nil
 }
 
 // Checkpoint writes a checkpoint now (tests and shutdown use it).
@@ -152,11 +224,21 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 		// fsyncs behind it for its whole length.
 		ctx = objstore.WithWritePace(ctx, rate)
 	}
+	// One partition that fails (an unreadable object, a refused write)
+	// does not hold back the others: every plan is tried, and the failures
+	// are counted, logged and returned together.
+	var errs []error
 	for _, p := range plans {
 		start := time.Now()
 		n, err := e.archiveOne(ctx, p)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			e.m.archiveFailures.Inc()
+			e.log.Error("stream: archiving a partition failed", "topic", hex.EncodeToString(p.topic[:]), "partition", p.partition, "err", err)
+			errs = append(errs, fmt.Errorf("topic %x partition %d: %w", p.topic[:], p.partition, err))
+			continue
 		}
 		if all {
 			continue
@@ -169,7 +251,7 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
@@ -412,6 +494,9 @@ func (e *Engine) CollectGarbage(ctx context.Context) error {
 		n := min(len(due), 1000)
 		batch := due[:n]
 		due = due[n:]
+		if err := checkMaintainer(ctx); err != nil {
+			return err
+		}
 		for _, o := range batch {
 			if err := e.store.Delete(ctx, o); err != nil {
 				return fmt.Errorf("gc: deleting %s: %w", o, err)
@@ -430,10 +515,14 @@ func (e *Engine) CollectGarbage(ctx context.Context) error {
 // referenced (a broker died between writing an object and logging it).
 // Only objects older than twice the sequencer's object age limit are
 // considered: no entry naming them can be accepted any more (§5a rule 5).
-// Age is judged as the sequencer judges it, on the log clock: the time in
-// the object's name is its writer's clock, mapped through that broker's
-// offset. The store's modification time must agree, on this broker's
-// clock, so an object whose name says nothing is never taken for old.
+// The listing is compared with the state only once this broker has
+// replayed everything committed when the listing was taken: an entry
+// committed but not yet applied here (replay behind or stuck) references
+// its object all the same. Age is judged as the sequencer judges it, on
+// the log clock: the time in the object's name is its writer's clock,
+// mapped through that broker's offset. The store's modification time must
+// agree, on this broker's clock, so an object whose name says nothing is
+// never taken for old.
 func (e *Engine) CollectOrphans(ctx context.Context) error {
 	wallCutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
 	for _, prefix := range []string{"intake/", "topics/"} {
@@ -447,6 +536,9 @@ func (e *Engine) CollectOrphans(ctx context.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		if err := e.SyncRead(ctx); err != nil {
+			return fmt.Errorf("orphans: catching up with the log before comparing: %w", err)
 		}
 		e.mu.RLock()
 		cutoff := time.UnixMilli(e.st.Clock - 2*objectMaxAge)
@@ -462,6 +554,11 @@ func (e *Engine) CollectOrphans(ctx context.Context) error {
 			}
 		}
 		e.mu.RUnlock()
+		if len(del) > 0 {
+			if err := checkMaintainer(ctx); err != nil {
+				return err
+			}
+		}
 		for _, o := range del {
 			if err := e.store.Delete(ctx, o); err != nil {
 				return err

@@ -24,6 +24,12 @@ type metrics struct {
 	limitHits     *prometheus.CounterVec
 	producerIDs   prometheus.Gauge
 	unarchivedMax prometheus.Gauge
+	// archiveFailures counts partitions whose archival failed in a pass.
+	archiveFailures prometheus.Counter
+	// digestChecks and digestMismatches count checkpoint digests compared
+	// with this broker's own state, and those that differed.
+	digestChecks     prometheus.Counter
+	digestMismatches prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,9 +55,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests refused because a memory cap was reached (limit: producer_ids, unarchived_extents)."}, []string{"limit"}),
 		producerIDs:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_producer_ids", Help: "Producer ids the sequencer holds (capped)."}),
 		unarchivedMax: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_extents_max", Help: "Unarchived extents of the partition with the most (produce to a partition at the cap is refused)."}),
+		archiveFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_archive_failures_total",
+			Help: "Partitions whose archival failed in a pass (the pass goes on with the others)."}),
+		digestChecks: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_state_digest_checks_total",
+			Help: "Checkpoint state digests compared with this broker's own state at the same revision."}),
+		digestMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_state_digest_mismatch_total",
+			Help: "Checkpoint state digests that differed from this broker's own state: its state diverged (alarm)."}),
 	}
 	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived,
-		m.limitHits, m.producerIDs, m.unarchivedMax}
+		m.archiveFailures, m.digestChecks, m.digestMismatches, m.limitHits, m.producerIDs, m.unarchivedMax}
 	if reg != nil {
 		for _, c := range m.all {
 			_ = reg.Register(c)

@@ -958,6 +958,9 @@ func TestSequencerDeterminism(t *testing.T) {
 					t.Fatalf("entry %d answered differently:\n fresh: %s\n again: %s\n ckpt:  %s", i, resA[i], resB[i], resC[i])
 				}
 			}
+			if a.digest() != b.digest() || a.digest() != c.digest() {
+				t.Fatalf("state digests differ: fresh %016x, again %016x, through a checkpoint %016x", a.digest(), b.digest(), c.digest())
+			}
 			da, db, dc := dumpState(a, nil), dumpState(b, nil), dumpState(c, nil)
 			if da != db {
 				t.Fatalf("two fresh replays differ:\n%s", diffLines(da, db))

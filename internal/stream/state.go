@@ -161,6 +161,10 @@ type applyResult struct {
 	ProducerID int64
 	Epoch      int16
 	Offset     int64
+	// snap and digest answer a checkpoint mark's proposer: a copy of the
+	// state right after the mark, and its digest.
+	snap   *state
+	digest uint64
 }
 
 // Limits that keep replay deterministic and bounded.
@@ -268,6 +272,8 @@ func (s *state) apply(rev int64, e *entry) applyResult {
 		res = s.applyEndTxn(rev, e)
 	case kindTxnPublished:
 		s.applyTxnOffsetsPublished(e)
+	case kindCheckpointMark, kindCheckpointDigest:
+		// Bookkeeping only; the engine records and compares digests.
 	default:
 		res.Err = fmt.Errorf("stream: unknown log entry kind %d", e.Kind)
 	}
