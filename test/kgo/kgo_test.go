@@ -123,6 +123,9 @@ func TestFranzGoKgo(t *testing.T) {
 			}
 		})
 	}
+	if passed == 0 {
+		t.Errorf("franz-go's suite passed no test")
+	}
 	if runErr != nil && failed == 0 {
 		t.Fatalf("franz-go suite: %v\nstderr:\n%s", runErr, tail(stderr.String(), 8000))
 	}
