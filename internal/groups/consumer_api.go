@@ -40,16 +40,16 @@ type consumerTimers struct {
 	seq                uint64
 }
 
-// topicMetas lists the live topics for the assignors.
+// topicMetas lists the live topics for the assignors. Internal topics are
+// among them: Kafka's coordinator resolves a subscribed regex against every
+// topic, internal or not (a client that wants to skip them excludes them in
+// its own regex), and a member may subscribe to one by name.
 func (c *Coordinator) topicMetas() []topicMeta {
 	if c.opts.Topics == nil {
 		return nil
 	}
 	var out []topicMeta
 	for _, t := range c.opts.Topics() {
-		if t.Internal {
-			continue
-		}
 		out = append(out, topicMeta{ID: t.ID, Name: t.Name, Partitions: t.Partitions})
 	}
 	return out

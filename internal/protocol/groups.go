@@ -10,6 +10,10 @@ package protocol
 // one key before v4 and batched keys from v4 (KIP-699); transaction
 // coordinator keys (type 1) get a live broker by rendezvous hash (any broker
 // fronts any transaction, see txn.go); other key types INVALID_REQUEST.
+// The first look-up of a type creates its internal topic, as Kafka does:
+// __consumer_offsets or __transaction_state, 50 partitions, no records
+// (offsets live in the group stores, transactions in the log), listed by
+// Metadata as internal.
 // TxnOffsetCommit (28) v0–5 goes to Groups like the other group APIs. The
 // other APIs pass the kmsg request through unchanged and set the response
 // version; Groups fills every error code. ConsumerGroupHeartbeat (68) v0–1 and ConsumerGroupDescribe
@@ -20,29 +24,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/peer"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 var errNilGroupResponse = errors.New("protocol: group coordinator returned no response")
 
 func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	internal := ensureCoordinatorTopic(ctx, s, rc, req.CoordinatorType, keys)
 	find := func(key string) kmsg.FindCoordinatorResponseCoordinator {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Port = key, -1, -1
-		switch req.CoordinatorType {
-		case 0:
+		switch {
+		case internal != 0 && key != "":
+			c.ErrorCode = internal
+		case req.CoordinatorType == 0:
 			b, code := s.opts.Groups.Coordinator(ctx, key, req.CoordinatorType)
 			if code != 0 {
 				c.ErrorCode = code
 				break
 			}
 			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
-		case 1:
+		case req.CoordinatorType == 1:
 			if key == "" {
 				c.ErrorCode = kerr.InvalidRequest.Code
 				break
@@ -58,7 +71,7 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 		return c
 	}
 	if req.Version >= 4 {
-		for _, k := range req.CoordinatorKeys {
+		for _, k := range keys {
 			resp.Coordinators = append(resp.Coordinators, find(k))
 		}
 		return resp, nil
@@ -66,6 +79,40 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 	c := find(req.CoordinatorKey)
 	resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
 	return resp, nil
+}
+
+// ensureCoordinatorTopic creates the internal topic of a coordinator type
+// (__consumer_offsets for groups, __transaction_state for transactions) on
+// the first look-up that names a key, as Kafka does. The topic holds no
+// records here; it exists so that Metadata lists it, flagged internal. A
+// failure to create it is COORDINATOR_NOT_AVAILABLE (retriable), Kafka's
+// answer while the topic is being created.
+func ensureCoordinatorTopic(ctx context.Context, s *Server, rc *reqCtx, typ int8, keys []string) int16 {
+	var name string
+	switch typ {
+	case 0:
+		name = stream.ConsumerOffsetsTopic
+	case 1:
+		name = stream.TransactionStateTopic
+	default:
+		return 0
+	}
+	if !slices.ContainsFunc(keys, func(k string) bool { return k != "" }) {
+		return 0
+	}
+	if _, ok := s.opts.Log.Topic(name); ok {
+		return 0
+	}
+	_, err := s.opts.Log.CreateTopic(ctx, name, stream.InternalTopicPartitions, nil, false)
+	switch {
+	case err == nil:
+		rc.log.Info("created internal topic", "topic", name, "partitions", stream.InternalTopicPartitions)
+	case errors.Is(err, stream.ErrTopicExists):
+	default:
+		rc.log.Warn("creating internal topic", "topic", name, "err", err)
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return 0
 }
 
 // groupAPI adapts a Groups method (a method expression such as

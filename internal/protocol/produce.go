@@ -10,8 +10,9 @@ package protocol
 // to the Log in one Produce call so they share one flush. acks=0 gets no
 // response (the request is still handled before the next one, preserving
 // order). TimeoutMillis bounds the wait (REQUEST_TIMED_OUT). Unknown topics
-// or partitions are answered without reaching the Log. KIP-467 record
-// errors and error messages are filled from v8.
+// or partitions are answered without reaching the Log, and so are internal
+// topics (INVALID_TOPIC_EXCEPTION, as Kafka refuses clients' appends to
+// them). KIP-467 record errors and error messages are filled from v8.
 //
 // Transactional batches (v3+ with a transactional id) are verified by the
 // sequencer against the producer's open transaction; v12 (Transactions V2)
@@ -52,6 +53,9 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 				p.ErrorCode = failAll
 			case !known || rp.Partition < 0 || rp.Partition >= info.Partitions:
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case info.Internal:
+				p.ErrorCode = kerr.InvalidTopicException.Code
+				p.ErrorMessage = strp("Cannot append to internal topic " + rt.Topic)
 			default:
 				batches = append(batches, ProduceBatch{Topic: rt.Topic, Partition: rp.Partition, Records: rp.Records,
 					ImplicitTxnAdd: req.Version >= 12 && req.TransactionID != nil})

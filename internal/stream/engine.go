@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -715,9 +714,4 @@ func (e *Engine) TopicConfig(name string) (config.Topic, error) {
 		return config.Topic{}, ErrUnknownTopicOrPartition
 	}
 	return e.topicConfigLocked(e.st.Topics[id]), nil
-}
-
-// isInternalTopic reports topics Kafka treats as internal.
-func isInternalTopic(name string) bool {
-	return strings.HasPrefix(name, "__")
 }

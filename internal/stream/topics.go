@@ -18,6 +18,26 @@ type TopicInfo struct {
 	Internal   bool
 }
 
+// Kafka's internal topics. Runnel keeps group offsets in the group stores
+// and transaction state in the log, so these topics hold no records; they
+// exist (created on the first coordinator look-up, as Kafka does) because
+// clients and tools expect them in Metadata, flagged internal. Regex
+// subscriptions resolved by clients skip them by that flag.
+const (
+	ConsumerOffsetsTopic  = "__consumer_offsets"
+	TransactionStateTopic = "__transaction_state"
+	ShareGroupStateTopic  = "__share_group_state"
+	// InternalTopicPartitions is Kafka's offsets.topic.num.partitions
+	// and transaction.state.log.num.partitions default.
+	InternalTopicPartitions = 50
+)
+
+// isInternalTopic reports the topics Kafka treats as internal: exactly its
+// own, not every name that starts with "__".
+func isInternalTopic(name string) bool {
+	return name == ConsumerOffsetsTopic || name == TransactionStateTopic || name == ShareGroupStateTopic
+}
+
 func (t *topicState) info() TopicInfo {
 	return TopicInfo{Name: t.Name, ID: t.ID, Partitions: int32(len(t.Parts)), Configs: copyMap(t.Configs), Internal: isInternalTopic(t.Name)}
 }

@@ -368,7 +368,8 @@ func (s *state) applyEndTxn(rev int64, e *entry) applyResult {
 	if e.Commit {
 		want = txnCompleteCommit
 	}
-	if e.Bump && e.ProducerID == t.PrevProducerID && e.Epoch == t.PrevEpoch && t.Phase != txnOngoing {
+	ended := t.Phase == txnCompleteCommit || t.Phase == txnCompleteAbort
+	if e.Bump && e.ProducerID == t.PrevProducerID && e.Epoch == t.PrevEpoch && ended {
 		// A retry of the EndTxn that ended the previous transaction.
 		if t.Phase == want {
 			return applyResult{ProducerID: t.ProducerID, Epoch: t.Epoch}
@@ -384,20 +385,31 @@ func (s *state) applyEndTxn(rev int64, e *entry) applyResult {
 	} else if _, err := s.txnFor(e.TxnID, e.ProducerID, e.Epoch); err != nil {
 		return applyResult{Err: err}
 	}
-	switch t.Phase {
-	case txnOngoing:
+	switch {
+	case t.Phase == txnOngoing:
 		s.endTxn(rev, t, e.Commit)
-	case txnCompleteCommit, txnCompleteAbort:
-		// Transactions V1: a retried EndTxn at the same epoch.
-		if t.Phase != want || e.Bump {
-			return applyResult{Err: fmt.Errorf("%w: no transaction of %q is open", ErrInvalidTxnState, e.TxnID)}
+	case e.Commit:
+		// Nothing is open to commit. Transactions V1 answers a retry of
+		// the commit that ended the last transaction at the same epoch.
+		if t.Phase != txnCompleteCommit || e.Bump {
+			return applyResult{Err: fmt.Errorf("%w: no transaction of %q is open to commit", ErrInvalidTxnState, e.TxnID)}
 		}
 		return applyResult{ProducerID: t.ProducerID, Epoch: t.Epoch}
-	case txnEmpty:
-		if e.Commit && !e.Bump {
-			return applyResult{Err: fmt.Errorf("%w: no transaction of %q is open", ErrInvalidTxnState, e.TxnID)}
+	case e.Bump:
+		// Transactions V2: an abort at the current epoch with nothing
+		// open is accepted and bumps the epoch, as Kafka does. A client
+		// whose transactional produce failed or timed out cannot know
+		// whether it added the partition, so it aborts to be sure; the
+		// new epoch fences that produce if it is sequenced later.
+		t.Phase = txnCompleteAbort
+	default:
+		// Transactions V1: an abort with nothing open, or a retry of the
+		// abort that ended the last transaction.
+		if t.Phase == txnCompleteCommit {
+			return applyResult{Err: fmt.Errorf("%w: no transaction of %q is open to abort", ErrInvalidTxnState, e.TxnID)}
 		}
-		t.Phase = want
+		t.Phase = txnCompleteAbort
+		return applyResult{ProducerID: t.ProducerID, Epoch: t.Epoch}
 	}
 	if e.Bump {
 		s.bumpEpoch(rev, t)
