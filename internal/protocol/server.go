@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,6 +42,10 @@ type Options struct {
 	LogDir string
 	// FetchSessions bounds the KIP-227 fetch session cache (1000 when <= 0).
 	FetchSessions int
+	// ReadBarrierTimeout bounds the wait for Log.SyncRead before a read
+	// that needs fresh state is answered (barrier.go);
+	// DefaultReadBarrierTimeout when <= 0.
+	ReadBarrierTimeout time.Duration
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -56,6 +61,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	closed    bool
+	suspended bool // see Suspend
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
@@ -82,6 +88,9 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.FetchSessions <= 0 {
 		opts.FetchSessions = 1000
+	}
+	if opts.ReadBarrierTimeout <= 0 {
+		opts.ReadBarrierTimeout = DefaultReadBarrierTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -157,6 +166,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			_ = c.Close()
 			return ErrServerClosed
 		}
+		if s.suspended {
+			s.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.connWG.Add(1)
@@ -201,6 +215,46 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return s.Close()
+}
+
+// Suspend stops serving without stopping the server: every client
+// connection is closed, and until Resume each new one is closed as soon as
+// it is accepted. A broker suspends itself when it can no longer vouch for
+// its state (cut off from etcd for longer than its lease, DESIGN §5a
+// rule 7).
+//
+// Closing, rather than answering each request with an error, is what every
+// Kafka client handles uniformly: the broker looks down, so requests in
+// flight are retried (an idempotent produce is deduplicated by the
+// sequencer), and metadata, coordinators and partition leaders are looked
+// up on the other brokers, which have dropped this one from the live set
+// once its lease expired. Answered errors would keep clients attached: this
+// broker's own Metadata would keep naming it the leader of its partitions
+// and clients would retry on it until the cut ends.
+func (s *Server) Suspend() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.suspended {
+		return
+	}
+	s.suspended = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// Resume serves new connections again after Suspend.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	s.suspended = false
+	s.mu.Unlock()
+}
+
+// Suspended reports whether the server is suspended.
+func (s *Server) Suspended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.suspended
 }
 
 // Close stops accepting, closes every connection and waits for every
