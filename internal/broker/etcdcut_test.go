@@ -17,17 +17,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// etcdProxy forwards TCP connections to etcd and can cut them: while cut,
-// bytes are held in both directions (a network partition: no reset, no
-// error, etcd just stops answering) and flow again on restore.
+// etcdProxy forwards TCP connections to etcd and can cut them, in one of
+// two ways: a partition holds bytes in both directions (no reset, no
+// error, etcd just stops answering) until restore lets them flow again; a
+// down etcd resets every connection and refuses new ones until restore.
 type etcdProxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	open  chan struct{} // closed while traffic flows
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	open    chan struct{} // closed while traffic flows
+	refused bool          // new connections are closed at once
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 func startEtcdProxy(t *testing.T, target string) *etcdProxy {
@@ -53,6 +55,13 @@ func (p *etcdProxy) accept() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		refused := p.refused
+		p.mu.Unlock()
+		if refused {
+			c.Close()
+			continue
+		}
 		u, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
@@ -70,8 +79,14 @@ func (p *etcdProxy) accept() {
 // pipe copies src to dst, holding each chunk while the proxy is cut.
 func (p *etcdProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	defer dst.Close()
-	defer src.Close()
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, src)
+		delete(p.conns, dst)
+		p.mu.Unlock()
+		dst.Close()
+		src.Close()
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -90,9 +105,17 @@ func (p *etcdProxy) pipe(dst, src net.Conn) {
 	}
 }
 
-func (p *etcdProxy) cut() {
+// cut partitions etcd away, or takes it down when down is set.
+func (p *etcdProxy) cut(down bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if down {
+		p.refused = true
+		for c := range p.conns {
+			c.Close()
+		}
+		return
+	}
 	select {
 	case <-p.open:
 		p.open = make(chan struct{})
@@ -103,6 +126,7 @@ func (p *etcdProxy) cut() {
 func (p *etcdProxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.refused = false
 	select {
 	case <-p.open:
 	default:
@@ -130,6 +154,16 @@ func (p *etcdProxy) close() {
 // losing its position. Restored, it catches up, rejoins the live set and
 // serves every record produced meanwhile at the same offsets.
 func TestBrokerCutFromEtcd(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		name := "partitioned"
+		if down {
+			name = "down"
+		}
+		t.Run(name, func(t *testing.T) { testBrokerCutFromEtcd(t, down) })
+	}
+}
+
+func testBrokerCutFromEtcd(t *testing.T, down bool) {
 	const lease = 4 * time.Second
 	shared := "file://" + t.TempDir()
 	cfg1 := testConfig(t, t.TempDir())
@@ -298,7 +332,7 @@ func TestBrokerCutFromEtcd(t *testing.T) {
 	produce(10)
 	waitConsumed("before the cut", 15*time.Second)
 
-	proxy.cut()
+	proxy.cut(down)
 	cutAt := time.Now()
 	produce(5) // through broker 1: broker 2 cannot see these
 
