@@ -137,18 +137,45 @@ func TestReadBarrierFailureIsRetriable(t *testing.T) {
 	}
 }
 
-// TestSuspendClosesConnections: a suspended server closes its connections
-// and every new one at once, and serves again after Resume.
+// TestSuspendClosesConnections: a suspended server closes its connections,
+// ends the requests they were waiting on and closes every new connection
+// at once, and serves again after Resume.
 func TestSuspendClosesConnections(t *testing.T) {
-	b := startServer(t, nil)
+	b := startServer(t, func(o *Options) { o.ReadBarrierTimeout = time.Hour })
 	ctx := testCtx(t)
 	c := dialRaw(t, b.addr)
 	c.sendReq(kmsg.NewPtrApiVersionsRequest(), 1)
 	if _, _, err := c.recv(); err != nil {
 		t.Fatal(err)
 	}
+	// A ListOffsets waits on a read barrier that etcd does not answer.
+	entered, returned := make(chan struct{}), make(chan struct{})
+	b.log.mu.Lock()
+	b.log.syncRead = func(ctx context.Context) error {
+		close(entered)
+		<-ctx.Done()
+		close(returned)
+		return ctx.Err()
+	}
+	b.log.mu.Unlock()
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.SetVersion(4)
+	c.sendReq(lo, 2)
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("ListOffsets did not reach the read barrier")
+	}
 
 	b.srv.Suspend()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request waiting on etcd did not end when the server was suspended")
+	}
+	b.log.mu.Lock()
+	b.log.syncRead = nil
+	b.log.mu.Unlock()
 	if !b.srv.Suspended() {
 		t.Fatal("not suspended")
 	}

@@ -63,7 +63,7 @@ type Server struct {
 	closed    bool
 	suspended bool // see Suspend
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]context.CancelFunc // cancels the connection's requests
 	wg        sync.WaitGroup
 	connWG    sync.WaitGroup // connection goroutines only
 	// draining is closed by Shutdown: long polls answer at once.
@@ -102,7 +102,7 @@ func NewServer(opts Options) *Server {
 		baseCtx:   ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]struct{}),
+		conns:     make(map[net.Conn]context.CancelFunc),
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
@@ -171,14 +171,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			_ = c.Close()
 			continue
 		}
-		s.conns[c] = struct{}{}
+		cctx, cancel := context.WithCancel(s.baseCtx)
+		s.conns[c] = cancel
 		s.wg.Add(1)
 		s.connWG.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			defer s.connWG.Done()
-			s.serveConn(ctx, c)
+			defer cancel()
+			s.serveConn(ctx, cctx, c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -238,7 +240,8 @@ func (s *Server) Suspend() {
 		return
 	}
 	s.suspended = true
-	for c := range s.conns {
+	for c, cancel := range s.conns {
+		cancel() // a request blocked on etcd returns now
 		_ = c.Close()
 	}
 }
