@@ -152,7 +152,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err != nil {
 		return nil, err
 	}
-	b.cluster = cluster.New(cluster.Options{Client: b.cli, Self: self, ClusterID: cfg.ClusterID, Logger: log})
+	b.cluster = cluster.New(cluster.Options{Client: b.cli, Self: self, ClusterID: cfg.ClusterID, Logger: log,
+		LeaseTTL: cfg.Etcd.LeaseTTL, CatchUp: b.engine.SyncRead})
 	if err := b.cluster.Start(ctx); err != nil {
 		return nil, fmt.Errorf("broker: cluster: %w", err)
 	}
@@ -181,16 +182,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		return nil, fmt.Errorf("broker: group coordinator: %w", err)
 	}
 	b.server = protocol.NewServer(protocol.Options{
-		Log:               logAdapter{b.engine},
-		Cluster:           b.cluster,
-		Groups:            b.groups,
-		Logger:            log,
-		MaxRequestBytes:   cfg.MaxRequestBytes,
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: cfg.DefaultPartitions,
-		Metrics:           b.registry,
-		BrokerConfigs:     func() []config.Def { return config.BrokerDefs(cfg) },
-		LogDir:            cfg.ObjectStoreURL(),
+		Log:                logAdapter{b.engine},
+		Cluster:            b.cluster,
+		Groups:             b.groups,
+		Logger:             log,
+		MaxRequestBytes:    cfg.MaxRequestBytes,
+		AutoCreateTopics:   cfg.AutoCreateTopics,
+		DefaultPartitions:  cfg.DefaultPartitions,
+		Metrics:            b.registry,
+		BrokerConfigs:      func() []config.Def { return config.BrokerDefs(cfg) },
+		LogDir:             cfg.ObjectStoreURL(),
+		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	})
 	b.wg.Add(1)
 	go func() {
@@ -217,8 +219,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	}
 	hctx, hcancel := context.WithCancel(context.Background())
 	b.stopHousekeeping = hcancel
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.watchEtcdSize(hctx)
+	go b.guardServing(hctx)
 	close(b.ready)
 	return b, nil
 }
@@ -262,8 +265,8 @@ func (b *Broker) startHTTP() error {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
-		if !b.cluster.Healthy() {
-			http.Error(w, "metadata store unreachable", http.StatusServiceUnavailable)
+		if !b.cluster.Healthy() || b.server.Suspended() {
+			http.Error(w, "metadata store unreachable or catching up: not serving", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -1,6 +1,7 @@
 // Package broker assembles one Runnel broker: metadata store, object store,
 // storage engine, cluster membership, group coordinator, the Kafka listener
 // and the HTTP endpoint (/healthz, /readyz, /metrics). It owns start-up
-// order and graceful shutdown and nothing else: it must never hold domain
+// order, graceful shutdown and suspending the Kafka listener while the
+// cluster reports the broker unhealthy (health.go), and nothing else: it must never hold domain
 // logic, which lives in the packages it wires together.
 package broker

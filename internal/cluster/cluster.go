@@ -52,6 +52,11 @@ type Options struct {
 	// Shards is the number of coordinator shards. Default 16. Every broker
 	// of a cluster must use the same value.
 	Shards int
+	// CatchUp, when set, is called after a lost lease has been replaced
+	// and before the broker re-enters the live set: a broker cut off from
+	// etcd for longer than its lease rejoins only once it has replayed the
+	// log (DESIGN §5a rule 7). It is retried until it returns nil.
+	CatchUp func(context.Context) error
 }
 
 type owner struct {
@@ -79,11 +84,14 @@ type Cluster struct {
 	lease      clientv3.LeaseID
 	leaseAlive time.Time
 	registered bool
-	brokers    map[int32]peer.Broker // registered brokers seen in etcd
-	owners     map[int]owner         // shard -> owner key, as seen in etcd
-	owned      map[int]int64         // shards this broker won -> owner key create revision
-	absent     map[int]time.Time     // shard -> when its owner key was first seen absent
-	changes    chan struct{}
+	// rejoining is set from the loss of a registered broker's lease until
+	// it has caught up and registered again under a new one.
+	rejoining bool
+	brokers   map[int32]peer.Broker // registered brokers seen in etcd
+	owners    map[int]owner         // shard -> owner key, as seen in etcd
+	owned     map[int]int64         // shards this broker won -> owner key create revision
+	absent    map[int]time.Time     // shard -> when its owner key was first seen absent
+	changes   chan struct{}
 }
 
 // New returns a Cluster; nothing happens until Start.
@@ -335,7 +343,8 @@ func (c *Cluster) ControllerID() int32 {
 
 // Healthy reports whether the lease is alive: false once etcd has not
 // acknowledged a keep-alive for longer than the lease TTL, in which case the
-// broker must stop serving.
+// broker must stop serving, and false after a lost lease until the broker
+// has caught up and rejoined the live set.
 func (c *Cluster) Healthy() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -343,8 +352,12 @@ func (c *Cluster) Healthy() bool {
 }
 
 func (c *Cluster) healthyLocked() bool {
-	return !c.closed && c.lease != 0 && time.Since(c.leaseAlive) < c.opts.LeaseTTL
+	return !c.closed && c.lease != 0 && !c.rejoining && time.Since(c.leaseAlive) < c.opts.LeaseTTL
 }
+
+// LeaseTTL is the broker's lease TTL: how long etcd keeps it in the live
+// set without hearing from it.
+func (c *Cluster) LeaseTTL() time.Duration { return c.opts.LeaseTTL }
 
 // Changes returns a channel closed at the next change of the live set or of
 // shard ownership. Callers re-read state and call Changes again.
@@ -421,6 +434,7 @@ func (c *Cluster) leaseLoop(lease clientv3.LeaseID) {
 		c.log.Warn("lease lost", "err", err)
 		c.mu.Lock()
 		c.lease = 0
+		c.rejoining = c.registered
 		if len(c.owned) > 0 {
 			c.owned = map[int]int64{}
 		}
@@ -446,17 +460,45 @@ func (c *Cluster) leaseLoop(lease clientv3.LeaseID) {
 		registered := c.registered
 		c.mu.Unlock()
 		if registered {
-			ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
-			if err := c.putRegistration(ctx, lease); err != nil {
-				c.log.Error("re-register after lease loss", "err", err)
-				c.mu.Lock()
-				c.registered = false
-				c.notifyLocked()
-				c.mu.Unlock()
+			if !c.catchUp() {
+				return
 			}
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
+			err := c.putRegistration(ctx, lease)
 			cancel()
+			c.mu.Lock()
+			if err != nil {
+				c.log.Error("re-register after lease loss", "err", err)
+				c.registered = false
+			} else {
+				c.log.Info("rejoined the live set")
+			}
+			c.rejoining = false
+			c.notifyLocked()
+			c.mu.Unlock()
 		}
 		c.trigger()
+	}
+}
+
+// catchUp runs Options.CatchUp until it succeeds; false when the cluster
+// is closing.
+func (c *Cluster) catchUp() bool {
+	if c.opts.CatchUp == nil {
+		return true
+	}
+	backoff := newBackoff()
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
+		err := c.opts.CatchUp(ctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		c.log.Warn("catching up before rejoining the live set", "err", err)
+		if !backoff.wait(c.ctx) {
+			return false
+		}
 	}
 }
 
@@ -636,7 +678,7 @@ func (c *Cluster) reconcileLoop() {
 // reconcile returns after how long it must run again (0 = only on events).
 func (c *Cluster) reconcile() time.Duration {
 	c.mu.Lock()
-	if !c.registered || c.lease == 0 || c.closed {
+	if !c.registered || c.rejoining || c.lease == 0 || c.closed {
 		c.mu.Unlock()
 		return 0
 	}

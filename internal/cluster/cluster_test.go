@@ -163,3 +163,80 @@ func TestShardsSpreadAndMove(t *testing.T) {
 		t.Fatalf("brokers after close = %+v", got)
 	}
 }
+
+// TestRejoinWaitsForCatchUp: a broker whose lease was lost leaves the live
+// set, reports unhealthy and owns no shard until Options.CatchUp has
+// returned; only then does it register again (DESIGN §5a rule 7).
+func TestRejoinWaitsForCatchUp(t *testing.T) {
+	e := clustertest.Start(t)
+	called := make(chan struct{}, 1)
+	release := make(chan struct{})
+	c := New(Options{Client: e.Client(), Self: peer.Broker{NodeID: 1, Host: "127.0.0.1", Port: 9093}, ClusterID: "test", LeaseTTL: 2 * time.Second,
+		CatchUp: func(ctx context.Context) error {
+			select {
+			case called <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := startBroker(t, e, 2, true)
+	live := func(cl *Cluster, id int32) bool {
+		for _, b := range cl.Brokers() {
+			if b.NodeID == id {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, other, "broker 1 live", func() bool { return live(other, 1) })
+	waitFor(t, c, "shards owned", func() bool { return ownedCount(c) > 0 })
+
+	// The lease ends as it does when etcd has not heard from the broker
+	// for its TTL.
+	c.mu.RLock()
+	lease := c.lease
+	c.mu.RUnlock()
+	if _, err := e.Client().Revoke(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-called:
+	case <-ctx.Done():
+		t.Fatal("CatchUp never called after the lease was lost")
+	}
+	waitFor(t, other, "broker 1 gone", func() bool { return !live(other, 1) })
+	// Well past a reconcile and a re-registration, still out.
+	time.Sleep(500 * time.Millisecond)
+	if c.Healthy() {
+		t.Fatal("healthy before catching up")
+	}
+	if n := ownedCount(c); n != 0 {
+		t.Fatalf("owns %d shards before catching up", n)
+	}
+	resp, err := e.Client().Get(ctx, c.brokerKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 0 {
+		t.Fatal("registered again before catching up")
+	}
+
+	close(release)
+	waitFor(t, c, "healthy again", c.Healthy)
+	waitFor(t, other, "broker 1 back", func() bool { return live(other, 1) })
+	waitFor(t, c, "shards owned again", func() bool { return ownedCount(c) > 0 })
+}

@@ -77,6 +77,10 @@ type EtcdConfig struct {
 	Name string `yaml:"name"`
 	// DialTimeout bounds connecting to etcd.
 	DialTimeout time.Duration `yaml:"dial-timeout"`
+	// LeaseTTL is the broker's membership lease: a broker etcd has not
+	// heard from for this long leaves the live set, and a broker that has
+	// not reached etcd for this long stops serving (whole seconds, >= 1s).
+	LeaseTTL time.Duration `yaml:"lease-ttl"`
 }
 
 // FlushConfig configures when the intake buffer is written as an object.
@@ -152,6 +156,7 @@ func Default() Config {
 			PeerAddr:    "127.0.0.1:2380",
 			Name:        "runnel-0",
 			DialTimeout: 5 * time.Second,
+			LeaseTTL:    10 * time.Second,
 		},
 		Flush:             FlushConfig{Bytes: 4 * mib, Linger: 2 * time.Millisecond},
 		Groups:            GroupsConfig{ConsumerHeartbeatInterval: 5 * time.Second, ConsumerSessionTimeout: 45 * time.Second},
@@ -423,6 +428,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(c.Etcd.Name) == "" {
 			bad("etcd.name must not be empty")
 		}
+	}
+	if c.Etcd.LeaseTTL < time.Second || c.Etcd.LeaseTTL%time.Second != 0 {
+		bad("etcd.lease-ttl must be a whole number of seconds >= 1s, got %s", c.Etcd.LeaseTTL)
 	}
 	if c.Etcd.DialTimeout <= 0 {
 		bad("etcd.dial-timeout must be > 0, got %s", c.Etcd.DialTimeout)

@@ -49,6 +49,7 @@ object-store: s3://bucket?region=us-east-1
 etcd:
   endpoints: [a:2379, b:2379]
   dial-timeout: 3s
+  lease-ttl: 4s
 flush:
   bytes: 8MiB
   linger: 5ms
@@ -79,6 +80,7 @@ log:
 		{"broker-id", c.BrokerID, int32(3)},
 		{"etcd.endpoints", strings.Join(c.Etcd.Endpoints, ","), "a:2379,b:2379"},
 		{"etcd.dial-timeout", c.Etcd.DialTimeout, 3 * time.Second},
+		{"etcd.lease-ttl", c.Etcd.LeaseTTL, 4 * time.Second},
 		{"etcd.client-addr default kept", c.Etcd.ClientAddr, "127.0.0.1:2379"},
 		{"flush.bytes", c.Flush.Bytes, int64(8 << 20)},
 		{"flush.linger", c.Flush.Linger, 5 * time.Millisecond},
@@ -163,6 +165,8 @@ func TestValidate(t *testing.T) {
 		{"etcd.name", func(c *Config) { c.Etcd.Name = "" }, "etcd.name"},
 		{"etcd.endpoints", func(c *Config) { c.Etcd.Endpoints = []string{""} }, "etcd.endpoints[0]"},
 		{"etcd.dial-timeout", func(c *Config) { c.Etcd.DialTimeout = 0 }, "etcd.dial-timeout"},
+		{"etcd.lease-ttl zero", func(c *Config) { c.Etcd.LeaseTTL = 0 }, "etcd.lease-ttl"},
+		{"etcd.lease-ttl fraction", func(c *Config) { c.Etcd.LeaseTTL = 1500 * time.Millisecond }, "etcd.lease-ttl"},
 		{"flush.bytes", func(c *Config) { c.Flush.Bytes = 0 }, "config: flush.bytes must be > 0"},
 		{"flush.linger", func(c *Config) { c.Flush.Linger = -1 }, "flush.linger"},
 		{"cache.memory-bytes", func(c *Config) { c.Cache.MemoryBytes = -1 }, "cache.memory-bytes"},

@@ -43,8 +43,10 @@ const maxPipelined = 16
 // once sequenced, while the next produce is already being handled. Any
 // other request first waits until every earlier response is written, so it
 // observes the effects of the produces before it (DESIGN §5a rule 2).
-func (s *Server) serveConn(parent context.Context, nc net.Conn) {
-	ctx, cancel := context.WithCancel(s.baseCtx)
+// connCtx ends when Suspend drops the connection: requests blocked on the
+// metadata store return.
+func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
+	ctx, cancel := context.WithCancel(connCtx)
 	stopParent := context.AfterFunc(parent, cancel)
 	defer stopParent()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}

@@ -19,6 +19,9 @@ var errorTable = []struct {
 	err  error
 	kerr *kerr.Error
 }{
+	// First: a failed read barrier wraps whatever SyncRead returned (a
+	// storage error, a deadline), and must not be answered as that.
+	{ErrReadBarrier, kerr.NotLeaderForPartition},
 	{stream.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
 	{stream.ErrUnknownTopicID, kerr.UnknownTopicID},
 	{stream.ErrTopicExists, kerr.TopicAlreadyExists},

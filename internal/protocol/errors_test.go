@@ -30,6 +30,8 @@ func TestErrorCode(t *testing.T) {
 		{"config unknown", config.ErrUnknownConfig, kerr.InvalidConfig},
 		{"deadline", context.DeadlineExceeded, kerr.RequestTimedOut},
 		{"canceled", context.Canceled, kerr.RequestTimedOut},
+		{"read barrier: storage", fmt.Errorf("%w: %w", ErrReadBarrier, stream.ErrStorage), kerr.NotLeaderForPartition},
+		{"read barrier: deadline", fmt.Errorf("%w: %w", ErrReadBarrier, context.DeadlineExceeded), kerr.NotLeaderForPartition},
 		{"wrapped", fmt.Errorf("reading x: %w", stream.ErrOffsetOutOfRange), kerr.OffsetOutOfRange},
 		{"kerr passthrough", kerr.NotController, kerr.NotController},
 		{"unknown", errors.New("boom"), kerr.UnknownServerError},

@@ -23,6 +23,8 @@ type fakeLog struct {
 	changed   chan struct{}
 	syncReads int
 	nextPID   int64
+	// syncRead, when set, is what SyncRead does (a failing read barrier).
+	syncRead func(context.Context) error
 }
 
 type fakeTopic struct {
@@ -289,10 +291,14 @@ func (l *fakeLog) Changed() <-chan struct{} {
 	return l.changed
 }
 
-func (l *fakeLog) SyncRead(context.Context) error {
+func (l *fakeLog) SyncRead(ctx context.Context) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.syncReads++
+	fn := l.syncRead
+	l.mu.Unlock()
+	if fn != nil {
+		return fn(ctx)
+	}
 	return nil
 }
 

@@ -8,8 +8,9 @@ package protocol
 // partitions never do. Long polling: when fewer than MinBytes are available
 // the handler waits on Log.Changed until MinBytes accumulate or
 // MaxWaitMillis elapses (never sleeping in a loop). A fetch at an offset past
-// the local high watermark triggers one Log.SyncRead (DESIGN §5a rule 7)
-// before OFFSET_OUT_OF_RANGE is answered. IsolationLevel 1 reads committed
+// the local high watermark triggers one read barrier (Log.SyncRead, DESIGN
+// §5a rule 7) before OFFSET_OUT_OF_RANGE is answered; if the barrier fails
+// those partitions are answered NOT_LEADER_OR_FOLLOWER (barrier.go). IsolationLevel 1 reads committed
 // data up to the last stable offset with the aborted transaction list.
 //
 // KIP-227 incremental fetch sessions (v7+): a bounded per-broker cache
@@ -202,8 +203,15 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 		total, outOfRange, failed := s.fetchRead(ctx, req, items)
 		if outOfRange && !synced {
 			synced = true
-			if err := s.opts.Log.SyncRead(ctx); err != nil {
-				rc.log.Warn("sync read before out-of-range answer", "err", err)
+			if err := s.readBarrier(ctx); err != nil {
+				// This broker may be behind: the offset may well exist.
+				rc.log.Warn("read barrier before an out-of-range answer failed", "err", err)
+				for _, it := range items {
+					if errors.Is(it.err, stream.ErrOffsetOutOfRange) {
+						it.err = err
+					}
+				}
+				return
 			}
 			continue
 		}

@@ -8,7 +8,9 @@ package protocol
 // earliest), -5 earliest pending upload (KIP-1023, v9+); any other value
 // finds the first offset with a timestamp at or after it. The Log is synced
 // once (DESIGN §5a rule 7) before answering, so a partition written through
-// another broker is seen. Leader epochs come from Log.State.
+// another broker is seen; if that read barrier fails every partition is
+// answered NOT_LEADER_OR_FOLLOWER (barrier.go). Leader epochs come from
+// Log.State.
 //
 // Not done: v0's old-style offset lists (v0 is not served);
 // CurrentLeaderEpoch fencing (one logical replica).
@@ -25,7 +27,7 @@ func handleListOffsets(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Lis
 	if req.IsolationLevel != 0 && req.IsolationLevel != 1 {
 		return nil, errInvalidIsolation(req.IsolationLevel)
 	}
-	if err := s.opts.Log.SyncRead(ctx); err != nil {
+	if err := s.readBarrier(ctx); err != nil {
 		code := errorCode(rc.log, err)
 		for _, rt := range req.Topics {
 			t := kmsg.NewListOffsetsResponseTopic()

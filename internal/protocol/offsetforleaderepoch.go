@@ -5,7 +5,8 @@ package protocol
 // Answers, per partition, the end offset of the requested leader epoch
 // (Log.EndOffsetForEpoch: the first offset of the next larger epoch, or the
 // high watermark for the current one). The Log is synced once first
-// (DESIGN §5a rule 7). Leader epochs come from the log, never from broker
+// (DESIGN §5a rule 7); if that read barrier fails every partition is
+// answered NOT_LEADER_OR_FOLLOWER (barrier.go). Leader epochs come from the log, never from broker
 // membership. ReplicaID (v3+) is ignored: there are no followers.
 // Not done: CurrentLeaderEpoch fencing (FENCED_LEADER_EPOCH) — one logical
 // replica means a client cannot hold a stale leader.
@@ -18,7 +19,7 @@ import (
 
 func handleOffsetForLeaderEpoch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.OffsetForLeaderEpochRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-	syncErr := s.opts.Log.SyncRead(ctx)
+	syncErr := s.readBarrier(ctx)
 	for _, rt := range req.Topics {
 		t := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		t.Topic = rt.Topic

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,6 +42,10 @@ type Options struct {
 	LogDir string
 	// FetchSessions bounds the KIP-227 fetch session cache (1000 when <= 0).
 	FetchSessions int
+	// ReadBarrierTimeout bounds the wait for Log.SyncRead before a read
+	// that needs fresh state is answered (barrier.go);
+	// DefaultReadBarrierTimeout when <= 0.
+	ReadBarrierTimeout time.Duration
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -56,8 +61,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	closed    bool
+	suspended bool // see Suspend
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]context.CancelFunc // cancels the connection's requests
 	wg        sync.WaitGroup
 	connWG    sync.WaitGroup // connection goroutines only
 	// draining is closed by Shutdown: long polls answer at once.
@@ -83,6 +89,9 @@ func NewServer(opts Options) *Server {
 	if opts.FetchSessions <= 0 {
 		opts.FetchSessions = 1000
 	}
+	if opts.ReadBarrierTimeout <= 0 {
+		opts.ReadBarrierTimeout = DefaultReadBarrierTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
@@ -93,7 +102,7 @@ func NewServer(opts Options) *Server {
 		baseCtx:   ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]struct{}),
+		conns:     make(map[net.Conn]context.CancelFunc),
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
@@ -157,14 +166,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			_ = c.Close()
 			return ErrServerClosed
 		}
-		s.conns[c] = struct{}{}
+		if s.suspended {
+			s.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		cctx, cancel := context.WithCancel(s.baseCtx)
+		s.conns[c] = cancel
 		s.wg.Add(1)
 		s.connWG.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			defer s.connWG.Done()
-			s.serveConn(ctx, c)
+			defer cancel()
+			s.serveConn(ctx, cctx, c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -201,6 +217,47 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return s.Close()
+}
+
+// Suspend stops serving without stopping the server: every client
+// connection is closed, and until Resume each new one is closed as soon as
+// it is accepted. A broker suspends itself when it can no longer vouch for
+// its state (cut off from etcd for longer than its lease, DESIGN §5a
+// rule 7).
+//
+// Closing, rather than answering each request with an error, is what every
+// Kafka client handles uniformly: the broker looks down, so requests in
+// flight are retried (an idempotent produce is deduplicated by the
+// sequencer), and metadata, coordinators and partition leaders are looked
+// up on the other brokers, which have dropped this one from the live set
+// once its lease expired. Answered errors would keep clients attached: this
+// broker's own Metadata would keep naming it the leader of its partitions
+// and clients would retry on it until the cut ends.
+func (s *Server) Suspend() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.suspended {
+		return
+	}
+	s.suspended = true
+	for c, cancel := range s.conns {
+		cancel() // a request blocked on etcd returns now
+		_ = c.Close()
+	}
+}
+
+// Resume serves new connections again after Suspend.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	s.suspended = false
+	s.mu.Unlock()
+}
+
+// Suspended reports whether the server is suspended.
+func (s *Server) Suspended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.suspended
 }
 
 // Close stops accepting, closes every connection and waits for every
