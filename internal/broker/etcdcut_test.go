@@ -513,3 +513,31 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBrokerClosesWhileCutFromEtcd: a broker that cannot reach etcd still
+// shuts down in bounded time (its maintainer campaign, which resigns on
+// etcd's answer when cancelled, must not hold Close).
+func TestBrokerClosesWhileCutFromEtcd(t *testing.T) {
+	const lease = 4 * time.Second
+	shared := "file://" + t.TempDir()
+	cfg1 := testConfig(t, t.TempDir())
+	cfg1.BrokerID, cfg1.ObjectStore, cfg1.Etcd.LeaseTTL = 1, shared, lease
+	b1 := startBroker(t, &cfg1) // the maintainer: it campaigned first
+	proxy := startEtcdProxy(t, strings.TrimPrefix(b1.EtcdClientURL(), "http://"))
+	cfg2 := testConfig(t, t.TempDir())
+	cfg2.BrokerID, cfg2.ObjectStore, cfg2.Etcd.LeaseTTL = 2, shared, lease
+	cfg2.Etcd.Endpoints = []string{proxy.addr()}
+	b2 := startBroker(t, &cfg2) // waits in the maintainer campaign
+	defer proxy.restore()       // a failing test still lets b2's Close end
+
+	proxy.cut(false)
+	closed := make(chan struct{})
+	start := time.Now()
+	go func() { b2.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Logf("closed in %v with etcd out of reach", time.Since(start).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close has not returned 20 s after etcd went out of reach")
+	}
+}

@@ -43,8 +43,18 @@ func (e *Engine) maintainTerm() error {
 	}
 	defer sess.Close()
 	el := concurrency.NewElection(sess, e.opts.Prefix+"/maintainer")
-	if err := el.Campaign(e.ctx, fmt.Sprint(e.opts.BrokerID)); err != nil {
-		return err
+	// A cancelled Campaign resigns on the client's own context and so
+	// waits for etcd: with etcd out of reach, Close would hang on it. The
+	// campaign runs apart and ends, at the latest, when the client closes.
+	campaigned := make(chan error, 1)
+	go func() { campaigned <- el.Campaign(e.ctx, fmt.Sprint(e.opts.BrokerID)) }()
+	select {
+	case err := <-campaigned:
+		if err != nil {
+			return err
+		}
+	case <-e.ctx.Done():
+		return nil
 	}
 	e.log.Info("stream: elected maintainer")
 	defer func() {
