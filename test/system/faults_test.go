@@ -130,7 +130,7 @@ func (h *faultHistory) fault(format string, args ...any) {
 	h.faults = append(h.faults, fmt.Sprintf(format, args...))
 }
 
-// anomalies is the number of violations found so far.
+// total is the number of violations found so far.
 func (v *violations) total() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -338,9 +338,11 @@ archive:
 		fig.backlogs, fig.pauses, fig.ckptTries, fig.ckptHits, fig.handovers, fig.cuts, writeDone.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	for id := 1; id <= 3; id++ {
 		p := procs[id]
-		t.Logf("broker %d: %d checkpoints written, %d maintainer elections, %d maintenance pass failures", id,
+		archived, _ := p.Metric(ctx, "runnel_archived_bytes_total")
+		collected, _ := p.Metric(ctx, "runnel_objects_collected_total")
+		t.Logf("broker %d: %d checkpoints written, %d maintainer elections, %d maintenance pass failures; %.0f bytes archived, %.0f objects collected by its current process", id,
 			strings.Count(p.Log(), "stream: checkpoint written"), strings.Count(p.Log(), "stream: elected maintainer"),
-			strings.Count(p.Log(), "stream: maintenance pass failed"))
+			strings.Count(p.Log(), "stream: maintenance pass failed"), archived, collected)
 	}
 	if fig.ckptHits == 0 {
 		t.Logf("the checkpoint window was never caught in %d tries: that fault was not reached this run", fig.ckptTries)
@@ -508,7 +510,7 @@ func (e *etcdView) waitMaintainer(ctx context.Context, d time.Duration, ok func(
 	}
 }
 
-// maintainerOff returns a maintainer other than broker 1: pausing or
+// maintainerOff1 returns a maintainer other than broker 1: pausing or
 // killing broker 1 would take the etcd member down with it. The maintainer
 // is moved by revoking its election session, as a lost session does.
 func (e *etcdView) maintainerOff1(ctx context.Context, h *faultHistory, fig *faultFigures) int {

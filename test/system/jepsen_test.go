@@ -371,7 +371,11 @@ archive:
 	t.Logf("faults injected (%d): %s", len(h.faults), strings.Join(h.faults, "; "))
 	h.mu.Unlock()
 	for i, b := range []*harness.Proc{b1, b2} {
-		t.Logf("broker %d: %d log lines mention an injected object store fault", i+1, strings.Count(b.Log(), "injected fault"))
+		archived, _ := b.Metric(ctx, "runnel_archived_bytes_total")
+		collected, _ := b.Metric(ctx, "runnel_objects_collected_total")
+		t.Logf("broker %d: %d log lines mention an injected object store fault; %d checkpoints written, %d maintenance pass failures; %.0f bytes archived, %.0f objects collected by its current process",
+			i+1, strings.Count(b.Log(), "injected fault"), strings.Count(b.Log(), "stream: checkpoint written"),
+			strings.Count(b.Log(), "stream: maintenance pass failed"), archived, collected)
 	}
 	t.Logf("durations: writes %v, total %v", writeDone.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	if byOutcome[txnCommitted] == 0 || byOutcome[txnAborted] == 0 {
