@@ -120,6 +120,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err != nil {
 		return nil, fmt.Errorf("broker: object store: %w", err)
 	}
+	now := time.Now
+	if off := cfg.ClockOffset; off != 0 {
+		log.Warn("broker: clock offset injected (a fault for tests, never for production)", "clock_offset", off)
+		now = func() time.Time { return time.Now().Add(off) }
+	}
 	b.engine, err = stream.Open(ctx, stream.Options{
 		BrokerID:           cfg.BrokerID,
 		Client:             b.cli,
@@ -139,6 +144,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		Grace:              cfg.Archive.Grace,
 		CompactEtcd:        true,
 		Registerer:         b.registry,
+		Now:                now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: storage engine: %w", err)

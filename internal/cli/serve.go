@@ -66,6 +66,7 @@ object store, both in --data-dir.`,
 	f.String("rack", "", "this broker's rack (availability zone)")
 	f.String("log-level", "", "debug, info, warn or error")
 	f.String("log-format", "", "text or json")
+	f.Duration("clock-offset", 0, "fault injection for tests: add this duration (may be negative) to the broker's wall clock for the log")
 	return cmd
 }
 
@@ -122,6 +123,13 @@ func applyServeFlags(fs *pflag.FlagSet, cfg *config.Config) error {
 			return err
 		}
 		cfg.BrokerID = id
+	}
+	if fs.Changed("clock-offset") {
+		d, err := fs.GetDuration("clock-offset")
+		if err != nil {
+			return err
+		}
+		cfg.ClockOffset = d
 	}
 	if fs.Changed("etcd-endpoints") {
 		raw, err := fs.GetStringSlice("etcd-endpoints")

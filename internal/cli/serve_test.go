@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runnel-dev/runnel/internal/config"
 )
@@ -35,9 +36,10 @@ func TestServeFlagsOverrideFile(t *testing.T) {
 		{
 			name: "flags win",
 			args: []string{"--config", path, "--kafka-addr", "127.0.0.1:9292", "--broker-id", "7",
-				"--etcd-endpoints", "http://127.0.0.1:2379, http://127.0.0.1:2380", "--log-format", "json"},
+				"--etcd-endpoints", "http://127.0.0.1:2379, http://127.0.0.1:2380", "--log-format", "json",
+				"--clock-offset", "-5m"},
 			check: func(t *testing.T, c config.Config) {
-				if c.KafkaAddr != "127.0.0.1:9292" || c.BrokerID != 7 || c.Log.Format != "json" {
+				if c.KafkaAddr != "127.0.0.1:9292" || c.BrokerID != 7 || c.Log.Format != "json" || c.ClockOffset != -5*time.Minute {
 					t.Errorf("flags not applied: %+v", c)
 				}
 				if c.Rack != "file-rack" {

@@ -63,7 +63,16 @@ type Config struct {
 	TopicDefaults map[string]string `yaml:"topic-defaults"`
 	// Log configures structured logging.
 	Log LogConfig `yaml:"log"`
+	// ClockOffset is added to this broker's wall clock wherever the broker
+	// reads time for the log (entry times, entry keys, timestamps it
+	// assigns, the maintainer's time-driven passes). It is fault injection
+	// for tests of clock skew between brokers, never a production setting:
+	// clocks are kept in step with NTP, not with this.
+	ClockOffset time.Duration `yaml:"clock-offset"`
 }
+
+// MaxClockOffset bounds ClockOffset either way.
+const MaxClockOffset = 24 * time.Hour
 
 // EtcdConfig configures the metadata store.
 type EtcdConfig struct {
@@ -481,6 +490,9 @@ func (c Config) Validate() error {
 		if err := ValidateTopicConfig(k, c.TopicDefaults[k]); err != nil {
 			errs = append(errs, fmt.Errorf("config: topic-defaults.%s: %w", k, err))
 		}
+	}
+	if c.ClockOffset > MaxClockOffset || c.ClockOffset < -MaxClockOffset {
+		bad("clock-offset must be between -%s and %s, got %s", MaxClockOffset, MaxClockOffset, c.ClockOffset)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

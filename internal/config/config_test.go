@@ -65,6 +65,7 @@ topic-defaults:
 log:
   level: debug
   format: json
+clock-offset: -5m
 `)
 	c, err := Load(p)
 	if err != nil {
@@ -92,6 +93,7 @@ log:
 		{"topic-defaults", c.TopicDefaults["retention.ms"], "3600000"},
 		{"log.level", c.Log.Level, "debug"},
 		{"advertised", c.Advertised(), "broker3:19092"},
+		{"clock-offset", c.ClockOffset, -5 * time.Minute},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -117,6 +119,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown top-level key", "brokerid: 1\n", "unknown key brokerid"},
 		{"unknown nested key", "flush:\n  bytez: 1\n", "unknown key flush.bytez"},
 		{"bad duration", "flush:\n  linger: fast\n", "key flush.linger"},
+		{"bad clock offset", "clock-offset: 5\n", "key clock-offset"},
 		{"bad int", "broker-id: one\n", "key broker-id"},
 		{"bad size", "flush:\n  bytes: 4XB\n", "key flush.bytes"},
 		{"bad bool", "auto-create-topics: maybe\n", "key auto-create-topics"},
@@ -182,6 +185,8 @@ func TestValidate(t *testing.T) {
 		{"topic-defaults bad", func(c *Config) { c.TopicDefaults["retention.ms"] = "-5" }, "topic-defaults.retention.ms"},
 		{"log.level", func(c *Config) { c.Log.Level = "trace" }, "log.level"},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"clock-offset ahead", func(c *Config) { c.ClockOffset = MaxClockOffset + time.Second }, "clock-offset"},
+		{"clock-offset behind", func(c *Config) { c.ClockOffset = -MaxClockOffset - time.Second }, "clock-offset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,6 +204,15 @@ func TestValidate(t *testing.T) {
 		c.Etcd.ClientAddr, c.Etcd.Name = "", ""
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("clock-offset within bounds", func(t *testing.T) {
+		for _, d := range []time.Duration{-MaxClockOffset, -5 * time.Minute, 0, 5 * time.Minute, MaxClockOffset} {
+			c := Default()
+			c.ClockOffset = d
+			if err := c.Validate(); err != nil {
+				t.Errorf("clock-offset %s: %v", d, err)
+			}
 		}
 	})
 	t.Run("plain object store path", func(t *testing.T) {

@@ -329,6 +329,14 @@ func (p *Proc) Restart() {
 	p.start()
 }
 
+// SetArgs replaces the extra command-line arguments (Options.Args) the next
+// Restart passes, e.g. to restart a broker with another --clock-offset.
+// Call it from the goroutine that restarts the process.
+func (p *Proc) SetArgs(args ...string) { p.opts.Args = args }
+
+// Name is "broker <id>", for messages.
+func (p *Proc) Name() string { return fmt.Sprintf("broker %d", p.opts.BrokerID) }
+
 // DataDir is the broker's data directory.
 func (p *Proc) DataDir() string { return p.opts.DataDir }
 

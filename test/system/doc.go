@@ -2,11 +2,15 @@
 // child process (through test/harness) and drive it with the franz-go client
 // and with raw Kafka frames over TCP: crash safety under SIGKILL, stateless
 // brokers sharing one etcd and one object store, start-up bounded by the
-// checkpoint, bad input, and an S3-compatible object store.
+// checkpoint, bad input, an S3-compatible object store, and two Jepsen-style
+// checkers: transactions and idempotence under crashes and store faults
+// (jepsen_test.go), and the log under watch backlogs, maintainer handovers,
+// an etcd link cut past the lease and skewed clocks (faults_test.go).
 //
 // The package has no non-test code besides this file. It never imports the
 // broker's internal packages: everything it checks is observable from the
-// outside (Kafka protocol, /metrics, exit status and output).
+// outside (Kafka protocol, /metrics, exit status and output, and the keys
+// the brokers share in etcd, read with the etcd client).
 //
 // Set RUNNEL_SOAK=1 for the long versions (more crash cycles, more data).
 package system

@@ -328,6 +328,7 @@ func buildBatch(values [][]byte) []byte {
 // fetchedRecord is one record parsed out of a raw fetch response.
 type fetchedRecord struct {
 	Offset int64
+	Key    []byte
 	Value  []byte
 }
 
@@ -368,7 +369,7 @@ func parseBatches(raw []byte) ([]fetchedRecord, error) {
 				return nil, err
 			}
 			recs = recs[k+int(l):]
-			out = append(out, fetchedRecord{Offset: b.FirstOffset + int64(r.OffsetDelta), Value: r.Value})
+			out = append(out, fetchedRecord{Offset: b.FirstOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value})
 		}
 	}
 	return out, nil

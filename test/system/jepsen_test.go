@@ -29,8 +29,10 @@ import (
 // transactional and idempotent producers write unique values while
 // read_committed consumers read through both brokers and broker 2 is killed,
 // broker 1 (with the etcd member) is paused, and, in the soak form, broker 1
-// is killed too. Every outcome is recorded conservatively (unknown rather
-// than guessed) and the history is checked after a final read.
+// is killed too. Small archive, grace and checkpoint settings keep archival,
+// garbage collection and checkpoints running throughout. Every outcome is
+// recorded conservatively (unknown rather than guessed) and the history is
+// checked after a final read.
 
 // jepsenTopics are the topics written, with their partition counts.
 var jepsenTopics = map[string]int32{"jep-a": 4, "jep-b": 3}
@@ -232,8 +234,19 @@ func TestJepsenTransactions(t *testing.T) {
 	store := func(seed int) string {
 		return fmt.Sprintf("fault+%s?put_error_rate=0.02&get_error_rate=0.01&delete_error_rate=0.02&list_error_rate=0.02&seed=%d", objects, seed)
 	}
-	b1 := harness.Start(t, harness.Options{BrokerID: 1, ObjectStore: store(1)})
-	b2 := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: store(2), EtcdEndpoints: b1.EtcdURL})
+	// Archival, garbage collection and checkpoints run all the time, so
+	// their crash windows meet the faults.
+	conf := `checkpoint:
+  interval: 2s
+  entries: 300
+archive:
+  interval: 500ms
+  min-bytes: 4096
+  max-age: 2s
+  grace: 3s
+`
+	b1 := harness.Start(t, harness.Options{BrokerID: 1, ObjectStore: store(1), Config: conf})
+	b2 := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: store(2), EtcdEndpoints: b1.EtcdURL, Config: conf})
 	seeds := []string{b1.Kafka, b2.Kafka}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+5*time.Minute)
 	defer cancel()
@@ -358,7 +371,11 @@ func TestJepsenTransactions(t *testing.T) {
 	t.Logf("faults injected (%d): %s", len(h.faults), strings.Join(h.faults, "; "))
 	h.mu.Unlock()
 	for i, b := range []*harness.Proc{b1, b2} {
-		t.Logf("broker %d: %d log lines mention an injected object store fault", i+1, strings.Count(b.Log(), "injected fault"))
+		archived, _ := b.Metric(ctx, "runnel_archived_bytes_total")
+		collected, _ := b.Metric(ctx, "runnel_objects_collected_total")
+		t.Logf("broker %d: %d log lines mention an injected object store fault; %d checkpoints written, %d maintenance pass failures; %.0f bytes archived, %.0f objects collected by its current process",
+			i+1, strings.Count(b.Log(), "injected fault"), strings.Count(b.Log(), "stream: checkpoint written"),
+			strings.Count(b.Log(), "stream: maintenance pass failed"), archived, collected)
 	}
 	t.Logf("durations: writes %v, total %v", writeDone.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	if byOutcome[txnCommitted] == 0 || byOutcome[txnAborted] == 0 {
