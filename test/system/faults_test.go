@@ -704,7 +704,10 @@ func checkpointWindowFault(ctx context.Context, t *testing.T, h *faultHistory, e
 		out := map[string]bool{}
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if n := e.Name(); len(n) == 20 && strings.Trim(n, "0123456789") == "" {
+			// checkpoints/<revision, 20 digits>-<broker>-<nonce>: each
+			// attempt writes its own object. The file store writes a
+			// temporary file first and renames it: that one does not count.
+			if n := e.Name(); len(n) > 21 && n[20] == '-' && strings.Trim(n[:20], "0123456789") == "" && !strings.Contains(n, ".") {
 				out[n] = true
 			}
 		}
