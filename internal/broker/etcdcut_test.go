@@ -15,134 +15,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/test/harness"
 )
 
-// etcdProxy forwards TCP connections to etcd and can cut them, in one of
-// two ways: a partition holds bytes in both directions (no reset, no
-// error, etcd just stops answering) until restore lets them flow again; a
-// down etcd resets every connection and refuses new ones until restore.
-type etcdProxy struct {
-	ln     net.Listener
-	target string
-
-	mu      sync.Mutex
-	open    chan struct{} // closed while traffic flows
-	refused bool          // new connections are closed at once
-	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup
-}
-
-func startEtcdProxy(t *testing.T, target string) *etcdProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &etcdProxy{ln: ln, target: target, open: make(chan struct{}), conns: map[net.Conn]struct{}{}}
-	close(p.open)
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *etcdProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *etcdProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		refused := p.refused
-		p.mu.Unlock()
-		if refused {
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(u, c)
-		go p.pipe(c, u)
-	}
-}
-
-// pipe copies src to dst, holding each chunk while the proxy is cut.
-func (p *etcdProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	defer func() {
-		p.mu.Lock()
-		delete(p.conns, src)
-		delete(p.conns, dst)
-		p.mu.Unlock()
-		dst.Close()
-		src.Close()
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			open := p.open
-			p.mu.Unlock()
-			<-open
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// cut partitions etcd away, or takes it down when down is set.
-func (p *etcdProxy) cut(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// cutEtcd takes etcd out of reach through proxy: down resets every
+// connection and refuses new ones; otherwise etcd is partitioned away (no
+// reset, no error, it just stops answering).
+func cutEtcd(proxy *harness.Proxy, down bool) {
 	if down {
-		p.refused = true
-		for c := range p.conns {
-			c.Close()
-		}
+		proxy.Cut()
 		return
 	}
-	select {
-	case <-p.open:
-		p.open = make(chan struct{})
-	default:
-	}
-}
-
-func (p *etcdProxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refused = false
-	select {
-	case <-p.open:
-	default:
-		close(p.open)
-	}
-}
-
-func (p *etcdProxy) close() {
-	p.restore()
-	p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
+	proxy.Partition()
 }
 
 // TestBrokerCutFromEtcd: broker 2 reaches etcd (broker 1's embedded
@@ -169,13 +54,13 @@ func testBrokerCutFromEtcd(t *testing.T, down bool) {
 	cfg1 := testConfig(t, t.TempDir())
 	cfg1.BrokerID, cfg1.ObjectStore, cfg1.Etcd.LeaseTTL = 1, shared, lease
 	b1 := startBroker(t, &cfg1)
-	proxy := startEtcdProxy(t, strings.TrimPrefix(b1.EtcdClientURL(), "http://"))
+	proxy := harness.StartProxy(t, strings.TrimPrefix(b1.EtcdClientURL(), "http://"))
 	cfg2 := testConfig(t, t.TempDir())
 	cfg2.BrokerID, cfg2.ObjectStore, cfg2.Etcd.LeaseTTL = 2, shared, lease
-	cfg2.Etcd.Endpoints = []string{proxy.addr()}
+	cfg2.Etcd.Endpoints = []string{proxy.Addr()}
 	b2 := startBroker(t, &cfg2)
 	// A failing test closes its brokers with etcd reachable.
-	defer proxy.restore()
+	defer proxy.Restore()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -332,7 +217,7 @@ func testBrokerCutFromEtcd(t *testing.T, down bool) {
 	produce(10)
 	waitConsumed("before the cut", 15*time.Second)
 
-	proxy.cut(down)
+	cutEtcd(proxy, down)
 	cutAt := time.Now()
 	produce(5) // through broker 1: broker 2 cannot see these
 
@@ -434,7 +319,7 @@ func testBrokerCutFromEtcd(t *testing.T, down bool) {
 	waitConsumed("while broker 2 is cut", 20*time.Second)
 
 	// Restored: broker 2 catches up, rejoins and serves every record.
-	proxy.restore()
+	proxy.Restore()
 	restoredAt := time.Now()
 	waitUntil(t, "broker 2 ready again", 6*lease, func() bool { return readyz(t, b2) == http.StatusOK })
 	t.Logf("broker 2 ready %s after the proxy was restored", time.Since(restoredAt).Round(time.Millisecond))
@@ -523,14 +408,14 @@ func TestBrokerClosesWhileCutFromEtcd(t *testing.T) {
 	cfg1 := testConfig(t, t.TempDir())
 	cfg1.BrokerID, cfg1.ObjectStore, cfg1.Etcd.LeaseTTL = 1, shared, lease
 	b1 := startBroker(t, &cfg1) // the maintainer: it campaigned first
-	proxy := startEtcdProxy(t, strings.TrimPrefix(b1.EtcdClientURL(), "http://"))
+	proxy := harness.StartProxy(t, strings.TrimPrefix(b1.EtcdClientURL(), "http://"))
 	cfg2 := testConfig(t, t.TempDir())
 	cfg2.BrokerID, cfg2.ObjectStore, cfg2.Etcd.LeaseTTL = 2, shared, lease
-	cfg2.Etcd.Endpoints = []string{proxy.addr()}
+	cfg2.Etcd.Endpoints = []string{proxy.Addr()}
 	b2 := startBroker(t, &cfg2) // waits in the maintainer campaign
-	defer proxy.restore()       // a failing test still lets b2's Close end
+	defer proxy.Restore()       // a failing test still lets b2's Close end
 
-	proxy.cut(false)
+	cutEtcd(proxy, false)
 	closed := make(chan struct{})
 	start := time.Now()
 	go func() { b2.Close(); close(closed) }()

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -22,6 +21,9 @@ type Proxy struct {
 	cut   bool
 	conns map[net.Conn]struct{}
 	done  bool
+	// open is closed while traffic flows; Partition replaces it with an
+	// open channel, so forwarded bytes wait until Restore.
+	open chan struct{}
 }
 
 // StartProxy listens on a free 127.0.0.1 port and forwards to target
@@ -32,7 +34,8 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{t: t, ln: ln, target: target, conns: map[net.Conn]struct{}{}, open: make(chan struct{})}
+	close(p.open)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Close)
@@ -55,11 +58,37 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore forwards new connections again.
+// Partition holds every byte in both directions, on open connections and
+// new ones alike, without closing anything: the peer just stops answering,
+// as behind a network partition, until Restore.
+func (p *Proxy) Partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.open:
+		p.open = make(chan struct{})
+	default:
+	}
+}
+
+// Restore forwards again: new connections after a Cut, held bytes after a
+// Partition.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+	select {
+	case <-p.open:
+	default:
+		close(p.open)
+	}
+}
+
+// flowing returns a channel closed while traffic may flow.
+func (p *Proxy) flowing() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open
 }
 
 // Close stops the proxy and closes every connection.
@@ -73,6 +102,7 @@ func (p *Proxy) Close() {
 	p.mu.Unlock()
 	p.ln.Close()
 	p.Cut()
+	p.Restore() // releases held bytes: their pipes meet the closed connections
 	p.wg.Wait()
 }
 
@@ -132,10 +162,22 @@ func (p *Proxy) forward(c net.Conn) {
 	both.Add(2)
 	pipe := func(dst, src net.Conn) {
 		defer both.Done()
-		io.Copy(dst, src)
 		// Either direction ending ends the pair, as a broken link does.
-		dst.Close()
-		src.Close()
+		defer src.Close()
+		defer dst.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				<-p.flowing() // held while partitioned
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 	go pipe(up, c)
 	go pipe(c, up)
