@@ -65,11 +65,12 @@ func (g *watchGate) hooks() *testHooks {
 	}
 }
 
-// produceEntries writes n batches through e, each in its own intake entry.
+// produceEntries writes n batches through e, one at a time, so each is its
+// own intake entry at its own revision.
 func produceEntries(t *testing.T, e *Engine, topic string, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
-	const workers = 4
+	const workers = 1
 	for w := range workers {
 		wg.Add(1)
 		go func() {
