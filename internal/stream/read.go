@@ -45,6 +45,17 @@ func (e *Engine) Fetch(ctx context.Context, p FetchPartition) (FetchResult, erro
 		// the read: look the offset up again (DESIGN §5a rule 8).
 		res, err = e.fetchOnce(ctx, p)
 	}
+	if errors.Is(err, objstore.ErrNotFound) {
+		// Still gone: this broker has not applied the entry that moved
+		// it (its replay is behind). Catch up and look again.
+		if serr := e.SyncRead(ctx); serr == nil {
+			res, err = e.fetchOnce(ctx, p)
+		}
+	}
+	if errors.Is(err, objstore.ErrNotFound) {
+		// Retriable: the client asks again, here or elsewhere.
+		err = fmt.Errorf("%w: %v", ErrStorage, err)
+	}
 	return res, err
 }
 

@@ -379,3 +379,58 @@ func TestReloadAnswersSkippedWaiters(t *testing.T) {
 		t.Fatalf("after the reload b's high watermark is %d, want 1", got)
 	}
 }
+
+// TestFetchBehindCollectedObject: a broker whose replay is behind still
+// points at an intake object that archival replaced and garbage collection
+// deleted. Its fetch catches up and reads the segment instead of failing
+// with the store's "not found"; if it cannot catch up, the error is a
+// retriable storage error.
+func TestFetchBehindCollectedObject(t *testing.T) {
+	for _, catchUp := range []bool{true, false} {
+		t.Run(fmt.Sprintf("catch up %v", catchUp), func(t *testing.T) {
+			v := newEnv(t)
+			a := v.open(t)
+			mustCreate(t, a, "t", 1, nil)
+			if r := produce(t, a, "t", 0, valueBatch("v0")); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			gate := newWatchGate(false)
+			gate.unblock()
+			v.opts.hooks = gate.hooks()
+			v.opts.BrokerID = 2
+			b := v.open(t) // sees the record in the intake object
+			t.Cleanup(gate.open)
+			v.opts.hooks = nil
+
+			ctx := context.Background()
+			if err := a.ArchiveAll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond) // past the 1 ms grace
+			if r := produce(t, a, "t", 0, valueBatch("v1")); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			if err := a.CollectGarbage(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if catchUp {
+				gate.open()
+			}
+			fctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			res, err := b.Fetch(fctx, FetchPartition{TopicID: topicID(t, b, "t"), Offset: 0, MaxBytes: 1 << 20})
+			if catchUp {
+				if err != nil || len(res.Records) == 0 {
+					t.Fatalf("fetch after catching up: %d bytes, %v", len(res.Records), err)
+				}
+				return
+			}
+			if !errorsIs(err, ErrStorage) {
+				t.Fatalf("fetch of a collected object without catching up: %v, want ErrStorage", err)
+			}
+		})
+	}
+}
