@@ -192,9 +192,6 @@ type Engine struct {
 	// watchCtx carries the metadata that names the log watch's gRPC
 	// stream, so progress requests reach that stream and no other.
 	watchCtx context.Context
-	// reloads counts start-overs from a checkpoint after a compacted watch.
-	reloads atomic.Int64
-	hooks   *testHooks
 
 	cache  *objCache
 	intake *intake
@@ -234,7 +231,6 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		st:       newState(),
 		cfgCache: map[TopicID]config.Topic{},
 		waiters:  map[string]*waiter{},
-		hooks:    opts.hooks,
 		entropy:  ulid.Monotonic(rand.Reader, 0),
 		cache:    newObjCache(opts.CacheBytes),
 		m:        newMetrics(opts.Registerer),
@@ -347,9 +343,6 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 		res = st.apply(rev, ent)
 		if ent.Kind == kindInitProducer {
 			e.m.producerIDs.Set(float64(len(st.Producers)))
-			if errors.Is(res.Err, ErrProducerIDLimit) {
-				e.limitHit("producer_ids", res.Err)
-			}
 		}
 		if len(st.TxnOffsets) != before {
 			e.txnOffsetsChanged.notify()
@@ -381,6 +374,15 @@ func (e *Engine) limitHit(limit string, err error) {
 	now := time.Now().UnixMilli()
 	if last := e.lastLimitLog.Load(); now-last >= 10_000 && e.lastLimitLog.CompareAndSwap(last, now) {
 		e.log.Warn("stream: memory cap reached; refusing requests", "limit", limit, "err", err)
+	}
+}
+
+// countProducerIDLimit counts an InitProducerId this broker proposed that
+// the producer id cap refused (every broker applies the entry; only the
+// one that answers the client counts it).
+func (e *Engine) countProducerIDLimit(err error) {
+	if errors.Is(err, ErrProducerIDLimit) {
+		e.limitHit("producer_ids", err)
 	}
 }
 
@@ -416,7 +418,7 @@ func (e *Engine) failSkippedWaiters(rev int64) {
 func (e *Engine) follow(rev int64) {
 	defer e.wg.Done()
 	for e.ctx.Err() == nil {
-		if h := e.hooks; h != nil && h.beforeWatch != nil {
+		if h := e.opts.hooks; h != nil && h.beforeWatch != nil {
 			h.beforeWatch(rev)
 		}
 		wctx, cancel := context.WithCancel(e.watchCtx)
@@ -428,7 +430,6 @@ func (e *Engine) follow(rev int64) {
 					r, lerr := e.load(e.ctx)
 					if lerr == nil {
 						rev = r
-						e.reloads.Add(1)
 						e.broadcast()
 					}
 				} else {
@@ -437,7 +438,7 @@ func (e *Engine) follow(rev int64) {
 				break
 			}
 			rev = e.applyResponse(&resp, rev)
-			if h := e.hooks; h != nil && h.afterResponse != nil && h.afterResponse(&resp) {
+			if h := e.opts.hooks; h != nil && h.afterResponse != nil && h.afterResponse(&resp) {
 				break
 			}
 		}
@@ -548,26 +549,17 @@ func (e *Engine) SyncRead(ctx context.Context) error {
 
 // waitApplied waits until replay has passed revision need.
 func (e *Engine) waitApplied(ctx context.Context, need int64) error {
-	var retry *time.Timer
-	defer func() {
-		if retry != nil {
-			retry.Stop()
-		}
-	}()
+	// A progress request made while the watch is still catching up is
+	// dropped by etcd, so ask again until replay gets there.
+	retry := time.NewTicker(50 * time.Millisecond)
+	defer retry.Stop()
 	for {
 		ch := e.Changed()
 		if e.appliedRev.Load() >= need {
 			return nil
 		}
-		// A progress request made while the watch is still catching up is
-		// dropped by etcd, so ask again until it is answered.
 		if err := e.cli.RequestProgress(e.watchCtx); err != nil && e.ctx.Err() == nil {
 			e.log.Debug("stream: requesting watch progress", "err", err)
-		}
-		if retry == nil {
-			retry = time.NewTimer(50 * time.Millisecond)
-		} else {
-			retry.Reset(50 * time.Millisecond)
 		}
 		select {
 		case <-ch:

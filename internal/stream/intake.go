@@ -159,7 +159,7 @@ func (e *Engine) Enqueue(ctx context.Context, batches []ProduceBatch) *Pending {
 			targets[i].err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, b.Topic, b.Partition)
 		case e.st.Topics[id].Parts[b.Partition].unarchivedExtents() >= e.opts.MaxUnarchivedExtents:
 			targets[i].err = fmt.Errorf("%w: %s-%d holds %d extents not yet archived (the cap); archival is behind",
-				ErrBackpressure, b.Topic, b.Partition, e.st.Topics[id].Parts[b.Partition].unarchivedExtents())
+				ErrBackpressure, b.Topic, b.Partition, e.opts.MaxUnarchivedExtents)
 			e.limitHit("unarchived_extents", targets[i].err)
 		default:
 			targets[i] = target{id: id, tc: e.topicConfigLocked(e.st.Topics[id])}

@@ -241,6 +241,7 @@ func (e *Engine) InitProducerID(ctx context.Context, producerID int64, epoch int
 		return 0, 0, err
 	}
 	if res.Err != nil {
+		e.countProducerIDLimit(res.Err)
 		return 0, 0, res.Err
 	}
 	return res.ProducerID, res.Epoch, nil

@@ -20,6 +20,7 @@ func (e *Engine) InitTxnProducer(ctx context.Context, txnID string, timeoutMs in
 	if err != nil {
 		return 0, 0, err
 	}
+	e.countProducerIDLimit(res.Err)
 	return res.ProducerID, res.Epoch, res.Err
 }
 
