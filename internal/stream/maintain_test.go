@@ -2,11 +2,14 @@ package stream
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runnel-dev/runnel/internal/objstore"
@@ -183,7 +186,10 @@ func TestLostMaintainerDeletesNothing(t *testing.T) {
 
 // TestOrphansWaitForReplay: orphan collection on a broker whose replay is
 // behind does not delete an object referenced by an entry it has not
-// applied yet.
+// applied yet. Two guards keep it so: the pass catches up with the log
+// first, and it judges age on the log clock (TestOrphanAgeOnTheLogClock),
+// which a stale broker has not moved past the object; the test fails only
+// if both are gone.
 func TestOrphansWaitForReplay(t *testing.T) {
 	v := newEnv(t)
 	a := v.open(t)
@@ -215,5 +221,51 @@ func TestOrphansWaitForReplay(t *testing.T) {
 	a.mu.RUnlock()
 	if _, err := v.store.Get(context.Background(), obj); err != nil {
 		t.Fatalf("orphan collection deleted %s, which a log entry references: %v", obj, err)
+	}
+}
+
+// TestOrphanAgeOnTheLogClock: orphan collection judges an object's age on
+// the log clock, as the sequencer does. A maintainer whose clock runs an
+// hour ahead does not take a young orphan for old; once the log clock
+// has moved past twice the object age limit, the orphan is collected.
+func TestOrphanAgeOnTheLogClock(t *testing.T) {
+	v := newEnv(t)
+	var ahead atomic.Int64 // broker 1's clock offset, ms
+	o := v.opts
+	o.BrokerID = 1
+	o.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load()) * time.Millisecond) }
+	a := v.openWith(t, o)
+	mustCreate(t, a, "t", 1, nil)
+	o = v.opts
+	o.BrokerID = 2
+	o.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	fast := v.openWith(t, o)
+
+	// An intake object whose broker died before logging it.
+	orphan := fmt.Sprintf("intake/%08x/%s", 7, ulid.MustNew(ulid.Now(), rand.Reader))
+	ctx := context.Background()
+	if err := v.store.Put(ctx, orphan, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	exists := func() bool {
+		_, err := v.store.Get(ctx, orphan)
+		return err == nil
+	}
+	if err := fast.CollectOrphans(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !exists() {
+		t.Fatal("a maintainer an hour ahead collected an orphan written just now")
+	}
+	// Broker 1, alone in the log, moves the clock an hour on.
+	ahead.Store(time.Hour.Milliseconds())
+	if err := a.tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.CollectOrphans(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exists() {
+		t.Fatal("an orphan an hour old on the log clock was not collected")
 	}
 }
