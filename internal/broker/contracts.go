@@ -58,6 +58,9 @@ type contracts struct {
 	reg   *registry.Registry
 	rules *rules.Engine
 	now   func() time.Time
+	// lookupTimeout bounds one batch's registry reads and rule
+	// evaluations (registryLookupTimeout; tests shorten it).
+	lookupTimeout time.Duration
 
 	mu    sync.Mutex
 	cache map[int]cachedSchema
@@ -71,7 +74,7 @@ type cachedSchema struct {
 }
 
 func newContracts(reg *registry.Registry, eng *rules.Engine) *contracts {
-	return &contracts{reg: reg, rules: eng, now: time.Now, cache: map[int]cachedSchema{}}
+	return &contracts{reg: reg, rules: eng, now: time.Now, lookupTimeout: registryLookupTimeout, cache: map[int]cachedSchema{}}
 }
 
 var _ stream.ContractChecker = (*contracts)(nil)
@@ -85,13 +88,17 @@ func (c *contracts) CheckRecords(ctx context.Context, topic string, tc config.To
 	}
 	// One deadline bounds the registry reads and rule evaluations of the
 	// whole batch, and the request's own deadline or cancellation ends
-	// them sooner.
-	ctx, cancel := context.WithTimeout(ctx, registryLookupTimeout)
+	// them sooner. Only the request's end stops the loop (the engine then
+	// answers the batch ErrTimeout); past the batch's own deadline the
+	// remaining records still get verdicts, failed lookups, so none is
+	// accepted unchecked.
+	request := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.lookupTimeout)
 	defer cancel()
 	var out []stream.ContractVerdict
 	for i, r := range recs {
-		if ctx.Err() != nil {
-			break // the engine answers the batch ErrTimeout
+		if request.Err() != nil {
+			break
 		}
 		var vd *stream.ContractVerdict
 		if tc.KeySchemaValidation {

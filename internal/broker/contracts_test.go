@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -13,6 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // wire frames a payload in the schema registry wire format.
@@ -361,5 +365,26 @@ func TestDeadLetterRouting(t *testing.T) {
 	if p := produce("loop", []byte("not in the wire format")); p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) == 0 ||
 		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, "its own dead-letter topic") {
 		t.Fatalf("a topic routing to itself: %v %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+}
+
+// TestContractCheckPastItsDeadline: once a batch's own lookup deadline has
+// passed while the request is still alive, every remaining record still
+// gets a verdict; none is left unchecked (and so accepted).
+func TestContractCheckPastItsDeadline(t *testing.T) {
+	c := newContracts(nil, nil)
+	c.lookupTimeout = time.Nanosecond
+	tc := config.Topic{KeySchemaValidation: true}
+	recs := []stream.ContractRecord{{NullKey: true}, {NullKey: true}, {NullKey: true}}
+	time.Sleep(time.Millisecond)
+	got := c.CheckRecords(context.Background(), "t", tc, recs)
+	if len(got) != len(recs) {
+		t.Fatalf("%d verdicts for %d failing records", len(got), len(recs))
+	}
+	// The request's own end stops the check: the engine answers ErrTimeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := c.CheckRecords(ctx, "t", tc, recs); len(got) != 0 {
+		t.Fatalf("%d verdicts after the request ended", len(got))
 	}
 }
