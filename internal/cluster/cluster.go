@@ -439,45 +439,64 @@ func (c *Cluster) leaseLoop(lease clientv3.LeaseID) {
 			c.owned = map[int]int64{}
 		}
 		c.notifyLocked()
+		registered := c.registered
 		c.mu.Unlock()
+		// Catch up first: it needs no lease, and a lease granted before a
+		// long replay could expire before the registration is put.
+		if registered && !c.catchUp() {
+			return
+		}
 		for {
-			ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
-			resp, gerr := c.cli.Grant(ctx, int64(c.opts.LeaseTTL/time.Second))
-			cancel()
-			if gerr == nil {
-				lease = resp.ID
+			lease = c.grant(backoff)
+			if lease == 0 {
+				return
+			}
+			c.mu.Lock()
+			c.lease = lease
+			c.leaseAlive = time.Now()
+			c.mu.Unlock()
+			if !registered {
 				break
 			}
-			c.log.Warn("grant lease", "err", gerr)
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
+			err := c.putRegistration(ctx, lease)
+			cancel()
+			if err == nil {
+				break
+			}
+			// Still rejoining (unhealthy, not serving): try again under a
+			// new lease rather than serve outside the live set.
+			c.log.Error("re-register after lease loss", "err", err)
 			if !backoff.wait(c.ctx) {
 				return
 			}
 		}
 		backoff.reset()
-		c.mu.Lock()
-		c.lease = lease
-		c.leaseAlive = time.Now()
-		registered := c.registered
-		c.mu.Unlock()
 		if registered {
-			if !c.catchUp() {
-				return
-			}
-			ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
-			err := c.putRegistration(ctx, lease)
-			cancel()
 			c.mu.Lock()
-			if err != nil {
-				c.log.Error("re-register after lease loss", "err", err)
-				c.registered = false
-			} else {
-				c.log.Info("rejoined the live set")
-			}
+			c.log.Info("rejoined the live set")
 			c.rejoining = false
 			c.notifyLocked()
 			c.mu.Unlock()
 		}
 		c.trigger()
+	}
+}
+
+// grant obtains a new lease, retrying with backoff; 0 when the cluster is
+// closing.
+func (c *Cluster) grant(backoff *backoff) clientv3.LeaseID {
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL)
+		resp, err := c.cli.Grant(ctx, int64(c.opts.LeaseTTL/time.Second))
+		cancel()
+		if err == nil {
+			return resp.ID
+		}
+		c.log.Warn("grant lease", "err", err)
+		if !backoff.wait(c.ctx) {
+			return 0
+		}
 	}
 }
 

@@ -219,8 +219,9 @@ func TestRejoinWaitsForCatchUp(t *testing.T) {
 		t.Fatal("CatchUp never called after the lease was lost")
 	}
 	waitFor(t, other, "broker 1 gone", func() bool { return !live(other, 1) })
-	// Well past a reconcile and a re-registration, still out.
-	time.Sleep(500 * time.Millisecond)
+	// Well past a reconcile, a re-registration and a lease's TTL (a lease
+	// granted before the catch-up would expire meanwhile), still out.
+	time.Sleep(5 * time.Second)
 	if c.Healthy() {
 		t.Fatal("healthy before catching up")
 	}
