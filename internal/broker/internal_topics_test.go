@@ -103,8 +103,11 @@ func TestInternalTopics(t *testing.T) {
 	var assigned map[[16]byte]int
 	for {
 		resp, err := hb.RequestWith(ctx, cl)
-		if err != nil || resp.ErrorCode != 0 {
-			t.Fatalf("ConsumerGroupHeartbeat: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
+		if err != nil {
+			t.Fatalf("ConsumerGroupHeartbeat: %v", err)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("ConsumerGroupHeartbeat: %v", kerr.ErrorForCode(resp.ErrorCode))
 		}
 		if resp.MemberID != nil {
 			hb.MemberID = *resp.MemberID

@@ -43,7 +43,9 @@ func (s *Server) readBarrier(ctx context.Context) error {
 	bctx, cancel := context.WithTimeout(ctx, s.opts.ReadBarrierTimeout)
 	defer cancel()
 	if err := s.opts.Log.SyncRead(bctx); err != nil {
-		return fmt.Errorf("%w: %w", ErrReadBarrier, err)
+		// The cause is told, not wrapped: the answer is the barrier's, not
+		// that of whatever SyncRead returned (a storage error, a deadline).
+		return fmt.Errorf("%w: %v", ErrReadBarrier, err)
 	}
 	return nil
 }

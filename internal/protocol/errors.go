@@ -19,8 +19,7 @@ var errorTable = []struct {
 	err  error
 	kerr *kerr.Error
 }{
-	// First: a failed read barrier wraps whatever SyncRead returned (a
-	// storage error, a deadline), and must not be answered as that.
+	// A failed read barrier: retriable, and the client keeps its position.
 	{ErrReadBarrier, kerr.NotLeaderForPartition},
 	{stream.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
 	{stream.ErrUnknownTopicID, kerr.UnknownTopicID},

@@ -41,21 +41,19 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 	if req.Version < 4 {
 		keys = []string{req.CoordinatorKey}
 	}
-	internal := ensureCoordinatorTopic(ctx, s, rc, req.CoordinatorType, keys)
+	ensureCoordinatorTopic(ctx, s, rc, req.CoordinatorType, keys)
 	find := func(key string) kmsg.FindCoordinatorResponseCoordinator {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Port = key, -1, -1
-		switch {
-		case internal != 0 && key != "":
-			c.ErrorCode = internal
-		case req.CoordinatorType == 0:
+		switch req.CoordinatorType {
+		case 0:
 			b, code := s.opts.Groups.Coordinator(ctx, key, req.CoordinatorType)
 			if code != 0 {
 				c.ErrorCode = code
 				break
 			}
 			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
-		case req.CoordinatorType == 1:
+		case 1:
 			if key == "" {
 				c.ErrorCode = kerr.InvalidRequest.Code
 				break
@@ -84,10 +82,10 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 // ensureCoordinatorTopic creates the internal topic of a coordinator type
 // (__consumer_offsets for groups, __transaction_state for transactions) on
 // the first look-up that names a key, as Kafka does. The topic holds no
-// records here; it exists so that Metadata lists it, flagged internal. A
-// failure to create it is COORDINATOR_NOT_AVAILABLE (retriable), Kafka's
-// answer while the topic is being created.
-func ensureCoordinatorTopic(ctx context.Context, s *Server, rc *reqCtx, typ int8, keys []string) int16 {
+// records here; it exists so that Metadata lists it, flagged internal, and
+// nothing depends on it: a failure to create it is logged and the next
+// look-up tries again, while coordinators keep being found.
+func ensureCoordinatorTopic(ctx context.Context, s *Server, rc *reqCtx, typ int8, keys []string) {
 	var name string
 	switch typ {
 	case 0:
@@ -95,13 +93,13 @@ func ensureCoordinatorTopic(ctx context.Context, s *Server, rc *reqCtx, typ int8
 	case 1:
 		name = stream.TransactionStateTopic
 	default:
-		return 0
+		return
 	}
 	if !slices.ContainsFunc(keys, func(k string) bool { return k != "" }) {
-		return 0
+		return
 	}
 	if _, ok := s.opts.Log.Topic(name); ok {
-		return 0
+		return
 	}
 	_, err := s.opts.Log.CreateTopic(ctx, name, stream.InternalTopicPartitions, nil, false)
 	switch {
@@ -110,9 +108,7 @@ func ensureCoordinatorTopic(ctx context.Context, s *Server, rc *reqCtx, typ int8
 	case errors.Is(err, stream.ErrTopicExists):
 	default:
 		rc.log.Warn("creating internal topic", "topic", name, "err", err)
-		return kerr.CoordinatorNotAvailable.Code
 	}
-	return 0
 }
 
 // groupAPI adapts a Groups method (a method expression such as

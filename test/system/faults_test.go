@@ -434,6 +434,8 @@ func faultConsumer(ctx context.Context, t *testing.T, name, seed string, h *faul
 		select {
 		case <-stop:
 			return
+		case <-ctx.Done(): // the test ended early: do not spin
+			return
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)

@@ -520,6 +520,8 @@ func runConsumer(ctx context.Context, t *testing.T, name, seed string, h *histor
 		select {
 		case <-stop:
 			return
+		case <-ctx.Done(): // the test ended early: do not spin
+			return
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
