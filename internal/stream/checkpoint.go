@@ -156,8 +156,15 @@ func encodeStateAs(st *state, digest uint64, version byte) ([]byte, error) {
 }
 
 func decodeState(b []byte) (*state, error) {
+	st, _, err := decodeStateDigest(b)
+	return st, err
+}
+
+// decodeStateDigest decodes a checkpoint and returns the digest it carries
+// (0 before version 3), already checked against the state decoded.
+func decodeStateDigest(b []byte) (*state, uint64, error) {
 	if len(b) < 1 || b[0] < 1 || b[0] > checkpointVersion {
-		return nil, fmt.Errorf("%w: unknown checkpoint version", ErrStorage)
+		return nil, 0, fmt.Errorf("%w: unknown checkpoint version", ErrStorage)
 	}
 	// A bufio.Reader is an io.ByteReader, so gob reads exactly its message
 	// and the sections after it stay in r.
@@ -170,31 +177,31 @@ func decodeState(b []byte) (*state, error) {
 	// io.EOF included: a stream without the state's message is not an
 	// empty state.
 	if err := gob.NewDecoder(r).Decode(st); err != nil {
-		return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+		return nil, 0, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 	}
 	var digest uint64
 	switch b[0] {
 	case 3:
 		if err := readExtentSections(r, st); err != nil {
-			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+			return nil, 0, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
 		var err error
 		if st.Garbage, digest, err = readTail(r); err != nil {
-			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+			return nil, 0, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
 	case 2:
 		if err := readExtentSections(r, st); err != nil {
-			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+			return nil, 0, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
 		// The garbage list ends the stream; a version 2 checkpoint without
 		// it kept the list in its gob message.
 		rest, err := io.ReadAll(r)
 		if err != nil {
-			return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+			return nil, 0, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 		}
 		if len(rest) > 0 {
 			if st.Garbage, err = unpackGarbage(rest); err != nil {
-				return nil, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
+				return nil, 0, fmt.Errorf("%w: decoding checkpoint: %v", ErrStorage, err)
 			}
 		}
 	}
@@ -213,10 +220,10 @@ func decodeState(b []byte) (*state, error) {
 	}
 	if b[0] >= 3 {
 		if got := st.digest(); got != digest {
-			return nil, fmt.Errorf("%w: decoding checkpoint: the state decoded has digest %016x, the checkpoint says %016x", ErrStorage, got, digest)
+			return nil, 0, fmt.Errorf("%w: decoding checkpoint: the state decoded has digest %016x, the checkpoint says %016x", ErrStorage, got, digest)
 		}
 	}
-	return st, nil
+	return st, digest, nil
 }
 
 // readTail reads the end of a version 3 checkpoint: the packed garbage list
@@ -507,12 +514,14 @@ func (r *packReader) str() string {
 	return s
 }
 
-func loadCheckpoint(ctx context.Context, store objstore.Store, key string) (*state, error) {
+// loadCheckpoint loads a checkpoint and returns the digest it carries
+// (checked against the state; 0 before version 3).
+func loadCheckpoint(ctx context.Context, store objstore.Store, key string) (*state, uint64, error) {
 	b, err := store.Get(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: loading checkpoint %s: %w", ErrStorage, key, err)
+		return nil, 0, fmt.Errorf("%w: loading checkpoint %s: %w", ErrStorage, key, err)
 	}
-	return decodeState(b)
+	return decodeStateDigest(b)
 }
 
 // loadNewest reads the checkpoint pointer and loads the checkpoint it
@@ -541,7 +550,7 @@ func (e *Engine) loadNewest(ctx context.Context) (*state, pointer, int64, error)
 			return nil, pointer{}, 0, fmt.Errorf("%w: checkpoint %s (revision %d), named by the checkpoint pointer, is missing from the object store",
 				ErrStorage, ptr.Object, ptr.Rev)
 		}
-		st, err := loadCheckpoint(ctx, e.store, ptr.Object)
+		st, digest, err := loadCheckpoint(ctx, e.store, ptr.Object)
 		if errors.Is(err, objstore.ErrNotFound) {
 			e.log.Warn("stream: checkpoint gone while loading it; reading the pointer again", "object", ptr.Object)
 			missing = ptr.Object
@@ -550,10 +559,9 @@ func (e *Engine) loadNewest(ctx context.Context) (*state, pointer, int64, error)
 		if err != nil {
 			return nil, pointer{}, 0, err
 		}
-		if ptr.Digest != 0 {
-			if d := st.digest(); d != ptr.Digest {
-				return nil, pointer{}, 0, fmt.Errorf("%w: checkpoint %s has digest %016x, its pointer says %016x", ErrStorage, ptr.Object, d, ptr.Digest)
-			}
+		// The object's digest was checked against the state decoded.
+		if ptr.Digest != 0 && digest != ptr.Digest {
+			return nil, pointer{}, 0, fmt.Errorf("%w: checkpoint %s has digest %016x, its pointer says %016x", ErrStorage, ptr.Object, digest, ptr.Digest)
 		}
 		return st, ptr, at, nil
 	}

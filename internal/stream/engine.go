@@ -371,9 +371,15 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 // once every ten seconds.
 func (e *Engine) limitHit(limit string, err error) {
 	e.m.limitHits.WithLabelValues(limit).Inc()
+	e.limitWarn("stream: memory cap reached; refusing requests", "limit", limit, "err", err)
+}
+
+// limitWarn logs a warning about a memory cap, at most once every ten
+// seconds (a refused client retries; archival passes run every second).
+func (e *Engine) limitWarn(msg string, args ...any) {
 	now := time.Now().UnixMilli()
 	if last := e.lastLimitLog.Load(); now-last >= 10_000 && e.lastLimitLog.CompareAndSwap(last, now) {
-		e.log.Warn("stream: memory cap reached; refusing requests", "limit", limit, "err", err)
+		e.log.Warn(msg, args...)
 	}
 }
 

@@ -62,18 +62,10 @@ func (e *Engine) maintainTerm() error {
 		_ = el.Resign(ctx)
 		cancel()
 	}()
-	// The term's passes run on a context that ends with the session (its
-	// lease expired or was revoked: another broker may be elected), not on
-	// the engine's (DESIGN §5a rule 6).
-	termCtx, endTerm := context.WithCancel(e.ctx)
-	defer endTerm()
-	go func() { // ends with the term: endTerm closes termCtx
-		select {
-		case <-sess.Done():
-			endTerm()
-		case <-termCtx.Done():
-		}
-	}()
+	// The term's passes run on the session's context, which ends with the
+	// session (its lease expired or was revoked: another broker may be
+	// elected) or the engine, not on the engine's alone (DESIGN §5a rule 6).
+	termCtx := sess.Ctx()
 	t := &maintainerTerm{ctx: termCtx, cli: e.cli, key: el.Key(), rev: el.Rev()}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -265,15 +257,15 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 }
 
 func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	maxExtents := 0
-	defer func() {
+	defer func() { // after the lock is released (deferred calls run last first)
 		e.m.unarchivedMax.Set(float64(maxExtents))
 		if maxExtents >= e.opts.MaxUnarchivedExtents/2 {
-			e.log.Warn("stream: archival is behind", "unarchived_extents", maxExtents, "cap", e.opts.MaxUnarchivedExtents)
+			e.limitWarn("stream: archival is behind", "unarchived_extents", maxExtents, "cap", e.opts.MaxUnarchivedExtents)
 		}
 	}()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	// Ages on the log clock: an object's time is its writer's clock,
 	// mapped through that broker's offset.
 	now := time.UnixMilli(e.st.Clock)
@@ -535,46 +527,49 @@ func (e *Engine) CollectGarbage(ctx context.Context) error {
 // never taken for old.
 func (e *Engine) CollectOrphans(ctx context.Context) error {
 	wallCutoff := e.opts.Now().Add(-2 * time.Duration(objectMaxAge) * time.Millisecond)
+	var listed []string
 	for _, prefix := range []string{"intake/", "topics/"} {
-		var orphans []string
 		err := e.store.List(ctx, prefix, func(o objstore.ObjectInfo) error {
-			if o.ModTime.After(wallCutoff) {
-				return nil
+			if !o.ModTime.After(wallCutoff) {
+				listed = append(listed, o.Key)
 			}
-			orphans = append(orphans, o.Key)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if err := e.SyncRead(ctx); err != nil {
-			return fmt.Errorf("orphans: catching up with the log before comparing: %w", err)
+	}
+	if len(listed) == 0 {
+		return nil
+	}
+	if err := e.SyncRead(ctx); err != nil {
+		return fmt.Errorf("orphans: catching up with the log before comparing: %w", err)
+	}
+	e.mu.RLock()
+	cutoff := time.UnixMilli(e.st.Clock - 2*objectMaxAge)
+	known := make(map[string]bool, len(e.st.Garbage))
+	for _, g := range e.st.Garbage {
+		known[g.Obj] = true
+	}
+	var del []string
+	for _, o := range listed {
+		made, ok := e.objectLogTimeLocked(o)
+		if ok && made.Before(cutoff) && e.st.ObjRefs[o] == 0 && !known[o] {
+			del = append(del, o)
 		}
-		e.mu.RLock()
-		cutoff := time.UnixMilli(e.st.Clock - 2*objectMaxAge)
-		known := make(map[string]bool, len(e.st.Garbage))
-		for _, g := range e.st.Garbage {
-			known[g.Obj] = true
+	}
+	e.mu.RUnlock()
+	if len(del) == 0 {
+		return nil
+	}
+	if err := checkMaintainer(ctx); err != nil {
+		return err
+	}
+	for _, o := range del {
+		if err := e.store.Delete(ctx, o); err != nil {
+			return err
 		}
-		var del []string
-		for _, o := range orphans {
-			made, ok := e.objectLogTimeLocked(o)
-			if ok && made.Before(cutoff) && e.st.ObjRefs[o] == 0 && !known[o] {
-				del = append(del, o)
-			}
-		}
-		e.mu.RUnlock()
-		if len(del) > 0 {
-			if err := checkMaintainer(ctx); err != nil {
-				return err
-			}
-		}
-		for _, o := range del {
-			if err := e.store.Delete(ctx, o); err != nil {
-				return err
-			}
-			e.m.collected.Inc()
-		}
+		e.m.collected.Inc()
 	}
 	return nil
 }
