@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -69,22 +68,21 @@ func (g *watchGate) hooks() *testHooks {
 // own intake entry at its own revision.
 func produceEntries(t *testing.T, e *Engine, topic string, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	const workers = 1
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				r := e.Produce(context.Background(), []ProduceBatch{{Topic: topic, Records: makeBatch(-1, -1, -1, 1, 1000, CodecNone)}})
-				if r[0].Err != nil {
-					t.Errorf("produce: %v", r[0].Err)
-					return
-				}
-			}
-		}()
+	for range n {
+		mustProduce(t, e, topic, makeBatch(-1, -1, -1, 1, 1000, CodecNone))
 	}
-	wg.Wait()
+}
+
+// openGated opens a follower (broker 2) whose log watch g holds. g is
+// released when the test ends, before the follower's Close (registered
+// first, run last), so a test that fails early does not hang.
+func (v *env) openGated(t *testing.T, g *watchGate) *Engine {
+	t.Helper()
+	o := v.opts
+	o.hooks, o.BrokerID = g.hooks(), 2
+	e := v.openWith(t, o)
+	t.Cleanup(func() { g.open(); g.unblock() })
+	return e
 }
 
 func hwm(t *testing.T, e *Engine, topic string) int64 {
@@ -111,11 +109,7 @@ func TestWatchBacklogIsNotProgress(t *testing.T) {
 			a := v.open(t)
 			mustCreate(t, a, "t", 1, nil)
 			gate := newWatchGate(tc.cancel)
-			v.opts.hooks = gate.hooks()
-			v.opts.BrokerID = 2
-			b := v.open(t)
-			t.Cleanup(func() { gate.open(); gate.unblock() })
-			v.opts.hooks = nil
+			b := v.openGated(t, gate)
 
 			produceEntries(t, a, "t", 2500)
 			want := hwm(t, a, "t")
@@ -166,7 +160,7 @@ func TestWatchBacklogIsNotProgress(t *testing.T) {
 					t.Fatalf("after SyncRead the follower's high watermark is %d, the writer's %d", s.hw, want)
 				}
 			}
-			ra, rb := readAll(t, a, topicID(t, a, "t"), 0), readAll(t, b, topicID(t, b, "t"), 0)
+			ra, rb := readAll(t, a, mustTopic(t, a, "t"), 0), readAll(t, b, mustTopic(t, b, "t"), 0)
 			if len(ra) != len(rb) {
 				t.Fatalf("writer has %d records, follower %d", len(ra), len(rb))
 			}
@@ -188,13 +182,7 @@ func TestSyncReadAfterCheckpointDeletedTheLog(t *testing.T) {
 	mustCreate(t, a, "t", 1, nil)
 	gate := newWatchGate(false)
 	gate.unblock()
-	v.opts.hooks = gate.hooks()
-	v.opts.BrokerID = 2
-	b := v.open(t)
-	// Registered after b's Close: a test that fails early still lets the
-	// watch go, so Close does not hang.
-	t.Cleanup(func() { gate.open(); gate.unblock() })
-	v.opts.hooks = nil
+	b := v.openGated(t, gate)
 
 	produceEntries(t, a, "t", 20)
 	want := hwm(t, a, "t")
@@ -230,24 +218,9 @@ func TestSyncReadAfterCheckpointDeletedTheLog(t *testing.T) {
 	}
 }
 
-func topicID(t *testing.T, e *Engine, name string) TopicID {
-	t.Helper()
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	id, ok := e.st.ByName[name]
-	if !ok {
-		t.Fatalf("no topic %q", name)
-	}
-	return id
-}
-
-// valueBatch builds a one-record batch without a producer id.
+// valueBatch builds a one-record batch without a producer id or key.
 func valueBatch(val string) []byte {
-	r := kmsg.Record{Value: []byte(val)}
-	r.Length = int32(len(r.AppendTo(nil)) - 1)
-	recs := r.AppendTo(nil)
-	h := batchHeader{FirstTimestamp: 1000, MaxTimestamp: 1000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, NumRecords: 1}
-	return buildBatch(h, int16(CodecNone), recs)
+	return keyedBatch(CodecNone, kv{value: val, noKey: true, ts: 1000})
 }
 
 // TestReplayOrderSurvivesClockStepBack: a broker whose clock steps back
@@ -302,7 +275,7 @@ func TestReplayOrderSurvivesClockStepBack(t *testing.T) {
 	}
 	v.opts.BrokerID = 3
 	c := v.open(t) // ranges the log: no checkpoint was written
-	id := topicID(t, a, "t")
+	id := mustTopic(t, a, "t")
 	ra, rb, rc := readAll(t, a, id, 0), readAll(t, b, id, 0), readAll(t, c, id, 0)
 	if len(ra) != 480 || len(rb) != 480 || len(rc) != 480 {
 		t.Fatalf("records: writer %d, watcher %d, restarted %d; want 480", len(ra), len(rb), len(rc))
@@ -331,11 +304,7 @@ func TestReloadAnswersSkippedWaiters(t *testing.T) {
 	mustCreate(t, a, "t", 1, nil)
 	gate := newWatchGate(false)
 	gate.unblock()
-	v.opts.hooks = gate.hooks()
-	v.opts.BrokerID = 2
-	b := v.open(t)
-	t.Cleanup(gate.open)
-	v.opts.hooks = nil
+	b := v.openGated(t, gate)
 
 	type result struct {
 		r    ProduceResult
@@ -396,11 +365,7 @@ func TestFetchBehindCollectedObject(t *testing.T) {
 			}
 			gate := newWatchGate(false)
 			gate.unblock()
-			v.opts.hooks = gate.hooks()
-			v.opts.BrokerID = 2
-			b := v.open(t) // sees the record in the intake object
-			t.Cleanup(gate.open)
-			v.opts.hooks = nil
+			b := v.openGated(t, gate) // sees the record in the intake object
 
 			ctx := context.Background()
 			if err := a.ArchiveAll(ctx); err != nil {
@@ -421,7 +386,7 @@ func TestFetchBehindCollectedObject(t *testing.T) {
 			}
 			fctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			res, err := b.Fetch(fctx, FetchPartition{TopicID: topicID(t, b, "t"), Offset: 0, MaxBytes: 1 << 20})
+			res, err := b.Fetch(fctx, FetchPartition{TopicID: mustTopic(t, b, "t"), Offset: 0, MaxBytes: 1 << 20})
 			if catchUp {
 				if err != nil || len(res.Records) == 0 {
 					t.Fatalf("fetch after catching up: %d bytes, %v", len(res.Records), err)
