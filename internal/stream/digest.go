@@ -72,69 +72,43 @@ func (h fnvHash) fin() fnvHash {
 	return h
 }
 
+// mixMap mixes a map into h order-independently: its length, then the sum
+// of each entry's finished hash.
+func mixMap[K comparable, V any](h fnvHash, m map[K]V, entry func(K, V) fnvHash) fnvHash {
+	var sum fnvHash
+	for k, v := range m {
+		sum += entry(k, v).fin()
+	}
+	return h.u64(uint64(len(m))).u64(uint64(sum))
+}
+
 // digest fingerprints the whole state. Two brokers that applied the same
 // entries from the same start have the same digest; nil and empty maps or
 // slices count alike (a checkpoint round trip turns one into the other).
 func (s *state) digest() uint64 {
 	h := fnvOffset.i64(s.Rev).i64(s.Clock).i64(s.Entries).i64(s.LastExpiry)
-	var sum fnvHash
-	for _, t := range s.Topics {
-		sum += t.digest().fin()
-	}
-	h = h.u64(uint64(len(s.Topics))).u64(uint64(sum))
-	sum = 0
-	for name, id := range s.ByName {
-		sum += fnvOffset.str(name).id(id).fin()
-	}
-	h = h.u64(uint64(len(s.ByName))).u64(uint64(sum))
-	sum = 0
-	for pid, ep := range s.Producers {
-		sum += fnvOffset.i64(pid).i64(int64(ep)).fin()
-	}
-	h = h.u64(uint64(len(s.Producers))).u64(uint64(sum))
-	sum = 0
-	for pid, seen := range s.ProducerSeen {
-		sum += fnvOffset.i64(pid).i64(seen).fin()
-	}
-	h = h.u64(uint64(len(s.ProducerSeen))).u64(uint64(sum))
-	sum = 0
-	for obj, n := range s.ObjRefs {
-		sum += fnvOffset.str(obj).i64(int64(n)).fin()
-	}
-	h = h.u64(uint64(len(s.ObjRefs))).u64(uint64(sum))
+	h = mixMap(h, s.Topics, func(_ TopicID, t *topicState) fnvHash { return t.digest() })
+	h = mixMap(h, s.ByName, func(name string, id TopicID) fnvHash { return fnvOffset.str(name).id(id) })
+	h = mixMap(h, s.Producers, func(pid int64, ep int16) fnvHash { return fnvOffset.i64(pid).i64(int64(ep)) })
+	h = mixMap(h, s.ProducerSeen, func(pid int64, seen int64) fnvHash { return fnvOffset.i64(pid).i64(seen) })
+	h = mixMap(h, s.ObjRefs, func(obj string, n int32) fnvHash { return fnvOffset.str(obj).i64(int64(n)) })
 	h = h.u64(uint64(len(s.Garbage)))
 	for _, g := range s.Garbage {
 		h = h.str(g.Obj).i64(g.Rev).i64(g.Clock)
 	}
-	sum = 0
-	for id, tx := range s.Txns {
-		sum += fnvOffset.str(id).u64(tx.digest()).fin()
-	}
-	h = h.u64(uint64(len(s.Txns))).u64(uint64(sum))
-	sum = 0
-	for pid, id := range s.TxnByPID {
-		sum += fnvOffset.i64(pid).str(id).fin()
-	}
-	h = h.u64(uint64(len(s.TxnByPID))).u64(uint64(sum))
+	h = mixMap(h, s.Txns, func(id string, tx *txnState) fnvHash { return fnvOffset.str(id).u64(tx.digest()) })
+	h = mixMap(h, s.TxnByPID, func(pid int64, id string) fnvHash { return fnvOffset.i64(pid).str(id) })
 	h = h.u64(uint64(len(s.TxnOffsets)))
 	for _, c := range s.TxnOffsets {
 		h = h.str(c.Group).i64(c.Rev).u64(digestOffsets(c.Offsets))
 	}
-	sum = 0
-	for id, bc := range s.BrokerClocks {
-		sum += fnvOffset.i64(int64(id)).i64(bc.Off).i64(bc.At).fin()
-	}
-	h = h.u64(uint64(len(s.BrokerClocks))).u64(uint64(sum))
+	h = mixMap(h, s.BrokerClocks, func(id int32, bc *brokerClock) fnvHash { return fnvOffset.i64(int64(id)).i64(bc.Off).i64(bc.At) })
 	return uint64(h.fin())
 }
 
 func (t *topicState) digest() fnvHash {
 	h := fnvOffset.id(t.ID).str(t.Name).i64(t.CreatedRev)
-	var sum fnvHash
-	for k, v := range t.Configs {
-		sum += fnvOffset.str(k).str(v).fin()
-	}
-	h = h.u64(uint64(len(t.Configs))).u64(uint64(sum))
+	h = mixMap(h, t.Configs, func(k string, v string) fnvHash { return fnvOffset.str(k).str(v) })
 	h = h.u64(uint64(len(t.Parts)))
 	for _, p := range t.Parts {
 		h = h.u64(uint64(p.digest()))
@@ -155,20 +129,14 @@ func (p *partState) digest() fnvHash {
 			h = h.bool(x.Ctl.Commit).i64(x.Ctl.ProducerID).i64(int64(x.Ctl.Epoch))
 		}
 	}
-	var sum fnvHash
-	for pid, ps := range p.Producers {
+	h = mixMap(h, p.Producers, func(pid int64, ps *prodState) fnvHash {
 		e := fnvOffset.i64(pid).i64(int64(ps.Epoch)).i64(ps.LastSeen).u64(uint64(len(ps.Recent)))
 		for _, r := range ps.Recent {
 			e = e.i64(int64(r.First)).i64(int64(r.Last)).i64(r.Base).i64(int64(r.Count))
 		}
-		sum += e.fin()
-	}
-	h = h.u64(uint64(len(p.Producers))).u64(uint64(sum))
-	sum = 0
-	for pid, first := range p.Open {
-		sum += fnvOffset.i64(pid).i64(first).fin()
-	}
-	h = h.u64(uint64(len(p.Open))).u64(uint64(sum))
+		return e
+	})
+	h = mixMap(h, p.Open, func(pid int64, first int64) fnvHash { return fnvOffset.i64(pid).i64(first) })
 	h = h.u64(uint64(len(p.Aborted)))
 	for _, a := range p.Aborted {
 		h = h.i64(a.ProducerID).i64(a.First).i64(a.Last)
@@ -187,11 +155,7 @@ func (tx *txnState) digest() uint64 {
 	for _, g := range tx.Groups {
 		h = h.str(g)
 	}
-	var sum fnvHash
-	for g, offs := range tx.Offsets {
-		sum += fnvOffset.str(g).u64(digestOffsets(offs)).fin()
-	}
-	h = h.u64(uint64(len(tx.Offsets))).u64(uint64(sum))
+	h = mixMap(h, tx.Offsets, func(g string, offs []TxnOffset) fnvHash { return fnvOffset.str(g).u64(digestOffsets(offs)) })
 	return uint64(h.fin())
 }
 
