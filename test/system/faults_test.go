@@ -800,6 +800,8 @@ func etcdCutFault(ctx context.Context, t *testing.T, h *faultHistory, proxy *har
 			if off < hw {
 				h.v.add(vUnreachable, "%s, etcd cut for %v: ListOffsets(latest) %s/%d = %d, another broker reported %d", victim.Name(), since, faultTopic, p, off, hw)
 			}
+		case !kerr.IsRetriable(kerr.ErrorForCode(code)):
+			h.v.add(vBadError, "%s, etcd cut for %v: ListOffsets %s/%d: %v", victim.Name(), since, faultTopic, p, kerr.ErrorForCode(code))
 		}
 		if hw > 0 {
 			code, _, fhw, err := rawFetchOnce(rc, faultTopic, p, hw-1, 500*time.Millisecond, 2*time.Second)
@@ -813,6 +815,8 @@ func etcdCutFault(ctx context.Context, t *testing.T, h *faultHistory, proxy *har
 				if fhw < hw {
 					h.v.add(vUnreachable, "%s, etcd cut for %v: fetch %s/%d answered high watermark %d, another broker reported %d", victim.Name(), since, faultTopic, p, fhw, hw)
 				}
+			case !kerr.IsRetriable(kerr.ErrorForCode(code)):
+				h.v.add(vBadError, "%s, etcd cut for %v: fetch %s/%d at %d: %v", victim.Name(), since, faultTopic, p, hw-1, kerr.ErrorForCode(code))
 			}
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -879,20 +883,6 @@ func redial(t *testing.T, rc *rawConn, p *harness.Proc) *rawConn {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// requestWithin is request with a read deadline of d.
-func (r *rawConn) requestWithin(req kmsg.Request, d time.Duration) (kmsg.Response, error) {
-	r.corr++
-	corr := r.corr
-	if err := r.write(r.f.AppendRequest(nil, req, corr)); err != nil {
-		return nil, err
-	}
-	frame, err := r.readFrame(d)
-	if err != nil {
-		return nil, err
-	}
-	return decodeResponse(req, corr, frame)
 }
 
 // rawFetchOnce sends one fetch of topic/partition at offset and returns the
@@ -963,32 +953,6 @@ func produceOnce(rc *rawConn, topic string, partition int32, d time.Duration) st
 		return fmt.Sprintf("%v in %v", kerr.ErrorForCode(code), took)
 	}
 	return fmt.Sprintf("ok in %v", took)
-}
-
-// rawListOffsetsOnce asks for the offset at timestamp (-1 latest) of
-// topic/partition and returns the partition's error code and offset.
-func rawListOffsetsOnce(rc *rawConn, topic string, partition int32, timestamp int64, d time.Duration) (int16, int64, error) {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.Version = 4
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition = partition
-	rp.Timestamp = timestamp
-	rp.CurrentLeaderEpoch = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := rc.requestWithin(req, d)
-	if err != nil {
-		return 0, 0, err
-	}
-	lr := resp.(*kmsg.ListOffsetsResponse)
-	if len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 {
-		return 0, 0, fmt.Errorf("%w: list offsets response has %d topics", errBadAnswer, len(lr.Topics))
-	}
-	p := lr.Topics[0].Partitions[0]
-	return p.ErrorCode, p.Offset, nil
 }
 
 // highWatermarks returns the latest offset of every partition as p answers

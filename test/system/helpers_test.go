@@ -216,12 +216,17 @@ func (r *rawConn) readFrame(d time.Duration) ([]byte, error) {
 
 // request sends req at the version set on it and decodes the answer.
 func (r *rawConn) request(req kmsg.Request) (kmsg.Response, error) {
+	return r.requestWithin(req, 30*time.Second)
+}
+
+// requestWithin is request with a read deadline of d.
+func (r *rawConn) requestWithin(req kmsg.Request, d time.Duration) (kmsg.Response, error) {
 	r.corr++
 	corr := r.corr
 	if err := r.write(r.f.AppendRequest(nil, req, corr)); err != nil {
 		return nil, err
 	}
-	frame, err := r.readFrame(30 * time.Second)
+	frame, err := r.readFrame(d)
 	if err != nil {
 		return nil, err
 	}
@@ -493,6 +498,19 @@ func diffStored(want, got map[int32][]stored) string {
 // -2 earliest) of topic/partition.
 func rawListOffsets(t testing.TB, rc *rawConn, topic string, partition int32, timestamp int64) int64 {
 	t.Helper()
+	code, off, err := rawListOffsetsOnce(rc, topic, partition, timestamp, 30*time.Second)
+	if err != nil {
+		t.Fatalf("list offsets %s/%d: %v", topic, partition, err)
+	}
+	if code != 0 {
+		t.Fatalf("list offsets %s/%d: error code %d", topic, partition, code)
+	}
+	return off
+}
+
+// rawListOffsetsOnce asks for the offset at timestamp (-1 latest) of
+// topic/partition and returns the partition's error code and offset.
+func rawListOffsetsOnce(rc *rawConn, topic string, partition int32, timestamp int64, d time.Duration) (int16, int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.Version = 4
 	req.ReplicaID = -1
@@ -504,17 +522,14 @@ func rawListOffsets(t testing.TB, rc *rawConn, topic string, partition int32, ti
 	rp.CurrentLeaderEpoch = -1
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := rc.request(req)
+	resp, err := rc.requestWithin(req, d)
 	if err != nil {
-		t.Fatalf("list offsets %s/%d: %v", topic, partition, err)
+		return 0, 0, err
 	}
 	lr := resp.(*kmsg.ListOffsetsResponse)
 	if len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 {
-		t.Fatalf("list offsets %s/%d: response %+v", topic, partition, lr.Topics)
+		return 0, 0, fmt.Errorf("%w: list offsets response has %d topics", errBadAnswer, len(lr.Topics))
 	}
 	p := lr.Topics[0].Partitions[0]
-	if p.ErrorCode != 0 {
-		t.Fatalf("list offsets %s/%d: error code %d", topic, partition, p.ErrorCode)
-	}
-	return p.Offset
+	return p.ErrorCode, p.Offset, nil
 }
