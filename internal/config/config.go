@@ -63,6 +63,18 @@ type Config struct {
 	TopicDefaults map[string]string `yaml:"topic-defaults"`
 	// Log configures structured logging.
 	Log LogConfig `yaml:"log"`
+	// Listeners are the Kafka listeners; empty means one PLAINTEXT
+	// listener on KafkaAddr (advertised as AdvertisedAddr). When set,
+	// KafkaAddr and AdvertisedAddr are not used.
+	Listeners []ListenerConfig `yaml:"listeners"`
+	// TLS is the broker certificate for SSL listeners and HTTPS.
+	TLS TLSConfig `yaml:"tls"`
+	// SASL configures SASL authentication.
+	SASL SASLConfig `yaml:"sasl"`
+	// Authorization configures ACLs.
+	Authorization AuthorizationConfig `yaml:"authorization"`
+	// Encryption configures encryption of objects at rest.
+	Encryption EncryptionConfig `yaml:"encryption"`
 	// ClockOffset is added to this broker's wall clock wherever the broker
 	// reads time for the log (entry times, entry keys, timestamps it
 	// assigns, the maintainer's time-driven passes). It is fault injection
@@ -178,6 +190,11 @@ func Default() Config {
 		MemoryLimit:       400 * mib,
 		TopicDefaults:     map[string]string{},
 		Log:               LogConfig{Level: "info", Format: "text"},
+		SASL: SASLConfig{
+			FailureDelay:    100 * time.Millisecond,
+			SCRAMIterations: 8192,
+			OAuthBearer:     OAuthBearerConfig{PrincipalClaim: "sub", JWKSRefresh: time.Hour, ClockSkew: 30 * time.Second},
+		},
 	}
 }
 
@@ -273,6 +290,14 @@ func checkNode(n *yaml.Node, t reflect.Type, prefix string) error {
 			}
 			if err := checkNode(v, ft, key+"."); err != nil {
 				return err
+			}
+			continue
+		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && v.Kind == yaml.SequenceNode {
+			for j, item := range v.Content {
+				if err := checkNode(item, ft.Elem(), fmt.Sprintf("%s[%d].", key, j)); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -494,6 +519,7 @@ func (c Config) Validate() error {
 	if c.ClockOffset > MaxClockOffset || c.ClockOffset < -MaxClockOffset {
 		bad("clock-offset must be between -%s and %s, got %s", MaxClockOffset, MaxClockOffset, c.ClockOffset)
 	}
+	c.validateSecurity(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

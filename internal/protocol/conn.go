@@ -50,6 +50,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
 	stopParent := context.AfterFunc(parent, cancel)
 	defer stopParent()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
+	sess := newSession(DefaultListener, c.remote)
 
 	frames := make(chan []byte, 8)
 	var readErr error
@@ -103,7 +104,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
 	}()
 
 	for f := range frames {
-		p, err := s.handleFrame(ctx, f, clientHost(c.remote), inflight.Wait)
+		p, err := s.handleFrame(ctx, f, sess, inflight.Wait)
 		if err != nil {
 			inflight.Wait()
 			s.log.Info("closing connection", "remote", c.remote, "err", err)
@@ -141,7 +142,7 @@ func (s *Server) complete(c *conn, p pending) error {
 // or a pending one for a pipelined produce. drain waits until every earlier
 // response on the connection is written. An error means the connection
 // must be closed.
-func (s *Server) handleFrame(ctx context.Context, frame []byte, host string, drain func()) (pending, error) {
+func (s *Server) handleFrame(ctx context.Context, frame []byte, sess *session, drain func()) (pending, error) {
 	start := time.Now()
 	h, body, err := wire.ParseRequestHeader(frame)
 	if err != nil {
@@ -170,8 +171,8 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, host string, dra
 	if h.APIKey != kmsg.Produce.Int16() {
 		drain()
 	}
-	rc := &reqCtx{hdr: h, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
-	resp, err := a.handle(peer.WithClient(ctx, peer.ClientInfo{ID: h.ClientIDString(), Host: host}), s, rc, req)
+	rc := &reqCtx{hdr: h, sess: sess, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
+	resp, err := a.handle(peer.WithClient(ctx, peer.ClientInfo{ID: h.ClientIDString(), Host: "/" + sess.host}), s, rc, req)
 	if d, ok := resp.(*deferred); ok && err == nil {
 		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
 			r, err := d.wait()

@@ -295,8 +295,9 @@ func (s *Server) write(c *conn, corr int32, resp kmsg.Response) error {
 
 // reqCtx carries per-request facts handlers need.
 type reqCtx struct {
-	hdr wire.RequestHeader
-	log *slog.Logger
+	hdr  wire.RequestHeader
+	sess *session
+	log  *slog.Logger
 }
 
 func (r *reqCtx) version() int16 { return r.hdr.APIVersion }
