@@ -46,6 +46,9 @@ type Options struct {
 	// that needs fresh state is answered (barrier.go);
 	// DefaultReadBarrierTimeout when <= 0.
 	ReadBarrierTimeout time.Duration
+	// Quotas, when non-nil, enforces client quotas (throttle.go) and
+	// stores them for DescribeClientQuotas and AlterClientQuotas.
+	Quotas Quotas
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.

@@ -1,0 +1,322 @@
+package protocol
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
+)
+
+// startQuotaServer starts a server enforcing quotas stored in a fresh
+// embedded etcd, with Kafka's rate model configured by window and samples.
+func startQuotaServer(t *testing.T, window time.Duration, samples int) (*testBroker, *auth.Quotas) {
+	t.Helper()
+	e := clustertest.Start(t)
+	q := auth.NewQuotas(auth.QuotaOptions{Client: e.Client(), BrokerID: 1, Window: window, Samples: samples})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return startServer(t, func(o *Options) { o.Quotas = q }), q
+}
+
+func entity(kv ...string) kadm.ClientQuotaEntity {
+	var e kadm.ClientQuotaEntity
+	for i := 0; i+1 < len(kv); i += 2 {
+		c := kadm.ClientQuotaEntityComponent{Type: kv[i]}
+		if kv[i+1] != "<default>" {
+			c.Name = strp(kv[i+1])
+		}
+		e = append(e, c)
+	}
+	return e
+}
+
+// setQuota sets one quota through AlterClientQuotas and waits until the
+// broker enforces it (the watch delivers it within a second).
+func setQuota(t *testing.T, adm *kadm.Client, q *auth.Quotas, key string, value float64, kv ...string) {
+	t.Helper()
+	res, err := adm.AlterClientQuotas(testCtx(t), []kadm.AlterClientQuotaEntry{{Entity: entity(kv...), Ops: []kadm.AlterClientQuotaOp{{Key: key, Value: value}}}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("alter: %v %+v", err, res)
+	}
+	time.Sleep(200 * time.Millisecond)
+}
+
+func TestClientQuotasAdmin(t *testing.T) {
+	b, _ := startQuotaServer(t, time.Second, 11)
+	adm := kadm.NewClient(newClient(t, b.addr))
+	ctx := testCtx(t)
+
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: entity("user", "alice"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1048576}, {Key: "request_percentage", Value: 25.5}}},
+		{Entity: entity("user", "alice", "client-id", "app"), Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: 2048}}},
+		{Entity: entity("user", "<default>"), Ops: []kadm.AlterClientQuotaOp{{Key: "controller_mutation_rate", Value: 2}}},
+		{Entity: entity("client-id", "<default>"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 4096}}},
+		{Entity: entity("user", "bob"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: -5}}},
+		{Entity: entity("user", "bob"), Ops: []kadm.AlterClientQuotaOp{{Key: "bytes_per_fortnight", Value: 5}}},
+		{Entity: entity("user", "carol", "ip", "10.0.0.1"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 5}}},
+		{Entity: entity(), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 5}}},
+		{Entity: entity("user", "dave"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1.5}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		wantErr := i >= 4
+		if wantErr != (r.Err != nil) || (wantErr && !errors.Is(r.Err, kerr.InvalidRequest)) {
+			t.Errorf("entry %d (%v): err = %v %q, want INVALID_REQUEST: %v", i, r.Entity, r.Err, r.ErrMessage, wantErr)
+		}
+	}
+
+	describe := func(strict bool, comps ...kadm.DescribeClientQuotaComponent) []string {
+		t.Helper()
+		qs, err := adm.DescribeClientQuotas(ctx, strict, comps)
+		if err != nil {
+			t.Fatalf("describe: %v", err)
+		}
+		var out []string
+		for _, q := range qs {
+			s := q.Entity.String()
+			for _, v := range q.Values {
+				s += " " + v.String()
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	same := func(got []string, want ...string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	}
+	same(describe(false),
+		"{client-id=<default>} producer_byte_rate=4096.000000",
+		"{user=<default>} controller_mutation_rate=2.000000",
+		"{user=alice} producer_byte_rate=1048576.000000 request_percentage=25.500000",
+		"{user=alice, client-id=app} consumer_byte_rate=2048.000000",
+	)
+	same(describe(true, kadm.DescribeClientQuotaComponent{Type: "user", MatchName: strp("alice"), MatchType: 0}),
+		"{user=alice} producer_byte_rate=1048576.000000 request_percentage=25.500000")
+	same(describe(false, kadm.DescribeClientQuotaComponent{Type: "user", MatchType: 1}),
+		"{user=<default>} controller_mutation_rate=2.000000")
+	same(describe(false, kadm.DescribeClientQuotaComponent{Type: "client-id", MatchType: 2}),
+		"{client-id=<default>} producer_byte_rate=4096.000000",
+		"{user=alice, client-id=app} consumer_byte_rate=2048.000000")
+
+	for _, c := range []struct {
+		comps []kadm.DescribeClientQuotaComponent
+		want  *kerr.Error
+	}{
+		{[]kadm.DescribeClientQuotaComponent{{Type: "group", MatchType: 2}}, kerr.UnsupportedVersion},
+		{[]kadm.DescribeClientQuotaComponent{{Type: "user", MatchType: 2}, {Type: "user", MatchType: 1}}, kerr.InvalidRequest},
+		{[]kadm.DescribeClientQuotaComponent{{Type: "ip", MatchType: 2}, {Type: "user", MatchType: 1}}, kerr.InvalidRequest},
+		{[]kadm.DescribeClientQuotaComponent{{Type: "user", MatchType: 9}}, kerr.InvalidRequest},
+	} {
+		if _, err := adm.DescribeClientQuotas(ctx, false, c.comps); !errors.Is(err, c.want) {
+			t.Errorf("describe %+v: err = %v, want %v", c.comps, err, c.want)
+		}
+	}
+
+	// validate_only checks and writes nothing; removal deletes.
+	v, err := adm.ValidateAlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: entity("user", "erin"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10}}},
+		{Entity: entity("user", "erin", "client-id", "x"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 0}}},
+	})
+	if err != nil || v[0].Err != nil || !errors.Is(v[1].Err, kerr.InvalidRequest) {
+		t.Fatalf("validate-only: %v %+v", err, v)
+	}
+	res, err = adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: entity("user", "alice"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Remove: true}, {Key: "request_percentage", Remove: true}}},
+		{Entity: entity("client-id", "<default>"), Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Remove: true}}},
+	})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("remove: %v %+v", err, res)
+	}
+	same(describe(false, kadm.DescribeClientQuotaComponent{Type: "user", MatchType: 2}),
+		"{user=<default>} controller_mutation_rate=2.000000",
+		"{user=alice, client-id=app} consumer_byte_rate=2048.000000")
+}
+
+// TestProducerHeldToByteRate: a franz-go producer limited to 1 MiB/s
+// produces incompressible values as fast as it can for seven seconds; the
+// rate the broker acknowledges after the first second is within 40% of
+// 1 MiB/s and the client saw throttle_time_ms. Three 1 s samples keep
+// Kafka's start-up allowance (quota × (samples-1) windows) short enough to
+// measure the steady rate in a short test.
+func TestProducerHeldToByteRate(t *testing.T) {
+	b, q := startQuotaServer(t, time.Second, 3)
+	adm := kadm.NewClient(newClient(t, b.addr))
+	if _, err := adm.CreateTopic(testCtx(t), 1, 1, nil, "limited"); err != nil {
+		t.Fatal(err)
+	}
+	const quota = 1 << 20
+	setQuota(t, adm, q, "producer_byte_rate", quota, "client-id", "limited-producer")
+
+	var throttles atomic.Int64
+	cl := newClient(t, b.addr,
+		kgo.ClientID("limited-producer"),
+		kgo.DefaultProduceTopic("limited"),
+		kgo.ProducerBatchMaxBytes(64<<10),
+		kgo.MaxBufferedBytes(2<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.WithHooks(throttleHook{&throttles}),
+	)
+	const run = 7 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+	var acked atomic.Int64
+	var mu sync.Mutex
+	var atOne int64 = -1
+	start := time.Now()
+	var wg sync.WaitGroup
+	for ctx.Err() == nil {
+		v := make([]byte, 16<<10)
+		_, _ = rand.Read(v)
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				return
+			}
+			n := acked.Add(int64(len(r.Value)))
+			mu.Lock()
+			if atOne < 0 && time.Since(start) >= time.Second {
+				atOne = n - int64(len(r.Value))
+			}
+			mu.Unlock()
+		})
+	}
+	elapsed := time.Since(start)
+	total := acked.Load()
+	wg.Wait()
+	mu.Lock()
+	first := atOne
+	mu.Unlock()
+	if first < 0 {
+		t.Fatalf("nothing acknowledged after the first second (total %d bytes)", total)
+	}
+	rate := float64(total-first) / (elapsed - time.Second).Seconds()
+	t.Logf("acknowledged %d bytes in %v (%d in the first second): %.0f B/s after it; %d throttled responses",
+		total, elapsed.Round(time.Millisecond), first, rate, throttles.Load())
+	if rate < 0.6*quota || rate > 1.4*quota {
+		t.Errorf("rate after the first second = %.0f B/s, want within 40%% of %d", rate, quota)
+	}
+	if throttles.Load() == 0 {
+		t.Error("the client never saw throttle_time_ms")
+	}
+}
+
+type throttleHook struct{ n *atomic.Int64 }
+
+func (h throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if d > 0 {
+		h.n.Add(1)
+	}
+}
+
+var _ kgo.HookBrokerThrottle = throttleHook{}
+
+// TestThrottledConnectionIsMuted: a client that ignores throttle_time_ms
+// still waits: its next request is not read before the throttle ends,
+// while another connection is served at once. The permissive CreateTopics
+// v5 earns the throttle (controller_mutation_rate); v7 refuses topics met
+// once the bucket is below zero.
+func TestThrottledConnectionIsMuted(t *testing.T) {
+	b, q := startQuotaServer(t, time.Second, 11)
+	adm := kadm.NewClient(newClient(t, b.addr))
+	// rawConn sends client id "test". Burst: 10/s × 11 s = 110 partitions.
+	setQuota(t, adm, q, "controller_mutation_rate", 10, "client-id", "test")
+
+	rc := dialRaw(t, b.addr)
+	type topic struct {
+		name       string
+		partitions int32
+	}
+	create := func(v int16, topics ...topic) *kmsg.CreateTopicsResponse {
+		t.Helper()
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.SetVersion(v)
+		req.TimeoutMillis = 5000
+		for _, tp := range topics {
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = tp.name, tp.partitions, 1
+			req.Topics = append(req.Topics, rt)
+		}
+		rc.sendReq(req, 1)
+		_, body, err := rc.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		if err := resp.ReadFrom(body[boolToInt(req.IsFlexible()):]); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// 120 partitions leave the bucket at -10: one second at 10/s.
+	resp := create(5, topic{"big", 120})
+	if resp.Topics[0].ErrorCode != 0 || resp.ThrottleMillis < 900 || resp.ThrottleMillis > 1100 {
+		t.Fatalf("create: code %d, throttle %d ms, want 0 and ~1000 ms", resp.Topics[0].ErrorCode, resp.ThrottleMillis)
+	}
+	sent := time.Now()
+	rc.sendReq(metadataReq(1), 2)
+
+	// Another connection is not held up meanwhile.
+	other := dialRaw(t, b.addr)
+	otherSent := time.Now()
+	other.sendReq(metadataReq(1), 3)
+	if _, _, err := other.recv(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(otherSent); d > 500*time.Millisecond {
+		t.Fatalf("another connection waited %v", d)
+	}
+	if _, _, err := rc.recv(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(sent); d < 800*time.Millisecond {
+		t.Fatalf("the throttled connection was answered after %v, want about a second", d)
+	}
+
+	// Strict (v7): the bucket is back above zero (a second and more at
+	// 10/s after -10): "a" is created and takes it to about -19, so "c",
+	// met next in the same request, is refused and not created.
+	time.Sleep(300 * time.Millisecond)
+	resp = create(7, topic{"a", 20}, topic{"c", 1})
+	if len(resp.Topics) != 2 || resp.Topics[0].Topic != "a" || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("a: %+v", resp.Topics)
+	}
+	if resp.Topics[1].Topic != "c" || resp.Topics[1].ErrorCode != kerr.ThrottlingQuotaExceeded.Code || resp.ThrottleMillis < 1500 {
+		t.Fatalf("c: %+v, throttle %d ms, want THROTTLING_QUOTA_EXCEEDED and ~1900 ms", resp.Topics[1], resp.ThrottleMillis)
+	}
+	if _, ok := b.log.Topic("c"); ok {
+		t.Fatal("a refused topic was created")
+	}
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
