@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,6 +52,17 @@ func quotaErrorCode(rc *reqCtx, err error) int16 {
 	return errorCode(rc.log, err)
 }
 
+// quotaErrorMessage is err's text without the sentinel's prefix, so
+// clients read Kafka's own message ("Quota producer_byte_rate must be
+// greater than 0").
+func quotaErrorMessage(err error) *string {
+	msg := err.Error()
+	for _, s := range []error{auth.ErrInvalidQuota, auth.ErrUnsupportedQuotaEntity} {
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
+	return &msg
+}
+
 func handleDescribeClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeClientQuotasRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
 	if s.opts.Quotas == nil {
@@ -62,7 +74,7 @@ func handleDescribeClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req 
 	}
 	entries, err := s.opts.Quotas.Describe(ctx, f)
 	if err != nil {
-		resp.ErrorCode, resp.ErrorMessage = quotaErrorCode(rc, err), errorMessage(err)
+		resp.ErrorCode, resp.ErrorMessage = quotaErrorCode(rc, err), quotaErrorMessage(err)
 		return resp, nil
 	}
 	for _, e := range entries {
@@ -117,7 +129,7 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 			err = errs[i]
 		}
 		if err != nil {
-			re.ErrorCode, re.ErrorMessage = quotaErrorCode(rc, err), errorMessage(err)
+			re.ErrorCode, re.ErrorMessage = quotaErrorCode(rc, err), quotaErrorMessage(err)
 		} else if !req.ValidateOnly {
 			ent, _ := auth.ParseQuotaEntity(alts[i].Entity)
 			rc.log.Info("altered client quotas", "entity", ent.String())

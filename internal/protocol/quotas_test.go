@@ -67,7 +67,8 @@ func TestClientQuotasAdmin(t *testing.T) {
 		{Entity: entity("user", "<default>"), Ops: []kadm.AlterClientQuotaOp{{Key: "controller_mutation_rate", Value: 2}}},
 		{Entity: entity("client-id", "<default>"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 4096}}},
 		{Entity: entity("user", "bob"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: -5}}},
-		{Entity: entity("user", "bob"), Ops: []kadm.AlterClientQuotaOp{{Key: "bytes_per_fortnight", Value: 5}}},
+		{Entity: entity("user", "bobby"), Ops: []kadm.AlterClientQuotaOp{{Key: "bytes_per_fortnight", Value: 5}}},
+		{Entity: entity("user", "bob"), Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: 5}}},
 		{Entity: entity("user", "carol", "ip", "10.0.0.1"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 5}}},
 		{Entity: entity(), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 5}}},
 		{Entity: entity("user", "dave"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1.5}}},
@@ -79,6 +80,17 @@ func TestClientQuotasAdmin(t *testing.T) {
 		wantErr := i >= 4
 		if wantErr != (r.Err != nil) || (wantErr && !errors.Is(r.Err, kerr.InvalidRequest)) {
 			t.Errorf("entry %d (%v): err = %v %q, want INVALID_REQUEST: %v", i, r.Entity, r.Err, r.ErrMessage, wantErr)
+		}
+	}
+	for i, want := range map[int]string{
+		4: "Quota producer_byte_rate must be greater than 0",
+		5: "Invalid configuration key bytes_per_fortnight",
+		6: "Ignoring duplicate entity user=bob",
+		8: "Invalid empty client quota entity",
+		9: "producer_byte_rate cannot be a fractional value.",
+	} {
+		if res[i].ErrMessage != want {
+			t.Errorf("entry %d: message %q, want %q", i, res[i].ErrMessage, want)
 		}
 	}
 
