@@ -332,3 +332,119 @@ func boolToInt(b bool) int {
 	}
 	return 0
 }
+
+// measureRate runs produce or consume steps until run ends and returns the
+// bytes per second after the first second. step returns the bytes it moved.
+func measureRate(run time.Duration, step func(ctx context.Context) int64) (rate float64, first, total int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+	start := time.Now()
+	first = -1
+	for ctx.Err() == nil {
+		n := step(ctx)
+		if first < 0 && time.Since(start) >= time.Second {
+			first = total
+		}
+		total += n
+	}
+	elapsed := time.Since(start)
+	if first < 0 {
+		return 0, 0, total
+	}
+	return float64(total-first) / (elapsed - time.Second).Seconds(), first, total
+}
+
+// TestConsumerHeldToByteRate: a consumer limited to 1 MiB/s reads a
+// backlog of incompressible records as fast as it can for six seconds; the
+// rate after the first second is within 40% of 1 MiB/s.
+func TestConsumerHeldToByteRate(t *testing.T) {
+	b, q := startQuotaServer(t, time.Second, 3)
+	adm := kadm.NewClient(newClient(t, b.addr))
+	if _, err := adm.CreateTopic(testCtx(t), 1, 1, nil, "backlog"); err != nil {
+		t.Fatal(err)
+	}
+	prod := newClient(t, b.addr, kgo.DefaultProduceTopic("backlog"), kgo.ProducerBatchMaxBytes(64<<10),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	var recs []*kgo.Record
+	for i := 0; i < 14<<6; i++ { // 14 MiB in 16 KiB values
+		v := make([]byte, 16<<10)
+		_, _ = rand.Read(v)
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	if err := prod.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	const quota = 1 << 20
+	setQuota(t, adm, q, "consumer_byte_rate", quota, "client-id", "limited-consumer")
+
+	var throttles atomic.Int64
+	cons := newClient(t, b.addr, kgo.ClientID("limited-consumer"), kgo.ConsumeTopics("backlog"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(128<<10),
+		kgo.WithHooks(throttleHook{&throttles}))
+	rate, first, total := measureRate(8*time.Second, func(ctx context.Context) int64 {
+		var n int64
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { n += int64(len(r.Value)) })
+		return n
+	})
+	t.Logf("consumed %d bytes (%d in the first second): %.0f B/s after it; %d throttled responses", total, first, rate, throttles.Load())
+	if total >= 14<<20 {
+		t.Fatal("the consumer read the whole backlog: nothing held it back")
+	}
+	if rate < 0.6*quota || rate > 1.4*quota {
+		t.Errorf("rate after the first second = %.0f B/s, want within 40%% of %d", rate, quota)
+	}
+	if throttles.Load() == 0 {
+		t.Error("the client never saw throttle_time_ms")
+	}
+}
+
+// TestProducerHeldToByteRateAcrossBrokers: one client id produces through
+// two brokers at once, each as fast as it can; the quota is the cluster's,
+// so the two together are held to about 1 MiB/s (each alone would get
+// 1 MiB/s if each broker counted only its own traffic).
+func TestProducerHeldToByteRateAcrossBrokers(t *testing.T) {
+	e := clustertest.Start(t)
+	var addrs []string
+	var qs []*auth.Quotas
+	for id := int32(1); id <= 2; id++ {
+		q := auth.NewQuotas(auth.QuotaOptions{Client: e.Client(), BrokerID: id, Window: time.Second, Samples: 3})
+		if err := q.Start(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		b := startServer(t, func(o *Options) { o.Quotas = q })
+		adm := kadm.NewClient(newClient(t, b.addr))
+		if _, err := adm.CreateTopic(testCtx(t), 1, 1, nil, "shared"); err != nil {
+			t.Fatal(err)
+		}
+		addrs, qs = append(addrs, b.addr), append(qs, q)
+	}
+	const quota = 1 << 20
+	setQuota(t, kadm.NewClient(newClient(t, addrs[0])), qs[0], "producer_byte_rate", quota, "client-id", "spread-producer")
+
+	var rates [2]float64
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		cl := newClient(t, addr, kgo.ClientID("spread-producer"), kgo.DefaultProduceTopic("shared"),
+			kgo.ProducerBatchMaxBytes(64<<10), kgo.ProducerBatchCompression(kgo.NoCompression()))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rates[i], _, _ = measureRate(7*time.Second, func(ctx context.Context) int64 {
+				v := make([]byte, 16<<10)
+				_, _ = rand.Read(v)
+				recs := []*kgo.Record{{Value: v}, {Value: v}, {Value: v}, {Value: v}}
+				if cl.ProduceSync(ctx, recs...).FirstErr() != nil {
+					return 0
+				}
+				return int64(4 * len(v))
+			})
+		}()
+	}
+	wg.Wait()
+	sum := rates[0] + rates[1]
+	t.Logf("rates after the first second: %.0f + %.0f = %.0f B/s", rates[0], rates[1], sum)
+	if sum < 0.6*quota || sum > 1.4*quota {
+		t.Errorf("combined rate = %.0f B/s, want within 40%% of %d", sum, quota)
+	}
+}
