@@ -448,3 +448,38 @@ func TestProducerHeldToByteRateAcrossBrokers(t *testing.T) {
 		t.Errorf("combined rate = %.0f B/s, want within 40%% of %d", sum, quota)
 	}
 }
+
+// TestRequestPercentage: handler time counts against request_percentage
+// (percent of one thread): two 60 ms requests are 12 percent-seconds, over
+// the 10 s window 1.2% against a quota of 1%, so the second is throttled,
+// capped at one window as Kafka caps request quota throttles.
+func TestRequestPercentage(t *testing.T) {
+	b, q := startQuotaServer(t, time.Second, 11)
+	setQuota(t, kadm.NewClient(newClient(t, b.addr)), q, "request_percentage", 1, "client-id", "test")
+	b.log.syncRead = func(ctx context.Context) error {
+		time.Sleep(60 * time.Millisecond)
+		return nil
+	}
+	rc := dialRaw(t, b.addr)
+	listOffsets := func(corr int32) int32 {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.SetVersion(4)
+		rc.sendReq(req, corr)
+		_, body, err := rc.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		if err := resp.ReadFrom(body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.ThrottleMillis
+	}
+	if ms := listOffsets(1); ms != 0 {
+		t.Fatalf("first request throttled %d ms, want 0", ms)
+	}
+	if ms := listOffsets(2); ms != 1000 {
+		t.Fatalf("second request throttled %d ms, want 1000 (capped at one window)", ms)
+	}
+}
