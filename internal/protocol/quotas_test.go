@@ -483,3 +483,34 @@ func TestRequestPercentage(t *testing.T) {
 		t.Fatalf("second request throttled %d ms, want 1000 (capped at one window)", ms)
 	}
 }
+
+// TestRefusedProduceCounts: a produce's size counts against
+// producer_byte_rate whatever its outcome (here an unknown topic), as
+// Kafka counts it.
+func TestRefusedProduceCounts(t *testing.T) {
+	b, q := startQuotaServer(t, time.Second, 11)
+	setQuota(t, kadm.NewClient(newClient(t, b.addr)), q, "producer_byte_rate", 10000, "client-id", "test")
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(8)
+	req.Acks, req.TimeoutMillis = 1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "no-such-topic"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = make([]byte, 150<<10)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	rc := dialRaw(t, b.addr)
+	rc.sendReq(req, 1)
+	_, body, err := rc.recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	// ~154 kB over the padded 10 s window: 15.4 kB/s against 10 kB/s.
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code || resp.ThrottleMillis < 5000 {
+		t.Fatalf("code %d, throttle %d ms; want UNKNOWN_TOPIC_OR_PARTITION and about 5.4 s", code, resp.ThrottleMillis)
+	}
+}

@@ -120,13 +120,13 @@ func (s *Server) throttle(ctx context.Context, rc *reqCtx, req kmsg.Request, res
 	}
 	user, clientID := quotaIdentity(rc)
 	var d time.Duration
-	switch r := resp.(type) {
-	case *deferred, nil:
-		if req.Key() == kmsg.Produce.Int16() {
-			d = q.Record(auth.ProducerByteRate, user, clientID, float64(requestBytes))
+	switch req.Key() {
+	case kmsg.Produce.Int16(): // whatever the outcome, as Kafka counts it
+		d = q.Record(auth.ProducerByteRate, user, clientID, float64(requestBytes))
+	case kmsg.Fetch.Int16():
+		if r, ok := resp.(*kmsg.FetchResponse); ok {
+			d = q.Record(auth.ConsumerByteRate, user, clientID, float64(fetchBytes(r)))
 		}
-	case *kmsg.FetchResponse:
-		d = q.Record(auth.ConsumerByteRate, user, clientID, float64(fetchBytes(r)))
 	}
 	if !quotaExempt[req.Key()] {
 		pct := float64(time.Since(start)) * 100 / float64(time.Second)
