@@ -28,8 +28,11 @@ package auth
 // (Samples-1) × Window before it is throttled, as in Kafka. A request that
 // takes the rate over the quota earns a throttle of
 // (observed − quota) / quota × window, the time without traffic that brings
-// the rate back to the quota; it is capped at Samples × Window for byte
-// rates and at one Window for request_percentage (Kafka's caps).
+// the rate back to the quota; it is capped at one Window for
+// request_percentage, as Kafka caps it, and at Samples × Window for the
+// byte rates, which Kafka leaves unbounded (a longer mute would outlast
+// clients' request timeouts; the rate then stays over the quota and the
+// next request is throttled again).
 // controller_mutation_rate is a token bucket (KIP-599) of burst
 // quota × Samples × Window partitions; the throttle is the time to refill
 // it to zero.
@@ -519,11 +522,19 @@ func throttleFor(observed, quota float64, window, limit time.Duration) time.Dura
 // refills at rate per second, and records take tokens, possibly below
 // zero.
 type tokenBucket struct {
-	tokens float64
-	last   time.Time
+	tokens      float64
+	last        time.Time
+	rate, burst float64 // of the last refill
+}
+
+// full reports whether the bucket has refilled to its burst by now, so
+// forgetting it loses nothing.
+func (b *tokenBucket) full(now time.Time) bool {
+	return b.tokens+b.rate*now.Sub(b.last).Seconds() >= b.burst
 }
 
 func (b *tokenBucket) refill(now time.Time, rate, burst float64) {
+	b.rate, b.burst = rate, burst
 	if b.last.IsZero() {
 		b.tokens = burst
 	} else if d := now.Sub(b.last); d > 0 {

@@ -327,3 +327,25 @@ func TestEntityPath(t *testing.T) {
 		t.Error("a user named <default> shares the default user's key")
 	}
 }
+
+func TestMutationDebtOutlivesIdleSweep(t *testing.T) {
+	q := NewQuotas(QuotaOptions{})
+	now := time.Unix(5000, 0)
+	q.opts.Now = func() time.Time { return now }
+	qc := quotaConfigs{{User: "alice"}: {ControllerMutationRate: 1}}
+	q.configs.Store(&qc)
+	// 1000 partitions at 1/s with a burst of 11 leave 989 s of debt.
+	if d, ok := q.RecordMutations("alice", "c", 1000, true); !ok || d != 989*time.Second {
+		t.Fatalf("first = %v %v", d, ok)
+	}
+	now = now.Add(time.Minute)
+	q.activeRates(now) // the publisher's sweep
+	if d, ok := q.RecordMutations("alice", "c", 1, true); ok || d != 929*time.Second {
+		t.Fatalf("a minute later = %v %v, want refused with 929s left", d, ok)
+	}
+	now = now.Add(time.Hour)
+	q.activeRates(now)
+	if len(q.buckets) != 0 {
+		t.Fatal("a refilled bucket was kept")
+	}
+}

@@ -447,8 +447,8 @@ type publishedRate struct {
 }
 
 // activeRates returns this broker's current rate of every measured entity
-// with traffic in the window, and forgets sensors and buckets idle for
-// twice the window.
+// with traffic in the window, and forgets sensors idle for twice the
+// window and buckets that have refilled.
 func (q *Quotas) activeRates(now time.Time) []publishedRate {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -468,7 +468,7 @@ func (q *Quotas) activeRates(now time.Time) []publishedRate {
 		}
 	}
 	for uk, b := range q.buckets {
-		if now.Sub(b.last) > idle {
+		if b.full(now) {
 			delete(q.buckets, uk)
 		}
 	}
