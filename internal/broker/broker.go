@@ -48,7 +48,7 @@ type Broker struct {
 	tls       *auth.ServerTLS // nil without a certificate
 	listeners []kafkaListener
 	httpLn    net.Listener
-	httpSrv *http.Server
+	httpSrv   *http.Server
 
 	schemas     *registry.Registry
 	ruleEngine  *rules.Engine
