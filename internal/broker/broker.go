@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/cluster"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/groups"
@@ -45,9 +45,10 @@ type Broker struct {
 	server   *protocol.Server
 	registry *prometheus.Registry
 
-	kafkaLn net.Listener
-	httpLn  net.Listener
-	httpSrv *http.Server
+	tls       *auth.ServerTLS // nil without a certificate
+	listeners []kafkaListener
+	httpLn    net.Listener
+	httpSrv   *http.Server
 
 	schemas     *registry.Registry
 	ruleEngine  *rules.Engine
@@ -72,7 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("runnel: serving", "kafka", b.KafkaAddr(), "http", b.HTTPAddr(), "registry", b.RegistryAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
+	log.Info("runnel: serving", "kafka", b.listenerAddrs(), "http", b.HTTPAddr(), "registry", b.RegistryAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
 	<-ctx.Done()
 	log.Info("runnel: shutting down")
 	return b.Close()
@@ -150,11 +151,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		return nil, fmt.Errorf("broker: storage engine: %w", err)
 	}
 
-	b.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr)
-	if err != nil {
-		return nil, fmt.Errorf("broker: kafka listener: %w", err)
+	if err := b.openTLS(); err != nil {
+		return nil, err
 	}
-	self, err := advertised(cfg, b.kafkaLn.Addr())
+	if err := b.openListeners(); err != nil {
+		return nil, err
+	}
+	self, err := advertised(cfg, b.listeners)
 	if err != nil {
 		return nil, err
 	}
@@ -200,13 +203,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	})
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := b.server.Serve(context.Background(), b.kafkaLn); err != nil && !errors.Is(err, net.ErrClosed) {
-			log.Error("broker: kafka listener stopped", "err", err)
-		}
-	}()
+	b.serveListeners()
 	if err := b.startRegistry(); err != nil {
 		return nil, err
 	}
@@ -229,28 +226,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	go b.watchEtcdSize(hctx)
 	go b.guardServing(hctx)
 	close(b.ready)
-	return b, nil
-}
-
-// advertised is the address clients are told to connect to.
-func advertised(cfg config.Config, bound net.Addr) (protocol.Broker, error) {
-	addr := cfg.Advertised()
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return protocol.Broker{}, fmt.Errorf("broker: advertised-addr %q: %w", addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port == 0 {
-		port = bound.(*net.TCPAddr).Port
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	b := protocol.Broker{NodeID: cfg.BrokerID, Host: host, Port: int32(port)}
-	if cfg.Rack != "" {
-		rack := cfg.Rack
-		b.Rack = &rack
-	}
 	return b, nil
 }
 
@@ -292,8 +267,8 @@ func (b *Broker) startHTTP() error {
 	return nil
 }
 
-// KafkaAddr is the bound Kafka listener address.
-func (b *Broker) KafkaAddr() string { return b.kafkaLn.Addr().String() }
+// KafkaAddr is the bound address of the first Kafka listener.
+func (b *Broker) KafkaAddr() string { return b.listeners[0].ln.Addr().String() }
 
 // HTTPAddr is the bound HTTP listener address.
 func (b *Broker) HTTPAddr() string { return b.httpLn.Addr().String() }
@@ -326,8 +301,8 @@ func (b *Broker) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			b.server.Shutdown(ctx)
 			cancel()
-		} else if b.kafkaLn != nil {
-			b.kafkaLn.Close()
+		} else {
+			b.closeListeners()
 		}
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()

@@ -49,6 +49,7 @@ func apiTable() []api {
 		{key: 14, min: 0, max: 5, handle: groupAPI(Groups.SyncGroup), groups: true},
 		{key: 15, min: 0, max: 5, handle: groupAPI(Groups.DescribeGroups), groups: true},
 		{key: 16, min: 0, max: 5, handle: groupAPI(Groups.ListGroups), groups: true},
+		{key: 17, min: 0, max: 1, handle: typed(handleSaslHandshake)},
 		{key: 18, min: 0, max: 4, handle: typed(handleApiVersions)},
 		{key: 19, min: 2, max: 7, handle: typed(createTopicsQuota)}, // throttle.go wraps the handler
 		{key: 20, min: 1, max: 6, handle: typed(deleteTopicsQuota)},
@@ -62,6 +63,7 @@ func apiTable() []api {
 		{key: 32, min: 1, max: 4, handle: typed(handleDescribeConfigs)},
 		{key: 33, min: 0, max: 2, handle: typed(handleAlterConfigs)},
 		{key: 35, min: 1, max: 4, handle: typed(handleDescribeLogDirs)},
+		{key: 36, min: 0, max: 2, handle: typed(handleSaslAuthenticate)},
 		{key: 37, min: 0, max: 3, handle: typed(createPartitionsQuota)},
 		{key: 42, min: 0, max: 2, handle: groupAPI(Groups.DeleteGroups), groups: true},
 		{key: 44, min: 0, max: 1, handle: typed(handleIncrementalAlterConfigs)},

@@ -6,6 +6,7 @@ package harness
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -93,6 +94,21 @@ type Options struct {
 	Args []string
 	// Env is extra environment.
 	Env []string
+	// Listeners, when set, replace the single PLAINTEXT listener: each
+	// gets a free loopback port (Proc.Listeners maps its name to
+	// host:port, and Proc.Kafka is the first). Config must not set
+	// listeners itself.
+	Listeners []Listener
+	// HTTPS says the broker's HTTP servers speak TLS (Config sets tls):
+	// readiness is then probed over HTTPS, without verifying the
+	// certificate.
+	HTTPS bool
+}
+
+// Listener is a Kafka listener of a broker process.
+type Listener struct {
+	Name             string
+	SecurityProtocol string
 }
 
 // Proc is a running (or stopped) broker process.
@@ -102,6 +118,8 @@ type Proc struct {
 	Kafka    string // host:port
 	HTTP     string // host:port
 	Registry string // host:port of the schema registry
+	// Listeners maps each Options.Listeners name to its host:port.
+	Listeners map[string]string
 	EtcdURL  string // client URL of the embedded member (if any)
 	etcdPeer int
 	cmd      *exec.Cmd
@@ -127,6 +145,16 @@ func Start(t testing.TB, opts Options) *Proc {
 	// the broker binding it: pick new ports and try again.
 	for attempt := 1; ; attempt++ {
 		p.Kafka = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		if len(opts.Listeners) > 0 {
+			p.Listeners = map[string]string{}
+			for i, l := range opts.Listeners {
+				addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+				if i == 0 {
+					addr = p.Kafka
+				}
+				p.Listeners[l.Name] = addr
+			}
+		}
 		p.HTTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		p.Registry = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		if opts.EtcdEndpoints == "" {
@@ -163,8 +191,14 @@ func (p *Proc) args() []string {
 	if p.opts.EtcdEndpoints != "" {
 		a = append(a, "--etcd-endpoints", p.opts.EtcdEndpoints)
 	}
-	if p.opts.Config != "" || p.EtcdURL != "" {
+	if p.opts.Config != "" || p.EtcdURL != "" || len(p.opts.Listeners) > 0 {
 		cfg := p.opts.Config
+		if len(p.opts.Listeners) > 0 {
+			cfg += "\nlisteners:\n"
+			for _, l := range p.opts.Listeners {
+				cfg += fmt.Sprintf("  - {name: %s, addr: %q, security-protocol: %s}\n", l.Name, p.Listeners[l.Name], l.SecurityProtocol)
+			}
+		}
 		if p.EtcdURL != "" {
 			cfg += fmt.Sprintf("\netcd:\n  client-addr: %s\n  peer-addr: 127.0.0.1:%d\n  name: runnel-%d\n",
 				strings.TrimPrefix(p.EtcdURL, "http://"), p.etcdPeer, p.opts.BrokerID)
@@ -224,7 +258,7 @@ func (p *Proc) waitReady(d time.Duration) error {
 			return fmt.Errorf("runnel exited during start-up:\n%s", p.Log())
 		default:
 		}
-		resp, err := http.Get("http://" + p.HTTP + "/readyz")
+		resp, err := p.httpGet("/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -240,6 +274,20 @@ func (p *Proc) waitReady(d time.Duration) error {
 	case <-time.After(5 * time.Second):
 	}
 	return fmt.Errorf("runnel not ready after %v:\n%s", d, p.Log())
+}
+
+// insecureHTTPS probes a broker's HTTPS server without verifying it.
+var insecureHTTPS = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+}}
+
+// httpGet GETs path on the broker's HTTP server, over HTTPS when
+// Options.HTTPS says so.
+func (p *Proc) httpGet(path string) (*http.Response, error) {
+	if p.opts.HTTPS {
+		return insecureHTTPS.Get("https://" + p.HTTP + path)
+	}
+	return http.Get("http://" + p.HTTP + path)
 }
 
 // Stop sends SIGTERM and waits for a graceful exit (SIGKILL after 30s).
@@ -349,8 +397,12 @@ func (p *Proc) Log() string {
 // Metric returns the value of a Prometheus metric (first sample whose line
 // starts with name) from /metrics.
 func (p *Proc) Metric(ctx context.Context, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.HTTP+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	scheme, cl := "http://", http.DefaultClient
+	if p.opts.HTTPS {
+		scheme, cl = "https://", insecureHTTPS
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", scheme+p.HTTP+"/metrics", nil)
+	resp, err := cl.Do(req)
 	if err != nil {
 		return 0, err
 	}
