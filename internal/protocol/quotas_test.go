@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
@@ -512,5 +513,44 @@ func TestRefusedProduceCounts(t *testing.T) {
 	// ~154 kB over the padded 10 s window: 15.4 kB/s against 10 kB/s.
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code || resp.ThrottleMillis < 5000 {
 		t.Fatalf("code %d, throttle %d ms; want UNKNOWN_TOPIC_OR_PARTITION and about 5.4 s", code, resp.ThrottleMillis)
+	}
+}
+
+// TestUserQuotaFollowsThePrincipal: a user quota applies to the principal a
+// SASL client authenticated as, whatever its client id, and not to another
+// user on the same listener.
+func TestUserQuotaFollowsThePrincipal(t *testing.T) {
+	e := clustertest.Start(t)
+	q := auth.NewQuotas(auth.QuotaOptions{Client: e.Client(), BrokerID: 1})
+	if err := q.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	f := &fakeSASL{users: map[string]string{"alice": "a-secret", "bob": "b-secret"}}
+	b := startServerOn(t, func(o *Options) { o.SASL, o.Quotas = f, q }, Listener{Name: "SASL", SASL: true})
+	login := func(user, pass string, opts ...kgo.Opt) *kgo.Client {
+		return newClient(t, b.addr, append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))...)
+	}
+	adm := kadm.NewClient(login("alice", "a-secret"))
+	if _, err := adm.CreateTopic(testCtx(t), 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	// 600 kB over the padded 10 s window is 60 kB/s against 50 kB/s: a
+	// throttle of about two seconds.
+	setQuota(t, adm, q, "producer_byte_rate", 50000, "user", "alice")
+	value := make([]byte, 600<<10)
+	for _, c := range []struct {
+		user, pass string
+		throttled  bool
+	}{{"alice", "a-secret", true}, {"bob", "b-secret", false}} {
+		var throttles atomic.Int64
+		cl := login(c.user, c.pass, kgo.ClientID("any-"+c.user), kgo.DefaultProduceTopic("t"),
+			kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.WithHooks(throttleHook{&throttles}))
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if got := throttles.Load() > 0; got != c.throttled {
+			t.Errorf("%s: throttled %v, want %v", c.user, got, c.throttled)
+		}
 	}
 }
