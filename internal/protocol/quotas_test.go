@@ -554,3 +554,49 @@ func TestUserQuotaFollowsThePrincipal(t *testing.T) {
 		}
 	}
 }
+
+// TestMutationQuotaOnDeleteAndCreatePartitions: DeleteTopics v5+ and
+// CreatePartitions v3+ are strict too: with 1 partition/s (a burst of 11),
+// two 10-partition mutations go through and the third, met below zero, is
+// refused and not applied.
+func TestMutationQuotaOnDeleteAndCreatePartitions(t *testing.T) {
+	b, q := startQuotaServer(t, time.Second, 11)
+	adm := kadm.NewClient(newClient(t, b.addr))
+	ctx := testCtx(t)
+	for _, name := range []string{"d1", "d2", "d3"} {
+		if _, err := adm.CreateTopic(ctx, 10, 1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"g1", "g2", "g3"} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setQuota(t, adm, q, "controller_mutation_rate", 1, "client-id", "deleter")
+	setQuota(t, adm, q, "controller_mutation_rate", 1, "client-id", "grower")
+
+	del := kadm.NewClient(newClient(t, b.addr, kgo.ClientID("deleter")))
+	dr, err := del.DeleteTopics(ctx, "d1", "d2", "d3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr["d1"].Err != nil || dr["d2"].Err != nil || !errors.Is(dr["d3"].Err, kerr.ThrottlingQuotaExceeded) {
+		t.Fatalf("delete: d1 %v, d2 %v, d3 %v; want the third THROTTLING_QUOTA_EXCEEDED", dr["d1"].Err, dr["d2"].Err, dr["d3"].Err)
+	}
+	if _, ok := b.log.Topic("d3"); !ok {
+		t.Fatal("a refused deletion deleted the topic")
+	}
+
+	grow := kadm.NewClient(newClient(t, b.addr, kgo.ClientID("grower")))
+	gr, err := grow.CreatePartitions(ctx, 10, "g1", "g2", "g3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gr["g1"].Err != nil || gr["g2"].Err != nil || !errors.Is(gr["g3"].Err, kerr.ThrottlingQuotaExceeded) {
+		t.Fatalf("create partitions: g1 %v, g2 %v, g3 %v; want the third THROTTLING_QUOTA_EXCEEDED", gr["g1"].Err, gr["g2"].Err, gr["g3"].Err)
+	}
+	if ti, _ := b.log.Topic("g3"); ti.Partitions != 1 {
+		t.Fatalf("a refused topic grew to %d partitions", ti.Partitions)
+	}
+}
