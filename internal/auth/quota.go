@@ -50,8 +50,9 @@ package auth
 // before every broker sees it; in a steady state the cluster-wide rate stays
 // within a few percent of the quota. A broker that stops publishing for
 // three intervals is ignored. etcd traffic is bounded: at most one put per
-// broker per interval, only while it has active entities, and one delete
-// when it has none left. controller_mutation_rate is enforced per broker:
+// broker per interval, only while it has active entities, of at most 4096
+// of them (those nearest their quota), and one delete when it has none
+// left. controller_mutation_rate is enforced per broker:
 // admin clients send topic mutations to the controller.
 
 import (

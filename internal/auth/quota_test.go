@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +348,25 @@ func TestMutationDebtOutlivesIdleSweep(t *testing.T) {
 	q.activeRates(now)
 	if len(q.buckets) != 0 {
 		t.Fatal("a refilled bucket was kept")
+	}
+}
+
+func TestPublishedRatesAreBounded(t *testing.T) {
+	q := NewQuotas(QuotaOptions{})
+	now := time.Unix(5000, 0)
+	q.opts.Now = func() time.Time { return now }
+	qc := quotaConfigs{{ClientIDDefault: true}: {ProducerByteRate: 1000}}
+	q.configs.Store(&qc)
+	for i := 0; i < maxPublished+10; i++ {
+		q.Record(ProducerByteRate, "u", "client-"+strconv.Itoa(i), float64(i))
+	}
+	rates := q.activeRates(now)
+	if len(rates) != maxPublished {
+		t.Fatalf("%d published, want %d", len(rates), maxPublished)
+	}
+	for _, r := range rates {
+		if r.ClientID == "client-0" || r.ClientID == "client-5" {
+			t.Fatalf("%s, among the lowest, was kept over busier clients", r.ClientID)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,10 +62,16 @@ type Quotas struct {
 }
 
 type sensor struct {
-	mu   sync.Mutex
-	rate sampledRate
-	last time.Time
+	mu    sync.Mutex
+	rate  sampledRate
+	last  time.Time
+	limit float64 // the quota at the last record
 }
+
+// maxPublished bounds the entities one broker publishes, so its put stays
+// far below etcd's request limit (1.5 MiB) however many clients it serves;
+// the ones nearest their quota are kept.
+const maxPublished = 4096
 
 // remoteUsage is another broker's last published rates and when they came.
 type remoteUsage struct {
@@ -375,7 +382,7 @@ func (q *Quotas) Record(key QuotaKey, user, clientID string, value float64) time
 	s.mu.Lock()
 	s.rate.record(value, now, q.opts.Window, q.opts.Samples)
 	local, window := s.rate.measure(now, q.opts.Window, q.opts.Samples)
-	s.last = now
+	s.last, s.limit = now, limit
 	s.mu.Unlock()
 	observed := local + q.remoteRate(uk, now)
 	maxThrottle := q.opts.Window * time.Duration(q.opts.Samples)
@@ -453,24 +460,36 @@ func (q *Quotas) activeRates(now time.Time) []publishedRate {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	idle := 2 * q.opts.Window * time.Duration(q.opts.Samples)
-	var out []publishedRate
+	type active struct {
+		publishedRate
+		share float64 // of the quota
+	}
+	var all []active
 	for uk, s := range q.sensors {
 		s.mu.Lock()
 		r, _ := s.rate.measure(now, q.opts.Window, q.opts.Samples)
-		last := s.last
+		last, limit := s.last, s.limit
 		s.mu.Unlock()
 		if now.Sub(last) > idle {
 			delete(q.sensors, uk)
 			continue
 		}
 		if r > 0 {
-			out = append(out, publishedRate{usageKey: uk, Rate: r})
+			all = append(all, active{publishedRate{usageKey: uk, Rate: r}, r / limit})
 		}
 	}
 	for uk, b := range q.buckets {
 		if b.full(now) {
 			delete(q.buckets, uk)
 		}
+	}
+	if len(all) > maxPublished {
+		sort.Slice(all, func(i, j int) bool { return all[i].share > all[j].share })
+		all = all[:maxPublished]
+	}
+	out := make([]publishedRate, len(all))
+	for i, a := range all {
+		out[i] = a.publishedRate
 	}
 	return out
 }
