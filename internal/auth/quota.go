@@ -29,10 +29,10 @@ package auth
 // takes the rate over the quota earns a throttle of
 // (observed − quota) / quota × window, the time without traffic that brings
 // the rate back to the quota; it is capped at one Window for
-// request_percentage, as Kafka caps it, and at Samples × Window for the
-// byte rates, which Kafka leaves unbounded (a longer mute would outlast
-// clients' request timeouts; the rate then stays over the quota and the
-// next request is throttled again).
+// request_percentage, as Kafka caps it, and left unbounded for the byte
+// rates, as Kafka leaves it (how long the front end mutes a connection is
+// its own bound). A fetch is bounded by MaxInWindow, so one response
+// cannot run far past the quota.
 // controller_mutation_rate is a token bucket (KIP-599) of burst
 // quota × Samples × Window partitions; the throttle is the time to refill
 // it to zero.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -385,11 +386,27 @@ func (q *Quotas) Record(key QuotaKey, user, clientID string, value float64) time
 	s.last, s.limit = now, limit
 	s.mu.Unlock()
 	observed := local + q.remoteRate(uk, now)
-	maxThrottle := q.opts.Window * time.Duration(q.opts.Samples)
+	maxThrottle := maxByteThrottle
 	if key == RequestPercentage {
 		maxThrottle = q.opts.Window
 	}
 	return throttleFor(observed, limit, window, maxThrottle)
+}
+
+// maxByteThrottle only keeps a byte-rate throttle within throttle_time_ms
+// (an int32 of milliseconds); Kafka leaves it otherwise unbounded.
+const maxByteThrottle = time.Duration(math.MaxInt32) * time.Millisecond
+
+// MaxInWindow is the most a client can record against key without being
+// throttled when nothing else is in its window: quota × (Samples-1) ×
+// Window (Kafka's getMaxValueInQuotaWindow, which bounds a fetch). ok is
+// false when no quota applies.
+func (q *Quotas) MaxInWindow(key QuotaKey, user, clientID string) (float64, bool) {
+	limit, _, ok := (*q.configs.Load()).resolve(key, user, clientID)
+	if !ok {
+		return 0, false
+	}
+	return limit * float64(q.opts.Samples-1) * q.opts.Window.Seconds(), true
 }
 
 func (q *Quotas) sensor(uk usageKey) *sensor {

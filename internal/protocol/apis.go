@@ -37,7 +37,7 @@ func apiTable() []api {
 	return []api{
 		// Produce v0-2 are advertised but refused (see produce.go).
 		{key: 0, min: 0, max: 12, handle: typed(handleProduce)},
-		{key: 1, min: 4, max: 16, handle: typed(handleFetch)},
+		{key: 1, min: 4, max: 16, handle: typed(fetchQuota)}, // throttle.go wraps the handlers of fetch and topic mutations
 		{key: 2, min: 1, max: 9, handle: typed(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: typed(handleMetadata)},
 		{key: 8, min: 0, max: 9, handle: groupAPI(Groups.OffsetCommit), groups: true},
@@ -51,7 +51,7 @@ func apiTable() []api {
 		{key: 16, min: 0, max: 5, handle: groupAPI(Groups.ListGroups), groups: true},
 		{key: 17, min: 0, max: 1, handle: typed(handleSaslHandshake)},
 		{key: 18, min: 0, max: 4, handle: typed(handleApiVersions)},
-		{key: 19, min: 2, max: 7, handle: typed(createTopicsQuota)}, // throttle.go wraps the handler
+		{key: 19, min: 2, max: 7, handle: typed(createTopicsQuota)},
 		{key: 20, min: 1, max: 6, handle: typed(deleteTopicsQuota)},
 		{key: 21, min: 0, max: 2, handle: typed(handleDeleteRecords)},
 		{key: 22, min: 0, max: 5, handle: typed(handleInitProducerID)},

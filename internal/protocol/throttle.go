@@ -11,11 +11,16 @@ package protocol
 // before it ends (KIP-219), so a client that ignores throttle_time_ms is
 // held to the rate all the same. Only that connection waits; others are
 // served meanwhile. A produce is answered at once with its throttle, as
-// Kafka does; an acks=0 produce has no answer and only mutes.
+// Kafka does; an acks=0 produce has no answer and only mutes. A fetch asks
+// for at most what the client's quota allows in one window (quota ×
+// (samples-1) × window, Kafka's bound), so one response cannot run far
+// past it.
 //
 // Differences from Kafka, deliberately: a throttled Fetch still returns its
 // data (Kafka returns an empty response) and the mute that follows is long
-// enough to bring the rate back to the quota; request versions older than
+// enough to bring the rate back to the quota; a mute lasts at most
+// maxMute (throttle_time_ms still carries the whole throttle, which
+// clients wait out on their own); request versions older than
 // KIP-219's (whose clients do not throttle themselves) are muted as well
 // instead of having their response delayed; request_percentage does not
 // count the time a request spends parked waiting for an event (Fetch long
@@ -48,6 +53,10 @@ type Quotas interface {
 	// returns how long to throttle the client; zero when no quota applies
 	// or the rate is within it.
 	Record(key auth.QuotaKey, user, clientID string, value float64) time.Duration
+	// MaxInWindow is the most a client can record against key without
+	// being throttled when nothing else is in its window; ok false when no
+	// quota applies. It bounds a fetch (Kafka's getMaxValueInQuotaWindow).
+	MaxInWindow(key auth.QuotaKey, user, clientID string) (float64, bool)
 	// RecordMutations takes partition mutations from the client's
 	// controller_mutation_rate bucket; in strict mode it refuses (ok false,
 	// nothing taken) while the bucket is below zero. A negative count gives
@@ -90,6 +99,27 @@ func (t *connThrottle) wait(ctx context.Context) error {
 	case <-timer.C:
 		return nil
 	}
+}
+
+// maxMute bounds how long a connection is muted; throttle_time_ms still
+// reports the whole throttle. Muting longer than clients' request timeout
+// (30 s by default) would only make them give up on the requests they
+// sent meanwhile and reconnect, unmuted; a well-behaved client waits out
+// the whole throttle on its own.
+const maxMute = 10 * time.Second
+
+// fetchQuota is Fetch with its MaxBytes bounded by what the client's
+// consumer_byte_rate allows in one window, as Kafka bounds it, so a
+// single response cannot run far past the quota (the first batch is still
+// returned whole).
+func fetchQuota(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	if s.opts.Quotas != nil {
+		user, client := quotaIdentity(rc)
+		if bound, ok := s.opts.Quotas.MaxInWindow(auth.ConsumerByteRate, user, client); ok && bound < float64(req.MaxBytes) {
+			req.MaxBytes = int32(max(bound, 1))
+		}
+	}
+	return handleFetch(ctx, s, rc, req)
 }
 
 // quotaExempt are the requests whose handler time is not counted against
@@ -141,7 +171,7 @@ func (s *Server) throttle(ctx context.Context, rc *reqCtx, req kmsg.Request, res
 		return resp
 	}
 	if t, ok := ctx.Value(connThrottleKey{}).(*connThrottle); ok {
-		t.until = time.Now().Add(d)
+		t.until = time.Now().Add(min(d, maxMute))
 	}
 	ms := int32(min(d.Milliseconds(), int64(1<<31-1)))
 	if dr, ok := resp.(*deferred); ok {
