@@ -8,6 +8,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -173,17 +174,19 @@ func NewEncryptedStore(ctx context.Context, inner Store, keys *Keyring, opts Enc
 
 func keyCheckName(id KeyID) string { return keyCheckPrefix + id.String() }
 
-func keyCheckPlaintext(id KeyID) []byte { return []byte("runnel encryption key check " + id.String() + "\n") }
+func keyCheckPlaintext(id KeyID) []byte {
+	return []byte("runnel encryption key check " + id.String() + "\n")
+}
 
 // listKeyChecks returns the key ids of the check objects in s.
 func listKeyChecks(ctx context.Context, s Store) ([]KeyID, error) {
 	var ids []KeyID
 	err := s.List(ctx, keyCheckPrefix, func(o ObjectInfo) error {
 		var id KeyID
-		if h := strings.TrimPrefix(o.Key, keyCheckPrefix); len(h) == 2*len(id) {
-			if _, err := fmt.Sscanf(h, "%x", &id); err == nil && id.String() == h {
-				ids = append(ids, id)
-			}
+		h := strings.TrimPrefix(o.Key, keyCheckPrefix)
+		if b, err := hex.DecodeString(h); err == nil && len(b) == len(id) {
+			copy(id[:], b)
+			ids = append(ids, id)
 		}
 		return nil
 	})
@@ -350,17 +353,15 @@ func plaintextSize(stored int64) (int64, bool) {
 
 // dataKey is an object's unwrapped data key with what it seals.
 type dataKey struct {
-	aead    cipher.AEAD
-	nonce   [nonceLen]byte
-	size    int64
-	kid     KeyID
-	wrapped []byte
+	aead  cipher.AEAD
+	nonce [nonceLen]byte
+	size  int64
 }
 
 func newDataKey(dk []byte, h header) *dataKey {
 	block, _ := aes.NewCipher(dk)
 	aead, _ := cipher.NewGCM(block)
-	return &dataKey{aead: aead, nonce: h.nonce, size: h.size, kid: h.kid, wrapped: h.wrapped}
+	return &dataKey{aead: aead, nonce: h.nonce, size: h.size}
 }
 
 // chunkCrypt derives chunk nonces and additional data for one object.
@@ -472,8 +473,11 @@ func (e *EncryptedStore) open(ctx context.Context, key string, b []byte, k *kek)
 	if k != nil && h.kid != k.id {
 		return nil, fmt.Errorf("%w %q: wrapped by key id %s, not %s", ErrDecrypt, key, h.kid, k.id)
 	}
+	// A cached data key of the same object (same random nonce base) is
+	// its data key whatever the header's wrapping says now: a re-wrap
+	// keeps the data key, and the chunks authenticate only under it.
 	d := e.cache.get(key)
-	if d == nil || d.nonce != h.nonce || d.size != h.size || d.kid != h.kid || !bytes.Equal(d.wrapped, h.wrapped) {
+	if k != nil || d == nil || d.nonce != h.nonce || d.size != h.size {
 		if d, err = e.unwrapKey(ctx, key, h); err != nil {
 			return nil, err
 		}
