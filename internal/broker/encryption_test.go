@@ -89,53 +89,9 @@ func TestEncryptionAtRest(t *testing.T) {
 
 	env := newTestEnv(t, 120*time.Second, func(c *config.Config) { c.Encryption.Keys = []string{keyA} }, 2, "secrets")
 	cfg, ctx := &env.cfg, env.ctx
-	produce := func(b *Broker, from, n int) {
-		t.Helper()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("secrets"),
-			kgo.ProducerBatchCompression(kgo.NoCompression()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		for i := from; i < from+n; i++ {
-			r := &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("%s-%d", marker, i))}
-			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	consumeAll := func(b *Broker, n int) {
-		t.Helper()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("secrets"),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		seen := map[string]bool{}
-		for len(seen) < n {
-			fs := cl.PollFetches(ctx)
-			if err := ctx.Err(); err != nil {
-				t.Fatalf("consumed %d of %d: %v", len(seen), n, err)
-			}
-			fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
-			fs.EachRecord(func(r *kgo.Record) {
-				if want := fmt.Sprintf("%s-%s", marker, r.Key); string(r.Value) != want {
-					t.Fatalf("record %s = %q, want %q", r.Key, r.Value, want)
-				}
-				seen[string(r.Key)] = true
-			})
-		}
-	}
-	archive := func(b *Broker) {
-		t.Helper()
-		if err := b.Engine().ArchiveAll(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Engine().Checkpoint(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produce := func(b *Broker, from, n int) { t.Helper(); produceMarked(t, ctx, b, marker, from, n) }
+	consumeAll := func(b *Broker, n int) { t.Helper(); consumeMarked(t, ctx, b, marker, n) }
+	archive := func(b *Broker) { t.Helper(); archiveAndCheckpoint(t, ctx, b) }
 	objects := filepath.Join(cfg.DataDir, "objects")
 	noMarker := func() {
 		t.Helper()
@@ -214,4 +170,105 @@ func TestEncryptionAtRest(t *testing.T) {
 	cfg.Encryption.Keys = []string{keyB}
 	b = startBroker(t, cfg)
 	consumeAll(b, 150)
+}
+
+// produceMarked produces records "<marker>-<i>" keyed i, uncompressed so
+// that the marker would show in any object holding them in plaintext.
+func produceMarked(t *testing.T, ctx context.Context, b *Broker, marker string, from, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DefaultProduceTopic("secrets"),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := from; i < from+n; i++ {
+		r := &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("%s-%d", marker, i))}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// consumeMarked reads n distinct records of produceMarked back.
+func consumeMarked(t *testing.T, ctx context.Context, b *Broker, marker string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("secrets"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]bool{}
+	for len(seen) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of %d: %v", len(seen), n, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if want := fmt.Sprintf("%s-%s", marker, r.Key); string(r.Value) != want {
+				t.Fatalf("record %s = %q, want %q", r.Key, r.Value, want)
+			}
+			seen[string(r.Key)] = true
+		})
+	}
+}
+
+func archiveAndCheckpoint(t *testing.T, ctx context.Context, b *Broker) {
+	t.Helper()
+	if err := b.Engine().ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Engine().Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEncryptionTurnedOn: a store written without encryption stays
+// readable once encryption is turned on, and a rewrap with
+// EncryptPlaintext leaves no plaintext behind.
+func TestEncryptionTurnedOn(t *testing.T) {
+	marker := "runnel-plain-marker-" + fmt.Sprint(time.Now().UnixNano())
+	env := newTestEnv(t, 120*time.Second, nil, 2, "secrets")
+	cfg, ctx, b := &env.cfg, env.ctx, env.b
+	produceMarked(t, ctx, b, marker, 0, 50)
+	archiveAndCheckpoint(t, ctx, b)
+	produceMarked(t, ctx, b, marker, 50, 10)
+	b.Close()
+	objects := filepath.Join(cfg.DataDir, "objects")
+	if hits, _ := filesContaining(t, objects, []byte(marker)); len(hits) == 0 {
+		t.Fatal("no plaintext object holds the marker before encryption is on")
+	}
+
+	cfg.Encryption.Keys = []string{writeKEK(t, t.TempDir(), "k.key")}
+	b = startBroker(t, cfg)
+	consumeMarked(t, ctx, b, marker, 60)
+	produceMarked(t, ctx, b, marker, 60, 10)
+	archiveAndCheckpoint(t, ctx, b)
+	consumeMarked(t, ctx, b, marker, 70)
+	b.Close()
+
+	inner, err := objstore.Open(ctx, cfg.ObjectStoreURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := objstore.LoadKeys(ctx, cfg.Encryption.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := objstore.NewEncryptedStore(ctx, inner, ring, objstore.EncryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := es.Rewrap(ctx, objstore.RewrapOptions{EncryptPlaintext: true})
+	es.Close()
+	if err != nil || rep.Encrypted == 0 {
+		t.Fatalf("rewrap: %+v, %v", rep, err)
+	}
+	if hits, n := filesContaining(t, objects, []byte(marker)); len(hits) > 0 {
+		t.Fatalf("after encrypting the plaintext objects the marker is in %d of %d files", len(hits), n)
+	}
+	b = startBroker(t, cfg)
+	consumeMarked(t, ctx, b, marker, 70)
 }
