@@ -18,8 +18,14 @@ func newKeysCommand() *cobra.Command {
 		Short: "Manage the keys that encrypt objects at rest",
 		Long: `Manage the key-encryption keys (encryption.keys) that wrap the data key of
 every object the brokers write. The first key wraps new data keys, every key
-listed unwraps, so a new key is added first and an old one stays until
-"runnel keys rewrap" has moved every object to the new key.`,
+listed unwraps. A broker refuses to start while the store holds objects under
+a key it does not have, so rotate in three rolling steps:
+
+  1. add the new key last ([old, new]) on every broker: it only unwraps;
+  2. put it first ([new, old]) on every broker: it wraps from now on;
+  3. run "runnel keys rewrap", then drop the old key.
+
+A key file holds 32 raw bytes or their base64 ("openssl rand -base64 32").`,
 		Example: `  # after putting kek-2027.key first in encryption.keys and restarting every broker
   runnel keys rewrap --config runnel.yaml`,
 		Args: cobra.NoArgs,
