@@ -543,9 +543,10 @@ var errChanged = errors.New("objstore: object rewritten while reading")
 // GetRange implements Store. With the object's data key cached (after a
 // Put, Get or GetRange of it by this store) it costs one ranged read of the
 // chunks covering the range; otherwise the header is read first. A range
-// of an object without the header costs three reads: the probe, the range
+// of an object without the header costs up to three reads: the probe, the range
 // and a second probe, which makes sure the object was not encrypted in
-// place (by `runnel keys rewrap --encrypt-plaintext`) in between.
+// place (by `runnel keys rewrap --encrypt-plaintext`) in between; one
+// shorter than a header is read whole.
 func (e *EncryptedStore) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	if err := e.check(key); err != nil {
 		return nil, err
@@ -688,8 +689,8 @@ func (e *EncryptedStore) Delete(ctx context.Context, key string) error {
 // stored ones; an object whose stored size no encrypted object can have is
 // plaintext and reported as stored. A plaintext object (written before
 // encryption was turned on) whose size happens to fit the encrypted layout
-// is reported smaller than it is: no caller in Runnel reads the size of a
-// listed object for more than display. Key check objects are not listed.
+// is reported smaller than it is (Runnel's callers use only the keys and
+// modification times of listed objects). Key check objects are not listed.
 func (e *EncryptedStore) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -712,9 +713,6 @@ func (e *EncryptedStore) Close() error {
 	}
 	return errors.Join(e.inner.Close(), e.keys.Close())
 }
-
-// Inner returns the wrapped store.
-func (e *EncryptedStore) Inner() Store { return e.inner }
 
 // dataKeyCache is a bounded LRU of unwrapped data keys by object key, so a
 // range read of an object costs one ranged read once its header was read.
