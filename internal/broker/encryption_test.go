@@ -135,6 +135,7 @@ func TestEncryptionAtRest(t *testing.T) {
 		if !strings.Contains(err.Error(), idA) || !strings.Contains(err.Error(), "encryption") {
 			t.Fatalf("start-up with keys %v: %v; want an error naming key id %s", keys, err, idA)
 		}
+		t.Logf("start-up with keys %v: %v", keys, err)
 	}
 
 	// Rotation: B wraps new data keys, A still unwraps.

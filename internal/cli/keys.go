@@ -30,7 +30,37 @@ A key file holds 32 raw bytes or their base64 ("openssl rand -base64 32").`,
   runnel keys rewrap --config runnel.yaml`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newKeysRewrapCommand())
+	cmd.AddCommand(newKeysRewrapCommand(), newKeysIDCommand())
+	return cmd
+}
+
+func newKeysIDCommand() *cobra.Command {
+	var keyURLs []string
+	cmd := &cobra.Command{
+		Use:   "id",
+		Short: "Print the key id of each key, the id objects and error messages name",
+		Long: `Load each key-encryption key and print its id: the id the header of every
+object it wraps carries, and that start-up errors and "runnel keys rewrap"
+name. A file key's id comes from its material (it stays the same wherever the
+file lives); a key service key's id from its URL without the query.`,
+		Example: `  runnel keys id --key file:///etc/runnel/kek-2026.key --key file:///etc/runnel/kek-2027.key`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(keyURLs) == 0 {
+				return fmt.Errorf("no key: give --key")
+			}
+			for _, u := range keyURLs {
+				keys, err := objstore.LoadKeys(cmd.Context(), []string{u})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", keys.Newest(), keys.Name(keys.Newest()))
+				_ = keys.Close()
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keyURLs, "key", nil, "key-encryption key URL, repeatable")
 	return cmd
 }
 

@@ -115,6 +115,21 @@ func TestKeysRewrap(t *testing.T) {
 		}
 	}
 
+	out, err = runCLI(t, "", "keys", "id", "--key", keyA, "--key", keyB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{keyA, keyB} {
+		ring, err := objstore.LoadKeys(ctx, []string{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line := ring.Newest().String() + "  " + k; !strings.Contains(out, line) {
+			t.Fatalf("keys id output lacks %q:\n%s", line, out)
+		}
+		_ = ring.Close()
+	}
+
 	if out, err := runCLI(t, "", "keys", "rewrap", "--object-store", storeURL); err == nil || !strings.Contains(err.Error(), "no key") {
 		t.Fatalf("rewrap without keys: %v\n%s", err, out)
 	}

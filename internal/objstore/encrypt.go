@@ -138,7 +138,7 @@ func CheckUnencrypted(ctx context.Context, s Store) error {
 		return err
 	}
 	if len(ids) > 0 {
-		return fmt.Errorf("%w: the object store holds objects encrypted under key id(s) %s (see %s<id>), but no encryption key is configured: set encryption.keys",
+		return fmt.Errorf("%w: the object store holds objects encrypted under key id(s) %s (see %s<id>), but no encryption key is configured: set encryption.keys (`runnel keys id` prints a key's id)",
 			ErrKeyNotConfigured, joinIDs(ids), keyCheckPrefix)
 	}
 	return nil
@@ -218,8 +218,8 @@ func (e *EncryptedStore) checkKeys(ctx context.Context, write bool) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: the object store holds objects encrypted under key id(s) %s (see %s<id>), not among the configured keys (%s): configure them again after the newest key, and keep them until `runnel keys rewrap` has moved every object to the newest key",
-			ErrKeyNotConfigured, joinIDs(missing), keyCheckPrefix, joinIDs(e.keys.IDs()))
+		return fmt.Errorf("%w: the object store holds objects encrypted under key id(s) %s (see %s<id>), not among the configured keys (%s): configure them again after the newest key (`runnel keys id` prints a key's id), and keep them until `runnel keys rewrap` has moved every object to the newest key",
+			ErrKeyNotConfigured, joinIDs(missing), keyCheckPrefix, e.keys.describe())
 	}
 	for _, k := range e.keys.keys {
 		if present[k.id] {

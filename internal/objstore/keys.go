@@ -131,6 +131,15 @@ func (r *Keyring) Name(id KeyID) string {
 	return ""
 }
 
+// describe lists the keys as "id url, ..." for messages.
+func (r *Keyring) describe() string {
+	s := make([]string, len(r.keys))
+	for i, k := range r.keys {
+		s[i] = k.id.String() + " " + k.name
+	}
+	return strings.Join(s, ", ")
+}
+
 // Close releases the keepers of the keys.
 func (r *Keyring) Close() error {
 	var errs []error
