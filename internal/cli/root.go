@@ -69,6 +69,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newTxnCommand(g),
 		newBenchCommand(g),
 		newSchemaCommand(g),
+		newKeysCommand(),
 	)
 	wrapErrors(root, g)
 	return root
