@@ -46,6 +46,10 @@ type Options struct {
 	// that needs fresh state is answered (barrier.go);
 	// DefaultReadBarrierTimeout when <= 0.
 	ReadBarrierTimeout time.Duration
+	// Authorizer checks every request against the ACLs (authz.go); nil
+	// turns authorization off. When it also implements ACLAdmin it
+	// serves the ACL APIs.
+	Authorizer Authorizer
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
