@@ -242,8 +242,12 @@ func TestFilterMatches(t *testing.T) {
 		{"any pattern by name is exact", func(f *Filter) { f.ResourceName = s("orders") }, []ACL{lit, other}},
 		{"literal", func(f *Filter) { f.PatternType = literal }, []ACL{lit, wild, other}},
 		{"prefixed by name", func(f *Filter) { f.PatternType, f.ResourceName = prefix, s("ord") }, []ACL{pre}},
-		{"match", func(f *Filter) { f.ResourceType, f.PatternType, f.ResourceName = topic, kmsg.ACLResourcePatternTypeMatch, s("orders") }, []ACL{lit, wild, pre}},
-		{"match other name", func(f *Filter) { f.ResourceType, f.PatternType, f.ResourceName = topic, kmsg.ACLResourcePatternTypeMatch, s("x") }, []ACL{wild}},
+		{"match", func(f *Filter) {
+			f.ResourceType, f.PatternType, f.ResourceName = topic, kmsg.ACLResourcePatternTypeMatch, s("orders")
+		}, []ACL{lit, wild, pre}},
+		{"match other name", func(f *Filter) {
+			f.ResourceType, f.PatternType, f.ResourceName = topic, kmsg.ACLResourcePatternTypeMatch, s("x")
+		}, []ACL{wild}},
 		{"principal", func(f *Filter) { f.Principal = s("User:bob") }, []ACL{other}},
 		{"host", func(f *Filter) { f.Host = s(aliceHost) }, []ACL{other}},
 		{"operation", func(f *Filter) { f.Operation = opWrite }, []ACL{other}},
