@@ -41,6 +41,20 @@ type ACLAdmin interface {
 	DeleteACLs(ctx context.Context, filters []auth.Filter) ([][]auth.ACL, []error)
 }
 
+// switchable is the optional capability of an Authorizer that can be
+// configured off (authorization.enabled: false).
+type switchable interface{ Enabled() bool }
+
+// activeAuthorizer is a, or nil when a is configured off: a disabled
+// authorizer is no authorizer, so every answer stays what it is without
+// ACLs (the ACL APIs included: SECURITY_DISABLED).
+func activeAuthorizer(a Authorizer) Authorizer {
+	if sw, ok := a.(switchable); ok && !sw.Enabled() {
+		return nil
+	}
+	return a
+}
+
 // notRequestedOps is the authorized-operations value of a response that
 // was not asked for them (KIP-430's INT32_MIN).
 const notRequestedOps int32 = -2147483648

@@ -820,3 +820,28 @@ func TestACLAPIs(t *testing.T) {
 		t.Fatalf("%d topic ACLs left, want 1", got)
 	}
 }
+
+// TestAuthzDisabledIsOff: an authorizer configured off is no authorizer:
+// nothing is checked, authorized operations stay "not requested" and the
+// ACL APIs answer SECURITY_DISABLED, as without one.
+func TestAuthzDisabledIsOff(t *testing.T) {
+	acls := &memACLs{}
+	b := startServer(t, func(o *Options) {
+		o.Authorizer = auth.NewAuthorizer(config.AuthorizationConfig{Enabled: false}, acls)
+	})
+	if _, err := b.log.CreateTopic(context.Background(), "a", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.IncludeTopicAuthorizedOperations = true
+	m := do[*kmsg.MetadataResponse](t, b.addr, req, 12)
+	if len(m.Topics) != 1 || m.Topics[0].AuthorizedOperations != notRequestedOps {
+		t.Fatalf("metadata: %+v", m.Topics)
+	}
+	resp := do[*kmsg.ProduceResponse](t, b.addr, produceReq("a", oneBatch(), nil), 9)
+	wantCode(t, "produce", resp.Topics[0].Partitions[0].ErrorCode, nil)
+	anyACL := kmsg.NewPtrDescribeACLsRequest()
+	anyACL.ResourceType, anyACL.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	anyACL.Operation, anyACL.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	wantCode(t, "describe ACLs", do[*kmsg.DescribeACLsResponse](t, b.addr, anyACL, 3).ErrorCode, kerr.SecurityDisabled)
+}

@@ -377,7 +377,7 @@ func handleOffsetFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Off
 		answered = r.Groups
 	}
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	next := 0
+	byName := answersByName(answered, func(g kmsg.OffsetFetchResponseGroup) string { return g.Group })
 	for i, g := range req.Groups {
 		if slots[i].refusedGroup {
 			rg := kmsg.NewOffsetFetchResponseGroup()
@@ -385,11 +385,9 @@ func handleOffsetFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Off
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		rg := kmsg.NewOffsetFetchResponseGroup()
-		rg.Group = g.Group
-		if next < len(answered) {
-			rg = answered[next]
-			next++
+		rg, ok := byName.take(g.Group)
+		if !ok {
+			return nil, fmt.Errorf("protocol: group coordinator did not answer for group %q", g.Group)
 		}
 		if g.Topics == nil { // all topics: leave out those not describable
 			rg.Topics = slices.DeleteFunc(rg.Topics, func(t kmsg.OffsetFetchResponseGroupTopic) bool { return !describe.ok(t.Topic) })
@@ -457,9 +455,12 @@ func handleDescribeGroups(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.
 	}
 	fwd := *req
 	fwd.Groups = nil
+	refused := make(map[string]bool)
 	for _, g := range req.Groups {
 		if s.authorizedGroup(rc, kmsg.ACLOperationDescribe, g) {
 			fwd.Groups = append(fwd.Groups, g)
+		} else {
+			refused[g] = true
 		}
 	}
 	var answered []kmsg.DescribeGroupsResponseGroup
@@ -471,16 +472,18 @@ func handleDescribeGroups(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.
 		answered = r.Groups
 	}
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	next := 0
+	byName := answersByName(answered, func(g kmsg.DescribeGroupsResponseGroup) string { return g.Group })
 	for _, g := range req.Groups {
-		if len(fwd.Groups) == 0 || next >= len(answered) || answered[next].Group != g {
+		if refused[g] {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
 			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		rg := answered[next]
-		next++
+		rg, ok := byName.take(g)
+		if !ok {
+			return nil, fmt.Errorf("protocol: group coordinator did not answer for group %q", g)
+		}
 		if req.IncludeAuthorizedOperations && rg.ErrorCode == 0 {
 			rg.AuthorizedOperations = s.authorizedOps(rc, kmsg.ACLResourceTypeGroup, g)
 		}
@@ -552,9 +555,12 @@ func handleConsumerGroupDescribe(ctx context.Context, s *Server, rc *reqCtx, req
 	}
 	fwd := *req
 	fwd.Groups = nil
+	refused := make(map[string]bool)
 	for _, g := range req.Groups {
 		if s.authorizedGroup(rc, kmsg.ACLOperationDescribe, g) {
 			fwd.Groups = append(fwd.Groups, g)
+		} else {
+			refused[g] = true
 		}
 	}
 	var answered []kmsg.ConsumerGroupDescribeResponseGroup
@@ -567,16 +573,18 @@ func handleConsumerGroupDescribe(ctx context.Context, s *Server, rc *reqCtx, req
 	}
 	describe := s.topicChecker(rc, kmsg.ACLOperationDescribe)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-	next := 0
+	byName := answersByName(answered, func(g kmsg.ConsumerGroupDescribeResponseGroup) string { return g.Group })
 	for _, g := range req.Groups {
-		if len(fwd.Groups) == 0 || next >= len(answered) || answered[next].Group != g {
+		if refused[g] {
 			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
 			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		rg := answered[next]
-		next++
+		rg, ok := byName.take(g)
+		if !ok {
+			return nil, fmt.Errorf("protocol: group coordinator did not answer for group %q", g)
+		}
 		if rg.ErrorCode == 0 && !assignedTopicsDescribable(rg, describe) {
 			hidden := kmsg.NewConsumerGroupDescribeResponseGroup()
 			hidden.Group, hidden.ErrorCode = g, kerr.TopicAuthorizationFailed.Code
@@ -604,6 +612,30 @@ func assignedTopicsDescribable(g kmsg.ConsumerGroupDescribeResponseGroup, descri
 		}
 	}
 	return true
+}
+
+// answers hands out a coordinator's per-group answers by group id, each
+// once, whatever order they came in.
+type answers[T any] struct {
+	items []T
+	used  []bool
+	name  func(T) string
+}
+
+func answersByName[T any](items []T, name func(T) string) *answers[T] {
+	return &answers[T]{items: items, used: make([]bool, len(items)), name: name}
+}
+
+// take returns the first unused answer for id.
+func (a *answers[T]) take(id string) (T, bool) {
+	for i, it := range a.items {
+		if !a.used[i] && a.name(it) == id {
+			a.used[i] = true
+			return it, true
+		}
+	}
+	var zero T
+	return zero, false
 }
 
 // callGroup checks a coordinator's answer.

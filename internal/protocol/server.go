@@ -46,9 +46,9 @@ type Options struct {
 	// that needs fresh state is answered (barrier.go);
 	// DefaultReadBarrierTimeout when <= 0.
 	ReadBarrierTimeout time.Duration
-	// Authorizer checks every request against the ACLs (authz.go); nil
-	// turns authorization off. When it also implements ACLAdmin it
-	// serves the ACL APIs.
+	// Authorizer checks every request against the ACLs (authz.go); nil,
+	// or one whose Enabled method reports false, turns authorization off.
+	// When it also implements ACLAdmin it serves the ACL APIs.
 	Authorizer Authorizer
 }
 
@@ -96,6 +96,7 @@ func NewServer(opts Options) *Server {
 	if opts.ReadBarrierTimeout <= 0 {
 		opts.ReadBarrierTimeout = DefaultReadBarrierTimeout
 	}
+	opts.Authorizer = activeAuthorizer(opts.Authorizer)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
