@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -120,11 +121,12 @@ type ACLStore struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	set atomic.Pointer[ACLSet] // read on every authorization, lock-free
+
 	mu      sync.Mutex
 	acls    map[string]ACL // by key below prefix
-	set     *ACLSet
-	rev     int64         // etcd revision the cache reflects
-	changed chan struct{} // closed and replaced on every change of rev
+	rev     int64          // etcd revision the cache reflects
+	changed chan struct{}  // closed and replaced on every change of rev
 }
 
 // ErrStoreClosed is returned by store calls after Close.
@@ -168,9 +170,7 @@ func (s *ACLStore) Close() error {
 
 // Snapshot returns the current ACLs.
 func (s *ACLStore) Snapshot() *ACLSet {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.set
+	return s.set.Load()
 }
 
 // load replaces the cache with everything under the prefix.
@@ -216,7 +216,7 @@ func (s *ACLStore) publishLocked(rev int64) {
 	for _, k := range keys {
 		all = append(all, s.acls[k])
 	}
-	s.set = NewACLSet(all)
+	s.set.Store(NewACLSet(all))
 	if rev > s.rev {
 		s.rev = rev
 	}
