@@ -14,6 +14,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // memACLs is an in-memory ACL store for the real auth.Authorizer.
@@ -844,4 +845,42 @@ func TestAuthzDisabledIsOff(t *testing.T) {
 	anyACL.ResourceType, anyACL.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
 	anyACL.Operation, anyACL.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
 	wantCode(t, "describe ACLs", do[*kmsg.DescribeACLsResponse](t, b.addr, anyACL, 3).ErrorCode, kerr.SecurityDisabled)
+}
+
+// txnLog is the fake log with two transactions to list and describe.
+type txnLog struct{ *fakeLog }
+
+func (txnLog) Transactions() []TxnInfo {
+	return []TxnInfo{
+		{ID: "tx", ProducerID: 1, State: "Ongoing", StartMs: -1,
+			Partitions: []stream.TxnPartitionName{{Topic: "a", Partition: 0}, {Topic: "b", Partition: 0}}},
+		{ID: "other", ProducerID: 2, State: "Empty", StartMs: -1},
+	}
+}
+
+func TestAuthzListDescribeTransactions(t *testing.T) {
+	acls := &memACLs{}
+	b := startServer(t, func(o *Options) {
+		o.Log = txnLog{o.Log.(*fakeLog)}
+		o.Authorizer = auth.NewAuthorizer(config.AuthorizationConfig{Enabled: true}, acls)
+	})
+	lt := kmsg.NewPtrListTransactionsRequest()
+	if r := do[*kmsg.ListTransactionsResponse](t, b.addr, lt, 1); r.ErrorCode != 0 || len(r.TransactionStates) != 0 {
+		t.Fatalf("list without DESCRIBE: %v %+v", kerr.ErrorForCode(r.ErrorCode), r.TransactionStates)
+	}
+	acls.allow(rTxn, "tx", opDescribe)
+	if r := do[*kmsg.ListTransactionsResponse](t, b.addr, lt, 1); len(r.TransactionStates) != 1 || r.TransactionStates[0].TransactionalID != "tx" {
+		t.Fatalf("list with DESCRIBE on tx: %+v", r.TransactionStates)
+	}
+
+	// Describe: the transaction's partitions of topics without DESCRIBE
+	// are left out.
+	acls.allow(rTopic, "a", opDescribe)
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"tx", "other"}
+	r := do[*kmsg.DescribeTransactionsResponse](t, b.addr, dt, 0)
+	if st := r.TransactionStates[0]; st.ErrorCode != 0 || len(st.Topics) != 1 || st.Topics[0].Topic != "a" {
+		t.Fatalf("describe tx: %v %+v", kerr.ErrorForCode(st.ErrorCode), st.Topics)
+	}
+	wantCode(t, "describe other", r.TransactionStates[1].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
 }
