@@ -51,11 +51,19 @@ type aclFlags struct {
 
 func (f *aclFlags) register(cmd *cobra.Command, create bool) {
 	fl := cmd.Flags()
-	fl.StringArrayVar(&f.allowPrincipals, "allow-principal", nil, "principal to allow, e.g. User:alice or User:* (repeatable)")
-	fl.StringArrayVar(&f.denyPrincipals, "deny-principal", nil, "principal to deny (repeatable)")
-	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "host the allowed principals connect from (repeatable; default *)")
-	fl.StringArrayVar(&f.denyHosts, "deny-host", nil, "host the denied principals connect from (repeatable; default *)")
-	fl.StringArrayVar(&f.operations, "operation", nil, "operation (repeatable; see runnel acl --help)")
+	if create {
+		fl.StringArrayVar(&f.allowPrincipals, "allow-principal", nil, "principal to allow, e.g. User:alice or User:* (repeatable)")
+		fl.StringArrayVar(&f.denyPrincipals, "deny-principal", nil, "principal to deny (repeatable)")
+		fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "host the allowed principals connect from (repeatable; default *)")
+		fl.StringArrayVar(&f.denyHosts, "deny-host", nil, "host the denied principals connect from (repeatable; default *)")
+		fl.StringArrayVar(&f.operations, "operation", nil, "operation (repeatable; see runnel acl --help)")
+	} else {
+		fl.StringArrayVar(&f.allowPrincipals, "allow-principal", nil, "only ALLOW bindings of this principal (repeatable)")
+		fl.StringArrayVar(&f.denyPrincipals, "deny-principal", nil, "only DENY bindings of this principal (repeatable)")
+		fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only ALLOW bindings for this host (repeatable; default any)")
+		fl.StringArrayVar(&f.denyHosts, "deny-host", nil, "only DENY bindings for this host (repeatable; default any)")
+		fl.StringArrayVar(&f.operations, "operation", nil, "only bindings of this operation (repeatable; default any)")
+	}
 	fl.StringArrayVar(&f.topics, "topic", nil, "topic name (repeatable)")
 	fl.StringArrayVar(&f.groups, "group", nil, "group id (repeatable)")
 	fl.StringArrayVar(&f.txnIDs, "transactional-id", nil, "transactional id (repeatable)")
