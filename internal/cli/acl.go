@@ -146,13 +146,31 @@ func (f *aclFlags) builder(create bool) (*kadm.ACLBuilder, error) {
 		return b, nil
 	}
 
+	// A side (ALLOW, DENY) is selected when any of its flags is given, or
+	// when none of either side's is; an unnamed principal or host within a
+	// selected side matches any.
 	allow := slices.Concat(f.allowPrincipals, f.principals)
 	deny := slices.Concat(f.denyPrincipals, f.principals)
+	allowSide := len(allow)+len(f.allowHosts) > 0
+	denySide := len(deny)+len(f.denyHosts) > 0
+	if !allowSide && !denySide {
+		allowSide, denySide = true, true
+	}
 	switch {
-	case len(allow)+len(deny) == 0:
-		b.Allow().Deny() // any principal, either permission
+	case !allowSide:
+		b.MaybeAllow() // no ALLOW bindings
+	case len(allow) > 0:
+		b.MaybeAllow(allow...)
 	default:
-		b.MaybeAllow(allow...).MaybeDeny(deny...)
+		b.Allow() // any principal
+	}
+	switch {
+	case !denySide:
+		b.MaybeDeny()
+	case len(deny) > 0:
+		b.MaybeDeny(deny...)
+	default:
+		b.Deny()
 	}
 	if len(f.allowHosts) > 0 {
 		b.MaybeAllowHosts(f.allowHosts...)

@@ -144,6 +144,14 @@ func TestACLCommands(t *testing.T) {
 	if err != nil || strings.Contains(out, "User:alice") {
 		t.Fatalf("list literal orders.: %v\n%s", err, out)
 	}
+	out, _, err = runLive(t, addr, "acl", "list", "--deny-host", "10.0.0.9")
+	if err != nil || !strings.Contains(out, "billing") || strings.Contains(out, "alice") {
+		t.Fatalf("list DENY bindings for 10.0.0.9: %v\n%s", err, out)
+	}
+	out, _, err = runLive(t, addr, "acl", "list", "--allow-principal", "User:bob")
+	if err != nil || strings.Contains(out, "User:") {
+		t.Fatalf("list bob's ALLOW bindings (none): %v\n%s", err, out)
+	}
 	out, _, err = runLive(t, addr, "acl", "list", "--principal", "User:bob")
 	if err != nil || !strings.Contains(out, "billing") || strings.Contains(out, "alice") {
 		t.Fatalf("list bob: %v\n%s", err, out)
