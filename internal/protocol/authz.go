@@ -65,7 +65,12 @@ func (s *Server) authorized(rc *reqCtx, op kmsg.ACLOperation, typ kmsg.ACLResour
 	if s.opts.Authorizer == nil {
 		return true
 	}
-	return s.opts.Authorizer.Authorize(rc.sess.principal, rc.sess.host, op, typ, name)
+	if s.opts.Authorizer.Authorize(rc.sess.principal, rc.sess.host, op, typ, name) {
+		return true
+	}
+	rc.log.Debug("authorization denied", "principal", rc.sess.principal.String(), "host", rc.sess.host,
+		"operation", op.String(), "resource_type", typ.String(), "resource", name)
+	return false
 }
 
 // authorizedCluster reports whether the request's principal may perform op
