@@ -137,7 +137,7 @@ func (s *Server) authorizedOps(rc *reqCtx, typ kmsg.ACLResourceType, name string
 	}
 	var bits int32
 	for _, op := range auth.SupportedOperations(typ) {
-		if s.authorized(rc, op, typ, name) {
+		if s.opts.Authorizer.Authorize(rc.sess.principal, rc.sess.host, op, typ, name) { // not a denial to log
 			bits |= 1 << uint(op)
 		}
 	}
