@@ -44,6 +44,10 @@ package protocol
 //     members are assigned a topic the principal may not DESCRIBE is
 //     answered TOPIC_AUTHORIZATION_FAILED instead of disclosing it.
 // A request whose every item was refused does not reach Groups.
+// Not done: a KIP-848 regex subscription is resolved by Groups over every
+// topic; Kafka 4.0 (KAFKA-18813) leaves out the topics the member that
+// triggered the resolution may not DESCRIBE, which needs the authorizer in
+// the coordinator. Such a member is refused at Fetch instead (READ).
 
 import (
 	"context"
