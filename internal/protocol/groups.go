@@ -431,7 +431,9 @@ func offsetFetchOne(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Offset
 	if !s.authorizedGroup(rc, kmsg.ACLOperationDescribe, req.Group) {
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
-		resp.Topics = unauthorized(req.Topics, kerr.GroupAuthorizationFailed.Code)
+		if req.Version < 2 { // no top-level error code before v2
+			resp.Topics = unauthorized(req.Topics, kerr.GroupAuthorizationFailed.Code)
+		}
 		return resp, nil
 	}
 	all := req.Topics == nil && req.Version >= 2
