@@ -617,6 +617,14 @@ func TestAuthzGroups(t *testing.T) {
 	if len(ofr.Topics) != 1 || ofr.Topics[0].Partitions[0].ErrorCode != kerr.TopicAuthorizationFailed.Code || ofr.Topics[0].Partitions[0].Offset != -1 {
 		t.Fatalf("fetch offsets of b: %+v", ofr.Topics)
 	}
+	// A refused group: the top-level code from v2, per partition before.
+	of.Group = "g3"
+	if r := do[*kmsg.OffsetFetchResponse](t, b.addr, of, 7); r.ErrorCode != kerr.GroupAuthorizationFailed.Code || len(r.Topics) != 0 {
+		t.Fatalf("fetch offsets of g3 (v7): %v %+v", kerr.ErrorForCode(r.ErrorCode), r.Topics)
+	}
+	if r := do[*kmsg.OffsetFetchResponse](t, b.addr, of, 1); len(r.Topics) != 1 || r.Topics[0].Partitions[0].ErrorCode != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("fetch offsets of g3 (v1): %+v", r.Topics)
+	}
 	of8 := kmsg.NewPtrOffsetFetchRequest()
 	for _, id := range []string{"g3", "g2"} {
 		rg := kmsg.NewOffsetFetchRequestGroup()
