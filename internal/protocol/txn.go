@@ -104,7 +104,7 @@ func addPartitions(ctx context.Context, s *Server, rc *reqCtx, version int16, tx
 	out := kmsg.NewAddPartitionsToTxnResponseTransaction()
 	out.TransactionalID = tx.TransactionalID
 	var parts []stream.TxnPartition
-	unknown := false
+	blocked := false // a partition cannot be added: none is
 	client := version <= 3 // v4+ comes from brokers, authorized as such
 	txnAllowed := !client || s.authorizedTxn(rc, kmsg.ACLOperationWrite, tx.TransactionalID)
 	write := s.topicChecker(rc, kmsg.ACLOperationWrite)
@@ -120,10 +120,10 @@ func addPartitions(ctx context.Context, s *Server, rc *reqCtx, version int16, tx
 				rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 			} else if !topicAllowed {
 				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				unknown = true
+				blocked = true
 			} else if !ok || p < 0 || p >= info.Partitions {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				unknown = true
+				blocked = true
 			} else {
 				parts = append(parts, stream.TxnPartition{Topic: info.ID, Partition: p})
 			}
@@ -144,7 +144,7 @@ func addPartitions(ctx context.Context, s *Server, rc *reqCtx, version int16, tx
 	switch {
 	case !txnAllowed:
 		return out
-	case unknown:
+	case blocked:
 		return setAll(kerr.OperationNotAttempted.Code)
 	case tx.TransactionalID == "":
 		return setAll(kerr.InvalidRequest.Code)
