@@ -104,7 +104,7 @@ func addPartitions(ctx context.Context, s *Server, rc *reqCtx, version int16, tx
 	out := kmsg.NewAddPartitionsToTxnResponseTransaction()
 	out.TransactionalID = tx.TransactionalID
 	var parts []stream.TxnPartition
-	blocked := false // a partition cannot be added: none is
+	blocked := false       // a partition cannot be added: none is
 	client := version <= 3 // v4+ comes from brokers, authorized as such
 	txnAllowed := !client || s.authorizedTxn(rc, kmsg.ACLOperationWrite, tx.TransactionalID)
 	write := s.topicChecker(rc, kmsg.ACLOperationWrite)
