@@ -892,3 +892,11 @@ func TestAuthzListDescribeTransactions(t *testing.T) {
 	}
 	wantCode(t, "describe other", r.TransactionStates[1].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
 }
+
+// The broker wires internal/auth's Authorizer in: it must keep serving
+// both interfaces and the switch.
+var (
+	_ Authorizer = (*auth.Authorizer)(nil)
+	_ ACLAdmin   = (*auth.Authorizer)(nil)
+	_ switchable = (*auth.Authorizer)(nil)
+)
