@@ -33,6 +33,12 @@ authorization enabled.
 
 Operations: all, read, write, create, delete, alter, describe,
 cluster_action, describe_configs, alter_configs, idempotent_write.`,
+		Example: `  # let alice consume topic orders in group billing
+  runnel acl create --allow-principal User:alice --operation read --topic orders
+  runnel acl create --allow-principal User:alice --operation read --group billing
+
+  runnel acl list --principal User:alice
+  runnel acl delete --allow-principal User:alice --operation read --group billing`,
 	}
 	cmd.AddCommand(newACLCreateCommand(g), newACLListCommand(g), newACLDeleteCommand(g))
 	return cmd
