@@ -70,6 +70,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newBenchCommand(g),
 		newSchemaCommand(g),
 		newKeysCommand(),
+		newACLCommand(g),
 	)
 	wrapErrors(root, g)
 	return root
