@@ -38,19 +38,6 @@ func alter(t *testing.T, q *Quotas, alts ...QuotaAlteration) []error {
 	return errs
 }
 
-// waitFor polls cond for up to a second, the time a change may take to
-// reach every broker.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within a second: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func cached(q *Quotas, key QuotaKey, user string) bool {
 	_, _, ok := (*q.configs.Load()).resolve(key, user, "c")
 	return ok

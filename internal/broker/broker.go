@@ -117,9 +117,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.openRegistry(); err != nil {
 		return nil, err
 	}
-	b.store, err = objstore.Open(ctx, cfg.ObjectStoreURL())
+	store, err := objstore.Open(ctx, cfg.ObjectStoreURL())
 	if err != nil {
 		return nil, fmt.Errorf("broker: object store: %w", err)
+	}
+	// With encryption.keys set, every object is encrypted at rest; without,
+	// a store that holds encrypted objects is refused.
+	if b.store, err = objstore.OpenEncrypted(ctx, store, cfg.Encryption.Keys); err != nil {
+		return nil, fmt.Errorf("broker: encryption at rest: %w", err)
 	}
 	now := time.Now
 	if off := cfg.ClockOffset; off != 0 {

@@ -69,6 +69,8 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newTxnCommand(g),
 		newBenchCommand(g),
 		newSchemaCommand(g),
+		newKeysCommand(),
+		newACLCommand(g),
 		newQuotaCommand(g),
 	)
 	wrapErrors(root, g)

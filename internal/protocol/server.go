@@ -58,6 +58,10 @@ type Options struct {
 	MaxReauth time.Duration
 	// Now is the clock for session expiry (time.Now when nil).
 	Now func() time.Time
+	// Authorizer checks every request against the ACLs (authz.go); nil,
+	// or one whose Enabled method reports false, turns authorization off.
+	// When it also implements ACLAdmin it serves the ACL APIs.
+	Authorizer Authorizer
 	// Quotas, when non-nil, enforces client quotas (throttle.go) and
 	// stores them for DescribeClientQuotas and AlterClientQuotas.
 	Quotas Quotas
@@ -110,6 +114,7 @@ func NewServer(opts Options) *Server {
 	if opts.ReadBarrierTimeout <= 0 {
 		opts.ReadBarrierTimeout = DefaultReadBarrierTimeout
 	}
+	opts.Authorizer = activeAuthorizer(opts.Authorizer)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
