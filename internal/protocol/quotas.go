@@ -23,9 +23,11 @@ package protocol
 // named twice, or an entity named twice in the request. Removing a quota
 // that is not set succeeds. validate_only checks without writing.
 //
-// Not done here: authorization (Kafka checks DESCRIBE_CONFIGS and
-// ALTER_CONFIGS on the cluster). A server without Options.Quotas describes
-// no quotas and refuses alterations with INVALID_REQUEST.
+// Authorization as Kafka's: DescribeClientQuotas needs DESCRIBE_CONFIGS on
+// the cluster (else the whole response is CLUSTER_AUTHORIZATION_FAILED),
+// AlterClientQuotas ALTER_CONFIGS on the cluster (else every entry is). A
+// server without Options.Quotas describes no quotas and refuses
+// alterations with INVALID_REQUEST.
 
 import (
 	"context"
@@ -44,6 +46,8 @@ import (
 // answers, and anything else through the error table.
 func quotaErrorCode(rc *reqCtx, err error) int16 {
 	switch {
+	case errors.Is(err, errQuotasDenied):
+		return kerr.ClusterAuthorizationFailed.Code
 	case errors.Is(err, auth.ErrInvalidQuota):
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, auth.ErrUnsupportedQuotaEntity):
@@ -65,6 +69,10 @@ func quotaErrorMessage(err error) *string {
 
 func handleDescribeClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeClientQuotasRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	if !s.authorizedCluster(rc, kmsg.ACLOperationDescribeConfigs) {
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp(kerr.ClusterAuthorizationFailed.Description)
+		return resp, nil
+	}
 	if s.opts.Quotas == nil {
 		return resp, nil
 	}
@@ -112,9 +120,12 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 	}
 	var errs []error
 	var storeErr error
-	if s.opts.Quotas == nil {
+	switch {
+	case !s.authorizedCluster(rc, kmsg.ACLOperationAlterConfigs):
+		storeErr = errQuotasDenied
+	case s.opts.Quotas == nil:
 		storeErr = errQuotasOff
-	} else {
+	default:
 		errs, storeErr = s.opts.Quotas.Alter(ctx, alts, req.ValidateOnly)
 	}
 	for i, e := range req.Entries {
@@ -138,5 +149,7 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 	}
 	return resp, nil
 }
+
+var errQuotasDenied = errors.New(kerr.ClusterAuthorizationFailed.Description)
 
 var errQuotasOff = fmt.Errorf("%w: client quotas are not enabled on this broker", auth.ErrInvalidQuota)

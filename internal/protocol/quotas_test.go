@@ -17,6 +17,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
+	"github.com/runnel-dev/runnel/internal/config"
 )
 
 // startQuotaServer starts a server enforcing quotas stored in a fresh
@@ -641,5 +642,47 @@ func TestFetchBoundedByQuotaWindow(t *testing.T) {
 	}
 	if n := fetchBytes(resp); n == 0 || n > 10000 {
 		t.Fatalf("fetched %d bytes, want some and at most 10000", n)
+	}
+}
+
+// TestClientQuotasAuthorization: describing quotas needs DESCRIBE_CONFIGS
+// on the cluster and altering them ALTER_CONFIGS, as in Kafka.
+func TestClientQuotasAuthorization(t *testing.T) {
+	e := clustertest.Start(t)
+	q := auth.NewQuotas(auth.QuotaOptions{Client: e.Client(), BrokerID: 1})
+	if err := q.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	acls := &memACLs{}
+	b := startServer(t, func(o *Options) {
+		o.Quotas = q
+		o.Authorizer = auth.NewAuthorizer(config.AuthorizationConfig{Enabled: true}, acls)
+	})
+	adm := kadm.NewClient(newClient(t, b.addr))
+	ctx := testCtx(t)
+	alter := func() error {
+		res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: entity("user", "alice"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1024}}}})
+		if err != nil {
+			return err
+		}
+		return res[0].Err
+	}
+	if err := alter(); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("alter without ALTER_CONFIGS: %v", err)
+	}
+	if _, err := adm.DescribeClientQuotas(ctx, false, nil); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("describe without DESCRIBE_CONFIGS: %v", err)
+	}
+	acls.allow(rCluster, auth.ClusterName, kmsg.ACLOperationDescribeConfigs)
+	if qs, err := adm.DescribeClientQuotas(ctx, false, nil); err != nil || len(qs) != 0 {
+		t.Fatalf("describe with DESCRIBE_CONFIGS: %+v %v", qs, err)
+	}
+	if err := alter(); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("alter with DESCRIBE_CONFIGS only: %v", err)
+	}
+	acls.allow(rCluster, auth.ClusterName, kmsg.ACLOperationAlterConfigs)
+	if err := alter(); err != nil {
+		t.Fatalf("alter with ALTER_CONFIGS: %v", err)
 	}
 }
