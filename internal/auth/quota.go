@@ -263,7 +263,6 @@ type QuotaFilter struct {
 }
 
 type partFilter struct {
-	on      bool
 	any     bool
 	def     bool
 	name    string
