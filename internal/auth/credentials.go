@@ -278,7 +278,15 @@ func (c *Credentials) waitRev(ctx context.Context, rev int64) error {
 	}
 }
 
-// validSCRAM checks a user name and mechanism the way Kafka does.
+// ValidSCRAMUser checks a credential's user name and mechanism the way
+// Kafka does: errors wrap ErrUnacceptableCredential (empty name) or
+// ErrUnsupportedMechanism.
+func ValidSCRAMUser(user, mech string) error { return validSCRAM(user, mech) }
+
+// ValidSCRAMIterations checks an iteration count against Kafka's limits;
+// errors wrap ErrUnacceptableCredential.
+func ValidSCRAMIterations(n int) error { return validIterations(n) }
+
 func validSCRAM(user, mech string) error {
 	if user == "" {
 		return fmt.Errorf("%w: username must not be empty", ErrUnacceptableCredential)
