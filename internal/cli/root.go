@@ -67,6 +67,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newTxnCommand(g),
 		newBenchCommand(g),
 		newSchemaCommand(g),
+		newUserCommand(g),
 	)
 	wrapErrors(root, g)
 	return root
