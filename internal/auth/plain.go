@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -71,13 +74,19 @@ func (e *plainExchange) Expiry() time.Time    { return time.Time{} }
 // checkPassword checks password against user's SCRAM credential,
 // SCRAM-SHA-512 first: it salts the password with the stored salt and
 // iterations and compares the StoredKey it derives in constant time. An
-// unknown user is checked against a stand-in so it costs the same.
+// unknown user is checked against a stand-in so it costs the same. A
+// password that verified against the same StoredKey before is accepted
+// without salting it again (HTTP Basic sends it with every request).
 func (a *Authenticator) checkPassword(user, password string) error {
 	mech := config.MechanismSCRAMSHA512
 	cred, known := a.creds.Lookup(user, mech)
 	if !known {
 		mech = config.MechanismSCRAMSHA256
 		cred, known = a.lookup(user, mech)
+	}
+	tag := a.passwordTag(user, mech, password)
+	if known && a.verified.holds(tag, cred.StoredKey) {
+		return nil
 	}
 	salted, err := saltPassword(mech, password, cred.Salt, cred.Iterations)
 	if err != nil {
@@ -87,5 +96,48 @@ func (a *Authenticator) checkPassword(user, password string) error {
 	if !hmac.Equal(want.StoredKey, cred.StoredKey) || !known {
 		return failed(config.MechanismPlain, "invalid username or password")
 	}
+	a.verified.add(tag, cred.StoredKey)
 	return nil
+}
+
+// passwordTag identifies a user, mechanism and password without keeping
+// the password: an HMAC under the authenticator's random secret.
+func (a *Authenticator) passwordTag(user, mech, password string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, a.secret)
+	for _, s := range []string{user, mech, password} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	var tag [sha256.Size]byte
+	m.Sum(tag[:0])
+	return tag
+}
+
+// maxVerified bounds the verified-password cache; it is emptied when full.
+const maxVerified = 4096
+
+// verifiedPasswords remembers which password tags verified against which
+// StoredKey. A changed or deleted credential no longer matches, so the
+// cache never outlives a password change.
+type verifiedPasswords struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte][]byte
+}
+
+func (v *verifiedPasswords) holds(tag [sha256.Size]byte, storedKey []byte) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k, ok := v.m[tag]
+	return ok && hmac.Equal(k, storedKey)
+}
+
+func (v *verifiedPasswords) add(tag [sha256.Size]byte, storedKey []byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerified {
+		v.m = make(map[[sha256.Size]byte][]byte)
+	}
+	v.m[tag] = storedKey
 }

@@ -74,6 +74,7 @@ type Authenticator struct {
 	secret []byte
 	// iterations of the stand-in credentials.
 	iterations int
+	verified   verifiedPasswords
 }
 
 // NewAuthenticator builds an Authenticator; with OAUTHBEARER configured it

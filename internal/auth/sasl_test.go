@@ -247,3 +247,35 @@ func TestAuthenticatorMechanisms(t *testing.T) {
 		t.Fatal("OAUTHBEARER without a key set was accepted")
 	}
 }
+
+// TestCheckPasswordAfterChange: a password accepted once (and remembered)
+// stops working as soon as the credential changes or goes.
+func TestCheckPasswordAfterChange(t *testing.T) {
+	creds := memCredentials(t, map[string]string{"alice": "old"}, 4096)
+	a := newTestAuthenticator(t, creds, config.SASLConfig{Mechanisms: allPasswordMechanisms})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if _, err := a.CheckPassword(ctx, "alice", "old"); err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+	}
+	if _, err := a.CheckPassword(ctx, "alice", "new"); !errors.Is(err, ErrAuthenticationFailed) {
+		t.Fatalf("the new password before the change = %v", err)
+	}
+	next := memCredentials(t, map[string]string{"alice": "new"}, 4096)
+	creds.mu.Lock()
+	creds.users["alice"] = next.users["alice"]
+	creds.mu.Unlock()
+	if _, err := a.CheckPassword(ctx, "alice", "old"); !errors.Is(err, ErrAuthenticationFailed) {
+		t.Fatalf("the old password after the change = %v", err)
+	}
+	if _, err := a.CheckPassword(ctx, "alice", "new"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	creds.mu.Lock()
+	delete(creds.users, "alice")
+	creds.mu.Unlock()
+	if _, err := a.CheckPassword(ctx, "alice", "new"); !errors.Is(err, ErrAuthenticationFailed) {
+		t.Fatalf("a deleted user's password = %v", err)
+	}
+}
