@@ -414,3 +414,37 @@ func TestJWKSURLRefetchesUnknownKidRateLimited(t *testing.T) {
 		t.Fatalf("k3: %v after %d fetches", err, fetches.Load())
 	}
 }
+
+// TestJWKSURLRefreshes: the key set is re-fetched every JWKSRefresh, so a
+// rotated-in key is trusted even when unknown key ids may not trigger a
+// fetch (the clock stands still, so the rate limit never lets them).
+func TestJWKSURLRefreshes(t *testing.T) {
+	k1 := newTestKey(t, "k1", jose.ES256)
+	k2 := newTestKey(t, "k2", jose.ES256)
+	var (
+		mu     sync.Mutex
+		served = jwksJSON(t, k1)
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = w.Write(served)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := oauthConfig("")
+	cfg.OAuthBearer.JWKSURL = srv.URL
+	cfg.OAuthBearer.JWKSRefresh = 50 * time.Millisecond
+	a := newOAuthAuthenticator(t, cfg, func() time.Time { return testNow }, srv.Client())
+	ctx := context.Background()
+	tok := k2.sign(t, claimsAt(testNow, nil))
+	if _, _, err := a.CheckToken(ctx, tok); !errors.Is(err, ErrAuthenticationFailed) {
+		t.Fatalf("k2 before it is published = %v", err)
+	}
+	mu.Lock()
+	served = jwksJSON(t, k2)
+	mu.Unlock()
+	eventually(t, 5*time.Second, "k2 trusted after a refresh", func() bool {
+		_, _, err := a.CheckToken(ctx, tok)
+		return err == nil
+	})
+}
