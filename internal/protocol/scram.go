@@ -18,8 +18,10 @@ package protocol
 // to verify it. Results come in the order users first appear.
 //
 // Authorization is Kafka's: DESCRIBE (key 50) and ALTER (key 51) on the
-// CLUSTER resource, checked by the authorizer that wraps handlers, not
-// here. Delegation-token credentials do not exist.
+// CLUSTER resource; a denied describe answers CLUSTER_AUTHORIZATION_FAILED
+// for the whole request, a denied alter for every user. The marked
+// authorization points are where the ACL checks go; without an authorizer
+// every principal may do both. Delegation-token credentials do not exist.
 
 import (
 	"context"
@@ -89,6 +91,7 @@ func (s *Server) scramErrorCode(err error) int16 {
 
 func handleDescribeUserSCRAMCredentials(_ context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	// Authorization point: DESCRIBE on CLUSTER.
 	if len(req.Users) == 0 {
 		for _, uc := range s.opts.SCRAM.Describe(nil) {
 			resp.Results = append(resp.Results, describedSCRAMUser(uc))
@@ -207,6 +210,7 @@ func mechOrUnknown(mech string, n int8) string {
 func handleAlterUserSCRAMCredentials(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 	order, verdicts := planSCRAMAlterations(req)
+	// Authorization point: ALTER on CLUSTER, before any change applies.
 	for _, name := range order {
 		v := verdicts[name]
 		if c := v.change; c != nil {
