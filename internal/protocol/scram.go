@@ -157,11 +157,12 @@ type scramVerdict struct {
 	err    error        // its error, once it has one
 }
 
-// planSCRAMAlterations applies Kafka's rules to a request without touching
-// the store: each user keeps its first error; a user seen again while its
-// earlier change is accepted becomes DUPLICATE_RESOURCE. It returns the
-// users in first-seen order and their verdicts.
-func planSCRAMAlterations(req *kmsg.AlterUserSCRAMCredentialsRequest) ([]string, map[string]*scramVerdict) {
+// planSCRAMAlterations applies Kafka's rules to a request without changing
+// the store: each user keeps its first error (deleting a credential that
+// exists() denies is one); a user seen again while its earlier change is
+// accepted becomes DUPLICATE_RESOURCE. It returns the users in first-seen
+// order and their verdicts.
+func planSCRAMAlterations(req *kmsg.AlterUserSCRAMCredentialsRequest, exists func(user, mech string) bool) ([]string, map[string]*scramVerdict) {
 	var order []string
 	verdicts := map[string]*scramVerdict{}
 	consider := func(name string, change *scramChange, valid func() error) {
@@ -184,7 +185,13 @@ func planSCRAMAlterations(req *kmsg.AlterUserSCRAMCredentialsRequest) ([]string,
 	for _, d := range req.Deletions {
 		mech := scramMechanisms[d.Mechanism]
 		consider(d.Name, &scramChange{mechanism: mech, delete: true}, func() error {
-			return auth.ValidSCRAMUser(d.Name, mechOrUnknown(mech, d.Mechanism))
+			if err := auth.ValidSCRAMUser(d.Name, mechOrUnknown(mech, d.Mechanism)); err != nil {
+				return err
+			}
+			if !exists(d.Name, mech) {
+				return fmt.Errorf("%w: attempt to delete a user credential that does not exist", auth.ErrCredentialNotFound)
+			}
+			return nil
 		})
 	}
 	for _, u := range req.Upsertions {
@@ -209,7 +216,16 @@ func mechOrUnknown(mech string, n int8) string {
 
 func handleAlterUserSCRAMCredentials(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
-	order, verdicts := planSCRAMAlterations(req)
+	order, verdicts := planSCRAMAlterations(req, func(user, mech string) bool {
+		for _, uc := range s.opts.SCRAM.Describe([]string{user}) {
+			for _, m := range uc.Mechanisms {
+				if m.Mechanism == mech {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	// Authorization point: ALTER on CLUSTER, before any change applies.
 	for _, name := range order {
 		v := verdicts[name]

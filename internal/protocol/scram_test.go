@@ -141,6 +141,7 @@ func TestAlterUserSCRAMErrors(t *testing.T) {
 		upsert("erin", 2, 4096),
 		upsert("frank", 1, 4096), // keeps its first error
 		upsert("ok", 2, 16384),
+		upsert("dave", 1, 4096), // keeps RESOURCE_NOT_FOUND
 	}
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
