@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -214,3 +216,61 @@ func TestDescribeUserSCRAMDuplicates(t *testing.T) {
 		t.Fatalf("describe all = %+v, %v", resp, err)
 	}
 }
+
+func TestPlanSCRAMAlterations(t *testing.T) {
+	del := func(name string, mech int8) kmsg.AlterUserSCRAMCredentialsRequestDeletion {
+		d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+		d.Name, d.Mechanism = name, mech
+		return d
+	}
+	up := func(name string, mech int8, iterations int32) kmsg.AlterUserSCRAMCredentialsRequestUpsertion {
+		u := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+		u.Name, u.Mechanism, u.Iterations = name, mech, iterations
+		return u
+	}
+	exists := func(user, mech string) bool { return user == "has256" && mech == config.MechanismSCRAMSHA256 }
+	tests := []struct {
+		name string
+		dels []kmsg.AlterUserSCRAMCredentialsRequestDeletion
+		ups  []kmsg.AlterUserSCRAMCredentialsRequestUpsertion
+		want string // user=outcome, in order; outcome is "ok" or the Kafka error name
+	}{
+		{"one upsert", nil, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("a", 1, 4096)}, "a=ok"},
+		{"delete existing", []kmsg.AlterUserSCRAMCredentialsRequestDeletion{del("has256", 1)}, nil, "has256=ok"},
+		{"delete missing mechanism", []kmsg.AlterUserSCRAMCredentialsRequestDeletion{del("has256", 2)}, nil, "has256=RESOURCE_NOT_FOUND"},
+		{"two upserts", nil, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("a", 1, 4096), up("a", 2, 4096)}, "a=DUPLICATE_RESOURCE"},
+		{"three upserts stay duplicate", nil, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("a", 1, 4096), up("a", 2, 4096), up("a", 1, 4096)}, "a=DUPLICATE_RESOURCE"},
+		{"delete then upsert", []kmsg.AlterUserSCRAMCredentialsRequestDeletion{del("has256", 1)}, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("has256", 1, 4096)}, "has256=DUPLICATE_RESOURCE"},
+		{"first error sticks", nil, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("a", 1, 1), up("a", 1, 4096)}, "a=UNACCEPTABLE_CREDENTIAL"},
+		{"unknown mechanism", []kmsg.AlterUserSCRAMCredentialsRequestDeletion{del("a", 0)}, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("b", 3, 4096)}, "a=UNSUPPORTED_SASL_MECHANISM b=UNSUPPORTED_SASL_MECHANISM"},
+		{"empty name", nil, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("", 2, 4096)}, "=UNACCEPTABLE_CREDENTIAL"},
+		{"order of first sight", []kmsg.AlterUserSCRAMCredentialsRequestDeletion{del("z", 1)}, []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{up("b", 1, 16385), up("a", 2, 16384)}, "z=RESOURCE_NOT_FOUND b=UNACCEPTABLE_CREDENTIAL a=ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+			req.Deletions, req.Upsertions = tt.dels, tt.ups
+			order, verdicts := planSCRAMAlterations(req, exists)
+			var got []string
+			for _, user := range order {
+				v := verdicts[user]
+				outcome := "ok"
+				if v.err != nil {
+					if v.change != nil {
+						t.Fatalf("%s has both a change and an error", user)
+					}
+					s := &Server{log: discardLogger()}
+					outcome = kerr.ErrorForCode(s.scramErrorCode(v.err)).(*kerr.Error).Message
+				} else if v.change == nil {
+					t.Fatalf("%s has neither a change nor an error", user)
+				}
+				got = append(got, user+"="+outcome)
+			}
+			if g := strings.Join(got, " "); g != tt.want {
+				t.Fatalf("plan = %s, want %s", g, tt.want)
+			}
+		})
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
