@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -274,3 +275,116 @@ func TestPlanSCRAMAlterations(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// memSCRAM is an in-memory SCRAMCredentials for the fuzz test.
+type memSCRAM struct{ m map[string]map[string]int }
+
+func (s *memSCRAM) Describe(users []string) []auth.UserCredentials {
+	if users == nil {
+		for u := range s.m {
+			users = append(users, u)
+		}
+	}
+	var out []auth.UserCredentials
+	for _, u := range users {
+		if len(s.m[u]) == 0 {
+			continue
+		}
+		uc := auth.UserCredentials{User: u}
+		for _, m := range auth.SCRAMMechanisms {
+			if it, ok := s.m[u][m]; ok {
+				uc.Mechanisms = append(uc.Mechanisms, auth.MechanismInfo{Mechanism: m, Iterations: it})
+			}
+		}
+		out = append(out, uc)
+	}
+	return out
+}
+
+func (s *memSCRAM) Upsert(_ context.Context, user, mech string, iterations int, salt, salted []byte) error {
+	if err := auth.ValidSCRAMUser(user, mech); err != nil {
+		return err
+	}
+	if err := auth.ValidSCRAMIterations(iterations); err != nil {
+		return err
+	}
+	if s.m[user] == nil {
+		s.m[user] = map[string]int{}
+	}
+	s.m[user][mech] = iterations
+	return nil
+}
+
+func (s *memSCRAM) Delete(_ context.Context, user, mech string) error {
+	if _, ok := s.m[user][mech]; !ok {
+		return auth.ErrCredentialNotFound
+	}
+	delete(s.m[user], mech)
+	return nil
+}
+
+// FuzzSCRAMHandlers: any decodable Describe or Alter request is answered
+// with one result per distinct user and only Kafka's codes for these APIs.
+func FuzzSCRAMHandlers(f *testing.F) {
+	alter := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	alter.Deletions = []kmsg.AlterUserSCRAMCredentialsRequestDeletion{{Name: "a", Mechanism: 1}}
+	alter.Upsertions = []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{{Name: "a", Mechanism: 2, Iterations: 4096, Salt: []byte("s"), SaltedPassword: []byte("p")}, {Name: "b", Mechanism: 9}}
+	describe := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	describe.Users = []kmsg.DescribeUserSCRAMCredentialsRequestUser{{Name: "a"}, {Name: "a"}, {Name: ""}}
+	f.Add(true, alter.AppendTo(nil))
+	f.Add(false, describe.AppendTo(nil))
+	allowed := map[int16]bool{0: true, kerr.DuplicateResource.Code: true, kerr.ResourceNotFound.Code: true,
+		kerr.UnacceptableCredential.Code: true, kerr.UnsupportedSaslMechanism.Code: true}
+	f.Fuzz(func(t *testing.T, isAlter bool, body []byte) {
+		store := &memSCRAM{m: map[string]map[string]int{"a": {config.MechanismSCRAMSHA256: 4096}}}
+		s := &Server{log: discardLogger(), opts: Options{SCRAM: store}}
+		ctx := context.Background()
+		distinct := map[string]bool{}
+		var codes []int16
+		if isAlter {
+			req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+			if req.ReadFrom(body) != nil {
+				return
+			}
+			for _, d := range req.Deletions {
+				distinct[d.Name] = true
+			}
+			for _, u := range req.Upsertions {
+				distinct[u.Name] = true
+			}
+			resp, err := handleAlterUserSCRAMCredentials(ctx, s, nil, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range resp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results {
+				codes = append(codes, r.ErrorCode)
+			}
+		} else {
+			req := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+			if req.ReadFrom(body) != nil {
+				return
+			}
+			for _, u := range req.Users {
+				distinct[u.Name] = true
+			}
+			if len(req.Users) == 0 {
+				distinct = map[string]bool{"a": true}
+			}
+			resp, err := handleDescribeUserSCRAMCredentials(ctx, s, nil, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range resp.(*kmsg.DescribeUserSCRAMCredentialsResponse).Results {
+				codes = append(codes, r.ErrorCode)
+			}
+		}
+		if len(codes) != len(distinct) {
+			t.Fatalf("%d results for %d distinct users", len(codes), len(distinct))
+		}
+		for _, c := range codes {
+			if !allowed[c] {
+				t.Fatalf("error code %d", c)
+			}
+		}
+	})
+}
