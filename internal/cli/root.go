@@ -71,6 +71,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newSchemaCommand(g),
 		newKeysCommand(),
 		newACLCommand(g),
+		newUserCommand(g),
 	)
 	wrapErrors(root, g)
 	return root
