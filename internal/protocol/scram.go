@@ -68,6 +68,10 @@ func scramMechanismNumber(name string) int8 {
 // request.
 var errSCRAMAlteredTwice = errors.New("A user credential cannot be altered twice in the same request")
 
+// errClusterAuthorization answers every user of an AlterUserScramCredentials
+// request whose principal may not ALTER the cluster.
+var errClusterAuthorization = errors.New("Cluster authorization failed.")
+
 // scramErrors maps the credential store's errors to Kafka codes; other
 // errors go through errorCode.
 var scramErrors = []struct {
@@ -75,6 +79,7 @@ var scramErrors = []struct {
 	kerr *kerr.Error
 }{
 	{errSCRAMAlteredTwice, kerr.DuplicateResource},
+	{errClusterAuthorization, kerr.ClusterAuthorizationFailed},
 	{auth.ErrUnacceptableCredential, kerr.UnacceptableCredential},
 	{auth.ErrUnsupportedMechanism, kerr.UnsupportedSaslMechanism},
 	{auth.ErrCredentialNotFound, kerr.ResourceNotFound},
@@ -89,9 +94,13 @@ func (s *Server) scramErrorCode(err error) int16 {
 	return errorCode(s.log, err)
 }
 
-func handleDescribeUserSCRAMCredentials(_ context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeUserSCRAMCredentialsRequest) (kmsg.Response, error) {
+func handleDescribeUserSCRAMCredentials(_ context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
-	// Authorization point: DESCRIBE on CLUSTER.
+	if !s.authorizedCluster(rc, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Message)
+		return resp, nil
+	}
 	if len(req.Users) == 0 {
 		for _, uc := range s.opts.SCRAM.Describe(nil) {
 			resp.Results = append(resp.Results, describedSCRAMUser(uc))
@@ -214,7 +223,7 @@ func mechOrUnknown(mech string, n int8) string {
 	return mech
 }
 
-func handleAlterUserSCRAMCredentials(ctx context.Context, s *Server, _ *reqCtx, req *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
+func handleAlterUserSCRAMCredentials(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 	order, verdicts := planSCRAMAlterations(req, func(user, mech string) bool {
 		for _, uc := range s.opts.SCRAM.Describe([]string{user}) {
@@ -226,9 +235,13 @@ func handleAlterUserSCRAMCredentials(ctx context.Context, s *Server, _ *reqCtx, 
 		}
 		return false
 	})
-	// Authorization point: ALTER on CLUSTER, before any change applies.
+	allowed := s.authorizedCluster(rc, kmsg.ACLOperationAlter)
 	for _, name := range order {
 		v := verdicts[name]
+		if !allowed {
+			// Refused before any change applies, every user alike.
+			v.change, v.err = nil, errClusterAuthorization
+		}
 		if c := v.change; c != nil {
 			if c.delete {
 				v.err = s.opts.SCRAM.Delete(ctx, name, c.mechanism)

@@ -388,3 +388,37 @@ func FuzzSCRAMHandlers(f *testing.F) {
 		}
 	})
 }
+
+// TestSCRAMAPIsNeedClusterRights: with ACLs on, describing credentials needs
+// DESCRIBE on the cluster and altering them ALTER, as in Kafka; a refused
+// alteration changes nothing.
+func TestSCRAMAPIsNeedClusterRights(t *testing.T) {
+	acls := &memACLs{}
+	store := &memSCRAM{m: map[string]map[string]int{"alice": {"SCRAM-SHA-256": 4096}}}
+	b := startServer(t, func(o *Options) {
+		o.SCRAM = store
+		o.Authorizer = auth.NewAuthorizer(config.AuthorizationConfig{Enabled: true}, acls)
+	})
+	d := do[*kmsg.DescribeUserSCRAMCredentialsResponse](t, b.addr, kmsg.NewPtrDescribeUserSCRAMCredentialsRequest(), 0)
+	wantCode(t, "describe without DESCRIBE", d.ErrorCode, kerr.ClusterAuthorizationFailed)
+	if len(d.Results) != 0 {
+		t.Fatalf("refused describe listed %d users", len(d.Results))
+	}
+	alter := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	del := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+	del.Name, del.Mechanism = "alice", 1
+	alter.Deletions = append(alter.Deletions, del)
+	a := do[*kmsg.AlterUserSCRAMCredentialsResponse](t, b.addr, alter, 0)
+	if len(a.Results) != 1 {
+		t.Fatalf("alter results %+v", a.Results)
+	}
+	wantCode(t, "alter without ALTER", a.Results[0].ErrorCode, kerr.ClusterAuthorizationFailed)
+	if len(store.Describe([]string{"alice"})) != 1 {
+		t.Fatal("a refused deletion removed the credential")
+	}
+	acls.allow(rCluster, auth.ClusterName, opDescribe, kmsg.ACLOperationAlter)
+	d = do[*kmsg.DescribeUserSCRAMCredentialsResponse](t, b.addr, kmsg.NewPtrDescribeUserSCRAMCredentialsRequest(), 0)
+	wantCode(t, "describe with DESCRIBE", d.ErrorCode, nil)
+	a = do[*kmsg.AlterUserSCRAMCredentialsResponse](t, b.addr, alter, 0)
+	wantCode(t, "alter with ALTER", a.Results[0].ErrorCode, nil)
+}
