@@ -71,6 +71,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newSchemaCommand(g),
 		newKeysCommand(),
 		newACLCommand(g),
+		newUserCommand(g),
 		newQuotaCommand(g),
 	)
 	wrapErrors(root, g)

@@ -18,6 +18,7 @@ type api struct {
 	min, max int16
 	handle   handlerFunc
 	groups   bool // needs Options.Groups
+	scram    bool // needs Options.SCRAM
 }
 
 // typed adapts a handler taking its concrete request type.
@@ -73,6 +74,8 @@ func apiTable() []api {
 		{key: 47, min: 0, max: 0, handle: typed(handleOffsetDelete), groups: true},
 		{key: 48, min: 0, max: 1, handle: typed(handleDescribeClientQuotas)},
 		{key: 49, min: 0, max: 1, handle: typed(handleAlterClientQuotas)},
+		{key: 50, min: 0, max: 0, handle: typed(handleDescribeUserSCRAMCredentials), scram: true},
+		{key: 51, min: 0, max: 0, handle: typed(handleAlterUserSCRAMCredentials), scram: true},
 		{key: 60, min: 0, max: 1, handle: typed(handleDescribeCluster)},
 		{key: 61, min: 0, max: 0, handle: typed(handleDescribeProducers)},
 		{key: 65, min: 0, max: 0, handle: typed(handleDescribeTransactions)},

@@ -24,6 +24,10 @@ type Options struct {
 	Cluster Cluster
 	Groups  Groups
 	Logger  *slog.Logger
+	// SCRAM is the SCRAM credential store; nil leaves
+	// DescribeUserScramCredentials and AlterUserScramCredentials neither
+	// served nor advertised.
+	SCRAM SCRAMCredentials
 	// MaxRequestBytes bounds one request frame (wire.DefaultMaxFrameBytes
 	// when <= 0).
 	MaxRequestBytes int32
@@ -129,7 +133,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil {
 			continue
 		}
 		s.apis[a.key] = a
