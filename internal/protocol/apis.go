@@ -19,6 +19,7 @@ type api struct {
 	handle   handlerFunc
 	groups   bool // needs Options.Groups
 	scram    bool // needs Options.SCRAM
+	quotas   bool // needs Options.Quotas
 }
 
 // typed adapts a handler taking its concrete request type.
@@ -72,8 +73,8 @@ func apiTable() []api {
 		{key: 42, min: 0, max: 2, handle: typed(handleDeleteGroups), groups: true},
 		{key: 44, min: 0, max: 1, handle: typed(handleIncrementalAlterConfigs)},
 		{key: 47, min: 0, max: 0, handle: typed(handleOffsetDelete), groups: true},
-		{key: 48, min: 0, max: 1, handle: typed(handleDescribeClientQuotas)},
-		{key: 49, min: 0, max: 1, handle: typed(handleAlterClientQuotas)},
+		{key: 48, min: 0, max: 1, handle: typed(handleDescribeClientQuotas), quotas: true},
+		{key: 49, min: 0, max: 1, handle: typed(handleAlterClientQuotas), quotas: true},
 		{key: 50, min: 0, max: 0, handle: typed(handleDescribeUserSCRAMCredentials), scram: true},
 		{key: 51, min: 0, max: 0, handle: typed(handleAlterUserSCRAMCredentials), scram: true},
 		{key: 60, min: 0, max: 1, handle: typed(handleDescribeCluster)},

@@ -25,14 +25,12 @@ package protocol
 //
 // Authorization as Kafka's: DescribeClientQuotas needs DESCRIBE_CONFIGS on
 // the cluster (else the whole response is CLUSTER_AUTHORIZATION_FAILED),
-// AlterClientQuotas ALTER_CONFIGS on the cluster (else every entry is). A
-// server without Options.Quotas describes no quotas and refuses
-// alterations with INVALID_REQUEST.
+// AlterClientQuotas ALTER_CONFIGS on the cluster (else every entry is).
+// Both are served only with Options.Quotas.
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -71,9 +69,6 @@ func handleDescribeClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req 
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
 	if !s.authorizedCluster(rc, kmsg.ACLOperationDescribeConfigs) {
 		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp(kerr.ClusterAuthorizationFailed.Description)
-		return resp, nil
-	}
-	if s.opts.Quotas == nil {
 		return resp, nil
 	}
 	f := auth.QuotaFilter{Strict: req.Strict}
@@ -123,8 +118,6 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 	switch {
 	case !s.authorizedCluster(rc, kmsg.ACLOperationAlterConfigs):
 		storeErr = errQuotasDenied
-	case s.opts.Quotas == nil:
-		storeErr = errQuotasOff
 	default:
 		errs, storeErr = s.opts.Quotas.Alter(ctx, alts, req.ValidateOnly)
 	}
@@ -151,5 +144,3 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 }
 
 var errQuotasDenied = errors.New(kerr.ClusterAuthorizationFailed.Description)
-
-var errQuotasOff = fmt.Errorf("%w: client quotas are not enabled on this broker", auth.ErrInvalidQuota)

@@ -686,3 +686,24 @@ func TestClientQuotasAuthorization(t *testing.T) {
 		t.Fatalf("alter with ALTER_CONFIGS: %v", err)
 	}
 }
+
+// TestQuotaAPIsNeedQuotas: a server without Options.Quotas neither serves
+// nor advertises the quota APIs.
+func TestQuotaAPIsNeedQuotas(t *testing.T) {
+	b := startServer(t, nil)
+	for _, a := range b.srv.APIVersions() {
+		if a.ApiKey == 48 || a.ApiKey == 49 {
+			t.Fatalf("api key %d advertised without quotas", a.ApiKey)
+		}
+	}
+	q, _ := startQuotaServer(t, time.Second, 11)
+	served := 0
+	for _, a := range q.srv.APIVersions() {
+		if (a.ApiKey == 48 || a.ApiKey == 49) && a.MinVersion == 0 && a.MaxVersion == 1 {
+			served++
+		}
+	}
+	if served != 2 {
+		t.Fatalf("%d of the quota APIs advertised v0-1 with quotas, want 2", served)
+	}
+}

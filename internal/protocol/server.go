@@ -67,7 +67,8 @@ type Options struct {
 	// When it also implements ACLAdmin it serves the ACL APIs.
 	Authorizer Authorizer
 	// Quotas, when non-nil, enforces client quotas (throttle.go) and
-	// stores them for DescribeClientQuotas and AlterClientQuotas.
+	// serves DescribeClientQuotas and AlterClientQuotas (quotas.go); nil
+	// neither enforces nor serves them.
 	Quotas Quotas
 }
 
@@ -133,7 +134,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil {
 			continue
 		}
 		s.apis[a.key] = a
