@@ -10,13 +10,15 @@ import (
 )
 
 // security is the broker's authentication and authorization state: the
-// SCRAM credentials and the ACLs (both cached from etcd), the SASL
-// mechanisms and the authorizer. Fields are nil when not configured.
+// SCRAM credentials, the ACLs and the client quotas (all cached from etcd),
+// the SASL mechanisms and the authorizer. Fields are nil when not
+// configured.
 type security struct {
 	creds *auth.Credentials
 	sasl  *auth.Authenticator
-	acls  *auth.ACLStore
-	authz *auth.Authorizer
+	acls   *auth.ACLStore
+	authz  *auth.Authorizer
+	quotas *auth.Quotas
 }
 
 // openSecurity loads what the configuration enables. The credential store
@@ -46,6 +48,12 @@ func (b *Broker) openSecurity(ctx context.Context) error {
 			return fmt.Errorf("broker: sasl: %w", err)
 		}
 	}
+	// Quotas are always served: DescribeClientQuotas and AlterClientQuotas
+	// work on any broker, and a quota applies once it is set.
+	b.sec.quotas = auth.NewQuotas(auth.QuotaOptions{Client: b.cli, BrokerID: cfg.BrokerID, Logger: b.log.With("component", "quota")})
+	if err := b.sec.quotas.Start(ctx); err != nil {
+		return fmt.Errorf("broker: quotas: %w", err)
+	}
 	if cfg.Authorization.Enabled {
 		b.sec.acls, err = auth.OpenACLStore(ctx, b.cli, "", b.log.With("component", "acl"))
 		if err != nil {
@@ -59,6 +67,7 @@ func (b *Broker) openSecurity(ctx context.Context) error {
 // protocolOptions sets the Kafka front end's security options.
 func (s *security) protocolOptions(o *protocol.Options, failureDelay, maxReauth time.Duration) {
 	o.SCRAM = s.creds
+	o.Quotas = s.quotas
 	if s.sasl != nil {
 		o.SASL = saslAdapter{s.sasl}
 	}
@@ -71,6 +80,9 @@ func (s *security) protocolOptions(o *protocol.Options, failureDelay, maxReauth 
 // close releases the watches.
 func (s *security) close() []error {
 	var errs []error
+	if s.quotas != nil {
+		errs = append(errs, s.quotas.Close())
+	}
 	if s.sasl != nil {
 		errs = append(errs, s.sasl.Close())
 	}
