@@ -2,7 +2,13 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -278,4 +284,94 @@ func TestCheckPasswordAfterChange(t *testing.T) {
 	if _, err := a.CheckPassword(ctx, "alice", "new"); !errors.Is(err, ErrAuthenticationFailed) {
 		t.Fatalf("a deleted user's password = %v", err)
 	}
+}
+
+// librdkafkaFinal plays a SCRAM client the way librdkafka does: its
+// client-final nonce is its own nonce followed by the whole server nonce
+// (which already starts with its own), and the proof is computed over that
+// message. nonce rewrites the client-final nonce.
+func librdkafkaFinal(t *testing.T, ex Exchange, mech, user, password string, nonce func(cnonce, snonce string) string) ([]byte, bool, error) {
+	t.Helper()
+	h := sha256.New
+	if mech == config.MechanismSCRAMSHA512 {
+		h = sha512.New
+	}
+	const cnonce = "=Ab;<cD>e`=fG~hI" // librdkafka's nonces hold any printable character
+	first := "n,,n=" + user + ",r=" + cnonce
+	reply, _, err := ex.Next(context.Background(), []byte(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := string(reply)
+	snonce, _ := attrOf(s1, "r")
+	saltB64, _ := attrOf(s1, "s")
+	iters, _ := attrOf(s1, "i")
+	salt, _ := base64.StdEncoding.DecodeString(saltB64)
+	n, _ := strconv.Atoi(iters)
+	salted, err := pbkdf2.Key(h, password, salt, n, h().Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(key []byte, s string) []byte { m := hmac.New(h, key); m.Write([]byte(s)); return m.Sum(nil) }
+	clientKey := mac(salted, "Client Key")
+	stored := h()
+	stored.Write(clientKey)
+	withoutProof := "c=biws,r=" + nonce(cnonce, snonce)
+	sig := mac(stored.Sum(nil), first[3:]+","+s1+","+withoutProof)
+	proof := make([]byte, len(sig))
+	for i := range sig {
+		proof[i] = clientKey[i] ^ sig[i]
+	}
+	return ex.Next(context.Background(), []byte(withoutProof+",p="+base64.StdEncoding.EncodeToString(proof)))
+}
+
+// TestSCRAMClientFinalNonceAsKafka: the client-final nonce must end with
+// the server's combined nonce, as Kafka's ScramSaslServer checks, so
+// librdkafka's repeated client nonce is accepted; other nonces are not.
+func TestSCRAMClientFinalNonceAsKafka(t *testing.T) {
+	creds := memCredentials(t, map[string]string{"alice": "alice-secret"}, 4096)
+	a := newTestAuthenticator(t, creds, config.SASLConfig{Mechanisms: allPasswordMechanisms})
+	for _, mech := range SCRAMMechanisms {
+		for _, tc := range []struct {
+			name, password string
+			nonce          func(cnonce, snonce string) string
+			ok             bool
+		}{
+			{"RFC 5802 nonce", "alice-secret", func(_, s string) string { return s }, true},
+			{"librdkafka's repeated client nonce", "alice-secret", func(c, s string) string { return c + s }, true},
+			{"librdkafka's nonce, wrong password", "nope", func(c, s string) string { return c + s }, false},
+			{"server nonce cut short", "alice-secret", func(_, s string) string { return s[:len(s)-1] }, false},
+			{"another nonce", "alice-secret", func(c, _ string) string { return c + "xyz" }, false},
+		} {
+			t.Run(mech+"/"+tc.name, func(t *testing.T) {
+				ex, err := a.Start(mech)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reply, done, err := librdkafkaFinal(t, ex, mech, "alice", tc.password, tc.nonce)
+				if !tc.ok {
+					if err == nil || !errors.Is(err, ErrAuthenticationFailed) {
+						t.Fatalf("accepted (%v, %v)", done, err)
+					}
+					return
+				}
+				if err != nil || !done || !strings.HasPrefix(string(reply), "v=") {
+					t.Fatalf("Next = %q, %v, %v", reply, done, err)
+				}
+				if ex.Principal() != User("alice") {
+					t.Fatalf("principal %v", ex.Principal())
+				}
+			})
+		}
+	}
+}
+
+// attrOf returns attribute k of a SCRAM message.
+func attrOf(msg, k string) (string, bool) {
+	for _, f := range strings.Split(msg, ",") {
+		if v, ok := strings.CutPrefix(f, k+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
 }
