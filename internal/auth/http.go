@@ -53,9 +53,10 @@ type HTTPAuthorizer interface {
 }
 
 // HTTPCertificates maps the verified client certificate of a TLS
-// connection to a principal; ok is false when the connection has none.
+// connection to a principal; ok is false when the connection has none,
+// and err is set when the certificate maps to no principal.
 type HTTPCertificates interface {
-	Principal(state tls.ConnectionState) (Principal, bool)
+	Principal(state tls.ConnectionState) (p Principal, ok bool, err error)
 }
 
 // ClusterResourceName is the name of the cluster resource that
@@ -138,7 +139,13 @@ func (g *Guard) Authenticate(next http.Handler) http.Handler {
 func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request, host string) (Principal, bool) {
 	var principal Principal
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && g.o.Certificates != nil {
-		if p, ok := g.o.Certificates.Principal(*r.TLS); ok {
+		p, ok, err := g.o.Certificates.Principal(*r.TLS)
+		if err != nil {
+			g.refused(r, host, "certificate", r.TLS.VerifiedChains[0][0].Subject.String(), err.Error())
+			g.unauthenticated(w, "", "The client certificate maps to no principal")
+			return Principal{}, false
+		}
+		if ok {
 			principal = p
 		}
 	}

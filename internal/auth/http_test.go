@@ -51,11 +51,15 @@ func (f fakeAuthz) Authorize(p Principal, _ string, op kmsg.ACLOperation, typ km
 // fakeCerts maps any verified certificate to its subject's CN.
 type fakeCerts struct{}
 
-func (fakeCerts) Principal(st tls.ConnectionState) (Principal, bool) {
+func (fakeCerts) Principal(st tls.ConnectionState) (Principal, bool, error) {
 	if len(st.VerifiedChains) == 0 {
-		return Principal{}, false
+		return Principal{}, false, nil
 	}
-	return User("CN=" + st.VerifiedChains[0][0].Subject.CommonName), true
+	cn := st.VerifiedChains[0][0].Subject.CommonName
+	if cn == "" {
+		return Principal{}, false, errors.New("no rule matches")
+	}
+	return User("CN=" + cn), true, nil
 }
 
 func testAuthn(now time.Time) fakeAuthn {
@@ -81,6 +85,7 @@ func TestGuardAuthenticate(t *testing.T) {
 	verified := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
 	verified.VerifiedChains[0][0].Subject.CommonName = "svc"
 	unverified := &tls.ConnectionState{}
+	unmapped := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
 	cases := []struct {
 		name      string
 		required  bool
@@ -105,6 +110,7 @@ func TestGuardAuthenticate(t *testing.T) {
 		{name: "client certificate", required: true, tls: verified, status: 200, principal: "User:CN=svc"},
 		{name: "unverified certificate is no credential", required: true, tls: unverified, status: 401},
 		{name: "certificate wins over good basic", required: true, tls: verified, header: basic("alice", "s3cret"), status: 200, principal: "User:CN=svc"},
+		{name: "certificate that maps to no principal", tls: unmapped, status: 401},
 		{name: "certificate does not excuse bad basic", required: true, tls: verified, header: basic("alice", "nope"), status: 401},
 	}
 	for _, c := range cases {

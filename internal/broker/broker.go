@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/cluster"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/groups"
@@ -53,6 +54,11 @@ type Broker struct {
 	ruleEngine  *rules.Engine
 	registryLn  net.Listener
 	registrySrv *http.Server
+
+	// Security of the HTTP listeners (httpauth.go); nil: none configured.
+	authn     auth.HTTPAuthenticator
+	authz     auth.HTTPAuthorizer
+	serverTLS httpTLS
 
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc
@@ -255,7 +261,7 @@ func advertised(cfg config.Config, bound net.Addr) (protocol.Broker, error) {
 }
 
 func (b *Broker) startHTTP() error {
-	ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+	ln, err := b.listenHTTP(b.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("broker: http listener: %w", err)
 	}
@@ -277,10 +283,12 @@ func (b *Broker) startHTTP() error {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// The probes stay anonymous; the rest needs the cluster's DESCRIBE.
+	g := b.httpGuard()
+	mux.Handle("GET /metrics", clusterOnly(g, promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{})))
+	mux.Handle("/debug/pprof/", clusterOnly(g, http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/profile", clusterOnly(g, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/trace", clusterOnly(g, http.HandlerFunc(pprof.Trace)))
 	b.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {

@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/auth"
+)
+
+// The HTTP listeners' security: HTTPS with the broker's certificate when
+// tls is configured, and the auth.Guard in front of every handler but the
+// probes when authentication or authorization is.
+
+// httpTLS is the broker's reloading TLS server configuration as the HTTP
+// listeners use it: a tls.Config for a listener, and the principal of a
+// verified client certificate.
+type httpTLS interface {
+	Config() *tls.Config
+	auth.HTTPCertificates
+}
+
+// listenHTTP binds an HTTP listener on addr, serving TLS when a
+// certificate is configured.
+func (b *Broker) listenHTTP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if !b.cfg.TLS.Enabled() {
+		return ln, nil
+	}
+	if b.serverTLS == nil {
+		ln.Close()
+		return nil, fmt.Errorf("tls is configured but the broker has no TLS server configuration")
+	}
+	return tls.NewListener(ln, b.serverTLS.Config()), nil
+}
+
+// httpGuard is the guard of the HTTP APIs, nil when neither
+// authentication nor authorization is configured (every request then
+// passes, anonymous).
+func (b *Broker) httpGuard() *auth.Guard {
+	if b.authn == nil && b.authz == nil {
+		return nil
+	}
+	o := auth.GuardOptions{Required: b.cfg.Authorization.Enabled, Logger: b.log.With("component", "http")}
+	if b.authn != nil {
+		o.Authenticator = b.authn
+	}
+	if b.authz != nil {
+		o.Authorizer = b.authz
+	}
+	if b.serverTLS != nil {
+		o.Certificates = b.serverTLS
+	}
+	return auth.NewGuard(o)
+}
+
+// clusterOnly guards an operator endpoint (/metrics, /debug/pprof): the
+// caller must be authenticated and allowed DESCRIBE on the cluster.
+func clusterOnly(g *auth.Guard, h http.Handler) http.Handler {
+	if g == nil {
+		return h
+	}
+	return g.Authenticate(g.RequireCluster(kmsg.ACLOperationDescribe, h))
+}
