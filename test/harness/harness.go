@@ -6,6 +6,8 @@ package harness
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -93,6 +95,10 @@ type Options struct {
 	Args []string
 	// Env is extra environment.
 	Env []string
+	// CAFile, when set, is the CA (PEM) that signed the broker's
+	// certificate: its HTTP listeners then serve HTTPS (the config sets
+	// tls), and the harness's own requests trust this CA.
+	CAFile string
 }
 
 // Proc is a running (or stopped) broker process.
@@ -106,6 +112,7 @@ type Proc struct {
 	etcdPeer int
 	cmd      *exec.Cmd
 	logPath  string
+	client   *http.Client // for the HTTP listeners (nil: http.DefaultClient)
 	done     chan struct{}
 	mu       sync.Mutex
 	paused   bool
@@ -120,7 +127,7 @@ func Start(t testing.TB, opts Options) *Proc {
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{t: t, opts: opts}
+	p := &Proc{t: t, opts: opts, client: newHTTPClient(t, opts.CAFile)}
 	p.logPath = filepath.Join(opts.DataDir, fmt.Sprintf("broker-%d.log", opts.BrokerID))
 	t.Cleanup(p.Stop)
 	// A free port may be taken by another process between picking it and
@@ -224,7 +231,7 @@ func (p *Proc) waitReady(d time.Duration) error {
 			return fmt.Errorf("runnel exited during start-up:\n%s", p.Log())
 		default:
 		}
-		resp, err := http.Get("http://" + p.HTTP + "/readyz")
+		resp, err := p.httpClient().Get(p.HTTPURL() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -337,6 +344,48 @@ func (p *Proc) SetArgs(args ...string) { p.opts.Args = args }
 // Name is "broker <id>", for messages.
 func (p *Proc) Name() string { return fmt.Sprintf("broker %d", p.opts.BrokerID) }
 
+// HTTPURL is the base URL of the broker's HTTP listener (https with
+// Options.CAFile).
+func (p *Proc) HTTPURL() string { return p.scheme() + "://" + p.HTTP }
+
+// RegistryURL is the base URL of the broker's schema registry.
+func (p *Proc) RegistryURL() string { return p.scheme() + "://" + p.Registry }
+
+func (p *Proc) scheme() string {
+	if p.opts.CAFile != "" {
+		return "https"
+	}
+	return "http"
+}
+
+// httpClient is a client for the broker's HTTP listeners, trusting
+// Options.CAFile.
+func (p *Proc) httpClient() *http.Client {
+	if p.client != nil {
+		return p.client
+	}
+	return http.DefaultClient
+}
+
+// newHTTPClient returns a client trusting the CA in caFile, nil for "".
+func newHTTPClient(t testing.TB, caFile string) *http.Client {
+	t.Helper()
+	if caFile == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatalf("harness: reading CA file: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("harness: no certificate in %s", caFile)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
 // DataDir is the broker's data directory.
 func (p *Proc) DataDir() string { return p.opts.DataDir }
 
@@ -349,8 +398,8 @@ func (p *Proc) Log() string {
 // Metric returns the value of a Prometheus metric (first sample whose line
 // starts with name) from /metrics.
 func (p *Proc) Metric(ctx context.Context, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.HTTP+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.HTTPURL()+"/metrics", nil)
+	resp, err := p.httpClient().Do(req)
 	if err != nil {
 		return 0, err
 	}
