@@ -119,6 +119,9 @@ type Log interface {
 // internal/peer, shared with the packages that implement Cluster and Groups.
 type Broker = peer.Broker
 
+// Endpoint is one listener's advertised address of a Broker.
+type Endpoint = peer.Endpoint
+
 // Cluster answers what Metadata and DescribeCluster need about membership.
 type Cluster interface {
 	ClusterID() string

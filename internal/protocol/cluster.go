@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleDescribeCluster(_ context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
+func handleDescribeCluster(_ context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.EndpointType = 1
 	if req.Version >= 1 && req.EndpointType != 1 {
@@ -24,7 +24,7 @@ func handleDescribeCluster(_ context.Context, s *Server, _ *reqCtx, req *kmsg.De
 	}
 	resp.ClusterID = s.opts.Cluster.ClusterID()
 	resp.ControllerID = s.opts.Cluster.ControllerID()
-	for _, b := range s.opts.Cluster.Brokers() {
+	for _, b := range s.brokers(rc) {
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port, db.Rack = b.NodeID, b.Host, b.Port, b.Rack
 		resp.Brokers = append(resp.Brokers, db)

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,12 @@ type pending struct {
 	key     int16
 	resp    kmsg.Response
 	wait    func() (kmsg.Response, error)
+	// raw, when set, is a bare SASL token to send instead of a response
+	// (after a SaslHandshake v0).
+	raw []byte
+	// close closes the connection once the response is written (a failed
+	// authentication).
+	close bool
 }
 
 // maxPipelined bounds the responses of one connection that may be waiting
@@ -45,12 +52,21 @@ const maxPipelined = 16
 // observes the effects of the produces before it (DESIGN §5a rule 2).
 // connCtx ends when Suspend drops the connection: requests blocked on the
 // metadata store return.
-func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
+func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Listener) {
 	ctx, cancel := context.WithCancel(connCtx)
 	stopParent := context.AfterFunc(parent, cancel)
 	defer stopParent()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
-	sess := newSession(DefaultListener, c.remote)
+	sess := newSession(l, c.remote)
+	if l.TLS != nil {
+		tc, err := s.tlsHandshake(ctx, nc, sess)
+		if err != nil {
+			_ = nc.Close()
+			s.log.Info("closing connection: TLS", "remote", c.remote, "listener", l.Name, "err", err)
+			return
+		}
+		nc, c.Conn = tc, tc
+	}
 
 	frames := make(chan []byte, 8)
 	var readErr error
@@ -82,9 +98,12 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
 		var failed bool
 		for p := range queue {
 			if !failed {
-				if err := s.complete(c, p); err != nil {
-					failed = true
+				err := s.complete(c, p)
+				if err != nil {
 					s.log.Info("closing connection", "remote", c.remote, "err", err)
+				}
+				if err != nil || p.close {
+					failed = true
 					cancel()
 					_ = nc.Close()
 				}
@@ -104,13 +123,19 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
 	}()
 
 	for f := range frames {
-		p, err := s.handleFrame(ctx, f, sess, inflight.Wait)
+		var p pending
+		var err error
+		if sess.rawTokens {
+			p, err = s.handleRawToken(ctx, sess, f)
+		} else {
+			p, err = s.handleFrame(ctx, f, sess, inflight.Wait)
+		}
 		if err != nil {
 			inflight.Wait()
 			s.log.Info("closing connection", "remote", c.remote, "err", err)
 			return
 		}
-		if p.resp == nil && p.wait == nil {
+		if p.resp == nil && p.wait == nil && p.raw == nil {
 			continue
 		}
 		inflight.Add(1)
@@ -124,6 +149,9 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn) {
 
 // complete waits for a pending response if needed and writes it.
 func (s *Server) complete(c *conn, p pending) error {
+	if p.raw != nil {
+		return s.writeRaw(c, p.raw)
+	}
 	resp := p.resp
 	if p.wait != nil {
 		var err error
@@ -162,6 +190,10 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, sess *session, d
 		}
 		return pending{}, fmt.Errorf("api key %d (%s) version %d not served (%d-%d)", h.APIKey, kmsg.NameForKey(h.APIKey), h.APIVersion, a.min, a.max)
 	}
+	if !sess.mayServe(h.APIKey, s.now()) {
+		s.metrics.observe(h.APIKey, start, true)
+		return pending{}, fmt.Errorf("%s (correlation_id %d) on listener %s: %w", kmsg.NameForKey(h.APIKey), h.CorrelationID, sess.listener.Name, errSASLRequired)
+	}
 	req := kmsg.RequestForKey(h.APIKey)
 	req.SetVersion(h.APIVersion)
 	if err := req.ReadFrom(body); err != nil {
@@ -187,7 +219,28 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, sess *session, d
 	if resp == nil { // acks=0 produce
 		return pending{}, nil
 	}
-	return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, resp: resp}, nil
+	return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, resp: resp, close: rc.closeAfter}, nil
+}
+
+// tlsHandshake runs the TLS handshake of a new connection and takes the
+// client certificate's principal.
+func (s *Server) tlsHandshake(ctx context.Context, nc net.Conn, sess *session) (*tls.Conn, error) {
+	tc := tls.Server(nc, sess.listener.TLS)
+	hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return nil, err
+	}
+	if sess.listener.TLSPrincipal != nil {
+		p, ok, err := sess.listener.TLSPrincipal(tc.ConnectionState())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			sess.principal = p
+		}
+	}
+	return tc, nil
 }
 
 // deferred is a response a handler completes later (a produce waiting for

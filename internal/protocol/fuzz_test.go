@@ -56,7 +56,7 @@ func FuzzHandleFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		p, err := s.handleFrame(ctx, frame, newSession(DefaultListener, "127.0.0.1:1"), func() {})
+		p, err := s.handleFrame(ctx, frame, newSession(Listener{Name: DefaultListener}, "127.0.0.1:1"), func() {})
 		if err == nil && (p.resp != nil || p.wait != nil) {
 			_ = s.complete(&conn{Conn: discardConn{}}, p)
 		}

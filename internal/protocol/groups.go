@@ -43,6 +43,7 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 	}
 	ensureCoordinatorTopic(ctx, s, rc, req.CoordinatorType, keys)
 	find := func(key string) kmsg.FindCoordinatorResponseCoordinator {
+		var ok bool
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Port = key, -1, -1
 		switch req.CoordinatorType {
@@ -52,13 +53,17 @@ func handleFindCoordinator(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 				c.ErrorCode = code
 				break
 			}
+			if b, ok = b.On(rc.sess.listener.Name); !ok {
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				break
+			}
 			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		case 1:
 			if key == "" {
 				c.ErrorCode = kerr.InvalidRequest.Code
 				break
 			}
-			b := txnCoordinator(s.opts.Cluster.Brokers(), key)
+			b := txnCoordinator(s.brokers(rc), key)
 			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		default:
 			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("unsupported coordinator type %d", req.CoordinatorType))

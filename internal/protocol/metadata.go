@@ -25,7 +25,7 @@ import (
 
 func handleMetadata(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	for _, b := range s.opts.Cluster.Brokers() {
+	for _, b := range s.brokers(rc) {
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID, mb.Host, mb.Port, mb.Rack = b.NodeID, b.Host, b.Port, b.Rack
 		resp.Brokers = append(resp.Brokers, mb)

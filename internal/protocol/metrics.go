@@ -12,6 +12,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	sasl     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,8 +33,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from decoding a Kafka request to its response being ready, by api key.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"api_key"}),
+		sasl: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "runnel", Subsystem: "kafka", Name: "sasl_authentications_total",
+			Help: "SASL authentications (re-authentications included), by mechanism and result (success, failure).",
+		}, []string{"mechanism", "result"}),
 	}
-	reg.MustRegister(m.requests, m.errors, m.latency)
+	reg.MustRegister(m.requests, m.errors, m.latency, m.sasl)
 	return m
 }
 
@@ -47,4 +52,15 @@ func (m *metrics) observe(key int16, start time.Time, failed bool) {
 		m.errors.WithLabelValues(k).Inc()
 	}
 	m.latency.WithLabelValues(k).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) saslResult(mechanism string, ok bool) {
+	if m == nil {
+		return
+	}
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	m.sasl.WithLabelValues(mechanism, result).Inc()
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,17 @@ type Options struct {
 	// that needs fresh state is answered (barrier.go);
 	// DefaultReadBarrierTimeout when <= 0.
 	ReadBarrierTimeout time.Duration
+	// SASL runs SASL exchanges on SASL listeners; nil: no mechanism is
+	// enabled (a SASL listener then authenticates nobody).
+	SASL Authenticator
+	// SASLFailureDelay is how long a failed authentication waits before
+	// it is answered and the connection closed.
+	SASLFailureDelay time.Duration
+	// MaxReauth bounds a SASL session (KIP-368 connections.max.reauth.ms);
+	// 0: sessions end only when their credential expires.
+	MaxReauth time.Duration
+	// Now is the clock for session expiry (time.Now when nil).
+	Now func() time.Time
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -89,6 +101,9 @@ func NewServer(opts Options) *Server {
 	if opts.FetchSessions <= 0 {
 		opts.FetchSessions = 1000
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.ReadBarrierTimeout <= 0 {
 		opts.ReadBarrierTimeout = DefaultReadBarrierTimeout
 	}
@@ -114,10 +129,16 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// Serve accepts connections on ln until ctx ends or Close is called; it
-// closes ln before returning. It returns nil on ctx end, ErrServerClosed
-// after Close, or the accept error.
+// Serve serves ln as the single PLAINTEXT listener (DefaultListener).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeListener(ctx, ln, Listener{Name: DefaultListener})
+}
+
+// ServeListener accepts connections on ln until ctx ends or Close is
+// called, authenticating clients as l says; it closes ln before returning.
+// It returns nil on ctx end, ErrServerClosed after Close, or the accept
+// error.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener, l Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -180,7 +201,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			defer s.wg.Done()
 			defer s.connWG.Done()
 			defer cancel()
-			s.serveConn(ctx, cctx, c)
+			s.serveConn(ctx, cctx, c, l)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -293,11 +314,25 @@ func (s *Server) write(c *conn, corr int32, resp kmsg.Response) error {
 	return nil
 }
 
+// writeRaw writes a bare length-prefixed SASL token (SaslHandshake v0).
+func (s *Server) writeRaw(c *conn, token []byte) error {
+	c.out = binary.BigEndian.AppendUint32(c.out[:0], uint32(len(token)))
+	c.out = append(c.out, token...)
+	if _, err := c.Write(c.out); err != nil {
+		return fmt.Errorf("write SASL token: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
 // reqCtx carries per-request facts handlers need.
 type reqCtx struct {
 	hdr  wire.RequestHeader
 	sess *session
 	log  *slog.Logger
+	// closeAfter closes the connection once the response is written.
+	closeAfter bool
 }
 
 func (r *reqCtx) version() int16 { return r.hdr.APIVersion }

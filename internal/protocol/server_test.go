@@ -28,6 +28,12 @@ type testBroker struct {
 
 func startServer(t *testing.T, mod func(*Options)) *testBroker {
 	t.Helper()
+	return startServerOn(t, mod, Listener{Name: DefaultListener})
+}
+
+// startServerOn serves one listener configured as l.
+func startServerOn(t *testing.T, mod func(*Options), l Listener) *testBroker {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func startServer(t *testing.T, mod func(*Options)) *testBroker {
 	}
 	srv := NewServer(opts)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), ln) }()
+	go func() { done <- srv.ServeListener(context.Background(), ln, l) }()
 	t.Cleanup(func() {
 		_ = srv.Close()
 		if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
