@@ -34,8 +34,14 @@ func (b *Broker) listenHTTP(addr string) (net.Listener, error) {
 		return ln, nil
 	}
 	if b.serverTLS == nil {
-		ln.Close()
-		return nil, fmt.Errorf("tls is configured but the broker has no TLS server configuration")
+		// The Kafka listeners' configuration when the broker made one,
+		// else one for both HTTP listeners.
+		st, err := auth.NewServerTLS(b.cfg.TLS, b.log)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("broker: http tls: %w", err)
+		}
+		b.serverTLS = st
 	}
 	return tls.NewListener(ln, b.serverTLS.Config()), nil
 }

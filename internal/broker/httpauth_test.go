@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -41,19 +40,6 @@ type grants map[string]bool
 
 func (g grants) Authorize(p auth.Principal, _ string, op kmsg.ACLOperation, typ kmsg.ACLResourceType, name string) bool {
 	return p.String() == "User:admin" || g[p.String()+" "+op.String()+" "+typ.String()+" "+name]
-}
-
-// certTLS serves a fixed certificate and maps client certificates to
-// User:CN=<cn>.
-type certTLS struct{ c *tls.Config }
-
-func (s certTLS) Config() *tls.Config { return s.c }
-
-func (certTLS) Principal(st tls.ConnectionState) (auth.Principal, bool, error) {
-	if len(st.VerifiedChains) == 0 {
-		return auth.Principal{}, false, nil
-	}
-	return auth.User("CN=" + st.VerifiedChains[0][0].Subject.CommonName), true, nil
 }
 
 // startHTTPListeners starts the registry and HTTP listeners of a broker
@@ -112,26 +98,22 @@ func get(t *testing.T, cl *http.Client, method, url, user, body string) (int, st
 // configured both HTTP listeners serve HTTPS only; the probes stay
 // anonymous, /metrics and /debug/pprof need the cluster's DESCRIBE, the
 // registry authorizes subjects through their topics, and a client
-// certificate authenticates like a password.
+// certificate (verified by the broker's reloading TLS configuration and
+// mapped to User:CN=ops) authenticates like a password.
 func TestHTTPListenersSecured(t *testing.T) {
 	dir := t.TempDir()
 	ca := harness.GenerateCA(t, dir, "test")
 	server := ca.IssueServerCert(t, "server")
 	opsCert := ca.IssueClientCert(t, "ops")
-	pair, err := tls.LoadX509KeyPair(server.CertFile, server.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsc := certTLS{&tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool()}}
 	cfg := testConfig(t, dir)
-	cfg.TLS = config.TLSConfig{CertFile: server.CertFile, KeyFile: server.KeyFile}
+	cfg.TLS = config.TLSConfig{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: ca.CertFile, ClientAuth: "requested"}
 	cfg.Authorization.Enabled = true
 	authz := grants{
 		"User:ops DESCRIBE CLUSTER kafka-cluster":    true,
 		"User:CN=ops DESCRIBE CLUSTER kafka-cluster": true,
 		"User:reader DESCRIBE TOPIC orders":          true,
 	}
-	b := startHTTPListeners(t, cfg, pwAuthn{}, authz, tlsc)
+	b := startHTTPListeners(t, cfg, pwAuthn{}, authz, nil)
 	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS(t, nil)}}
 	withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS(t, &opsCert)}}
 	web, reg := "https://"+b.HTTPAddr(), "https://"+b.RegistryAddr()
