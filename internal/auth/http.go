@@ -79,6 +79,11 @@ type GuardOptions struct {
 	// lets them through as User:ANONYMOUS. Authentication is required
 	// whenever authorization is enabled.
 	Required bool
+	// FailureDelay holds back the answer to credentials that fail to
+	// authenticate (sasl.failure-delay, as Kafka's
+	// connection.failed.authentication.delay.ms), slowing password
+	// guessing; requests without credentials are answered at once.
+	FailureDelay time.Duration
 	// Now is the clock token expiry is checked against (time.Now if nil).
 	Now func() time.Time
 	// Logger receives refused authentications (nothing if nil).
@@ -214,10 +219,20 @@ func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request, host string
 	return principal, true
 }
 
-// refused logs a refused authentication (never the credentials).
+// refused logs a refused authentication (never the credentials) and
+// waits FailureDelay.
 func (g *Guard) refused(r *http.Request, host, scheme, user, reason string) {
 	g.o.Logger.Info("http: authentication failed", "scheme", scheme, "user", user, "host", host,
 		"method", r.Method, "path", r.URL.Path, "err", reason)
+	if g.o.FailureDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(g.o.FailureDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 // bearerChallenge is an RFC 6750 challenge with an error code.

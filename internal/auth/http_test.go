@@ -163,6 +163,28 @@ func TestGuardAuthenticate(t *testing.T) {
 	}
 }
 
+// TestGuardFailureDelay: failed credentials are answered after the delay,
+// missing ones at once.
+func TestGuardFailureDelay(t *testing.T) {
+	const delay = 150 * time.Millisecond
+	g := NewGuard(GuardOptions{Authenticator: testAuthn(time.Now()), Required: true, FailureDelay: delay})
+	h := g.Authenticate(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, c := range []struct {
+		header string
+		slow   bool
+	}{{basic("alice", "nope"), true}, {"Bearer forged", true}, {"", false}, {basic("alice", "s3cret"), false}} {
+		req := httptest.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		start := time.Now()
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if took := time.Since(start); (took >= delay) != c.slow {
+			t.Errorf("%q answered in %v; want delayed: %v", c.header, took, c.slow)
+		}
+	}
+}
+
 func TestGuardRequireCluster(t *testing.T) {
 	authz := fakeAuthz{"User:ops DESCRIBE CLUSTER kafka-cluster": true}
 	g := NewGuard(GuardOptions{Authenticator: fakeAuthn{passwords: map[string]string{"ops": "pw", "dev": "pw"}},

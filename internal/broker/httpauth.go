@@ -53,7 +53,8 @@ func (b *Broker) httpGuard() *auth.Guard {
 	if b.authn == nil && b.authz == nil {
 		return nil
 	}
-	o := auth.GuardOptions{Required: b.cfg.Authorization.Enabled, Logger: b.log.With("component", "http")}
+	o := auth.GuardOptions{Required: b.cfg.Authorization.Enabled, FailureDelay: b.cfg.SASL.FailureDelay,
+		Logger: b.log.With("component", "http")}
 	if b.authn != nil {
 		o.Authenticator = b.authn
 	}
