@@ -12,7 +12,7 @@ func TestPrincipalMapper(t *testing.T) {
 	const dn = "CN=Alice Smith,OU=Eng,O=Example,C=US"
 	for _, tc := range []struct {
 		name, rules, dn, want string
-		wantErr                bool
+		wantErr               bool
 	}{
 		{name: "no rules is DEFAULT", rules: "", dn: dn, want: dn},
 		{name: "DEFAULT", rules: "DEFAULT", dn: dn, want: dn},

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -46,9 +45,10 @@ type Broker struct {
 	server   *protocol.Server
 	registry *prometheus.Registry
 
-	kafkaLn net.Listener
-	httpLn  net.Listener
-	httpSrv *http.Server
+	tls       *auth.ServerTLS // nil without a certificate
+	listeners []kafkaListener
+	httpLn    net.Listener
+	httpSrv   *http.Server
 
 	schemas     *registry.Registry
 	ruleEngine  *rules.Engine
@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("runnel: serving", "kafka", b.KafkaAddr(), "http", b.HTTPAddr(), "registry", b.RegistryAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
+	log.Info("runnel: serving", "kafka", b.listenerAddrs(), "http", b.HTTPAddr(), "registry", b.RegistryAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStoreURL())
 	<-ctx.Done()
 	log.Info("runnel: shutting down")
 	return b.Close()
@@ -122,9 +122,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.openRegistry(); err != nil {
 		return nil, err
 	}
-	b.store, err = objstore.Open(ctx, cfg.ObjectStoreURL())
+	store, err := objstore.Open(ctx, cfg.ObjectStoreURL())
 	if err != nil {
 		return nil, fmt.Errorf("broker: object store: %w", err)
+	}
+	// With encryption.keys set, every object is encrypted at rest; without,
+	// a store that holds encrypted objects is refused.
+	if b.store, err = objstore.OpenEncrypted(ctx, store, cfg.Encryption.Keys); err != nil {
+		return nil, fmt.Errorf("broker: encryption at rest: %w", err)
 	}
 	now := time.Now
 	if off := cfg.ClockOffset; off != 0 {
@@ -156,11 +161,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		return nil, fmt.Errorf("broker: storage engine: %w", err)
 	}
 
-	b.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr)
-	if err != nil {
-		return nil, fmt.Errorf("broker: kafka listener: %w", err)
+	if err := b.openTLS(); err != nil {
+		return nil, err
 	}
-	self, err := advertised(cfg, b.kafkaLn.Addr())
+	if err := b.openListeners(); err != nil {
+		return nil, err
+	}
+	self, err := advertised(cfg, b.listeners)
 	if err != nil {
 		return nil, err
 	}
@@ -206,13 +213,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	})
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := b.server.Serve(context.Background(), b.kafkaLn); err != nil && !errors.Is(err, net.ErrClosed) {
-			log.Error("broker: kafka listener stopped", "err", err)
-		}
-	}()
+	b.serveListeners()
 	if err := b.startRegistry(); err != nil {
 		return nil, err
 	}
@@ -235,28 +236,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	go b.watchEtcdSize(hctx)
 	go b.guardServing(hctx)
 	close(b.ready)
-	return b, nil
-}
-
-// advertised is the address clients are told to connect to.
-func advertised(cfg config.Config, bound net.Addr) (protocol.Broker, error) {
-	addr := cfg.Advertised()
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return protocol.Broker{}, fmt.Errorf("broker: advertised-addr %q: %w", addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port == 0 {
-		port = bound.(*net.TCPAddr).Port
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	b := protocol.Broker{NodeID: cfg.BrokerID, Host: host, Port: int32(port)}
-	if cfg.Rack != "" {
-		rack := cfg.Rack
-		b.Rack = &rack
-	}
 	return b, nil
 }
 
@@ -300,8 +279,8 @@ func (b *Broker) startHTTP() error {
 	return nil
 }
 
-// KafkaAddr is the bound Kafka listener address.
-func (b *Broker) KafkaAddr() string { return b.kafkaLn.Addr().String() }
+// KafkaAddr is the bound address of the first Kafka listener.
+func (b *Broker) KafkaAddr() string { return b.listeners[0].ln.Addr().String() }
 
 // HTTPAddr is the bound HTTP listener address.
 func (b *Broker) HTTPAddr() string { return b.httpLn.Addr().String() }
@@ -334,8 +313,8 @@ func (b *Broker) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			b.server.Shutdown(ctx)
 			cancel()
-		} else if b.kafkaLn != nil {
-			b.kafkaLn.Close()
+		} else {
+			b.closeListeners()
 		}
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()

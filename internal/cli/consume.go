@@ -163,7 +163,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, topic 
 	if err != nil {
 		return err
 	}
-	dec, err := newRecordDecoder(o.schemaMode, o.registry, errOut)
+	dec, err := newRecordDecoder(o.schemaMode, o.registry, &g.sec, errOut)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ type recordDecoder struct {
 }
 
 // newRecordDecoder returns the decoder for --schema mode, or nil for off.
-func newRecordDecoder(mode, registryURL string, errOut io.Writer) (*recordDecoder, error) {
+func newRecordDecoder(mode, registryURL string, sec *securityOptions, errOut io.Writer) (*recordDecoder, error) {
 	var strict bool
 	switch strings.ToLower(mode) {
 	case "off", "false", "no":
@@ -318,7 +318,7 @@ func newRecordDecoder(mode, registryURL string, errOut io.Writer) (*recordDecode
 	default:
 		return nil, fmt.Errorf("--schema %q: want auto, on or off", mode)
 	}
-	res, err := newSchemaResolver(registryURL)
+	res, err := newSchemaResolver(registryURL, sec)
 	if err != nil {
 		return nil, err
 	}

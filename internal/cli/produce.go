@@ -80,12 +80,12 @@ func (o *produceSchemaOptions) validate(keySep string) error {
 
 // codecs fetches and compiles the schemas the flags name; either may be
 // nil.
-func (o *produceSchemaOptions) codecs(ctx context.Context) (value, key *schemaCodec, err error) {
+func (o *produceSchemaOptions) codecs(ctx context.Context, sec *securityOptions) (value, key *schemaCodec, err error) {
 	wantValue, wantKey := o.enabled()
 	if !wantValue && !wantKey {
 		return nil, nil, nil
 	}
-	r, err := newSchemaResolver(o.registry)
+	r, err := newSchemaResolver(o.registry, sec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -222,7 +222,7 @@ func runProduce(ctx context.Context, g *globalOptions, o *produceOptions, topic 
 	if err := checkTopicPartition(ctx, g, topic, o.partition); err != nil {
 		return err
 	}
-	valueCodec, keyCodec, err := o.schema.codecs(ctx)
+	valueCodec, keyCodec, err := o.schema.codecs(ctx, &g.sec)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ const defaultBrokers = "127.0.0.1:9092"
 // globalOptions are the flags shared by every client command.
 type globalOptions struct {
 	brokers string
+	sec     securityOptions
 }
 
 // NewRootCommand returns the runnel command tree. The caller executes it;
@@ -57,6 +58,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 	}
 	root.PersistentFlags().StringVarP(&g.brokers, "brokers", "b", brokers,
 		"comma-separated seed brokers (host:port); env "+envBrokers)
+	g.sec.addFlags(root.PersistentFlags())
 
 	root.AddCommand(
 		newServeCommand(),
@@ -67,6 +69,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newTxnCommand(g),
 		newBenchCommand(g),
 		newSchemaCommand(g),
+		newKeysCommand(),
 	)
 	wrapErrors(root, g)
 	return root
@@ -120,12 +123,17 @@ func (g *globalOptions) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	sec, err := g.sec.kgoOpts()
+	if err != nil {
+		return nil, err
+	}
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("runnel-cli"),
 		kgo.RetryTimeout(15 * time.Second),
 		kgo.DialTimeout(5 * time.Second),
-	}, opts...)
+	}, sec...)
+	all = append(all, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)

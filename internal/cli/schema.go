@@ -23,15 +23,16 @@ import (
 // schemaOptions are the flags shared by the schema commands.
 type schemaOptions struct {
 	registry string
+	sec      *securityOptions
 }
 
 // client returns a registry client for --registry and its URL.
 func (o *schemaOptions) client() (*sr.Client, string, error) {
-	return newRegistryClient(o.registry)
+	return newRegistryClient(o.registry, o.sec)
 }
 
-func newSchemaCommand(_ *globalOptions) *cobra.Command {
-	o := &schemaOptions{}
+func newSchemaCommand(g *globalOptions) *cobra.Command {
+	o := &schemaOptions{sec: &g.sec}
 	cmd := &cobra.Command{
 		Use:   "schema",
 		Short: "Register, inspect, check and delete schemas in the schema registry",

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	hamba "github.com/hamba/avro/v2"
 	"github.com/spf13/pflag"
@@ -74,18 +73,21 @@ func registryURL(s string) (string, error) {
 }
 
 // newRegistryClient returns a schema registry client for the --registry
-// value.
-func newRegistryClient(raw string) (*sr.Client, string, error) {
+// value, authenticated as the security flags say.
+func newRegistryClient(raw string, sec *securityOptions) (*sr.Client, string, error) {
 	u, err := registryURL(raw)
 	if err != nil {
 		return nil, "", err
 	}
-	cl, err := sr.NewClient(
+	opts, err := sec.registryOpts()
+	if err != nil {
+		return nil, "", err
+	}
+	cl, err := sr.NewClient(append(opts,
 		sr.URLs(u),
-		sr.HTTPClient(&http.Client{Timeout: 30 * time.Second}),
 		sr.UserAgent("runnel-cli"),
 		sr.LogLevel(sr.LogLevelNone),
-	)
+	)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("schema registry client: %w", err)
 	}
@@ -177,8 +179,8 @@ type schemaResolver struct {
 	failed map[int]error
 }
 
-func newSchemaResolver(rawURL string) (*schemaResolver, error) {
-	cl, u, err := newRegistryClient(rawURL)
+func newSchemaResolver(rawURL string, sec *securityOptions) (*schemaResolver, error) {
+	cl, u, err := newRegistryClient(rawURL, sec)
 	if err != nil {
 		return nil, err
 	}

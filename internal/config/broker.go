@@ -15,7 +15,7 @@ func BrokerDefs(c Config) []Def {
 	b := func(v bool) string { return strconv.FormatBool(v) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	defs := []Def{
-		{Name: "advertised.listeners", Type: TypeString, Default: "PLAINTEXT://" + c.Advertised(),
+		{Name: "advertised.listeners", Type: TypeString, Default: c.listenerList(true),
 			Doc: "Listeners published to clients."},
 		{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: b(c.AutoCreateTopics),
 			Doc: "Create a topic when a client asks for one that does not exist."},
@@ -27,8 +27,14 @@ func BrokerDefs(c Config) []Def {
 			Doc: "Replication factor reported for new topics; durability comes from the object store."},
 		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true",
 			Doc: "Topics can be deleted."},
-		{Name: "listeners", Type: TypeString, Default: "PLAINTEXT://" + c.KafkaAddr,
-			Doc: "Address the Kafka listener binds."},
+		{Name: "listeners", Type: TypeString, Default: c.listenerList(false),
+			Doc: "Addresses the Kafka listeners bind."},
+		{Name: "listener.security.protocol.map", Type: TypeString, Default: c.protocolMap(),
+			Doc: "Security protocol of each listener."},
+		{Name: "sasl.enabled.mechanisms", Type: TypeList, Default: strings.Join(c.SASL.Mechanisms, ","),
+			Doc: "SASL mechanisms enabled on SASL listeners."},
+		{Name: "super.users", Type: TypeList, Default: strings.Join(c.Authorization.SuperUsers, ";"),
+			Doc: "Principals allowed every operation."},
 		{Name: "log.dirs", Type: TypeString, Default: c.DataDir,
 			Doc: "Local data directory (metadata member and caches); record data is in the object store."},
 		{Name: "node.id", Type: TypeInt, Default: i(int64(c.BrokerID)),
@@ -72,4 +78,27 @@ func LookupBroker(c Config, name string) (Def, bool) {
 
 func sortDefs(defs []Def) {
 	slices.SortFunc(defs, func(a, b Def) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// listenerList renders the listeners as Kafka's listeners or
+// advertised.listeners value, "NAME://host:port,...".
+func (c Config) listenerList(advertised bool) string {
+	var parts []string
+	for _, l := range c.KafkaListeners() {
+		addr := l.Addr
+		if advertised && l.AdvertisedAddr != "" {
+			addr = l.AdvertisedAddr
+		}
+		parts = append(parts, l.Name+"://"+addr)
+	}
+	return strings.Join(parts, ",")
+}
+
+// protocolMap renders listener.security.protocol.map, "NAME:PROTOCOL,...".
+func (c Config) protocolMap() string {
+	var parts []string
+	for _, l := range c.KafkaListeners() {
+		parts = append(parts, l.Name+":"+l.SecurityProtocol)
+	}
+	return strings.Join(parts, ",")
 }

@@ -35,6 +35,9 @@ var rules = []struct {
 	{"internal/cluster", []string{module + "internal/protocol", module + "internal/broker", module + "internal/groups"},
 		"membership is below the front end and the coordinator; the types they share live in internal/peer"},
 	{"internal/peer", []string{module + "internal/"}, "the shared types are a leaf"},
+	{"internal/auth", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli",
+		module + "internal/stream", module + "internal/groups", module + "internal/registry", module + "internal/objstore"},
+		"security is called by the front ends; it imports no handler and never touches the log (doc.go)"},
 	{"internal/config", []string{module + "internal/"}, "configuration is a leaf"},
 }
 

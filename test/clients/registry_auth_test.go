@@ -28,7 +28,7 @@ func TestKafkaJSSchemaRegistryHTTPS(t *testing.T) {
 	cfg := "tls:\n  cert-file: " + server.CertFile + "\n  key-file: " + server.KeyFile + "\n" +
 		"sasl:\n  mechanisms: [PLAIN, SCRAM-SHA-512]\n  bootstrap-users-file: " + users + "\n" +
 		"authorization:\n  enabled: true\n  super-users: [User:admin]\n"
-	b := harness.Start(t, harness.Options{Config: cfg, CAFile: ca.CertFile})
+	b := harness.Start(t, harness.Options{Config: cfg, HTTPS: true})
 
 	input, _ := json.Marshal(map[string]any{
 		"admin":   map[string]string{"username": "admin", "password": "admin-secret"},
@@ -37,7 +37,7 @@ func TestKafkaJSSchemaRegistryHTTPS(t *testing.T) {
 		"schema":  `{"type":"record","name":"Payment","namespace":"runnel.test","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"}]}`,
 		"value":   map[string]any{"id": "p-1", "amount": 12.5},
 	})
-	out := run(t, b, string(input), "node", "js/registry_auth.js", b.RegistryURL(), ca.CertFile)
+	out := run(t, b, string(input), "node", "js/registry_auth.js", "https://"+b.Registry, ca.CertFile)
 	type line struct {
 		Step    string          `json:"step"`
 		ID      int             `json:"id"`

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -95,10 +94,21 @@ type Options struct {
 	Args []string
 	// Env is extra environment.
 	Env []string
-	// CAFile, when set, is the CA (PEM) that signed the broker's
-	// certificate: its HTTP listeners then serve HTTPS (the config sets
-	// tls), and the harness's own requests trust this CA.
-	CAFile string
+	// Listeners, when set, replace the single PLAINTEXT listener: each
+	// gets a free loopback port (Proc.Listeners maps its name to
+	// host:port, and Proc.Kafka is the first). Config must not set
+	// listeners itself.
+	Listeners []Listener
+	// HTTPS says the broker's HTTP servers speak TLS (Config sets tls):
+	// readiness is then probed over HTTPS, without verifying the
+	// certificate.
+	HTTPS bool
+}
+
+// Listener is a Kafka listener of a broker process.
+type Listener struct {
+	Name             string
+	SecurityProtocol string
 }
 
 // Proc is a running (or stopped) broker process.
@@ -108,11 +118,12 @@ type Proc struct {
 	Kafka    string // host:port
 	HTTP     string // host:port
 	Registry string // host:port of the schema registry
+	// Listeners maps each Options.Listeners name to its host:port.
+	Listeners map[string]string
 	EtcdURL  string // client URL of the embedded member (if any)
 	etcdPeer int
 	cmd      *exec.Cmd
 	logPath  string
-	client   *http.Client // for the HTTP listeners (nil: http.DefaultClient)
 	done     chan struct{}
 	mu       sync.Mutex
 	paused   bool
@@ -127,13 +138,23 @@ func Start(t testing.TB, opts Options) *Proc {
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{t: t, opts: opts, client: newHTTPClient(t, opts.CAFile)}
+	p := &Proc{t: t, opts: opts}
 	p.logPath = filepath.Join(opts.DataDir, fmt.Sprintf("broker-%d.log", opts.BrokerID))
 	t.Cleanup(p.Stop)
 	// A free port may be taken by another process between picking it and
 	// the broker binding it: pick new ports and try again.
 	for attempt := 1; ; attempt++ {
 		p.Kafka = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		if len(opts.Listeners) > 0 {
+			p.Listeners = map[string]string{}
+			for i, l := range opts.Listeners {
+				addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+				if i == 0 {
+					addr = p.Kafka
+				}
+				p.Listeners[l.Name] = addr
+			}
+		}
 		p.HTTP = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		p.Registry = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		if opts.EtcdEndpoints == "" {
@@ -170,8 +191,14 @@ func (p *Proc) args() []string {
 	if p.opts.EtcdEndpoints != "" {
 		a = append(a, "--etcd-endpoints", p.opts.EtcdEndpoints)
 	}
-	if p.opts.Config != "" || p.EtcdURL != "" {
+	if p.opts.Config != "" || p.EtcdURL != "" || len(p.opts.Listeners) > 0 {
 		cfg := p.opts.Config
+		if len(p.opts.Listeners) > 0 {
+			cfg += "\nlisteners:\n"
+			for _, l := range p.opts.Listeners {
+				cfg += fmt.Sprintf("  - {name: %s, addr: %q, security-protocol: %s}\n", l.Name, p.Listeners[l.Name], l.SecurityProtocol)
+			}
+		}
 		if p.EtcdURL != "" {
 			cfg += fmt.Sprintf("\netcd:\n  client-addr: %s\n  peer-addr: 127.0.0.1:%d\n  name: runnel-%d\n",
 				strings.TrimPrefix(p.EtcdURL, "http://"), p.etcdPeer, p.opts.BrokerID)
@@ -231,7 +258,7 @@ func (p *Proc) waitReady(d time.Duration) error {
 			return fmt.Errorf("runnel exited during start-up:\n%s", p.Log())
 		default:
 		}
-		resp, err := p.httpClient().Get(p.HTTPURL() + "/readyz")
+		resp, err := p.httpGet("/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -247,6 +274,20 @@ func (p *Proc) waitReady(d time.Duration) error {
 	case <-time.After(5 * time.Second):
 	}
 	return fmt.Errorf("runnel not ready after %v:\n%s", d, p.Log())
+}
+
+// insecureHTTPS probes a broker's HTTPS server without verifying it.
+var insecureHTTPS = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+}}
+
+// httpGet GETs path on the broker's HTTP server, over HTTPS when
+// Options.HTTPS says so.
+func (p *Proc) httpGet(path string) (*http.Response, error) {
+	if p.opts.HTTPS {
+		return insecureHTTPS.Get("https://" + p.HTTP + path)
+	}
+	return http.Get("http://" + p.HTTP + path)
 }
 
 // Stop sends SIGTERM and waits for a graceful exit (SIGKILL after 30s).
@@ -344,48 +385,6 @@ func (p *Proc) SetArgs(args ...string) { p.opts.Args = args }
 // Name is "broker <id>", for messages.
 func (p *Proc) Name() string { return fmt.Sprintf("broker %d", p.opts.BrokerID) }
 
-// HTTPURL is the base URL of the broker's HTTP listener (https with
-// Options.CAFile).
-func (p *Proc) HTTPURL() string { return p.scheme() + "://" + p.HTTP }
-
-// RegistryURL is the base URL of the broker's schema registry.
-func (p *Proc) RegistryURL() string { return p.scheme() + "://" + p.Registry }
-
-func (p *Proc) scheme() string {
-	if p.opts.CAFile != "" {
-		return "https"
-	}
-	return "http"
-}
-
-// httpClient is a client for the broker's HTTP listeners, trusting
-// Options.CAFile.
-func (p *Proc) httpClient() *http.Client {
-	if p.client != nil {
-		return p.client
-	}
-	return http.DefaultClient
-}
-
-// newHTTPClient returns a client trusting the CA in caFile, nil for "".
-func newHTTPClient(t testing.TB, caFile string) *http.Client {
-	t.Helper()
-	if caFile == "" {
-		return nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatalf("harness: reading CA file: %v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("harness: no certificate in %s", caFile)
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
-}
-
 // DataDir is the broker's data directory.
 func (p *Proc) DataDir() string { return p.opts.DataDir }
 
@@ -398,8 +397,12 @@ func (p *Proc) Log() string {
 // Metric returns the value of a Prometheus metric (first sample whose line
 // starts with name) from /metrics.
 func (p *Proc) Metric(ctx context.Context, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", p.HTTPURL()+"/metrics", nil)
-	resp, err := p.httpClient().Do(req)
+	scheme, cl := "http://", http.DefaultClient
+	if p.opts.HTTPS {
+		scheme, cl = "https://", insecureHTTPS
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", scheme+p.HTTP+"/metrics", nil)
+	resp, err := cl.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -14,6 +14,8 @@
 //   admin    <bootstrap> <topic> <partitions>
 //            create, list, describe (metadata), delete; one {step,...} per step.
 //   codecs   prints the codecs this kafkajs installation can use.
+//   (Every client takes its TLS and SASL options from the environment:
+//   see security().)
 //   txn-produce  <bootstrap> <topic> <txnId> <prefix> <partitions> <c1> <ab> <c2>
 //            transactional producer: a transaction of c1 records that it
 //            commits, one of ab records that it aborts, one of c2 records
@@ -86,8 +88,24 @@ function emit (obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
+// security returns the ssl and sasl options of RUNNEL_CLIENT_SECURITY, a
+// JSON object {"ssl": {"caFile": F}, "sasl": {mechanism, username,
+// password}} for a secured listener; {} when unset.
+function security () {
+  const raw = process.env.RUNNEL_CLIENT_SECURITY
+  if (!raw) return {}
+  const cfg = JSON.parse(raw)
+  const out = {}
+  if (cfg.ssl) {
+    out.ssl = cfg.ssl.caFile ? { ca: [require('fs').readFileSync(cfg.ssl.caFile, 'utf8')] } : true
+  }
+  if (cfg.sasl) out.sasl = cfg.sasl
+  return out
+}
+
 function client (bootstrap) {
   return new Kafka({
+    ...security(),
     clientId: 'runnel-kafkajs-test',
     brokers: [bootstrap],
     logLevel: logLevel.WARN,

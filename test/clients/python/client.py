@@ -52,6 +52,7 @@ Subcommands:
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -65,6 +66,15 @@ try:
     TOPIC_RESOURCE = ResourceType.TOPIC
 except ImportError:  # older bindings name the type by string
     TOPIC_RESOURCE = "topic"
+
+
+def conf(d):
+    """Adds the librdkafka properties of RUNNEL_CLIENT_CONFIG (a JSON
+    object, e.g. security.protocol and sasl.* for a secured listener)."""
+    extra = os.environ.get("RUNNEL_CLIENT_CONFIG")
+    if extra:
+        d.update(json.loads(extra))
+    return d
 
 
 # PAD makes values compressible, so librdkafka never falls back to sending
@@ -87,14 +97,14 @@ def decode(b):
 
 
 def produce(args):
-    p = Producer({
+    p = Producer(conf({
         "bootstrap.servers": args.bootstrap,
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": args.compression,
         "linger.ms": 5,
         "message.timeout.ms": 30000,
-    })
+    }))
     errors = []
 
     def on_delivery(err, msg):
@@ -120,14 +130,14 @@ def produce(args):
 
 
 def consume(args):
-    c = Consumer({
+    c = Consumer(conf({
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 10000,
         "enable.partition.eof": False,
-    })
+    }))
     c.subscribe([args.topic])
     got = 0
     next_offsets = {}
@@ -167,7 +177,7 @@ def wait_futures(futures, what):
 
 
 def admin(args):
-    a = AdminClient({"bootstrap.servers": args.bootstrap})
+    a = AdminClient(conf({"bootstrap.servers": args.bootstrap}))
     wait_futures(a.create_topics([NewTopic(args.topic, num_partitions=args.partitions,
                                            replication_factor=1,
                                            config={"retention.ms": "3600000"})]), "create")
@@ -220,13 +230,13 @@ def admin(args):
 
 
 def txn_producer(bootstrap, txn_id):
-    return Producer({
+    return Producer(conf({
         "bootstrap.servers": bootstrap,
         "transactional.id": txn_id,
         "transaction.timeout.ms": 30000,
         "message.timeout.ms": 20000,
         "linger.ms": 5,
-    })
+    }))
 
 
 def record_of(msg):
@@ -281,7 +291,7 @@ def txn_produce(args):
 
 
 def read(args):
-    c = Consumer({
+    c = Consumer(conf({
         "bootstrap.servers": args.bootstrap,
         "group.id": "unused-reader",  # assign() only; nothing is committed
         "enable.auto.commit": False,
@@ -290,7 +300,7 @@ def read(args):
         # librdkafka reports a partition's end only on a fetch that finds
         # nothing new: keep that wait short.
         "fetch.wait.max.ms": 100,
-    })
+    }))
     c.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in range(args.partitions)])
     at_end = set()
     deadline = time.time() + args.timeout
@@ -312,7 +322,7 @@ def read(args):
 
 
 def txn_pipeline(args):
-    c = Consumer({
+    c = Consumer(conf({
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "enable.auto.commit": False,
@@ -320,7 +330,7 @@ def txn_pipeline(args):
         "isolation.level": "read_committed",
         "session.timeout.ms": 10000,
         "enable.partition.eof": False,
-    })
+    }))
     p = txn_producer(args.bootstrap, args.txn_id)
     p.init_transactions(30)
     c.subscribe([args.input])
