@@ -56,9 +56,8 @@ type Broker struct {
 	registrySrv *http.Server
 
 	// Security of the HTTP listeners (httpauth.go); nil: none configured.
-	authn     auth.HTTPAuthenticator
-	authz     auth.HTTPAuthorizer
-	serverTLS httpTLS
+	authn auth.HTTPAuthenticator
+	authz auth.HTTPAuthorizer
 
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc

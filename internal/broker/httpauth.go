@@ -2,7 +2,6 @@ package broker
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 
@@ -15,16 +14,8 @@ import (
 // tls is configured, and the auth.Guard in front of every handler but the
 // probes when authentication or authorization is.
 
-// httpTLS is the broker's reloading TLS server configuration as the HTTP
-// listeners use it: a tls.Config for a listener, and the principal of a
-// verified client certificate.
-type httpTLS interface {
-	Config() *tls.Config
-	auth.HTTPCertificates
-}
-
-// listenHTTP binds an HTTP listener on addr, serving TLS when a
-// certificate is configured.
+// listenHTTP binds an HTTP listener on addr, serving TLS with the Kafka
+// listeners' reloading certificate when one is configured.
 func (b *Broker) listenHTTP(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -33,17 +24,13 @@ func (b *Broker) listenHTTP(addr string) (net.Listener, error) {
 	if !b.cfg.TLS.Enabled() {
 		return ln, nil
 	}
-	if b.serverTLS == nil {
-		// The Kafka listeners' configuration when the broker made one,
-		// else one for both HTTP listeners.
-		st, err := auth.NewServerTLS(b.cfg.TLS, b.log)
-		if err != nil {
+	if b.tls == nil {
+		if err := b.openTLS(); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("broker: http tls: %w", err)
+			return nil, err
 		}
-		b.serverTLS = st
 	}
-	return tls.NewListener(ln, b.serverTLS.Config()), nil
+	return tls.NewListener(ln, b.tls.Config()), nil
 }
 
 // httpGuard is the guard of the HTTP APIs, nil when neither
@@ -61,8 +48,8 @@ func (b *Broker) httpGuard() *auth.Guard {
 	if b.authz != nil {
 		o.Authorizer = b.authz
 	}
-	if b.serverTLS != nil {
-		o.Certificates = b.serverTLS
+	if b.tls != nil {
+		o.Certificates = b.tls
 	}
 	return auth.NewGuard(o)
 }

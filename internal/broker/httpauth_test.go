@@ -44,10 +44,10 @@ func (g grants) Authorize(p auth.Principal, _ string, op kmsg.ACLOperation, typ 
 
 // startHTTPListeners starts the registry and HTTP listeners of a broker
 // that has nothing else, with the given security.
-func startHTTPListeners(t *testing.T, cfg config.Config, authn auth.HTTPAuthenticator, authz auth.HTTPAuthorizer, tlsc httpTLS) *Broker {
+func startHTTPListeners(t *testing.T, cfg config.Config, authn auth.HTTPAuthenticator, authz auth.HTTPAuthorizer) *Broker {
 	t.Helper()
 	b := &Broker{cfg: cfg, log: slog.New(slog.DiscardHandler), cli: clustertest.Start(t).Client(),
-		registry: prometheus.NewRegistry(), ready: make(chan struct{}), authn: authn, authz: authz, serverTLS: tlsc}
+		registry: prometheus.NewRegistry(), ready: make(chan struct{}), authn: authn, authz: authz}
 	b.registry.MustRegister(collectors.NewGoCollector())
 	if err := b.openRegistry(); err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestHTTPListenersSecured(t *testing.T) {
 		"User:CN=ops DESCRIBE CLUSTER kafka-cluster": true,
 		"User:reader DESCRIBE TOPIC orders":          true,
 	}
-	b := startHTTPListeners(t, cfg, pwAuthn{}, authz, nil)
+	b := startHTTPListeners(t, cfg, pwAuthn{}, authz)
 	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS(t, nil)}}
 	withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS(t, &opsCert)}}
 	web, reg := "https://"+b.HTTPAddr(), "https://"+b.RegistryAddr()
@@ -162,7 +162,7 @@ func TestHTTPListenersSecured(t *testing.T) {
 // TestHTTPListenersOpen: without security configured the listeners serve
 // plain HTTP and every request, anonymous, as before.
 func TestHTTPListenersOpen(t *testing.T) {
-	b := startHTTPListeners(t, testConfig(t, t.TempDir()), nil, nil, nil)
+	b := startHTTPListeners(t, testConfig(t, t.TempDir()), nil, nil)
 	for _, url := range []string{"http://" + b.HTTPAddr() + "/metrics", "http://" + b.RegistryAddr() + "/subjects"} {
 		if status, body := get(t, http.DefaultClient, "GET", url, "", ""); status != 200 {
 			t.Fatalf("GET %s = %d %s", url, status, body)
