@@ -2,11 +2,8 @@ package auth
 
 import (
 	"errors"
-	"os"
 	"testing"
 )
-
-func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
 
 func TestPrincipalMapper(t *testing.T) {
 	const dn = "CN=Alice Smith,OU=Eng,O=Example,C=US"

@@ -163,9 +163,7 @@ func TestServerTLSReloadsRotatedCertificate(t *testing.T) {
 		t.Fatalf("after rotation the server presents serial %v, want the new %v", leaf.SerialNumber, second.Cert.SerialNumber)
 	}
 	// A broken rotation (garbage key) keeps the working pair.
-	if err := writeFile(second.KeyFile, "not a key"); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, second.KeyFile, []byte("not a key"))
 	now = now.Add(reloadCheckInterval)
 	_, leaf, err = handshake(t, srv, cc)
 	if err != nil || !leaf.Equal(second.Cert) {

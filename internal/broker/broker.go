@@ -46,6 +46,7 @@ type Broker struct {
 	registry *prometheus.Registry
 
 	tls       *auth.ServerTLS // nil without a certificate
+	sec       security
 	listeners []kafkaListener
 	httpLn    net.Listener
 	httpSrv   *http.Server
@@ -163,6 +164,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.openTLS(); err != nil {
 		return nil, err
 	}
+	if err := b.openSecurity(ctx); err != nil {
+		return nil, err
+	}
 	if err := b.openListeners(); err != nil {
 		return nil, err
 	}
@@ -199,7 +203,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.groups.Start(ctx); err != nil {
 		return nil, fmt.Errorf("broker: group coordinator: %w", err)
 	}
-	b.server = protocol.NewServer(protocol.Options{
+	popts := protocol.Options{
 		Log:                logAdapter{b.engine},
 		Cluster:            b.cluster,
 		Groups:             b.groups,
@@ -211,7 +215,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		BrokerConfigs:      func() []config.Def { return config.BrokerDefs(cfg) },
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
-	})
+	}
+	b.sec.protocolOptions(&popts, cfg.SASL.FailureDelay, cfg.SASL.MaxReauth)
+	b.server = protocol.NewServer(popts)
 	b.serveListeners()
 	if err := b.startRegistry(); err != nil {
 		return nil, err
@@ -327,6 +333,7 @@ func (b *Broker) Close() error {
 		if b.schemas != nil {
 			errs = append(errs, b.schemas.Close())
 		}
+		errs = append(errs, b.sec.close()...)
 		if b.cluster != nil {
 			errs = append(errs, b.cluster.Close())
 		}

@@ -70,6 +70,9 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newBenchCommand(g),
 		newSchemaCommand(g),
 		newKeysCommand(),
+		newACLCommand(g),
+		newUserCommand(g),
+		newQuotaCommand(g),
 	)
 	wrapErrors(root, g)
 	return root

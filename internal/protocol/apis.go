@@ -18,6 +18,8 @@ type api struct {
 	min, max int16
 	handle   handlerFunc
 	groups   bool // needs Options.Groups
+	scram    bool // needs Options.SCRAM
+	quotas   bool // needs Options.Quotas
 }
 
 // typed adapts a handler taking its concrete request type.
@@ -37,43 +39,50 @@ func apiTable() []api {
 	return []api{
 		// Produce v0-2 are advertised but refused (see produce.go).
 		{key: 0, min: 0, max: 12, handle: typed(handleProduce)},
-		{key: 1, min: 4, max: 16, handle: typed(handleFetch)},
+		{key: 1, min: 4, max: 16, handle: typed(fetchQuota)}, // throttle.go wraps the handlers of fetch and topic mutations
 		{key: 2, min: 1, max: 9, handle: typed(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: typed(handleMetadata)},
-		{key: 8, min: 0, max: 9, handle: groupAPI(Groups.OffsetCommit), groups: true},
-		{key: 9, min: 0, max: 9, handle: groupAPI(Groups.OffsetFetch), groups: true},
+		{key: 8, min: 0, max: 9, handle: typed(handleOffsetCommit), groups: true},
+		{key: 9, min: 0, max: 9, handle: typed(handleOffsetFetch), groups: true},
 		{key: 10, min: 0, max: 5, handle: typed(handleFindCoordinator), groups: true},
-		{key: 11, min: 0, max: 9, handle: groupAPI(Groups.JoinGroup), groups: true},
-		{key: 12, min: 0, max: 4, handle: groupAPI(Groups.Heartbeat), groups: true},
-		{key: 13, min: 0, max: 5, handle: groupAPI(Groups.LeaveGroup), groups: true},
-		{key: 14, min: 0, max: 5, handle: groupAPI(Groups.SyncGroup), groups: true},
-		{key: 15, min: 0, max: 5, handle: groupAPI(Groups.DescribeGroups), groups: true},
-		{key: 16, min: 0, max: 5, handle: groupAPI(Groups.ListGroups), groups: true},
+		{key: 11, min: 0, max: 9, handle: readGroupAPI(Groups.JoinGroup, func(r *kmsg.JoinGroupRequest) string { return r.Group }), groups: true},
+		{key: 12, min: 0, max: 4, handle: readGroupAPI(Groups.Heartbeat, func(r *kmsg.HeartbeatRequest) string { return r.Group }), groups: true},
+		{key: 13, min: 0, max: 5, handle: readGroupAPI(Groups.LeaveGroup, func(r *kmsg.LeaveGroupRequest) string { return r.Group }), groups: true},
+		{key: 14, min: 0, max: 5, handle: readGroupAPI(Groups.SyncGroup, func(r *kmsg.SyncGroupRequest) string { return r.Group }), groups: true},
+		{key: 15, min: 0, max: 5, handle: typed(handleDescribeGroups), groups: true},
+		{key: 16, min: 0, max: 5, handle: typed(handleListGroups), groups: true},
 		{key: 17, min: 0, max: 1, handle: typed(handleSaslHandshake)},
 		{key: 18, min: 0, max: 4, handle: typed(handleApiVersions)},
-		{key: 19, min: 2, max: 7, handle: typed(handleCreateTopics)},
-		{key: 20, min: 1, max: 6, handle: typed(handleDeleteTopics)},
+		{key: 19, min: 2, max: 7, handle: typed(createTopicsQuota)},
+		{key: 20, min: 1, max: 6, handle: typed(deleteTopicsQuota)},
 		{key: 21, min: 0, max: 2, handle: typed(handleDeleteRecords)},
 		{key: 22, min: 0, max: 5, handle: typed(handleInitProducerID)},
 		{key: 23, min: 0, max: 4, handle: typed(handleOffsetForLeaderEpoch)},
 		{key: 24, min: 0, max: 5, handle: typed(handleAddPartitionsToTxn)},
 		{key: 25, min: 0, max: 4, handle: typed(handleAddOffsetsToTxn)},
 		{key: 26, min: 0, max: 5, handle: typed(handleEndTxn)},
-		{key: 28, min: 0, max: 5, handle: groupAPI(Groups.TxnOffsetCommit), groups: true},
+		{key: 28, min: 0, max: 5, handle: typed(handleTxnOffsetCommit), groups: true},
+		{key: 29, min: 0, max: 3, handle: typed(handleDescribeACLs)},
+		{key: 30, min: 0, max: 3, handle: typed(handleCreateACLs)},
+		{key: 31, min: 0, max: 3, handle: typed(handleDeleteACLs)},
 		{key: 32, min: 1, max: 4, handle: typed(handleDescribeConfigs)},
 		{key: 33, min: 0, max: 2, handle: typed(handleAlterConfigs)},
 		{key: 35, min: 1, max: 4, handle: typed(handleDescribeLogDirs)},
 		{key: 36, min: 0, max: 2, handle: typed(handleSaslAuthenticate)},
-		{key: 37, min: 0, max: 3, handle: typed(handleCreatePartitions)},
-		{key: 42, min: 0, max: 2, handle: groupAPI(Groups.DeleteGroups), groups: true},
+		{key: 37, min: 0, max: 3, handle: typed(createPartitionsQuota)},
+		{key: 42, min: 0, max: 2, handle: typed(handleDeleteGroups), groups: true},
 		{key: 44, min: 0, max: 1, handle: typed(handleIncrementalAlterConfigs)},
-		{key: 47, min: 0, max: 0, handle: groupAPI(Groups.OffsetDelete), groups: true},
+		{key: 47, min: 0, max: 0, handle: typed(handleOffsetDelete), groups: true},
+		{key: 48, min: 0, max: 1, handle: typed(handleDescribeClientQuotas), quotas: true},
+		{key: 49, min: 0, max: 1, handle: typed(handleAlterClientQuotas), quotas: true},
+		{key: 50, min: 0, max: 0, handle: typed(handleDescribeUserSCRAMCredentials), scram: true},
+		{key: 51, min: 0, max: 0, handle: typed(handleAlterUserSCRAMCredentials), scram: true},
 		{key: 60, min: 0, max: 1, handle: typed(handleDescribeCluster)},
 		{key: 61, min: 0, max: 0, handle: typed(handleDescribeProducers)},
 		{key: 65, min: 0, max: 0, handle: typed(handleDescribeTransactions)},
 		{key: 66, min: 0, max: 2, handle: typed(handleListTransactions)},
-		{key: 68, min: 0, max: 1, handle: groupAPI(Groups.ConsumerGroupHeartbeat), groups: true},
-		{key: 69, min: 0, max: 1, handle: groupAPI(Groups.ConsumerGroupDescribe), groups: true},
+		{key: 68, min: 0, max: 1, handle: typed(handleConsumerGroupHeartbeat), groups: true},
+		{key: 69, min: 0, max: 1, handle: typed(handleConsumerGroupDescribe), groups: true},
 	}
 }
 

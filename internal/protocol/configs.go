@@ -18,6 +18,11 @@ package protocol
 // Broker configs come from the server configuration file and are read-only
 // here: altering one is INVALID_CONFIG. Other resource types (broker
 // loggers, client metrics, groups) get INVALID_REQUEST.
+//
+// Authorization (as Kafka): describing needs DESCRIBE_CONFIGS, altering
+// ALTER_CONFIGS (which implies DESCRIBE_CONFIGS), on the topic for a topic
+// resource (TOPIC_AUTHORIZATION_FAILED) and on the cluster for a broker
+// resource (CLUSTER_AUTHORIZATION_FAILED), per resource.
 
 import (
 	"context"
@@ -137,11 +142,33 @@ func (s *Server) brokerResourceOK(name string) bool {
 	return name == "" || name == strconv.Itoa(int(s.opts.Cluster.Self().NodeID))
 }
 
-func handleDescribeConfigs(_ context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeConfigsRequest) (kmsg.Response, error) {
+// configsAuthorized checks op (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a
+// config resource: a topic's on the topic, a broker's on the cluster. It
+// returns the error to answer, or nil.
+func (s *Server) configsAuthorized(rc *reqCtx, op kmsg.ACLOperation, rtype kmsg.ConfigResourceType, name string) *kerr.Error {
+	switch rtype {
+	case kmsg.ConfigResourceTypeTopic:
+		if !s.authorizedTopic(rc, op, name) {
+			return kerr.TopicAuthorizationFailed
+		}
+	case kmsg.ConfigResourceTypeBroker:
+		if !s.authorizedCluster(rc, op) {
+			return kerr.ClusterAuthorizationFailed
+		}
+	}
+	return nil
+}
+
+func handleDescribeConfigs(_ context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeConfigsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
 		r := kmsg.NewDescribeConfigsResponseResource()
 		r.ResourceType, r.ResourceName = rr.ResourceType, rr.ResourceName
+		if e := s.configsAuthorized(rc, kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+			r.ErrorCode, r.ErrorMessage = e.Code, strp(e.Message)
+			resp.Resources = append(resp.Resources, r)
+			continue
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			ti, ok := s.opts.Log.Topic(rr.ResourceName)
@@ -230,6 +257,10 @@ func handleAlterConfigs(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Al
 		r.ResourceType, r.ResourceName = rr.ResourceType, rr.ResourceName
 		resp.Resources = append(resp.Resources, r)
 		res := &resp.Resources[len(resp.Resources)-1]
+		if e := s.configsAuthorized(rc, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+			res.ErrorCode, res.ErrorMessage = e.Code, strp(e.Message)
+			continue
+		}
 		_, kerrv, msg, ok := s.alterResourceCheck(rr.ResourceType, rr.ResourceName, len(rr.Configs))
 		if !ok {
 			if kerrv != nil {
@@ -268,6 +299,10 @@ func handleIncrementalAlterConfigs(ctx context.Context, s *Server, rc *reqCtx, r
 		r.ResourceType, r.ResourceName = rr.ResourceType, rr.ResourceName
 		resp.Resources = append(resp.Resources, r)
 		res := &resp.Resources[len(resp.Resources)-1]
+		if e := s.configsAuthorized(rc, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+			res.ErrorCode, res.ErrorMessage = e.Code, strp(e.Message)
+			continue
+		}
 		ti, kerrv, msg, ok := s.alterResourceCheck(rr.ResourceType, rr.ResourceName, len(rr.Configs))
 		if !ok {
 			if kerrv != nil {

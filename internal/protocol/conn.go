@@ -54,6 +54,7 @@ const maxPipelined = 16
 // metadata store return.
 func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Listener) {
 	ctx, cancel := context.WithCancel(connCtx)
+	ctx, muted := withThrottle(ctx) // client quotas: throttle.go
 	stopParent := context.AfterFunc(parent, cancel)
 	defer stopParent()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
@@ -123,6 +124,9 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 	}()
 
 	for f := range frames {
+		if muted.wait(ctx) != nil { // a throttled client waits (KIP-219)
+			break
+		}
 		var p pending
 		var err error
 		if sess.rawTokens {
@@ -205,6 +209,9 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, sess *session, d
 	}
 	rc := &reqCtx{hdr: h, sess: sess, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
 	resp, err := a.handle(peer.WithClient(ctx, peer.ClientInfo{ID: h.ClientIDString(), Host: "/" + sess.host}), s, rc, req)
+	if err == nil {
+		resp = s.throttle(ctx, rc, req, resp, len(frame), start) // client quotas
+	}
 	if d, ok := resp.(*deferred); ok && err == nil {
 		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
 			r, err := d.wait()

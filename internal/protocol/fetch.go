@@ -19,6 +19,10 @@ package protocol
 // removed, and incremental responses carrying only partitions with records,
 // errors or changed high watermark / last stable / log start offsets.
 //
+// Authorization (as Kafka): each partition's topic needs READ, or it is
+// answered TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays
+// UNKNOWN_TOPIC_ID).
+//
 // Not done: follower fetching (ReplicaID is ignored: every fetcher is a
 // consumer), preferred read replica (KIP-392: always -1), leader epoch
 // fencing of CurrentLeaderEpoch and diverging epochs (the log has one
@@ -131,6 +135,15 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 		}
 	}
 	resp.SessionID = sessionID
+
+	// Every partition answered needs READ on its topic, checked on each
+	// fetch (a session's partitions too: ACLs may have changed since).
+	read := s.topicChecker(rc, kmsg.ACLOperationRead)
+	for _, it := range items {
+		if it.code == 0 && !read.ok(it.sp.key.topic) {
+			it.code = kerr.TopicAuthorizationFailed.Code
+		}
+	}
 
 	s.fetchWait(ctx, rc, req, items)
 

@@ -12,6 +12,9 @@ package protocol
 // answered NOT_LEADER_OR_FOLLOWER (barrier.go). Leader epochs come from
 // Log.State.
 //
+// Authorization (as Kafka): each topic needs DESCRIBE, or its partitions
+// are answered TOPIC_AUTHORIZATION_FAILED.
+//
 // Not done: v0's old-style offset lists (v0 is not served);
 // CurrentLeaderEpoch fencing (one logical replica).
 
@@ -27,6 +30,7 @@ func handleListOffsets(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Lis
 	if req.IsolationLevel != 0 && req.IsolationLevel != 1 {
 		return nil, errInvalidIsolation(req.IsolationLevel)
 	}
+	describe := s.topicChecker(rc, kmsg.ACLOperationDescribe)
 	if err := s.readBarrier(ctx); err != nil {
 		code := errorCode(rc.log, err)
 		for _, rt := range req.Topics {
@@ -35,6 +39,9 @@ func handleListOffsets(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Lis
 			for _, rp := range rt.Partitions {
 				p := kmsg.NewListOffsetsResponseTopicPartition()
 				p.Partition, p.ErrorCode, p.Offset, p.Timestamp = rp.Partition, code, -1, -1
+				if !describe.ok(rt.Topic) {
+					p.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				}
 				t.Partitions = append(t.Partitions, p)
 			}
 			resp.Topics = append(resp.Topics, t)
@@ -48,6 +55,11 @@ func handleListOffsets(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Lis
 			p := kmsg.NewListOffsetsResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.Offset, p.Timestamp, p.LeaderEpoch = -1, -1, -1
+			if !describe.ok(rt.Topic) {
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				t.Partitions = append(t.Partitions, p)
+				continue
+			}
 			log := rc.log.With("topic", rt.Topic, "partition", rp.Partition)
 			st, err := s.opts.Log.State(rt.Topic, rp.Partition)
 			if err != nil {

@@ -8,15 +8,24 @@ package protocol
 // topic; unknown topics or partitions are left out, as Kafka does. Total and
 // usable bytes (v4, KIP-827) are -1: an object store has no fixed capacity.
 // OffsetLag is 0 and IsFuture false (no replica movement exists).
+//
+// Authorization (as Kafka): DESCRIBE on the cluster, or no directory at all
+// with CLUSTER_AUTHORIZATION_FAILED (v3+ carry the code; older versions see
+// only the empty answer).
 
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleDescribeLogDirs(_ context.Context, s *Server, _ *reqCtx, req *kmsg.DescribeLogDirsRequest) (kmsg.Response, error) {
+func handleDescribeLogDirs(_ context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeLogDirsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !s.authorizedCluster(rc, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	d := kmsg.NewDescribeLogDirsResponseDir()
 	d.Dir = s.opts.LogDir
 	d.TotalBytes, d.UsableBytes = -1, -1

@@ -9,9 +9,17 @@ package protocol
 // from v10 (UNKNOWN_TOPIC_ID when unknown). Unknown topics are created when
 // Options.AutoCreateTopics is set and the request allows it (always before
 // v4, AllowAutoTopicCreation from v4), with Options.DefaultPartitions;
-// invalid names get INVALID_TOPIC_EXCEPTION. Authorized-operation bit sets
-// (KIP-430) are not computed (no ACLs yet) and keep Kafka's "not requested"
-// value. Internal topics are flagged from TopicInfo.Internal.
+// invalid names get INVALID_TOPIC_EXCEPTION. Internal topics are flagged
+// from TopicInfo.Internal.
+//
+// Authorization (as Kafka): topics without DESCRIBE are left out of an
+// all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named
+// (before existence is looked at, so it is not disclosed; named by id, the
+// id is echoed and the name withheld). Auto-creating a topic needs CREATE on
+// the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED.
+// Authorized-operation bit sets (KIP-430) are computed when asked: per topic
+// (v8+), and for the cluster (v8–10; 0 without DESCRIBE on it). Without an
+// Authorizer they keep the "not requested" value.
 
 import (
 	"context"
@@ -20,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -34,20 +43,54 @@ func handleMetadata(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Metada
 	resp.ClusterID = &cid
 	resp.ControllerID = s.opts.Cluster.ControllerID()
 
+	if req.IncludeClusterAuthorizedOperations && s.opts.Authorizer != nil {
+		resp.AuthorizedOperations = 0
+		if s.authorizedCluster(rc, kmsg.ACLOperationDescribe) {
+			resp.AuthorizedOperations = s.authorizedOps(rc, kmsg.ACLResourceTypeCluster, auth.ClusterName)
+		}
+	}
+	describe := s.topicChecker(rc, kmsg.ACLOperationDescribe)
+	topic := func(ti TopicInfo) kmsg.MetadataResponseTopic {
+		mt := s.metadataTopic(ti)
+		if req.IncludeTopicAuthorizedOperations {
+			mt.AuthorizedOperations = s.authorizedOps(rc, kmsg.ACLResourceTypeTopic, ti.Name)
+		}
+		return mt
+	}
+
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, ti := range s.opts.Log.Topics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(ti))
+			if describe.ok(ti.Name) {
+				resp.Topics = append(resp.Topics, topic(ti))
+			}
 		}
 		return resp, nil
 	}
 	allowCreate := s.opts.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	var createOnCluster *bool // decided once, on the first topic to create
+	mayCreate := func(name string) bool {
+		if s.opts.Authorizer == nil {
+			return true
+		}
+		if createOnCluster == nil {
+			v := s.authorizedCluster(rc, kmsg.ACLOperationCreate)
+			createOnCluster = &v
+		}
+		return *createOnCluster || s.authorizedTopic(rc, kmsg.ACLOperationCreate, name)
+	}
 	for _, rt := range req.Topics {
 		if rt.Topic == nil || *rt.Topic == "" {
 			mt := kmsg.NewMetadataResponseTopic()
 			mt.TopicID = rt.TopicID
 			if ti, ok := s.opts.Log.TopicByID(rt.TopicID); ok && rt.TopicID != (TopicID{}) {
-				resp.Topics = append(resp.Topics, s.metadataTopic(ti))
+				if !describe.ok(ti.Name) {
+					// A topic id is not secret; its name is.
+					mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
+				resp.Topics = append(resp.Topics, topic(ti))
 				continue
 			}
 			mt.ErrorCode = kerr.UnknownTopicID.Code
@@ -59,7 +102,22 @@ func handleMetadata(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Metada
 			continue
 		}
 		name := *rt.Topic
+		if !describe.ok(name) {
+			// Whether it exists is not disclosed.
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = strp(name)
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
 		ti, ok := s.opts.Log.Topic(name)
+		if !ok && allowCreate && validTopicName(name) && !mayCreate(name) {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = strp(name)
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
 		if !ok && allowCreate {
 			var err error
 			ti, err = s.opts.Log.CreateTopic(ctx, name, s.opts.DefaultPartitions, nil, false)
@@ -87,7 +145,7 @@ func handleMetadata(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Metada
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(ti))
+		resp.Topics = append(resp.Topics, topic(ti))
 	}
 	return resp, nil
 }

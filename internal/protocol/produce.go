@@ -14,6 +14,13 @@ package protocol
 // topics (INVALID_TOPIC_EXCEPTION, as Kafka refuses clients' appends to
 // them). KIP-467 record errors and error messages are filled from v8.
 //
+// Authorization (as Kafka): a request carrying transactional batches needs
+// WRITE on its transactional id, or every partition is answered
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, or its
+// partitions are answered TOPIC_AUTHORIZATION_FAILED (before existence is
+// checked, so unknown topics are not disclosed). Idempotent producers are
+// authorized once, by InitProducerId.
+//
 // Transactional batches (v3+ with a transactional id) are verified by the
 // sequencer against the producer's open transaction; v12 (Transactions V2)
 // marks them for implicit addition to it. v13 (topic ids) is not served.
@@ -35,7 +42,11 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 		failAll = kerr.UnsupportedVersion.Code
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll = kerr.InvalidRequiredAcks.Code
+	case s.opts.Authorizer != nil && hasTransactionalBatch(req) &&
+		(req.TransactionID == nil || !s.authorizedTxn(rc, kmsg.ACLOperationWrite, *req.TransactionID)):
+		failAll = kerr.TransactionalIDAuthorizationFailed.Code
 	}
+	write := s.topicChecker(rc, kmsg.ACLOperationWrite)
 
 	type slot struct{ t, p int } // response position of a batch
 	var batches []ProduceBatch
@@ -51,6 +62,8 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 			switch {
 			case failAll != 0:
 				p.ErrorCode = failAll
+			case !write.ok(rt.Topic):
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !known || rp.Partition < 0 || rp.Partition >= info.Partitions:
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case info.Internal:
@@ -122,4 +135,19 @@ func errorRecords(errs []RecordError) []kmsg.ProduceResponseTopicPartitionErrorR
 		out = append(out, er)
 	}
 	return out
+}
+
+// hasTransactionalBatch reports whether the first batch of any partition is
+// transactional (attributes bit 4), as Kafka decides whether a produce
+// needs WRITE on its transactional id.
+func hasTransactionalBatch(req *kmsg.ProduceRequest) bool {
+	const attrsAt = 8 + 4 + 4 + 1 + 4 // base offset, length, leader epoch, magic, crc
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			if len(p.Records) >= attrsAt+2 && p.Records[16] == 2 && p.Records[attrsAt+1]&0x10 != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

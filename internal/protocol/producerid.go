@@ -12,6 +12,11 @@ package protocol
 // and its epoch bumped, fencing the previous incarnation.
 // TransactionTimeoutMillis must be in (0, transaction.max.timeout.ms]
 // (INVALID_TRANSACTION_TIMEOUT). PRODUCER_FENCED is answered from v4.
+//
+// Authorization (as Kafka 3+): a transactional id needs WRITE on it
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs
+// IDEMPOTENT_WRITE on the cluster or WRITE on at least one topic
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -28,6 +33,10 @@ func handleInitProducerID(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.
 		pid, epoch = req.ProducerID, req.ProducerEpoch
 	}
 	if req.TransactionalID != nil {
+		if !s.authorizedTxn(rc, kmsg.ACLOperationWrite, *req.TransactionalID) {
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			return resp, nil
+		}
 		if *req.TransactionalID == "" {
 			resp.ErrorCode = kerr.InvalidRequest.Code
 			return resp, nil
@@ -38,6 +47,11 @@ func handleInitProducerID(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.
 			return resp, nil
 		}
 		resp.ProducerID, resp.ProducerEpoch = id, ep
+		return resp, nil
+	}
+	if a := s.opts.Authorizer; a != nil && !s.authorizedCluster(rc, kmsg.ACLOperationIdempotentWrite) &&
+		!a.AuthorizeAny(rc.sess.principal, rc.sess.host, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil
 	}
 	id, ep, err := s.opts.Log.InitProducerID(ctx, pid, epoch)

@@ -24,6 +24,10 @@ type Options struct {
 	Cluster Cluster
 	Groups  Groups
 	Logger  *slog.Logger
+	// SCRAM is the SCRAM credential store; nil leaves
+	// DescribeUserScramCredentials and AlterUserScramCredentials neither
+	// served nor advertised.
+	SCRAM SCRAMCredentials
 	// MaxRequestBytes bounds one request frame (wire.DefaultMaxFrameBytes
 	// when <= 0).
 	MaxRequestBytes int32
@@ -58,6 +62,14 @@ type Options struct {
 	MaxReauth time.Duration
 	// Now is the clock for session expiry (time.Now when nil).
 	Now func() time.Time
+	// Authorizer checks every request against the ACLs (authz.go); nil,
+	// or one whose Enabled method reports false, turns authorization off.
+	// When it also implements ACLAdmin it serves the ACL APIs.
+	Authorizer Authorizer
+	// Quotas, when non-nil, enforces client quotas (throttle.go) and
+	// serves DescribeClientQuotas and AlterClientQuotas (quotas.go); nil
+	// neither enforces nor serves them.
+	Quotas Quotas
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -107,6 +119,7 @@ func NewServer(opts Options) *Server {
 	if opts.ReadBarrierTimeout <= 0 {
 		opts.ReadBarrierTimeout = DefaultReadBarrierTimeout
 	}
+	opts.Authorizer = activeAuthorizer(opts.Authorizer)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
@@ -121,7 +134,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil {
 			continue
 		}
 		s.apis[a.key] = a

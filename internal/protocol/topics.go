@@ -14,6 +14,12 @@ package protocol
 // derived by rendezvous hashing) and get INVALID_REPLICA_ASSIGNMENT, as do
 // CreatePartitions assignments. A topic named twice in one request gets
 // INVALID_REQUEST. DeleteTopics accepts names (v0–5) and names or ids (v6).
+// Authorization (as Kafka): CreateTopics needs CREATE on the cluster or on
+// the topic (TOPIC_AUTHORIZATION_FAILED), and returns the new topic's
+// configs only with DESCRIBE_CONFIGS on it (otherwise its config error code
+// is TOPIC_AUTHORIZATION_FAILED); DeleteTopics needs DELETE, and a topic
+// named by id without DESCRIBE on it is answered with the id only;
+// CreatePartitions needs ALTER. A topic named twice stays INVALID_REQUEST.
 // Not done: controller-side timeouts (TimeoutMillis); the Log applies
 // changes before returning.
 
@@ -34,6 +40,9 @@ func handleCreateTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Cr
 		seen[rt.Topic]++
 	}
 	brokers := len(s.opts.Cluster.Brokers())
+	createAny := s.authorizedCluster(rc, kmsg.ACLOperationCreate)
+	create := s.topicChecker(rc, kmsg.ACLOperationCreate)
+	describeConfigs := s.topicChecker(rc, kmsg.ACLOperationDescribeConfigs)
 	for _, rt := range req.Topics {
 		t := kmsg.NewCreateTopicsResponseTopic()
 		t.Topic = rt.Topic
@@ -55,6 +64,8 @@ func handleCreateTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Cr
 		switch {
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest, fmt.Sprintf("topic %q is named more than once in the request", rt.Topic))
+		case !createAny && !create.ok(rt.Topic):
+			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
 		case len(rt.ReplicaAssignment) > 0:
 			fail(kerr.InvalidReplicaAssignment, "manual replica assignment is not supported: leaders are derived from live brokers")
 		case rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1 || int(rt.ReplicationFactor) > brokers:
@@ -78,10 +89,14 @@ func handleCreateTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Cr
 			if ti.Configs == nil {
 				ti.Configs = configs
 			}
-			for _, e := range s.topicConfigEntries(ti.Configs, nil, false, false) {
-				c := kmsg.NewCreateTopicsResponseTopicConfig()
-				c.Name, c.Value, c.ReadOnly, c.Source, c.IsSensitive = e.Name, e.Value, e.ReadOnly, int8(e.Source), e.IsSensitive
-				t.Configs = append(t.Configs, c)
+			if !describeConfigs.ok(rt.Topic) {
+				t.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else {
+				for _, e := range s.topicConfigEntries(ti.Configs, nil, false, false) {
+					c := kmsg.NewCreateTopicsResponseTopicConfig()
+					c.Name, c.Value, c.ReadOnly, c.Source, c.IsSensitive = e.Name, e.Value, e.ReadOnly, int8(e.Source), e.IsSensitive
+					t.Configs = append(t.Configs, c)
+				}
 			}
 			if !req.ValidateOnly {
 				rc.log.Info("created topic", "topic", rt.Topic, "partitions", ti.Partitions)
@@ -108,6 +123,8 @@ func handleDeleteTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.De
 			targets = append(targets, target{strp(n), TopicID{}})
 		}
 	}
+	del := s.topicChecker(rc, kmsg.ACLOperationDelete)
+	describe := s.topicChecker(rc, kmsg.ACLOperationDescribe)
 	for _, tg := range targets {
 		t := kmsg.NewDeleteTopicsResponseTopic()
 		t.Topic, t.TopicID = tg.name, tg.id
@@ -115,14 +132,24 @@ func handleDeleteTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.De
 		var ok bool
 		switch {
 		case tg.name != nil && *tg.name != "":
+			if !del.ok(*tg.name) {
+				t.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				break
+			}
 			ti, ok = s.opts.Log.Topic(*tg.name)
 			if !ok {
 				t.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
 		case tg.id != TopicID{}:
 			ti, ok = s.opts.Log.TopicByID(tg.id)
-			if !ok {
+			switch {
+			case !ok:
 				t.ErrorCode = kerr.UnknownTopicID.Code
+			case !describe.ok(ti.Name):
+				// The id is not secret; the name is withheld.
+				t.ErrorCode, ok = kerr.TopicAuthorizationFailed.Code, false
+			case !del.ok(ti.Name):
+				t.Topic, t.ErrorCode, ok = strp(ti.Name), kerr.TopicAuthorizationFailed.Code, false
 			}
 		default:
 			t.ErrorCode = kerr.InvalidRequest.Code
@@ -143,6 +170,7 @@ func handleDeleteTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.De
 
 func handleCreatePartitions(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.CreatePartitionsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	alter := s.topicChecker(rc, kmsg.ACLOperationAlter)
 	seen := make(map[string]int)
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
@@ -153,6 +181,8 @@ func handleCreatePartitions(ctx context.Context, s *Server, rc *reqCtx, req *kms
 		switch {
 		case seen[rt.Topic] > 1:
 			t.ErrorCode, t.ErrorMessage = kerr.InvalidRequest.Code, strp("topic named more than once in the request")
+		case !alter.ok(rt.Topic):
+			t.ErrorCode, t.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("The topic authorization is failed.")
 		case len(rt.Assignment) > 0:
 			t.ErrorCode, t.ErrorMessage = kerr.InvalidReplicaAssignment.Code, strp("manual replica assignment is not supported")
 		default:

@@ -26,6 +26,20 @@ package protocol
 // ListTransactions and DescribeProducers first catch up with the log
 // (Log.SyncRead), so every broker answers what was committed before the
 // request, wherever it was committed.
+//
+// Authorization (as Kafka): AddPartitionsToTxn v0–3 (from clients) needs
+// WRITE on the transactional id (every partition
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and WRITE on each topic (internal
+// topics never qualify): an unauthorized topic's partitions get
+// TOPIC_AUTHORIZATION_FAILED and the rest OPERATION_NOT_ATTEMPTED; v4+ is
+// broker-to-broker and needs CLUSTER_ACTION on the cluster (top-level
+// CLUSTER_AUTHORIZATION_FAILED). AddOffsetsToTxn needs WRITE on the
+// transactional id, then READ on the group (GROUP_AUTHORIZATION_FAILED).
+// EndTxn needs WRITE on the transactional id. DescribeTransactions needs
+// DESCRIBE on each id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and leaves out
+// the topics the principal may not DESCRIBE; ListTransactions lists only
+// the ids it may DESCRIBE; DescribeProducers needs READ on each topic
+// (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -54,6 +68,10 @@ func txnCode(rc *reqCtx, err error, version, fencedSince int16) int16 {
 
 func handleAddPartitionsToTxn(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.AddPartitionsToTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	if req.Version >= 4 && !s.authorizedCluster(rc, kmsg.ACLOperationClusterAction) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	if req.Version <= 3 {
 		tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 		tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch = req.TransactionalID, req.ProducerID, req.ProducerEpoch
@@ -86,17 +104,26 @@ func addPartitions(ctx context.Context, s *Server, rc *reqCtx, version int16, tx
 	out := kmsg.NewAddPartitionsToTxnResponseTransaction()
 	out.TransactionalID = tx.TransactionalID
 	var parts []stream.TxnPartition
-	unknown := false
+	blocked := false       // a partition cannot be added: none is
+	client := version <= 3 // v4+ comes from brokers, authorized as such
+	txnAllowed := !client || s.authorizedTxn(rc, kmsg.ACLOperationWrite, tx.TransactionalID)
+	write := s.topicChecker(rc, kmsg.ACLOperationWrite)
 	for _, t := range tx.Topics {
 		rt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
 		rt.Topic = t.Topic
 		info, ok := s.opts.Log.Topic(t.Topic)
+		topicAllowed := !client || (write.ok(t.Topic) && !(s.opts.Authorizer != nil && ok && info.Internal))
 		for _, p := range t.Partitions {
 			rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
 			rp.Partition = p
-			if !ok || p < 0 || p >= info.Partitions {
+			if !txnAllowed {
+				rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			} else if !topicAllowed {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				blocked = true
+			} else if !ok || p < 0 || p >= info.Partitions {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				unknown = true
+				blocked = true
 			} else {
 				parts = append(parts, stream.TxnPartition{Topic: info.ID, Partition: p})
 			}
@@ -115,7 +142,9 @@ func addPartitions(ctx context.Context, s *Server, rc *reqCtx, version int16, tx
 		return out
 	}
 	switch {
-	case unknown:
+	case !txnAllowed:
+		return out
+	case blocked:
 		return setAll(kerr.OperationNotAttempted.Code)
 	case tx.TransactionalID == "":
 		return setAll(kerr.InvalidRequest.Code)
@@ -154,6 +183,14 @@ func verifyPartitions(s *Server, tx kmsg.AddPartitionsToTxnRequestTransaction, o
 
 func handleAddOffsetsToTxn(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.AddOffsetsToTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	switch {
+	case !s.authorizedTxn(rc, kmsg.ACLOperationWrite, req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	case !s.authorizedGroup(rc, kmsg.ACLOperationRead, req.Group):
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	if req.TransactionalID == "" {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
@@ -166,6 +203,10 @@ func handleAddOffsetsToTxn(ctx context.Context, s *Server, rc *reqCtx, req *kmsg
 func handleEndTxn(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.EndTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if !s.authorizedTxn(rc, kmsg.ACLOperationWrite, req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	}
 	if req.TransactionalID == "" {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
@@ -181,19 +222,34 @@ func handleEndTxn(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.EndTxnRe
 
 func handleDescribeTransactions(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeTransactionsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	deniedState := func(id string) (kmsg.DescribeTransactionsResponseTransactionState, bool) {
+		st := kmsg.NewDescribeTransactionsResponseTransactionState()
+		st.TransactionalID = id
+		if s.authorizedTxn(rc, kmsg.ACLOperationDescribe, id) {
+			return st, false
+		}
+		st.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return st, true
+	}
 	if err := s.opts.Log.SyncRead(ctx); err != nil {
 		code := errorCode(rc.log, err)
 		for _, id := range req.TransactionalIDs {
-			st := kmsg.NewDescribeTransactionsResponseTransactionState()
-			st.TransactionalID, st.ErrorCode = id, code
+			st, denied := deniedState(id)
+			if !denied {
+				st.ErrorCode = code
+			}
 			resp.TransactionStates = append(resp.TransactionStates, st)
 		}
 		return resp, nil
 	}
 	all := s.opts.Log.Transactions()
+	describe := s.topicChecker(rc, kmsg.ACLOperationDescribe)
 	for _, id := range req.TransactionalIDs {
-		st := kmsg.NewDescribeTransactionsResponseTransactionState()
-		st.TransactionalID = id
+		st, denied := deniedState(id)
+		if denied {
+			resp.TransactionStates = append(resp.TransactionStates, st)
+			continue
+		}
 		i := slices.IndexFunc(all, func(t stream.TxnInfo) bool { return t.ID == id })
 		if i < 0 {
 			st.ErrorCode = kerr.TransactionalIDNotFound.Code
@@ -205,6 +261,9 @@ func handleDescribeTransactions(ctx context.Context, s *Server, rc *reqCtx, req 
 		st.State, st.TimeoutMillis, st.StartTimestamp = t.State, t.TimeoutMs, t.StartMs
 		st.ProducerID, st.ProducerEpoch = t.ProducerID, t.Epoch
 		for _, p := range t.Partitions {
+			if !describe.ok(p.Topic) {
+				continue
+			}
 			if n := len(st.Topics); n > 0 && st.Topics[n-1].Topic == p.Topic {
 				st.Topics[n-1].Partitions = append(st.Topics[n-1].Partitions, p.Partition)
 				continue
@@ -252,6 +311,8 @@ func handleListTransactions(ctx context.Context, s *Server, rc *reqCtx, req *kms
 			continue // KIP-994: only transactions open at least this long
 		case pattern != nil && !pattern.MatchString(t.ID):
 			continue
+		case !s.authorizedTxn(rc, kmsg.ACLOperationDescribe, t.ID):
+			continue
 		}
 		st := kmsg.NewListTransactionsResponseTransactionState()
 		st.TransactionalID, st.ProducerID, st.TransactionState = t.ID, t.ProducerID, t.State
@@ -263,12 +324,18 @@ func handleListTransactions(ctx context.Context, s *Server, rc *reqCtx, req *kms
 func handleDescribeProducers(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeProducersRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
 	synced := s.opts.Log.SyncRead(ctx)
+	read := s.topicChecker(rc, kmsg.ACLOperationRead)
 	for _, t := range req.Topics {
 		rt := kmsg.NewDescribeProducersResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewDescribeProducersResponseTopicPartition()
 			rp.Partition = p
+			if !read.ok(t.Topic) {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			prods, err := s.opts.Log.Producers(t.Topic, p)
 			if synced != nil {
 				err = synced
