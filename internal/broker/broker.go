@@ -56,7 +56,8 @@ type Broker struct {
 	registryLn  net.Listener
 	registrySrv *http.Server
 
-	// Security of the HTTP listeners (httpauth.go); nil: none configured.
+	// The HTTP listeners' authenticator and authorizer when not those of
+	// sec (httpauth.go).
 	authn auth.HTTPAuthenticator
 	authz auth.HTTPAuthorizer
 

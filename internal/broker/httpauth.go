@@ -34,20 +34,22 @@ func (b *Broker) listenHTTP(addr string) (net.Listener, error) {
 }
 
 // httpGuard is the guard of the HTTP APIs, nil when neither
-// authentication nor authorization is configured (every request then
-// passes, anonymous).
+// authentication (SASL mechanisms) nor authorization is configured: every
+// request then passes, anonymous. The authenticator and authorizer are
+// the Kafka listeners' (b.sec) unless b.authn or b.authz replace them.
 func (b *Broker) httpGuard() *auth.Guard {
-	if b.authn == nil && b.authz == nil {
+	authn, authz := b.authn, b.authz
+	if authn == nil && b.sec.sasl != nil {
+		authn = b.sec.sasl
+	}
+	if authz == nil && b.sec.authz != nil {
+		authz = b.sec.authz
+	}
+	if authn == nil && authz == nil {
 		return nil
 	}
-	o := auth.GuardOptions{Required: b.cfg.Authorization.Enabled, FailureDelay: b.cfg.SASL.FailureDelay,
-		Logger: b.log.With("component", "http")}
-	if b.authn != nil {
-		o.Authenticator = b.authn
-	}
-	if b.authz != nil {
-		o.Authorizer = b.authz
-	}
+	o := auth.GuardOptions{Authenticator: authn, Authorizer: authz, Required: b.cfg.Authorization.Enabled,
+		FailureDelay: b.cfg.SASL.FailureDelay, Logger: b.log.With("component", "http")}
 	if b.tls != nil {
 		o.Certificates = b.tls
 	}
