@@ -9,18 +9,21 @@
 // through an https.Agent. The test data comes as one JSON object on stdin:
 //
 //   {"admin": {"username", "password"}, "denied": {"username", "password"},
+//    "writer": {"username", "password"}, "writerSubject": W,
 //    "subject": S, "schema": Avro schema text, "value": v}
 //
 // As admin (a super user) it registers the schema under S, asks
 // getLatestSchemaId, encodes v and decodes it with a second client (empty
 // cache, so it fetches the schema by id). Then it asks getLatestSchemaId
 // with a wrong password, without credentials, and as the denied user
-// (authenticated, without ACLs). Every step prints one JSON object per
-// line:
+// (authenticated, without ACLs). The writer (ACLs on W's topic only)
+// registers the schema under W and is refused reading S. Every step
+// prints one JSON object per line:
 //   {step:"register", id}
 //   {step:"latest", id}
 //   {step:"decoded", value}
-//   {step:"wrong-password"|"anonymous"|"denied", name, status, message}
+//   {step:"writer-register", id}
+//   {step:"wrong-password"|"anonymous"|"denied"|"writer-denied", name, status, message}
 'use strict'
 
 const fs = require('fs')
@@ -71,6 +74,11 @@ async function main () {
     registry({ username: input.admin.username, password: input.admin.password + 'x' }).getLatestSchemaId(input.subject))
   await expectFailure('anonymous', () => registry(undefined).getLatestSchemaId(input.subject))
   await expectFailure('denied', () => registry(input.denied).getLatestSchemaId(input.subject))
+
+  const writer = registry(input.writer)
+  const written = await writer.register({ type: SchemaType.AVRO, schema: input.schema }, { subject: input.writerSubject })
+  emit({ step: 'writer-register', id: written.id })
+  await expectFailure('writer-denied', () => writer.getLatestSchemaId(input.subject))
 }
 
 main().catch((e) => {
