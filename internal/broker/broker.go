@@ -56,6 +56,11 @@ type Broker struct {
 	registryLn  net.Listener
 	registrySrv *http.Server
 
+	// The HTTP listeners' authenticator and authorizer when not those of
+	// sec (httpauth.go).
+	authn auth.HTTPAuthenticator
+	authz auth.HTTPAuthorizer
+
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc
 	closeOnce        sync.Once
@@ -241,7 +246,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 }
 
 func (b *Broker) startHTTP() error {
-	ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+	ln, err := b.listenHTTP(b.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("broker: http listener: %w", err)
 	}
@@ -263,10 +268,12 @@ func (b *Broker) startHTTP() error {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// The probes stay anonymous; the rest needs the cluster's DESCRIBE.
+	g := b.httpGuard()
+	mux.Handle("GET /metrics", clusterOnly(g, promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{})))
+	mux.Handle("/debug/pprof/", clusterOnly(g, http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/profile", clusterOnly(g, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/trace", clusterOnly(g, http.HandlerFunc(pprof.Trace)))
 	b.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -36,14 +35,20 @@ func (b *Broker) openRegistry() error {
 }
 
 // startRegistry serves the schema registry's REST API on its own listener
-// (registry-addr).
+// (registry-addr): over HTTPS when tls is configured, every request
+// authenticated and authorized through the topics' ACLs when security is
+// (httpauth.go).
 func (b *Broker) startRegistry() error {
-	ln, err := net.Listen("tcp", b.cfg.RegistryAddr)
+	ln, err := b.listenHTTP(b.cfg.RegistryAddr)
 	if err != nil {
 		return fmt.Errorf("broker: registry listener: %w", err)
 	}
 	b.registryLn = ln
-	b.registrySrv = &http.Server{Handler: b.schemas.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := b.schemas.Handler()
+	if g := b.httpGuard(); g != nil {
+		h = g.Authenticate(b.schemas.SecureHandler(g))
+	}
+	b.registrySrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()

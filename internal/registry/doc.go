@@ -20,3 +20,13 @@ package registry
 // (Handler) is a thin layer over the Go methods the broker also calls
 // (SchemaByID, LatestForSubject). This package must never import a format
 // package nor the broker.
+//
+// Access: SecureHandler authorizes every request through an Authorizer
+// with Kafka's ACLs. A subject is authorized as the topic it belongs to
+// ("<topic>-key" and "<topic>-value" as <topic>, any other subject as a
+// topic named like the subject, contexts ignored); reads need DESCRIBE,
+// registering and lookups WRITE, deletes DELETE, a subject's config and
+// mode DESCRIBE_CONFIGS or ALTER_CONFIGS; global and context settings need
+// those on the cluster. Listings show only what the caller may DESCRIBE.
+// The full mapping is in access.go. The caller's identity comes with the
+// request's context; this package never authenticates anyone.

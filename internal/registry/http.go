@@ -52,6 +52,7 @@ var errorTable = []struct {
 	{ErrReferenceExists, 422, 42206},
 	{ErrContextNotEmpty, 422, 42211},
 	{ErrInvalidRequest, 422, 422},
+	{ErrForbidden, 403, 40301},
 }
 
 // errorStatus returns the HTTP status, error_code and message for err.
@@ -72,11 +73,24 @@ type errorBody struct {
 	Message string `json:"message"`
 }
 
-// Handler returns the Confluent-compatible REST API.
-func (r *Registry) Handler() http.Handler {
+// Handler returns the Confluent-compatible REST API, every request allowed.
+func (r *Registry) Handler() http.Handler { return r.handler(nil) }
+
+// handler returns the REST API, with every request authorized by a unless
+// a is nil (access.go).
+func (r *Registry) handler(a Authorizer) http.Handler {
 	mux := http.NewServeMux()
+	routes := 0
 	h := func(pattern string, f func(w http.ResponseWriter, req *http.Request) (any, error)) {
+		if _, ok := accessRules[pattern]; !ok && a != nil {
+			panic("registry: route " + pattern + " has no access rule")
+		}
+		routes++
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+			if err := authorize(pattern, req); err != nil {
+				r.writeError(w, req, err)
+				return
+			}
 			v, err := f(w, req)
 			if err != nil {
 				r.writeError(w, req, err)
@@ -112,7 +126,13 @@ func (r *Registry) Handler() http.Handler {
 	h("GET /schemas/ids/{id}/versions", r.httpVersionsByID)
 	h("GET /schemas/guids/{guid}", r.httpSchemaByGUID)
 	h("GET /schemas/guids/{guid}/ids", r.httpIDsByGUID)
-	h("GET /contexts", func(_ http.ResponseWriter, req *http.Request) (any, error) { return r.Contexts(req.Context()) })
+	h("GET /contexts", func(_ http.ResponseWriter, req *http.Request) (any, error) {
+		cs, err := r.Contexts(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		return r.visibleContexts(req, cs)
+	})
 	h("DELETE /contexts/{context}", r.httpDeleteContext)
 	h("GET /config", r.httpGetConfig)
 	h("PUT /config", r.httpPutConfig)
@@ -128,6 +148,9 @@ func (r *Registry) Handler() http.Handler {
 	h("DELETE /mode/{s}", r.httpDeleteMode)
 	h("POST /compatibility/subjects/{s}/versions", r.httpCompatibility)
 	h("POST /compatibility/subjects/{s}/versions/{v}", r.httpCompatibility)
+	if a != nil && routes != len(accessRules) {
+		panic(fmt.Sprintf("registry: %d routes but %d access rules", routes, len(accessRules)))
+	}
 
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !acceptable(req) {
@@ -153,6 +176,9 @@ func (r *Registry) Handler() http.Handler {
 			return
 		}
 		req.Body = http.MaxBytesReader(w, req.Body, maxBodyBytes)
+		if a != nil {
+			req = req.WithContext(context.WithValue(req.Context(), accessKey{}, &access{r, a}))
+		}
 		mux.ServeHTTP(w, req)
 	})
 }
@@ -459,7 +485,7 @@ func (r *Registry) httpSubjects(_ http.ResponseWriter, req *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return page(req, s), nil
+	return page(req, visibleOnly(req, s, func(s string) string { return s })), nil
 }
 
 func (r *Registry) httpLookup(_ http.ResponseWriter, req *http.Request) (any, error) {
@@ -558,6 +584,7 @@ func (r *Registry) httpSchemas(_ http.ResponseWriter, req *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
+	ss = visibleOnly(req, ss, func(s SubjectSchema) string { return s.Subject })
 	out := make([]versionResponse, len(ss))
 	for i, s := range ss {
 		out[i] = toResponse(s)
@@ -657,7 +684,7 @@ func (r *Registry) usages(req *http.Request) ([]subjectVersionJSON, error) {
 	}
 	deleted := qbool(req, "deleted")
 	out := []subjectVersionJSON{}
-	for _, u := range info.Usages {
+	for _, u := range visibleOnly(req, info.Usages, func(u SubjectVersion) string { return u.Subject }) {
 		if !u.Deleted || deleted {
 			out = append(out, subjectVersionJSON{u.Subject, u.Version})
 		}
