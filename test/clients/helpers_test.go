@@ -97,9 +97,16 @@ func createTopic(t *testing.T, addr, topic string, partitions int32) {
 // non-zero exit fails the test with the program's stderr and the broker log.
 func run(t *testing.T, b *harness.Proc, stdin string, name string, args ...string) string {
 	t.Helper()
+	return runEnv(t, b, nil, stdin, name, args...)
+}
+
+// runEnv is run with extra environment variables ("K=V").
+func runEnv(t *testing.T, b *harness.Proc, env []string, stdin string, name string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = filepath.Join(harness.RepoRoot(), "test", "clients")
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer

@@ -36,8 +36,6 @@ var notBuilt = map[string]string{
 	"TestShareGroupAckOnClose":           "share groups (KIP-932) are not built yet",
 	"TestShareGroupOffsetsAdmin":         "share groups (KIP-932) are not built yet",
 	"TestConsumeRegexShareSkipsInternal": "share groups (KIP-932) are not built yet",
-	"TestSCRAMAuth":                      "SASL/SCRAM listeners are not built yet",
-	"TestSCRAMAuthBadCredentials":        "SASL/SCRAM listeners are not built yet",
 }
 
 // suiteEnv is the environment franz-go's test helpers read (helpers_test.go).
@@ -49,6 +47,9 @@ var suiteEnv = []string{
 	"KGO_TEST_RECORDS=50000",
 	"KGO_LOG_LEVEL=none",
 }
+
+// The SCRAM user of the suite's SCRAM tests.
+const scramUser, scramPassword = "kgo", "kgo-secret"
 
 // suiteTimeout bounds the franz-go run; it takes about two minutes.
 const suiteTimeout = 10 * time.Minute
@@ -65,7 +66,16 @@ func TestFranzGoKgo(t *testing.T) {
 	pkgDir := filepath.Join(dir, "pkg", "kgo")
 	checkSkipList(t, bin, pkgDir)
 
-	b := harness.Start(t, harness.Options{})
+	// A PLAINTEXT listener for the suite, and a SASL_PLAINTEXT one with a
+	// SCRAM user for its SCRAM tests.
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte(scramUser+":"+scramPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := harness.Start(t, harness.Options{
+		Listeners: []harness.Listener{{Name: "PLAINTEXT", SecurityProtocol: "PLAINTEXT"}, {Name: "SCRAM", SecurityProtocol: "SASL_PLAINTEXT"}},
+		Config:    "sasl: {mechanisms: [SCRAM-SHA-256, SCRAM-SHA-512], bootstrap-users-file: " + users + "}\n",
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
 	var names []string
@@ -76,7 +86,8 @@ func TestFranzGoKgo(t *testing.T) {
 		"-test.timeout", (suiteTimeout - time.Minute).String(),
 		"-test.skip", "^("+strings.Join(names, "|")+")$")
 	cmd.Dir = pkgDir // tests read their own sources (client_sweep_test.go)
-	cmd.Env = append(append(os.Environ(), suiteEnv...), "KGO_SEEDS="+b.Kafka)
+	cmd.Env = append(append(os.Environ(), suiteEnv...), "KGO_SEEDS="+b.Kafka,
+		"KGO_TEST_SCRAM_SEEDS="+b.Listeners["SCRAM"], "KGO_TEST_SCRAM="+scramUser+":"+scramPassword+":512")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
