@@ -14,8 +14,8 @@ import (
 // the SASL mechanisms and the authorizer. Fields are nil when not
 // configured.
 type security struct {
-	creds *auth.Credentials
-	sasl  *auth.Authenticator
+	creds  *auth.Credentials
+	sasl   *auth.Authenticator
 	acls   *auth.ACLStore
 	authz  *auth.Authorizer
 	quotas *auth.Quotas

@@ -120,13 +120,13 @@ type Proc struct {
 	Registry string // host:port of the schema registry
 	// Listeners maps each Options.Listeners name to its host:port.
 	Listeners map[string]string
-	EtcdURL  string // client URL of the embedded member (if any)
-	etcdPeer int
-	cmd      *exec.Cmd
-	logPath  string
-	done     chan struct{}
-	mu       sync.Mutex
-	paused   bool
+	EtcdURL   string // client URL of the embedded member (if any)
+	etcdPeer  int
+	cmd       *exec.Cmd
+	logPath   string
+	done      chan struct{}
+	mu        sync.Mutex
+	paused    bool
 }
 
 // Start runs `runnel serve` with fresh ports and waits for /readyz.
