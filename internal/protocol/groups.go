@@ -465,15 +465,8 @@ func handleDescribeGroups(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.
 		return callGroup(s.opts.Groups.DescribeGroups(ctx, req))
 	}
 	fwd := *req
-	fwd.Groups = nil
-	refused := make(map[string]bool)
-	for _, g := range req.Groups {
-		if s.authorizedGroup(rc, kmsg.ACLOperationDescribe, g) {
-			fwd.Groups = append(fwd.Groups, g)
-		} else {
-			refused[g] = true
-		}
-	}
+	var refused map[string]bool
+	fwd.Groups, refused = s.splitGroups(rc, kmsg.ACLOperationDescribe, req.Groups)
 	var answered []kmsg.DescribeGroupsResponseGroup
 	if len(fwd.Groups) > 0 {
 		r := s.opts.Groups.DescribeGroups(ctx, &fwd)
@@ -518,15 +511,8 @@ func handleListGroups(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.List
 
 func handleDeleteGroups(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
 	fwd := *req
-	fwd.Groups = nil
-	var refused []string
-	for _, g := range req.Groups {
-		if s.authorizedGroup(rc, kmsg.ACLOperationDelete, g) {
-			fwd.Groups = append(fwd.Groups, g)
-		} else {
-			refused = append(refused, g)
-		}
-	}
+	var refused map[string]bool
+	fwd.Groups, refused = s.splitGroups(rc, kmsg.ACLOperationDelete, req.Groups)
 	if len(refused) == 0 {
 		return callGroup(s.opts.Groups.DeleteGroups(ctx, req))
 	}
@@ -536,7 +522,10 @@ func handleDeleteGroups(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.De
 			return nil, errNilGroupResponse
 		}
 	}
-	for _, g := range refused {
+	for _, g := range req.Groups {
+		if !refused[g] {
+			continue
+		}
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
 		resp.Groups = append(resp.Groups, rg)
@@ -565,15 +554,8 @@ func handleConsumerGroupDescribe(ctx context.Context, s *Server, rc *reqCtx, req
 		return callGroup(s.opts.Groups.ConsumerGroupDescribe(ctx, req))
 	}
 	fwd := *req
-	fwd.Groups = nil
-	refused := make(map[string]bool)
-	for _, g := range req.Groups {
-		if s.authorizedGroup(rc, kmsg.ACLOperationDescribe, g) {
-			fwd.Groups = append(fwd.Groups, g)
-		} else {
-			refused[g] = true
-		}
-	}
+	var refused map[string]bool
+	fwd.Groups, refused = s.splitGroups(rc, kmsg.ACLOperationDescribe, req.Groups)
 	var answered []kmsg.ConsumerGroupDescribeResponseGroup
 	if len(fwd.Groups) > 0 {
 		r := s.opts.Groups.ConsumerGroupDescribe(ctx, &fwd)
@@ -671,6 +653,20 @@ func splitTopics[T any](topics []T, ok func(T) bool) (allowed, refused []T) {
 			allowed = append(allowed, t)
 		} else {
 			refused = append(refused, t)
+		}
+	}
+	return allowed, refused
+}
+
+// splitGroups separates the groups rc's principal may perform op on, in
+// request order, from the refused ones.
+func (s *Server) splitGroups(rc *reqCtx, op kmsg.ACLOperation, groups []string) (allowed []string, refused map[string]bool) {
+	refused = make(map[string]bool)
+	for _, g := range groups {
+		if s.authorizedGroup(rc, op, g) {
+			allowed = append(allowed, g)
+		} else {
+			refused[g] = true
 		}
 	}
 	return allowed, refused
