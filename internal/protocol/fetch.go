@@ -50,6 +50,8 @@ type fetchItem struct {
 
 func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	ctx, tr := s.traceFetch(ctx, rc, req) // trace.go; nil unless traced
+	defer tr.endFetch(resp)
 	useIDs := req.Version >= 13
 
 	// Resolve the request's partitions.
@@ -145,7 +147,9 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 		}
 	}
 
+	tr.waitStart()
 	s.fetchWait(ctx, rc, req, items)
+	tr.waitEnd()
 
 	// Build the response, grouping consecutive partitions of one topic.
 	var sent []*sessPart

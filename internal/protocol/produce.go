@@ -36,6 +36,7 @@ import (
 
 func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	ctx, tr := s.traceProduce(ctx, rc, req) // trace.go; nil unless traced
 	var failAll int16
 	switch {
 	case req.Version < 3:
@@ -80,6 +81,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 	}
 
 	if len(batches) == 0 {
+		tr.endProduce(resp)
 		if req.Acks == 0 {
 			return nil, nil
 		}
@@ -91,7 +93,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 	if req.TimeoutMillis > 0 {
 		pctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
 	}
-	wait := s.opts.Log.Produce(pctx, batches)
+	wait := tr.produce(pctx, s.opts.Log, batches)
 	return &deferred{wait: func() (kmsg.Response, error) {
 		defer cancel()
 		results := wait()
@@ -118,6 +120,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 				p.ErrorRecords = errorRecords(r.RecordErrors)
 			}
 		}
+		tr.endProduce(resp)
 		if req.Acks == 0 {
 			return nil, nil
 		}

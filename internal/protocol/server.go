@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/wire"
@@ -70,6 +71,9 @@ type Options struct {
 	// serves DescribeClientQuotas and AlterClientQuotas (quotas.go); nil
 	// neither enforces nor serves them.
 	Quotas Quotas
+	// Tracer, when non-nil, traces Produce and Fetch requests (trace.go);
+	// nil traces nothing and costs nothing.
+	Tracer trace.Tracer
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
