@@ -81,6 +81,8 @@ type Config struct {
 	// for tests of clock skew between brokers, never a production setting:
 	// clocks are kept in step with NTP, not with this.
 	ClockOffset time.Duration `yaml:"clock-offset"`
+	// Tracing configures OpenTelemetry tracing (tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 }
 
 // MaxClockOffset bounds ClockOffset either way.
@@ -190,6 +192,7 @@ func Default() Config {
 		MemoryLimit:       400 * mib,
 		TopicDefaults:     map[string]string{},
 		Log:               LogConfig{Level: "info", Format: "text"},
+		Tracing:           DefaultTracing(),
 		SASL: SASLConfig{
 			FailureDelay:    100 * time.Millisecond,
 			SCRAMIterations: 8192,
@@ -520,6 +523,7 @@ func (c Config) Validate() error {
 		bad("clock-offset must be between -%s and %s, got %s", MaxClockOffset, MaxClockOffset, c.ClockOffset)
 	}
 	c.validateSecurity(bad)
+	c.validateTracing(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
