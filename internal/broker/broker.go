@@ -61,6 +61,8 @@ type Broker struct {
 	authn auth.HTTPAuthenticator
 	authz auth.HTTPAuthorizer
 
+	tracing brokerTracing // tracing.go
+
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc
 	closeOnce        sync.Once
@@ -218,6 +220,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	}
 	b.sec.protocolOptions(&popts, cfg.SASL.FailureDelay, cfg.SASL.MaxReauth)
+	if err := b.startTracing(ctx, &popts); err != nil {
+		return nil, err
+	}
 	b.server = protocol.NewServer(popts)
 	b.serveListeners()
 	if err := b.startRegistry(); err != nil {
@@ -322,6 +327,7 @@ func (b *Broker) Close() error {
 		} else {
 			b.closeListeners()
 		}
+		errs = append(errs, b.stopTracing())
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()
 		}
