@@ -8,7 +8,7 @@ package protocol
 // (the Log.Produce call: validation and the intake buffer) and sequence
 // (the wait for the flush and the sequencer's ack). It links to the trace
 // of every distinct W3C traceparent record header found in the request's
-// uncompressed batches (internal/telemetry/tracing bounds the search), only
+// batches (internal/telemetry/tracing bounds the search), only
 // once sampling chose the request: a producer's sampled flag does not force
 // a broker span, so following one record needs a high enough ratio. A
 // Fetch span ("kafka.fetch") records what was read and how long the long

@@ -115,22 +115,24 @@ func TestTraceProduceLinksRecordTraceparents(t *testing.T) {
 	}
 }
 
-func TestTraceProduceCompressedBatchNotScanned(t *testing.T) {
-	b, exp := tracedServer(t, 1)
-	ctx := testCtx(t)
-	prod := newClient(t, b.addr, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("gz"),
-		kgo.ProducerBatchCompression(kgo.GzipCompression()))
-	r := &kgo.Record{Value: bytes.Repeat([]byte("compressible "), 400), Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceA + "-00f067aa0ba902b7-01")}}}
-	if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	spans := spansNamed(exp, "kafka.produce")
-	s := spans[len(spans)-1]
-	if len(s.Links) != 0 {
-		t.Errorf("links from a compressed batch: %v", s.Links)
-	}
-	if v, _ := attr(s, "runnel.trace.unscanned_batches"); v.AsInt64() != 1 {
-		t.Errorf("unscanned batches = %d, want 1", v.AsInt64())
+func TestTraceProduceCompressedBatchLinked(t *testing.T) {
+	for _, codec := range []kgo.CompressionCodec{kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		b, exp := tracedServer(t, 1)
+		ctx := testCtx(t)
+		prod := newClient(t, b.addr, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("compressed"),
+			kgo.ProducerBatchCompression(codec))
+		r := &kgo.Record{Value: bytes.Repeat([]byte("compressible "), 400), Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceA + "-00f067aa0ba902b7-01")}}}
+		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		spans := spansNamed(exp, "kafka.produce")
+		s := spans[len(spans)-1]
+		if len(s.Links) != 1 || s.Links[0].SpanContext.TraceID().String() != traceA {
+			t.Errorf("%v: links %v, want one to %s", codec, s.Links, traceA)
+		}
+		if _, ok := attr(s, "runnel.trace.unscanned_batches"); ok {
+			t.Errorf("%v: a batch left unscanned", codec)
+		}
 	}
 }
 

@@ -8,10 +8,12 @@
 // starts one per Produce and Fetch request) through the OpenTelemetry API;
 // with tracing off no tracer exists and callers start nothing.
 //
-// Record headers are read only from batches that are not compressed, at
-// most MaxScanBytes of them per request, and at most MaxLinks distinct
-// trace contexts are kept: a traceparent inside a compressed batch, past
-// the byte budget or past the link cap is not seen. The consumer side is
+// At most MaxScanBytes of records are read per request, and at most
+// MaxLinks distinct trace contexts kept. Compressed batches (gzip, snappy,
+// lz4, zstd) are decompressed only as far as that budget, so a batch that
+// inflates without bound costs no more (a raw snappy block, which cannot be
+// decoded in part, is decoded whole up to 8 MiB). A traceparent past the
+// byte budget, past the link cap or in a malformed batch is not seen. The consumer side is
 // the client's business: a consumer continues a trace from the record's
 // traceparent header itself; the broker's fetch span cannot, since one
 // fetch carries the records of many traces.

@@ -12,7 +12,7 @@ import (
 const (
 	// MaxLinks caps the distinct trace contexts kept per request.
 	MaxLinks = 32
-	// MaxScanBytes caps the record batch bytes read per request.
+	// MaxScanBytes caps the (decompressed) record bytes read per request.
 	MaxScanBytes = 1 << 20
 )
 
@@ -37,8 +37,8 @@ const (
 type Links struct {
 	links   []trace.Link
 	scanned int
-	// Unscanned counts the batches not searched: compressed, past the
-	// byte budget, or malformed.
+	// Unscanned counts the batches not wholly searched: past the byte
+	// budget, malformed, or compressed with an unreadable codec.
 	Unscanned int
 	// Dropped counts distinct trace contexts found past MaxLinks.
 	Dropped int
@@ -61,15 +61,26 @@ func (l *Links) AddBatches(data []byte) {
 		batch := data[:n]
 		data = data[n:]
 		attrs := binary.BigEndian.Uint16(batch[attributesAt:])
-		switch {
-		case attrs&controlBit != 0:
+		if attrs&controlBit != 0 {
 			continue
-		case attrs&codecMask != 0 || l.scanned+n > MaxScanBytes:
+		}
+		room := MaxScanBytes - l.scanned
+		if room <= 0 {
 			l.Unscanned++
 			continue
 		}
-		l.scanned += n
-		if !l.addRecords(batch[recordsAt:], int32(binary.BigEndian.Uint32(batch[recordCountAt:]))) {
+		recs, whole := batch[recordsAt:], true
+		if codec := int(attrs & codecMask); codec != 0 {
+			var err error
+			if recs, whole, err = decompressPrefix(codec, recs, room); err != nil {
+				l.Unscanned++
+				continue
+			}
+		} else if len(recs) > room {
+			recs, whole = recs[:room], false
+		}
+		l.scanned += len(recs)
+		if !l.addRecords(recs, int32(binary.BigEndian.Uint32(batch[recordCountAt:]))) || !whole {
 			l.Unscanned++
 		}
 	}

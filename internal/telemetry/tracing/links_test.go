@@ -1,20 +1,64 @@
 package tracing
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// compress compresses records as Kafka clients do (snappy as a raw block).
+func compress(codec int, recs []byte) []byte {
+	var buf bytes.Buffer
+	switch codec {
+	case 0:
+		return recs
+	case codecGzip:
+		w := gzip.NewWriter(&buf)
+		w.Write(recs)
+		w.Close()
+	case codecSnappy:
+		return snappy.Encode(nil, recs)
+	case codecLZ4:
+		w := lz4.NewWriter(&buf)
+		w.Write(recs)
+		w.Close()
+	case codecZstd:
+		w, _ := zstd.NewWriter(&buf)
+		w.Write(recs)
+		w.Close()
+	case -codecSnappy: // snappy-java framing, in two chunks
+		buf.Write(xerialMagic)
+		buf.Write(make([]byte, 8))
+		half := len(recs) / 2
+		for _, part := range [][]byte{recs[:half], recs[half:]} {
+			c := snappy.Encode(nil, part)
+			buf.Write(binary.BigEndian.AppendUint32(nil, uint32(len(c))))
+			buf.Write(c)
+		}
+	}
+	return buf.Bytes()
+}
+
 // batch encodes a magic-2 batch of records with the given header values
-// under key traceparent (nil: no header), with attributes attrs.
-func batch(attrs int16, values ...[]byte) []byte {
+// under key traceparent (nil: no header), with attributes attrs (the codec
+// in attrs compresses the records).
+func batch(attrs int16, values ...[]byte) []byte { return batchOf(attrs, 1, values...) }
+
+// batchOf is batch with record values of size bytes; attrs -codecSnappy
+// frames snappy as the Java client does.
+func batchOf(attrs int16, size int, values ...[]byte) []byte {
 	var recs []byte
 	for i, v := range values {
 		r := kmsg.NewRecord()
 		r.OffsetDelta = int32(i)
-		r.Value = []byte("v")
+		r.Value = bytes.Repeat([]byte("v"), size)
 		if v != nil {
 			r.Headers = []kmsg.Header{{Key: "k", Value: []byte("x")}, {Key: TraceparentHeader, Value: v}}
 		}
@@ -25,7 +69,12 @@ func batch(attrs int16, values ...[]byte) []byte {
 	b.Magic, b.Attributes = 2, attrs
 	b.NumRecords = int32(len(values))
 	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
-	b.Records = recs
+	codec := int(attrs & codecMask)
+	if attrs == -codecSnappy {
+		codec, attrs = -codecSnappy, codecSnappy
+	}
+	b.Attributes = attrs
+	b.Records = compress(codec, recs)
 	b.Length = int32(len(b.AppendTo(nil)) - batchOverhead)
 	return b.AppendTo(nil)
 }
@@ -45,7 +94,13 @@ func TestLinks(t *testing.T) {
 		{"distinct contexts in order", [][]byte{good}, []string{"1/1", "2/1", "1/2"}, 0},
 		{"two batches in one partition", [][]byte{append(batch(0, tp(3, 3)), batch(0, tp(4, 4))...)}, []string{"3/3", "4/4"}, 0},
 		{"across partitions, deduplicated", [][]byte{batch(0, tp(5, 5)), batch(0, tp(5, 5))}, []string{"5/5"}, 0},
-		{"compressed batch not read", [][]byte{batch(1, tp(6, 6))}, nil, 1},
+		{"gzip", [][]byte{batch(codecGzip, tp(6, 1), tp(6, 2))}, []string{"6/1", "6/2"}, 0},
+		{"snappy", [][]byte{batch(codecSnappy, tp(6, 1), tp(6, 2))}, []string{"6/1", "6/2"}, 0},
+		{"snappy-java", [][]byte{batch(-codecSnappy, tp(6, 1), tp(6, 2))}, []string{"6/1", "6/2"}, 0},
+		{"lz4", [][]byte{batch(codecLZ4, tp(6, 1), tp(6, 2))}, []string{"6/1", "6/2"}, 0},
+		{"zstd", [][]byte{batch(codecZstd, tp(6, 1), tp(6, 2))}, []string{"6/1", "6/2"}, 0},
+		{"unknown codec", [][]byte{batch(5, tp(6, 6))}, nil, 1},
+		{"corrupt gzip", [][]byte{corruptRecords(batch(codecGzip, tp(6, 6)))}, nil, 1},
 		{"control batch skipped", [][]byte{batch(0x20, tp(7, 7))}, nil, 0},
 		{"truncated batch", [][]byte{good[:len(good)-3]}, nil, 1},
 		{"records shorter than their count", [][]byte{corruptCount(batch(0, tp(8, 8)))}, []string{"8/8"}, 1},
@@ -72,6 +127,13 @@ func TestLinks(t *testing.T) {
 	}
 }
 
+func corruptRecords(b []byte) []byte {
+	for i := recordsAt; i < len(b) && i < recordsAt+12; i++ {
+		b[i] ^= 0xff
+	}
+	return b
+}
+
 func corruptCount(b []byte) []byte {
 	b[recordCountAt+3]++ // one record more than the batch holds
 	return b
@@ -93,17 +155,16 @@ func TestLinksBounds(t *testing.T) {
 		t.Fatalf("%d links, %d dropped; want %d and 5", len(l.Links()), l.Dropped, MaxLinks)
 	}
 
-	// Past MaxScanBytes batches are counted, not read.
-	big := batch(0, tp(1, 1))
-	var l2 Links
-	n := 0
-	for n+len(big) <= MaxScanBytes {
-		l2.AddBatches(big)
-		n += len(big)
-	}
-	l2.AddBatches(batch(0, tp(2, 2)))
-	if len(l2.Links()) != 1 || l2.Unscanned != 1 {
-		t.Fatalf("%d links, %d unscanned past the byte budget; want 1 and 1", len(l2.Links()), l2.Unscanned)
+	// Records past MaxScanBytes are not read, compressed or not, and a
+	// compressed batch is inflated no further than the budget.
+	for _, codec := range []int16{0, codecGzip, codecSnappy, -codecSnappy, codecLZ4, codecZstd} {
+		var l Links
+		l.AddBatches(batchOf(codec, MaxScanBytes*3/4, tp(1, 1), tp(2, 2), tp(3, 3)))
+		l.AddBatches(batch(codec, tp(4, 4)))
+		if len(l.Links()) != 1 || l.Links()[0].SpanContext.TraceID()[15] != 1 || l.Unscanned != 2 || l.scanned > MaxScanBytes {
+			t.Errorf("codec %d: %d links, %d unscanned, %d bytes read; want 1, 2, <= %d",
+				codec, len(l.Links()), l.Unscanned, l.scanned, MaxScanBytes)
+		}
 	}
 }
 
@@ -111,6 +172,9 @@ func TestLinksBounds(t *testing.T) {
 func FuzzLinks(f *testing.F) {
 	f.Add(batch(0, tp(1, 1), nil, tp(2, 2)))
 	f.Add(batch(0, []byte("")))
+	for _, codec := range []int16{codecGzip, codecSnappy, -codecSnappy, codecLZ4, codecZstd} {
+		f.Add(batch(codec, tp(1, 1)))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var l Links
 		l.AddBatches(data)
