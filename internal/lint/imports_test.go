@@ -39,6 +39,8 @@ var rules = []struct {
 		module + "internal/stream", module + "internal/groups", module + "internal/registry", module + "internal/objstore"},
 		"security is called by the front ends; it imports no handler and never touches the log (doc.go)"},
 	{"internal/config", []string{module + "internal/"}, "configuration is a leaf"},
+	{"internal/telemetry/...", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli"},
+		"telemetry is wired in by the broker and reaches the log through its own interfaces (DESIGN §1)"},
 }
 
 // TestImportRules checks the rules above against `go list`.
