@@ -280,3 +280,37 @@ func TestTraceHooksAllocate(t *testing.T) {
 		t.Errorf("an unsampled tracer allocates nothing: the measure cannot see allocations")
 	}
 }
+
+// BenchmarkTraceProduceHooks measures a Produce request's hooks with
+// tracing off, on but not sampled, and sampled (spans dropped).
+func BenchmarkTraceProduceHooks(b *testing.B) {
+	req := kmsg.NewPtrProduceRequest()
+	rt := kmsg.NewProduceRequestTopic()
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = oneBatch()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	log := &stubLog{wait: func() []ProduceResult { return nil }}
+	batches := []ProduceBatch{{Topic: "t"}}
+	rc := &reqCtx{sess: &session{}}
+	for _, bc := range []struct {
+		name   string
+		tracer trace.Tracer
+	}{
+		{"off", nil},
+		{"unsampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())).Tracer("b")},
+		{"sampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())).Tracer("b")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := &Server{opts: Options{Tracer: bc.tracer}}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(rp.Records)))
+			for b.Loop() {
+				ctx, tr := s.traceProduce(context.Background(), rc, req)
+				tr.produce(ctx, log, batches)()
+				tr.endProduce(resp)
+			}
+		})
+	}
+}
