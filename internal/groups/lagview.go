@@ -9,8 +9,9 @@ type CommittedOffset struct {
 	Partition int32
 	Offset    int64
 	// CommitMs is when the offset was committed (broker clock, ms); 0 for
-	// an offset committed by a transaction, whose commit time the group
-	// store does not keep.
+	// an offset a committed transaction carries that the coordinator has
+	// not yet written to the group store (it then gets the time of that
+	// write).
 	CommitMs int64
 }
 
