@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -52,14 +53,15 @@ func scrape(t *testing.T, url string) map[string]float64 {
 // TestGroupLagAgainstBroker produces records with known timestamps, has a
 // group consume part of them and commit, and checks that the broker's
 // /metrics and runnel group lag report the same lag in offsets and in
-// seconds, and that the group turns STOPPED once its consumer is gone.
+// seconds, that the group turns STOPPED once its consumer is gone, and that
+// a consumer stuck on one offset is STALLED and one falling behind WARN.
 func TestGroupLagAgainstBroker(t *testing.T) {
 	b := startBrokerWith(t, func(c *config.Config) {
 		c.Telemetry.LagInterval = 100 * time.Millisecond // STOPPED after 1 s without a commit
 		c.Telemetry.LagPartitionMetrics = true
 	})
 	addr, metricsURL := b.KafkaAddr(), "http://"+b.HTTPAddr()+"/metrics"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	const topic, group = "lag-events", "lag-readers"
 	createTopic(t, ctx, testAdmin(t, addr), topic, 1)
@@ -172,5 +174,49 @@ func TestGroupLagAgainstBroker(t *testing.T) {
 	}
 	if r := lagRows()[0]; r.Status != "STOPPED" || *r.CommitAge < 1 {
 		t.Fatalf("stopped group row %+v", r)
+	}
+
+	// A consumer that keeps committing the same offset while behind is
+	// STALLED; one that commits forward while the log grows faster is WARN.
+	adm := testAdmin(t, addr)
+	commit := func(group string, off int64) {
+		t.Helper()
+		var o kadm.Offsets
+		o.AddOffset(topic, 0, off, -1)
+		resp, err := adm.CommitOffsets(ctx, group, o)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	statusOf := func(group string) float64 {
+		return scrape(t, metricsURL)[fmt.Sprintf("runnel_group_status{group=%s,topic=%s}", group, topic)]
+	}
+	for _, c := range []struct {
+		group string
+		want  float64
+		step  func(i int)
+	}{
+		{"lag-stalled", 3, func(int) { commit("lag-stalled", 5) }},
+		{"lag-behind", 1, func(i int) {
+			for range 3 {
+				if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("more")}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			commit("lag-behind", int64(i))
+		}},
+	} {
+		// Evaluations every 100 ms over 10: a clean window needs about a
+		// second of the behaviour; keep it up until the status shows.
+		for i := 1; statusOf(c.group) != c.want; i++ {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: status %v, want %v", c.group, statusOf(c.group), c.want)
+			}
+			c.step(i)
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
