@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,22 @@ func TestGroupLagAgainstBroker(t *testing.T) {
 	if r.CommitAge == nil || *r.CommitAge < 0 || *r.CommitAge > 30 {
 		t.Fatalf("commit age %v", r.CommitAge)
 	}
-	out, _, err := runLive(t, addr, "group", "lag")
+	// So does group describe (DescribeGroups and OffsetFetch).
+	out, _, err := runLive(t, addr, "group", "describe", group, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var described []groupJSON
+	if err := json.Unmarshal([]byte(out), &described); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if len(described) != 1 || len(described[0].Offsets) != 1 || described[0].Offsets[0].LagSeconds == nil {
+		t.Fatalf("described %s", out)
+	}
+	if got, want := *described[0].Offsets[0].LagSeconds, expectSeconds(); math.Abs(got-want) > tolerance || *described[0].Offsets[0].Lag != 21 {
+		t.Fatalf("describe lag seconds %v, want %.1f ± %.0f", got, want, tolerance)
+	}
+	out, _, err = runLive(t, addr, "group", "lag")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +234,42 @@ func TestGroupLagAgainstBroker(t *testing.T) {
 			c.step(i)
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestAddBrokerFigures reads commit age and status from per-partition
+// series where a broker exports them and from its group and topic series
+// otherwise, and leaves groups it does not export alone.
+func TestAddBrokerFigures(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `# TYPE runnel_group_commit_age_seconds gauge
+runnel_group_commit_age_seconds{group="a",topic="t"} 7
+# TYPE runnel_group_status gauge
+runnel_group_status{group="a",topic="t"} 3
+runnel_group_status{group="b",topic="t"} 4
+# TYPE runnel_group_partition_commit_age_seconds gauge
+runnel_group_partition_commit_age_seconds{group="b",partition="1",topic="t"} 2.5
+# TYPE runnel_group_partition_status gauge
+runnel_group_partition_status{group="b",partition="1",topic="t"} 1
+`)
+	}))
+	defer srv.Close()
+	rows := []partitionLag{
+		{Group: "a", Topic: "t", Partition: 0},
+		{Group: "b", Topic: "t", Partition: 1},
+		{Group: "c", Topic: "t", Partition: 0},
+	}
+	if err := addBrokerFigures(context.Background(), srv.URL, rows); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, 0, len(rows))
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s:%s:%s", r.Group, formatSeconds(r.CommitAge), orDash(r.Status)))
+	}
+	if want := "a:7.0:STALLED b:2.5:WARN c:-:-"; strings.Join(got, " ") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, " "), want)
+	}
+	if err := addBrokerFigures(context.Background(), srv.URL+"/nope\x7f", rows); err == nil {
+		t.Fatal("a bad URL is not an error")
 	}
 }
