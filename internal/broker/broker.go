@@ -29,6 +29,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/registry/rules"
 	"github.com/runnel-dev/runnel/internal/stream"
+	"github.com/runnel-dev/runnel/internal/telemetry/lag"
 )
 
 // Broker is one running Runnel broker.
@@ -44,6 +45,7 @@ type Broker struct {
 	groups   *groups.Coordinator
 	server   *protocol.Server
 	registry *prometheus.Registry
+	lag      *lag.Tracker // consumer lag of the groups this broker coordinates (lag.go)
 
 	tls       *auth.ServerTLS // nil without a certificate
 	sec       security
@@ -246,6 +248,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	b.wg.Add(2)
 	go b.watchEtcdSize(hctx)
 	go b.guardServing(hctx)
+	if err := b.startLag(hctx); err != nil {
+		return nil, fmt.Errorf("broker: consumer lag: %w", err)
+	}
 	close(b.ready)
 	return b, nil
 }

@@ -22,12 +22,14 @@ func newGroupCommand(g *globalOptions) *cobra.Command {
 		Short: "List, describe, reset and delete consumer groups",
 		Example: `  runnel group list
   runnel group describe audit
+  runnel group lag audit
   runnel group reset-offsets audit --topic events --to-earliest --execute
   runnel group delete audit`,
 	}
 	cmd.AddCommand(
 		newGroupListCommand(g),
 		newGroupDescribeCommand(g),
+		newGroupLagCommand(g),
 		newGroupResetCommand(g),
 		newGroupDeleteCommand(g),
 	)
@@ -98,8 +100,9 @@ func newGroupDescribeCommand(g *globalOptions) *cobra.Command {
 		Long: `Show each consumer group's state, protocol type and assignment protocol
 (the assignor), its members (member id, static instance id, client id, host,
 assigned partitions), and for every partition it has committed or is
-assigned: the committed offset, the partition's log end offset, and the lag
-(end - committed; "-" when nothing is committed). Groups that cannot be
+assigned: the committed offset, the partition's log end offset, the lag
+(end - committed; "-" when nothing is committed) and the lag in seconds (the
+age of the record at the committed offset; 0 when caught up). Groups that cannot be
 described are reported one per line and make the command fail after the
 others are shown.`,
 		Example: `  runnel group describe audit
@@ -135,11 +138,27 @@ others are shown.`,
 					return errors.Join(append(errs, fmt.Errorf("list end offsets: %w", kafkaErr(err, "")))...)
 				}
 			}
+			lagging := map[string]map[int32][]int64{}
+			for _, gd := range descs {
+				for _, r := range gd.rows {
+					if c := r.cells(ends); c.hasLag && c.lag > 0 && !slices.Contains(lagging[r.topic][r.partition], c.committed) {
+						if lagging[r.topic] == nil {
+							lagging[r.topic] = map[int32][]int64{}
+						}
+						lagging[r.topic][r.partition] = append(lagging[r.topic][r.partition], c.committed)
+					}
+				}
+			}
+			times, err := recordTimes(ctx, g, lagging)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			lt := lagTimes{times: times, now: time.Now()}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				js := make([]groupJSON, 0, len(descs))
 				for _, gd := range descs {
-					js = append(js, describedGroupJSON(gd.d, gd.members, gd.rows, ends))
+					js = append(js, describedGroupJSON(gd.d, gd.members, gd.rows, ends, lt))
 				}
 				if err := writeJSON(out, js); err != nil {
 					return err
@@ -150,7 +169,7 @@ others are shown.`,
 				if i > 0 {
 					fmt.Fprintln(out)
 				}
-				if err := writeGroupDescription(out, gd.d, gd.members, gd.rows, ends); err != nil {
+				if err := writeGroupDescription(out, gd.d, gd.members, gd.rows, ends, lt); err != nil {
 					return err
 				}
 			}
@@ -320,7 +339,7 @@ func (r lagRow) cells(ends kadm.ListedOffsets) lagCells {
 	return c
 }
 
-func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, members []memberView, rows []lagRow, ends kadm.ListedOffsets) error {
+func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, members []memberView, rows []lagRow, ends kadm.ListedOffsets, lt lagTimes) error {
 	fmt.Fprintf(w, "Group:       %s\nState:       %s\nType:        %s\nProtocol:    %s\nCoordinator: %d (%s:%d)\nMembers:     %d\n",
 		d.Group, orDash(d.State), orDash(d.ProtocolType), orDash(d.Protocol),
 		d.Coordinator.NodeID, d.Coordinator.Host, d.Coordinator.Port, len(members))
@@ -345,11 +364,11 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, members []memberV
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER-ID\tCLIENT-ID\tHOST")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tLAG-SECONDS\tMEMBER-ID\tCLIENT-ID\tHOST")
 	var total int64
 	for _, r := range rows {
 		c := r.cells(ends)
-		committed, end, lag := "-", "-", "-"
+		committed, end, lag, secs := "-", "-", "-", "-"
 		switch {
 		case c.commitErr != nil:
 			committed = "error: " + kafkaErr(c.commitErr, "").Error()
@@ -365,12 +384,13 @@ func writeGroupDescription(w io.Writer, d kadm.DescribedGroup, members []memberV
 		if c.hasLag {
 			total += c.lag
 			lag = strconv.FormatInt(c.lag, 10)
+			secs = formatSeconds(lt.seconds(r.topic, r.partition, c.committed, c.lag))
 		}
 		member, client, host := "-", "-", "-"
 		if r.member != nil {
 			member, client, host = r.member.id, orDash(r.member.clientID), orDash(r.member.host)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.topic, r.partition, committed, end, lag, member, client, host)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.topic, r.partition, committed, end, lag, secs, member, client, host)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -407,11 +427,13 @@ type groupOffsetJSON struct {
 	Committed *int64 `json:"committed"`
 	End       *int64 `json:"end"`
 	Lag       *int64 `json:"lag"`
-	MemberID  string `json:"member_id,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// LagSeconds is the age of the record at the committed offset.
+	LagSeconds *float64 `json:"lag_seconds"`
+	MemberID   string   `json:"member_id,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
-func describedGroupJSON(d kadm.DescribedGroup, members []memberView, rows []lagRow, ends kadm.ListedOffsets) groupJSON {
+func describedGroupJSON(d kadm.DescribedGroup, members []memberView, rows []lagRow, ends kadm.ListedOffsets, lt lagTimes) groupJSON {
 	j := groupJSON{
 		Group: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol,
 		Coordinator: d.Coordinator.NodeID, Members: []groupMemberJSON{}, Offsets: []groupOffsetJSON{},
@@ -436,6 +458,7 @@ func describedGroupJSON(d kadm.DescribedGroup, members []memberView, rows []lagR
 		}
 		if c.hasLag {
 			oj.Lag = &c.lag
+			oj.LagSeconds = lt.seconds(r.topic, r.partition, c.committed, c.lag)
 			j.TotalLag += c.lag
 		}
 		if r.member != nil {

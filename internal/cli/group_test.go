@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,16 +244,31 @@ func TestGroupDescribe(t *testing.T) {
 		if row := tableRow(t, audit, memberID, "audit-1"); row[len(row)-1] != topic+":0,1" {
 			t.Errorf("member row %q, want assignment %s:0,1", row, topic)
 		}
-		tableRow(t, audit, "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER-ID", "CLIENT-ID", "HOST")
-		tableRow(t, audit, topic, "0", "4", "10", "6", memberID)
-		tableRow(t, audit, topic, "1", "-", "6", "-", memberID)
+		tableRow(t, audit, "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG-SECONDS", "MEMBER-ID", "CLIENT-ID", "HOST")
+		// The records were written just now: a lag of a few seconds at most.
+		lagSeconds := func(row []string) {
+			t.Helper()
+			if s, err := strconv.ParseFloat(row[5], 64); err != nil || s < 0 || s > 60 {
+				t.Errorf("lag seconds in %q", row)
+			}
+		}
+		row := tableRow(t, audit, topic, "0", "4", "10", "6")
+		lagSeconds(row)
+		if row[6] != memberID {
+			t.Errorf("row %q, want member %s", row, memberID)
+		}
+		tableRow(t, audit, topic, "1", "-", "6", "-", "-", memberID)
 
 		for _, re := range []string{`(?m)^Group: +idle$`, `(?m)^State: +Empty$`, `(?m)^Members: +0$`, `(?m)^Total lag: 1$`} {
 			if !regexp.MustCompile(re).MatchString(idle) {
 				t.Errorf("idle does not match %s:\n%s", re, idle)
 			}
 		}
-		tableRow(t, idle, topic, "1", "5", "6", "1", "-", "-", "-")
+		row = tableRow(t, idle, topic, "1", "5", "6", "1")
+		lagSeconds(row)
+		if strings.Join(row[6:], " ") != "- - -" {
+			t.Errorf("idle row %q", row)
+		}
 	})
 	t.Run("unknown group", func(t *testing.T) {
 		out, _, err := runLive(t, addr, "group", "describe", "nobody", "idle", "nobody-else")
@@ -332,7 +348,10 @@ func TestWriteGroupDescription(t *testing.T) {
 	}
 	rows := groupLagRows(members, committed)
 	var buf strings.Builder
-	if err := writeGroupDescription(&buf, d, members, rows, ends); err != nil {
+	// The record at a:3's committed offset 7 is 90 s old.
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lt := lagTimes{times: map[string]map[int32]map[int64]int64{"a": {3: {7: now.Add(-90 * time.Second).UnixMilli()}}}, now: now}
+	if err := writeGroupDescription(&buf, d, members, rows, ends, lt); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -343,15 +362,18 @@ func TestWriteGroupDescription(t *testing.T) {
 	}
 	tableRow(t, out, "m-1", "i-1", "cid", "/10.0.0.1", "a:3", "b:0,1")
 	tableRow(t, out, "m-2", "-", "other", "/10.0.0.2", "-")
-	tableRow(t, out, "a", "3", "7", "10", "3", "m-1", "cid", "/10.0.0.1")
-	tableRow(t, out, "b", "0", "50", "40", "0", "m-1")
-	tableRow(t, out, "b", "1", "-", "5", "-", "m-1")
+	tableRow(t, out, "a", "3", "7", "10", "3", "90.0", "m-1", "cid", "/10.0.0.1")
+	tableRow(t, out, "b", "0", "50", "40", "0", "0.0", "m-1")
+	tableRow(t, out, "b", "1", "-", "5", "-", "-", "m-1")
 	row := strings.Join(tableRow(t, out, "c", "0", "error:"), " ")
 	if !strings.Contains(row, "UNSTABLE_OFFSET_COMMIT") || !strings.Contains(row, "UNKNOWN_TOPIC_OR_PARTITION") {
 		t.Errorf("errors not shown: %q", row)
 	}
 
-	j := describedGroupJSON(d, members, rows, ends)
+	j := describedGroupJSON(d, members, rows, ends, lt)
+	if s := j.Offsets[0].LagSeconds; s == nil || *s != 90 {
+		t.Fatalf("json lag seconds of a:3 = %v", s)
+	}
 	if j.TotalLag != 3 || len(j.Members) != 2 || *j.Members[0].InstanceID != "i-1" || j.Members[1].InstanceID != nil ||
 		fmt.Sprint(j.Members[0].Assignment) != "[{a [3]} {b [0 1]}]" || len(j.Members[1].Assignment) != 0 {
 		t.Fatalf("json = %+v", j)

@@ -36,17 +36,26 @@ func freeAddr(t *testing.T) string {
 // start retried.
 func startBroker(t *testing.T) string {
 	t.Helper()
+	return startBrokerWith(t, nil).KafkaAddr()
+}
+
+// startBrokerWith is startBroker with the configuration edited by mutate.
+func startBrokerWith(t *testing.T, mutate func(*config.Config)) *broker.Broker {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		cfg := config.Default()
 		cfg.DataDir = t.TempDir()
 		cfg.KafkaAddr, cfg.HTTPAddr, cfg.RegistryAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 		cfg.Etcd.ClientAddr, cfg.Etcd.PeerAddr = freeAddr(t), freeAddr(t)
+		if mutate != nil {
+			mutate(&cfg)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		b, err := broker.Start(ctx, cfg, nil)
 		cancel()
 		if err == nil {
 			t.Cleanup(func() { b.Close() })
-			return b.KafkaAddr()
+			return b
 		}
 		if attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
 			t.Fatal(err)

@@ -49,6 +49,8 @@ type Config struct {
 	Archive ArchiveConfig `yaml:"archive"`
 	// Groups configures the group coordinator.
 	Groups GroupsConfig `yaml:"groups"`
+	// Telemetry configures consumer lag monitoring (telemetry.go).
+	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// AutoCreateTopics creates unknown topics on Metadata/Produce requests.
 	AutoCreateTopics bool `yaml:"auto-create-topics"`
 	// DefaultPartitions is the partition count of auto-created topics.
