@@ -239,3 +239,19 @@ func TestBatchRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestMetricsDoNotAllocate: once an api key's collectors are
+// resolved, recording a request costs no allocation.
+func TestRequestMetricsDoNotAllocate(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	start := time.Now()
+	m.observe(apiKeyProduce, start, false) // resolves the collectors
+	if n := testing.AllocsPerRun(100, func() {
+		m.observe(apiKeyProduce, start, false)
+		m.phase(apiKeyProduce, phaseQueue, start, start)
+		m.phase(apiKeyProduce, phaseFlushSequence, start, start)
+		m.phase(1, phaseFlushSequence, start, start) // not a fetch phase: ignored
+	}); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}
