@@ -53,7 +53,7 @@ func sample(t *testing.T, reg *prometheus.Registry, name string, labels map[stri
 // waitSample waits until want holds for the series' value (or absence).
 func waitSample(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want func(v float64, ok bool) bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		v, ok := sample(t, reg, name, labels)
 		if want(v, ok) {
@@ -75,7 +75,8 @@ func TestTrafficAndConnectionMetrics(t *testing.T) {
 	ctx := testCtx(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.AllowAutoTopicCreation(),
 		kgo.SoftwareNameAndVersion("metrics-test", "1.2.3"), kgo.DefaultProduceTopic("traffic"),
-		kgo.ConsumeTopics("traffic"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		kgo.ConsumeTopics("traffic"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.FetchMaxWait(200*time.Millisecond)) // a long poll in flight holds the connection open after Close
 	if err != nil {
 		t.Fatal(err)
 	}
