@@ -39,7 +39,7 @@ type metrics struct {
 	throttle *prometheus.CounterVec
 	sasl     *prometheus.CounterVec
 
-	apis [apiKeySlots]atomic.Pointer[apiMetrics]
+	apis [apiKeySlots + 1]atomic.Pointer[apiMetrics] // the last: keys past the slots
 
 	bytesIn, recordsIn, bytesOut, recordsOut *prometheus.CounterVec
 	topicsMu                                 sync.RWMutex
@@ -53,8 +53,9 @@ type metrics struct {
 	softwarePairs map[[2]string]int   // live connections by software, for the cap
 }
 
-// apiKeySlots is how many api keys have cached collectors; higher keys
-// (none served) resolve their labels on each request.
+// apiKeySlots is how many api keys have their own collectors; requests
+// with other keys (none is served) share those labelled "unknown", so a
+// client sending garbage cannot add series without bound.
 const apiKeySlots = 128
 
 // apiMetrics are one api key's collectors.
@@ -125,12 +126,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // api returns the collectors of key, resolving them on first use.
 func (m *metrics) api(key int16) *apiMetrics {
+	slot, k := apiKeySlots, "unknown"
 	if key >= 0 && int(key) < apiKeySlots {
-		if a := m.apis[key].Load(); a != nil {
-			return a
-		}
+		slot = int(key)
 	}
-	k := strconv.Itoa(int(key))
+	if a := m.apis[slot].Load(); a != nil {
+		return a
+	}
+	if slot < apiKeySlots {
+		k = strconv.Itoa(int(key))
+	}
 	a := &apiMetrics{
 		requests: m.requests.WithLabelValues(k),
 		errors:   m.errors.WithLabelValues(k),
@@ -143,10 +148,8 @@ func (m *metrics) api(key int16) *apiMetrics {
 		}
 		a.phases[ph] = m.phases.WithLabelValues(k, phaseNames[ph])
 	}
-	if key >= 0 && int(key) < apiKeySlots {
-		if !m.apis[key].CompareAndSwap(nil, a) {
-			a = m.apis[key].Load()
-		}
+	if !m.apis[slot].CompareAndSwap(nil, a) {
+		a = m.apis[slot].Load()
 	}
 	return a
 }

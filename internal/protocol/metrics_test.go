@@ -256,3 +256,19 @@ func TestRequestMetricsDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per request", n)
 	}
 }
+
+// TestUnknownApiKeysShareSeries: requests with api keys past the served
+// range count under one "unknown" label, whatever keys a client invents.
+func TestUnknownApiKeysShareSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	for _, key := range []int16{30000, -5, 200, 30000} {
+		m.observe(key, time.Now(), true)
+	}
+	if v, _ := sample(t, reg, "runnel_kafka_request_errors_total", map[string]string{"api_key": "unknown"}); v != 4 {
+		t.Fatalf("unknown api key errors = %v, want 4", v)
+	}
+	if _, ok := sample(t, reg, "runnel_kafka_requests_total", map[string]string{"api_key": "30000"}); ok {
+		t.Fatal("an invented api key has its own series")
+	}
+}
