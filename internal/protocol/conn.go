@@ -59,6 +59,8 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 	defer stopParent()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
 	sess := newSession(l, c.remote)
+	s.metrics.connOpened(l.Name)
+	defer func() { s.metrics.connClosed(l.Name, sess.software) }()
 	if l.TLS != nil {
 		tc, err := s.tlsHandshake(ctx, nc, sess)
 		if err != nil {
@@ -69,7 +71,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 		nc, c.Conn = tc, tc
 	}
 
-	frames := make(chan []byte, 8)
+	frames := make(chan frame, 8)
 	var readErr error
 	var rwg sync.WaitGroup
 	rwg.Add(1)
@@ -83,7 +85,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 				return
 			}
 			select {
-			case frames <- f:
+			case frames <- frame{f, time.Now()}:
 			case <-ctx.Done():
 				return
 			}
@@ -130,7 +132,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 		var p pending
 		var err error
 		if sess.rawTokens {
-			p, err = s.handleRawToken(ctx, sess, f)
+			p, err = s.handleRawToken(ctx, sess, f.b)
 		} else {
 			p, err = s.handleFrame(ctx, f, sess, inflight.Wait)
 		}
@@ -167,16 +169,25 @@ func (s *Server) complete(c *conn, p pending) error {
 		}
 	}
 	resp.SetVersion(p.version)
-	return s.write(c, p.corr, resp)
+	start := time.Now()
+	err := s.write(c, p.corr, resp)
+	s.metrics.phase(p.key, phaseRespond, start, time.Now())
+	return err
+}
+
+// frame is one request frame and when it was read.
+type frame struct {
+	b    []byte
+	read time.Time
 }
 
 // handleFrame decodes and dispatches one request and returns its response,
 // or a pending one for a pipelined produce. drain waits until every earlier
 // response on the connection is written. An error means the connection
 // must be closed.
-func (s *Server) handleFrame(ctx context.Context, frame []byte, sess *session, drain func()) (pending, error) {
+func (s *Server) handleFrame(ctx context.Context, f frame, sess *session, drain func()) (pending, error) {
 	start := time.Now()
-	h, body, err := wire.ParseRequestHeader(frame)
+	h, body, err := wire.ParseRequestHeader(f.b)
 	if err != nil {
 		s.metrics.observe(h.APIKey, start, true)
 		return pending{}, fmt.Errorf("request header (api_key %d, correlation_id %d): %w", h.APIKey, h.CorrelationID, err)
@@ -208,13 +219,18 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte, sess *session, d
 		drain()
 	}
 	rc := &reqCtx{hdr: h, sess: sess, log: s.log.With("api_key", h.APIKey, "correlation_id", h.CorrelationID, "client_id", h.ClientIDString())}
+	handling := time.Now()
+	s.metrics.phase(h.APIKey, phaseQueue, f.read, handling)
 	resp, err := a.handle(peer.WithClient(ctx, peer.ClientInfo{ID: h.ClientIDString(), Host: "/" + sess.host}), s, rc, req)
 	if err == nil {
-		resp = s.throttle(ctx, rc, req, resp, len(frame), start) // client quotas
+		resp = s.throttle(ctx, rc, req, resp, len(f.b), start) // client quotas
 	}
+	handled := time.Now()
+	s.metrics.phase(h.APIKey, phaseHandle, handling, handled)
 	if d, ok := resp.(*deferred); ok && err == nil {
 		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
 			r, err := d.wait()
+			s.metrics.phase(h.APIKey, phaseFlushSequence, handled, time.Now())
 			s.metrics.observe(h.APIKey, start, err != nil)
 			return r, err
 		}}, nil

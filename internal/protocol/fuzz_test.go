@@ -53,10 +53,10 @@ func FuzzHandleFrame(f *testing.F) {
 	}
 	s := NewServer(Options{Log: fl, Cluster: cl, Groups: &fakeGroups{c: cl}, Logger: slog.New(slog.DiscardHandler), AutoCreateTopics: true})
 	f.Cleanup(func() { _ = s.Close() })
-	f.Fuzz(func(t *testing.T, frame []byte) {
+	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		p, err := s.handleFrame(ctx, frame, newSession(Listener{Name: DefaultListener}, "127.0.0.1:1"), func() {})
+		p, err := s.handleFrame(ctx, frame{b: data, read: time.Now()}, newSession(Listener{Name: DefaultListener}, "127.0.0.1:1"), func() {})
 		if err == nil && (p.resp != nil || p.wait != nil) {
 			_ = s.complete(&conn{Conn: discardConn{}}, p)
 		}

@@ -112,6 +112,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 				continue
 			}
 			p.BaseOffset, p.LogAppendTime, p.LogStartOffset = r.BaseOffset, r.LogAppendTime, r.LogStartOffset
+			s.metrics.produced(batches[i].Topic, batches[i].Records, len(r.RecordErrors))
 			if len(r.RecordErrors) > 0 {
 				// Accepted, with records routed to a dead-letter topic: the
 				// record errors say which (their offsets stay gaps) under

@@ -50,6 +50,10 @@ type session struct {
 	exchange      SASLExchange // in progress, nil between exchanges
 	rawTokens     bool         // SaslHandshake v0: the next frames are bare SASL tokens
 	expiry        time.Time    // the authenticated session ends (KIP-368); zero: never
+
+	// software is what the client announced in ApiVersions v3+, as
+	// counted in the metrics (metrics.go).
+	software softwareKey
 }
 
 // newSession is the session of a new connection from remote on l.

@@ -170,6 +170,7 @@ func (s *Server) throttle(ctx context.Context, rc *reqCtx, req kmsg.Request, res
 	if d <= 0 {
 		return resp
 	}
+	s.metrics.throttled(req.Key(), d)
 	if t, ok := ctx.Value(connThrottleKey{}).(*connThrottle); ok {
 		t.until = time.Now().Add(min(d, maxMute))
 	}

@@ -161,6 +161,7 @@ func handleDeleteTopics(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.De
 				t.ErrorCode, t.ErrorMessage = errorCode(rc.log.With("topic", ti.Name), err), errorMessage(err)
 			} else {
 				rc.log.Info("deleted topic", "topic", ti.Name)
+				s.metrics.forgetTopic(ti.Name)
 			}
 		}
 		resp.Topics = append(resp.Topics, t)

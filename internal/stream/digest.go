@@ -199,6 +199,7 @@ func (e *Engine) onDigestEntry(st *state, key string, rev int64, ent *entry, res
 			res.snap, res.digest = st.clone(), d
 		}
 	case kindCheckpointDigest:
+		e.m.checkpointMs.Store(st.Clock) // a checkpoint was taken (metrics: its age)
 		own, ok := e.digestAt(ent.MarkRev)
 		if !ok {
 			return // the mark is older than this broker's start or its record

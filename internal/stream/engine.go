@@ -275,6 +275,7 @@ func (e *Engine) load(ctx context.Context) (int64, error) {
 	}
 	if ptr.Object != "" {
 		e.ckptRev.Store(ptr.Rev)
+		e.m.checkpointMs.Store(st.Clock)
 	}
 	// Range every entry as of revision at, page by key, then order by
 	// revision: etcd's revision order is the log's order.

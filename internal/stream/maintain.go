@@ -205,8 +205,9 @@ func (e *Engine) Archive(ctx context.Context) error { return e.archive(ctx, fals
 func (e *Engine) ArchiveAll(ctx context.Context) error { return e.archive(ctx, true) }
 
 func (e *Engine) archive(ctx context.Context, all bool) error {
-	plans, unarchived := e.archivePlans(all)
+	plans, unarchived, oldest := e.archivePlans(all)
 	e.m.unarchived.Set(float64(unarchived))
+	e.m.unarchivedAge.Set(oldest.Seconds())
 	// Pace the segment writes: a burst of large fsync'd writes queues the
 	// intake's small fsyncs behind it on the same device and shows up as
 	// produce latency. Spread the pass over about one archive interval,
@@ -256,7 +257,10 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 	return errors.Join(errs...)
 }
 
-func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
+// archivePlans returns the runs of intake extents due for archival, the
+// bytes still in intake objects and the age of the oldest of them (on the
+// log clock).
+func (e *Engine) archivePlans(all bool) ([]archivePlan, int64, time.Duration) {
 	maxExtents := 0
 	defer func() { // after the lock is released (deferred calls run last first)
 		e.m.unarchivedMax.Set(float64(maxExtents))
@@ -271,6 +275,7 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 	now := time.UnixMilli(e.st.Clock)
 	var plans []archivePlan
 	var unarchived int64
+	var oldestAge time.Duration
 	ids := make([]TopicID, 0, len(e.st.Topics))
 	for id := range e.st.Topics {
 		ids = append(ids, id)
@@ -302,6 +307,11 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 					unarchived += x.Len
 				}
 			}
+			if i < len(p.Extents) {
+				if ot, ok := e.objectLogTimeLocked(p.Extents[i].Obj); ok {
+					oldestAge = max(oldestAge, now.Sub(ot))
+				}
+			}
 			maxExtents = max(maxExtents, len(p.Extents)-i)
 			if len(run) == 0 {
 				continue
@@ -311,7 +321,7 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64) {
 			}
 		}
 	}
-	return plans, unarchived
+	return plans, unarchived, oldestAge
 }
 
 // segmentName names a new segment object of a partition starting at base:

@@ -1,6 +1,11 @@
 package stream
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the engine's Prometheus collectors.
 type metrics struct {
@@ -30,6 +35,13 @@ type metrics struct {
 	// with this broker's own state, and those that differed.
 	digestChecks     prometheus.Counter
 	digestMismatches prometheus.Counter
+	// checkpointMs is the log clock (ms) of the newest checkpoint this
+	// broker knows: the clock at its digest entry, or of the checkpoint
+	// loaded at start; 0 before any. unarchivedAge is the age of the
+	// oldest intake extent not yet archived, on the log clock.
+	checkpointMs  atomic.Int64
+	checkpointAge prometheus.GaugeFunc
+	unarchivedAge prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,6 +63,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_checkpoints_total", Help: "Checkpoints of sequencer state written by this broker."}),
 		collected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_objects_collected_total", Help: "Objects deleted from the store by garbage collection."}),
 		unarchived:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_bytes", Help: "Bytes still in intake objects (archival lag)."}),
+		unarchivedAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_oldest_age_seconds",
+			Help: "Age of the oldest record data still in intake objects, on the log clock (archival lag in time; 0 when all is archived)."}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_limit_rejections_total",
 			Help: "Requests refused because a memory cap was reached (limit: producer_ids, unarchived_extents)."}, []string{"limit"}),
 		producerIDs:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_producer_ids", Help: "Producer ids the sequencer holds (capped)."}),
@@ -62,7 +76,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		digestMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_state_digest_mismatch_total",
 			Help: "Checkpoint state digests that differed from this broker's own state: its state diverged (alarm)."}),
 	}
-	m.all = []prometheus.Collector{m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived,
+	m.checkpointAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runnel_checkpoint_age_seconds",
+		Help: "Time since the newest checkpoint of sequencer state this broker knows was taken (0 before any)."},
+		func() float64 {
+			ms := m.checkpointMs.Load()
+			if ms == 0 {
+				return 0
+			}
+			return max(time.Since(time.UnixMilli(ms)).Seconds(), 0)
+		})
+	m.all = []prometheus.Collector{m.checkpointAge, m.unarchivedAge, m.replayed, m.applied, m.appliedRev, m.flushSeconds, m.putSeconds, m.ackSeconds, m.flushBytes, m.cacheHits, m.cacheMisses, m.archived, m.checkpoints, m.collected, m.unarchived,
 		m.archiveFailures, m.digestChecks, m.digestMismatches, m.limitHits, m.producerIDs, m.unarchivedMax}
 	if reg != nil {
 		for _, c := range m.all {
