@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
+
+	"github.com/runnel-dev/runnel/internal/config"
 )
 
 // The dashboard and alert rules shipped in dashboards/.
@@ -32,12 +34,6 @@ var (
 var notYetExposed = map[string]string{
 	"runnel_kafka_sasl_authentications_total": "needs a SASL listener and an authentication",
 	"runnel_limit_rejections_total":           "needs a request refused by a memory cap (DESIGN §5a rule 10)",
-	// Consumer lag (issue 13), exported by the lag tracker being built
-	// alongside: remove these once it is wired into the broker.
-	"runnel_group_lag_seconds":        "consumer lag tracker not wired in yet",
-	"runnel_group_lag_offsets":        "consumer lag tracker not wired in yet",
-	"runnel_group_status":             "consumer lag tracker not wired in yet",
-	"runnel_group_commit_age_seconds": "consumer lag tracker not wired in yet",
 }
 
 // throttleHook notes that a broker throttled the client.
@@ -235,7 +231,9 @@ func scrape(t *testing.T, url string) map[string]bool {
 // notYetExposed.
 func TestDashboardMetricsExposed(t *testing.T) {
 	refs := referencedNames(t)
-	env := newTestEnv(t, 60*time.Second, nil, 2, "dash")
+	env := newTestEnv(t, 60*time.Second, func(c *config.Config) {
+		c.Telemetry.LagInterval = 100 * time.Millisecond // lag series soon after the commit
+	}, 2, "dash")
 	ctx := env.ctx
 
 	prod, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()), kgo.DefaultProduceTopic("dash"))
@@ -290,6 +288,10 @@ func TestDashboardMetricsExposed(t *testing.T) {
 
 	metricsURL := "http://" + env.b.HTTPAddr() + "/metrics"
 	exposed := scrape(t, metricsURL)
+	for deadline := time.Now().Add(10 * time.Second); !exposed["runnel_group_lag_seconds"] && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond) // the lag tracker's next evaluation
+		exposed = scrape(t, metricsURL)
+	}
 	var missing []string
 	for name, where := range refs {
 		if exposed[name] {
