@@ -292,3 +292,48 @@ func TestInstanceCap(t *testing.T) {
 		t.Fatalf("after expiry: %v", err)
 	}
 }
+
+// TestDeltaSumsAccumulate: franz-go sends one metric per node and only the
+// deltas that changed; the counter is the sum of every delta pushed.
+func TestDeltaSumsAccumulate(t *testing.T) {
+	c := newClock()
+	m := New(Options{Now: c.now})
+	m.SetSubscriptions([]Subscription{mustSub(t, "all", map[string]string{"metrics": "*", "interval.ms": "1000"})})
+	g, _ := m.Subscribe(Client{ClientID: "app"})
+	if !g.Delta {
+		t.Fatal("grant does not ask for delta sums")
+	}
+	delta := func(vals ...int64) []byte {
+		var ms []*metricspb.Metric
+		for _, v := range vals {
+			ms = append(ms, &metricspb.Metric{Name: "org.apache.kafka.producer.connection.creation", Data: &metricspb.Metric_Sum{Sum: &metricspb.Sum{
+				AggregationTemporality: metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA, IsMonotonic: true,
+				DataPoints: []*metricspb.NumberDataPoint{{Value: &metricspb.NumberDataPoint_AsInt{AsInt: v}}},
+			}}})
+		}
+		b, _ := proto.Marshal(&metricspb.MetricsData{ResourceMetrics: []*metricspb.ResourceMetrics{{ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: ms}}}}})
+		return b
+	}
+	cl := Client{InstanceID: g.InstanceID, ClientID: "app"}
+	for i, p := range [][]byte{delta(2, 3), delta(4)} {
+		c.add(time.Second)
+		if err := m.Push(cl, Push{SubscriptionID: g.SubscriptionID, Metrics: p}); err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	got, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range got {
+		if mf.GetName() == "runnel_client_org_apache_kafka_producer_connection_creation_total" {
+			if v := mf.GetMetric()[0].GetCounter().GetValue(); v != 9 {
+				t.Fatalf("counter %v, want 9", v)
+			}
+			return
+		}
+	}
+	t.Fatal("counter not exported")
+}

@@ -127,8 +127,8 @@ func unsnappy(src []byte, limit int) ([]byte, error) {
 }
 
 // decode decompresses and parses an OTLP MetricsData payload, keeping the
-// metrics the plan subscribes to. Data points of one metric are folded:
-// sums added, gauges to their largest value.
+// metrics the plan subscribes to. Data points of one name, across the
+// payload's metrics, are folded: sums added, gauges to their largest value.
 func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, error) {
 	raw, err := decompress(codec, payload, maxBytes*inflateFactor)
 	if err != nil {
@@ -139,6 +139,7 @@ func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, error) 
 		return nil, fmt.Errorf("%w: OTLP: %v", ErrInvalidRecord, err)
 	}
 	var out []sample
+	index := map[seriesKey]int{} // into out
 	for _, rm := range md.GetResourceMetrics() {
 		for _, sm := range rm.GetScopeMetrics() {
 			for _, m := range sm.GetMetrics() {
@@ -161,18 +162,24 @@ func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, error) 
 				if len(pts) == 0 {
 					continue
 				}
+				at, seen := index[seriesKey{s.name, s.kind}]
+				if !seen {
+					at = len(out)
+					index[seriesKey{s.name, s.kind}] = at
+					out = append(out, s)
+				}
+				acc := &out[at]
 				for _, dp := range pts {
 					v := dp.GetAsDouble()
 					if _, ok := dp.GetValue().(*metricspb.NumberDataPoint_AsInt); ok {
 						v = float64(dp.GetAsInt())
 					}
-					if s.kind == kindCounter {
-						s.value += v
+					if acc.kind == kindCounter {
+						acc.value += v
 					} else {
-						s.value = max(s.value, v)
+						acc.value = max(acc.value, v)
 					}
 				}
-				out = append(out, s)
 			}
 		}
 	}

@@ -12,9 +12,10 @@
 // Client, Push and Grant values and the errors below into Kafka codes.
 //
 // Choices that differ from Kafka's ClientMetricsManager, and why:
-//   - Grants ask for cumulative sums (DeltaTemporality false): Prometheus
-//     counters are cumulative, and a refused or lost delta push would lose
-//     counts. Delta sums that arrive anyway are accumulated.
+//   - Grants ask for delta sums, as Kafka does; they are accumulated into
+//     the re-exported counter, so a client that sends one data point per
+//     node only when it changed still adds up. Cumulative sums replace the
+//     counter with the push's total.
 //   - A GetTelemetrySubscriptions that comes early is not throttled when the
 //     instance's last push failed with UNKNOWN_SUBSCRIPTION_ID or
 //     UNSUPPORTED_COMPRESSION_TYPE (what Kafka intends; its check is always

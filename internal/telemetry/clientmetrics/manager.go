@@ -210,6 +210,7 @@ func (m *Manager) Subscribe(c Client) (Grant, error) {
 		Compression:    append([]int8(nil), acceptedCompression...),
 		Interval:       in.plan.interval,
 		MaxBytes:       m.opts.MaxBytes,
+		Delta:          true,
 		Requested:      in.plan.requested(),
 	}, nil
 }
