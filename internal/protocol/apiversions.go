@@ -21,7 +21,7 @@ import (
 // softwareRe is Kafka's pattern for ClientSoftwareName/Version.
 var softwareRe = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
 
-func handleApiVersions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.ApiVersionsRequest) (kmsg.Response, error) {
+func handleApiVersions(_ context.Context, s *Server, rc *reqCtx, req *kmsg.ApiVersionsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = s.advertised()
 	if req.Version >= 3 {
@@ -35,6 +35,8 @@ func handleApiVersions(_ context.Context, s *Server, _ *reqCtx, req *kmsg.ApiVer
 	}
 	if req.Version >= 3 && (!softwareRe.MatchString(req.ClientSoftwareName) || !softwareRe.MatchString(req.ClientSoftwareVersion)) {
 		resp.ErrorCode = kerr.InvalidRequest.Code
+	} else if req.Version >= 3 {
+		rc.sess.softwareName, rc.sess.softwareVersion = req.ClientSoftwareName, req.ClientSoftwareVersion
 	}
 	return resp, nil
 }

@@ -70,6 +70,9 @@ type Options struct {
 	// serves DescribeClientQuotas and AlterClientQuotas (quotas.go); nil
 	// neither enforces nor serves them.
 	Quotas Quotas
+	// ClientMetrics, when non-nil, serves KIP-714 client metrics and the
+	// CLIENT_METRICS config resources (telemetry.go); nil neither.
+	ClientMetrics ClientMetrics
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -134,7 +137,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil || a.telemetry && opts.ClientMetrics == nil {
 			continue
 		}
 		s.apis[a.key] = a
