@@ -61,6 +61,8 @@ type Broker struct {
 	authn auth.HTTPAuthenticator
 	authz auth.HTTPAuthorizer
 
+	clientMetrics *clientMetrics // KIP-714 (clientmetrics.go)
+
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc
 	closeOnce        sync.Once
@@ -217,6 +219,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	}
+	if err := b.openClientMetrics(ctx, &popts); err != nil {
+		return nil, err
+	}
 	b.sec.protocolOptions(&popts, cfg.SASL.FailureDelay, cfg.SASL.MaxReauth)
 	b.server = protocol.NewServer(popts)
 	b.serveListeners()
@@ -322,6 +327,7 @@ func (b *Broker) Close() error {
 		} else {
 			b.closeListeners()
 		}
+		b.clientMetrics.close()
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()
 		}
