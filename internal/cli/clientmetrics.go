@@ -47,7 +47,9 @@ func newClientMetricsSetCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Create a subscription or change the configs given",
-		Args:  cobra.ExactArgs(1),
+		Example: `  runnel client-metrics set producers --metrics org.apache.kafka.producer. --interval 30s
+  runnel client-metrics set etl --metrics '*' --match 'client_id=etl-.*' --match client_software_name=kgo`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set := map[string]string{}
 			if cmd.Flags().Changed("metrics") {
@@ -81,9 +83,10 @@ func newClientMetricsSetCommand(g *globalOptions) *cobra.Command {
 
 func newClientMetricsDeleteCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a subscription",
-		Args:  cobra.ExactArgs(1),
+		Use:     "delete NAME",
+		Short:   "Delete a subscription",
+		Example: `  runnel client-metrics delete producers`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := g.newClient()
 			if err != nil {
@@ -111,6 +114,7 @@ func newClientMetricsListCommand(g *globalOptions) *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"describe"},
 		Short:   "List the subscriptions and their configs",
+		Example: `  runnel client-metrics list`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := g.newClient()
