@@ -3,6 +3,7 @@ package clientmetrics
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +294,22 @@ func TestInstanceCap(t *testing.T) {
 	}
 }
 
+func TestNamespacedNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"org.apache.kafka.producer.record.send": true,
+		"io.example.app.latency":                true,
+		"connections":                           false,
+		"metrics.instances":                     false,
+		"metrics.dropped.instances":             false,
+		"org..kafka":                            false,
+		"":                                      false,
+	} {
+		if got := namespaced(name); got != want {
+			t.Errorf("namespaced(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // TestDeltaSumsAccumulate: franz-go sends one metric per node and only the
 // deltas that changed; the counter is the sum of every delta pushed.
 func TestDeltaSumsAccumulate(t *testing.T) {
@@ -336,4 +353,39 @@ func TestDeltaSumsAccumulate(t *testing.T) {
 		}
 	}
 	t.Fatal("counter not exported")
+}
+
+// TestConflictingPushesKeepTheScrapeValid: what clients push can never make
+// the registry's Gather fail (one type per name, no duplicate series).
+func TestConflictingPushesKeepTheScrapeValid(t *testing.T) {
+	c := newClock()
+	m := New(Options{Now: c.now})
+	m.SetSubscriptions([]Subscription{mustSub(t, "all", map[string]string{"metrics": "*", "interval.ms": "1000"})})
+	metric := func(name string, sum bool) *metricspb.Metric {
+		dp := []*metricspb.NumberDataPoint{{Value: &metricspb.NumberDataPoint_AsInt{AsInt: 1}}}
+		if sum {
+			return &metricspb.Metric{Name: name, Data: &metricspb.Metric_Sum{Sum: &metricspb.Sum{DataPoints: dp}}}
+		}
+		return &metricspb.Metric{Name: name, Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: dp}}}
+	}
+	for i, ms := range [][]*metricspb.Metric{
+		{metric("org.example.x_total", false), metric("org.example.x-y", true), metric("org.example.x.y", true), metric("metrics.instances", false)},
+		{metric("org.example.x", true)}, // runnel_client_org_example_x_total again, as a counter
+	} {
+		g, err := m.Subscribe(Client{ClientID: "c" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := proto.Marshal(&metricspb.MetricsData{ResourceMetrics: []*metricspb.ResourceMetrics{{ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: ms}}}}})
+		if err := m.Push(Client{InstanceID: g.InstanceID, ClientID: "c" + strconv.Itoa(i)}, Push{SubscriptionID: g.SubscriptionID, Metrics: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	for range 20 { // map order varies between collections
+		if _, err := reg.Gather(); err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+	}
 }

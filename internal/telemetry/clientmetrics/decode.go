@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -126,6 +127,25 @@ func unsnappy(src []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
+// namespaced reports whether an OTLP metric name may be re-exported: it
+// must be namespaced like Kafka's (org.apache.kafka.…, at least three
+// dot-separated parts, as KIP-714 and KIP-1076 ask of client metrics), so
+// a client cannot push a name that lands on runnel_client_metrics_* or on
+// another of the broker's own runnel_client_* families, which would make
+// the whole scrape fail.
+func namespaced(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) < 3 || parts[0] == "metrics" {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // decode decompresses and parses an OTLP MetricsData payload, keeping the
 // metrics the plan subscribes to. Data points of one name, across the
 // payload's metrics, are folded: sums added, gauges to their largest value.
@@ -143,7 +163,7 @@ func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, error) 
 	for _, rm := range md.GetResourceMetrics() {
 		for _, sm := range rm.GetScopeMetrics() {
 			for _, m := range sm.GetMetrics() {
-				if m.GetName() == "" || !p.wants(m.GetName()) {
+				if !namespaced(m.GetName()) || !p.wants(m.GetName()) {
 					continue
 				}
 				s := sample{name: m.GetName()}
