@@ -46,9 +46,13 @@ func (m *memClientMetrics) Store(_ context.Context, name string, configs map[str
 	return nil
 }
 
+func newMemClientMetrics(opts clientmetrics.Options) *memClientMetrics {
+	return &memClientMetrics{Manager: clientmetrics.New(opts), subs: map[string]map[string]string{}}
+}
+
 func startTelemetryServer(t *testing.T, opts clientmetrics.Options) (*testBroker, *memClientMetrics, *prometheus.Registry) {
 	t.Helper()
-	cm := &memClientMetrics{Manager: clientmetrics.New(opts), subs: map[string]map[string]string{}}
+	cm := newMemClientMetrics(opts)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cm.Manager)
 	return startServer(t, func(o *Options) { o.ClientMetrics = cm }), cm, reg
