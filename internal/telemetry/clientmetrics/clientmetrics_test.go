@@ -272,6 +272,38 @@ runnel_client_org_apache_kafka_producer_record_send_total{client_id="app",client
 	}
 }
 
+func TestSeriesCap(t *testing.T) {
+	c := newClock()
+	m := New(Options{Now: c.now, MaxSeries: 3})
+	m.SetSubscriptions([]Subscription{mustSub(t, "all", map[string]string{"metrics": "*", "interval.ms": "1000"})})
+	push := func(id string) {
+		t.Helper()
+		g, err := m.Subscribe(Client{ClientID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Push(Client{InstanceID: g.InstanceID, ClientID: id}, Push{SubscriptionID: g.SubscriptionID, Metrics: payload(t, 3, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("a") // three series
+	push("b") // none fit
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	if n, _ := testutil.GatherAndCount(reg, "runnel_client_org_apache_kafka_producer_record_send_total"); n != 1 {
+		t.Fatalf("%d series, want 1 (the cap)", n)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader("# HELP runnel_client_metrics_dropped_series_total Pushed metrics not re-exported because a series cap was reached.\n# TYPE runnel_client_metrics_dropped_series_total counter\nrunnel_client_metrics_dropped_series_total 3\n"), "runnel_client_metrics_dropped_series_total"); err != nil {
+		t.Fatal(err)
+	}
+	c.add(3*time.Second + time.Millisecond) // a's series are evicted: room again
+	reg.Gather()
+	push("c")
+	if n, _ := testutil.GatherAndCount(reg, "runnel_client_org_apache_kafka_producer_record_send_total"); n != 1 {
+		t.Fatalf("%d series after eviction, want c's", n)
+	}
+}
+
 func TestInstanceCap(t *testing.T) {
 	c := newClock()
 	m := New(Options{Now: c.now, MaxInstances: 2})

@@ -24,5 +24,7 @@
 //     attributes (node ids, topics) are folded: sums are added, gauges keep
 //     the largest value. Histograms and summaries are not re-exported.
 //   - The instance table is capped; a client beyond the cap is throttled
-//     and counted in runnel_client_metrics_dropped_instances_total.
+//     and counted in runnel_client_metrics_dropped_instances_total. The
+//     series are capped too (per instance and in all), metrics past the
+//     cap counted in runnel_client_metrics_dropped_series_total.
 package clientmetrics

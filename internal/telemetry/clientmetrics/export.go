@@ -20,17 +20,20 @@ type seriesKey struct {
 // point is a series' latest value.
 type point struct{ value float64 }
 
-// record applies a push's samples. Callers hold mu.
-func (in *instance) record(samples []sample) {
+// record applies a push's samples to in, within the per-instance and
+// total series caps. Callers hold mu.
+func (m *Manager) record(in *instance, samples []sample) {
 	for _, s := range samples {
 		k := seriesKey{s.name, s.kind}
 		pt, ok := in.series[k]
 		if !ok {
-			if len(in.series) >= maxSeriesPerInstance {
+			if len(in.series) >= maxSeriesPerInstance || m.nseries >= m.opts.MaxSeries {
+				m.stats.droppedSeries++
 				continue
 			}
 			pt = &point{}
 			in.series[k] = pt
+			m.nseries++
 		}
 		if s.delta {
 			pt.value += s.value
@@ -42,8 +45,9 @@ func (in *instance) record(samples []sample) {
 
 // stats are the Manager's own counters.
 type stats struct {
-	dropped uint64
-	pushes  map[string]uint64 // by result
+	dropped       uint64            // instances refused
+	droppedSeries uint64            // series refused
+	pushes        map[string]uint64 // by result
 }
 
 func (s *stats) count(err error) {
@@ -77,6 +81,8 @@ var (
 		"Client instances tracked for KIP-714 client metrics.", nil, nil)
 	descDropped = prometheus.NewDesc("runnel_client_metrics_dropped_instances_total",
 		"Client instances refused because the instance table was full.", nil, nil)
+	descDroppedSeries = prometheus.NewDesc("runnel_client_metrics_dropped_series_total",
+		"Pushed metrics not re-exported because a series cap was reached.", nil, nil)
 	descPushes = prometheus.NewDesc("runnel_client_metrics_pushes_total",
 		"PushTelemetry requests by result.", []string{"result"}, nil)
 )
@@ -112,6 +118,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	m.expire(now)
 	ch <- prometheus.MustNewConstMetric(descInstances, prometheus.GaugeValue, float64(len(m.inst)))
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(m.stats.dropped))
+	ch <- prometheus.MustNewConstMetric(descDroppedSeries, prometheus.CounterValue, float64(m.stats.droppedSeries))
 	for r, n := range m.stats.pushes {
 		ch <- prometheus.MustNewConstMetric(descPushes, prometheus.CounterValue, float64(n), r)
 	}
@@ -119,6 +126,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	descs := map[string]*prometheus.Desc{}
 	for id, in := range m.inst {
 		if len(in.series) > 0 && now.Sub(in.lastPush) > m.evictAfter(in.plan.interval) {
+			m.nseries -= len(in.series)
 			clear(in.series)
 		}
 		labels := []string{uuidString(id), in.meta.ClientID, in.meta.SoftwareName, in.meta.SoftwareVersion, in.meta.Principal}

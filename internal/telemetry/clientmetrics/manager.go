@@ -26,6 +26,9 @@ const DefaultMaxBytes = 1 << 20
 // DefaultMaxInstances bounds the instance table.
 const DefaultMaxInstances = 10000
 
+// DefaultMaxSeries bounds the re-exported series.
+const DefaultMaxSeries = 100000
+
 // Options configure a Manager.
 type Options struct {
 	// MaxBytes bounds a push's payload, compressed and decompressed
@@ -34,6 +37,9 @@ type Options struct {
 	// MaxInstances bounds the client instances tracked
 	// (DefaultMaxInstances when <= 0).
 	MaxInstances int
+	// MaxSeries bounds the series re-exported over all instances
+	// (DefaultMaxSeries when <= 0).
+	MaxSeries int
 	// EvictSlack is added to twice the push interval before a silent
 	// client's series are dropped (one second when <= 0).
 	EvictSlack time.Duration
@@ -93,6 +99,7 @@ type Manager struct {
 	subs    []Subscription // sorted by name
 	version uint64         // bumped by SetSubscriptions
 	inst    map[[16]byte]*instance
+	nseries int // series held by all instances
 	stats   stats
 }
 
@@ -103,6 +110,9 @@ func New(opts Options) *Manager {
 	}
 	if opts.MaxInstances <= 0 {
 		opts.MaxInstances = DefaultMaxInstances
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = DefaultMaxSeries
 	}
 	if opts.EvictSlack <= 0 {
 		opts.EvictSlack = time.Second
@@ -176,6 +186,7 @@ func (m *Manager) lookup(c Client, now time.Time) (*instance, error) {
 func (m *Manager) expire(now time.Time) {
 	for id, in := range m.inst {
 		if now.Sub(in.seen) > max(time.Minute, 3*in.plan.interval) {
+			m.nseries -= len(in.series)
 			delete(m.inst, id)
 		}
 	}
@@ -252,7 +263,9 @@ func (m *Manager) Push(c Client, p Push) error {
 		return err
 	}
 	in.meta.Principal = c.Principal
-	in.record(pts)
+	if m.inst[c.InstanceID] == in { // not expired while decoding
+		m.record(in, pts)
+	}
 	return nil
 }
 
