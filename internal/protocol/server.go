@@ -137,7 +137,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil || a.telemetry && opts.ClientMetrics == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil || a.kip714 && opts.ClientMetrics == nil {
 			continue
 		}
 		s.apis[a.key] = a
