@@ -178,6 +178,27 @@ func TestSubscribeAssignsIDsAndSubscriptionIDChanges(t *testing.T) {
 	}
 }
 
+// TestSubscriptionChangeLiftsThrottle: once what a client is asked for
+// changes, its next GetTelemetrySubscriptions is answered at once; an
+// unrelated change keeps the throttle.
+func TestSubscriptionChangeLiftsThrottle(t *testing.T) {
+	c := newClock()
+	m := New(Options{Now: c.now})
+	a := mustSub(t, "a", map[string]string{"metrics": "org.apache.kafka.producer.", "interval.ms": "60000", "match": "client_id=x"})
+	m.SetSubscriptions([]Subscription{a})
+	g, _ := m.Subscribe(Client{ClientID: "x"})
+	cl := Client{InstanceID: g.InstanceID, ClientID: "x"}
+	m.SetSubscriptions([]Subscription{a, mustSub(t, "other", map[string]string{"metrics": "*", "match": "client_id=y"})})
+	if _, err := m.Subscribe(cl); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("get after an unrelated change: %v, want throttled", err)
+	}
+	m.SetSubscriptions([]Subscription{mustSub(t, "a", map[string]string{"metrics": "org.apache.kafka.", "interval.ms": "60000", "match": "client_id=x"})})
+	g2, err := m.Subscribe(cl)
+	if err != nil || g2.SubscriptionID == g.SubscriptionID {
+		t.Fatalf("get after its subscription changed: %v (id %d, was %d)", err, g2.SubscriptionID, g.SubscriptionID)
+	}
+}
+
 func TestPushValidation(t *testing.T) {
 	c := newClock()
 	m := New(Options{Now: c.now, MaxBytes: 4096})

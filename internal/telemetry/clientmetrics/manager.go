@@ -174,8 +174,13 @@ func (m *Manager) lookup(c Client, now time.Time) (*instance, error) {
 	}
 	if in.version != m.version || !ok {
 		in.plan = planFor(m.subs, attrsOf(in.meta))
-		in.subID = subscriptionID(in.plan, c.InstanceID)
-		in.version = m.version
+		id := subscriptionID(in.plan, c.InstanceID)
+		if ok && id != in.subID {
+			// What the client is asked for changed: it may ask again
+			// at once (as Kafka, which makes a new instance then).
+			in.lastGet, in.lastPush = time.Time{}, time.Time{}
+		}
+		in.subID, in.version = id, m.version
 	}
 	in.seen = now
 	return in, nil
