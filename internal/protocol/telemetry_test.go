@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
 )
 
@@ -313,4 +315,46 @@ func TestClientMetricsNotServedWithoutOption(t *testing.T) {
 	if r, err := dreq.RequestWith(testCtx(t), cl); err != nil || r.Resources[0].ErrorCode != kerr.InvalidRequest.Code {
 		t.Fatalf("describe: %v %+v", err, r)
 	}
+}
+
+// TestClientMetricsAuthorization: the CLIENT_METRICS resources need
+// DESCRIBE_CONFIGS / ALTER_CONFIGS on the cluster, as Kafka; the telemetry
+// APIs need no ACL.
+func TestClientMetricsAuthorization(t *testing.T) {
+	acls := &memACLs{}
+	b := startServer(t, func(o *Options) {
+		o.ClientMetrics = newMemClientMetrics(clientmetrics.Options{})
+		o.Authorizer = auth.NewAuthorizer(config.AuthorizationConfig{Enabled: true, SuperUsers: []string{"User:admin"}}, acls)
+	})
+	describe := func() int16 {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeClientMetrics, "s"
+		req.Resources = append(req.Resources, r)
+		return do[*kmsg.DescribeConfigsResponse](t, b.addr, req, 4).Resources[0].ErrorCode
+	}
+	alter := func() int16 {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		r := kmsg.NewIncrementalAlterConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeClientMetrics, "s"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = "metrics", strptr("*")
+		r.Configs = append(r.Configs, c)
+		req.Resources = append(req.Resources, r)
+		return do[*kmsg.IncrementalAlterConfigsResponse](t, b.addr, req, 1).Resources[0].ErrorCode
+	}
+	list := func() int16 {
+		return do[*kmsg.ListConfigResourcesResponse](t, b.addr, kmsg.NewPtrListConfigResourcesRequest(), 0).ErrorCode
+	}
+	wantCode(t, "describe", describe(), kerr.ClusterAuthorizationFailed)
+	wantCode(t, "alter", alter(), kerr.ClusterAuthorizationFailed)
+	wantCode(t, "list", list(), kerr.ClusterAuthorizationFailed)
+	wantCode(t, "get subscriptions", do[*kmsg.GetTelemetrySubscriptionsResponse](t, b.addr, kmsg.NewPtrGetTelemetrySubscriptionsRequest(), 0).ErrorCode, nil)
+
+	acls.allow(kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLOperationDescribeConfigs)
+	wantCode(t, "describe with DESCRIBE_CONFIGS", describe(), nil)
+	wantCode(t, "list with DESCRIBE_CONFIGS", list(), nil)
+	wantCode(t, "alter with DESCRIBE_CONFIGS only", alter(), kerr.ClusterAuthorizationFailed)
+	acls.allow(kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLOperationAlterConfigs)
+	wantCode(t, "alter with ALTER_CONFIGS", alter(), nil)
 }
