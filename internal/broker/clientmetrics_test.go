@@ -35,7 +35,7 @@ func scrapeClientLines(t *testing.T, b *Broker, id string) []string {
 	return out
 }
 
-func describeClientMetrics(ctx context.Context, t *testing.T, cl *kgo.Client, name string) map[string]string {
+func describeClientMetrics(ctx context.Context, t *testing.T, cl kmsg.Requestor, name string) map[string]string {
 	t.Helper()
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	r := kmsg.NewDescribeConfigsRequestResource()
@@ -93,7 +93,7 @@ func TestClientMetricsTwoBrokers(t *testing.T) {
 		t.Fatalf("create subscription: %v %+v", err, resp)
 	}
 	made := time.Now()
-	for describeClientMetrics(ctx, t, admin2, "apps")["interval.ms"] != "1000" {
+	for describeClientMetrics(ctx, t, admin2.Broker(2), "apps")["interval.ms"] != "1000" {
 		if time.Since(made) > time.Second {
 			t.Fatal("broker 2 does not see the subscription within a second")
 		}
@@ -151,5 +151,27 @@ func TestClientMetricsTwoBrokers(t *testing.T) {
 			t.Fatalf("series of a stopped client still exported: %v", lines())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Deleted through broker 2 (every config deleted): gone on broker 1
+	// within a second.
+	del := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	dr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	dr.ResourceType, dr.ResourceName = kmsg.ConfigResourceTypeClientMetrics, "apps"
+	for _, n := range []string{"metrics", "interval.ms", "match"} {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op = n, kmsg.IncrementalAlterConfigOpDelete
+		dr.Configs = append(dr.Configs, c)
+	}
+	del.Resources = append(del.Resources, dr)
+	if resp, err := del.RequestWith(ctx, admin2.Broker(2)); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("delete subscription: %v %+v", err, resp)
+	}
+	deleted := time.Now()
+	for len(describeClientMetrics(ctx, t, admin1.Broker(1), "apps")) != 0 {
+		if time.Since(deleted) > time.Second {
+			t.Fatal("broker 1 still has the deleted subscription after a second")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
