@@ -12,8 +12,12 @@ package protocol
 //     DESCRIBE_CONFIGS on the cluster required. v1 (KIP-1142, other
 //     resource types) is not served.
 //   - CLIENT_METRICS config resources (type 16) in DescribeConfigs,
-//     AlterConfigs and IncrementalAlterConfigs: see clientMetricsConfigs
-//     below; ALTER_CONFIGS / DESCRIBE_CONFIGS on the cluster, as Kafka.
+//     AlterConfigs and IncrementalAlterConfigs (configs.go calls the
+//     functions below): configs metrics, interval.ms and match, validated
+//     as Kafka does (INVALID_REQUEST for an empty name, an unknown config
+//     or an interval out of range; INVALID_CONFIG for a bad match); a
+//     resource whose configs are all deleted is deleted; ALTER_CONFIGS /
+//     DESCRIBE_CONFIGS on the cluster, as Kafka.
 // All of them are served only when Options.ClientMetrics is set.
 
 import (
@@ -104,7 +108,7 @@ func handleListConfigResources(_ context.Context, s *Server, rc *reqCtx, req *km
 	return resp, nil
 }
 
-// clientMetricsConfigs answers DescribeConfigs for one CLIENT_METRICS
+// describeClientMetrics answers DescribeConfigs for one CLIENT_METRICS
 // resource: the configs set on it (none for an unknown name, as Kafka),
 // names filters them.
 func (s *Server) describeClientMetrics(name string, names []string, docs bool) ([]kmsg.DescribeConfigsResponseResourceConfig, *kerr.Error, string) {
