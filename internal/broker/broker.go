@@ -63,7 +63,8 @@ type Broker struct {
 	authn auth.HTTPAuthenticator
 	authz auth.HTTPAuthorizer
 
-	tracing brokerTracing // tracing.go
+	tracing       brokerTracing  // tracing.go
+	clientMetrics *clientMetrics // KIP-714 (clientmetrics.go)
 
 	wg               sync.WaitGroup
 	stopHousekeeping context.CancelFunc
@@ -221,6 +222,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	}
+	if err := b.openClientMetrics(ctx, &popts); err != nil {
+		return nil, err
+	}
 	b.sec.protocolOptions(&popts, cfg.SASL.FailureDelay, cfg.SASL.MaxReauth)
 	if err := b.startTracing(ctx, &popts); err != nil {
 		return nil, err
@@ -333,6 +337,7 @@ func (b *Broker) Close() error {
 			b.closeListeners()
 		}
 		errs = append(errs, b.stopTracing())
+		b.clientMetrics.close()
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()
 		}

@@ -73,6 +73,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newACLCommand(g),
 		newUserCommand(g),
 		newQuotaCommand(g),
+		newClientMetricsCommand(g),
 	)
 	wrapErrors(root, g)
 	return root

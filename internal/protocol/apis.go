@@ -20,6 +20,7 @@ type api struct {
 	groups   bool // needs Options.Groups
 	scram    bool // needs Options.SCRAM
 	quotas   bool // needs Options.Quotas
+	kip714   bool // needs Options.ClientMetrics
 }
 
 // typed adapts a handler taking its concrete request type.
@@ -83,6 +84,9 @@ func apiTable() []api {
 		{key: 66, min: 0, max: 2, handle: typed(handleListTransactions)},
 		{key: 68, min: 0, max: 1, handle: typed(handleConsumerGroupHeartbeat), groups: true},
 		{key: 69, min: 0, max: 1, handle: typed(handleConsumerGroupDescribe), groups: true},
+		{key: 71, min: 0, max: 0, handle: typed(handleGetTelemetrySubscriptions), kip714: true},
+		{key: 72, min: 0, max: 0, handle: typed(handlePushTelemetry), kip714: true},
+		{key: 74, min: 0, max: 0, handle: typed(handleListConfigResources), kip714: true},
 	}
 }
 

@@ -38,15 +38,22 @@ func handleApiVersions(_ context.Context, s *Server, rc *reqCtx, req *kmsg.ApiVe
 	} else if req.Version >= 3 {
 		rc.sess.software = s.metrics.clientSoftware(rc.sess.software,
 			softwareKey{rc.sess.listener.Name, req.ClientSoftwareName, req.ClientSoftwareVersion})
+		rc.sess.softwareName, rc.sess.softwareVersion = req.ClientSoftwareName, req.ClientSoftwareVersion
 	}
 	return resp, nil
 }
 
-// unsupportedApiVersions is the KIP-511 answer to an unknown version.
+// unsupportedApiVersions is the KIP-511 answer to an unknown version: only
+// ApiVersions' own range, as Kafka, so the client retries at a version we
+// serve and sends its software name and version (KIP-714 matches on them).
 func (s *Server) unsupportedApiVersions() *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.SetVersion(0)
 	resp.ErrorCode = kerr.UnsupportedVersion.Code
-	resp.ApiKeys = s.advertised()
+	for _, k := range s.advertised() {
+		if k.ApiKey == kmsg.ApiVersions.Int16() {
+			resp.ApiKeys = append(resp.ApiKeys, k)
+		}
+	}
 	return resp
 }

@@ -151,7 +151,7 @@ func (s *Server) configsAuthorized(rc *reqCtx, op kmsg.ACLOperation, rtype kmsg.
 		if !s.authorizedTopic(rc, op, name) {
 			return kerr.TopicAuthorizationFailed
 		}
-	case kmsg.ConfigResourceTypeBroker:
+	case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeClientMetrics:
 		if !s.authorizedCluster(rc, op) {
 			return kerr.ClusterAuthorizationFailed
 		}
@@ -202,6 +202,16 @@ func handleDescribeConfigs(_ context.Context, s *Server, rc *reqCtx, req *kmsg.D
 					}
 				}
 				r.Configs = append(r.Configs, c)
+			}
+		case kmsg.ConfigResourceTypeClientMetrics:
+			if !s.clientMetricsResource(rr.ResourceType) {
+				r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("unsupported resource type %d", rr.ResourceType))
+				break
+			}
+			var e *kerr.Error
+			var msg string
+			if r.Configs, e, msg = s.describeClientMetrics(rr.ResourceName, rr.ConfigNames, req.IncludeDocumentation); e != nil {
+				r.ErrorCode, r.ErrorMessage = e.Code, strp(msg)
 			}
 		default:
 			r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("unsupported resource type %d", rr.ResourceType))
@@ -261,6 +271,16 @@ func handleAlterConfigs(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Al
 			res.ErrorCode, res.ErrorMessage = e.Code, strp(e.Message)
 			continue
 		}
+		if s.clientMetricsResource(rr.ResourceType) {
+			configs := map[string]string{}
+			for _, c := range rr.Configs {
+				if c.Value != nil {
+					configs[c.Name] = *c.Value
+				}
+			}
+			res.ErrorCode, res.ErrorMessage = s.alterClientMetrics(ctx, rc, rr.ResourceName, configs, req.ValidateOnly)
+			continue
+		}
 		_, kerrv, msg, ok := s.alterResourceCheck(rr.ResourceType, rr.ResourceName, len(rr.Configs))
 		if !ok {
 			if kerrv != nil {
@@ -301,6 +321,15 @@ func handleIncrementalAlterConfigs(ctx context.Context, s *Server, rc *reqCtx, r
 		res := &resp.Resources[len(resp.Resources)-1]
 		if e := s.configsAuthorized(rc, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
 			res.ErrorCode, res.ErrorMessage = e.Code, strp(e.Message)
+			continue
+		}
+		if s.clientMetricsResource(rr.ResourceType) {
+			configs, e, msg := incrementalClientMetrics(s.currentClientMetrics(rr.ResourceName), rr.Configs)
+			if e != nil {
+				res.ErrorCode, res.ErrorMessage = e.Code, strp(msg)
+				continue
+			}
+			res.ErrorCode, res.ErrorMessage = s.alterClientMetrics(ctx, rc, rr.ResourceName, configs, req.ValidateOnly)
 			continue
 		}
 		ti, kerrv, msg, ok := s.alterResourceCheck(rr.ResourceType, rr.ResourceName, len(rr.Configs))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/stream"
+	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
 )
 
 // errorTable maps domain sentinel errors to Kafka error codes. It is the
@@ -62,6 +63,14 @@ var errorTable = []struct {
 	{stream.ErrStaleEntry, kerr.InvalidUpdateVersion},
 	{config.ErrInvalidConfig, kerr.InvalidConfig},
 	{config.ErrUnknownConfig, kerr.InvalidConfig},
+	// KIP-714 client metrics (telemetry.go).
+	{clientmetrics.ErrInvalidRequest, kerr.InvalidRequest},
+	{clientmetrics.ErrInvalidConfig, kerr.InvalidConfig},
+	{clientmetrics.ErrThrottled, kerr.ThrottlingQuotaExceeded},
+	{clientmetrics.ErrUnknownSubscription, kerr.UnknownSubscriptionID},
+	{clientmetrics.ErrUnsupportedCompression, kerr.UnsupportedCompressionType},
+	{clientmetrics.ErrTooLarge, kerr.TelemetryTooLarge},
+	{clientmetrics.ErrInvalidRecord, kerr.InvalidRecord},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }

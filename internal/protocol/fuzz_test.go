@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
 )
 
 // discardConn is a net.Conn that swallows writes.
@@ -51,7 +53,8 @@ func FuzzHandleFrame(f *testing.F) {
 	if _, err := fl.CreateTopic(context.Background(), "fuzz", 2, nil, false); err != nil {
 		f.Fatal(err)
 	}
-	s := NewServer(Options{Log: fl, Cluster: cl, Groups: &fakeGroups{c: cl}, Logger: slog.New(slog.DiscardHandler), AutoCreateTopics: true})
+	s := NewServer(Options{Log: fl, Cluster: cl, Groups: &fakeGroups{c: cl}, Logger: slog.New(slog.DiscardHandler), AutoCreateTopics: true,
+		ClientMetrics: newMemClientMetrics(clientmetrics.Options{})})
 	f.Cleanup(func() { _ = s.Close() })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

@@ -74,6 +74,9 @@ type Options struct {
 	// Tracer, when non-nil, traces Produce and Fetch requests (trace.go);
 	// nil traces nothing and costs nothing.
 	Tracer trace.Tracer
+	// ClientMetrics, when non-nil, serves KIP-714 client metrics and the
+	// CLIENT_METRICS config resources (telemetry.go); nil neither.
+	ClientMetrics ClientMetrics
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -138,7 +141,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil || a.kip714 && opts.ClientMetrics == nil {
 			continue
 		}
 		s.apis[a.key] = a

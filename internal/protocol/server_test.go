@@ -446,7 +446,9 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 	if err := resp.ReadFrom(body); err != nil {
 		t.Fatal(err)
 	}
-	if resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) == 0 {
+	// KIP-511, as Kafka: only ApiVersions' range, so the client retries
+	// with a version it then fills in (software name and version).
+	if resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) != 1 || resp.ApiKeys[0].ApiKey != 18 || resp.ApiKeys[0].MaxVersion != 4 {
 		t.Fatalf("response = %+v", resp)
 	}
 	// The connection stays usable: a v3 request now works, header v0.

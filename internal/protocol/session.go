@@ -40,6 +40,9 @@ type session struct {
 	listener Listener
 	// host is the client's IP address (ACL host matching).
 	host string
+	// port, softwareName and softwareVersion describe the client to
+	// KIP-714 subscriptions (the latter two from ApiVersions v3+).
+	port, softwareName, softwareVersion string
 	// principal is who the client is: Anonymous until authenticated on a
 	// SASL listener, the certificate's principal on an SSL listener.
 	principal auth.Principal
@@ -62,7 +65,7 @@ func newSession(l Listener, remote string) *session {
 	if err != nil {
 		host = remote
 	}
-	return &session{listener: l, host: host, principal: auth.Anonymous}
+	return &session{listener: l, host: host, port: sourcePort(remote), principal: auth.Anonymous}
 }
 
 // mayServe reports whether a request of api key may be answered now: on a
