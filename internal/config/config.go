@@ -49,7 +49,8 @@ type Config struct {
 	Archive ArchiveConfig `yaml:"archive"`
 	// Groups configures the group coordinator.
 	Groups GroupsConfig `yaml:"groups"`
-	// Telemetry configures consumer lag monitoring (telemetry.go).
+	// Telemetry configures consumer lag monitoring and KIP-714 client
+	// metrics (telemetry.go).
 	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// AutoCreateTopics creates unknown topics on Metadata/Produce requests.
 	AutoCreateTopics bool `yaml:"auto-create-topics"`
@@ -526,6 +527,9 @@ func (c Config) Validate() error {
 	}
 	c.validateSecurity(bad)
 	c.validateTracing(bad)
+	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

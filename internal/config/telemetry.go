@@ -5,6 +5,12 @@ import (
 	"time"
 )
 
+// Bounds of telemetry.client-metrics-max-bytes.
+const (
+	minClientMetricsBytes = kib
+	maxClientMetricsBytes = 16 * mib
+)
+
 // TelemetryConfig configures what the broker measures of its clients.
 type TelemetryConfig struct {
 	// LagPartitionMetrics adds per-partition consumer lag series
@@ -14,12 +20,29 @@ type TelemetryConfig struct {
 	// LagInterval is the time between consumer lag evaluations; a group's
 	// status is judged over the last 10. 0 means 5 s.
 	LagInterval time.Duration `yaml:"lag-interval"`
+	// ClientMetricsMaxBytes bounds a KIP-714 push, compressed and
+	// decompressed (Kafka's telemetry.max.bytes), 1 KiB to 16 MiB.
+	// 0 means 1 MiB.
+	ClientMetricsMaxBytes int32 `yaml:"client-metrics-max-bytes"`
+	// ClientMetricsOTLPEndpoint, when set, is an OTLP/gRPC collector
+	// (http://host:port in plain text, https://host:port over TLS) every
+	// accepted KIP-714 push is forwarded to.
+	ClientMetricsOTLPEndpoint string `yaml:"client-metrics-otlp-endpoint"`
 }
 
 // Validate checks the telemetry keys.
 func (t TelemetryConfig) Validate() error {
 	if t.LagInterval < 0 {
 		return fmt.Errorf("config: telemetry.lag-interval must be >= 0, got %s", t.LagInterval)
+	}
+	if n := t.ClientMetricsMaxBytes; n != 0 && (n < minClientMetricsBytes || n > maxClientMetricsBytes) {
+		return fmt.Errorf("config: telemetry.client-metrics-max-bytes must be between %d (1 KiB) and %d (16 MiB), got %d",
+			minClientMetricsBytes, maxClientMetricsBytes, n)
+	}
+	if t.ClientMetricsOTLPEndpoint != "" {
+		if err := validOTLPEndpoint(t.ClientMetricsOTLPEndpoint); err != nil {
+			return fmt.Errorf("config: telemetry.client-metrics-otlp-endpoint %q %w", t.ClientMetricsOTLPEndpoint, err)
+		}
 	}
 	return nil
 }

@@ -21,3 +21,43 @@ func TestTelemetryKeys(t *testing.T) {
 		t.Fatalf("negative interval: %v", err)
 	}
 }
+
+func TestTelemetryClientMetricsKeys(t *testing.T) {
+	c, err := Parse([]byte("telemetry:\n  client-metrics-max-bytes: 2097152\n  client-metrics-otlp-endpoint: http://127.0.0.1:4317\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Telemetry.ClientMetricsMaxBytes != 2<<20 || c.Telemetry.ClientMetricsOTLPEndpoint != "http://127.0.0.1:4317" {
+		t.Fatalf("telemetry = %+v", c.Telemetry)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*TelemetryConfig)
+		want   string // "" means valid
+	}{
+		{"defaults", func(*TelemetryConfig) {}, ""},
+		{"max bytes 1 KiB", func(t *TelemetryConfig) { t.ClientMetricsMaxBytes = 1 << 10 }, ""},
+		{"max bytes 16 MiB", func(t *TelemetryConfig) { t.ClientMetricsMaxBytes = 16 << 20 }, ""},
+		{"max bytes below 1 KiB", func(t *TelemetryConfig) { t.ClientMetricsMaxBytes = 1023 }, "telemetry.client-metrics-max-bytes"},
+		{"max bytes above 16 MiB", func(t *TelemetryConfig) { t.ClientMetricsMaxBytes = 16<<20 + 1 }, "telemetry.client-metrics-max-bytes"},
+		{"max bytes negative", func(t *TelemetryConfig) { t.ClientMetricsMaxBytes = -1 }, "telemetry.client-metrics-max-bytes"},
+		{"endpoint http", func(t *TelemetryConfig) { t.ClientMetricsOTLPEndpoint = "http://127.0.0.1:4317" }, ""},
+		{"endpoint https", func(t *TelemetryConfig) { t.ClientMetricsOTLPEndpoint = "https://collector:4317" }, ""},
+		{"endpoint scheme", func(t *TelemetryConfig) { t.ClientMetricsOTLPEndpoint = "grpc://c:4317" }, "telemetry.client-metrics-otlp-endpoint"},
+		{"endpoint bare host", func(t *TelemetryConfig) { t.ClientMetricsOTLPEndpoint = "collector:4317" }, "telemetry.client-metrics-otlp-endpoint"},
+		{"endpoint port", func(t *TelemetryConfig) { t.ClientMetricsOTLPEndpoint = "http://collector" }, "must name a port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(&c.Telemetry)
+			err := c.Validate() // the whole config: the section's errors reach it
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate() = %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+}

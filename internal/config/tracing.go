@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"math"
 	"net"
 	"net/url"
@@ -43,12 +44,20 @@ func (c Config) validateTracing(bad func(format string, args ...any)) {
 		bad("tracing.endpoint is required when tracing.enabled is true (e.g. http://127.0.0.1:4317)")
 		return
 	}
-	u, err := url.Parse(t.Endpoint)
+	if err := validOTLPEndpoint(t.Endpoint); err != nil {
+		bad("tracing.endpoint %q %v", t.Endpoint, err)
+	}
+}
+
+// validOTLPEndpoint checks an OTLP/gRPC collector URL; its error reads
+// after the key and value.
+func validOTLPEndpoint(v string) error {
+	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("tracing.endpoint %q must be an http:// or https:// URL of an OTLP/gRPC collector", t.Endpoint)
-		return
+		return errors.New("must be an http:// or https:// URL of an OTLP/gRPC collector")
 	}
 	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-		bad("tracing.endpoint %q must name a port (OTLP/gRPC listens on 4317)", t.Endpoint)
+		return errors.New("must name a port (OTLP/gRPC listens on 4317)")
 	}
+	return nil
 }
