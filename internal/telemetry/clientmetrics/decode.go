@@ -146,17 +146,18 @@ func namespaced(name string) bool {
 	return true
 }
 
-// decode decompresses and parses an OTLP MetricsData payload, keeping the
-// metrics the plan subscribes to. Data points of one name, across the
-// payload's metrics, are folded: sums added, gauges to their largest value.
-func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, error) {
+// decode decompresses and parses an OTLP MetricsData payload, returning it
+// and the samples of the metrics the plan subscribes to. Data points of one
+// name, across the payload's metrics, are folded: sums added, gauges to
+// their largest value.
+func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, *metricspb.MetricsData, error) {
 	raw, err := decompress(codec, payload, maxBytes*inflateFactor)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var md metricspb.MetricsData
-	if err := proto.Unmarshal(raw, &md); err != nil {
-		return nil, fmt.Errorf("%w: OTLP: %v", ErrInvalidRecord, err)
+	md := new(metricspb.MetricsData)
+	if err := proto.Unmarshal(raw, md); err != nil {
+		return nil, nil, fmt.Errorf("%w: OTLP: %v", ErrInvalidRecord, err)
 	}
 	var out []sample
 	index := map[seriesKey]int{} // into out
@@ -203,5 +204,5 @@ func decode(codec int8, payload []byte, maxBytes int, p plan) ([]sample, error) 
 			}
 		}
 	}
-	return out, nil
+	return out, md, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 )
 
 // Compression type ids (Kafka's CompressionType).
@@ -45,6 +47,15 @@ type Options struct {
 	EvictSlack time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Sink, when set, receives the metrics of every accepted push.
+	Sink Sink
+}
+
+// Sink receives the decoded metrics of every accepted push, with the
+// client that pushed them. Forward is called outside the Manager's lock,
+// must not block (PushTelemetry waits for it) and owns md from then on.
+type Sink interface {
+	Forward(c Client, md *metricspb.MetricsData)
 }
 
 // Client is who sends a telemetry request.
@@ -256,20 +267,27 @@ func (m *Manager) Push(c Client, p Push) error {
 	m.mu.Unlock()
 
 	// Decode outside the lock: it is the expensive part.
-	var pts []sample
+	var (
+		pts []sample
+		md  *metricspb.MetricsData
+	)
 	if len(p.Metrics) > 0 {
-		pts, err = decode(p.Compression, p.Metrics, int(m.opts.MaxBytes), pl)
+		pts, md, err = decode(p.Compression, p.Metrics, int(m.opts.MaxBytes), pl)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	in.lastErr = err
 	m.stats.count(err)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
 	in.meta.Principal = c.Principal
 	if m.inst[c.InstanceID] == in { // not expired while decoding
 		m.record(in, pts)
+	}
+	m.mu.Unlock()
+	if md != nil && m.opts.Sink != nil {
+		m.opts.Sink.Forward(c, md)
 	}
 	return nil
 }
