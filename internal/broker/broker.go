@@ -337,7 +337,7 @@ func (b *Broker) Close() error {
 			b.closeListeners()
 		}
 		errs = append(errs, b.stopTracing())
-		b.clientMetrics.close()
+		errs = append(errs, b.clientMetrics.close())
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()
 		}

@@ -25,6 +25,7 @@ const clientMetricsPrefix = "/runnel/telemetry/subscriptions/"
 // every broker within the watch's latency, well under a second).
 type clientMetrics struct {
 	*clientmetrics.Manager
+	fwd    *clientmetrics.OTLPForwarder // nil unless telemetry.client-metrics-otlp-endpoint
 	cli    *clientv3.Client
 	log    *slog.Logger
 	ctx    context.Context
@@ -38,15 +39,35 @@ type clientMetrics struct {
 }
 
 // openClientMetrics loads the subscriptions, starts the watch and serves
-// KIP-714 through opts; its series go on the broker's registry.
-func (b *Broker) openClientMetrics(ctx context.Context, opts *protocol.Options) error {
+// KIP-714 through opts; its series go on the broker's registry. With
+// telemetry.client-metrics-otlp-endpoint set, accepted pushes are also
+// forwarded to that collector.
+func (b *Broker) openClientMetrics(ctx context.Context, opts *protocol.Options) (err error) {
+	tc := b.cfg.Telemetry
 	c := &clientMetrics{
-		Manager: clientmetrics.New(clientmetrics.Options{}),
 		cli:     b.cli,
 		log:     b.log,
 		configs: map[string]map[string]string{},
 		changed: make(chan struct{}),
 	}
+	mopts := clientmetrics.Options{MaxBytes: tc.ClientMetricsMaxBytes}
+	if tc.ClientMetricsOTLPEndpoint != "" {
+		c.fwd, err = clientmetrics.NewOTLPForwarder(clientmetrics.ForwarderOptions{Endpoint: tc.ClientMetricsOTLPEndpoint, Logger: b.log})
+		if err != nil {
+			return fmt.Errorf("broker: client metrics: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				c.fwd.Close(0)
+			}
+		}()
+		if err := b.registry.Register(c.fwd); err != nil {
+			return fmt.Errorf("broker: client metrics forwarding: %w", err)
+		}
+		mopts.Sink = c.fwd
+		b.log.Info("broker: forwarding client metrics", "endpoint", tc.ClientMetricsOTLPEndpoint)
+	}
+	c.Manager = clientmetrics.New(mopts)
 	rev, err := c.load(ctx)
 	if err != nil {
 		return fmt.Errorf("broker: client metrics subscriptions: %w", err)
@@ -61,13 +82,18 @@ func (b *Broker) openClientMetrics(ctx context.Context, opts *protocol.Options) 
 	return nil
 }
 
-// close stops the watch and waits for it; nil-safe.
-func (c *clientMetrics) close() {
+// close stops the watch and waits for it, then sends the pushes still
+// queued for the OTLP collector, for at most five seconds; nil-safe.
+func (c *clientMetrics) close() error {
 	if c == nil {
-		return
+		return nil
 	}
 	c.cancel()
 	c.wg.Wait()
+	if c.fwd == nil {
+		return nil
+	}
+	return c.fwd.Close(5 * time.Second)
 }
 
 // load replaces the cache with what etcd holds and returns its revision.

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/grpc"
 )
 
 // scrapeClientLines returns the /metrics lines of runnel_client_* series
@@ -173,5 +176,93 @@ func TestClientMetricsTwoBrokers(t *testing.T) {
 			t.Fatal("broker 1 still has the deleted subscription after a second")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// otlpCollector is an in-process OTLP/gRPC metrics collector handing every
+// Export to got.
+type otlpCollector struct {
+	collectorpb.UnimplementedMetricsServiceServer
+	got chan *collectorpb.ExportMetricsServiceRequest
+}
+
+func (c *otlpCollector) Export(_ context.Context, req *collectorpb.ExportMetricsServiceRequest) (*collectorpb.ExportMetricsServiceResponse, error) {
+	select {
+	case c.got <- req:
+	default:
+	}
+	return &collectorpb.ExportMetricsServiceResponse{}, nil
+}
+
+// TestClientMetricsForwardedToOTLP: with telemetry.client-metrics-otlp-
+// endpoint set, franz-go's pushes reach the collector labelled with the
+// client; telemetry.client-metrics-max-bytes is what clients are granted.
+func TestClientMetricsForwardedToOTLP(t *testing.T) {
+	col := &otlpCollector{got: make(chan *collectorpb.ExportMetricsServiceRequest, 16)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	collectorpb.RegisterMetricsServiceServer(srv, col)
+	go srv.Serve(ln)
+	defer srv.Stop()
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.Telemetry.ClientMetricsOTLPEndpoint = "http://" + ln.Addr().String()
+	cfg.Telemetry.ClientMetricsMaxBytes = 64 << 10
+	b := startBroker(t, &cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.DisableClientMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeClientMetrics, "fwd"
+	for _, kv := range [][2]string{{"metrics", "org.apache.kafka.producer."}, {"interval.ms", "500"}} {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = kv[0], &kv[1]
+		r.Configs = append(r.Configs, c)
+	}
+	req.Resources = append(req.Resources, r)
+	if resp, err := req.RequestWith(ctx, admin); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("create subscription: %v %+v", err, resp)
+	}
+	g, err := kmsg.NewPtrGetTelemetrySubscriptionsRequest().RequestWith(ctx, admin)
+	if err != nil || g.ErrorCode != 0 || g.TelemetryMaxBytes != 64<<10 {
+		t.Fatalf("get subscriptions: %v %+v, want TelemetryMaxBytes %d", err, g, 64<<10)
+	}
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ClientID("kip714-fwd"),
+		kgo.DefaultProduceTopic("kip714fwd"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case got := <-col.got:
+			attrs := map[string]string{}
+			for _, rm := range got.GetResourceMetrics() {
+				for _, a := range rm.GetResource().GetAttributes() {
+					attrs[a.GetKey()] = a.GetValue().GetStringValue()
+				}
+			}
+			if attrs["client_id"] != "kip714-fwd" {
+				continue // the admin client's, or an earlier one's
+			}
+			if attrs["client_software_name"] != "kgo" || attrs["principal"] != "User:ANONYMOUS" || attrs["client_instance_id"] == "" {
+				t.Fatalf("forwarded resource attributes %v", attrs)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("no push forwarded to the OTLP collector")
+		}
 	}
 }
