@@ -20,9 +20,9 @@ type TelemetryConfig struct {
 	// LagInterval is the time between consumer lag evaluations; a group's
 	// status is judged over the last 10. 0 means 5 s.
 	LagInterval time.Duration `yaml:"lag-interval"`
-	// ClientMetricsMaxBytes bounds a KIP-714 push, compressed and
-	// decompressed (Kafka's telemetry.max.bytes), 1 KiB to 16 MiB.
-	// 0 means 1 MiB.
+	// ClientMetricsMaxBytes bounds a KIP-714 push's payload (Kafka's
+	// telemetry.max.bytes; decompressed it may be 16 times that), 1 KiB
+	// to 16 MiB. 0 means 1 MiB.
 	ClientMetricsMaxBytes int32 `yaml:"client-metrics-max-bytes"`
 	// ClientMetricsOTLPEndpoint, when set, is an OTLP/gRPC collector
 	// (http://host:port in plain text, https://host:port over TLS) every

@@ -2,8 +2,9 @@
 // side: client metrics subscriptions (the CLIENT_METRICS config resources),
 // the per-client-instance state behind GetTelemetrySubscriptions and
 // PushTelemetry (instance ids, subscription ids, push intervals, throttling,
-// size and decompression caps) and the re-export of pushed OTLP metrics as
-// Prometheus series named runnel_client_<otlp name>.
+// size and decompression caps), the re-export of pushed OTLP metrics as
+// Prometheus series named runnel_client_<otlp name> and, optionally, the
+// forwarding of every accepted push to an OTLP/gRPC collector (forward.go).
 //
 // It owns the subscription rules and the in-memory instance table; it does
 // not own where subscriptions are stored (the broker keeps them in etcd and
@@ -27,4 +28,8 @@
 //     and counted in runnel_client_metrics_dropped_instances_total. The
 //     series are capped too (per instance and in all), metrics past the
 //     cap counted in runnel_client_metrics_dropped_series_total.
+//   - Kafka hands each push to a ClientTelemetryReceiver plugin; here the
+//     forwarder sends the push's MetricsData as pushed, its resources
+//     labelled with KIP-714's broker-added labels, through a bounded queue
+//     that drops (and counts) rather than slow PushTelemetry down.
 package clientmetrics

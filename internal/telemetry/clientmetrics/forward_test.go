@@ -162,7 +162,9 @@ func TestForwardLabelReplacesClientAttributes(t *testing.T) {
 func TestForwardFullQueueDrops(t *testing.T) {
 	col := &collector{release: make(chan struct{})}
 	f := newForwarder(t, ForwarderOptions{Endpoint: startCollector(t, col), Queue: 1})
-	md := func() *metricspb.MetricsData { return &metricspb.MetricsData{ResourceMetrics: []*metricspb.ResourceMetrics{{}}} }
+	md := func() *metricspb.MetricsData {
+		return &metricspb.MetricsData{ResourceMetrics: []*metricspb.ResourceMetrics{{}}}
+	}
 	f.Forward(Client{ClientID: "first"}, md())
 	receive(t, col) // the sender is now stuck in Export
 	returned := make(chan struct{})

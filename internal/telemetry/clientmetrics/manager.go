@@ -33,8 +33,8 @@ const DefaultMaxSeries = 100000
 
 // Options configure a Manager.
 type Options struct {
-	// MaxBytes bounds a push's payload, compressed and decompressed
-	// (DefaultMaxBytes when <= 0).
+	// MaxBytes bounds a push's payload; decompressed it may be 16 times
+	// that (DefaultMaxBytes when <= 0).
 	MaxBytes int32
 	// MaxInstances bounds the client instances tracked
 	// (DefaultMaxInstances when <= 0).
