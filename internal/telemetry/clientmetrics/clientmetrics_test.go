@@ -354,6 +354,10 @@ func TestNamespacedNames(t *testing.T) {
 		"connections":                           false,
 		"metrics.instances":                     false,
 		"metrics.dropped.instances":             false,
+		"metrics_dropped.series.total":          false,
+		"metrics-forward.dropped.total":         false,
+		"Metrics_forwarded.x.y":                 true, // runnel_client_Metrics_… is not the broker's
+		"metricsx.a.b":                          true,
 		"org..kafka":                            false,
 		"":                                      false,
 	} {
@@ -424,6 +428,7 @@ func TestConflictingPushesKeepTheScrapeValid(t *testing.T) {
 	for i, ms := range [][]*metricspb.Metric{
 		{metric("org.example.x_total", false), metric("org.example.x-y", true), metric("org.example.x.y", true), metric("metrics.instances", false)},
 		{metric("org.example.x", true)}, // runnel_client_org_example_x_total again, as a counter
+		{metric("metrics_dropped.series.total", true), metric("metrics_pushes.total.x", false)}, // the broker's own families
 	} {
 		g, err := m.Subscribe(Client{ClientID: "c" + strconv.Itoa(i)})
 		if err != nil {

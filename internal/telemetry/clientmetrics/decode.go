@@ -135,8 +135,8 @@ func unsnappy(src []byte, limit int) ([]byte, error) {
 // the whole scrape fail.
 func namespaced(name string) bool {
 	parts := strings.Split(name, ".")
-	if len(parts) < 3 || parts[0] == "metrics" {
-		return false
+	if len(parts) < 3 || strings.HasPrefix(PromName(name, false), "runnel_client_metrics_") {
+		return false // "metrics_dropped.series.total" would be one of ours too
 	}
 	for _, p := range parts {
 		if p == "" {
