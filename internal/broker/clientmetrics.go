@@ -50,7 +50,7 @@ func (b *Broker) openClientMetrics(ctx context.Context, opts *protocol.Options) 
 		configs: map[string]map[string]string{},
 		changed: make(chan struct{}),
 	}
-	mopts := clientmetrics.Options{MaxBytes: tc.ClientMetricsMaxBytes}
+	mopts := clientmetrics.Options{MaxBytes: tc.ClientMetricsBytes()}
 	if tc.ClientMetricsOTLPEndpoint != "" {
 		c.fwd, err = clientmetrics.NewOTLPForwarder(clientmetrics.ForwarderOptions{Endpoint: tc.ClientMetricsOTLPEndpoint, Logger: b.log})
 		if err != nil {

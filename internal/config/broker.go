@@ -43,6 +43,8 @@ func BrokerDefs(c Config) []Def {
 			Doc: "Partition count of auto-created topics and of CreateTopics requests that leave it unset."},
 		{Name: "socket.request.max.bytes", Type: TypeInt, Default: i(int64(c.MaxRequestBytes)),
 			Doc: "Largest request frame accepted."},
+		{Name: "telemetry.max.bytes", Type: TypeInt, Default: i(int64(c.Telemetry.ClientMetricsBytes())),
+			Doc: "Largest KIP-714 client metrics push accepted (telemetry.client-metrics-max-bytes)."},
 	}
 	seen := map[string]bool{}
 	for _, d := range defs {

@@ -189,6 +189,7 @@ func TestBrokerDefs(t *testing.T) {
 		"advertised.listeners":      "PLAINTEXT://127.0.0.1:9092",
 		"log.cleanup.policy":        "delete",
 		"socket.request.max.bytes":  "104857600",
+		"telemetry.max.bytes":       "1048576",
 	}
 	for name, v := range want {
 		d, ok := LookupBroker(c, name)
@@ -202,6 +203,10 @@ func TestBrokerDefs(t *testing.T) {
 		if !d.ReadOnly {
 			t.Errorf("%s not read-only", name)
 		}
+	}
+	c.Telemetry.ClientMetricsMaxBytes = 4096
+	if d, _ := LookupBroker(c, "telemetry.max.bytes"); d.Default != "4096" {
+		t.Errorf("telemetry.max.bytes = %q with client-metrics-max-bytes 4096", d.Default)
 	}
 	seen := map[string]bool{}
 	for _, d := range defs {

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// Bounds of telemetry.client-metrics-max-bytes.
+// Bounds and default of telemetry.client-metrics-max-bytes.
 const (
-	minClientMetricsBytes = kib
-	maxClientMetricsBytes = 16 * mib
+	minClientMetricsBytes     = kib
+	maxClientMetricsBytes     = 16 * mib
+	defaultClientMetricsBytes = mib
 )
 
 // TelemetryConfig configures what the broker measures of its clients.
@@ -28,6 +29,15 @@ type TelemetryConfig struct {
 	// (http://host:port in plain text, https://host:port over TLS) every
 	// accepted KIP-714 push is forwarded to.
 	ClientMetricsOTLPEndpoint string `yaml:"client-metrics-otlp-endpoint"`
+}
+
+// ClientMetricsBytes is the KIP-714 push size cap in effect:
+// ClientMetricsMaxBytes, or 1 MiB when that is 0.
+func (t TelemetryConfig) ClientMetricsBytes() int32 {
+	if t.ClientMetricsMaxBytes == 0 {
+		return defaultClientMetricsBytes
+	}
+	return t.ClientMetricsMaxBytes
 }
 
 // Validate checks the telemetry keys.
