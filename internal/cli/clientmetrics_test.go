@@ -5,40 +5,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/runnel-dev/runnel/internal/protocol"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
+	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics/clientmetricstest"
 )
-
-// memSubscriptions keeps subscriptions in memory (brokers keep them in
-// etcd).
-type memSubscriptions struct {
-	*clientmetrics.Manager
-	mu   sync.Mutex
-	subs map[string]map[string]string
-}
-
-func (m *memSubscriptions) Store(_ context.Context, name string, configs map[string]string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if configs == nil {
-		delete(m.subs, name)
-	} else {
-		m.subs[name] = configs
-	}
-	var subs []clientmetrics.Subscription
-	for n, c := range m.subs {
-		s, err := clientmetrics.ParseSubscription(n, c)
-		if err != nil {
-			return err
-		}
-		subs = append(subs, s)
-	}
-	m.SetSubscriptions(subs)
-	return nil
-}
 
 func TestClientMetricsCommands(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,7 +19,7 @@ func TestClientMetricsCommands(t *testing.T) {
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	p, _ := strconv.Atoi(port)
-	cm := &memSubscriptions{Manager: clientmetrics.New(clientmetrics.Options{}), subs: map[string]map[string]string{}}
+	cm := clientmetricstest.New(clientmetrics.Options{})
 	srv := protocol.NewServer(protocol.Options{Log: quotaLog{}, Cluster: quotaCluster{protocol.Broker{NodeID: 1, Host: host, Port: int32(p)}}, ClientMetrics: cm})
 	go func() { _ = srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() { _ = srv.Close() })

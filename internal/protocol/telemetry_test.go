@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,41 +17,14 @@ import (
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
+	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics/clientmetricstest"
 )
 
-// memClientMetrics is a clientmetrics.Manager whose subscriptions are kept
-// in memory (the broker keeps them in etcd).
-type memClientMetrics struct {
-	*clientmetrics.Manager
-	mu   sync.Mutex
-	subs map[string]map[string]string
+func newMemClientMetrics(opts clientmetrics.Options) *clientmetricstest.Memory {
+	return clientmetricstest.New(opts)
 }
 
-func (m *memClientMetrics) Store(_ context.Context, name string, configs map[string]string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if configs == nil {
-		delete(m.subs, name)
-	} else {
-		m.subs[name] = configs
-	}
-	var subs []clientmetrics.Subscription
-	for n, c := range m.subs {
-		s, err := clientmetrics.ParseSubscription(n, c)
-		if err != nil {
-			return err
-		}
-		subs = append(subs, s)
-	}
-	m.SetSubscriptions(subs)
-	return nil
-}
-
-func newMemClientMetrics(opts clientmetrics.Options) *memClientMetrics {
-	return &memClientMetrics{Manager: clientmetrics.New(opts), subs: map[string]map[string]string{}}
-}
-
-func startTelemetryServer(t *testing.T, opts clientmetrics.Options) (*testBroker, *memClientMetrics, *prometheus.Registry) {
+func startTelemetryServer(t *testing.T, opts clientmetrics.Options) (*testBroker, *clientmetricstest.Memory, *prometheus.Registry) {
 	t.Helper()
 	cm := newMemClientMetrics(opts)
 	reg := prometheus.NewRegistry()
