@@ -279,6 +279,8 @@ type benchResult struct {
 	Produce     *flowReport      `json:"produce,omitempty"`
 	Consume     *flowReport      `json:"consume,omitempty"`
 	Intervals   []intervalReport `json:"intervals"`
+	// ConsumerLag is the e2e consumer's lag when the producers stopped.
+	ConsumerLag *lagReport `json:"consumer_lag,omitempty"`
 }
 
 func runBench(ctx context.Context, g *globalOptions, o *benchOptions, mode benchMode, out, errOut io.Writer) error {
@@ -415,6 +417,9 @@ func runBench(ctx context.Context, g *globalOptions, o *benchOptions, mode bench
 	if consStats != nil {
 		r := consStats.total(start, elapsed)
 		res.Consume = &r
+	}
+	if mode == benchE2E && consumer != nil {
+		res.ConsumerLag = consumer.lag.report()
 	}
 	if o.json {
 		enc := json.NewEncoder(out)
@@ -577,6 +582,64 @@ type benchConsumer struct {
 	// ends are the end offsets at start: consume mode stops once it has
 	// read up to them.
 	ends map[int32]int64
+	// lag follows how far the e2e consumer is behind when the producers
+	// stop, and how long it takes to catch up.
+	lag lagClock
+}
+
+// lagClock measures the e2e consumer's lag at the end of a run: the
+// records acknowledged to the producers but not yet consumed when the
+// producers stop, and the time from then until the consumer has them all.
+// A consumer that keeps up has no lag and catches up at once; one that
+// falls behind at the maximum rate shows it here, so a slow read path
+// cannot hide behind a good produce figure.
+type lagClock struct {
+	stopped   bool
+	stoppedAt time.Time
+	atStop    int64 // acked − received when the producers stopped
+	caughtUp  time.Duration
+	done      bool
+	remaining int64 // acked − received at the last observation
+}
+
+// observe notes the counts at now; producersDone says the producers have
+// stopped.
+func (l *lagClock) observe(now time.Time, producersDone bool, acked, received int64) {
+	l.remaining = max(acked-received, 0)
+	if !producersDone || l.done {
+		return
+	}
+	if !l.stopped {
+		l.stopped, l.stoppedAt, l.atStop = true, now, l.remaining
+	}
+	if l.remaining == 0 {
+		l.done, l.caughtUp = true, now.Sub(l.stoppedAt)
+	}
+}
+
+// report is the lag figures, nil before the producers stopped.
+func (l *lagClock) report() *lagReport {
+	if !l.stopped {
+		return nil
+	}
+	r := &lagReport{AtProducerStop: l.atStop, NotConsumed: l.remaining}
+	if l.done {
+		s := l.caughtUp.Seconds()
+		r.CatchUpSec = &s
+	}
+	return r
+}
+
+// lagReport is the e2e consumer's lag at the end of the run.
+type lagReport struct {
+	// AtProducerStop is the records acknowledged but not yet consumed when
+	// the producers stopped.
+	AtProducerStop int64 `json:"records_behind_at_producer_stop"`
+	// CatchUpSec is how long the consumer then took to consume them; nil
+	// when it had not within the drain grace.
+	CatchUpSec *float64 `json:"catch_up_sec"`
+	// NotConsumed is the records still not consumed when the run ended.
+	NotConsumed int64 `json:"records_not_consumed"`
 }
 
 func newBenchConsumer(ctx context.Context, g *globalOptions, adm *kadm.Client, topic string, mode benchMode, runID [8]byte, st *flowStats) (*benchConsumer, error) {
@@ -639,7 +702,11 @@ func (bc *benchConsumer) run(ctx, runCtx context.Context, mode benchMode, prodDo
 		}()
 	}
 	var received int64
+	defer func() { bc.lag.observe(time.Now(), isDone(prodDone), acked.Load(), received) }()
 	for pollCtx.Err() == nil {
+		if mode == benchE2E {
+			bc.lag.observe(time.Now(), isDone(prodDone), acked.Load(), received)
+		}
 		if mode == benchConsume && len(bc.ends) == 0 {
 			return nil
 		}
@@ -740,5 +807,12 @@ func writeBenchSummary(w io.Writer, res benchResult) {
 		fmt.Fprintf(w, "  consumed %d records (%.1f MB): %.0f records/s, %.2f MB/s\n",
 			c.Records, float64(c.Bytes)/1e6, c.RecordsPerSec, c.MBPerSec)
 		lat("end-to-end", c.Latency)
+	}
+	if l := res.ConsumerLag; l != nil {
+		if l.CatchUpSec != nil {
+			fmt.Fprintf(w, "  consumer lag when the producers stopped: %d records, caught up in %.2fs\n", l.AtProducerStop, *l.CatchUpSec)
+		} else {
+			fmt.Fprintf(w, "  consumer lag when the producers stopped: %d records, %d still not consumed at the end\n", l.AtProducerStop, l.NotConsumed)
+		}
 	}
 }

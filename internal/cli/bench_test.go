@@ -56,3 +56,52 @@ func TestFlowStatsReports(t *testing.T) {
 		t.Fatalf("latency reported for a flow without latency: %+v", r.Latency)
 	}
 }
+
+func TestLagClock(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type obs struct {
+		ms             int
+		done           bool
+		acked, receivd int64
+	}
+	tests := []struct {
+		name       string
+		obs        []obs
+		wantNil    bool
+		atStop     int64
+		catchUpSec float64 // -1: not caught up
+		left       int64
+	}{
+		{name: "producers still running", obs: []obs{{0, false, 100, 50}}, wantNil: true},
+		{name: "kept up", obs: []obs{{0, false, 100, 100}, {100, true, 200, 200}}, atStop: 0, catchUpSec: 0},
+		{name: "behind, then caught up", obs: []obs{{0, false, 100, 40}, {100, true, 1000, 400}, {600, true, 1000, 900}, {1100, true, 1000, 1000}},
+			atStop: 600, catchUpSec: 1.0},
+		{name: "never caught up", obs: []obs{{100, true, 1000, 10}, {15100, true, 1000, 700}}, atStop: 990, catchUpSec: -1, left: 300},
+		{name: "caught up stays caught up", obs: []obs{{100, true, 10, 0}, {200, true, 10, 10}, {900, true, 10, 10}}, atStop: 10, catchUpSec: 0.1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l lagClock
+			for _, o := range tt.obs {
+				l.observe(at(o.ms), o.done, o.acked, o.receivd)
+			}
+			r := l.report()
+			if tt.wantNil {
+				if r != nil {
+					t.Fatalf("report before the producers stopped: %+v", r)
+				}
+				return
+			}
+			if r == nil || r.AtProducerStop != tt.atStop || r.NotConsumed != tt.left {
+				t.Fatalf("report %+v, want %d behind at stop and %d left", r, tt.atStop, tt.left)
+			}
+			switch {
+			case tt.catchUpSec < 0 && r.CatchUpSec != nil:
+				t.Fatalf("caught up in %v, want never", *r.CatchUpSec)
+			case tt.catchUpSec >= 0 && (r.CatchUpSec == nil || *r.CatchUpSec != tt.catchUpSec):
+				t.Fatalf("catch-up %v, want %v", r.CatchUpSec, tt.catchUpSec)
+			}
+		})
+	}
+}
