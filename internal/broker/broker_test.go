@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,15 +18,32 @@ import (
 	"github.com/runnel-dev/runnel/internal/config"
 )
 
+// freeAddr returns a loopback address that was free a moment ago and that
+// no earlier call in this process returned: the kernel may hand the same
+// ephemeral port to two listeners opened and closed in turn, and a
+// configuration with one address twice (etcd client and peer) is refused.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
 
 func testConfig(t *testing.T, dir string) config.Config {
 	cfg := config.Default()
