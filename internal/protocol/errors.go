@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/stream"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
@@ -71,9 +72,22 @@ var errorTable = []struct {
 	{clientmetrics.ErrUnsupportedCompression, kerr.UnsupportedCompressionType},
 	{clientmetrics.ErrTooLarge, kerr.TelemetryTooLarge},
 	{clientmetrics.ErrInvalidRecord, kerr.InvalidRecord},
+	// SCRAM credentials (scram.go) and client quotas (quotas.go).
+	{errClusterAuthorization, kerr.ClusterAuthorizationFailed},
+	{errSCRAMAlteredTwice, kerr.DuplicateResource},
+	{auth.ErrUnacceptableCredential, kerr.UnacceptableCredential},
+	{auth.ErrUnsupportedMechanism, kerr.UnsupportedSaslMechanism},
+	{auth.ErrCredentialNotFound, kerr.ResourceNotFound},
+	{auth.ErrInvalidQuota, kerr.InvalidRequest},
+	{auth.ErrUnsupportedQuotaEntity, kerr.UnsupportedVersion},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }
+
+// errClusterAuthorization answers what a principal without the needed
+// cluster permission asked for, where the answer carries an error per item
+// (AlterUserScramCredentials users, AlterClientQuotas entries).
+var errClusterAuthorization = errors.New(kerr.ClusterAuthorizationFailed.Description)
 
 // errorCode maps err to a Kafka error code: 0 for nil, the table's code for
 // a known error, UNKNOWN_SERVER_ERROR (logged on log) otherwise.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -34,6 +35,13 @@ func TestErrorCode(t *testing.T) {
 		{"read barrier: deadline", fmt.Errorf("%w: %w", ErrReadBarrier, context.DeadlineExceeded), kerr.NotLeaderForPartition},
 		{"wrapped", fmt.Errorf("reading x: %w", stream.ErrOffsetOutOfRange), kerr.OffsetOutOfRange},
 		{"kerr passthrough", kerr.NotController, kerr.NotController},
+		{"cluster authorization", errClusterAuthorization, kerr.ClusterAuthorizationFailed},
+		{"SCRAM user altered twice", errSCRAMAlteredTwice, kerr.DuplicateResource},
+		{"SCRAM credential refused", fmt.Errorf("x: %w", auth.ErrUnacceptableCredential), kerr.UnacceptableCredential},
+		{"SCRAM mechanism", auth.ErrUnsupportedMechanism, kerr.UnsupportedSaslMechanism},
+		{"SCRAM credential missing", auth.ErrCredentialNotFound, kerr.ResourceNotFound},
+		{"invalid quota", fmt.Errorf("%w: Quota producer_byte_rate must be greater than 0", auth.ErrInvalidQuota), kerr.InvalidRequest},
+		{"quota entity", auth.ErrUnsupportedQuotaEntity, kerr.UnsupportedVersion},
 		{"unknown", errors.New("boom"), kerr.UnknownServerError},
 	}
 	for _, tt := range tests {

@@ -30,7 +30,6 @@ package protocol
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"strings"
 
@@ -39,20 +38,6 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/auth"
 )
-
-// quotaErrorCode maps internal/auth's quota errors to the codes Kafka
-// answers, and anything else through the error table.
-func quotaErrorCode(rc *reqCtx, err error) int16 {
-	switch {
-	case errors.Is(err, errQuotasDenied):
-		return kerr.ClusterAuthorizationFailed.Code
-	case errors.Is(err, auth.ErrInvalidQuota):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, auth.ErrUnsupportedQuotaEntity):
-		return kerr.UnsupportedVersion.Code
-	}
-	return errorCode(rc.log, err)
-}
 
 // quotaErrorMessage is err's text without the sentinel's prefix, so
 // clients read Kafka's own message ("Quota producer_byte_rate must be
@@ -77,7 +62,7 @@ func handleDescribeClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req 
 	}
 	entries, err := s.opts.Quotas.Describe(ctx, f)
 	if err != nil {
-		resp.ErrorCode, resp.ErrorMessage = quotaErrorCode(rc, err), quotaErrorMessage(err)
+		resp.ErrorCode, resp.ErrorMessage = errorCode(rc.log, err), quotaErrorMessage(err)
 		return resp, nil
 	}
 	for _, e := range entries {
@@ -117,7 +102,7 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 	var storeErr error
 	switch {
 	case !s.authorizedCluster(rc, kmsg.ACLOperationAlterConfigs):
-		storeErr = errQuotasDenied
+		storeErr = errClusterAuthorization
 	default:
 		errs, storeErr = s.opts.Quotas.Alter(ctx, alts, req.ValidateOnly)
 	}
@@ -133,7 +118,7 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 			err = errs[i]
 		}
 		if err != nil {
-			re.ErrorCode, re.ErrorMessage = quotaErrorCode(rc, err), quotaErrorMessage(err)
+			re.ErrorCode, re.ErrorMessage = errorCode(rc.log, err), quotaErrorMessage(err)
 		} else if !req.ValidateOnly {
 			ent, _ := auth.ParseQuotaEntity(alts[i].Entity)
 			rc.log.Info("altered client quotas", "entity", ent.String())
@@ -143,4 +128,3 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 	return resp, nil
 }
 
-var errQuotasDenied = errors.New(kerr.ClusterAuthorizationFailed.Description)

@@ -68,32 +68,6 @@ func scramMechanismNumber(name string) int8 {
 // request.
 var errSCRAMAlteredTwice = errors.New("A user credential cannot be altered twice in the same request")
 
-// errClusterAuthorization answers every user of an AlterUserScramCredentials
-// request whose principal may not ALTER the cluster.
-var errClusterAuthorization = errors.New("Cluster authorization failed.")
-
-// scramErrors maps the credential store's errors to Kafka codes; other
-// errors go through errorCode.
-var scramErrors = []struct {
-	err  error
-	kerr *kerr.Error
-}{
-	{errSCRAMAlteredTwice, kerr.DuplicateResource},
-	{errClusterAuthorization, kerr.ClusterAuthorizationFailed},
-	{auth.ErrUnacceptableCredential, kerr.UnacceptableCredential},
-	{auth.ErrUnsupportedMechanism, kerr.UnsupportedSaslMechanism},
-	{auth.ErrCredentialNotFound, kerr.ResourceNotFound},
-}
-
-func (s *Server) scramErrorCode(err error) int16 {
-	for _, row := range scramErrors {
-		if errors.Is(err, row.err) {
-			return row.kerr.Code
-		}
-	}
-	return errorCode(s.log, err)
-}
-
 func handleDescribeUserSCRAMCredentials(_ context.Context, s *Server, rc *reqCtx, req *kmsg.DescribeUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
 	if !s.authorizedCluster(rc, kmsg.ACLOperationDescribe) {
@@ -252,7 +226,7 @@ func handleAlterUserSCRAMCredentials(ctx context.Context, s *Server, rc *reqCtx,
 		r := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
 		r.User = name
 		if v.err != nil {
-			r.ErrorCode, r.ErrorMessage = s.scramErrorCode(v.err), kmsg.StringPtr(v.err.Error())
+			r.ErrorCode, r.ErrorMessage = errorCode(s.log, v.err), kmsg.StringPtr(v.err.Error())
 		}
 		resp.Results = append(resp.Results, r)
 	}

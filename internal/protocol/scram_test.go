@@ -260,8 +260,7 @@ func TestPlanSCRAMAlterations(t *testing.T) {
 					if v.change != nil {
 						t.Fatalf("%s has both a change and an error", user)
 					}
-					s := &Server{log: discardLogger()}
-					outcome = kerr.ErrorForCode(s.scramErrorCode(v.err)).(*kerr.Error).Message
+					outcome = kerr.ErrorForCode(errorCode(nil, v.err)).(*kerr.Error).Message
 				} else if v.change == nil {
 					t.Fatalf("%s has neither a change nor an error", user)
 				}
