@@ -127,4 +127,3 @@ func handleAlterClientQuotas(ctx context.Context, s *Server, rc *reqCtx, req *km
 	}
 	return resp, nil
 }
-
