@@ -1,0 +1,446 @@
+package share
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/objstore"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// testClock is a wall clock tests move by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// shareEnv is one etcd, one object store and one log, with share engines
+// on top (each its own etcd client, as brokers would have).
+type shareEnv struct {
+	etcd  *clustertest.Etcd
+	log   *stream.Engine
+	topic stream.TopicInfo
+	clock *testClock
+	mu    sync.Mutex
+	cfg   map[string]string // group config overrides for every group
+}
+
+func newShareEnv(t *testing.T, partitions int32) *shareEnv {
+	t.Helper()
+	etcd := clustertest.Start(t)
+	store, err := objstore.Open(context.Background(), "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	log, err := stream.Open(context.Background(), stream.Options{Client: etcd.Client(), Store: store, FlushLinger: time.Millisecond, DisableMaintenance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	ti, err := log.CreateTopic(context.Background(), "orders", partitions, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shareEnv{etcd: etcd, log: log, topic: ti, clock: &testClock{t: time.Now()}, cfg: map[string]string{}}
+}
+
+func (v *shareEnv) setConfig(name, value string) {
+	v.mu.Lock()
+	v.cfg[name] = value
+	v.mu.Unlock()
+}
+
+func (v *shareEnv) groupConfig(string) config.ShareGroup {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return config.ResolveShareGroup(v.cfg)
+}
+
+type engineOpt func(*Options)
+
+func (v *shareEnv) engine(t *testing.T, opts ...engineOpt) *Engine {
+	t.Helper()
+	return v.engineOn(t, v.etcd.Client(), opts...)
+}
+
+func (v *shareEnv) engineOn(t *testing.T, cli *clientv3.Client, opts ...engineOpt) *Engine {
+	t.Helper()
+	o := Options{Client: cli, Log: v.log, GroupConfig: v.groupConfig, Now: v.clock.Now, SweepInterval: 10 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	e := New(o)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// batch builds a magic-2 batch of n records with values prefix-i.
+func batch(n int, prefix string, attrs int16, pid int64, epoch int16, seq int32) []byte {
+	var recs []byte
+	for i := 0; i < n; i++ {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte(fmt.Sprintf("%s-%d", prefix, i))}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	now := time.Now().UnixMilli()
+	out := make([]byte, 61+len(recs))
+	be := binary.BigEndian
+	be.PutUint32(out[8:], uint32(len(out)-12))
+	be.PutUint32(out[12:], 0xffffffff)
+	out[16] = 2
+	be.PutUint16(out[21:], uint16(attrs))
+	be.PutUint32(out[23:], uint32(n-1))
+	be.PutUint64(out[27:], uint64(now))
+	be.PutUint64(out[35:], uint64(now))
+	be.PutUint64(out[43:], uint64(pid))
+	be.PutUint16(out[51:], uint16(epoch))
+	be.PutUint32(out[53:], uint32(seq))
+	be.PutUint32(out[57:], uint32(n))
+	copy(out[61:], recs)
+	be.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+func (v *shareEnv) produce(t *testing.T, partition int32, n int) int64 {
+	t.Helper()
+	r := v.log.Produce(context.Background(), []stream.ProduceBatch{{Topic: v.topic.Name, Partition: partition, Records: batch(n, "v", 0, -1, -1, -1)}})
+	if r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	return r[0].BaseOffset
+}
+
+func (v *shareEnv) key(group string, partition int32) Key {
+	return Key{Group: group, Topic: v.topic.ID, Partition: partition}
+}
+
+func acquire(t *testing.T, e *Engine, k Key, member string, max int32) AcquireResult {
+	t.Helper()
+	res, err := e.Acquire(context.Background(), AcquireRequest{Key: k, Member: member, MaxRecords: max, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	return res
+}
+
+func rangesString(rs []AcquiredRange) string {
+	s := ""
+	for _, r := range rs {
+		s += fmt.Sprintf("%d-%d@%d ", r.First, r.Last, r.DeliveryCount)
+	}
+	return s
+}
+
+// batchOffsets lists the record offsets of the batches in data.
+func batchOffsets(t *testing.T, data []byte) (first, last int64) {
+	t.Helper()
+	bs, _, err := parseBatches(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) == 0 {
+		return -1, -1
+	}
+	return bs[0].Base, bs[len(bs)-1].Last
+}
+
+func TestEngineAcquireAcceptRelease(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 5)
+	v.produce(t, 0, 5)
+
+	res := acquire(t, e, k, "a", 3)
+	if got := rangesString(res.Acquired); got != "0-4@1 " {
+		t.Fatalf("acquired %s, want the first batch whole", got)
+	}
+	if f, l := batchOffsets(t, res.Records); f != 0 || l != 4 {
+		t.Fatalf("records hold %d-%d", f, l)
+	}
+	res = acquire(t, e, k, "b", 100)
+	if got := rangesString(res.Acquired); got != "5-9@1 " {
+		t.Fatalf("b acquired %s", got)
+	}
+	if got := acquire(t, e, k, "c", 100); len(got.Acquired) != 0 || got.Records != nil {
+		t.Fatalf("c acquired %v", got.Acquired)
+	}
+	// b does not hold 0-4.
+	err := e.Acknowledge(context.Background(), k, "b", []AckBatch{{First: 0, Last: 4, Types: []int8{AckAccept}}})
+	if !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("ack by b: %v", err)
+	}
+	if err := e.Acknowledge(context.Background(), k, "a", []AckBatch{{First: 0, Last: 4, Types: []int8{AckAccept, AckAccept, AckRelease, AckAccept, AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	res = acquire(t, e, k, "c", 100)
+	if got := rangesString(res.Acquired); got != "2-2@2 " {
+		t.Fatalf("c acquired %s, want the released record again", got)
+	}
+	if f, l := batchOffsets(t, res.Records); f != 0 || l != 4 {
+		t.Fatalf("records hold %d-%d, want the batch of offset 2", f, l)
+	}
+	offs, err := e.StartOffsets(context.Background(), "g")
+	if err != nil || len(offs) != 1 || offs[0].StartOffset != 2 || offs[0].Lag != 6 {
+		t.Fatalf("start offsets %+v, %v", offs, err)
+	}
+	// A malformed batch is refused before anything is read.
+	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
+	if !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("malformed ack: %v", err)
+	}
+}
+
+func TestEngineInitialize(t *testing.T) {
+	v := newShareEnv(t, 3)
+	v.produce(t, 0, 4)
+	v.produce(t, 1, 4)
+	e := v.engine(t)
+	// latest (the default): only records produced after initialisation.
+	if err := e.Initialize(context.Background(), []Key{v.key("latest", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	v.produce(t, 0, 2)
+	if got := rangesString(acquire(t, e, v.key("latest", 0), "a", 100).Acquired); got != "4-5@1 " {
+		t.Fatalf("latest acquired %s", got)
+	}
+	// Initialize again leaves the state alone.
+	if err := e.Initialize(context.Background(), []Key{v.key("latest", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(acquire(t, e, v.key("latest", 0), "a", 100).Acquired); got != "" {
+		t.Fatalf("re-initialised: acquired %s", got)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	// Acquire initialises lazily.
+	if got := rangesString(acquire(t, e, v.key("earliest", 1), "a", 100).Acquired); got != "0-3@1 " {
+		t.Fatalf("earliest acquired %s", got)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "by_duration:PT1H")
+	if err := e.Initialize(context.Background(), []Key{v.key("dur", 0), v.key("dur", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	offs, err := e.StartOffsets(context.Background(), "dur")
+	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
+		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
+	}
+	err = e.Initialize(context.Background(), []Key{v.key("x", 7)})
+	if !errors.Is(err, ErrUnknownTopicOrPartition) {
+		t.Fatalf("unknown partition: %v", err)
+	}
+}
+
+func TestEngineLockTimeout(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareRecordLockDuration, "1000")
+	v.setConfig(config.GroupShareDeliveryCountLimit, "2")
+	reg := prometheus.NewRegistry()
+	e := v.engine(t, func(o *Options) { o.Metrics = reg })
+	k := v.key("g", 0)
+	v.produce(t, 0, 3)
+	if got := rangesString(acquire(t, e, k, "a", 100).Acquired); got != "0-2@1 " {
+		t.Fatalf("acquired %s", got)
+	}
+	changed := e.Changed()
+	v.clock.Add(1001 * time.Millisecond)
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sweep did not expire the locks")
+	}
+	// The expiry is persisted: a's acknowledgement fails.
+	err := e.Acknowledge(context.Background(), k, "a", []AckBatch{{First: 0, Last: 2, Types: []int8{AckAccept}}})
+	if !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("ack after expiry: %v", err)
+	}
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "0-2@2 " {
+		t.Fatalf("redelivery %s", got)
+	}
+	// The second timeout reaches the delivery limit: archived.
+	v.clock.Add(1001 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(e.m.archived.WithLabelValues("g", "delivery_limit")) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("records not archived at the delivery limit")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := acquire(t, e, k, "c", 100); len(got.Acquired) != 0 {
+		t.Fatalf("archived records delivered: %v", got.Acquired)
+	}
+	offs, _ := e.StartOffsets(context.Background(), "g")
+	if offs[0].StartOffset != 3 {
+		t.Fatalf("start offset %d", offs[0].StartOffset)
+	}
+	for name, want := range map[string]float64{
+		"runnel_share_records_acquired_total":    6,
+		"runnel_share_records_redelivered_total": 3,
+		"runnel_share_lock_timeouts_total":       6,
+	} {
+		if got := counterSum(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func TestEngineReleaseMemberAndSetStart(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 4)
+	acquire(t, e, k, "a", 100)
+	changed := e.Changed()
+	if err := e.ReleaseMember(context.Background(), k, "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed did not fire on release")
+	}
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "0-3@2 " {
+		t.Fatalf("after release: %s", got)
+	}
+	if err := e.SetStartOffset(context.Background(), k, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "2-3@1 " {
+		t.Fatalf("after set start: %s", got)
+	}
+	if err := e.DeleteState(context.Background(), "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	if offs, err := e.StartOffsets(context.Background(), "g"); err != nil || len(offs) != 0 {
+		t.Fatalf("after delete: %+v %v", offs, err)
+	}
+	// Acquire initialises again from earliest.
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "0-3@1 " {
+		t.Fatalf("after delete: %s", got)
+	}
+}
+
+// Two engines (two brokers) on one etcd serve one share partition at once:
+// their changes race on the key's revision, and still no record is accepted
+// twice and every record is accepted.
+func TestEnginesRaceOnOnePartition(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareRecordLockDuration, "1000")
+	v.setConfig(config.GroupShareDeliveryCountLimit, "10")
+	realTime := func(o *Options) { o.Now = time.Now }
+	engines := []*Engine{v.engine(t, realTime), v.engine(t, realTime)}
+	k := v.key("g", 0)
+	const total = 200
+	for i := 0; i < total/5; i++ {
+		v.produce(t, 0, 5)
+	}
+	var mu sync.Mutex
+	accepted := map[int64]string{}
+	var failures []string
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		e := engines[i%2]
+		member := fmt.Sprintf("m%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				mu.Lock()
+				finished := len(accepted) == total || len(failures) > 0
+				mu.Unlock()
+				if finished {
+					return
+				}
+				res, err := e.Acquire(ctx, AcquireRequest{Key: k, Member: member, MaxRecords: 7, MaxBytes: 1 << 20})
+				if err != nil {
+					continue // lost too many races: ask again
+				}
+				var acks []AckBatch
+				for _, r := range res.Acquired {
+					typ := AckAccept
+					if (n+int(r.First))%4 == 0 {
+						typ = AckRelease
+					}
+					acks = append(acks, AckBatch{First: r.First, Last: r.Last, Types: []int8{typ}})
+				}
+				if len(acks) == 0 {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if err := e.Acknowledge(ctx, k, member, acks); err != nil {
+					continue
+				}
+				mu.Lock()
+				for _, a := range acks {
+					if a.Types[0] != AckAccept {
+						continue
+					}
+					for off := a.First; off <= a.Last; off++ {
+						if prev, ok := accepted[off]; ok {
+							failures = append(failures, fmt.Sprintf("offset %d accepted by %s and %s", off, prev, member))
+						}
+						accepted[off] = member
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatal(failures)
+	}
+	if len(accepted) != total {
+		t.Fatalf("%d of %d records accepted", len(accepted), total)
+	}
+	offs, err := engines[1].StartOffsets(context.Background(), "g")
+	if err != nil || offs[0].StartOffset != total {
+		t.Fatalf("start offsets %+v %v", offs, err)
+	}
+}
