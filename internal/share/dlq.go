@@ -77,11 +77,9 @@ const (
 	DLQHeaderPrefix = "__dlq.errors."
 )
 
-// Dead-letter reasons (DeadLetter.Reason).
-const (
-	ReasonRejected              = "rejected"
-	ReasonDeliveryCountExceeded = "delivery count exceeded"
-)
+// ReasonDeliveryCountExceeded is ReasonDeliveryCount (deadletters.go),
+// the name the dead-letter writer uses; ReasonRejected is declared there.
+const ReasonDeliveryCountExceeded = ReasonDeliveryCount
 
 // TopicConfigDLQEnable is the topic config that lets a topic be a share
 // group's dead-letter topic (KIP-1191).
