@@ -177,6 +177,9 @@ func (s *GroupConfigStore) DeleteGroupConfig(ctx context.Context, group string) 
 	if err != nil {
 		return fmt.Errorf("groups: delete group configs of %q: %w", group, err)
 	}
+	if resp.Deleted == 0 {
+		return nil // nothing changed: no watch event will show it
+	}
 	return s.waitRev(ctx, resp.Header.Revision)
 }
 

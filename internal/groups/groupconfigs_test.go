@@ -139,3 +139,20 @@ func TestGroupConfigRoundTrip(t *testing.T) {
 	}
 	waitConfig(t, a, "other", map[string]string{})
 }
+
+// TestDeleteGroupConfigWithoutOverrides: deleting the configs of a group
+// that has none (every DeleteGroups of a share group without overrides)
+// changes nothing in etcd, so no watch event follows; it must return at
+// once rather than wait for one after other keys moved the revision on.
+func TestDeleteGroupConfigWithoutOverrides(t *testing.T) {
+	e := clustertest.Start(t)
+	s := openConfigStore(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := e.Client().Put(ctx, "/runnel/elsewhere", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteGroupConfig(ctx, "no-overrides"); err != nil {
+		t.Fatalf("delete configs of a group without any: %v", err)
+	}
+}
