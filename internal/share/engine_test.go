@@ -627,3 +627,39 @@ func TestEngineRestartKeepsLocks(t *testing.T) {
 		t.Fatalf("after b's locks expired: %s", got)
 	}
 }
+
+// The contracts of the Kafka front end (Shares) and of the share group
+// coordinator (ShareStates), as they declare them; the engine must satisfy
+// both.
+var (
+	_ interface {
+		Acquire(ctx context.Context, req AcquireRequest) (AcquireResult, error)
+		Acknowledge(ctx context.Context, key Key, member string, acks []AckBatch) error
+		ReleaseMember(ctx context.Context, key Key, member string) error
+		LockDuration(group string) time.Duration
+		Changed() <-chan struct{}
+	} = (*Engine)(nil)
+	_ interface {
+		Initialize(ctx context.Context, keys []Key) error
+		StartOffsets(ctx context.Context, group string) ([]PartitionOffset, error)
+		SetStartOffset(ctx context.Context, key Key, offset int64) error
+		DeleteState(ctx context.Context, group string, topic *stream.TopicID) error
+	} = (*Engine)(nil)
+)
+
+// A ShareFetch that asks for record_limit gets no more than MaxRecords in a
+// batch_optimized group.
+func TestEngineRequestRecordLimit(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 5)
+	res, err := e.Acquire(context.Background(), AcquireRequest{Key: k, Member: "a", MaxRecords: 2, MaxBytes: 1 << 20, RecordLimit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(res.Acquired); got != "0-1@1 " {
+		t.Fatalf("acquired %s", got)
+	}
+}
