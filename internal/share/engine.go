@@ -30,6 +30,8 @@ type Log interface {
 	OffsetForTimestamp(ctx context.Context, topic string, partition int32, ts int64) (int64, int64, error)
 }
 
+var _ Log = (*stream.Engine)(nil)
+
 // Options configure an Engine.
 type Options struct {
 	Client *clientv3.Client
@@ -231,6 +233,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	k := req.Key
 	cfg := e.opts.GroupConfig(k.Group)
 	p := e.policy(cfg)
+	p.RecordLimit = p.RecordLimit || req.RecordLimit
 	defer e.lock(k)()
 	ti, ps, err := e.partition(k)
 	if err != nil {

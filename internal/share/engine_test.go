@@ -444,3 +444,222 @@ func TestEnginesRaceOnOnePartition(t *testing.T) {
 		t.Fatalf("start offsets %+v %v", offs, err)
 	}
 }
+
+// read_committed delivers neither aborted transactions nor open ones (it
+// stops at the last stable offset); control batches are never delivered.
+func TestEngineReadCommitted(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	pid, epoch, err := v.log.InitTxnProducer(ctx, "tx", 60000, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := int32(0)
+	txn := func(n int, end, commit bool) {
+		t.Helper()
+		if err := v.log.AddPartitionsToTxn(ctx, "tx", pid, epoch, []stream.TxnPartition{{Topic: v.topic.ID, Partition: 0}}); err != nil {
+			t.Fatal(err)
+		}
+		r := v.log.Produce(ctx, []stream.ProduceBatch{{Topic: v.topic.Name, Partition: 0, Records: batch(n, "t", 0x10, pid, epoch, seq)}})
+		if r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+		seq += int32(n)
+		if end {
+			if _, _, err := v.log.EndTxn(ctx, "tx", pid, epoch, commit, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v.produce(t, 0, 2)   // 0-1
+	txn(2, true, true)   // 2-3, commit marker 4
+	txn(2, true, false)  // 5-6, abort marker 7
+	txn(2, false, false) // 8-9, open
+	committed := v.key("rc", 0)
+	v.setConfig(config.GroupShareIsolationLevel, "read_committed")
+	if got := rangesString(acquire(t, e, committed, "a", 100).Acquired); got != "0-3@1 " {
+		t.Fatalf("read_committed acquired %s", got)
+	}
+	if got := rangesString(acquire(t, e, committed, "a", 100).Acquired); got != "" {
+		t.Fatalf("read_committed acquired the open transaction: %s", got)
+	}
+	if _, _, err := v.log.EndTxn(ctx, "tx", pid, epoch, true, false); err != nil { // marker 10
+		t.Fatal(err)
+	}
+	v.produce(t, 0, 1) // 11
+	if got := rangesString(acquire(t, e, committed, "a", 100).Acquired); got != "8-9@1 11-11@1 " {
+		t.Fatalf("read_committed after the commit acquired %s", got)
+	}
+	v.setConfig(config.GroupShareIsolationLevel, "read_uncommitted")
+	if got := rangesString(acquire(t, e, v.key("ru", 0), "a", 100).Acquired); got != "0-3@1 5-6@1 8-9@1 11-11@1 " {
+		t.Fatalf("read_uncommitted acquired %s", got)
+	}
+}
+
+// fakeLetters is a DeadLetterWriter that fails while failing is set.
+type fakeLetters struct {
+	mu      sync.Mutex
+	failing bool
+	calls   int
+	written map[int64]int // offset → times written
+}
+
+func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, letters []DeadLetter) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.failing {
+		return errors.New("dead-letter topic unavailable")
+	}
+	if cfg.DLQTopic == "" {
+		return errors.New("no dead-letter topic")
+	}
+	for _, l := range letters {
+		f.written[l.Offset]++
+	}
+	return nil
+}
+
+func (f *fakeLetters) snapshot() (int, map[int64]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := map[int64]int{}
+	for k, v := range f.written {
+		m[k] = v
+	}
+	return f.calls, m
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// Rejected records and records past the delivery limit become dead
+// letters: persisted first, handed to the writer, removed once written; a
+// failed write is retried, also by an engine started after a crash.
+func TestEngineDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareDeliveryCountLimit, "2")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	w := &fakeLetters{failing: true, written: map[int64]int{}}
+	e := v.engine(t, func(o *Options) { o.DeadLetters = w })
+	k := v.key("g", 0)
+	v.produce(t, 0, 4)
+	acquire(t, e, k, "a", 100)
+	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 3, Types: []int8{AckReject, AckRelease, AckAccept, AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, e, k, "a", 100) // offset 1, second delivery
+	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 1, Last: 1, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed write", func() bool { calls, _ := w.snapshot(); return calls > 0 })
+	st, _, err := e.store.get(ctx, k)
+	if err != nil || len(st.Letters) != 2 {
+		t.Fatalf("pending letters %+v %v", st, err)
+	}
+	want := []DeadLetter{{Offset: 0, DeliveryCount: 1, Reason: ReasonRejected}, {Offset: 1, DeliveryCount: 2, Reason: ReasonDeliveryCount}}
+	if fmt.Sprint(st.Letters) != fmt.Sprint(want) {
+		t.Fatalf("letters %v, want %v", st.Letters, want)
+	}
+	// A crash: the engine stops with the letters unwritten; the next one
+	// (another broker, or this one restarted) writes them from the state.
+	e.Close()
+	w.mu.Lock()
+	w.failing = false
+	w.mu.Unlock()
+	e2 := v.engine(t, func(o *Options) { o.DeadLetters = w })
+	waitFor(t, "the letters written", func() bool { _, m := w.snapshot(); return len(m) == 2 })
+	waitFor(t, "the letters removed", func() bool {
+		st, ok := e2.store.cachedState(k)
+		return ok && len(st.Letters) == 0
+	})
+	if _, m := w.snapshot(); m[0] != 1 || m[1] != 1 {
+		t.Fatalf("written %v", m)
+	}
+	// Without a dead-letter topic, rejected records are only archived.
+	v.setConfig(config.GroupDLQTopicName, "")
+	v.produce(t, 0, 1)
+	acquire(t, e2, k, "a", 100)
+	if err := e2.Acknowledge(ctx, k, "a", []AckBatch{{First: 4, Last: 4, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := e2.store.get(ctx, k); len(st.Letters) != 0 || st.Start != 5 {
+		t.Fatalf("without a DLQ: %+v", st)
+	}
+}
+
+// A broker that acquired records and died: the next one honours the locks
+// until their deadline (the holder can still acknowledge) and keeps the
+// delivery counts.
+func TestEngineRestartKeepsLocks(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareRecordLockDuration, "5000")
+	e1 := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 3)
+	v.produce(t, 0, 3)
+	acquire(t, e1, k, "a", 1) // 0-2
+	if got := rangesString(acquire(t, e1, k, "b", 1).Acquired); got != "3-5@1 " {
+		t.Fatalf("b acquired %s", got)
+	}
+	e1.Close()
+	e2 := v.engineOn(t, v.etcd.Client())
+	if got := acquire(t, e2, k, "c", 100); len(got.Acquired) != 0 {
+		t.Fatalf("locked records acquired again: %v", got.Acquired)
+	}
+	if err := e2.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 2, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	v.clock.Add(5 * time.Second)
+	if got := rangesString(acquire(t, e2, k, "c", 100).Acquired); got != "3-5@2 " {
+		t.Fatalf("after b's locks expired: %s", got)
+	}
+}
+
+// The contracts of the Kafka front end (Shares) and of the share group
+// coordinator (ShareStates), as they declare them; the engine must satisfy
+// both.
+var (
+	_ interface {
+		Acquire(ctx context.Context, req AcquireRequest) (AcquireResult, error)
+		Acknowledge(ctx context.Context, key Key, member string, acks []AckBatch) error
+		ReleaseMember(ctx context.Context, key Key, member string) error
+		LockDuration(group string) time.Duration
+		Changed() <-chan struct{}
+	} = (*Engine)(nil)
+	_ interface {
+		Initialize(ctx context.Context, keys []Key) error
+		StartOffsets(ctx context.Context, group string) ([]PartitionOffset, error)
+		SetStartOffset(ctx context.Context, key Key, offset int64) error
+		DeleteState(ctx context.Context, group string, topic *stream.TopicID) error
+	} = (*Engine)(nil)
+)
+
+// A ShareFetch that asks for record_limit gets no more than MaxRecords in a
+// batch_optimized group.
+func TestEngineRequestRecordLimit(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 5)
+	res, err := e.Acquire(context.Background(), AcquireRequest{Key: k, Member: "a", MaxRecords: 2, MaxBytes: 1 << 20, RecordLimit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(res.Acquired); got != "0-1@1 " {
+		t.Fatalf("acquired %s", got)
+	}
+}
