@@ -570,3 +570,135 @@ func TestShareApisAdvertised(t *testing.T) {
 		}
 	}
 }
+
+func describeGroupConfigs(t *testing.T, addr, group string, names ...string) kmsg.DescribeConfigsResponseResource {
+	t.Helper()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	if names != nil {
+		rr.ConfigNames = names
+	}
+	req.Resources = append(req.Resources, rr)
+	req.IncludeSynonyms, req.IncludeDocumentation = true, true
+	return do[*kmsg.DescribeConfigsResponse](t, addr, req, 4).Resources[0]
+}
+
+func incrementalGroupConfig(t *testing.T, addr, group string, validateOnly bool, ops ...kmsg.IncrementalAlterConfigsRequestResourceConfig) kmsg.IncrementalAlterConfigsResponseResource {
+	t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.ValidateOnly = validateOnly
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.Configs = kmsg.ConfigResourceTypeGroupConfig, group, ops
+	req.Resources = append(req.Resources, rr)
+	return do[*kmsg.IncrementalAlterConfigsResponse](t, addr, req, 1).Resources[0]
+}
+
+func groupOp(op kmsg.IncrementalAlterConfigOp, name string, value *string) kmsg.IncrementalAlterConfigsRequestResourceConfig {
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Op, c.Name, c.Value = op, name, value
+	return c
+}
+
+func configEntry(r kmsg.DescribeConfigsResponseResource, name string) *kmsg.DescribeConfigsResponseResourceConfig {
+	for i := range r.Configs {
+		if r.Configs[i].Name == name {
+			return &r.Configs[i]
+		}
+	}
+	return nil
+}
+
+func TestGroupConfigRoundTrip(t *testing.T) {
+	b := startShare(t, nil)
+	const lock = "share.record.lock.duration.ms"
+
+	// Before any override: every group config, at its default.
+	r := describeGroupConfigs(t, b.addr, "g")
+	wantCode(t, "describe", r.ErrorCode, nil)
+	if len(r.Configs) != len(configGroupDefs()) {
+		t.Fatalf("%d configs described, want %d", len(r.Configs), len(configGroupDefs()))
+	}
+	c := configEntry(r, lock)
+	if c == nil || *c.Value != "30000" || c.Source != kmsg.ConfigSourceDefaultConfig ||
+		c.ConfigType != kmsg.ConfigTypeInt || c.Documentation == nil || len(c.ConfigSynonyms) != 1 ||
+		c.ConfigSynonyms[0].Name != "group.share.record.lock.duration.ms" {
+		t.Fatalf("default %s: %+v", lock, c)
+	}
+
+	// SET: validate-only changes nothing, then the override is described
+	// as a group config.
+	wantCode(t, "validate only", incrementalGroupConfig(t, b.addr, "g", true, groupOp(kmsg.IncrementalAlterConfigOpSet, lock, strp("60000"))).ErrorCode, nil)
+	if b.configs.GroupConfig("g") != nil {
+		t.Fatal("validate-only stored an override")
+	}
+	wantCode(t, "set", incrementalGroupConfig(t, b.addr, "g", false,
+		groupOp(kmsg.IncrementalAlterConfigOpSet, lock, strp("60000")),
+		groupOp(kmsg.IncrementalAlterConfigOpSet, "share.auto.offset.reset", strp("earliest"))).ErrorCode, nil)
+	r = describeGroupConfigs(t, b.addr, "g", lock)
+	if len(r.Configs) != 1 {
+		t.Fatalf("named describe returned %d configs", len(r.Configs))
+	}
+	if c := r.Configs[0]; *c.Value != "60000" || c.Source != kmsg.ConfigSourceGroupConfig ||
+		len(c.ConfigSynonyms) != 2 || c.ConfigSynonyms[0].Source != kmsg.ConfigSourceGroupConfig {
+		t.Fatalf("override: %+v", c)
+	}
+	if v := configEntry(describeGroupConfigs(t, b.addr, "other"), lock).Value; *v != "30000" {
+		t.Fatalf("another group sees %s", *v)
+	}
+
+	// Refusals, each leaving the stored overrides as they were.
+	bad := []struct {
+		name string
+		ops  []kmsg.IncrementalAlterConfigsRequestResourceConfig
+		want *kerr.Error
+		msg  string
+	}{
+		{"unknown name", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpSet, "no.such", strp("1"))}, kerr.InvalidConfig, "Unknown group config name: no.such"},
+		{"below the minimum", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpSet, lock, strp("10"))}, kerr.InvalidConfig, ""},
+		{"not a number", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpSet, lock, strp("soon"))}, kerr.InvalidConfig, ""},
+		{"set without a value", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpSet, lock, nil)}, kerr.InvalidConfig, ""},
+		{"append", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpAppend, lock, strp("1"))}, kerr.InvalidRequest, ""},
+		{"subtract", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpSubtract, lock, strp("1"))}, kerr.InvalidRequest, ""},
+		{"named twice", []kmsg.IncrementalAlterConfigsRequestResourceConfig{groupOp(kmsg.IncrementalAlterConfigOpSet, lock, strp("40000")), groupOp(kmsg.IncrementalAlterConfigOpDelete, lock, nil)}, kerr.InvalidRequest, ""},
+	}
+	for _, tc := range bad {
+		res := incrementalGroupConfig(t, b.addr, "g", false, tc.ops...)
+		wantCode(t, tc.name, res.ErrorCode, tc.want)
+		if tc.msg != "" && (res.ErrorMessage == nil || *res.ErrorMessage != tc.msg) {
+			t.Errorf("%s: message %v, want %q", tc.name, res.ErrorMessage, tc.msg)
+		}
+		if got := b.configs.GroupConfig("g")[lock]; got != "60000" {
+			t.Fatalf("%s: override now %q", tc.name, got)
+		}
+	}
+	wantCode(t, "no group name", incrementalGroupConfig(t, b.addr, "", false, groupOp(kmsg.IncrementalAlterConfigOpSet, lock, strp("60000"))).ErrorCode, kerr.InvalidRequest)
+
+	// DELETE reverts to the default.
+	wantCode(t, "delete", incrementalGroupConfig(t, b.addr, "g", false, groupOp(kmsg.IncrementalAlterConfigOpDelete, lock, nil)).ErrorCode, nil)
+	if c := configEntry(describeGroupConfigs(t, b.addr, "g"), lock); *c.Value != "30000" || c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Fatalf("after delete: %+v", c)
+	}
+
+	// AlterConfigs replaces every override.
+	ac := kmsg.NewPtrAlterConfigsRequest()
+	rr := kmsg.NewAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "g"
+	cfg := kmsg.NewAlterConfigsRequestResourceConfig()
+	cfg.Name, cfg.Value = "share.delivery.count.limit", strp("3")
+	rr.Configs = append(rr.Configs, cfg)
+	ac.Resources = append(ac.Resources, rr)
+	wantCode(t, "alter configs", do[*kmsg.AlterConfigsResponse](t, b.addr, ac, 2).Resources[0].ErrorCode, nil)
+	if got := b.configs.GroupConfig("g"); len(got) != 1 || got["share.delivery.count.limit"] != "3" {
+		t.Fatalf("after AlterConfigs: %v", got)
+	}
+	cfg.Name = "no.such"
+	ac.Resources[0].Configs[0] = cfg
+	wantCode(t, "alter configs, unknown name", do[*kmsg.AlterConfigsResponse](t, b.addr, ac, 2).Resources[0].ErrorCode, kerr.InvalidConfig)
+}
+
+func TestGroupConfigWithoutStore(t *testing.T) {
+	b := startServer(t, nil)
+	wantCode(t, "describe", describeGroupConfigs(t, b.addr, "g").ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "alter", incrementalGroupConfig(t, b.addr, "g", false, groupOp(kmsg.IncrementalAlterConfigOpSet, "share.record.lock.duration.ms", strp("60000"))).ErrorCode, kerr.InvalidRequest)
+}

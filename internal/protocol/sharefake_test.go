@@ -354,3 +354,5 @@ var (
 	_ ShareGroups  = (*fakeShareGroups)(nil)
 	_ GroupConfigs = (*fakeGroupConfigs)(nil)
 )
+
+func configGroupDefs() []config.Def { return config.GroupDefs() }

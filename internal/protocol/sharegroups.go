@@ -111,7 +111,7 @@ func handleDescribeShareGroupOffsets(ctx context.Context, s *Server, rc *reqCtx,
 	// group goes to the coordinator in one request.
 	fwd := *req
 	fwd.Groups = nil
-	refusedTopics := map[string][]kmsg.DescribeShareGroupOffsetsRequestGroupTopic{}
+	refusedTopics := map[int][]kmsg.DescribeShareGroupOffsetsRequestGroupTopic{} // by request index: a group may be named twice
 	deniedGroup := map[int]bool{}
 	for i, g := range req.Groups {
 		if !s.authorizedGroup(rc, kmsg.ACLOperationDescribe, g.GroupID) {
@@ -121,7 +121,7 @@ func handleDescribeShareGroupOffsets(ctx context.Context, s *Server, rc *reqCtx,
 		fg := g
 		if g.Topics != nil {
 			var allowed []kmsg.DescribeShareGroupOffsetsRequestGroupTopic
-			allowed, refusedTopics[g.GroupID] = splitTopics(g.Topics, func(t kmsg.DescribeShareGroupOffsetsRequestGroupTopic) bool { return describe.ok(t.Topic) })
+			allowed, refusedTopics[i] = splitTopics(g.Topics, func(t kmsg.DescribeShareGroupOffsetsRequestGroupTopic) bool { return describe.ok(t.Topic) })
 			fg.Topics = allowed
 			if fg.Topics == nil {
 				fg.Topics = []kmsg.DescribeShareGroupOffsetsRequestGroupTopic{} // not "all topics"
@@ -154,7 +154,7 @@ func handleDescribeShareGroupOffsets(ctx context.Context, s *Server, rc *reqCtx,
 			if g.Topics == nil { // all topics: leave out what may not be described
 				rg.Topics, _ = splitTopics(rg.Topics, func(t kmsg.DescribeShareGroupOffsetsResponseGroupTopic) bool { return describe.ok(t.Topic) })
 			}
-			for _, t := range refusedTopics[g.GroupID] {
+			for _, t := range refusedTopics[i] {
 				rt := kmsg.NewDescribeShareGroupOffsetsResponseGroupTopic()
 				rt.Topic = t.Topic
 				for _, p := range t.Partitions {
