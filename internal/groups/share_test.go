@@ -381,9 +381,10 @@ func TestShareGroupHeartbeatLifecycle(t *testing.T) {
 	expectCode(t, "future epoch", shareHB(co, group, "a", 9).ErrorCode, kerr.FencedMemberEpoch.Code)
 	expectCode(t, "unknown member", shareHB(co, group, "ghost", 2).ErrorCode, kerr.UnknownMemberID.Code)
 	expectCode(t, "join without topics", shareHB(co, group, "c", 0).ErrorCode, kerr.InvalidRequest.Code)
-	expectCode(t, "empty member id v1", shareHB(co, group, "", 0, "t2").ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "empty member id", shareHB(co, group, "", 0, "t2").ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "empty member id leaving", shareHB(co, group, "", -1).ErrorCode, kerr.InvalidRequest.Code)
 	expectCode(t, "epoch -2", shareHB(co, group, "a", -2).ErrorCode, kerr.InvalidRequest.Code)
-	expectCode(t, "empty group id", shareHB(co, "", "a", 0, "t2").ErrorCode, kerr.InvalidGroupID.Code)
+	expectCode(t, "empty group id", shareHB(co, "", "a", 0, "t2").ErrorCode, kerr.InvalidRequest.Code)
 	waitOwner(t, n, "sg-none")
 	expectCode(t, "unknown group", shareHB(co, "sg-none", "a", 3).ErrorCode, kerr.UnknownMemberID.Code)
 	if _, ok := listGroups(co)["sg-none"]; ok {
