@@ -85,20 +85,20 @@ func shbError(code int16, msg string, args ...any) shbResult {
 	return shbResult{code: code, msg: fmt.Sprintf(msg, args...), epoch: -1}
 }
 
-// heartbeat applies one ShareGroupHeartbeat. newID makes a member id for a
-// v0 join that brings none.
-func (sg *shareGroup) heartbeat(req *kmsg.ShareGroupHeartbeatRequest, clientID, clientHost string, topics []topicMeta, newID func() string) shbResult {
+// heartbeat applies one ShareGroupHeartbeat. The client always generates
+// its member id (KIP-932 as in Kafka 4.1+).
+func (sg *shareGroup) heartbeat(req *kmsg.ShareGroupHeartbeatRequest, clientID, clientHost string, topics []topicMeta) shbResult {
+	if req.MemberID == "" {
+		return shbError(kerr.InvalidRequest.Code, "MemberId can't be empty")
+	}
 	if req.RackID != nil && *req.RackID == "" {
-		return shbError(kerr.InvalidRequest.Code, "RackID can't be empty")
+		return shbError(kerr.InvalidRequest.Code, "RackId can't be empty")
 	}
 	var res shbResult
 	var m *smember
 	bumped := false // the group epoch moved in this heartbeat
 	switch {
 	case req.MemberEpoch == -1:
-		if req.MemberID == "" {
-			return shbError(kerr.InvalidRequest.Code, "MemberID can't be empty")
-		}
 		if sg.members[req.MemberID] == nil {
 			return shbError(kerr.UnknownMemberID.Code, "member %q is not in the group", req.MemberID)
 		}
@@ -109,12 +109,6 @@ func (sg *shareGroup) heartbeat(req *kmsg.ShareGroupHeartbeatRequest, clientID, 
 			return shbError(kerr.InvalidRequest.Code, "SubscribedTopicNames must be set in the first request")
 		}
 		id := req.MemberID
-		if id == "" {
-			if req.Version >= 1 {
-				return shbError(kerr.InvalidRequest.Code, "MemberID can't be empty")
-			}
-			id = newID()
-		}
 		m = sg.members[id]
 		if m == nil {
 			// A member that rejoins with epoch 0 (after a fence or a lost
@@ -125,9 +119,6 @@ func (sg *shareGroup) heartbeat(req *kmsg.ShareGroupHeartbeatRequest, clientID, 
 			bumped, res.changed = true, true
 		}
 	case req.MemberEpoch > 0:
-		if req.MemberID == "" {
-			return shbError(kerr.InvalidRequest.Code, "MemberID can't be empty")
-		}
 		m = sg.members[req.MemberID]
 		if m == nil {
 			return shbError(kerr.UnknownMemberID.Code, "member %q is not in the group", req.MemberID)

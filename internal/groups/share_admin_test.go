@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -271,4 +272,39 @@ func TestConsumerGroupTimeoutsFromGroupConfigs(t *testing.T) {
 	if session, _ := n.co.consumerTimeouts(group); session != 50*time.Second {
 		t.Fatalf("session timeout %v", session)
 	}
+}
+
+func TestShareGroupAPIsAtNonCoordinator(t *testing.T) {
+	env := newShareEnv(t)
+	n1 := env.start(t, 1)
+	n2 := env.start(t, 2)
+	// A group whose shard n1 owns once ownership settles.
+	var group string
+	deadline := time.Now().Add(10 * time.Second)
+	for group == "" {
+		for i := range 200 {
+			g := fmt.Sprintf("nc-%d", i)
+			n1.co.reconcile(context.Background())
+			if gr, code := n1.co.lookup(g, false); code == 0 {
+				if gr != nil {
+					gr.mu.Unlock()
+				}
+				if _, owned := n2.cl.OwnedShard(n2.cl.ShardFor(g)); !owned {
+					group = g
+					break
+				}
+			}
+		}
+		if group == "" && time.Now().After(deadline) {
+			t.Fatal("no group settled on broker 1")
+		}
+	}
+	co := n2.co
+	want := kerr.NotCoordinator.Code
+	expectCode(t, "heartbeat", shareHB(co, group, "a", 0, "t2").ErrorCode, want)
+	expectCode(t, "describe", describeShare(t, co, group).ErrorCode, want)
+	expectCode(t, "describe offsets", describeShareOffsets(co, group, nil).ErrorCode, want)
+	expectCode(t, "alter offsets", alterShareOffsets(co, group, "t2", 0, 1).ErrorCode, want)
+	expectCode(t, "delete offsets", deleteShareOffsets(co, group, "t2").ErrorCode, want)
+	expectCode(t, "heartbeat at the owner", shareHB(n1.co, group, "a", 0, "t2").ErrorCode, 0)
 }

@@ -14,6 +14,13 @@ package groups
 // APIs answer a share group as Kafka's GroupMetadataManager does
 // (INCONSISTENT_GROUP_PROTOCOL for JoinGroup, UNKNOWN_MEMBER_ID for the
 // rest of the classic protocol, GROUP_ID_NOT_FOUND otherwise).
+//
+// Validation is Kafka 4.2's: the client generates its member id, an empty
+// group or member id is INVALID_REQUEST. Deliberately unlike Kafka, a
+// known member rejoining with epoch 0 is answered with its current
+// assignment instead of FENCED_MEMBER_EPOCH: nothing a share member holds
+// is exclusive, so there is nothing to fence, and a client that lost a
+// response recovers at once instead of waiting out its session.
 
 import (
 	"context"
@@ -129,7 +136,10 @@ func (c *Coordinator) ShareGroupHeartbeat(ctx context.Context, req *kmsg.ShareGr
 		return resp
 	}
 	if req.GroupID == "" {
-		return fail(kerr.InvalidGroupID.Code, "GroupId can't be empty")
+		return fail(kerr.InvalidRequest.Code, "GroupId can't be empty") // INVALID_REQUEST, as Kafka
+	}
+	if req.MemberID == "" {
+		return fail(kerr.InvalidRequest.Code, "MemberId can't be empty")
 	}
 	g, code := c.lookup(req.GroupID, req.MemberEpoch == 0)
 	if code != 0 {
@@ -160,7 +170,7 @@ func (c *Coordinator) ShareGroupHeartbeat(ctx context.Context, req *kmsg.ShareGr
 		}
 		g.sg = before.restore()
 	}
-	res := g.sg.heartbeat(req, clientIDFrom(ctx), clientHostFrom(ctx), c.topicMetas(), newUUIDString)
+	res := g.sg.heartbeat(req, clientIDFrom(ctx), clientHostFrom(ctx), c.topicMetas())
 	if res.code != 0 {
 		rollback()
 		return fail(res.code, res.msg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -380,9 +381,10 @@ func TestShareGroupHeartbeatLifecycle(t *testing.T) {
 	expectCode(t, "future epoch", shareHB(co, group, "a", 9).ErrorCode, kerr.FencedMemberEpoch.Code)
 	expectCode(t, "unknown member", shareHB(co, group, "ghost", 2).ErrorCode, kerr.UnknownMemberID.Code)
 	expectCode(t, "join without topics", shareHB(co, group, "c", 0).ErrorCode, kerr.InvalidRequest.Code)
-	expectCode(t, "empty member id v1", shareHB(co, group, "", 0, "t2").ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "empty member id", shareHB(co, group, "", 0, "t2").ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "empty member id leaving", shareHB(co, group, "", -1).ErrorCode, kerr.InvalidRequest.Code)
 	expectCode(t, "epoch -2", shareHB(co, group, "a", -2).ErrorCode, kerr.InvalidRequest.Code)
-	expectCode(t, "empty group id", shareHB(co, "", "a", 0, "t2").ErrorCode, kerr.InvalidGroupID.Code)
+	expectCode(t, "empty group id", shareHB(co, "", "a", 0, "t2").ErrorCode, kerr.InvalidRequest.Code)
 	waitOwner(t, n, "sg-none")
 	expectCode(t, "unknown group", shareHB(co, "sg-none", "a", 3).ErrorCode, kerr.UnknownMemberID.Code)
 	if _, ok := listGroups(co)["sg-none"]; ok {
@@ -541,4 +543,98 @@ func TestShareGroupPersistsAcrossRestart(t *testing.T) {
 	if d := describeShare(t, n2.co, group); len(d.Members[1].SubscribedTopicNames) != 1 || d.Members[1].SubscribedTopicNames[0] != "t2" {
 		t.Fatalf("the fenced write changed the group: %+v", d.Members[1])
 	}
+}
+
+// TestShareAssignorRandomized checks the assignor's invariants over many
+// random groups, each starting from a random previous assignment (as after
+// members come and go): every partition of a topic is shared by
+// ⌈subscribers/partitions⌉ of its subscribers, and within a homogeneous
+// group member loads differ by at most one.
+func TestShareAssignorRandomized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var topics []topicMeta
+	for i := range 5 {
+		topics = append(topics, testTopic(byte(10+i), fmt.Sprintf("r%d", i), int32(1+rng.IntN(9))))
+	}
+	for round := range 500 {
+		homogeneous := round%2 == 0
+		subs := map[string][]topicMeta{}
+		common := pickTopics(rng, topics)
+		for i := range 1 + rng.IntN(12) {
+			if homogeneous {
+				subs[fmt.Sprintf("m%02d", i)] = common
+			} else {
+				subs[fmt.Sprintf("m%02d", i)] = pickTopics(rng, topics)
+			}
+		}
+		prev := map[string]assignment{}
+		for id := range subs {
+			a := assignment{}
+			for range rng.IntN(6) {
+				tm := topics[rng.IntN(len(topics))]
+				a.add(tm.ID, rng.Int32N(tm.Partitions+1)) // may name a partition that is gone
+			}
+			prev[id] = a
+		}
+		got := assignSimple(subs, prev)
+		subscribers := map[stream.TopicID]int{}
+		for _, tms := range subs {
+			for _, tm := range tms {
+				subscribers[tm.ID]++
+			}
+		}
+		holders := map[tp]int{}
+		for id, a := range got {
+			for tid, ps := range a {
+				if !slices.ContainsFunc(subs[id], func(tm topicMeta) bool { return tm.ID == tid }) {
+					t.Fatalf("round %d: %s got a topic it does not subscribe to", round, id)
+				}
+				for _, p := range ps {
+					holders[tp{tid, p}]++
+				}
+			}
+		}
+		for _, tm := range topics {
+			n := subscribers[tm.ID]
+			if n == 0 {
+				continue
+			}
+			want := (n + int(tm.Partitions) - 1) / int(tm.Partitions)
+			if homogeneous {
+				// One pool: every subscribed partition of every topic.
+				total := 0
+				for _, c := range common {
+					total += int(c.Partitions)
+				}
+				want = (n + total - 1) / total
+			}
+			for p := range tm.Partitions {
+				if h := holders[tp{tm.ID, p}]; h != want {
+					t.Fatalf("round %d: %s/%d shared by %d, want %d (%d subscribers): %v", round, tm.Name, p, h, want, n, got)
+				}
+			}
+		}
+		if homogeneous {
+			lo, hi := 1<<30, 0
+			for _, a := range got {
+				lo, hi = min(lo, a.size()), max(hi, a.size())
+			}
+			if hi-lo > 1 {
+				t.Fatalf("round %d: loads %d..%d: %v", round, lo, hi, got)
+			}
+		}
+	}
+}
+
+func pickTopics(rng *rand.Rand, topics []topicMeta) []topicMeta {
+	var out []topicMeta
+	for _, tm := range topics {
+		if rng.IntN(2) == 0 {
+			out = append(out, tm)
+		}
+	}
+	if out == nil {
+		out = topics[:1]
+	}
+	return out
 }
