@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,23 +140,37 @@ func (h *queueHistory) fault(format string, args ...any) {
 	h.faults = append(h.faults, fmt.Sprintf(format, args...))
 }
 
-// counts reports the produced values and the deliveries and confirmed
-// acknowledgements per status.
-func (h *queueHistory) counts() (produced, deliveries int, confirmed map[kgo.AckStatus]int) {
+// queueCounts are the figures of a run.
+type queueCounts struct {
+	produced, deliveries, redeliveries, unknownAcks int
+	confirmed                                       map[kgo.AckStatus]int
+}
+
+// counts reports the produced values, the deliveries (and those with a
+// delivery count above 1), the confirmed acknowledgements per status and
+// the acknowledgements whose outcome is unknown.
+func (h *queueHistory) counts() queueCounts {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	confirmed = map[kgo.AckStatus]int{}
+	c := queueCounts{produced: len(h.produced), confirmed: map[kgo.AckStatus]int{}}
 	for _, ds := range h.deliveries {
-		deliveries += len(ds)
+		c.deliveries += len(ds)
+		for _, d := range ds {
+			if d.count > 1 {
+				c.redeliveries++
+			}
+		}
 	}
 	for _, as := range h.acks {
 		for _, a := range as {
 			if a.confirmed {
-				confirmed[a.status]++
+				c.confirmed[a.status]++
+			} else {
+				c.unknownAcks++
 			}
 		}
 	}
-	return len(h.produced), deliveries, confirmed
+	return c
 }
 
 // queueFinal is the state read at the end of the run.
@@ -326,6 +341,7 @@ func TestJepsenQueues(t *testing.T) {
 	b2 := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: objects, EtcdEndpoints: b1.EtcdURL})
 	procs := map[int]*harness.Proc{1: b1, 2: b2}
 	seeds := []string{b1.Kafka, b2.Kafka}
+	t.Logf("brokers up after %v", time.Since(started).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+3*time.Minute)
 	defer cancel()
 
@@ -354,10 +370,12 @@ func TestJepsenQueues(t *testing.T) {
 			producer.Produce(ctx, kgo.StringRecord(fmt.Sprintf("q-%06d", seq.Add(1))), h.produceDone)
 		}
 	}
+	t.Logf("topics and group configs after %v", time.Since(started).Round(time.Millisecond))
 	produce(cfg.preload)
 	if err := producer.Flush(ctx); err != nil {
 		t.Fatalf("preload: %v", err)
 	}
+	setup := time.Since(started)
 	prodCtx, stopProducing := context.WithCancel(ctx)
 	var producing sync.WaitGroup
 	producing.Add(1)
@@ -407,14 +425,20 @@ func TestJepsenQueues(t *testing.T) {
 	if err := producer.Flush(ctx); err != nil {
 		t.Logf("producer: flush: %v (its unfinished records count as unknown)", err)
 	}
-	pool.stopAll()
 	runDone := time.Since(started)
+	pool.stopAll()
+	stopped := time.Since(started)
 
-	// A clean consumer accepts whatever is left (records released, or whose
+	// The killed consumers are still members until their session times
+	// out (45 s at the least) and keep their share of the partitions: leave
+	// the group on their behalf, as their session timeout would. Then a
+	// clean consumer accepts whatever is left (records released, or whose
 	// locks a killed consumer held), until every start offset reaches the
 	// end of its partition.
+	evictMembers(ctx, t, admin, pool.killedClients())
 	ends := endOffsets(ctx, t, admin, queueTopic)
 	starts := drainQueue(ctx, t, seeds, h, ends)
+	drained := time.Since(started)
 	dead := readDeadLetters(ctx, t, admin, seeds)
 	records := map[qpo]string{}
 	for p, recs := range consumeAll(ctx, t, seeds, queueTopic, ends) {
@@ -424,17 +448,19 @@ func TestJepsenQueues(t *testing.T) {
 	}
 	checkQueue(h, queueFinal{records: records, ends: ends, starts: starts, dead: dead}, queueLimit)
 
-	produced, deliveries, confirmed := h.counts()
+	c := h.counts()
+	confirmed := c.confirmed
 	reasons := map[string]int{}
 	for _, d := range dead {
 		reasons[d.reason]++
 	}
 	h.mu.Lock()
-	t.Logf("records: %d in the log (%d produced with acknowledgement, %d unknown); %d deliveries; confirmed acknowledgements: %d accept, %d release, %d reject; dead letters: %v",
-		len(records), produced, len(h.unknown), deliveries, confirmed[kgo.AckAccept], confirmed[kgo.AckRelease], confirmed[kgo.AckReject], reasons)
+	t.Logf("records: %d in the log (%d produced with acknowledgement, %d unknown); %d deliveries (%d redeliveries); acknowledgements: %d accept, %d release, %d reject confirmed, %d unknown (failed, or cut off by a kill; the drain's included); dead letters: %v",
+		len(records), c.produced, len(h.unknown), c.deliveries, c.redeliveries, confirmed[kgo.AckAccept], confirmed[kgo.AckRelease], confirmed[kgo.AckReject], c.unknownAcks, reasons)
 	t.Logf("faults injected (%d): %s", len(h.faults), strings.Join(h.faults, "; "))
 	h.mu.Unlock()
-	t.Logf("durations: run %v, total %v", runDone.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
+	t.Logf("durations: set-up %v, run %v, consumers stopped %v, drained %v, total %v", setup.Round(time.Millisecond), runDone.Round(time.Millisecond),
+		stopped.Round(time.Millisecond), drained.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	if reasons[reasonRejected] == 0 || reasons[reasonLimit] == 0 || confirmed[kgo.AckAccept] == 0 || confirmed[kgo.AckRelease] == 0 {
 		t.Errorf("the run must accept, release, reject and exceed the delivery limit for the check to mean anything (dead letters %v, confirmed %v)", reasons, confirmed)
 	}
@@ -489,7 +515,17 @@ type queueConsumers struct {
 	mu     sync.Mutex
 	n      int
 	live   []*queueConsumer
+	killed []string       // client ids of the killed consumers
 	closed sync.WaitGroup // killed and stopped clients closing
+}
+
+// clientID is the client id of consumer name.
+func queueClientID(name string) string { return "runnel-queues-" + name }
+
+func (q *queueConsumers) killedClients() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.killed)
 }
 
 // queueConsumer is one share consumer.
@@ -513,7 +549,7 @@ func (q *queueConsumers) start(seed uint64) {
 	q.mu.Unlock()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(q.seeds...),
-		kgo.ClientID("runnel-queues-"+c.name),
+		kgo.ClientID(queueClientID(c.name)),
 		kgo.ConsumeTopics(queueTopic),
 		kgo.ShareGroup(queueGroup),
 		kgo.ShareMaxRecords(25),
@@ -540,6 +576,7 @@ func (q *queueConsumers) kill(i int) string {
 	q.mu.Lock()
 	c := q.live[i%len(q.live)]
 	q.live = append(q.live[:i%len(q.live)], q.live[i%len(q.live)+1:]...)
+	q.killed = append(q.killed, queueClientID(c.name))
 	q.mu.Unlock()
 	c.dialer.kill()
 	close(c.stop)
@@ -680,6 +717,30 @@ func (d *killableDialer) dead() bool {
 	return d.killed
 }
 
+// evictMembers makes the queue group's members with the given client ids
+// leave (a ShareGroupHeartbeat with member epoch -1 for each).
+func evictMembers(ctx context.Context, t *testing.T, admin *kgo.Client, clientIDs []string) {
+	t.Helper()
+	ds, err := kadm.NewClient(admin).DescribeShareGroups(ctx, queueGroup)
+	if err != nil || ds[queueGroup].Err != nil {
+		t.Fatalf("describe share group %s: %v %v", queueGroup, err, ds[queueGroup].Err)
+	}
+	for _, m := range ds[queueGroup].Members {
+		if !slices.Contains(clientIDs, m.ClientID) {
+			continue
+		}
+		req := kmsg.NewPtrShareGroupHeartbeatRequest()
+		req.GroupID, req.MemberID, req.MemberEpoch = queueGroup, m.MemberID, -1
+		resp, err := req.RequestWith(ctx, admin)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+			t.Fatalf("leave for %s (%s): %v", m.MemberID, m.ClientID, err)
+		}
+	}
+}
+
 // drainQueue accepts every record left until the group's start offsets
 // reach ends (or a minute passes) and returns the start offsets it saw
 // last.
@@ -803,17 +864,29 @@ func parseDeadLetter(r *kgo.Record) (qDead, error) {
 	d.topic = get(dlqHeaderTopic)
 	d.at = qpo{int32(num(dlqHeaderPartition)), num(dlqHeaderOffset)}
 	d.count = int32(num(dlqHeaderDeliveryCount))
-	d.reason = get(dlqHeaderReason)
+	switch msg := get(dlqHeaderMessage); msg {
+	case "Offset rejected by client.":
+		d.reason = reasonRejected
+	case "Offset delivery count exceeded the threshold.":
+		d.reason = reasonLimit
+	default:
+		d.reason = msg
+	}
+	if g := get(dlqHeaderGroup); g != queueGroup && err == nil {
+		err = fmt.Errorf("header %s is %q, want %q", dlqHeaderGroup, g, queueGroup)
+	}
 	return d, err
 }
 
-// The dead-letter headers the checker reads.
+// The dead-letter headers the checker reads (KIP-1191, as Kafka writes
+// them: the reason is Kafka's message text).
 const (
 	dlqHeaderTopic         = "__dlq.errors.topic"
 	dlqHeaderPartition     = "__dlq.errors.partition"
 	dlqHeaderOffset        = "__dlq.errors.offset"
+	dlqHeaderGroup         = "__dlq.errors.group"
 	dlqHeaderDeliveryCount = "__dlq.errors.delivery.count"
-	dlqHeaderReason        = "__dlq.errors.reason"
+	dlqHeaderMessage       = "__dlq.errors.message"
 )
 
 // TestQueueCheckerFindsViolations feeds the queue checker a made-up history
