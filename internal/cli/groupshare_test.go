@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestWriteShareGroupDescription checks the rendering of a share group:
@@ -92,5 +96,91 @@ func TestWriteShareGroupDescription(t *testing.T) {
 	}
 	if want := "[a0:null/4/null[m-2] q0:100/150/30[m-1 m-2] q1:5/9/4[m-1] z0:null/null/null[]]"; fmt.Sprint(parts) != want {
 		t.Fatalf("partitions = %v, want %s", parts, want)
+	}
+}
+
+// TestGroupShareLive lists and describes a live share group beside a
+// consumer group: the share group's type, members and share partitions.
+func TestGroupShareLive(t *testing.T) {
+	addr := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := testAdmin(t, addr)
+	const topic = "share-jobs"
+	createTopic(t, ctx, adm, topic, 2)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := setShareGroupConfig(ctx, cl, "jobs", "share.auto.offset.reset", "earliest"); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range 8 {
+		recs = append(recs, &kgo.Record{Partition: int32(i % 2), Value: []byte(fmt.Sprint(i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ShareGroup("jobs"), kgo.ClientID("worker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	// Accept the partition 0 records, keep partition 1's acquired.
+	for got := 0; got < 8; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of 8", got)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			if r.Partition == 0 {
+				r.Ack(kgo.AckAccept)
+			}
+		})
+	}
+	if err := cons.FlushAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, err := runLive(t, addr, "group", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tableRow(t, out, "jobs", "Stable", "share")
+
+	out, _, err = runLive(t, addr, "group", "describe", "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{`(?m)^Group: +jobs$`, `(?m)^Type: +share$`, `(?m)^State: +Stable$`, `(?m)^Members: +1$`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s", re, out)
+		}
+	}
+	tableRow(t, out, topic, "0", "4", "4", "0", "1")
+	row := tableRow(t, out, topic, "1", "0", "4")
+	if row[4] != "4" || row[5] != "1" {
+		t.Errorf("partition 1 row %q: want lag 4 (acquired, not acknowledged) and 1 member", row)
+	}
+	if m := tableRow(t, out, "MEMBER-ID"); len(m) != 5 {
+		t.Errorf("member header %q", m)
+	}
+	if !strings.Contains(out, "worker") || !strings.Contains(out, topic+":0,1") {
+		t.Errorf("member row missing:\n%s", out)
+	}
+
+	out, _, err = runLive(t, addr, "group", "describe", "jobs", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js []shareGroupJSON
+	if err := json.Unmarshal([]byte(out), &js); err != nil || len(js) != 1 {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if js[0].Type != "share" || len(js[0].Members) != 1 || js[0].Members[0].ClientID != "worker" || len(js[0].Partitions) != 2 || js[0].TotalLag != 4 {
+		t.Fatalf("json = %+v", js[0])
 	}
 }
