@@ -269,6 +269,9 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 				st.Truncate(fr.LogStartOffset)
 				return st, changedState(prev, st), nil
 			}
+			if errors.Is(err, stream.ErrUnknownTopicID) || errors.Is(err, stream.ErrUnknownTopicOrPartition) {
+				return nil, false, fmt.Errorf("%w: %v", ErrUnknownTopicOrPartition, err)
+			}
 			if err != nil {
 				return nil, false, err
 			}

@@ -663,3 +663,35 @@ func TestEngineRequestRecordLimit(t *testing.T) {
 		t.Fatalf("acquired %s", got)
 	}
 }
+
+// A change made by another broker reaches this one's cache through the
+// watch and fires Changed: records another broker released can be
+// acquired here at once.
+func TestEngineRemoteChangeFiresChanged(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e1, e2 := v.engine(t), v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, e1, k, "a", 100)
+	if got := acquire(t, e2, k, "b", 100); len(got.Acquired) != 0 {
+		t.Fatalf("b acquired %v", got.Acquired)
+	}
+	changed := e2.Changed()
+	if err := e1.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 1, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("e2's Changed did not fire")
+	}
+	st, ok := e2.store.cachedState(k)
+	if !ok || len(st.Runs) != 1 || st.Runs[0].State != Available {
+		t.Fatalf("e2's cache after the release: %+v", st)
+	}
+	if got := rangesString(acquire(t, e2, k, "b", 100).Acquired); got != "0-1@2 " {
+		t.Fatalf("b acquired %s", got)
+	}
+}
