@@ -71,8 +71,18 @@ type Engine struct {
 	// letterKick wakes the sweeper to write dead letters now.
 	letterKick chan struct{}
 	// retryAt backs off the dead letters of a share partition whose
-	// writes failed (owned by the sweeper).
-	retryAt map[Key]letterRetry
+	// writes failed; pendingSince is when the sweeper first saw letters
+	// another broker left (both owned by the sweeper).
+	retryAt      map[Key]letterRetry
+	pendingSince map[Key]time.Time
+	// own holds the pending letters (by share partition and offset) this
+	// engine persisted or found at start: it writes them at once; letters
+	// other brokers persisted only after foreignLetterGrace, if still
+	// pending.
+	ownMu sync.Mutex
+	own   map[Key]map[int64]bool
+	// letterGrace is foreignLetterGrace (tests shorten it).
+	letterGrace time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -101,13 +111,16 @@ func New(opts Options) *Engine {
 		opts.SweepInterval = 100 * time.Millisecond
 	}
 	e := &Engine{
-		opts:       opts,
-		log:        opts.Logger,
-		store:      newStore(opts.Client, opts.Prefix, opts.Logger),
-		m:          newMetrics(opts.Metrics),
-		locks:      map[Key]*sync.Mutex{},
-		letterKick: make(chan struct{}, 1),
-		retryAt:    map[Key]letterRetry{},
+		opts:         opts,
+		log:          opts.Logger,
+		store:        newStore(opts.Client, opts.Prefix, opts.Logger),
+		m:            newMetrics(opts.Metrics),
+		locks:        map[Key]*sync.Mutex{},
+		letterKick:   make(chan struct{}, 1),
+		retryAt:      map[Key]letterRetry{},
+		pendingSince: map[Key]time.Time{},
+		own:          map[Key]map[int64]bool{},
+		letterGrace:  foreignLetterGrace,
 	}
 	e.store.onRemote = func(Key) { e.notify() }
 	return e
@@ -116,9 +129,14 @@ func New(opts Options) *Engine {
 // Start loads the share partitions with dead letters still to write and
 // starts following the state prefix and sweeping locks. Close stops it.
 func (e *Engine) Start(ctx context.Context) error {
-	rev, err := e.store.loadPending(ctx)
+	rev, pending, err := e.store.loadPending(ctx)
 	if err != nil {
 		return err
+	}
+	for _, k := range pending {
+		if st, ok := e.store.cachedState(k); ok {
+			e.markOwn(k, nil, st)
+		}
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -241,7 +259,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	}
 	var res AcquireResult
 	var stats Stats
-	err = e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err = e.change(ctx, k, func(st *State) (*State, bool, error) {
 		res, stats = AcquireResult{}, Stats{}
 		prev := st
 		if st == nil {
@@ -300,7 +318,6 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	if stats.Timeouts > 0 {
 		e.notify()
 	}
-	e.afterChange(k)
 	return res, nil
 }
 
@@ -375,7 +392,7 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	defer e.lock(k)()
 	var stats Stats
 	var ackErr error
-	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats, ackErr = Stats{}, nil
 		if st == nil {
 			return nil, false, fmt.Errorf("%w: the share partition has no state", ErrInvalidRecordState)
@@ -401,7 +418,6 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	if stats.Timeouts > 0 || stats.Acked[AckRelease] > 0 || stats.Acked[AckAccept] > 0 || stats.Acked[AckReject] > 0 || stats.Acked[AckGap] > 0 {
 		e.notify()
 	}
-	e.afterChange(k)
 	return ackErr
 }
 
@@ -410,7 +426,7 @@ func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error 
 	p := e.policy(e.opts.GroupConfig(k.Group))
 	defer e.lock(k)()
 	var stats Stats
-	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats = Stats{}
 		if st == nil {
 			return nil, false, nil
@@ -426,7 +442,6 @@ func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error 
 	}
 	e.m.record(k.Group, stats)
 	e.notify()
-	e.afterChange(k)
 	return nil
 }
 
@@ -529,9 +544,47 @@ func (e *Engine) DeleteState(ctx context.Context, group string, topic *stream.To
 	return e.store.deletePrefix(ctx, e.store.groupPrefix(group), func(k Key) bool { return k.Group == group })
 }
 
-// afterChange wakes the sweeper when k has dead letters to write.
-func (e *Engine) afterChange(k Key) {
-	if st, ok := e.store.cachedState(k); ok && len(st.Letters) > 0 {
+// change is store.update for the engine's changes of records: the dead
+// letters the written state adds are this engine's to write, at once.
+func (e *Engine) change(ctx context.Context, k Key, fn func(st *State) (*State, bool, error)) error {
+	var prev, next *State
+	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+		n, changed, err := fn(st)
+		prev, next = st, nil
+		if err == nil && changed {
+			next = n
+		}
+		return n, changed, err
+	})
+	if err == nil && next != nil {
+		e.markOwn(k, prev, next)
+	}
+	return err
+}
+
+// markOwn records the letters of next that prev did not have as this
+// engine's, and wakes the sweeper to write them.
+func (e *Engine) markOwn(k Key, prev, next *State) {
+	had := map[int64]bool{}
+	if prev != nil {
+		for _, l := range prev.Letters {
+			had[l.Offset] = true
+		}
+	}
+	added := false
+	e.ownMu.Lock()
+	for _, l := range next.Letters {
+		if had[l.Offset] {
+			continue
+		}
+		if e.own[k] == nil {
+			e.own[k] = map[int64]bool{}
+		}
+		e.own[k][l.Offset] = true
+		added = true
+	}
+	e.ownMu.Unlock()
+	if added {
 		e.kickLetters()
 	}
 }

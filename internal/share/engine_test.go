@@ -504,6 +504,10 @@ type fakeLetters struct {
 	failing bool
 	calls   int
 	written map[int64]int // offset → times written
+	// first is each offset's first letter; a later write of the same
+	// offset must carry the same letter (the writer's idempotence keys on it).
+	first    map[int64]DeadLetter
+	mismatch []string
 }
 
 func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, letters []DeadLetter) error {
@@ -516,8 +520,16 @@ func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, let
 	if cfg.DLQTopic == "" {
 		return errors.New("no dead-letter topic")
 	}
+	if f.first == nil {
+		f.first = map[int64]DeadLetter{}
+	}
 	for _, l := range letters {
 		f.written[l.Offset]++
+		if prev, ok := f.first[l.Offset]; ok && prev != l {
+			f.mismatch = append(f.mismatch, fmt.Sprintf("offset %d written as %+v, then as %+v", l.Offset, prev, l))
+		} else if !ok {
+			f.first[l.Offset] = l
+		}
 	}
 	return nil
 }
@@ -694,4 +706,45 @@ func TestEngineRemoteChangeFiresChanged(t *testing.T) {
 	if got := rangesString(acquire(t, e2, k, "b", 100).Acquired); got != "0-1@2 " {
 		t.Fatalf("b acquired %s", got)
 	}
+}
+
+// Letters one broker persisted and cannot write are written by another
+// broker that caches the share partition, once they have waited the grace;
+// before that it leaves them to their owner.
+func TestEngineForeignLettersAfterGrace(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	broken := &fakeLetters{failing: true, written: map[int64]int{}}
+	working := &fakeLetters{written: map[int64]int{}}
+	a := v.engine(t, func(o *Options) { o.DeadLetters = broken })
+	b := New(Options{Client: v.etcd.Client(), Log: v.log, GroupConfig: v.groupConfig, Now: time.Now, SweepInterval: 10 * time.Millisecond, DeadLetters: working})
+	b.letterGrace = 300 * time.Millisecond
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, b, k, "m", 100) // b caches the share partition
+	if err := b.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 0, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReleaseMember(ctx, k, "m"); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, a, k, "n", 100)
+	start := time.Now()
+	if err := a.Acknowledge(ctx, k, "n", []AckBatch{{First: 1, Last: 1, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b writes a's letter", func() bool { _, m := working.snapshot(); return m[1] == 1 })
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("b wrote a's letter after %v, before the grace", d)
+	}
+	waitFor(t, "the letter removed", func() bool {
+		st, _, err := a.store.get(ctx, k)
+		return err == nil && len(st.Letters) == 0
+	})
 }

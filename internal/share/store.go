@@ -296,13 +296,14 @@ func (s *store) cachedState(k Key) (*State, bool) {
 }
 
 // loadPending caches every share partition that has dead letters not yet
-// written (after a restart nobody else would write them). It returns the
-// revision to follow the prefix from.
-func (s *store) loadPending(ctx context.Context) (int64, error) {
+// written (after a restart nobody else would write them) and returns them
+// with the revision to follow the prefix from.
+func (s *store) loadPending(ctx context.Context) (int64, []Key, error) {
 	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
-		return 0, unavailable(err)
+		return 0, nil, unavailable(err)
 	}
+	var pending []Key
 	for _, kv := range resp.Kvs {
 		k, ok := s.parseKey(string(kv.Key))
 		if !ok {
@@ -315,9 +316,10 @@ func (s *store) loadPending(ctx context.Context) (int64, error) {
 		}
 		if len(st.Letters) > 0 {
 			s.remember(k, st, kv.ModRevision, resp.Header.Revision)
+			pending = append(pending, k)
 		}
 	}
-	return resp.Header.Revision, nil
+	return resp.Header.Revision, pending, nil
 }
 
 // follow watches the prefix from rev+1 until ctx ends, replacing cached

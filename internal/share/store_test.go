@@ -48,7 +48,7 @@ func TestStoreCompareAndSwap(t *testing.T) {
 	a.onRemote = func(k Key) { remote <- k }
 	wctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	rev, err := a.loadPending(ctx)
+	rev, _, err := a.loadPending(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
