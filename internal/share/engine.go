@@ -447,32 +447,72 @@ func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error 
 
 // Initialize creates the share partitions' state if missing, with the
 // start offset from the group's share.auto.offset.reset; existing ones
-// are untouched.
+// are untouched, and partitions that no longer exist are skipped. The
+// existing keys are read with one range read per group and the missing
+// ones created in batches, so assigning many partitions costs a few etcd
+// round trips.
 func (e *Engine) Initialize(ctx context.Context, keys []Key) error {
+	existing := map[string]map[Key]*State{}
+	create := map[Key]*State{}
 	for _, k := range keys {
-		cfg := e.opts.GroupConfig(k.Group)
+		if _, ok := existing[k.Group]; !ok {
+			states, err := e.store.list(ctx, k.Group)
+			if err != nil {
+				return err
+			}
+			existing[k.Group] = states
+		}
+		if existing[k.Group][k] != nil || create[k] != nil {
+			continue
+		}
 		ti, ps, err := e.partition(k)
+		if errors.Is(err, ErrUnknownTopicOrPartition) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		unlock := e.lock(k)
-		err = e.store.update(ctx, k, func(st *State) (*State, bool, error) {
-			if st != nil {
-				return nil, false, nil
-			}
-			start, err := e.initialStart(ctx, cfg, ti, k, ps)
-			if err != nil {
-				return nil, false, err
-			}
-			return NewState(start), true, nil
-		})
-		unlock()
+		start, err := e.initialStart(ctx, e.opts.GroupConfig(k.Group), ti, k, ps)
 		if err != nil {
 			return err
+		}
+		create[k] = NewState(start)
+	}
+	missing := make([]Key, 0, len(create))
+	for k := range create {
+		missing = append(missing, k)
+	}
+	sort.Slice(missing, func(i, j int) bool { return keyLess(missing[i], missing[j]) })
+	for len(missing) > 0 {
+		n := min(len(missing), maxCreateBatch)
+		chunk := missing[:n]
+		missing = missing[n:]
+		ok, err := e.store.createAll(ctx, chunk, create)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		// Someone created one of them meanwhile: one at a time.
+		for _, k := range chunk {
+			err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+				if st != nil {
+					return nil, false, nil
+				}
+				return create[k], true, nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
+
+// maxCreateBatch bounds the keys of one creating transaction (etcd allows
+// 128 operations per transaction by default).
+const maxCreateBatch = 64
 
 // StartOffsets lists the group's share partitions (every one it has state
 // for), sorted by topic id and partition.

@@ -249,9 +249,18 @@ func TestEngineInitialize(t *testing.T) {
 	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
 		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
 	}
-	err = e.Initialize(context.Background(), []Key{v.key("x", 7)})
-	if !errors.Is(err, ErrUnknownTopicOrPartition) {
-		t.Fatalf("unknown partition: %v", err)
+	// A partition that does not exist (any more) is skipped; existing
+	// states are kept, the others created together.
+	if err := e.SetStartOffset(context.Background(), v.key("multi", 1), 1); err != nil {
+		t.Fatal(err)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "latest")
+	if err := e.Initialize(context.Background(), []Key{v.key("multi", 7), v.key("multi", 0), v.key("multi", 1), v.key("multi", 2), v.key("multi", 0)}); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	offs, err = e.StartOffsets(context.Background(), "multi")
+	if err != nil || len(offs) != 3 || offs[0].StartOffset != 6 || offs[1].StartOffset != 1 || offs[2].StartOffset != 0 {
+		t.Fatalf("start offsets %+v, %v", offs, err)
 	}
 }
 

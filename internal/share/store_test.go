@@ -110,6 +110,20 @@ func TestStoreCompareAndSwap(t *testing.T) {
 	if st, _, _ := fresh.get(ctx, k); st.Start != 18 {
 		t.Fatalf("start %d, want 7+10+1", st.Start)
 	}
+	// createAll writes nothing when one of its keys exists.
+	k2 := testKey("g", 2)
+	ok, err := a.createAll(ctx, []Key{k2, k}, map[Key]*State{k2: NewState(1), k: NewState(1)})
+	if err != nil || ok {
+		t.Fatalf("createAll over an existing key: %v %v", ok, err)
+	}
+	if st, _, _ := fresh.get(ctx, k2); st != nil {
+		t.Fatalf("createAll wrote %v", st)
+	}
+	ok, err = a.createAll(ctx, []Key{k2}, map[Key]*State{k2: NewState(1)})
+	fresh = newStore(etcd.Client(), "/runnel", slog.New(slog.DiscardHandler))
+	if st, _, _ := fresh.get(ctx, k2); err != nil || !ok || st == nil || st.Start != 1 {
+		t.Fatalf("createAll: %v %v %v", ok, err, st)
+	}
 	// A corrupt value is an error, not a state.
 	if _, err := etcd.Client().Put(ctx, a.key(testKey("g", 1)), "\x09junk"); err != nil {
 		t.Fatal(err)
