@@ -540,6 +540,12 @@ func (e *Engine) StartOffsets(ctx context.Context, group string) ([]PartitionOff
 	return out, nil
 }
 
+// States returns copies of the group's share partition states (the
+// in-flight records with their delivery counts and locks), for tools.
+func (e *Engine) States(ctx context.Context, group string) (map[Key]*State, error) {
+	return e.store.list(ctx, group)
+}
+
 // lag counts the records from the start offset to the high watermark not
 // yet acknowledged or archived.
 func lag(st *State, hwm int64) int64 {

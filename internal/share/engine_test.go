@@ -171,7 +171,8 @@ func batchOffsets(t *testing.T, data []byte) (first, last int64) {
 func TestEngineAcquireAcceptRelease(t *testing.T) {
 	v := newShareEnv(t, 1)
 	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
-	e := v.engine(t)
+	reg := prometheus.NewRegistry()
+	e := v.engine(t, func(o *Options) { o.Metrics = reg })
 	k := v.key("g", 0)
 	v.produce(t, 0, 5)
 	v.produce(t, 0, 5)
@@ -208,6 +209,19 @@ func TestEngineAcquireAcceptRelease(t *testing.T) {
 	offs, err := e.StartOffsets(context.Background(), "g")
 	if err != nil || len(offs) != 1 || offs[0].StartOffset != 2 || offs[0].Lag != 6 {
 		t.Fatalf("start offsets %+v, %v", offs, err)
+	}
+	states, err := e.States(context.Background(), "g")
+	if err != nil || len(states) != 1 || dumpState(states[k]) != "start=2 end=10\n  2-2 acquired count=2 member=c deadline="+fmt.Sprint(v.clock.Now().UnixMilli()+30000)+"\n  3-4 acknowledged\n  5-9 acquired count=1 member=b deadline="+fmt.Sprint(v.clock.Now().UnixMilli()+30000)+"\n" {
+		t.Fatalf("states %v %v", states, err)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "accept")); got != 4 {
+		t.Fatalf("accepted counter %v", got)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "release")); got != 1 {
+		t.Fatalf("released counter %v", got)
+	}
+	if got := counterSum(t, reg, "runnel_share_records_acquired_total"); got != 11 {
+		t.Fatalf("acquired counter %v", got)
 	}
 	// A malformed batch is refused before anything is read.
 	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
