@@ -92,6 +92,11 @@ func DecodeState(b []byte) (*State, error) {
 		if length <= 0 {
 			d.fail("empty run")
 		}
+		switch r.State {
+		case Available, Acquired, Acknowledged, Archived:
+		default:
+			d.fail("unknown record state")
+		}
 		next = r.Last + 1
 		s.Runs = append(s.Runs, r)
 	}

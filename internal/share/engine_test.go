@@ -171,7 +171,8 @@ func batchOffsets(t *testing.T, data []byte) (first, last int64) {
 func TestEngineAcquireAcceptRelease(t *testing.T) {
 	v := newShareEnv(t, 1)
 	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
-	e := v.engine(t)
+	reg := prometheus.NewRegistry()
+	e := v.engine(t, func(o *Options) { o.Metrics = reg })
 	k := v.key("g", 0)
 	v.produce(t, 0, 5)
 	v.produce(t, 0, 5)
@@ -208,6 +209,19 @@ func TestEngineAcquireAcceptRelease(t *testing.T) {
 	offs, err := e.StartOffsets(context.Background(), "g")
 	if err != nil || len(offs) != 1 || offs[0].StartOffset != 2 || offs[0].Lag != 6 {
 		t.Fatalf("start offsets %+v, %v", offs, err)
+	}
+	states, err := e.States(context.Background(), "g")
+	if err != nil || len(states) != 1 || dumpState(states[k]) != "start=2 end=10\n  2-2 acquired count=2 member=c deadline="+fmt.Sprint(v.clock.Now().UnixMilli()+30000)+"\n  3-4 acknowledged\n  5-9 acquired count=1 member=b deadline="+fmt.Sprint(v.clock.Now().UnixMilli()+30000)+"\n" {
+		t.Fatalf("states %v %v", states, err)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "accept")); got != 4 {
+		t.Fatalf("accepted counter %v", got)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "release")); got != 1 {
+		t.Fatalf("released counter %v", got)
+	}
+	if got := counterSum(t, reg, "runnel_share_records_acquired_total"); got != 11 {
+		t.Fatalf("acquired counter %v", got)
 	}
 	// A malformed batch is refused before anything is read.
 	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
@@ -249,9 +263,18 @@ func TestEngineInitialize(t *testing.T) {
 	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
 		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
 	}
-	err = e.Initialize(context.Background(), []Key{v.key("x", 7)})
-	if !errors.Is(err, ErrUnknownTopicOrPartition) {
-		t.Fatalf("unknown partition: %v", err)
+	// A partition that does not exist (any more) is skipped; existing
+	// states are kept, the others created together.
+	if err := e.SetStartOffset(context.Background(), v.key("multi", 1), 1); err != nil {
+		t.Fatal(err)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "latest")
+	if err := e.Initialize(context.Background(), []Key{v.key("multi", 7), v.key("multi", 0), v.key("multi", 1), v.key("multi", 2), v.key("multi", 0)}); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	offs, err = e.StartOffsets(context.Background(), "multi")
+	if err != nil || len(offs) != 3 || offs[0].StartOffset != 6 || offs[1].StartOffset != 1 || offs[2].StartOffset != 0 {
+		t.Fatalf("start offsets %+v, %v", offs, err)
 	}
 }
 
@@ -504,6 +527,10 @@ type fakeLetters struct {
 	failing bool
 	calls   int
 	written map[int64]int // offset → times written
+	// first is each offset's first letter; a later write of the same
+	// offset must carry the same letter (the writer's idempotence keys on it).
+	first    map[int64]DeadLetter
+	mismatch []string
 }
 
 func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, letters []DeadLetter) error {
@@ -516,8 +543,16 @@ func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, let
 	if cfg.DLQTopic == "" {
 		return errors.New("no dead-letter topic")
 	}
+	if f.first == nil {
+		f.first = map[int64]DeadLetter{}
+	}
 	for _, l := range letters {
 		f.written[l.Offset]++
+		if prev, ok := f.first[l.Offset]; ok && prev != l {
+			f.mismatch = append(f.mismatch, fmt.Sprintf("offset %d written as %+v, then as %+v", l.Offset, prev, l))
+		} else if !ok {
+			f.first[l.Offset] = l
+		}
 	}
 	return nil
 }
@@ -662,4 +697,77 @@ func TestEngineRequestRecordLimit(t *testing.T) {
 	if got := rangesString(res.Acquired); got != "0-1@1 " {
 		t.Fatalf("acquired %s", got)
 	}
+}
+
+// A change made by another broker reaches this one's cache through the
+// watch and fires Changed: records another broker released can be
+// acquired here at once.
+func TestEngineRemoteChangeFiresChanged(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e1, e2 := v.engine(t), v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, e1, k, "a", 100)
+	if got := acquire(t, e2, k, "b", 100); len(got.Acquired) != 0 {
+		t.Fatalf("b acquired %v", got.Acquired)
+	}
+	changed := e2.Changed()
+	if err := e1.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 1, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("e2's Changed did not fire")
+	}
+	st, ok := e2.store.cachedState(k)
+	if !ok || len(st.Runs) != 1 || st.Runs[0].State != Available {
+		t.Fatalf("e2's cache after the release: %+v", st)
+	}
+	if got := rangesString(acquire(t, e2, k, "b", 100).Acquired); got != "0-1@2 " {
+		t.Fatalf("b acquired %s", got)
+	}
+}
+
+// Letters one broker persisted and cannot write are written by another
+// broker that caches the share partition, once they have waited the grace;
+// before that it leaves them to their owner.
+func TestEngineForeignLettersAfterGrace(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	broken := &fakeLetters{failing: true, written: map[int64]int{}}
+	working := &fakeLetters{written: map[int64]int{}}
+	a := v.engine(t, func(o *Options) { o.DeadLetters = broken })
+	b := New(Options{Client: v.etcd.Client(), Log: v.log, GroupConfig: v.groupConfig, Now: time.Now, SweepInterval: 10 * time.Millisecond, DeadLetters: working})
+	b.letterGrace = 300 * time.Millisecond
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, b, k, "m", 100) // b caches the share partition
+	if err := b.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 0, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReleaseMember(ctx, k, "m"); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, a, k, "n", 100)
+	start := time.Now()
+	if err := a.Acknowledge(ctx, k, "n", []AckBatch{{First: 1, Last: 1, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b writes a's letter", func() bool { _, m := working.snapshot(); return m[1] == 1 })
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("b wrote a's letter after %v, before the grace", d)
+	}
+	waitFor(t, "the letter removed", func() bool {
+		st, _, err := a.store.get(ctx, k)
+		return err == nil && len(st.Letters) == 0
+	})
 }

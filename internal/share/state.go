@@ -77,6 +77,10 @@ type Policy struct {
 	DeadLetters bool
 }
 
+// throttleLimit is the delivery count from which records are delivered in
+// ever smaller numbers: half the limit rounded up, at least 2.
+func (p Policy) throttleLimit() int16 { return max(2, (p.DeliveryLimit+1)/2) }
+
 // PolicyOf derives a Policy from a resolved share group configuration.
 func PolicyOf(cfg config.ShareGroup) Policy {
 	return Policy{
@@ -361,29 +365,50 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 	var out []AcquiredRange
 	var got int64
 	cursor := from
-	// acquireRange acquires the available and new offsets of [lo, hi], at
-	// most budget of them; it returns false when the in-flight cap stops it.
-	acquireRange := func(lo, hi, budget int64) bool {
+	// acquireRange acquires the available and new offsets of [lo, hi] (in
+	// a log batch of size records), at most budget of them; it returns
+	// false when acquisition must stop: the in-flight cap is reached, or
+	// records were throttled.
+	acquireRange := func(lo, hi, budget, size int64) bool {
 		// In-flight part.
-		var avail [][2]int64
+		type seg struct {
+			first, last int64
+			count       int16
+		}
+		var avail []seg
 		for i := s.find(lo); i >= 0 && i < len(s.Runs) && s.Runs[i].First <= hi; i++ {
 			if r := s.Runs[i]; r.State == Available {
-				avail = append(avail, [2]int64{max(r.First, lo), min(r.Last, hi)})
+				avail = append(avail, seg{max(r.First, lo), min(r.Last, hi), r.DeliveryCount})
 			}
 		}
 		for _, a := range avail {
 			if budget <= 0 {
 				return true
 			}
-			last := min(a[1], a[0]+budget-1)
-			s.update(a[0], last, func(r *Run) {
-				n := r.Last - r.First + 1
-				if r.DeliveryCount >= p.DeliveryLimit {
-					// The limit was lowered since: never deliver again.
-					s.release(&Run{First: r.First, Last: r.Last, DeliveryCount: r.DeliveryCount}, p, &st)
-					*r = Run{First: r.First, Last: r.Last, State: Archived}
-					return
+			if a.count >= p.DeliveryLimit {
+				// The limit was lowered since: never deliver again.
+				s.update(a.first, a.last, func(r *Run) { s.release(r, p, &st) })
+				continue
+			}
+			take := min(a.last-a.first+1, budget)
+			throttled := a.count >= p.throttleLimit()
+			if throttled {
+				// Records delivered often are isolated (Kafka 4.2): a
+				// request that already has records stops before them;
+				// otherwise it takes a share of the batch halved with
+				// every delivery past the threshold, and on the last
+				// delivery one record alone.
+				if got > 0 {
+					return false
 				}
+				most := max(1, size>>(a.count-p.throttleLimit()+1))
+				if p.DeliveryLimit > 2 && a.count == p.DeliveryLimit-1 {
+					most = 1
+				}
+				take = min(take, most)
+			}
+			s.update(a.first, a.first+take-1, func(r *Run) {
+				n := r.Last - r.First + 1
 				*r = Run{First: r.First, Last: r.Last, State: Acquired, DeliveryCount: r.DeliveryCount + 1, Member: in.Member, Deadline: deadline}
 				out = appendRange(out, AcquiredRange{First: r.First, Last: r.Last, DeliveryCount: r.DeliveryCount})
 				st.Acquired += n
@@ -391,6 +416,9 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 				budget -= n
 				got += n
 			})
+			if throttled {
+				return false
+			}
 		}
 		// New part.
 		lo = max(lo, s.End)
@@ -452,7 +480,7 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 		if p.RecordLimit {
 			budget = want - got
 		}
-		if !acquireRange(lo, hi, budget) {
+		if !acquireRange(lo, hi, budget, b.Last-b.Base+1) {
 			break
 		}
 	}

@@ -222,6 +222,32 @@ func (s *store) update(ctx context.Context, k Key, fn func(st *State) (*State, b
 	}
 }
 
+// createAll creates the keys with their states in one transaction if none
+// of them exists; ok is false (and nothing written) otherwise.
+func (s *store) createAll(ctx context.Context, keys []Key, states map[Key]*State) (bool, error) {
+	cmps := make([]clientv3.Cmp, 0, len(keys))
+	ops := make([]clientv3.Op, 0, len(keys))
+	for _, k := range keys {
+		ek := s.key(k)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ek), "=", 0))
+		ops = append(ops, clientv3.OpPut(ek, string(states[k].Encode())))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		for _, k := range keys {
+			s.forget(k)
+		}
+		return false, unavailable(err)
+	}
+	if !resp.Succeeded {
+		return false, nil
+	}
+	for _, k := range keys {
+		s.remember(k, states[k].Clone(), resp.Header.Revision, resp.Header.Revision)
+	}
+	return true, nil
+}
+
 // list reads every share partition state of a group (fresh from etcd).
 func (s *store) list(ctx context.Context, group string) (map[Key]*State, error) {
 	resp, err := s.cli.Get(ctx, s.groupPrefix(group), clientv3.WithPrefix())
@@ -296,13 +322,14 @@ func (s *store) cachedState(k Key) (*State, bool) {
 }
 
 // loadPending caches every share partition that has dead letters not yet
-// written (after a restart nobody else would write them). It returns the
-// revision to follow the prefix from.
-func (s *store) loadPending(ctx context.Context) (int64, error) {
+// written (after a restart nobody else would write them) and returns them
+// with the revision to follow the prefix from.
+func (s *store) loadPending(ctx context.Context) (int64, []Key, error) {
 	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
-		return 0, unavailable(err)
+		return 0, nil, unavailable(err)
 	}
+	var pending []Key
 	for _, kv := range resp.Kvs {
 		k, ok := s.parseKey(string(kv.Key))
 		if !ok {
@@ -315,9 +342,10 @@ func (s *store) loadPending(ctx context.Context) (int64, error) {
 		}
 		if len(st.Letters) > 0 {
 			s.remember(k, st, kv.ModRevision, resp.Header.Revision)
+			pending = append(pending, k)
 		}
 	}
-	return resp.Header.Revision, nil
+	return resp.Header.Revision, pending, nil
 }
 
 // follow watches the prefix from rev+1 until ctx ends, replacing cached

@@ -45,7 +45,7 @@ func (e *Engine) expire(ctx context.Context, k Key) error {
 	p := e.policy(e.opts.GroupConfig(k.Group))
 	defer e.lock(k)()
 	var stats Stats
-	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats = Stats{}
 		if st == nil {
 			return nil, false, nil
@@ -61,9 +61,12 @@ func (e *Engine) expire(ctx context.Context, k Key) error {
 	if stats.Timeouts > 0 {
 		e.notify()
 	}
-	e.afterChange(k)
 	return nil
 }
+
+// foreignLetterGrace is how long letters another broker persisted may stay
+// pending before this one writes them (that broker died, or cannot write).
+const foreignLetterGrace = 5 * time.Second
 
 // writeLetters hands the pending dead letters of the cached share
 // partitions to the writer and removes those written from the state. A
@@ -71,6 +74,15 @@ func (e *Engine) expire(ctx context.Context, k Key) error {
 func (e *Engine) writeLetters(ctx context.Context) {
 	keys := e.store.snapshot(func(st *State) bool { return len(st.Letters) > 0 })
 	now := e.opts.Now()
+	pending := make(map[Key]bool, len(keys))
+	for _, k := range keys {
+		pending[k] = true
+	}
+	for k := range e.pendingSince {
+		if !pending[k] {
+			delete(e.pendingSince, k)
+		}
+	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -82,7 +94,28 @@ func (e *Engine) writeLetters(ctx context.Context) {
 		if !ok || len(st.Letters) == 0 {
 			continue
 		}
-		if err := e.writeLettersOf(ctx, k, st.Letters); err != nil {
+		var letters []DeadLetter
+		e.ownMu.Lock()
+		for _, l := range st.Letters {
+			if e.own[k][l.Offset] {
+				letters = append(letters, l)
+			}
+		}
+		e.ownMu.Unlock()
+		if len(letters) < len(st.Letters) {
+			// Some were persisted by another broker, which writes them;
+			// take them over only once they have waited the grace.
+			since, ok := e.pendingSince[k]
+			if !ok {
+				e.pendingSince[k] = now
+			} else if now.Sub(since) >= e.letterGrace {
+				letters = st.Letters
+			}
+		}
+		if len(letters) == 0 {
+			continue
+		}
+		if err := e.writeLettersOf(ctx, k, letters); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -90,10 +123,21 @@ func (e *Engine) writeLetters(ctx context.Context) {
 			r.backoff = min(max(2*r.backoff, 200*time.Millisecond), 30*time.Second)
 			r.at = now.Add(r.backoff)
 			e.retryAt[k] = r
-			e.log.Warn("share: dead letters not written", "group", k.Group, "partition", k.Partition, "letters", len(st.Letters), "err", err)
+			e.log.Warn("share: dead letters not written", "group", k.Group, "partition", k.Partition, "letters", len(letters), "err", err)
 			continue
 		}
 		delete(e.retryAt, k)
+		if len(letters) == len(st.Letters) {
+			delete(e.pendingSince, k)
+		}
+		e.ownMu.Lock()
+		for _, l := range letters {
+			delete(e.own[k], l.Offset)
+		}
+		if len(e.own[k]) == 0 {
+			delete(e.own, k)
+		}
+		e.ownMu.Unlock()
 	}
 }
 
