@@ -702,3 +702,47 @@ func TestGroupConfigWithoutStore(t *testing.T) {
 	wantCode(t, "describe", describeGroupConfigs(t, b.addr, "g").ErrorCode, kerr.InvalidRequest)
 	wantCode(t, "alter", incrementalGroupConfig(t, b.addr, "g", false, groupOp(kmsg.IncrementalAlterConfigOpSet, "share.record.lock.duration.ms", strp("60000"))).ErrorCode, kerr.InvalidRequest)
 }
+
+func TestShareAcknowledgeCloses(t *testing.T) {
+	b := startShare(t, nil)
+	id := b.topic.ID
+	b.produce(t, 0, 3)
+	b.produce(t, 1, 1)
+	c := b.conn(t)
+	c.fetch(sfReq("m1", 0, id, 0, 1))
+
+	// A partition named twice in one request is refused, nothing applied.
+	dup := saReq("m1", 1, id, 0, 0, 0, share.AckAccept)
+	dup.Topics[0].Partitions = append(dup.Topics[0].Partitions, dup.Topics[0].Partitions[0])
+	r := c.do(dup, 2).(*kmsg.ShareAcknowledgeResponse)
+	if len(r.Topics[0].Partitions) != 2 || r.Topics[0].Partitions[1].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("partition named twice: %+v", r.Topics)
+	}
+
+	// Epoch -1: the acknowledgements are applied whatever the session's
+	// epoch, the session ends and every partition's records are released.
+	r = c.do(saReq("m1", -1, id, 0, 1, 1, share.AckAccept), 2).(*kmsg.ShareAcknowledgeResponse)
+	wantCode(t, "close", r.ErrorCode, nil)
+	wantCode(t, "close, partition", r.Topics[0].Partitions[0].ErrorCode, nil)
+	if _, done := b.shares.holder(b.key(0), 1); !done {
+		t.Fatal("offset 1 not accepted")
+	}
+	got := b.shares.releases()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"m1@0", "m1@1"}) {
+		t.Fatalf("released %v", got)
+	}
+	if m, _ := b.shares.holder(b.key(0), 2); m != "" {
+		t.Fatalf("offset 2 still held by %q", m)
+	}
+	wantCode(t, "after close", c.fetch(sfReq("m1", 2, id)).ErrorCode, kerr.ShareSessionNotFound)
+}
+
+func TestShareSessionEpochWraps(t *testing.T) {
+	if got := nextShareEpoch(1<<31 - 1); got != 1 {
+		t.Fatalf("after MaxInt32: %d, want 1", got)
+	}
+	if got := nextShareEpoch(7); got != 8 {
+		t.Fatalf("after 7: %d", got)
+	}
+}
