@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
 	"github.com/runnel-dev/runnel/internal/share"
 )
 
@@ -209,6 +213,9 @@ func TestShareFetchSessionEpochs(t *testing.T) {
 	if rp := sfPart(r, 0); len(rp.Records) == 0 || rp.CurrentLeader.LeaderID != -1 {
 		t.Fatalf("open: records %d bytes, current leader %d", len(rp.Records), rp.CurrentLeader.LeaderID)
 	}
+	if v, _ := sample(t, b.srv.opts.Metrics.(*prometheus.Registry), "runnel_topic_records_out_total", map[string]string{"topic": "q"}); v != 3 {
+		t.Errorf("records out of q: %v, want 3", v)
+	}
 	// The next epoch is 1; an unchanged partition without records is left
 	// out of an incremental response.
 	r = c.fetch(sfReq("m1", 1, id))
@@ -387,7 +394,7 @@ func TestShareFetchRenewOnly(t *testing.T) {
 	c.fetch(sfReq("m1", 0, id, 0))
 	b.produce(t, 0, 1) // offset 2: acquirable
 
-	renew := withAck(sfReq("m1", 1, id), id, 0, 0, 0, share.AckRenew)
+	renew := withAck(sfReq("m1", 2, id), id, 0, 0, 0, share.AckRenew)
 	renew.IsRenewAck = true
 	renew.MaxWaitMillis = 100
 	wantCode(t, "renew with fetch parameters", c.fetch(renew).ErrorCode, kerr.InvalidRequest)
@@ -744,5 +751,44 @@ func TestShareSessionEpochWraps(t *testing.T) {
 	}
 	if got := nextShareEpoch(7); got != 8 {
 		t.Fatalf("after 7: %d", got)
+	}
+}
+
+func TestShareFetchBoundedByQuotaWindow(t *testing.T) {
+	e := clustertest.Start(t)
+	q := auth.NewQuotas(auth.QuotaOptions{Client: e.Client(), BrokerID: 1, Window: time.Second, Samples: 11})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	b := startShare(t, func(o *Options) { o.Quotas = q })
+	id := b.topic.ID
+	for i := 0; i < 20; i++ { // 20 batches of about 2 kB
+		rec := kmsg.NewRecord()
+		rec.Value = make([]byte, 2000)
+		batch := kmsg.NewRecordBatch()
+		batch.Magic, batch.NumRecords = 2, 1
+		batch.ProducerID, batch.ProducerEpoch, batch.FirstSequence = -1, -1, -1
+		batch.Records = rec.AppendTo(nil)
+		batch.Length = int32(len(batch.AppendTo(nil)) - 12)
+		b.log.Produce(context.Background(), []ProduceBatch{{Topic: "q", Partition: 0, Records: batch.AppendTo(nil)}})()
+	}
+	setQuota(t, kadm.NewClient(newClient(t, b.addr)), q, "consumer_byte_rate", 1000, "client-id", "test") // 10 kB per window
+	c := b.conn(t)
+	r := c.fetch(sfReq("m1", 0, id, 0))
+	n := shareFetchBytes(r)
+	if n == 0 || n > 10000 {
+		t.Fatalf("acquired %d bytes, want some and at most 10000", n)
+	}
+	// A renew-only request keeps its zero MaxBytes.
+	renew := withAck(sfReq("m1", 1, id), id, 0, 0, 0, share.AckRenew)
+	renew.IsRenewAck, renew.MaxBytes, renew.MaxRecords = true, 0, 0
+	wantCode(t, "renew under a quota", c.fetch(renew).ErrorCode, nil)
+	// The next 10 kB put the client over its rate: throttled.
+	r = c.fetch(sfReq("m1", 2, id))
+	if n := shareFetchBytes(r); n == 0 || n > 10000 || r.ThrottleMillis <= 0 {
+		t.Fatalf("second fetch: %d bytes, throttled %d ms", n, r.ThrottleMillis)
 	}
 }

@@ -46,8 +46,12 @@ package protocol
 // for the whole request), READ on each partition's topic
 // (TOPIC_AUTHORIZATION_FAILED for that partition).
 //
-// Not done: fetch quotas do not throttle ShareFetch; BatchSize is not used
-// to shape acquired ranges (the engine returns whole batches).
+// A ShareFetch is bounded and throttled by consumer_byte_rate like a Fetch
+// (throttle.go), and its records count in the topic's bytes and records
+// out.
+//
+// Not done: BatchSize is not used to shape acquired ranges (the engine
+// returns whole batches).
 
 import (
 	"context"
@@ -336,6 +340,7 @@ func handleShareFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Shar
 			endpoints[o.leader] = true
 		}
 		p.Records = o.records
+		s.metrics.fetched(o.topic, o.records)
 		if p.Records == nil {
 			p.Records = []byte{}
 		}
