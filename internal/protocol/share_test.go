@@ -394,7 +394,7 @@ func TestShareFetchRenewOnly(t *testing.T) {
 	c.fetch(sfReq("m1", 0, id, 0))
 	b.produce(t, 0, 1) // offset 2: acquirable
 
-	renew := withAck(sfReq("m1", 2, id), id, 0, 0, 0, share.AckRenew)
+	renew := withAck(sfReq("m1", 1, id), id, 0, 0, 0, share.AckRenew)
 	renew.IsRenewAck = true
 	renew.MaxWaitMillis = 100
 	wantCode(t, "renew with fetch parameters", c.fetch(renew).ErrorCode, kerr.InvalidRequest)
