@@ -792,3 +792,38 @@ func TestShareFetchBoundedByQuotaWindow(t *testing.T) {
 		t.Fatalf("second fetch: %d bytes, throttled %d ms", n, r.ThrottleMillis)
 	}
 }
+
+// TestShareFetchIncrementalTopics: a later request adds the partitions it
+// names to the session; a partition named only for its acknowledgements
+// and forgotten in the same request has them applied and is not fetched
+// (franz-go sends an unassigned partition's last acknowledgements so).
+func TestShareFetchIncrementalTopics(t *testing.T) {
+	b := startShare(t, nil)
+	id := b.topic.ID
+	b.produce(t, 0, 2)
+	b.produce(t, 1, 2)
+	c := b.conn(t)
+	if got := acquired(c.fetch(sfReq("m1", 0, id, 0)), 0); len(got) != 2 {
+		t.Fatalf("open: %v", got)
+	}
+	r := c.fetch(sfReq("m1", 1, id, 1))
+	if len(acquired(r, 1)) != 2 {
+		t.Fatalf("partition 1 added at epoch 1: %+v", r.Topics)
+	}
+	b.produce(t, 0, 1)
+	req := withAck(sfReq("m1", 2, id), id, 0, 0, 1, share.AckAccept)
+	fg := kmsg.NewShareFetchRequestForgottenTopicsData()
+	fg.TopicID, fg.Partitions = id, []int32{0}
+	req.ForgottenTopicsData = append(req.ForgottenTopicsData, fg)
+	r = c.fetch(req)
+	rp := sfPart(r, 0)
+	if rp == nil || rp.AcknowledgeErrorCode != 0 || len(rp.AcquiredRecords) != 0 {
+		t.Fatalf("acknowledged and forgotten partition: %+v", rp)
+	}
+	if _, done := b.shares.holder(b.key(0), 1); !done {
+		t.Fatal("offset 1 not accepted")
+	}
+	if m, _ := b.shares.holder(b.key(0), 2); m != "" {
+		t.Fatalf("forgotten partition 0 acquired offset 2 for %q", m)
+	}
+}
