@@ -501,7 +501,14 @@ func TestShareSessionLimit(t *testing.T) {
 	id := b.topic.ID
 	c := b.conn(t)
 	wantCode(t, "first session", c.fetch(sfReq("m1", 0, id, 0)).ErrorCode, nil)
-	wantCode(t, "second session", c.fetch(sfReq("m2", 0, id, 0)).ErrorCode, kerr.ShareSessionLimitReached)
+	// Refused after MaxWaitMillis: a client retrying at once does not spin.
+	req := sfReq("m2", 0, id, 0)
+	req.MaxWaitMillis = 200
+	start := time.Now()
+	wantCode(t, "second session", c.fetch(req).ErrorCode, kerr.ShareSessionLimitReached)
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("refused after %v, want MaxWaitMillis", d)
+	}
 	wantCode(t, "reopening the first", c.fetch(sfReq("m1", 0, id, 0)).ErrorCode, nil)
 	wantCode(t, "first, next epoch", c.fetch(sfReq("m1", 1, id)).ErrorCode, nil)
 	if n := b.srv.shareSessions.len(); n != 1 {
