@@ -14,7 +14,8 @@ package protocol
 // nothing, closes the session and releases the member's acquired records
 // of its partitions. ShareAcknowledge never opens a session (epoch 0 is
 // INVALID_SHARE_SESSION_EPOCH), advances the epoch like a ShareFetch, and
-// closes the session at -1. A full cache answers SHARE_SESSION_LIMIT_REACHED.
+// closes the session at -1. A full cache answers SHARE_SESSION_LIMIT_REACHED
+// after MaxWaitMillis, as Kafka does.
 //
 // A ShareFetch first applies the acknowledgements it carries (each
 // partition's result in AcknowledgeErrorCode), then acquires records of
@@ -46,12 +47,17 @@ package protocol
 // for the whole request), READ on each partition's topic
 // (TOPIC_AUTHORIZATION_FAILED for that partition).
 //
-// Not done: fetch quotas do not throttle ShareFetch; BatchSize is not used
-// to shape acquired ranges (the engine returns whole batches).
+// A ShareFetch is bounded and throttled by consumer_byte_rate like a Fetch
+// (throttle.go), and its records count in the topic's bytes and records
+// out.
+//
+// Not done: BatchSize is not used to shape acquired ranges (the engine
+// returns whole batches).
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"time"
 
@@ -171,9 +177,8 @@ func (s *Server) endShareSession(ctx context.Context, rc *reqCtx, key shareSessK
 	s.releaseShareParts(ctx, rc.log, key, parts)
 }
 
-func (s *Server) releaseShareParts(ctx context.Context, log interface {
-	Warn(string, ...any)
-}, key shareSessKey, parts []sharePart) {
+// releaseShareParts releases member key.member's records of parts.
+func (s *Server) releaseShareParts(ctx context.Context, log *slog.Logger, key shareSessKey, parts []sharePart) {
 	for _, p := range parts {
 		if _, ok := s.opts.Log.TopicByID(p.topicID); !ok {
 			continue // deleted: nothing left to release
@@ -281,7 +286,11 @@ func handleShareFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Shar
 			return fail(kerr.InvalidRequest, "the request opening a share session cannot acknowledge records")
 		}
 		if code := s.shareSessions.open(key, named, rc.sess); code != 0 {
-			return fail(kerr.ErrorForCode(code).(*kerr.Error), kerr.ShareSessionLimitReached.Message)
+			// As Kafka: the answer waits MaxWaitMillis, so that a client
+			// retrying at once does not spin.
+			s.idleWait(ctx, req.MaxWaitMillis)
+			e := kerr.ErrorForCode(code).(*kerr.Error)
+			return fail(e, e.Message)
 		}
 		seen := map[sharePart]bool{}
 		for _, sp := range named {
@@ -336,6 +345,7 @@ func handleShareFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Shar
 			endpoints[o.leader] = true
 		}
 		p.Records = o.records
+		s.metrics.fetched(o.topic, o.records)
 		if p.Records == nil {
 			p.Records = []byte{}
 		}
@@ -460,6 +470,21 @@ func (s *Server) shareAcquire(ctx context.Context, rc *reqCtx, req *kmsg.ShareFe
 		case <-s.draining:
 			return
 		}
+	}
+}
+
+// idleWait waits ms milliseconds, or until the request's context ends or
+// the server drains.
+func (s *Server) idleWait(ctx context.Context, ms int32) {
+	if ms <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.draining:
 	}
 }
 
