@@ -192,7 +192,35 @@ func NewDeadLetters(o DeadLetterOptions) *DeadLetters {
 	return w
 }
 
-var _ DeadLetterWriter = (*DeadLetters)(nil)
+var (
+	_ DeadLetterWriter = (*DeadLetters)(nil)
+	_ DeadLetterLog    = (*stream.Engine)(nil)
+)
+
+// Forget deletes the dead-letter producer state of group's share
+// partitions (of topic only, when not nil). Call it when their share
+// state is deleted or reset: letters written before are then no longer
+// recognised, so a record dead-lettered again after a reset is written
+// again.
+func (w *DeadLetters) Forget(ctx context.Context, group string, topic *stream.TopicID) error {
+	p := fmt.Sprintf("%s/share-dlq/%s/", w.o.Prefix, url.PathEscape(group))
+	if topic != nil {
+		p += hex.EncodeToString(topic[:]) + "/"
+	}
+	if _, err := w.o.Client.Delete(ctx, p, clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// ForgetPartition is Forget for one share partition (its start offset was
+// set, discarding its state).
+func (w *DeadLetters) ForgetPartition(ctx context.Context, key Key) error {
+	if _, err := w.o.Client.Delete(ctx, w.etcdKey(key)); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
 
 // dlqState is a share partition's dead-letter producer, stored as JSON.
 type dlqState struct {
@@ -213,8 +241,9 @@ type dlqState struct {
 	Done []doneRun `json:"done,omitempty"`
 }
 
-// dlqBatch is one batch of dead letters, enough to build it again
-// identically but for copied payloads that have since left the log.
+// dlqBatch is one batch of dead letters, enough to build it again: the
+// same records but for the timestamp and copied payloads that have since
+// left the log.
 type dlqBatch struct {
 	Topic     string       `json:"topic"`
 	TopicID   string       `json:"topic_id"` // hex
@@ -222,7 +251,6 @@ type dlqBatch struct {
 	PID       int64        `json:"pid"`
 	Epoch     int16        `json:"epoch"`
 	Seq       int32        `json:"seq"`
-	Time      int64        `json:"time"` // every record's timestamp (ms)
 	From      int64        `json:"from"` // the partition's high watermark when stored
 	Copy      bool         `json:"copy"`
 	Letters   []DeadLetter `json:"letters"`
@@ -389,7 +417,7 @@ func (w *DeadLetters) begin(ctx context.Context, key Key, cfg config.ShareGroup,
 	b := &dlqBatch{
 		Topic: topic.Name, TopicID: hex.EncodeToString(topic.ID[:]), Partition: partition,
 		PID: st.PID, Epoch: st.Epoch, Seq: st.Seq,
-		Time: w.o.Now().UnixMilli(), From: ps.HighWatermark, Copy: cfg.DLQCopyRecord,
+		From: ps.HighWatermark, Copy: cfg.DLQCopyRecord,
 		Letters: pending[:min(len(pending), w.o.MaxBatchLetters)],
 	}
 	recs, err := w.records(ctx, key, b, maxMessageBytes(topic), false)
@@ -461,7 +489,10 @@ func (w *DeadLetters) settle(ctx context.Context, key Key, st dlqState) (dlqStat
 	if err != nil {
 		return st, err
 	}
-	data := stream.EncodeBatch(b.PID, b.Epoch, b.Seq, b.Time, recs)
+	// Stamped now, not when planned: a retry long after must still pass the
+	// topic's timestamp bounds. The sequencer recognises a copy by its
+	// producer id and sequences alone.
+	data := stream.EncodeBatch(b.PID, b.Epoch, b.Seq, w.o.Now().UnixMilli(), recs)
 	res := w.o.Log.Produce(ctx, []stream.ProduceBatch{{Topic: b.Topic, Partition: b.Partition, Records: data}})[0]
 	switch {
 	case res.Err == nil:
