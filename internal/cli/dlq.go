@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/share"
 )
 
@@ -62,7 +63,7 @@ offset minus start offset, summed over partitions).`,
 			return runDLQList(cmd.Context(), adm, prefix, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&prefix, "prefix", share.DefaultDLQTopicPrefix, "dead-letter topic name prefix")
+	cmd.Flags().StringVar(&prefix, "prefix", config.DefaultDeadLetters().TopicPrefix, "dead-letter topic name prefix")
 	return cmd
 }
 

@@ -83,7 +83,7 @@ func TestDLQCommands(t *testing.T) {
 	}
 	defer etcd.Close()
 	orders, _ := b.Engine().Topic("orders")
-	w := share.NewDeadLetters(share.DeadLetterOptions{Client: etcd, Log: b.Engine(), AutoCreate: true})
+	w := share.NewDeadLetters(share.DeadLetterOptions{Client: etcd, Log: b.Engine(), Rules: config.DeadLetterConfig{TopicPrefix: "dlq.", AutoCreateTopics: true}})
 	group := func(copyRecord bool) config.ShareGroup {
 		g := config.ResolveShareGroup(nil)
 		g.DLQTopic, g.DLQCopyRecord = "dlq.orders", copyRecord

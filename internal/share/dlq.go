@@ -87,9 +87,6 @@ const (
 // group's dead-letter topic (KIP-1191).
 const TopicConfigDLQEnable = "errors.deadletterqueue.group.enable"
 
-// DefaultDLQTopicPrefix is errors.deadletterqueue.topic.name.prefix's default.
-const DefaultDLQTopicPrefix = "dlq."
-
 // DeadLetterMessage is the __dlq.errors.message of a reason: Kafka's text
 // for its two causes, the reason itself for any other.
 func DeadLetterMessage(reason string) string {
@@ -131,15 +128,12 @@ type DeadLetterOptions struct {
 	// Prefix is the cluster's etcd key prefix (default "/runnel").
 	Prefix string
 	Log    DeadLetterLog
-	// TopicPrefix is errors.deadletterqueue.topic.name.prefix ("" means
-	// the default, "dlq."); AnyTopicName lifts the prefix rule (Kafka's
-	// empty prefix).
-	TopicPrefix  string
-	AnyTopicName bool
-	// AutoCreate is errors.deadletterqueue.auto.create.topics.enable: a
-	// missing dead-letter topic is created (with the broker's default
-	// partition count) instead of failing the write.
-	AutoCreate bool
+	// Rules are the cluster's dead-letter topic rules: the name prefix
+	// (errors.deadletterqueue.topic.name.prefix; "" allows any name) and
+	// whether a missing topic is created, with the broker's default
+	// partition count (errors.deadletterqueue.auto.create.topics.enable).
+	// config.DefaultDeadLetters() has Kafka's defaults.
+	Rules config.DeadLetterConfig
 	// MaxBatchLetters bounds the letters of one produced batch, so the
 	// in-flight record in etcd stays small (default 500).
 	MaxBatchLetters int
@@ -164,9 +158,6 @@ type DeadLetters struct {
 func NewDeadLetters(o DeadLetterOptions) *DeadLetters {
 	if o.Prefix == "" {
 		o.Prefix = "/runnel"
-	}
-	if o.TopicPrefix == "" {
-		o.TopicPrefix = DefaultDLQTopicPrefix
 	}
 	if o.MaxBatchLetters <= 0 {
 		o.MaxBatchLetters = 500
@@ -439,13 +430,13 @@ func (w *DeadLetters) dlqTopic(ctx context.Context, group, name string) (stream.
 	if exists && !strings.EqualFold(strings.TrimSpace(t.Configs[TopicConfigDLQEnable]), "true") {
 		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q does not have %s=true", ErrDeadLetterTopicRefused, group, name, TopicConfigDLQEnable)
 	}
-	if !w.o.AnyTopicName && !strings.HasPrefix(name, w.o.TopicPrefix) {
-		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q does not start with the dead-letter topic prefix %q", ErrDeadLetterTopicRefused, group, name, w.o.TopicPrefix)
+	if prefix := w.o.Rules.TopicPrefix; !strings.HasPrefix(name, prefix) {
+		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q does not start with the dead-letter topic prefix %q", ErrDeadLetterTopicRefused, group, name, prefix)
 	}
 	if exists {
 		return t, nil
 	}
-	if !w.o.AutoCreate {
+	if !w.o.Rules.AutoCreateTopics {
 		w.o.Logger.Warn("dead-letter topic does not exist and auto create is disabled; the dead letters wait",
 			slog.String("group", group), slog.String("topic", name))
 		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q", ErrDeadLetterTopicMissing, group, name)

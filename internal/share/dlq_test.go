@@ -83,7 +83,11 @@ func (v *dlqEnv) createDLQ(t *testing.T, name string, partitions int32, enable b
 	}
 }
 
+// writer returns a writer with Kafka's default rules unless o has others.
 func (v *dlqEnv) writer(o DeadLetterOptions) *DeadLetters {
+	if o.Rules == (config.DeadLetterConfig{}) {
+		o.Rules = config.DefaultDeadLetters()
+	}
 	o.Client = v.cli
 	if o.Log == nil {
 		o.Log = v.log
@@ -526,20 +530,23 @@ func TestDLQTopicRules(t *testing.T) {
 	v.createDLQ(t, "dead.orders", 1, true)
 	ctx := context.Background()
 	letters := []DeadLetter{{Offset: 0, DeliveryCount: 1, Reason: ReasonRejected}}
+	rules := func(prefix string, autoCreate bool) DeadLetterOptions {
+		return DeadLetterOptions{Rules: config.DeadLetterConfig{TopicPrefix: prefix, AutoCreateTopics: autoCreate}}
+	}
 	cases := []struct {
 		name  string
 		opts  DeadLetterOptions
 		topic string
 		want  error
 	}{
-		{"internal name", DeadLetterOptions{AutoCreate: true}, "__dlq.x", ErrDeadLetterTopicRefused},
-		{"not enabled on the topic", DeadLetterOptions{}, "dlq.off", ErrDeadLetterTopicRefused},
-		{"no prefix", DeadLetterOptions{AutoCreate: true}, "orders-dead", ErrDeadLetterTopicRefused},
-		{"existing topic without the prefix", DeadLetterOptions{}, "dead.orders", ErrDeadLetterTopicRefused},
-		{"another prefix", DeadLetterOptions{TopicPrefix: "dead."}, "dead.orders", nil},
-		{"any name allowed", DeadLetterOptions{AnyTopicName: true, AutoCreate: true}, "orders-dead", nil},
-		{"missing, no auto create", DeadLetterOptions{}, "dlq.missing", ErrDeadLetterTopicMissing},
-		{"missing, auto create", DeadLetterOptions{AutoCreate: true}, "dlq.created", nil},
+		{"internal name", rules("dlq.", true), "__dlq.x", ErrDeadLetterTopicRefused},
+		{"not enabled on the topic", rules("dlq.", false), "dlq.off", ErrDeadLetterTopicRefused},
+		{"no prefix", rules("dlq.", true), "orders-dead", ErrDeadLetterTopicRefused},
+		{"existing topic without the prefix", rules("dlq.", false), "dead.orders", ErrDeadLetterTopicRefused},
+		{"another prefix", rules("dead.", false), "dead.orders", nil},
+		{"any name allowed", rules("", true), "orders-dead", nil},
+		{"missing, no auto create", rules("dlq.", false), "dlq.missing", ErrDeadLetterTopicMissing},
+		{"missing, auto create", rules("dlq.", true), "dlq.created", nil},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
