@@ -258,8 +258,9 @@ type doneRun struct {
 }
 
 // doneGens is how many writing calls' letters are remembered as done. The
-// engine forgets letters as soon as Write returns, so a letter comes back
-// at most in the call after the one that wrote it (after a crash).
+// engine forgets letters as soon as Write returns nil, so a letter comes
+// back only while calls fail; each call that starts a batch renews the
+// letters it was given (touch).
 const doneGens = 8
 
 func (st *dlqState) isDone(l DeadLetter) bool {
@@ -269,6 +270,20 @@ func (st *dlqState) isDone(l DeadLetter) bool {
 		}
 	}
 	return false
+}
+
+// touch makes the runs holding any of letters current (Gen), so letters
+// the engine still passes are remembered however many calls go by.
+func (st *dlqState) touch(letters []DeadLetter) {
+	for i := range st.Done {
+		r := &st.Done[i]
+		for _, l := range letters {
+			if l.Offset >= r.First && l.Offset <= r.Last && l.DeliveryCount == r.Count && l.Reason == r.Reason {
+				r.Gen = st.Gen
+				break
+			}
+		}
+	}
 }
 
 func (st *dlqState) markDone(letters []DeadLetter) {
@@ -371,6 +386,7 @@ func (w *DeadLetters) Write(ctx context.Context, key Key, cfg config.ShareGroup,
 		}
 		if !started {
 			next.Gen++
+			next.touch(letters)
 			started = true
 		}
 		ok, err := w.store(ctx, k, rev, next)

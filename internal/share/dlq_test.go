@@ -594,3 +594,73 @@ func TestDLQTopicRules(t *testing.T) {
 		t.Fatalf("dlq.late holds %v, want [0]", got)
 	}
 }
+
+// A letter written and still passed by the engine (its calls keep failing
+// after they start other batches) stays known as written, however many
+// calls go by; one no longer passed is forgotten after doneGens calls.
+func TestDLQDoneLettersRenewed(t *testing.T) {
+	l := func(off int64) DeadLetter { return DeadLetter{Offset: off, DeliveryCount: 1, Reason: ReasonRejected} }
+	st := dlqState{Gen: 1}
+	st.markDone([]DeadLetter{l(1), l(5)})
+	for i := int64(0); i < 3*doneGens; i++ {
+		st.Gen++
+		st.touch([]DeadLetter{l(1), l(100 + i)})
+		st.markDone([]DeadLetter{l(100 + i)})
+	}
+	if !st.isDone(l(1)) {
+		t.Fatal("a letter still passed was forgotten")
+	}
+	if st.isDone(l(5)) || st.isDone(l(100)) {
+		t.Fatal("letters no longer passed are still remembered")
+	}
+	if len(st.Done) > doneGens+2 {
+		t.Fatalf("%d runs remembered", len(st.Done))
+	}
+}
+
+// failEveryOther fails every second produce, after the first.
+type failEveryOther struct {
+	DeadLetterLog
+	n int
+}
+
+func (f *failEveryOther) Produce(ctx context.Context, batches []stream.ProduceBatch) []stream.ProduceResult {
+	f.n++
+	if f.n%2 == 0 {
+		return []stream.ProduceResult{{Err: stream.ErrTimeout}}
+	}
+	return f.DeadLetterLog.Produce(ctx, batches)
+}
+
+// Many calls that each finish one batch and fail the next, with the
+// engine passing every letter again each time: none is written twice.
+func TestDLQManyFailingCalls(t *testing.T) {
+	v := newDLQEnv(t, 1)
+	v.produceSource(t, 0, 30)
+	v.createDLQ(t, "dlq.orders", 1, true)
+	ctx := context.Background()
+	cfg := dlqGroup("dlq.orders", false)
+	flaky := &failEveryOther{DeadLetterLog: v.log}
+	w := v.writer(DeadLetterOptions{Log: flaky, MaxBatchLetters: 1})
+	var pending []DeadLetter
+	for i := range 3 * doneGens {
+		pending = append(pending, DeadLetter{Offset: int64(i), DeliveryCount: 1, Reason: ReasonRejected})
+		if err := w.Write(ctx, v.key(0), cfg, pending); err != nil && !errors.Is(err, stream.ErrTimeout) {
+			t.Fatal(err)
+		}
+	}
+	// The engine goes on calling until a call returns nil.
+	for range 4 * doneGens {
+		if err := w.Write(ctx, v.key(0), cfg, pending); err == nil {
+			break
+		}
+	}
+	got := letterOffsets(t, v.readTopic(t, "dlq.orders"))
+	seen := map[int64]int{}
+	for _, o := range got {
+		seen[o]++
+	}
+	if len(got) != len(pending) || len(seen) != len(pending) {
+		t.Fatalf("%d letters written for %d: %v", len(got), len(pending), got)
+	}
+}
