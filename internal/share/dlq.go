@@ -320,21 +320,38 @@ func (w *DeadLetters) load(ctx context.Context, k string) (dlqState, int64, erro
 	return st, resp.Kvs[0].ModRevision, nil
 }
 
-// store puts st if the key is still at rev; false when another writer
-// changed it first.
-func (w *DeadLetters) store(ctx context.Context, k string, rev int64, st dlqState) (bool, error) {
+// store puts st if the key is still at rev and returns its new revision;
+// 0 when another writer changed it first.
+func (w *DeadLetters) store(ctx context.Context, k string, rev int64, st dlqState) (int64, error) {
 	val, err := json.Marshal(st)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	resp, err := w.o.Client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
 		Then(clientv3.OpPut(k, string(val))).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return resp.Succeeded, nil
+	if !resp.Succeeded {
+		return 0, nil
+	}
+	return resp.Header.Revision, nil
+}
+
+// advance stores next over st (at rev) and returns the state to go on
+// from: next when the store won, else what another writer stored.
+func (w *DeadLetters) advance(ctx context.Context, k string, rev int64, next dlqState) (dlqState, int64, bool, error) {
+	newRev, err := w.store(ctx, k, rev, next)
+	if err != nil {
+		return dlqState{}, 0, false, err
+	}
+	if newRev != 0 {
+		return next, newRev, true, nil
+	}
+	st, rev, err := w.load(ctx, k)
+	return st, rev, false, err
 }
 
 // Write writes letters of one share partition to the group's dead-letter
@@ -360,11 +377,7 @@ func (w *DeadLetters) Write(ctx context.Context, key Key, cfg config.ShareGroup,
 			if err != nil {
 				return err
 			}
-			if _, err := w.store(ctx, k, rev, next); err != nil {
-				return err
-			}
-			// Won or lost, go on from what etcd now holds.
-			if st, rev, err = w.load(ctx, k); err != nil {
+			if st, rev, _, err = w.advance(ctx, k, rev, next); err != nil {
 				return err
 			}
 			continue
@@ -389,15 +402,12 @@ func (w *DeadLetters) Write(ctx context.Context, key Key, cfg config.ShareGroup,
 			next.touch(letters)
 			started = true
 		}
-		ok, err := w.store(ctx, k, rev, next)
-		if err != nil {
+		var won bool
+		if st, rev, won, err = w.advance(ctx, k, rev, next); err != nil {
 			return err
 		}
-		if !ok {
+		if !won {
 			started = false
-		}
-		if st, rev, err = w.load(ctx, k); err != nil {
-			return err
 		}
 	}
 }
