@@ -41,8 +41,8 @@ type shareServices struct {
 // openShares opens the GROUP config store and starts the share engine with
 // its dead-letter writer; the group coordinator is given the engine as its
 // ShareStates (groupsOptions) and the front end all three (protocolOptions).
-// Dead-letter topics are created when missing if auto.create.topics.enable
-// is on, with the default "dlq." name prefix.
+// The dead-letter topic rules (name prefix, auto-creation) are the
+// configuration's dead-letters section.
 func (b *Broker) openShares(ctx context.Context) error {
 	var err error
 	b.shares.configs, err = groups.OpenGroupConfigStore(ctx, b.cli, "", b.log)
@@ -50,11 +50,11 @@ func (b *Broker) openShares(ctx context.Context) error {
 		return fmt.Errorf("broker: group configs: %w", err)
 	}
 	letters := share.NewDeadLetters(share.DeadLetterOptions{
-		Client:     b.cli,
-		Log:        b.engine,
-		AutoCreate: b.cfg.AutoCreateTopics,
-		Logger:     b.log,
-		Metrics:    b.registry,
+		Client:  b.cli,
+		Log:     b.engine,
+		Rules:   b.cfg.DeadLetters,
+		Logger:  b.log,
+		Metrics: b.registry,
 	})
 	b.shares.engine = share.New(share.Options{
 		Client:      b.cli,

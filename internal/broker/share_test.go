@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/config"
 )
 
 // setGroupConfigs sets a group's configs through IncrementalAlterConfigs
@@ -38,11 +40,12 @@ func setGroupConfigs(t *testing.T, ctx context.Context, cl *kgo.Client, group st
 // TestShareGroupsWired runs a share group through the assembled broker:
 // the group's configs (GROUP resource), the coordinator (heartbeat,
 // assignment, initialised start offset), the engine behind ShareFetch and
-// ShareAcknowledge, the dead-letter writer (a rejected record lands in the
-// auto-created dead-letter topic with its headers), the share metrics on
+// ShareAcknowledge, the dead-letter writer with the configured rules (a
+// rejected record lands in the dead-letter topic, created because
+// dead-letters.auto-create-topics is on, with its headers), the share metrics on
 // /metrics' registry, and the start offset surviving a restart.
 func TestShareGroupsWired(t *testing.T) {
-	env := newTestEnv(t, 60*time.Second, nil, 1, "jobs")
+	env := newTestEnv(t, 60*time.Second, func(c *config.Config) { c.DeadLetters.AutoCreateTopics = true }, 1, "jobs")
 	cfg, b, ctx, cl := &env.cfg, env.b, env.ctx, env.cl
 	const group, dlq, n = "workers", "dlq.jobs", 10
 	setGroupConfigs(t, ctx, cl, group, "share.auto.offset.reset", "earliest", "errors.deadletterqueue.topic.name", dlq)
