@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +45,8 @@ func setGroupConfigs(t *testing.T, ctx context.Context, cl *kgo.Client, group st
 // ShareAcknowledge, the dead-letter writer with the configured rules (a
 // rejected record lands in the dead-letter topic, created because
 // dead-letters.auto-create-topics is on, with its headers), the share metrics on
-// /metrics' registry, and the start offset surviving a restart.
+// /metrics' registry, the in-flight view of GET /share/groups/{group}, and
+// the start offset surviving a restart.
 func TestShareGroupsWired(t *testing.T) {
 	env := newTestEnv(t, 60*time.Second, func(c *config.Config) { c.DeadLetters.AutoCreateTopics = true }, 1, "jobs")
 	cfg, b, ctx, cl := &env.cfg, env.b, env.ctx, env.cl
@@ -123,6 +126,39 @@ func TestShareGroupsWired(t *testing.T) {
 			t.Errorf("metric %s not registered (have %v)", want, names)
 		}
 	}
+
+	// Two more records, acquired and held: the HTTP view shows them in
+	// flight with their delivery count and holder.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "jobs", Value: []byte("held-1")}, &kgo.Record{Topic: "jobs", Value: []byte("held-2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("jobs"), kgo.ShareGroup(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for held := 0; held < 2; {
+		fs := holder.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("the held records were not delivered")
+		}
+		held += len(fs.Records())
+	}
+	resp, err := http.Get("http://" + b.HTTPAddr() + "/share/groups/" + group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view shareStatesView
+	err = json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	if err != nil || len(view.Partitions) != 1 {
+		t.Fatalf("share states view %+v: %v", view, err)
+	}
+	p := view.Partitions[0]
+	if p.Topic != "jobs" || p.StartOffset != n || p.EndOffset != n+2 || len(p.Runs) != 1 || p.Runs[0].State != "acquired" ||
+		p.Runs[0].DeliveryCount != 1 || p.Runs[0].Member == "" || p.Runs[0].LockDeadlineMs <= time.Now().UnixMilli() {
+		t.Fatalf("share partition view %+v", p)
+	}
+	holder.Close() // releases them: the start offset stays at n
 
 	// Restart: the start offset is where the acknowledgements left it.
 	if err := b.Close(); err != nil {
