@@ -177,11 +177,22 @@ func (s *Server) endShareSession(ctx context.Context, rc *reqCtx, key shareSessK
 	s.releaseShareParts(ctx, rc.log, key, parts)
 }
 
-// releaseShareParts releases member key.member's records of parts.
+// releaseShareParts releases member key.member's records of the parts
+// this broker leads. Records are acquired only through the leader, so in a
+// partition led by another broker (it moved, or the session named it with
+// stale metadata) what the member holds was acquired through that broker's
+// session, which is still open: releasing it here would hand the member
+// the same records again while it still works on them. Were that session
+// gone too, the locks expire.
 func (s *Server) releaseShareParts(ctx context.Context, log *slog.Logger, key shareSessKey, parts []sharePart) {
+	self := s.opts.Cluster.Self().NodeID
 	for _, p := range parts {
-		if _, ok := s.opts.Log.TopicByID(p.topicID); !ok {
+		ti, ok := s.opts.Log.TopicByID(p.topicID)
+		if !ok {
 			continue // deleted: nothing left to release
+		}
+		if s.opts.Cluster.Leader(ti.ID, p.partition) != self {
+			continue
 		}
 		k := share.Key{Group: key.group, Topic: p.topicID, Partition: p.partition}
 		if err := s.opts.Shares.ReleaseMember(ctx, k, key.member); err != nil {
