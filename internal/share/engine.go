@@ -581,13 +581,37 @@ func (e *Engine) SetStartOffset(ctx context.Context, k Key, offset int64) error 
 }
 
 // DeleteState removes the group's share partitions of one topic (topic !=
-// nil) or all of them.
+// nil) or all of them. Dead letters still pending are handed to the writer
+// first (a failure is logged: the state goes regardless, as asked).
 func (e *Engine) DeleteState(ctx context.Context, group string, topic *stream.TopicID) error {
-	if topic != nil {
-		t := *topic
-		return e.store.deletePrefix(ctx, e.store.topicPrefix(group, t), func(k Key) bool { return k.Group == group && k.Topic == t })
+	match := func(k Key) bool { return k.Group == group && (topic == nil || k.Topic == *topic) }
+	states, err := e.store.list(ctx, group)
+	if err != nil {
+		return err
 	}
-	return e.store.deletePrefix(ctx, e.store.groupPrefix(group), func(k Key) bool { return k.Group == group })
+	keys := make([]Key, 0, len(states))
+	for k, st := range states {
+		if match(k) && len(st.Letters) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
+	cfg := e.opts.GroupConfig(group)
+	for _, k := range keys {
+		letters := states[k].Letters
+		if e.opts.DeadLetters == nil || cfg.DLQTopic == "" {
+			e.log.Warn("share: dead letters dropped with the share partition state: the group has no dead-letter topic", "group", group, "partition", k.Partition, "letters", len(letters))
+			continue
+		}
+		if err := e.opts.DeadLetters.Write(ctx, k, cfg, letters); err != nil {
+			e.log.Warn("share: dead letters dropped with the share partition state", "group", group, "partition", k.Partition, "letters", len(letters), "err", err)
+		}
+	}
+	prefix := e.store.groupPrefix(group)
+	if topic != nil {
+		prefix = e.store.topicPrefix(group, *topic)
+	}
+	return e.store.deletePrefix(ctx, prefix, match)
 }
 
 // change is store.update for the engine's changes of records: the dead

@@ -771,3 +771,38 @@ func TestEngineForeignLettersAfterGrace(t *testing.T) {
 		return err == nil && len(st.Letters) == 0
 	})
 }
+
+// Deleting a share partition's state hands its pending dead letters to the
+// writer first; other topics' states stay. (Broker a cannot write letters;
+// b, which never touched the partition, deletes it.)
+func TestEngineDeleteStateWritesLetters(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 2)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	broken := &fakeLetters{failing: true, written: map[int64]int{}}
+	w := &fakeLetters{written: map[int64]int{}}
+	a := v.engine(t, func(o *Options) { o.DeadLetters = broken })
+	b := v.engine(t, func(o *Options) { o.DeadLetters = w })
+	k := v.key("g", 0)
+	v.produce(t, 0, 3)
+	acquire(t, a, k, "m", 100)
+	if err := a.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 2, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	other := stream.TopicID{9}
+	if err := a.SetStartOffset(ctx, Key{Group: "g", Topic: other, Partition: 0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	topic := v.topic.ID
+	if err := b.DeleteState(ctx, "g", &topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := w.snapshot(); m[0] != 1 || m[1] != 1 || m[2] != 1 {
+		t.Fatalf("letters written %v", m)
+	}
+	states, err := b.States(ctx, "g")
+	if err != nil || len(states) != 1 || states[Key{Group: "g", Topic: other, Partition: 0}] == nil {
+		t.Fatalf("states after deleting one topic: %v %v", states, err)
+	}
+}
