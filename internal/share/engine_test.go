@@ -627,3 +627,43 @@ func TestEngineRemoteChangeFiresChanged(t *testing.T) {
 		t.Fatalf("b acquired %s", got)
 	}
 }
+
+// A change whose etcd write fails is not applied, in part or at all: the
+// next broker sees the records still acquired. (The in-process client
+// cannot be cut off, so the write fails by its context.)
+func TestEngineFailedWriteAppliesNothing(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, e, k, "m", 100)
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	err := e.Acknowledge(dead, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ack with a dead context: %v", err)
+	}
+	e2 := v.engine(t)
+	states, err := e2.States(ctx, "g")
+	if err != nil || dumpState(states[k]) != fmt.Sprintf("start=0 end=2\n  0-1 acquired count=1 member=m deadline=%d\n", v.clock.Now().UnixMilli()+30000) {
+		t.Fatalf("state after the failed ack: %v %v", states, err)
+	}
+	// The first engine forgot what it could not write: it acknowledges
+	// from the stored state.
+	if err := e.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Store errors other than the caller's own context are the retriable
+// ErrUnavailable.
+func TestUnavailable(t *testing.T) {
+	if err := unavailable(errors.New("etcdserver: request timed out")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("%v", err)
+	}
+	if err := unavailable(context.DeadlineExceeded); errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v", err)
+	}
+}
