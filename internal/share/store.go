@@ -348,18 +348,35 @@ func (s *store) loadPending(ctx context.Context) (int64, []Key, error) {
 	return resp.Header.Revision, pending, nil
 }
 
+// refresh reads every cached key again (a key it cannot read is forgotten,
+// so its next use reads it).
+func (s *store) refresh(ctx context.Context) {
+	s.mu.Lock()
+	keys := make([]Key, 0, len(s.cache))
+	for k := range s.cache {
+		keys = append(keys, k)
+	}
+	s.cache = map[Key]*cached{}
+	s.mu.Unlock()
+	for _, k := range keys {
+		if _, _, err := s.get(ctx, k); err != nil {
+			s.forget(k)
+		}
+	}
+}
+
 // follow watches the prefix from rev+1 until ctx ends, replacing cached
-// states with newer ones. After a compaction it starts over from the
-// current revision and drops the cache (every key is read again).
+// states with newer ones. After a compaction it reads the cached keys
+// again and follows on from the compaction.
 func (s *store) follow(ctx context.Context, rev int64) {
 	for ctx.Err() == nil {
 		wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for resp := range wch {
 			if err := resp.Err(); err != nil {
 				if resp.CompactRevision > 0 {
-					s.mu.Lock()
-					s.cache = map[Key]*cached{}
-					s.mu.Unlock()
+					// Changes between rev and the compaction are gone
+					// from the watch: read the cached keys again.
+					s.refresh(ctx)
 					rev = resp.CompactRevision - 1
 				}
 				break
