@@ -27,6 +27,7 @@ const (
 	Archived     RecordState = 4
 )
 
+// String is the state's name in lower case, as tools print it.
 func (s RecordState) String() string {
 	switch s {
 	case Available:
@@ -334,9 +335,6 @@ func (s *State) FetchOffset(p Policy) (int64, bool) {
 	}
 	return 0, false
 }
-
-// InFlight is the number of offsets between Start and End.
-func (s *State) InFlight() int64 { return s.End - s.Start }
 
 // AcquireInput is one acquisition: the batches read from the log from
 // FetchOffset on, in offset order, and the offset below which records may
