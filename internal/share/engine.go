@@ -357,23 +357,35 @@ func parseBatches(data []byte) ([]Batch, [][2]int, error) {
 	return out, spans, nil
 }
 
-// recordsFor returns the bytes of the batches from the first to the last
-// that holds an acquired offset.
+// recordsFor returns the bytes of the batches that hold an acquired
+// offset: a slice of data when they lie end to end, else a copy of only
+// those (batches held by other members in between are left out).
 func recordsFor(data []byte, batches []Batch, spans [][2]int, ranges []AcquiredRange) []byte {
-	first, last := ranges[0].First, ranges[len(ranges)-1].Last
-	lo, hi := -1, -1
+	var keep []int
+	r := 0
 	for i, b := range batches {
-		if b.Last >= first && b.Base <= last {
-			if lo < 0 {
-				lo = i
-			}
-			hi = i
+		for r < len(ranges) && ranges[r].Last < b.Base {
+			r++
+		}
+		if r < len(ranges) && ranges[r].First <= b.Last {
+			keep = append(keep, i)
 		}
 	}
-	if lo < 0 {
+	if len(keep) == 0 {
 		return nil
 	}
-	return data[spans[lo][0]:spans[hi][1]]
+	if keep[len(keep)-1]-keep[0]+1 == len(keep) {
+		return data[spans[keep[0]][0]:spans[keep[len(keep)-1]][1]]
+	}
+	var n int
+	for _, i := range keep {
+		n += spans[i][1] - spans[i][0]
+	}
+	out := make([]byte, 0, n)
+	for _, i := range keep {
+		out = append(out, data[spans[i][0]:spans[i][1]]...)
+	}
+	return out
 }
 
 // Acknowledge applies member's acknowledgements to one share partition,

@@ -680,3 +680,43 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// A redelivery between batches other members hold returns only the batches
+// with acquired offsets.
+func TestRecordsFor(t *testing.T) {
+	var data []byte
+	var batches []Batch
+	var spans [][2]int
+	for i, n := range []int{2, 3, 1, 4} {
+		base := int64(len(batches) * 10)
+		b := batch(n, fmt.Sprint(i), 0, -1, -1, -1)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		spans = append(spans, [2]int{len(data), len(data) + len(b)})
+		data = append(data, b...)
+		batches = append(batches, Batch{Base: base, Last: base + int64(n) - 1})
+	}
+	for _, c := range []struct {
+		name   string
+		ranges []AcquiredRange
+		want   []int64 // base offsets of the batches returned
+	}{
+		{"one", []AcquiredRange{{First: 11, Last: 11}}, []int64{10}},
+		{"adjacent", []AcquiredRange{{First: 1, Last: 1}, {First: 10, Last: 12}}, []int64{0, 10}},
+		{"apart", []AcquiredRange{{First: 0, Last: 0}, {First: 31, Last: 33}}, []int64{0, 30}},
+		{"none", []AcquiredRange{{First: 5, Last: 9}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := parseBatches(recordsFor(data, batches, spans, c.ranges))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bases []int64
+			for _, b := range got {
+				bases = append(bases, b.Base)
+			}
+			if fmt.Sprint(bases) != fmt.Sprint(c.want) {
+				t.Fatalf("batches %v, want %v", bases, c.want)
+			}
+		})
+	}
+}
