@@ -223,6 +223,17 @@ func TestEngineAcquireAcceptRelease(t *testing.T) {
 	if got := counterSum(t, reg, "runnel_share_records_acquired_total"); got != 11 {
 		t.Fatalf("acquired counter %v", got)
 	}
+	// Tools' reads leave another broker's cache (and so its sweep) alone.
+	other := v.engine(t)
+	if _, err := other.States(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.StartOffsets(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := other.store.cachedState(k); ok {
+		t.Fatal("reading a group's states cached them")
+	}
 	// A malformed batch is refused before anything is read.
 	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
 	if !errors.Is(err, ErrInvalidRequest) {

@@ -223,7 +223,8 @@ func (s *store) update(ctx context.Context, k Key, fn func(st *State) (*State, b
 }
 
 // createAll creates the keys with their states in one transaction if none
-// of them exists; ok is false (and nothing written) otherwise.
+// of them exists; ok is false (and nothing written) otherwise. Like list,
+// it caches nothing.
 func (s *store) createAll(ctx context.Context, keys []Key, states map[Key]*State) (bool, error) {
 	cmps := make([]clientv3.Cmp, 0, len(keys))
 	ops := make([]clientv3.Op, 0, len(keys))
@@ -239,16 +240,12 @@ func (s *store) createAll(ctx context.Context, keys []Key, states map[Key]*State
 		}
 		return false, unavailable(err)
 	}
-	if !resp.Succeeded {
-		return false, nil
-	}
-	for _, k := range keys {
-		s.remember(k, states[k].Clone(), resp.Header.Revision, resp.Header.Revision)
-	}
-	return true, nil
+	return resp.Succeeded, nil
 }
 
-// list reads every share partition state of a group (fresh from etcd).
+// list reads every share partition state of a group, fresh from etcd. It
+// caches nothing: the cache holds the share partitions this broker serves,
+// whose locks its sweep expires, not every one a tool looked at.
 func (s *store) list(ctx context.Context, group string) (map[Key]*State, error) {
 	resp, err := s.cli.Get(ctx, s.groupPrefix(group), clientv3.WithPrefix())
 	if err != nil {
@@ -265,7 +262,6 @@ func (s *store) list(ctx context.Context, group string) (map[Key]*State, error) 
 			return nil, fmt.Errorf("%s: %w", kv.Key, err)
 		}
 		out[k] = st
-		s.remember(k, st.Clone(), kv.ModRevision, resp.Header.Revision)
 	}
 	return out, nil
 }
