@@ -64,6 +64,11 @@ type Engine struct {
 
 	locksMu sync.Mutex
 	locks   map[Key]*sync.Mutex
+	// served is when this engine last served each share partition
+	// (acquire, acknowledge, release); the sweep evicts partitions idle
+	// for cacheIdle from the cache (guarded by locksMu).
+	served    map[Key]time.Time
+	cacheIdle time.Duration
 
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -116,6 +121,8 @@ func New(opts Options) *Engine {
 		store:        newStore(opts.Client, opts.Prefix, opts.Logger),
 		m:            newMetrics(opts.Metrics),
 		locks:        map[Key]*sync.Mutex{},
+		served:       map[Key]time.Time{},
+		cacheIdle:    cacheIdle,
 		letterKick:   make(chan struct{}, 1),
 		retryAt:      map[Key]letterRetry{},
 		pendingSince: map[Key]time.Time{},
@@ -191,7 +198,20 @@ func (e *Engine) policy(cfg config.ShareGroup) Policy {
 // lock serialises this broker's changes of one share partition, so its own
 // requests never race each other's compare-and-swap.
 func (e *Engine) lock(k Key) func() {
+	return e.lockAt(k, time.Time{})
+}
+
+// serve is lock for a request that serves the share partition's records:
+// it also keeps the partition in the cache.
+func (e *Engine) serve(k Key) func() {
+	return e.lockAt(k, e.opts.Now())
+}
+
+func (e *Engine) lockAt(k Key, served time.Time) func() {
 	e.locksMu.Lock()
+	if !served.IsZero() {
+		e.served[k] = served
+	}
 	mu, ok := e.locks[k]
 	if !ok {
 		mu = &sync.Mutex{}
@@ -252,7 +272,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	cfg := e.opts.GroupConfig(k.Group)
 	p := e.policy(cfg)
 	p.RecordLimit = p.RecordLimit || req.RecordLimit
-	defer e.lock(k)()
+	defer e.serve(k)()
 	ti, ps, err := e.partition(k)
 	if err != nil {
 		return AcquireResult{}, err
@@ -401,7 +421,7 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	if len(acks) == 0 {
 		return nil
 	}
-	defer e.lock(k)()
+	defer e.serve(k)()
 	var stats Stats
 	var ackErr error
 	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
@@ -436,7 +456,7 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 // ReleaseMember releases every record member holds in the share partition.
 func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error {
 	p := e.policy(e.opts.GroupConfig(k.Group))
-	defer e.lock(k)()
+	defer e.serve(k)()
 	var stats Stats
 	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats = Stats{}

@@ -731,3 +731,42 @@ func TestRecordsFor(t *testing.T) {
 		})
 	}
 }
+
+// A share partition this engine has not served for a while leaves its
+// cache (its sweep stops expiring locks there), unless it has dead letters
+// to write; serving it again reads it back.
+func TestEngineEvictsIdlePartitions(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 2)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	w := &fakeLetters{failing: true, written: map[int64]int{}}
+	e := New(Options{Client: v.etcd.Client(), Log: v.log, GroupConfig: v.groupConfig, Now: v.clock.Now, SweepInterval: 5 * time.Millisecond, DeadLetters: w})
+	e.cacheIdle = time.Minute
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	idle, lettered := v.key("g", 0), v.key("g", 1)
+	v.produce(t, 0, 1)
+	v.produce(t, 1, 1)
+	acquire(t, e, idle, "m", 10)
+	acquire(t, e, lettered, "m", 10)
+	if err := e.Acknowledge(ctx, lettered, "m", []AckBatch{{First: 0, Last: 0, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	v.clock.Add(30 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := e.store.cachedState(idle); !ok {
+		t.Fatal("evicted before it was idle for cacheIdle")
+	}
+	v.clock.Add(31 * time.Second)
+	waitFor(t, "the idle partition evicted", func() bool { _, ok := e.store.cachedState(idle); return !ok })
+	if _, ok := e.store.cachedState(lettered); !ok {
+		t.Fatal("a partition with letters to write was evicted")
+	}
+	// Served again: read back, with its locks (expired by now).
+	if got := rangesString(acquire(t, e, idle, "n", 10).Acquired); got != "0-0@2 " {
+		t.Fatalf("after eviction acquired %s", got)
+	}
+}

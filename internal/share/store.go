@@ -296,6 +296,21 @@ func (s *store) snapshot(pick func(*State) bool) []Key {
 	return out
 }
 
+// snapshotAll is snapshot including the keys cached as absent (pick gets
+// nil for them).
+func (s *store) snapshotAll(pick func(*State) bool) []Key {
+	s.mu.Lock()
+	var out []Key
+	for k, c := range s.cache {
+		if pick(c.st) {
+			out = append(out, k)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i], out[j]) })
+	return out
+}
+
 func keyLess(a, b Key) bool {
 	if a.Group != b.Group {
 		return a.Group < b.Group
