@@ -274,6 +274,14 @@ func TestEngineInitialize(t *testing.T) {
 	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
 		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
 	}
+	// by_duration with no record that recent starts at the high watermark.
+	v.clock.Add(2 * time.Hour)
+	if err := e.Initialize(context.Background(), []Key{v.key("recent", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if offs, err := e.StartOffsets(context.Background(), "recent"); err != nil || len(offs) != 1 || offs[0].StartOffset != 6 {
+		t.Fatalf("by_duration past every record: %+v, %v", offs, err)
+	}
 	// A partition that does not exist (any more) is skipped; existing
 	// states are kept, the others created together.
 	if err := e.SetStartOffset(context.Background(), v.key("multi", 1), 1); err != nil {
