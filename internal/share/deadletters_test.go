@@ -154,6 +154,12 @@ func TestEngineForeignLettersAfterGrace(t *testing.T) {
 		st, _, err := a.store.get(ctx, k)
 		return err == nil && len(st.Letters) == 0
 	})
+	// a forgets the letter it could not write once b wrote it.
+	waitFor(t, "a to forget its letter", func() bool {
+		a.ownMu.Lock()
+		defer a.ownMu.Unlock()
+		return len(a.own) == 0
+	})
 }
 
 // Deleting a share partition's state hands its pending dead letters to the

@@ -55,8 +55,8 @@ type Options struct {
 // timeouts and the start offsets, with the state in etcd (store.go). It
 // satisfies the front end's Shares and the coordinator's ShareStates.
 //
-// Lock order: a share partition's lock (from locks), then locksMu, then
-// the store's mutex; ownMu and changedMu are leaves.
+// Lock order: a share partition's lock (from locks), then locksMu or
+// ownMu, then the store's mutex; changedMu is a leaf.
 type Engine struct {
 	opts  Options
 	log   *slog.Logger

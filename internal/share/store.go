@@ -321,6 +321,18 @@ func keyLess(a, b Key) bool {
 	return a.Partition < b.Partition
 }
 
+// lookup returns a copy of k's cached state (nil when cached as absent)
+// and whether k is cached at all.
+func (s *store) lookup(k Key) (*State, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[k]
+	if !ok {
+		return nil, false
+	}
+	return cloneOrNil(c.st), true
+}
+
 // cachedState returns a copy of k's cached state, if cached and present.
 func (s *store) cachedState(k Key) (*State, bool) {
 	s.mu.Lock()

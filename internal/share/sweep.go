@@ -113,6 +113,7 @@ func (e *Engine) writeLetters(ctx context.Context) {
 			delete(e.pendingSince, k)
 		}
 	}
+	e.forgetWritten(pending)
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -168,6 +169,38 @@ func (e *Engine) writeLetters(ctx context.Context) {
 			delete(e.own, k)
 		}
 		e.ownMu.Unlock()
+	}
+}
+
+// forgetWritten drops from own the letters no longer pending (another
+// broker wrote them, or the state was deleted or reset). The cache is read
+// under ownMu: markOwn runs after the write that added letters reached the
+// cache, so letters marked meanwhile are never mistaken for written ones.
+func (e *Engine) forgetWritten(pending map[Key]bool) {
+	e.ownMu.Lock()
+	defer e.ownMu.Unlock()
+	for k, offs := range e.own {
+		if pending[k] {
+			continue // writeLetters decides
+		}
+		st, cached := e.store.lookup(k)
+		if !cached {
+			continue // not known here now: keep
+		}
+		still := map[int64]bool{}
+		if st != nil {
+			for _, l := range st.Letters {
+				still[l.Offset] = true
+			}
+		}
+		for off := range offs {
+			if !still[off] {
+				delete(offs, off)
+			}
+		}
+		if len(offs) == 0 {
+			delete(e.own, k)
+		}
 	}
 }
 
