@@ -55,7 +55,8 @@ type Options struct {
 // timeouts and the start offsets, with the state in etcd (store.go). It
 // satisfies the front end's Shares and the coordinator's ShareStates.
 //
-// Lock order: a share partition's lock (locks), then the store's mutex.
+// Lock order: a share partition's lock (from locks), then locksMu or
+// ownMu, then the store's mutex; changedMu is a leaf.
 type Engine struct {
 	opts  Options
 	log   *slog.Logger
@@ -64,6 +65,11 @@ type Engine struct {
 
 	locksMu sync.Mutex
 	locks   map[Key]*sync.Mutex
+	// served is when this engine last served each share partition
+	// (acquire, acknowledge, release); the sweep evicts partitions idle
+	// for cacheIdle from the cache (guarded by locksMu).
+	served    map[Key]time.Time
+	cacheIdle time.Duration
 
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -116,6 +122,8 @@ func New(opts Options) *Engine {
 		store:        newStore(opts.Client, opts.Prefix, opts.Logger),
 		m:            newMetrics(opts.Metrics),
 		locks:        map[Key]*sync.Mutex{},
+		served:       map[Key]time.Time{},
+		cacheIdle:    cacheIdle,
 		letterKick:   make(chan struct{}, 1),
 		retryAt:      map[Key]letterRetry{},
 		pendingSince: map[Key]time.Time{},
@@ -191,7 +199,20 @@ func (e *Engine) policy(cfg config.ShareGroup) Policy {
 // lock serialises this broker's changes of one share partition, so its own
 // requests never race each other's compare-and-swap.
 func (e *Engine) lock(k Key) func() {
+	return e.lockAt(k, time.Time{})
+}
+
+// serve is lock for a request that serves the share partition's records:
+// it also keeps the partition in the cache.
+func (e *Engine) serve(k Key) func() {
+	return e.lockAt(k, e.opts.Now())
+}
+
+func (e *Engine) lockAt(k Key, served time.Time) func() {
 	e.locksMu.Lock()
+	if !served.IsZero() {
+		e.served[k] = served
+	}
 	mu, ok := e.locks[k]
 	if !ok {
 		mu = &sync.Mutex{}
@@ -252,7 +273,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	cfg := e.opts.GroupConfig(k.Group)
 	p := e.policy(cfg)
 	p.RecordLimit = p.RecordLimit || req.RecordLimit
-	defer e.lock(k)()
+	defer e.serve(k)()
 	ti, ps, err := e.partition(k)
 	if err != nil {
 		return AcquireResult{}, err
@@ -357,23 +378,35 @@ func parseBatches(data []byte) ([]Batch, [][2]int, error) {
 	return out, spans, nil
 }
 
-// recordsFor returns the bytes of the batches from the first to the last
-// that holds an acquired offset.
+// recordsFor returns the bytes of the batches that hold an acquired
+// offset: a slice of data when they lie end to end, else a copy of only
+// those (batches held by other members in between are left out).
 func recordsFor(data []byte, batches []Batch, spans [][2]int, ranges []AcquiredRange) []byte {
-	first, last := ranges[0].First, ranges[len(ranges)-1].Last
-	lo, hi := -1, -1
+	var keep []int
+	r := 0
 	for i, b := range batches {
-		if b.Last >= first && b.Base <= last {
-			if lo < 0 {
-				lo = i
-			}
-			hi = i
+		for r < len(ranges) && ranges[r].Last < b.Base {
+			r++
+		}
+		if r < len(ranges) && ranges[r].First <= b.Last {
+			keep = append(keep, i)
 		}
 	}
-	if lo < 0 {
+	if len(keep) == 0 {
 		return nil
 	}
-	return data[spans[lo][0]:spans[hi][1]]
+	if keep[len(keep)-1]-keep[0]+1 == len(keep) {
+		return data[spans[keep[0]][0]:spans[keep[len(keep)-1]][1]]
+	}
+	var n int
+	for _, i := range keep {
+		n += spans[i][1] - spans[i][0]
+	}
+	out := make([]byte, 0, n)
+	for _, i := range keep {
+		out = append(out, data[spans[i][0]:spans[i][1]]...)
+	}
+	return out
 }
 
 // Acknowledge applies member's acknowledgements to one share partition,
@@ -389,7 +422,7 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	if len(acks) == 0 {
 		return nil
 	}
-	defer e.lock(k)()
+	defer e.serve(k)()
 	var stats Stats
 	var ackErr error
 	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
@@ -424,7 +457,7 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 // ReleaseMember releases every record member holds in the share partition.
 func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error {
 	p := e.policy(e.opts.GroupConfig(k.Group))
-	defer e.lock(k)()
+	defer e.serve(k)()
 	var stats Stats
 	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats = Stats{}
@@ -581,13 +614,37 @@ func (e *Engine) SetStartOffset(ctx context.Context, k Key, offset int64) error 
 }
 
 // DeleteState removes the group's share partitions of one topic (topic !=
-// nil) or all of them.
+// nil) or all of them. Dead letters still pending are handed to the writer
+// first (a failure is logged: the state goes regardless, as asked).
 func (e *Engine) DeleteState(ctx context.Context, group string, topic *stream.TopicID) error {
-	if topic != nil {
-		t := *topic
-		return e.store.deletePrefix(ctx, e.store.topicPrefix(group, t), func(k Key) bool { return k.Group == group && k.Topic == t })
+	match := func(k Key) bool { return k.Group == group && (topic == nil || k.Topic == *topic) }
+	states, err := e.store.list(ctx, group)
+	if err != nil {
+		return err
 	}
-	return e.store.deletePrefix(ctx, e.store.groupPrefix(group), func(k Key) bool { return k.Group == group })
+	keys := make([]Key, 0, len(states))
+	for k, st := range states {
+		if match(k) && len(st.Letters) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
+	cfg := e.opts.GroupConfig(group)
+	for _, k := range keys {
+		letters := states[k].Letters
+		if e.opts.DeadLetters == nil || cfg.DLQTopic == "" {
+			e.log.Warn("share: dead letters dropped with the share partition state: the group has no dead-letter topic", "group", group, "partition", k.Partition, "letters", len(letters))
+			continue
+		}
+		if err := e.opts.DeadLetters.Write(ctx, k, cfg, letters); err != nil {
+			e.log.Warn("share: dead letters dropped with the share partition state", "group", group, "partition", k.Partition, "letters", len(letters), "err", err)
+		}
+	}
+	prefix := e.store.groupPrefix(group)
+	if topic != nil {
+		prefix = e.store.topicPrefix(group, *topic)
+	}
+	return e.store.deletePrefix(ctx, prefix, match)
 }
 
 // change is store.update for the engine's changes of records: the dead

@@ -223,6 +223,17 @@ func TestEngineAcquireAcceptRelease(t *testing.T) {
 	if got := counterSum(t, reg, "runnel_share_records_acquired_total"); got != 11 {
 		t.Fatalf("acquired counter %v", got)
 	}
+	// Tools' reads leave another broker's cache (and so its sweep) alone.
+	other := v.engine(t)
+	if _, err := other.States(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.StartOffsets(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := other.store.cachedState(k); ok {
+		t.Fatal("reading a group's states cached them")
+	}
 	// A malformed batch is refused before anything is read.
 	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
 	if !errors.Is(err, ErrInvalidRequest) {
@@ -262,6 +273,14 @@ func TestEngineInitialize(t *testing.T) {
 	offs, err := e.StartOffsets(context.Background(), "dur")
 	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
 		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
+	}
+	// by_duration with no record that recent starts at the high watermark.
+	v.clock.Add(2 * time.Hour)
+	if err := e.Initialize(context.Background(), []Key{v.key("recent", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if offs, err := e.StartOffsets(context.Background(), "recent"); err != nil || len(offs) != 1 || offs[0].StartOffset != 6 {
+		t.Fatalf("by_duration past every record: %+v, %v", offs, err)
 	}
 	// A partition that does not exist (any more) is skipped; existing
 	// states are kept, the others created together.
@@ -521,115 +540,12 @@ func TestEngineReadCommitted(t *testing.T) {
 	}
 }
 
-// fakeLetters is a DeadLetterWriter that fails while failing is set.
-type fakeLetters struct {
-	mu      sync.Mutex
-	failing bool
-	calls   int
-	written map[int64]int // offset → times written
-	// first is each offset's first letter; a later write of the same
-	// offset must carry the same letter (the writer's idempotence keys on it).
-	first    map[int64]DeadLetter
-	mismatch []string
-}
-
-func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, letters []DeadLetter) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.failing {
-		return errors.New("dead-letter topic unavailable")
-	}
-	if cfg.DLQTopic == "" {
-		return errors.New("no dead-letter topic")
-	}
-	if f.first == nil {
-		f.first = map[int64]DeadLetter{}
-	}
-	for _, l := range letters {
-		f.written[l.Offset]++
-		if prev, ok := f.first[l.Offset]; ok && prev != l {
-			f.mismatch = append(f.mismatch, fmt.Sprintf("offset %d written as %+v, then as %+v", l.Offset, prev, l))
-		} else if !ok {
-			f.first[l.Offset] = l
-		}
-	}
-	return nil
-}
-
-func (f *fakeLetters) snapshot() (int, map[int64]int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := map[int64]int{}
-	for k, v := range f.written {
-		m[k] = v
-	}
-	return f.calls, m
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-	}
-}
-
-// Rejected records and records past the delivery limit become dead
-// letters: persisted first, handed to the writer, removed once written; a
-// failed write is retried, also by an engine started after a crash.
-func TestEngineDeadLetters(t *testing.T) {
-	ctx := context.Background()
-	v := newShareEnv(t, 1)
-	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
-	v.setConfig(config.GroupShareDeliveryCountLimit, "2")
-	v.setConfig(config.GroupDLQTopicName, "dlq.g")
-	w := &fakeLetters{failing: true, written: map[int64]int{}}
-	e := v.engine(t, func(o *Options) { o.DeadLetters = w })
-	k := v.key("g", 0)
-	v.produce(t, 0, 4)
-	acquire(t, e, k, "a", 100)
-	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 3, Types: []int8{AckReject, AckRelease, AckAccept, AckAccept}}}); err != nil {
-		t.Fatal(err)
-	}
-	acquire(t, e, k, "a", 100) // offset 1, second delivery
-	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 1, Last: 1, Types: []int8{AckRelease}}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a failed write", func() bool { calls, _ := w.snapshot(); return calls > 0 })
-	st, _, err := e.store.get(ctx, k)
-	if err != nil || len(st.Letters) != 2 {
-		t.Fatalf("pending letters %+v %v", st, err)
-	}
-	want := []DeadLetter{{Offset: 0, DeliveryCount: 1, Reason: ReasonRejected}, {Offset: 1, DeliveryCount: 2, Reason: ReasonDeliveryCount}}
-	if fmt.Sprint(st.Letters) != fmt.Sprint(want) {
-		t.Fatalf("letters %v, want %v", st.Letters, want)
-	}
-	// A crash: the engine stops with the letters unwritten; the next one
-	// (another broker, or this one restarted) writes them from the state.
-	e.Close()
-	w.mu.Lock()
-	w.failing = false
-	w.mu.Unlock()
-	e2 := v.engine(t, func(o *Options) { o.DeadLetters = w })
-	waitFor(t, "the letters written", func() bool { _, m := w.snapshot(); return len(m) == 2 })
-	waitFor(t, "the letters removed", func() bool {
-		st, ok := e2.store.cachedState(k)
-		return ok && len(st.Letters) == 0
-	})
-	if _, m := w.snapshot(); m[0] != 1 || m[1] != 1 {
-		t.Fatalf("written %v", m)
-	}
-	// Without a dead-letter topic, rejected records are only archived.
-	v.setConfig(config.GroupDLQTopicName, "")
-	v.produce(t, 0, 1)
-	acquire(t, e2, k, "a", 100)
-	if err := e2.Acknowledge(ctx, k, "a", []AckBatch{{First: 4, Last: 4, Types: []int8{AckReject}}}); err != nil {
-		t.Fatal(err)
-	}
-	if st, _, _ := e2.store.get(ctx, k); len(st.Letters) != 0 || st.Start != 5 {
-		t.Fatalf("without a DLQ: %+v", st)
 	}
 }
 
@@ -731,43 +647,134 @@ func TestEngineRemoteChangeFiresChanged(t *testing.T) {
 	}
 }
 
-// Letters one broker persisted and cannot write are written by another
-// broker that caches the share partition, once they have waited the grace;
-// before that it leaves them to their owner.
-func TestEngineForeignLettersAfterGrace(t *testing.T) {
+// A change whose etcd write fails has an unknown outcome (the in-process
+// client may still apply a transaction whose context is cancelled): it is
+// applied whole or not at all, and the engine forgets what it cached, so
+// its next change starts from what etcd holds.
+func TestEngineFailedWriteAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	v := newShareEnv(t, 1)
 	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
-	v.setConfig(config.GroupDLQTopicName, "dlq.g")
-	broken := &fakeLetters{failing: true, written: map[int64]int{}}
-	working := &fakeLetters{written: map[int64]int{}}
-	a := v.engine(t, func(o *Options) { o.DeadLetters = broken })
-	b := New(Options{Client: v.etcd.Client(), Log: v.log, GroupConfig: v.groupConfig, Now: time.Now, SweepInterval: 10 * time.Millisecond, DeadLetters: working})
-	b.letterGrace = 300 * time.Millisecond
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	e := v.engine(t)
 	k := v.key("g", 0)
 	v.produce(t, 0, 2)
-	acquire(t, b, k, "m", 100) // b caches the share partition
-	if err := b.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 0, Types: []int8{AckAccept}}}); err != nil {
+	acquire(t, e, k, "m", 100)
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	err := e.Acknowledge(dead, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ack with a dead context: %v", err)
+	}
+	if _, ok := e.store.cachedState(k); ok {
+		t.Fatal("the engine kept its cache of a write with an unknown outcome")
+	}
+	states, err := v.engine(t).States(ctx, "g")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.ReleaseMember(ctx, k, "m"); err != nil {
+	untouched := fmt.Sprintf("start=0 end=2\n  0-1 acquired count=1 member=m deadline=%d\n", v.clock.Now().UnixMilli()+30000)
+	if got := dumpState(states[k]); got != untouched && got != "start=2 end=2\n" {
+		t.Fatalf("state after the failed ack:\n%s", got)
+	}
+	// Acknowledging again lands exactly once: either this one applies (the
+	// first did not, and now never will: its compare-and-swap is stale) or
+	// it finds the records acknowledged.
+	err = e.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}})
+	if err != nil && !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("ack again: %v", err)
+	}
+	states, err = v.engine(t).States(ctx, "g")
+	if got := dumpState(states[k]); err != nil || got != "start=2 end=2\n" {
+		t.Fatalf("state after acknowledging again: %s %v", got, err)
+	}
+}
+
+// Store errors other than the caller's own context are the retriable
+// ErrUnavailable.
+func TestUnavailable(t *testing.T) {
+	if err := unavailable(errors.New("etcdserver: request timed out")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("%v", err)
+	}
+	if err := unavailable(context.DeadlineExceeded); errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A redelivery between batches other members hold returns only the batches
+// with acquired offsets.
+func TestRecordsFor(t *testing.T) {
+	var data []byte
+	var batches []Batch
+	var spans [][2]int
+	for i, n := range []int{2, 3, 1, 4} {
+		base := int64(len(batches) * 10)
+		b := batch(n, fmt.Sprint(i), 0, -1, -1, -1)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		spans = append(spans, [2]int{len(data), len(data) + len(b)})
+		data = append(data, b...)
+		batches = append(batches, Batch{Base: base, Last: base + int64(n) - 1})
+	}
+	for _, c := range []struct {
+		name   string
+		ranges []AcquiredRange
+		want   []int64 // base offsets of the batches returned
+	}{
+		{"one", []AcquiredRange{{First: 11, Last: 11}}, []int64{10}},
+		{"adjacent", []AcquiredRange{{First: 1, Last: 1}, {First: 10, Last: 12}}, []int64{0, 10}},
+		{"apart", []AcquiredRange{{First: 0, Last: 0}, {First: 31, Last: 33}}, []int64{0, 30}},
+		{"none", []AcquiredRange{{First: 5, Last: 9}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := parseBatches(recordsFor(data, batches, spans, c.ranges))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bases []int64
+			for _, b := range got {
+				bases = append(bases, b.Base)
+			}
+			if fmt.Sprint(bases) != fmt.Sprint(c.want) {
+				t.Fatalf("batches %v, want %v", bases, c.want)
+			}
+		})
+	}
+}
+
+// A share partition this engine has not served for a while leaves its
+// cache (its sweep stops expiring locks there), unless it has dead letters
+// to write; serving it again reads it back.
+func TestEngineEvictsIdlePartitions(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 2)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	w := &fakeLetters{failing: true, written: map[int64]int{}}
+	e := New(Options{Client: v.etcd.Client(), Log: v.log, GroupConfig: v.groupConfig, Now: v.clock.Now, SweepInterval: 5 * time.Millisecond, DeadLetters: w})
+	e.cacheIdle = time.Minute
+	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	acquire(t, a, k, "n", 100)
-	start := time.Now()
-	if err := a.Acknowledge(ctx, k, "n", []AckBatch{{First: 1, Last: 1, Types: []int8{AckReject}}}); err != nil {
+	t.Cleanup(func() { e.Close() })
+	idle, lettered := v.key("g", 0), v.key("g", 1)
+	v.produce(t, 0, 1)
+	v.produce(t, 1, 1)
+	acquire(t, e, idle, "m", 10)
+	acquire(t, e, lettered, "m", 10)
+	if err := e.Acknowledge(ctx, lettered, "m", []AckBatch{{First: 0, Last: 0, Types: []int8{AckReject}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b writes a's letter", func() bool { _, m := working.snapshot(); return m[1] == 1 })
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Fatalf("b wrote a's letter after %v, before the grace", d)
+	v.clock.Add(30 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := e.store.cachedState(idle); !ok {
+		t.Fatal("evicted before it was idle for cacheIdle")
 	}
-	waitFor(t, "the letter removed", func() bool {
-		st, _, err := a.store.get(ctx, k)
-		return err == nil && len(st.Letters) == 0
-	})
+	v.clock.Add(31 * time.Second)
+	waitFor(t, "the idle partition evicted", func() bool { _, ok := e.store.cachedState(idle); return !ok })
+	if _, ok := e.store.cachedState(lettered); !ok {
+		t.Fatal("a partition with letters to write was evicted")
+	}
+	// Served again: read back, with its locks (expired by now).
+	if got := rangesString(acquire(t, e, idle, "n", 10).Acquired); got != "0-0@2 " {
+		t.Fatalf("after eviction acquired %s", got)
+	}
 }

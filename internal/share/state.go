@@ -27,6 +27,7 @@ const (
 	Archived     RecordState = 4
 )
 
+// String is the state's name in lower case, as tools print it.
 func (s RecordState) String() string {
 	switch s {
 	case Available:
@@ -310,10 +311,20 @@ func (s *State) Reset(off int64) {
 	s.Start, s.End, s.Runs = off, off, nil
 }
 
+// MaxPendingLetters bounds the dead letters a share partition keeps while
+// its dead-letter topic cannot be written: at the bound nothing more is
+// acquired until the writer catches up, so the state (one etcd value)
+// stays small and no letter is dropped.
+const MaxPendingLetters = 20000
+
 // FetchOffset is where the next acquisition reads the log from: the first
 // available in-flight record, else End while fewer than MaxLocks records
-// are in flight; ok is false when nothing can be acquired.
+// are in flight; ok is false when nothing can be acquired (also while
+// MaxPendingLetters dead letters wait to be written).
 func (s *State) FetchOffset(p Policy) (int64, bool) {
+	if len(s.Letters) >= MaxPendingLetters {
+		return 0, false
+	}
 	for _, r := range s.Runs {
 		if r.State == Available {
 			return r.First, true
@@ -324,9 +335,6 @@ func (s *State) FetchOffset(p Policy) (int64, bool) {
 	}
 	return 0, false
 }
-
-// InFlight is the number of offsets between Start and End.
-func (s *State) InFlight() int64 { return s.End - s.Start }
 
 // AcquireInput is one acquisition: the batches read from the log from
 // FetchOffset on, in offset order, and the offset below which records may

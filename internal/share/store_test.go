@@ -173,3 +173,42 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// After etcd compacts past the watch, the store reads its cached keys
+// again: a change made meanwhile by another broker is not missed.
+func TestStoreWatchCompacted(t *testing.T) {
+	etcd := clustertest.Start(t)
+	ctx := context.Background()
+	a := newStore(etcd.Client(), "/runnel", slog.New(slog.DiscardHandler))
+	b := newStore(etcd.Client(), "/runnel", slog.New(slog.DiscardHandler))
+	k := testKey("g", 0)
+	if err := a.put(ctx, k, NewState(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	rev, _, err := a.loadPending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b changes the key twice and etcd compacts, all before a watches.
+	for i := int64(2); i <= 3; i++ {
+		st, mod, _ := b.get(ctx, k)
+		st.Reset(i)
+		if err := b.put(ctx, k, st, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, err := etcd.Client().Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Client().Compact(ctx, cur.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go a.follow(wctx, rev)
+	waitFor(t, "a's cache to show start 3", func() bool {
+		st, ok := a.cachedState(k)
+		return ok && st.Start == 3
+	})
+}

@@ -10,15 +10,45 @@ import (
 func (e *Engine) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(e.opts.SweepInterval)
 	defer t.Stop()
+	var lastEvict time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			e.sweepLocks(ctx)
+			if now := e.opts.Now(); now.Sub(lastEvict) >= e.cacheIdle/10 {
+				e.evictIdle(now)
+				lastEvict = now
+			}
 		case <-e.letterKick:
 		}
 		e.writeLetters(ctx)
+	}
+}
+
+// cacheIdle is how long a share partition stays cached (and swept) after
+// this engine last served it: once a partition's leader moved to another
+// broker, this one stops expiring its locks in competition.
+const cacheIdle = 10 * time.Minute
+
+// evictIdle drops from the cache the share partitions not served for
+// cacheIdle, except those with dead letters to write. A partition first
+// seen here (cached by an admin change or at start) counts from now.
+func (e *Engine) evictIdle(now time.Time) {
+	keys := e.store.snapshotAll(func(st *State) bool { return st == nil || len(st.Letters) == 0 })
+	e.locksMu.Lock()
+	defer e.locksMu.Unlock()
+	for _, k := range keys {
+		t, ok := e.served[k]
+		if !ok {
+			e.served[k] = now
+			continue
+		}
+		if now.Sub(t) >= e.cacheIdle {
+			e.store.forget(k)
+			delete(e.served, k)
+		}
 	}
 }
 
@@ -83,6 +113,7 @@ func (e *Engine) writeLetters(ctx context.Context) {
 			delete(e.pendingSince, k)
 		}
 	}
+	e.forgetWritten(pending)
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -138,6 +169,38 @@ func (e *Engine) writeLetters(ctx context.Context) {
 			delete(e.own, k)
 		}
 		e.ownMu.Unlock()
+	}
+}
+
+// forgetWritten drops from own the letters no longer pending (another
+// broker wrote them, or the state was deleted or reset). The cache is read
+// under ownMu: markOwn runs after the write that added letters reached the
+// cache, so letters marked meanwhile are never mistaken for written ones.
+func (e *Engine) forgetWritten(pending map[Key]bool) {
+	e.ownMu.Lock()
+	defer e.ownMu.Unlock()
+	for k, offs := range e.own {
+		if pending[k] {
+			continue // writeLetters decides
+		}
+		st, cached := e.store.lookup(k)
+		if !cached {
+			continue // not known here now: keep
+		}
+		still := map[int64]bool{}
+		if st != nil {
+			for _, l := range st.Letters {
+				still[l.Offset] = true
+			}
+		}
+		for off := range offs {
+			if !still[off] {
+				delete(offs, off)
+			}
+		}
+		if len(offs) == 0 {
+			delete(e.own, k)
+		}
 	}
 }
 
