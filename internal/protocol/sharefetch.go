@@ -159,6 +159,8 @@ func (s *Server) shareAck(ctx context.Context, rc *reqCtx, read *topicChecker, g
 		return kerr.UnknownTopicOrPartition.Code, nil
 	case !valid:
 		return kerr.InvalidRequest.Code, strp("invalid acknowledgement batches")
+	case len(acks) == 0:
+		return 0, nil
 	}
 	err := s.opts.Shares.Acknowledge(ctx, share.Key{Group: group, Topic: sp.topicID, Partition: sp.partition}, member, acks)
 	if err != nil {
@@ -528,9 +530,7 @@ func handleShareAcknowledge(ctx context.Context, s *Server, rc *reqCtx, req *kms
 			rp := kmsg.NewShareAcknowledgeResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = -1, -1
-			if len(b) > 0 || !ok {
-				rp.ErrorCode, rp.ErrorMessage = s.shareAck(ctx, rc, read, group, member, sp, batches, ok)
-			}
+			rp.ErrorCode, rp.ErrorMessage = s.shareAck(ctx, rc, read, group, member, sp, batches, ok)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
