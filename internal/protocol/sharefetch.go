@@ -26,7 +26,9 @@ package protocol
 // (record_limit, ShareAcquireMode 1, never exceeds it). When fewer than
 // MinBytes (at least one record) are acquired it waits on Log.Changed and
 // Shares.Changed until they are or MaxWaitMillis elapses, never sleeping
-// in a loop. AcquisitionLockTimeoutMillis is the group's lock duration.
+// in a loop; records acquired meanwhile stay with this request (unlike
+// Kafka, which acquires only when it answers), which matters only for a
+// MinBytes above one record. AcquisitionLockTimeoutMillis is the group's lock duration.
 // The response of the request opening a session lists every partition;
 // later ones only partitions with records, errors or acknowledgement
 // results. IsRenewAck (v2) requests carry RENEW acknowledgements (type 4,
