@@ -752,6 +752,29 @@ func TestShareAcknowledgeCloses(t *testing.T) {
 	wantCode(t, "after close", c.fetch(sfReq("m1", 2, id)).ErrorCode, kerr.ShareSessionNotFound)
 }
 
+// TestShareAcknowledgePartitionErrors: every partition named is answered,
+// one without batches too, each with its topic's error.
+func TestShareAcknowledgePartitionErrors(t *testing.T) {
+	b := startShare(t, nil)
+	id := b.topic.ID
+	c := b.conn(t)
+	c.fetch(sfReq("m1", 0, id, 0))
+	req := saReq("m1", 1, TopicID{9}, 0, 0, 0, share.AckAccept)
+	req.Topics[0].Partitions[0].AcknowledgementBatches = nil
+	known := saReq("m1", 1, id, 5, 0, 0, share.AckAccept)
+	req.Topics = append(req.Topics, known.Topics[0])
+	r := c.do(req, 2).(*kmsg.ShareAcknowledgeResponse)
+	wantCode(t, "request", r.ErrorCode, nil)
+	if len(r.Topics) != 2 {
+		t.Fatalf("topics %+v", r.Topics)
+	}
+	wantCode(t, "unknown topic id, no batches", r.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicID)
+	wantCode(t, "partition past the topic's", r.Topics[1].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
+	if p := r.Topics[1].Partitions[0].CurrentLeader; p.LeaderID != -1 || p.LeaderEpoch != -1 {
+		t.Errorf("current leader %+v, want none", p)
+	}
+}
+
 func TestShareSessionEpochWraps(t *testing.T) {
 	if got := nextShareEpoch(1<<31 - 1); got != 1 {
 		t.Fatalf("after MaxInt32: %d, want 1", got)

@@ -26,7 +26,9 @@ package protocol
 // (record_limit, ShareAcquireMode 1, never exceeds it). When fewer than
 // MinBytes (at least one record) are acquired it waits on Log.Changed and
 // Shares.Changed until they are or MaxWaitMillis elapses, never sleeping
-// in a loop. AcquisitionLockTimeoutMillis is the group's lock duration.
+// in a loop; records acquired meanwhile stay with this request (unlike
+// Kafka, which acquires only when it answers), which matters only for a
+// MinBytes above one record. AcquisitionLockTimeoutMillis is the group's lock duration.
 // The response of the request opening a session lists every partition;
 // later ones only partitions with records, errors or acknowledgement
 // results. IsRenewAck (v2) requests carry RENEW acknowledgements (type 4,
@@ -159,6 +161,8 @@ func (s *Server) shareAck(ctx context.Context, rc *reqCtx, read *topicChecker, g
 		return kerr.UnknownTopicOrPartition.Code, nil
 	case !valid:
 		return kerr.InvalidRequest.Code, strp("invalid acknowledgement batches")
+	case len(acks) == 0:
+		return 0, nil
 	}
 	err := s.opts.Shares.Acknowledge(ctx, share.Key{Group: group, Topic: sp.topicID, Partition: sp.partition}, member, acks)
 	if err != nil {
@@ -539,9 +543,7 @@ func handleShareAcknowledge(ctx context.Context, s *Server, rc *reqCtx, req *kms
 			rp := kmsg.NewShareAcknowledgeResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = -1, -1
-			if len(b) > 0 || !ok {
-				rp.ErrorCode, rp.ErrorMessage = s.shareAck(ctx, rc, read, group, member, sp, batches, ok)
-			}
+			rp.ErrorCode, rp.ErrorMessage = s.shareAck(ctx, rc, read, group, member, sp, batches, ok)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
