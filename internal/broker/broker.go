@@ -43,6 +43,7 @@ type Broker struct {
 	engine   *stream.Engine
 	cluster  *cluster.Cluster
 	groups   *groups.Coordinator
+	shares   shareServices // share groups (share.go)
 	server   *protocol.Server
 	registry *prometheus.Registry
 	lag      *lag.Tracker // consumer lag of the groups this broker coordinates (lag.go)
@@ -185,7 +186,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.cluster.Start(ctx); err != nil {
 		return nil, fmt.Errorf("broker: cluster: %w", err)
 	}
-	b.groups = groups.New(groups.Options{
+	if err := b.openShares(ctx); err != nil {
+		return nil, err
+	}
+	gopts := groups.Options{
 		Client:  b.cli,
 		Cluster: b.cluster,
 		Logger:  log,
@@ -205,7 +209,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		Topics:                    b.engine.Topics,
 		ConsumerHeartbeatInterval: cfg.Groups.ConsumerHeartbeatInterval,
 		ConsumerSessionTimeout:    cfg.Groups.ConsumerSessionTimeout,
-	})
+	}
+	b.shares.groupsOptions(&gopts)
+	b.groups = groups.New(gopts)
 	if err := b.groups.Start(ctx); err != nil {
 		return nil, fmt.Errorf("broker: group coordinator: %w", err)
 	}
@@ -222,6 +228,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
 	}
+	b.shares.protocolOptions(&popts, b.groups)
 	if err := b.openClientMetrics(ctx, &popts); err != nil {
 		return nil, err
 	}
@@ -344,6 +351,7 @@ func (b *Broker) Close() error {
 		if b.groups != nil {
 			errs = append(errs, b.groups.Close())
 		}
+		errs = append(errs, b.shares.close())
 		if b.engine != nil {
 			errs = append(errs, b.engine.Close())
 		}

@@ -65,11 +65,14 @@ partitions if it does not exist. MB means 10^6 bytes.
            read everything that was in it when the bench started.
   e2e      produces and consumes at once; end-to-end latency is from the
            produce call to the consumer receiving the record (the send time is
-           embedded in the record).`,
+           embedded in the record).
+  share    compares a share group of N consumers on one partition with a
+           consumer group of N consumers on N partitions (see bench share -h).`,
 		Example: `  runnel bench produce --duration 30s --record-size 1024 --producers 4
   runnel bench produce --rate 50 --acks 1 --compression zstd
   runnel bench consume --topic runnel-bench
-  runnel bench e2e --rate 10 --duration 60s --json > result.json`,
+  runnel bench e2e --rate 10 --duration 60s --json > result.json
+  runnel bench share --records 200000 --consumers 8`,
 	}
 	f := cmd.PersistentFlags()
 	f.StringVarP(&o.topic, "topic", "t", "runnel-bench", "topic to use (created if missing)")
@@ -101,6 +104,7 @@ partitions if it does not exist. MB means 10^6 bytes.
 			},
 		})
 	}
+	cmd.AddCommand(newBenchShareCommand(g, o))
 	return cmd
 }
 

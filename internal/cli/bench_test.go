@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,5 +104,58 @@ func TestLagClock(t *testing.T) {
 				t.Fatalf("catch-up %v, want %v", r.CatchUpSec, tt.catchUpSec)
 			}
 		})
+	}
+}
+
+func TestBenchShareValidate(t *testing.T) {
+	base := func() (*benchOptions, *benchShareOptions) {
+		return &benchOptions{topic: "b", recordSize: 100, compression: "none"},
+			&benchShareOptions{records: 10, consumers: 8, timeout: time.Minute}
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(*benchOptions, *benchShareOptions)
+		errHas string
+	}{
+		{"ok", func(*benchOptions, *benchShareOptions) {}, ""},
+		{"no records", func(_ *benchOptions, s *benchShareOptions) { s.records = 0 }, "--records 0"},
+		{"no consumers", func(_ *benchOptions, s *benchShareOptions) { s.consumers = 0 }, "--consumers 0"},
+		{"no timeout", func(_ *benchOptions, s *benchShareOptions) { s.timeout = 0 }, "--timeout"},
+		{"no topic", func(o *benchOptions, _ *benchShareOptions) { o.topic = "" }, "--topic"},
+		{"bad compression", func(o *benchOptions, _ *benchShareOptions) { o.compression = "brotli" }, "brotli"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, so := base()
+			tc.edit(o, so)
+			err := so.validate(o)
+			if tc.errHas == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.errHas)
+			}
+		})
+	}
+}
+
+func TestWriteShareBenchSummary(t *testing.T) {
+	var b strings.Builder
+	writeShareBenchSummary(&b, shareBenchResult{Records: 100, RecordSize: 10, Groups: []shareBenchSide{
+		{Kind: "share", Consumers: 2, Partitions: 1, Records: 100, ElapsedSec: 2, JoinSec: 0.5, RecordsPS: 50, MBPS: 0.0005, PerConsumer: []int64{40, 60}, Redelivered: 3},
+		{Kind: "consumer", Consumers: 2, Partitions: 2, Records: 90, PerConsumer: []int64{90, 0}, Error: "not every record was read within 1m0s"},
+	}})
+	out := b.String()
+	for _, want := range []string{
+		"groups run one after the other",
+		"share    group, 2 consumers on 1 partition(s): 100 records in 2.00s (after 0.50s to the first record), 50 records/s, 0.00 MB/s; per consumer 40..60; 3 redeliveries",
+		"consumer group, 2 consumers on 2 partition(s): 90 records",
+		"per consumer 0..90; error: not every record was read within 1m0s",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
 	}
 }

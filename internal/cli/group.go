@@ -19,7 +19,7 @@ import (
 func newGroupCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "group",
-		Short: "List, describe, reset and delete consumer groups",
+		Short: "List, describe, reset and delete consumer and share groups",
 		Example: `  runnel group list
   runnel group describe audit
   runnel group lag audit
@@ -40,7 +40,7 @@ func newGroupListCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List consumer groups with their state",
+		Short:   "List consumer and share groups with their state (TYPE share for share groups)",
 		Example: `  runnel group list`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,13 +96,20 @@ func newGroupDescribeCommand(g *globalOptions) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "describe GROUP...",
-		Short: "Show groups' state, members, committed offsets and lag",
+		Short: "Show groups' state, members, committed or start offsets and lag",
 		Long: `Show each consumer group's state, protocol type and assignment protocol
 (the assignor), its members (member id, static instance id, client id, host,
 assigned partitions), and for every partition it has committed or is
 assigned: the committed offset, the partition's log end offset, the lag
 (end - committed; "-" when nothing is committed) and the lag in seconds (the
-age of the record at the committed offset; 0 when caught up). Groups that cannot be
+age of the record at the committed offset; 0 when caught up).
+
+A share group (KIP-932) shows its state, assignor, epochs and members
+(subscribed topics, assigned partitions; a partition may be assigned to
+several members), and for every share partition: the start offset (records
+below it are all acknowledged or archived), the end offset, the lag (records
+from the start offset to the end not yet acknowledged, as the broker counts
+them) and how many members are assigned it. Groups that cannot be
 described are reported one per line and make the command fail after the
 others are shown.`,
 		Example: `  runnel group describe audit
@@ -120,16 +127,30 @@ others are shown.`,
 				return err
 			}
 			defer adm.Close()
-			descs, errs := describeGroups(ctx, adm, groups)
-			if len(descs) == 0 {
+			shares, rest, errs := describeShareGroups(ctx, adm, groups)
+			var descs []groupDescription
+			if len(rest) > 0 {
+				var cerrs []error
+				descs, cerrs = describeGroups(ctx, adm, rest)
+				errs = append(errs, cerrs...)
+			}
+			if len(descs) == 0 && len(shares) == 0 {
 				return errors.Join(errs...)
 			}
 			var topics []string
+			addTopic := func(t string) {
+				if !slices.Contains(topics, t) {
+					topics = append(topics, t)
+				}
+			}
 			for _, gd := range descs {
 				for _, r := range gd.rows {
-					if !slices.Contains(topics, r.topic) {
-						topics = append(topics, r.topic)
-					}
+					addTopic(r.topic)
+				}
+			}
+			for _, sd := range shares {
+				for _, r := range shareRows(sd) {
+					addTopic(r.topic)
 				}
 			}
 			var ends kadm.ListedOffsets
@@ -154,22 +175,43 @@ others are shown.`,
 				errs = append(errs, err)
 			}
 			lt := lagTimes{times: times, now: time.Now()}
+			// Print in the order the groups were named.
+			byName := map[string]groupDescription{}
+			for _, gd := range descs {
+				byName[gd.d.Group] = gd
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				js := make([]groupJSON, 0, len(descs))
-				for _, gd := range descs {
-					js = append(js, describedGroupJSON(gd.d, gd.members, gd.rows, ends, lt))
+				js := make([]any, 0, len(descs)+len(shares))
+				for _, name := range groups {
+					if sd, ok := shares[name]; ok {
+						js = append(js, describedShareGroupJSON(sd, ends))
+					} else if gd, ok := byName[name]; ok {
+						js = append(js, describedGroupJSON(gd.d, gd.members, gd.rows, ends, lt))
+					}
 				}
 				if err := writeJSON(out, js); err != nil {
 					return err
 				}
 				return errors.Join(errs...)
 			}
-			for i, gd := range descs {
-				if i > 0 {
+			first := true
+			for _, name := range groups {
+				sd, isShare := shares[name]
+				gd, isGroup := byName[name]
+				if !isShare && !isGroup {
+					continue
+				}
+				if !first {
 					fmt.Fprintln(out)
 				}
-				if err := writeGroupDescription(out, gd.d, gd.members, gd.rows, ends, lt); err != nil {
+				first = false
+				if isShare {
+					err = writeShareGroupDescription(out, sd, ends)
+				} else {
+					err = writeGroupDescription(out, gd.d, gd.members, gd.rows, ends, lt)
+				}
+				if err != nil {
 					return err
 				}
 			}

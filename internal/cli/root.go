@@ -74,6 +74,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newUserCommand(g),
 		newQuotaCommand(g),
 		newClientMetricsCommand(g),
+		newDLQCommand(g),
 	)
 	wrapErrors(root, g)
 	return root

@@ -230,6 +230,8 @@ var topicDefs = []Def{
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", Synonym: "log.cleaner.delete.retention.ms",
 		Validate: atLeast(0),
 		Doc:      "How long delete tombstones are kept on compacted topics."},
+	{Name: "errors.deadletterqueue.group.enable", Type: TypeBoolean, Default: "false",
+		Doc: "Whether share groups may write their dead letters to this topic (KIP-1191); topics created as dead-letter topics have it set."},
 	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", Synonym: "log.segment.delete.delay.ms",
 		Validate: atLeast(0),
 		Doc:      "Time to wait before deleting a file from storage."},

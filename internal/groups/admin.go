@@ -1,8 +1,10 @@
 package groups
 
-// DescribeGroups v0-v6 (KIP-1043 GROUP_ID_NOT_FOUND v6+), ListGroups v0-v5
-// (KIP-518 state filter v4+, KIP-848 type filter v5+: every group here is
-// "classic"), DeleteGroups v0-v3. AuthorizedOperations is left at its
+// DescribeGroups v0-v6 (KIP-1043 GROUP_ID_NOT_FOUND v6+; a share group is
+// "Dead", as it is not a classic group), ListGroups v0-v5 (KIP-518 state
+// filter v4+, KIP-848 type filter v5+: "classic", "consumer" or "share"),
+// DeleteGroups v0-v3 (a share group also loses its share-partition state
+// and its group configs). AuthorizedOperations is left at its
 // "not requested" default for the handler (which owns authorisation) to fill.
 
 import (
@@ -36,6 +38,14 @@ func (c *Coordinator) DescribeGroups(_ context.Context, req *kmsg.DescribeGroups
 		case g.cg != nil:
 			rg = g.describeConsumerGroup(c.topicMetas())
 			g.mu.Unlock()
+		case g.sg != nil:
+			g.mu.Unlock()
+			rg.State = stateDead.String()
+			if req.Version >= 6 {
+				rg.ErrorCode = kerr.GroupIDNotFound.Code
+				msg := "group " + id + " is not a classic group"
+				rg.ErrorMessage = &msg
+			}
 		default:
 			rg.State = g.state.String()
 			rg.ProtocolType = g.protocolType
@@ -101,6 +111,9 @@ func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest)
 			if g.cg != nil {
 				state, pt, typ = g.cg.state(), consumerProtocolType, consumerGroupType
 			}
+			if g.sg != nil {
+				state, pt, typ = g.sg.state(), shareProtocolType, shareGroupType
+			}
 			g.mu.Unlock()
 			if dead || (len(states) > 0 && !states[strings.ToLower(state)]) || (len(types) > 0 && !types[typ]) {
 				continue
@@ -118,13 +131,13 @@ func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest)
 }
 
 // DeleteGroups deletes empty groups and their offsets.
-func (c *Coordinator) DeleteGroups(_ context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
+func (c *Coordinator) DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	resp := kmsg.NewPtrDeleteGroupsResponse()
 	resp.Version = req.Version
 	for _, id := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = id
-		rg.ErrorCode = c.deleteGroup(id)
+		rg.ErrorCode = c.deleteGroup(ctx, id)
 		if rg.ErrorCode != 0 && req.Version >= 3 {
 			msg := kerr.ErrorForCode(rg.ErrorCode).Error()
 			rg.ErrorMessage = &msg
@@ -134,7 +147,7 @@ func (c *Coordinator) DeleteGroups(_ context.Context, req *kmsg.DeleteGroupsRequ
 	return resp
 }
 
-func (c *Coordinator) deleteGroup(id string) int16 {
+func (c *Coordinator) deleteGroup(ctx context.Context, id string) int16 {
 	if id == "" {
 		return kerr.InvalidGroupID.Code
 	}
@@ -146,7 +159,14 @@ func (c *Coordinator) deleteGroup(id string) int16 {
 		return kerr.GroupIDNotFound.Code
 	}
 	defer g.mu.Unlock()
-	if g.state != stateEmpty {
+	if g.sg != nil {
+		if len(g.sg.members) > 0 {
+			return kerr.NonEmptyGroup.Code
+		}
+		if code := c.deleteShareData(ctx, g); code != 0 {
+			return code
+		}
+	} else if g.state != stateEmpty {
 		return kerr.NonEmptyGroup.Code
 	}
 	if err := c.writeTxn(g.sh, clientv3.OpDelete(c.groupPrefix(g), clientv3.WithPrefix())); err != nil {

@@ -66,7 +66,8 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
 	resp.Version = req.Version
 	resp.MemberEpoch = -1
-	resp.HeartbeatIntervalMillis = int32(c.opts.ConsumerHeartbeatInterval.Milliseconds())
+	_, interval := c.consumerTimeouts(req.Group)
+	resp.HeartbeatIntervalMillis = int32(interval.Milliseconds())
 	fail := func(code int16, msg string) *kmsg.ConsumerGroupHeartbeatResponse {
 		resp.ErrorCode = code
 		if msg == "" {
@@ -86,6 +87,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		return fail(kerr.UnknownMemberID.Code, "the group does not exist")
 	}
 	defer g.mu.Unlock()
+	if g.sg != nil {
+		return fail(kerr.GroupIDNotFound.Code, "group "+g.id+" is not a consumer group")
+	}
 	topics := c.topicMetas()
 	if g.cg == nil {
 		switch {
@@ -145,7 +149,7 @@ func (g *group) scheduleConsumerSession(m *cmember) {
 	}
 	t.seq++
 	seq, id := t.seq, m.id
-	timeout := g.c.opts.ConsumerSessionTimeout
+	timeout, _ := g.c.consumerTimeouts(g.id)
 	if m.classic != nil {
 		timeout = m.classic.sessionTimeout
 	}
@@ -170,7 +174,7 @@ func (g *group) scheduleConsumerRebalance(m *cmember) {
 	}
 	timeout := time.Duration(m.rebalanceTimeoutMs) * time.Millisecond
 	if timeout <= 0 {
-		timeout = g.c.opts.ConsumerSessionTimeout
+		timeout, _ = g.c.consumerTimeouts(g.id)
 	}
 	seq, id := t.seq, m.id
 	t.rebalance = time.AfterFunc(timeout, func() { g.expireConsumer(id, seq, "did not revoke within its rebalance timeout") })
@@ -251,7 +255,7 @@ func (c *Coordinator) ConsumerGroupDescribe(_ context.Context, req *kmsg.Consume
 		case g.cg == nil:
 			g.mu.Unlock()
 			dg.ErrorCode = kerr.GroupIDNotFound.Code
-			msg := "the group is a classic group"
+			msg := "group " + id + " is not a consumer group"
 			dg.ErrorMessage = &msg
 		default:
 			cg := g.cg

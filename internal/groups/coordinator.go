@@ -87,6 +87,18 @@ type Options struct {
 	// group.consumer.session.timeout.ms (defaults 5 s and 45 s).
 	ConsumerHeartbeatInterval time.Duration
 	ConsumerSessionTimeout    time.Duration
+	// ShareHeartbeatInterval and ShareSessionTimeout are
+	// group.share.heartbeat.interval.ms and group.share.session.timeout.ms
+	// (defaults 5 s and 45 s).
+	ShareHeartbeatInterval time.Duration
+	ShareSessionTimeout    time.Duration
+	// GroupConfigs holds the GROUP configs; a group's overrides of the
+	// session timeouts and heartbeat intervals apply to it. Nil: none.
+	GroupConfigs *GroupConfigStore
+	// ShareStates holds the share-partition state of share groups. Nil
+	// skips initialisation, and the share offsets APIs answer
+	// COORDINATOR_NOT_AVAILABLE.
+	ShareStates ShareStates
 }
 
 // Coordinator is the classic group coordinator. It implements
@@ -142,6 +154,12 @@ func New(opts Options) *Coordinator {
 	}
 	if opts.ConsumerSessionTimeout <= 0 {
 		opts.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
+	}
+	if opts.ShareHeartbeatInterval <= 0 {
+		opts.ShareHeartbeatInterval = DefaultShareHeartbeatInterval
+	}
+	if opts.ShareSessionTimeout <= 0 {
+		opts.ShareSessionTimeout = DefaultShareSessionTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -4,7 +4,12 @@
 // protocol with broker-side assignment (consumer.go, assign.go,
 // consumer_api.go) and online conversion between the two (convert.go);
 // offset commit/fetch/delete, the group side of transactional offsets
-// (txn.go), and group administration.
+// (txn.go), and group administration. KIP-932 share groups (share.go,
+// share_api.go, share_offsets.go) have their membership and assignment
+// here; their share-partition state lives in internal/share, reached
+// through the ShareStates interface. The GROUP config store
+// (groupconfigs.go) keeps per group config overrides, cached on every
+// broker.
 //
 // Groups are spread over the fixed coordinator shards of internal/cluster
 // (hash of the group id). A Coordinator serves only the groups of shards this

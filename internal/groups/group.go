@@ -100,6 +100,13 @@ type group struct {
 	// (consumer.go); ctimers are its members' timers.
 	cg      *consumerGroup
 	ctimers map[string]*consumerTimers
+
+	// sg is set for a KIP-932 share group (share.go); stimers are its
+	// members' session timers and inited the partitions whose share state
+	// was initialised since the group was loaded.
+	sg      *shareGroup
+	stimers map[string]*shareTimer
+	inited  map[tp]bool
 }
 
 func newGroup(c *Coordinator, sh *shard, id string) *group {
@@ -138,6 +145,9 @@ func (c *Coordinator) killGroupLocked(g *group) {
 	}
 	for id := range g.ctimers {
 		g.stopConsumerTimers(id)
+	}
+	for id := range g.stimers {
+		g.stopShareTimer(id)
 	}
 	g.dead = true
 	g.state = stateDead
@@ -185,6 +195,12 @@ func (g *group) startSessionsLocked() {
 		for _, m := range g.cg.members {
 			g.scheduleConsumerSession(m)
 			g.scheduleConsumerRebalance(m)
+		}
+	}
+	if g.sg != nil {
+		session, _ := g.c.shareTimeouts(g.id)
+		for id := range g.sg.members {
+			g.scheduleShareSession(id, session)
 		}
 	}
 }

@@ -92,6 +92,9 @@ func (c *Coordinator) joinGroup(ctx context.Context, req *kmsg.JoinGroupRequest)
 			g.mu.Unlock()
 		}
 	}()
+	if g.sg != nil {
+		return joinResult{code: kerr.InconsistentGroupProtocol.Code} // a share group
+	}
 	if g.cg != nil {
 		if len(g.cg.members) > 0 {
 			// A classic member of a consumer group (convert.go).
@@ -321,6 +324,9 @@ func (c *Coordinator) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 			g.mu.Unlock()
 		}
 	}()
+	if g.sg != nil {
+		return syncResult{code: kerr.UnknownMemberID.Code}, "", "" // a share group
+	}
 	if g.cg != nil {
 		return g.classicSync(req)
 	}
@@ -411,6 +417,9 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 		return kerr.UnknownMemberID.Code
 	}
 	defer g.mu.Unlock()
+	if g.sg != nil {
+		return kerr.UnknownMemberID.Code // a share group
+	}
 	if g.cg != nil {
 		return g.classicHeartbeat(req)
 	}
@@ -454,6 +463,10 @@ func (c *Coordinator) LeaveGroup(_ context.Context, req *kmsg.LeaveGroupRequest)
 		return resp
 	}
 	codes := make([]int16, len(leaving))
+	if g != nil && g.sg != nil {
+		g.mu.Unlock() // a share group has no classic members
+		g = nil
+	}
 	if g == nil {
 		for i := range codes {
 			codes[i] = kerr.UnknownMemberID.Code

@@ -87,6 +87,9 @@ func (c *Coordinator) OffsetCommit(_ context.Context, req *kmsg.OffsetCommitRequ
 		return setAll(kerr.IllegalGeneration.Code)
 	}
 	defer g.mu.Unlock()
+	if g.sg != nil {
+		return setAll(kerr.GroupIDNotFound.Code) // a share group commits no offsets
+	}
 	var instanceID *string
 	if req.Version >= 7 {
 		instanceID = req.InstanceID
@@ -215,6 +218,10 @@ func (c *Coordinator) fetchOffsets(group string, topics []fetchTopic, all, byID,
 		return nil, code
 	}
 	var offsets map[string]map[int32]offsetRecord
+	if g != nil && g.sg != nil {
+		g.mu.Unlock()
+		return nil, kerr.GroupIDNotFound.Code // a share group has no committed offsets
+	}
 	if g != nil {
 		offsets = g.offsets
 		defer g.mu.Unlock()
@@ -361,6 +368,10 @@ func (c *Coordinator) OffsetDelete(_ context.Context, req *kmsg.OffsetDeleteRequ
 		return resp
 	}
 	defer g.mu.Unlock()
+	if g.sg != nil {
+		resp.ErrorCode = kerr.GroupIDNotFound.Code // see DeleteShareGroupOffsets
+		return resp
+	}
 	var subscribed map[string]bool
 	if g.state != stateEmpty {
 		if g.protocolType != consumerProtocolType {

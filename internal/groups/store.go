@@ -28,6 +28,8 @@ type groupRecord struct {
 	Members      []memberRecord `json:"members"`
 	// Consumer is set for a KIP-848 consumer group.
 	Consumer *consumerRecord `json:"consumer,omitempty"`
+	// Share is set for a KIP-932 share group.
+	Share *shareRecord `json:"share,omitempty"`
 }
 
 type memberRecord struct {
@@ -141,6 +143,9 @@ func (g *group) record() groupRecord {
 	if g.cg != nil {
 		rec.Consumer = g.cg.record()
 	}
+	if g.sg != nil {
+		rec.Share = g.sg.record()
+	}
 	for _, m := range g.sortedMembers() {
 		rec.Members = append(rec.Members, memberRecord{
 			ID:                 m.id,
@@ -187,6 +192,10 @@ func (g *group) restore(rec groupRecord) {
 	g.cg = nil
 	if rec.Consumer != nil {
 		g.cg = rec.Consumer.restore()
+	}
+	g.sg = nil
+	if rec.Share != nil {
+		g.sg = rec.Share.restore()
 	}
 	if len(g.members) > 0 {
 		g.state = stateStable

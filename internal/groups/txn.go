@@ -111,6 +111,9 @@ func (c *Coordinator) checkTxnMember(req *kmsg.TxnOffsetCommitRequest) int16 {
 		return code
 	}
 	defer g.mu.Unlock()
+	if g.sg != nil {
+		return kerr.GroupIDNotFound.Code // a share group commits no offsets
+	}
 	if req.Version < 3 {
 		return 0
 	}

@@ -14,13 +14,15 @@ type handlerFunc func(ctx context.Context, s *Server, rc *reqCtx, req kmsg.Reque
 
 // api is one row of the dispatch table.
 type api struct {
-	key      int16
-	min, max int16
-	handle   handlerFunc
-	groups   bool // needs Options.Groups
-	scram    bool // needs Options.SCRAM
-	quotas   bool // needs Options.Quotas
-	kip714   bool // needs Options.ClientMetrics
+	key         int16
+	min, max    int16
+	handle      handlerFunc
+	groups      bool // needs Options.Groups
+	scram       bool // needs Options.SCRAM
+	quotas      bool // needs Options.Quotas
+	kip714      bool // needs Options.ClientMetrics
+	shares      bool // needs Options.Shares
+	shareGroups bool // needs Options.ShareGroups
 }
 
 // typed adapts a handler taking its concrete request type.
@@ -87,6 +89,15 @@ func apiTable() []api {
 		{key: 71, min: 0, max: 0, handle: typed(handleGetTelemetrySubscriptions), kip714: true},
 		{key: 72, min: 0, max: 0, handle: typed(handlePushTelemetry), kip714: true},
 		{key: 74, min: 0, max: 0, handle: typed(handleListConfigResources), kip714: true},
+		// KIP-932 share groups at the versions Kafka 4.2 serves (v0 of
+		// 76–79 was early access and is gone since Kafka 4.1).
+		{key: 76, min: 1, max: 1, handle: typed(handleShareGroupHeartbeat), shareGroups: true},
+		{key: 77, min: 1, max: 1, handle: typed(handleShareGroupDescribe), shareGroups: true},
+		{key: 78, min: 1, max: 2, handle: typed(handleShareFetch), shares: true},
+		{key: 79, min: 1, max: 2, handle: typed(handleShareAcknowledge), shares: true},
+		{key: 90, min: 0, max: 1, handle: typed(handleDescribeShareGroupOffsets), shareGroups: true},
+		{key: 91, min: 0, max: 0, handle: typed(handleAlterShareGroupOffsets), shareGroups: true},
+		{key: 92, min: 0, max: 0, handle: typed(handleDeleteShareGroupOffsets), shareGroups: true},
 	}
 }
 

@@ -16,13 +16,22 @@ package protocol
 // (KIP-339). Unknown, read-only or invalid values get INVALID_CONFIG, a
 // config named twice INVALID_REQUEST; validate-only checks without applying.
 // Broker configs come from the server configuration file and are read-only
-// here: altering one is INVALID_CONFIG. Other resource types (broker
-// loggers, client metrics, groups) get INVALID_REQUEST.
+// here: altering one is INVALID_CONFIG. CLIENT_METRICS (16) resources are
+// telemetry.go's. GROUP (32) resources (KIP-848, KIP-932) are served when
+// Options.GroupConfigs is set: every config of config.GroupDefs, an
+// override as GROUP_CONFIG, otherwise the table default (DEFAULT_CONFIG,
+// with the broker config it defaults from as synonym); a group's configs
+// exist before the group does. Altering one checks each name and value
+// (unknown name: INVALID_CONFIG "Unknown group config name"; bad value:
+// INVALID_CONFIG), SET and DELETE only (APPEND/SUBTRACT INVALID_REQUEST, as
+// Kafka answers for configs that are not lists). Other resource types
+// (broker loggers) get INVALID_REQUEST.
 //
 // Authorization (as Kafka): describing needs DESCRIBE_CONFIGS, altering
 // ALTER_CONFIGS (which implies DESCRIBE_CONFIGS), on the topic for a topic
-// resource (TOPIC_AUTHORIZATION_FAILED) and on the cluster for a broker
-// resource (CLUSTER_AUTHORIZATION_FAILED), per resource.
+// resource (TOPIC_AUTHORIZATION_FAILED), on the group for a group resource
+// (GROUP_AUTHORIZATION_FAILED) and on the cluster for a broker resource
+// (CLUSTER_AUTHORIZATION_FAILED), per resource.
 
 import (
 	"context"
@@ -155,6 +164,10 @@ func (s *Server) configsAuthorized(rc *reqCtx, op kmsg.ACLOperation, rtype kmsg.
 		if !s.authorizedCluster(rc, op) {
 			return kerr.ClusterAuthorizationFailed
 		}
+	case kmsg.ConfigResourceTypeGroupConfig:
+		if !s.authorizedGroup(rc, op, name) {
+			return kerr.GroupAuthorizationFailed
+		}
 	}
 	return nil
 }
@@ -213,6 +226,12 @@ func handleDescribeConfigs(_ context.Context, s *Server, rc *reqCtx, req *kmsg.D
 			if r.Configs, e, msg = s.describeClientMetrics(rr.ResourceName, rr.ConfigNames, req.IncludeDocumentation); e != nil {
 				r.ErrorCode, r.ErrorMessage = e.Code, strp(msg)
 			}
+		case kmsg.ConfigResourceTypeGroupConfig:
+			if e, msg := s.groupResourceCheck(rr.ResourceName); e != nil {
+				r.ErrorCode, r.ErrorMessage = e.Code, strp(msg)
+				break
+			}
+			r.Configs = groupConfigEntries(s.opts.GroupConfigs.GroupConfig(rr.ResourceName), rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		default:
 			r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("unsupported resource type %d", rr.ResourceType))
 		}
@@ -281,6 +300,14 @@ func handleAlterConfigs(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Al
 			res.ErrorCode, res.ErrorMessage = s.alterClientMetrics(ctx, rc, rr.ResourceName, configs, req.ValidateOnly)
 			continue
 		}
+		if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+			ops := make([]groupConfigOp, 0, len(rr.Configs))
+			for _, c := range rr.Configs {
+				ops = append(ops, groupConfigOp{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
+			}
+			res.ErrorCode, res.ErrorMessage = s.alterGroupConfig(ctx, rc, rr.ResourceName, ops, true, req.ValidateOnly)
+			continue
+		}
 		_, kerrv, msg, ok := s.alterResourceCheck(rr.ResourceType, rr.ResourceName, len(rr.Configs))
 		if !ok {
 			if kerrv != nil {
@@ -330,6 +357,14 @@ func handleIncrementalAlterConfigs(ctx context.Context, s *Server, rc *reqCtx, r
 				continue
 			}
 			res.ErrorCode, res.ErrorMessage = s.alterClientMetrics(ctx, rc, rr.ResourceName, configs, req.ValidateOnly)
+			continue
+		}
+		if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+			ops := make([]groupConfigOp, 0, len(rr.Configs))
+			for _, c := range rr.Configs {
+				ops = append(ops, groupConfigOp{name: c.Name, op: c.Op, value: c.Value})
+			}
+			res.ErrorCode, res.ErrorMessage = s.alterGroupConfig(ctx, rc, rr.ResourceName, ops, false, req.ValidateOnly)
 			continue
 		}
 		ti, kerrv, msg, ok := s.alterResourceCheck(rr.ResourceType, rr.ResourceName, len(rr.Configs))
@@ -404,4 +439,107 @@ func (s *Server) resolveIncremental(ti TopicInfo, ops []kmsg.IncrementalAlterCon
 		changes = append(changes, ConfigChange{Name: op.Name, Value: value})
 	}
 	return changes, nil, ""
+}
+
+// groupResourceCheck answers whether a GROUP config resource can be served:
+// only with a GroupConfigs store, and only for a named group.
+func (s *Server) groupResourceCheck(group string) (*kerr.Error, string) {
+	if s.opts.GroupConfigs == nil {
+		return kerr.InvalidRequest, fmt.Sprintf("unsupported resource type %d", kmsg.ConfigResourceTypeGroupConfig)
+	}
+	if group == "" {
+		return kerr.InvalidRequest, "a group config resource needs a group name"
+	}
+	return nil, ""
+}
+
+// groupConfigEntries describes a group's configs given its overrides.
+// names, when non-nil, filters by name.
+func groupConfigEntries(overrides map[string]string, names []string, synonyms, docs bool) []kmsg.DescribeConfigsResponseResourceConfig {
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, d := range config.GroupDefs() {
+		if names != nil && !slices.Contains(names, d.Name) {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name, c.ReadOnly, c.IsSensitive, c.ConfigType = d.Name, d.ReadOnly, d.Sensitive, configType(d.Type)
+		ov, has := overrides[d.Name]
+		if has {
+			c.Value, c.Source = strp(ov), kmsg.ConfigSourceGroupConfig
+		} else {
+			c.Value, c.Source, c.IsDefault = strp(d.Default), kmsg.ConfigSourceDefaultConfig, true
+		}
+		if synonyms {
+			if has {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.Name, ov, kmsg.ConfigSourceGroupConfig))
+			}
+			name := d.Name
+			if d.Synonym != "" {
+				name = d.Synonym
+			}
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(name, d.Default, kmsg.ConfigSourceDefaultConfig))
+		}
+		if docs {
+			c.Documentation = strp(d.Doc)
+		}
+		if d.Sensitive {
+			c.Value = nil
+			for i := range c.ConfigSynonyms {
+				c.ConfigSynonyms[i].Value = nil
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// groupConfigOp is one change of a group config, from either alter API
+// (AlterConfigs changes are SETs, a nil value deleting).
+type groupConfigOp struct {
+	name  string
+	op    kmsg.IncrementalAlterConfigOp
+	value *string
+}
+
+// alterGroupConfig checks and applies the changes to a group's configs
+// (replace: AlterConfigs) and returns the resource's error code and
+// message.
+func (s *Server) alterGroupConfig(ctx context.Context, rc *reqCtx, group string, ops []groupConfigOp, replace, validateOnly bool) (int16, *string) {
+	if e, msg := s.groupResourceCheck(group); e != nil {
+		return e.Code, strp(msg)
+	}
+	seen := make(map[string]bool)
+	changes := make([]ConfigChange, 0, len(ops))
+	for _, op := range ops {
+		if seen[op.name] {
+			return kerr.InvalidRequest.Code, strp(fmt.Sprintf("config %q named more than once", op.name))
+		}
+		seen[op.name] = true
+		if _, ok := config.LookupGroup(op.name); !ok {
+			return kerr.InvalidConfig.Code, strp("Unknown group config name: " + op.name)
+		}
+		var value *string
+		switch op.op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			value = op.value
+			if value == nil && !replace {
+				return kerr.InvalidConfig.Code, strp(fmt.Sprintf("SET of %q needs a value", op.name))
+			}
+		case kmsg.IncrementalAlterConfigOpDelete:
+		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+			return kerr.InvalidRequest.Code, strp(fmt.Sprintf("%s on %q: only list configs can be appended to or subtracted from", op.op, op.name))
+		default:
+			return kerr.InvalidRequest.Code, strp(fmt.Sprintf("unknown operation %d on %q", op.op, op.name))
+		}
+		if value != nil {
+			if err := config.ValidateGroupConfig(op.name, *value); err != nil {
+				return kerr.InvalidConfig.Code, errorMessage(err)
+			}
+		}
+		changes = append(changes, ConfigChange{Name: op.name, Value: value})
+	}
+	if err := s.opts.GroupConfigs.AlterGroupConfig(ctx, group, changes, replace, validateOnly); err != nil {
+		return errorCode(rc.log.With("group", group), err), errorMessage(err)
+	}
+	return 0, nil
 }

@@ -120,6 +120,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 		cancel()
 		_ = nc.Close()
 		rwg.Wait()
+		s.closeShareSessions(sess) // sharefetch.go
 		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, net.ErrClosed) {
 			s.log.Info("closing connection", "remote", c.remote, "err", readErr)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/share"
 	"github.com/runnel-dev/runnel/internal/stream"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
 )
@@ -80,6 +81,15 @@ var errorTable = []struct {
 	{auth.ErrCredentialNotFound, kerr.ResourceNotFound},
 	{auth.ErrInvalidQuota, kerr.InvalidRequest},
 	{auth.ErrUnsupportedQuotaEntity, kerr.UnsupportedVersion},
+	// Share groups (sharefetch.go): per partition, in ErrorCode or
+	// AcknowledgeErrorCode.
+	{share.ErrInvalidRecordState, kerr.InvalidRecordState},
+	{share.ErrInvalidRequest, kerr.InvalidRequest},
+	{share.ErrRenewDisabled, kerr.InvalidRequest},
+	{share.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{share.ErrGroupNotEmpty, kerr.NonEmptyGroup},
+	// etcd out of reach: retriable, the client retries the same broker.
+	{share.ErrUnavailable, kerr.RequestTimedOut},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/share"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -95,6 +96,62 @@ var streamErrors = []struct {
 	{"ErrUnknownOutcome", stream.ErrUnknownOutcome, kerr.RequestTimedOut},
 	{"ErrProducerIDLimit", stream.ErrProducerIDLimit, kerr.ThrottlingQuotaExceeded},
 	{"ErrBackpressure", stream.ErrBackpressure, kerr.NotEnoughReplicas},
+}
+
+// shareErrors is every exported sentinel of internal/share with the Kafka
+// code a client gets for it; TestShareErrorsAllListed keeps it complete.
+var shareErrors = []struct {
+	name string
+	err  error
+	want *kerr.Error
+}{
+	{"ErrInvalidRecordState", share.ErrInvalidRecordState, kerr.InvalidRecordState},
+	{"ErrInvalidRequest", share.ErrInvalidRequest, kerr.InvalidRequest},
+	{"ErrRenewDisabled", share.ErrRenewDisabled, kerr.InvalidRequest},
+	{"ErrUnknownTopicOrPartition", share.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{"ErrGroupNotEmpty", share.ErrGroupNotEmpty, kerr.NonEmptyGroup},
+	{"ErrUnavailable", share.ErrUnavailable, kerr.RequestTimedOut},
+}
+
+// TestShareErrors checks each share sentinel's code, from a row of
+// errorTable.
+func TestShareErrors(t *testing.T) {
+	for _, tt := range shareErrors {
+		t.Run(tt.name, func(t *testing.T) {
+			row := false
+			for _, r := range errorTable {
+				row = row || r.err == tt.err
+			}
+			if !row {
+				t.Fatalf("errorTable has no row for share.%s", tt.name)
+			}
+			if got := errorCode(nil, fmt.Errorf("wrapped: %w", tt.err)); got != tt.want.Code {
+				t.Fatalf("errorCode(share.%s) = %d, want %d (%s)", tt.name, got, tt.want.Code, tt.want.Message)
+			}
+		})
+	}
+}
+
+// TestShareErrorsAllListed fails when internal/share declares an exported
+// Err variable that shareErrors does not list.
+func TestShareErrorsAllListed(t *testing.T) {
+	declared := streamSentinels(t, "../share")
+	if len(declared) == 0 {
+		t.Fatal("found no sentinel in ../share: the parse is broken")
+	}
+	listed := map[string]bool{}
+	for _, e := range shareErrors {
+		listed[e.name] = true
+	}
+	for _, name := range declared {
+		if !listed[name] {
+			t.Errorf("share.%s has no row in shareErrors (and maybe none in errorTable)", name)
+		}
+		delete(listed, name)
+	}
+	for name := range listed {
+		t.Errorf("shareErrors lists share.%s, which the package no longer declares", name)
+	}
 }
 
 // TestStreamErrors checks each stream sentinel's code, and that it comes

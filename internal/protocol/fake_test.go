@@ -384,14 +384,24 @@ func (l *fakeLog) InitProducerID(_ context.Context, pid int64, epoch int16) (int
 	return l.nextPID, 0, nil
 }
 
-// fakeCluster is one broker.
-type fakeCluster struct{ self Broker }
+// fakeCluster is one broker, leader of every partition; others, when set,
+// are more live brokers, and leader, when set, picks partition leaders.
+type fakeCluster struct {
+	self   Broker
+	others []Broker
+	leader func(TopicID, int32) int32
+}
 
-func (c *fakeCluster) ClusterID() string           { return "fake-cluster" }
-func (c *fakeCluster) Self() Broker                { return c.self }
-func (c *fakeCluster) Brokers() []Broker           { return []Broker{c.self} }
-func (c *fakeCluster) Leader(TopicID, int32) int32 { return c.self.NodeID }
-func (c *fakeCluster) ControllerID() int32         { return c.self.NodeID }
+func (c *fakeCluster) ClusterID() string { return "fake-cluster" }
+func (c *fakeCluster) Self() Broker      { return c.self }
+func (c *fakeCluster) Brokers() []Broker { return append([]Broker{c.self}, c.others...) }
+func (c *fakeCluster) Leader(id TopicID, p int32) int32 {
+	if c.leader != nil {
+		return c.leader(id, p)
+	}
+	return c.self.NodeID
+}
+func (c *fakeCluster) ControllerID() int32 { return c.self.NodeID }
 
 // fakeGroups answers coordinator lookups and returns empty, valid answers;
 // group semantics are internal/groups' to test.

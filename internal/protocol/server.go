@@ -77,6 +77,20 @@ type Options struct {
 	// ClientMetrics, when non-nil, serves KIP-714 client metrics and the
 	// CLIENT_METRICS config resources (telemetry.go); nil neither.
 	ClientMetrics ClientMetrics
+	// Shares, when non-nil, serves ShareFetch and ShareAcknowledge
+	// (sharefetch.go); nil neither serves nor advertises them.
+	Shares Shares
+	// ShareSessions bounds the share session cache (Kafka's
+	// group.share.max.share.sessions; 2000 when <= 0).
+	ShareSessions int
+	// ShareGroups, when non-nil, serves ShareGroupHeartbeat,
+	// ShareGroupDescribe and the share group offsets APIs
+	// (sharegroups.go); nil neither serves nor advertises them.
+	ShareGroups ShareGroups
+	// GroupConfigs, when non-nil, serves the GROUP config resource in
+	// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
+	// (configs.go); nil answers it INVALID_REQUEST.
+	GroupConfigs GroupConfigs
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.
@@ -86,6 +100,8 @@ type Server struct {
 	apis     map[int16]api
 	metrics  *metrics
 	sessions *sessionCache
+	// shareSessions are the KIP-932 share sessions (sharesession.go).
+	shareSessions *shareSessionCache
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -120,6 +136,9 @@ func NewServer(opts Options) *Server {
 	if opts.FetchSessions <= 0 {
 		opts.FetchSessions = 1000
 	}
+	if opts.ShareSessions <= 0 {
+		opts.ShareSessions = 2000
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -129,19 +148,21 @@ func NewServer(opts Options) *Server {
 	opts.Authorizer = activeAuthorizer(opts.Authorizer)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		metrics:   newMetrics(opts.Metrics),
-		sessions:  newSessionCache(opts.FetchSessions),
-		draining:  make(chan struct{}),
-		baseCtx:   ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]context.CancelFunc),
+		opts:          opts,
+		log:           opts.Logger,
+		metrics:       newMetrics(opts.Metrics),
+		sessions:      newSessionCache(opts.FetchSessions),
+		shareSessions: newShareSessionCache(opts.ShareSessions),
+		draining:      make(chan struct{}),
+		baseCtx:       ctx,
+		cancel:        cancel,
+		listeners:     make(map[net.Listener]struct{}),
+		conns:         make(map[net.Conn]context.CancelFunc),
 	}
 	s.apis = make(map[int16]api)
 	for _, a := range apiTable() {
-		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil || a.kip714 && opts.ClientMetrics == nil {
+		if a.groups && opts.Groups == nil || a.scram && opts.SCRAM == nil || a.quotas && opts.Quotas == nil || a.kip714 && opts.ClientMetrics == nil ||
+			a.shares && opts.Shares == nil || a.shareGroups && opts.ShareGroups == nil {
 			continue
 		}
 		s.apis[a.key] = a

@@ -54,6 +54,10 @@ type session struct {
 	rawTokens     bool         // SaslHandshake v0: the next frames are bare SASL tokens
 	expiry        time.Time    // the authenticated session ends (KIP-368); zero: never
 
+	// shareSessions are the share sessions this connection opened
+	// (sharesession.go); guarded by the share session cache's lock.
+	shareSessions map[shareSessKey]struct{}
+
 	// software is what the client announced in ApiVersions v3+, as
 	// counted in the metrics (metrics.go).
 	software softwareKey

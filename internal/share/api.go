@@ -49,6 +49,10 @@ type AcquireRequest struct {
 	// MaxBytes bounds the record bytes returned (the first batch is always
 	// whole).
 	MaxBytes int32
+	// RecordLimit asks for record_limit acquisition whatever the group's
+	// share.acquire.mode (ShareFetch v2 ShareAcquireMode 1, KIP-1206):
+	// never more than MaxRecords records.
+	RecordLimit bool
 }
 
 // AcquireResult is what one acquisition returned: whole record batches

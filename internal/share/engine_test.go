@@ -1,0 +1,665 @@
+package share
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/objstore"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// testClock is a wall clock tests move by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// shareEnv is one etcd, one object store and one log, with share engines
+// on top (each its own etcd client, as brokers would have).
+type shareEnv struct {
+	etcd  *clustertest.Etcd
+	log   *stream.Engine
+	topic stream.TopicInfo
+	clock *testClock
+	mu    sync.Mutex
+	cfg   map[string]string // group config overrides for every group
+}
+
+func newShareEnv(t *testing.T, partitions int32) *shareEnv {
+	t.Helper()
+	etcd := clustertest.Start(t)
+	store, err := objstore.Open(context.Background(), "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	log, err := stream.Open(context.Background(), stream.Options{Client: etcd.Client(), Store: store, FlushLinger: time.Millisecond, DisableMaintenance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	ti, err := log.CreateTopic(context.Background(), "orders", partitions, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shareEnv{etcd: etcd, log: log, topic: ti, clock: &testClock{t: time.Now()}, cfg: map[string]string{}}
+}
+
+func (v *shareEnv) setConfig(name, value string) {
+	v.mu.Lock()
+	v.cfg[name] = value
+	v.mu.Unlock()
+}
+
+func (v *shareEnv) groupConfig(string) config.ShareGroup {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return config.ResolveShareGroup(v.cfg)
+}
+
+type engineOpt func(*Options)
+
+func (v *shareEnv) engine(t *testing.T, opts ...engineOpt) *Engine {
+	t.Helper()
+	return v.engineOn(t, v.etcd.Client(), opts...)
+}
+
+func (v *shareEnv) engineOn(t *testing.T, cli *clientv3.Client, opts ...engineOpt) *Engine {
+	t.Helper()
+	o := Options{Client: cli, Log: v.log, GroupConfig: v.groupConfig, Now: v.clock.Now, SweepInterval: 10 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	e := New(o)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// batch builds a magic-2 batch of n records with values prefix-i.
+func batch(n int, prefix string, attrs int16, pid int64, epoch int16, seq int32) []byte {
+	var recs []byte
+	for i := 0; i < n; i++ {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte(fmt.Sprintf("%s-%d", prefix, i))}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	now := time.Now().UnixMilli()
+	out := make([]byte, 61+len(recs))
+	be := binary.BigEndian
+	be.PutUint32(out[8:], uint32(len(out)-12))
+	be.PutUint32(out[12:], 0xffffffff)
+	out[16] = 2
+	be.PutUint16(out[21:], uint16(attrs))
+	be.PutUint32(out[23:], uint32(n-1))
+	be.PutUint64(out[27:], uint64(now))
+	be.PutUint64(out[35:], uint64(now))
+	be.PutUint64(out[43:], uint64(pid))
+	be.PutUint16(out[51:], uint16(epoch))
+	be.PutUint32(out[53:], uint32(seq))
+	be.PutUint32(out[57:], uint32(n))
+	copy(out[61:], recs)
+	be.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+func (v *shareEnv) produce(t *testing.T, partition int32, n int) int64 {
+	t.Helper()
+	r := v.log.Produce(context.Background(), []stream.ProduceBatch{{Topic: v.topic.Name, Partition: partition, Records: batch(n, "v", 0, -1, -1, -1)}})
+	if r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	return r[0].BaseOffset
+}
+
+func (v *shareEnv) key(group string, partition int32) Key {
+	return Key{Group: group, Topic: v.topic.ID, Partition: partition}
+}
+
+func acquire(t *testing.T, e *Engine, k Key, member string, max int32) AcquireResult {
+	t.Helper()
+	res, err := e.Acquire(context.Background(), AcquireRequest{Key: k, Member: member, MaxRecords: max, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	return res
+}
+
+func rangesString(rs []AcquiredRange) string {
+	s := ""
+	for _, r := range rs {
+		s += fmt.Sprintf("%d-%d@%d ", r.First, r.Last, r.DeliveryCount)
+	}
+	return s
+}
+
+// batchOffsets lists the record offsets of the batches in data.
+func batchOffsets(t *testing.T, data []byte) (first, last int64) {
+	t.Helper()
+	bs, _, err := parseBatches(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) == 0 {
+		return -1, -1
+	}
+	return bs[0].Base, bs[len(bs)-1].Last
+}
+
+func TestEngineAcquireAcceptRelease(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 5)
+	v.produce(t, 0, 5)
+
+	res := acquire(t, e, k, "a", 3)
+	if got := rangesString(res.Acquired); got != "0-4@1 " {
+		t.Fatalf("acquired %s, want the first batch whole", got)
+	}
+	if f, l := batchOffsets(t, res.Records); f != 0 || l != 4 {
+		t.Fatalf("records hold %d-%d", f, l)
+	}
+	res = acquire(t, e, k, "b", 100)
+	if got := rangesString(res.Acquired); got != "5-9@1 " {
+		t.Fatalf("b acquired %s", got)
+	}
+	if got := acquire(t, e, k, "c", 100); len(got.Acquired) != 0 || got.Records != nil {
+		t.Fatalf("c acquired %v", got.Acquired)
+	}
+	// b does not hold 0-4.
+	err := e.Acknowledge(context.Background(), k, "b", []AckBatch{{First: 0, Last: 4, Types: []int8{AckAccept}}})
+	if !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("ack by b: %v", err)
+	}
+	if err := e.Acknowledge(context.Background(), k, "a", []AckBatch{{First: 0, Last: 4, Types: []int8{AckAccept, AckAccept, AckRelease, AckAccept, AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	res = acquire(t, e, k, "c", 100)
+	if got := rangesString(res.Acquired); got != "2-2@2 " {
+		t.Fatalf("c acquired %s, want the released record again", got)
+	}
+	if f, l := batchOffsets(t, res.Records); f != 0 || l != 4 {
+		t.Fatalf("records hold %d-%d, want the batch of offset 2", f, l)
+	}
+	offs, err := e.StartOffsets(context.Background(), "g")
+	if err != nil || len(offs) != 1 || offs[0].StartOffset != 2 || offs[0].Lag != 6 {
+		t.Fatalf("start offsets %+v, %v", offs, err)
+	}
+	// A malformed batch is refused before anything is read.
+	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
+	if !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("malformed ack: %v", err)
+	}
+}
+
+func TestEngineInitialize(t *testing.T) {
+	v := newShareEnv(t, 3)
+	v.produce(t, 0, 4)
+	v.produce(t, 1, 4)
+	e := v.engine(t)
+	// latest (the default): only records produced after initialisation.
+	if err := e.Initialize(context.Background(), []Key{v.key("latest", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	v.produce(t, 0, 2)
+	if got := rangesString(acquire(t, e, v.key("latest", 0), "a", 100).Acquired); got != "4-5@1 " {
+		t.Fatalf("latest acquired %s", got)
+	}
+	// Initialize again leaves the state alone.
+	if err := e.Initialize(context.Background(), []Key{v.key("latest", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(acquire(t, e, v.key("latest", 0), "a", 100).Acquired); got != "" {
+		t.Fatalf("re-initialised: acquired %s", got)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	// Acquire initialises lazily.
+	if got := rangesString(acquire(t, e, v.key("earliest", 1), "a", 100).Acquired); got != "0-3@1 " {
+		t.Fatalf("earliest acquired %s", got)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "by_duration:PT1H")
+	if err := e.Initialize(context.Background(), []Key{v.key("dur", 0), v.key("dur", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	offs, err := e.StartOffsets(context.Background(), "dur")
+	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
+		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
+	}
+	err = e.Initialize(context.Background(), []Key{v.key("x", 7)})
+	if !errors.Is(err, ErrUnknownTopicOrPartition) {
+		t.Fatalf("unknown partition: %v", err)
+	}
+}
+
+func TestEngineLockTimeout(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareRecordLockDuration, "1000")
+	v.setConfig(config.GroupShareDeliveryCountLimit, "2")
+	reg := prometheus.NewRegistry()
+	e := v.engine(t, func(o *Options) { o.Metrics = reg })
+	k := v.key("g", 0)
+	v.produce(t, 0, 3)
+	if got := rangesString(acquire(t, e, k, "a", 100).Acquired); got != "0-2@1 " {
+		t.Fatalf("acquired %s", got)
+	}
+	changed := e.Changed()
+	v.clock.Add(1001 * time.Millisecond)
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sweep did not expire the locks")
+	}
+	// The expiry is persisted: a's acknowledgement fails.
+	err := e.Acknowledge(context.Background(), k, "a", []AckBatch{{First: 0, Last: 2, Types: []int8{AckAccept}}})
+	if !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("ack after expiry: %v", err)
+	}
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "0-2@2 " {
+		t.Fatalf("redelivery %s", got)
+	}
+	// The second timeout reaches the delivery limit: archived.
+	v.clock.Add(1001 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(e.m.archived.WithLabelValues("g", "delivery_limit")) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("records not archived at the delivery limit")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := acquire(t, e, k, "c", 100); len(got.Acquired) != 0 {
+		t.Fatalf("archived records delivered: %v", got.Acquired)
+	}
+	offs, _ := e.StartOffsets(context.Background(), "g")
+	if offs[0].StartOffset != 3 {
+		t.Fatalf("start offset %d", offs[0].StartOffset)
+	}
+	for name, want := range map[string]float64{
+		"runnel_share_records_acquired_total":    6,
+		"runnel_share_records_redelivered_total": 3,
+		"runnel_share_lock_timeouts_total":       6,
+	} {
+		if got := counterSum(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func TestEngineReleaseMemberAndSetStart(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 4)
+	acquire(t, e, k, "a", 100)
+	changed := e.Changed()
+	if err := e.ReleaseMember(context.Background(), k, "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed did not fire on release")
+	}
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "0-3@2 " {
+		t.Fatalf("after release: %s", got)
+	}
+	if err := e.SetStartOffset(context.Background(), k, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "2-3@1 " {
+		t.Fatalf("after set start: %s", got)
+	}
+	if err := e.DeleteState(context.Background(), "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	if offs, err := e.StartOffsets(context.Background(), "g"); err != nil || len(offs) != 0 {
+		t.Fatalf("after delete: %+v %v", offs, err)
+	}
+	// Acquire initialises again from earliest.
+	if got := rangesString(acquire(t, e, k, "b", 100).Acquired); got != "0-3@1 " {
+		t.Fatalf("after delete: %s", got)
+	}
+}
+
+// Two engines (two brokers) on one etcd serve one share partition at once:
+// their changes race on the key's revision, and still no record is accepted
+// twice and every record is accepted.
+func TestEnginesRaceOnOnePartition(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareRecordLockDuration, "1000")
+	v.setConfig(config.GroupShareDeliveryCountLimit, "10")
+	realTime := func(o *Options) { o.Now = time.Now }
+	engines := []*Engine{v.engine(t, realTime), v.engine(t, realTime)}
+	k := v.key("g", 0)
+	const total = 200
+	for i := 0; i < total/5; i++ {
+		v.produce(t, 0, 5)
+	}
+	var mu sync.Mutex
+	accepted := map[int64]string{}
+	var failures []string
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		e := engines[i%2]
+		member := fmt.Sprintf("m%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				mu.Lock()
+				finished := len(accepted) == total || len(failures) > 0
+				mu.Unlock()
+				if finished {
+					return
+				}
+				res, err := e.Acquire(ctx, AcquireRequest{Key: k, Member: member, MaxRecords: 7, MaxBytes: 1 << 20})
+				if err != nil {
+					continue // lost too many races: ask again
+				}
+				var acks []AckBatch
+				for _, r := range res.Acquired {
+					typ := AckAccept
+					if (n+int(r.First))%4 == 0 {
+						typ = AckRelease
+					}
+					acks = append(acks, AckBatch{First: r.First, Last: r.Last, Types: []int8{typ}})
+				}
+				if len(acks) == 0 {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if err := e.Acknowledge(ctx, k, member, acks); err != nil {
+					continue
+				}
+				mu.Lock()
+				for _, a := range acks {
+					if a.Types[0] != AckAccept {
+						continue
+					}
+					for off := a.First; off <= a.Last; off++ {
+						if prev, ok := accepted[off]; ok {
+							failures = append(failures, fmt.Sprintf("offset %d accepted by %s and %s", off, prev, member))
+						}
+						accepted[off] = member
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatal(failures)
+	}
+	if len(accepted) != total {
+		t.Fatalf("%d of %d records accepted", len(accepted), total)
+	}
+	offs, err := engines[1].StartOffsets(context.Background(), "g")
+	if err != nil || offs[0].StartOffset != total {
+		t.Fatalf("start offsets %+v %v", offs, err)
+	}
+}
+
+// read_committed delivers neither aborted transactions nor open ones (it
+// stops at the last stable offset); control batches are never delivered.
+func TestEngineReadCommitted(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	pid, epoch, err := v.log.InitTxnProducer(ctx, "tx", 60000, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := int32(0)
+	txn := func(n int, end, commit bool) {
+		t.Helper()
+		if err := v.log.AddPartitionsToTxn(ctx, "tx", pid, epoch, []stream.TxnPartition{{Topic: v.topic.ID, Partition: 0}}); err != nil {
+			t.Fatal(err)
+		}
+		r := v.log.Produce(ctx, []stream.ProduceBatch{{Topic: v.topic.Name, Partition: 0, Records: batch(n, "t", 0x10, pid, epoch, seq)}})
+		if r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+		seq += int32(n)
+		if end {
+			if _, _, err := v.log.EndTxn(ctx, "tx", pid, epoch, commit, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v.produce(t, 0, 2)   // 0-1
+	txn(2, true, true)   // 2-3, commit marker 4
+	txn(2, true, false)  // 5-6, abort marker 7
+	txn(2, false, false) // 8-9, open
+	committed := v.key("rc", 0)
+	v.setConfig(config.GroupShareIsolationLevel, "read_committed")
+	if got := rangesString(acquire(t, e, committed, "a", 100).Acquired); got != "0-3@1 " {
+		t.Fatalf("read_committed acquired %s", got)
+	}
+	if got := rangesString(acquire(t, e, committed, "a", 100).Acquired); got != "" {
+		t.Fatalf("read_committed acquired the open transaction: %s", got)
+	}
+	if _, _, err := v.log.EndTxn(ctx, "tx", pid, epoch, true, false); err != nil { // marker 10
+		t.Fatal(err)
+	}
+	v.produce(t, 0, 1) // 11
+	if got := rangesString(acquire(t, e, committed, "a", 100).Acquired); got != "8-9@1 11-11@1 " {
+		t.Fatalf("read_committed after the commit acquired %s", got)
+	}
+	v.setConfig(config.GroupShareIsolationLevel, "read_uncommitted")
+	if got := rangesString(acquire(t, e, v.key("ru", 0), "a", 100).Acquired); got != "0-3@1 5-6@1 8-9@1 11-11@1 " {
+		t.Fatalf("read_uncommitted acquired %s", got)
+	}
+}
+
+// fakeLetters is a DeadLetterWriter that fails while failing is set.
+type fakeLetters struct {
+	mu      sync.Mutex
+	failing bool
+	calls   int
+	written map[int64]int // offset → times written
+}
+
+func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, letters []DeadLetter) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.failing {
+		return errors.New("dead-letter topic unavailable")
+	}
+	if cfg.DLQTopic == "" {
+		return errors.New("no dead-letter topic")
+	}
+	for _, l := range letters {
+		f.written[l.Offset]++
+	}
+	return nil
+}
+
+func (f *fakeLetters) snapshot() (int, map[int64]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := map[int64]int{}
+	for k, v := range f.written {
+		m[k] = v
+	}
+	return f.calls, m
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// Rejected records and records past the delivery limit become dead
+// letters: persisted first, handed to the writer, removed once written; a
+// failed write is retried, also by an engine started after a crash.
+func TestEngineDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareDeliveryCountLimit, "2")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	w := &fakeLetters{failing: true, written: map[int64]int{}}
+	e := v.engine(t, func(o *Options) { o.DeadLetters = w })
+	k := v.key("g", 0)
+	v.produce(t, 0, 4)
+	acquire(t, e, k, "a", 100)
+	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 3, Types: []int8{AckReject, AckRelease, AckAccept, AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, e, k, "a", 100) // offset 1, second delivery
+	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 1, Last: 1, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed write", func() bool { calls, _ := w.snapshot(); return calls > 0 })
+	st, _, err := e.store.get(ctx, k)
+	if err != nil || len(st.Letters) != 2 {
+		t.Fatalf("pending letters %+v %v", st, err)
+	}
+	want := []DeadLetter{{Offset: 0, DeliveryCount: 1, Reason: ReasonRejected}, {Offset: 1, DeliveryCount: 2, Reason: ReasonDeliveryCount}}
+	if fmt.Sprint(st.Letters) != fmt.Sprint(want) {
+		t.Fatalf("letters %v, want %v", st.Letters, want)
+	}
+	// A crash: the engine stops with the letters unwritten; the next one
+	// (another broker, or this one restarted) writes them from the state.
+	e.Close()
+	w.mu.Lock()
+	w.failing = false
+	w.mu.Unlock()
+	e2 := v.engine(t, func(o *Options) { o.DeadLetters = w })
+	waitFor(t, "the letters written", func() bool { _, m := w.snapshot(); return len(m) == 2 })
+	waitFor(t, "the letters removed", func() bool {
+		st, ok := e2.store.cachedState(k)
+		return ok && len(st.Letters) == 0
+	})
+	if _, m := w.snapshot(); m[0] != 1 || m[1] != 1 {
+		t.Fatalf("written %v", m)
+	}
+	// Without a dead-letter topic, rejected records are only archived.
+	v.setConfig(config.GroupDLQTopicName, "")
+	v.produce(t, 0, 1)
+	acquire(t, e2, k, "a", 100)
+	if err := e2.Acknowledge(ctx, k, "a", []AckBatch{{First: 4, Last: 4, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := e2.store.get(ctx, k); len(st.Letters) != 0 || st.Start != 5 {
+		t.Fatalf("without a DLQ: %+v", st)
+	}
+}
+
+// A broker that acquired records and died: the next one honours the locks
+// until their deadline (the holder can still acknowledge) and keeps the
+// delivery counts.
+func TestEngineRestartKeepsLocks(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupShareRecordLockDuration, "5000")
+	e1 := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 3)
+	v.produce(t, 0, 3)
+	acquire(t, e1, k, "a", 1) // 0-2
+	if got := rangesString(acquire(t, e1, k, "b", 1).Acquired); got != "3-5@1 " {
+		t.Fatalf("b acquired %s", got)
+	}
+	e1.Close()
+	e2 := v.engineOn(t, v.etcd.Client())
+	if got := acquire(t, e2, k, "c", 100); len(got.Acquired) != 0 {
+		t.Fatalf("locked records acquired again: %v", got.Acquired)
+	}
+	if err := e2.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 2, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	v.clock.Add(5 * time.Second)
+	if got := rangesString(acquire(t, e2, k, "c", 100).Acquired); got != "3-5@2 " {
+		t.Fatalf("after b's locks expired: %s", got)
+	}
+}
+
+// The contracts of the Kafka front end (Shares) and of the share group
+// coordinator (ShareStates), as they declare them; the engine must satisfy
+// both.
+var (
+	_ interface {
+		Acquire(ctx context.Context, req AcquireRequest) (AcquireResult, error)
+		Acknowledge(ctx context.Context, key Key, member string, acks []AckBatch) error
+		ReleaseMember(ctx context.Context, key Key, member string) error
+		LockDuration(group string) time.Duration
+		Changed() <-chan struct{}
+	} = (*Engine)(nil)
+	_ interface {
+		Initialize(ctx context.Context, keys []Key) error
+		StartOffsets(ctx context.Context, group string) ([]PartitionOffset, error)
+		SetStartOffset(ctx context.Context, key Key, offset int64) error
+		DeleteState(ctx context.Context, group string, topic *stream.TopicID) error
+	} = (*Engine)(nil)
+)
+
+// A ShareFetch that asks for record_limit gets no more than MaxRecords in a
+// batch_optimized group.
+func TestEngineRequestRecordLimit(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 5)
+	res, err := e.Acquire(context.Background(), AcquireRequest{Key: k, Member: "a", MaxRecords: 2, MaxBytes: 1 << 20, RecordLimit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rangesString(res.Acquired); got != "0-1@1 " {
+		t.Fatalf("acquired %s", got)
+	}
+}

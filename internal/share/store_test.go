@@ -1,0 +1,138 @@
+package share
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
+)
+
+func testKey(group string, p int32) Key {
+	k := Key{Group: group, Partition: p}
+	k.Topic[0], k.Topic[15] = 0xab, 0x01
+	return k
+}
+
+func TestStoreKeys(t *testing.T) {
+	s := newStore(nil, "/runnel", slog.New(slog.DiscardHandler))
+	for _, k := range []Key{testKey("g", 0), testKey("a/b c%", 12), testKey("", 3)} {
+		ek := s.key(k)
+		back, ok := s.parseKey(ek)
+		if !ok || back != k {
+			t.Fatalf("%q parsed as %+v, %v", ek, back, ok)
+		}
+	}
+	if got := s.key(testKey("a/b", 1)); got != "/runnel/share/a%2Fb/ab000000000000000000000000000001/1" {
+		t.Fatalf("key %q", got)
+	}
+	for _, bad := range []string{"/runnel/share/g/ab/1", "/runnel/share/g/ab00000000000000000000000000000001/-1", "/runnel/share/g/x/y/z", "/other/g"} {
+		if _, ok := s.parseKey(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// Two stores on one etcd: a write conditioned on a stale revision loses,
+// the loser's cache then holds the winner's value, and a watch brings the
+// other's changes into a cached key.
+func TestStoreCompareAndSwap(t *testing.T) {
+	etcd := clustertest.Start(t)
+	ctx := context.Background()
+	a := newStore(etcd.Client(), "/runnel", slog.New(slog.DiscardHandler))
+	b := newStore(etcd.Client(), "/runnel", slog.New(slog.DiscardHandler))
+	remote := make(chan Key, 10)
+	a.onRemote = func(k Key) { remote <- k }
+	wctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	rev, err := a.loadPending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.follow(wctx, rev)
+	k := testKey("g", 0)
+
+	st, mod, err := a.get(ctx, k)
+	if err != nil || st != nil || mod != 0 {
+		t.Fatalf("missing key: %v %d %v", st, mod, err)
+	}
+	if err := a.put(ctx, k, NewState(5), 0); err != nil {
+		t.Fatal(err)
+	}
+	// b creates nothing over it.
+	if err := b.put(ctx, k, NewState(9), 0); !errors.Is(err, errConflict) {
+		t.Fatalf("second create: %v", err)
+	}
+	st, mod, _ = b.get(ctx, k)
+	if st.Start != 5 {
+		t.Fatalf("b sees start %d after losing", st.Start)
+	}
+	st.Reset(7)
+	if err := b.put(ctx, k, st, mod); err != nil {
+		t.Fatal(err)
+	}
+	// The watch may report a's own write too (its event can come before
+	// the Txn returns); wait for the change to 7.
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case got := <-remote:
+			if got != k {
+				t.Fatalf("remote change of %+v", got)
+			}
+		case <-deadline:
+			t.Fatal("the watch did not bring b's change")
+		}
+		if st, _, _ := a.get(ctx, k); st.Start == 7 {
+			break
+		}
+	}
+	// update retries a lost race on the current value.
+	calls := 0
+	err = a.update(ctx, k, func(st *State) (*State, bool, error) {
+		calls++
+		if calls == 1 {
+			cur, m, _ := b.get(ctx, k)
+			cur.Reset(cur.Start + 10)
+			if err := b.put(ctx, k, cur, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Reset(st.Start + 1)
+		return st, true, nil
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("update: %v after %d calls", err, calls)
+	}
+	fresh := newStore(etcd.Client(), "/runnel", slog.New(slog.DiscardHandler))
+	if st, _, _ := fresh.get(ctx, k); st.Start != 18 {
+		t.Fatalf("start %d, want 7+10+1", st.Start)
+	}
+	// A corrupt value is an error, not a state.
+	if _, err := etcd.Client().Put(ctx, a.key(testKey("g", 1)), "\x09junk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.get(ctx, testKey("g", 1)); !errors.Is(err, errCorrupt) {
+		t.Fatalf("corrupt value: %v", err)
+	}
+}
+
+func TestDecodeCorrupt(t *testing.T) {
+	s := &State{Start: 3, End: 10, Runs: []Run{{First: 3, Last: 5, State: Acquired, DeliveryCount: 1, Member: "m", Deadline: 99}, {First: 6, Last: 9, State: Available, DeliveryCount: 2}},
+		Letters: []DeadLetter{{Offset: 1, DeliveryCount: 2, Reason: ReasonRejected}}}
+	b := s.Encode()
+	for i := 0; i < len(b); i++ {
+		if _, err := DecodeState(b[:i]); err == nil {
+			t.Fatalf("decoded a %d-byte prefix of %d", i, len(b))
+		}
+	}
+	if _, err := DecodeState(append(b, 0)); err == nil {
+		t.Fatal("decoded trailing bytes")
+	}
+	bad := append([]byte{}, b...)
+	bad[0] = 2
+	if _, err := DecodeState(bad); !errors.Is(err, errCorrupt) {
+		t.Fatalf("version 2: %v", err)
+	}
+}
