@@ -227,6 +227,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		BrokerConfigs:      func() []config.Def { return config.BrokerDefs(cfg) },
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
+		// The clock LogAppendTime stamps with, so delayed topics are due
+		// on the same clock their timestamps came from.
+		Now: now,
 	}
 	b.shares.protocolOptions(&popts, b.groups)
 	if err := b.openClientMetrics(ctx, &popts); err != nil {
