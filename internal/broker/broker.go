@@ -232,6 +232,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		Now: now,
 	}
 	b.shares.protocolOptions(&popts, b.groups)
+	b.retryOptions(&popts)
 	if err := b.openClientMetrics(ctx, &popts); err != nil {
 		return nil, err
 	}
