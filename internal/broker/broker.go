@@ -28,6 +28,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/protocol"
 	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/registry/rules"
+	"github.com/runnel-dev/runnel/internal/retry"
 	"github.com/runnel-dev/runnel/internal/stream"
 	"github.com/runnel-dev/runnel/internal/telemetry/lag"
 )
@@ -44,6 +45,7 @@ type Broker struct {
 	cluster  *cluster.Cluster
 	groups   *groups.Coordinator
 	shares   shareServices // share groups (share.go)
+	retries  *retry.Tables // parked-keys tables of ordered retry policies (retry.go)
 	server   *protocol.Server
 	registry *prometheus.Registry
 	lag      *lag.Tracker // consumer lag of the groups this broker coordinates (lag.go)
@@ -351,6 +353,9 @@ func (b *Broker) Close() error {
 		errs = append(errs, b.clientMetrics.close())
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()
+		}
+		if b.retries != nil {
+			errs = append(errs, b.retries.Close())
 		}
 		if b.groups != nil {
 			errs = append(errs, b.groups.Close())

@@ -197,3 +197,91 @@ func readOne(t *testing.T, ctx context.Context, addr, topic string) *kgo.Record 
 		}
 	}
 }
+
+// TestRetryOrdered: in ordered mode a key whose first record fails twice
+// and then succeeds has its later records processed after it, in order,
+// while the other keys of the partition are not held up; the parked-keys
+// table shows the key while it is parked and drops it afterwards.
+func TestRetryOrdered(t *testing.T) {
+	env := newTestEnv(t, 30*time.Second, nil, 1, "events")
+	ctx, cl := env.ctx, env.cl
+	const group = "ship"
+	setGroupConfigs(t, ctx, cl, group, "errors.retry.delays.ms", "300,300", "errors.retry.ordered", "true")
+
+	values := []string{"A1", "B1", "A2", "C1", "A3", "B2"}
+	var recs []*kgo.Record
+	for _, v := range values {
+		recs = append(recs, &kgo.Record{Topic: "events", Key: []byte(v[:1]), Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	h := &recorder{fails: map[string]int{"A1": 2}, done: make(chan struct{})}
+	h.until = func(calls []handled) bool {
+		ok := 0
+		for _, c := range calls {
+			if !c.failed {
+				ok++
+			}
+		}
+		return ok == len(values)
+	}
+	w, err := retrytest.NewWorker(retrytest.Options{
+		Brokers: []string{env.b.KafkaAddr()}, Group: group, Topics: []string{"events"},
+		Levels: 2, DeadLetterTopic: "dlq.ship", Handle: h.handle, Ordered: true,
+		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	wctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(wctx) }()
+	select {
+	case <-h.done:
+	case err := <-errc:
+		t.Fatalf("worker: %v", err)
+	case <-ctx.Done():
+		t.Fatalf("not every record processed: %+v", h.snapshot())
+	}
+	stop()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("worker: %v", err)
+	}
+
+	calls := h.snapshot()
+	var okOrder []string
+	okAt := map[string]time.Time{}
+	for _, c := range calls {
+		if c.failed {
+			if c.value != "A1" {
+				t.Fatalf("%s failed", c.value)
+			}
+			continue
+		}
+		if _, dup := okAt[c.value]; dup {
+			t.Fatalf("%s processed twice: %+v", c.value, calls)
+		}
+		okAt[c.value] = c.at
+		okOrder = append(okOrder, c.value)
+	}
+	var aOrder []string
+	for _, v := range okOrder {
+		if v[0] == 'A' {
+			aOrder = append(aOrder, v)
+		}
+	}
+	if fmt.Sprint(aOrder) != "[A1 A2 A3]" {
+		t.Fatalf("key A processed in the order %v (all: %v)", aOrder, okOrder)
+	}
+	firstFail := calls[0].at
+	for _, v := range []string{"B1", "C1", "B2"} {
+		if d := okAt[v].Sub(firstFail); d >= 300*time.Millisecond {
+			t.Fatalf("%s processed %v after A1 failed: held up by key A", v, d)
+		}
+	}
+	if d := okAt["A1"].Sub(firstFail); d < 600*time.Millisecond-5*time.Millisecond {
+		t.Fatalf("A1 succeeded %v after its first failure, before its two delays", d)
+	}
+}

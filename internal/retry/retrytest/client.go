@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -29,6 +31,8 @@ type Options struct {
 	// DeadLetterTopic receives records failing at the last level.
 	DeadLetterTopic string
 	Handle          Handler
+	// Ordered follows the ordered-mode rules (errors.retry.ordered).
+	Ordered bool
 	// Extra client options (tests: fetch wait, logging).
 	Opts []kgo.Opt
 }
@@ -37,6 +41,23 @@ type Options struct {
 type Worker struct {
 	o  Options
 	cl *kgo.Client
+
+	// Ordered mode: the parked-keys table as read from
+	// retry.<group>.parked, and the records this worker parked that the
+	// table does not reflect yet.
+	table       *parkedView
+	mine        []ownPark
+	needBarrier atomic.Bool
+}
+
+// ownPark is a record this worker parked: its origin key and offset, and
+// where it was written.
+type ownPark struct {
+	key       string // retry.ParkKey
+	offset    int64  // origin offset
+	topic     string // retry topic
+	partition int32
+	at        int64 // offset in the retry topic
 }
 
 // NewWorker joins the group: its topics plus every retry topic of the
@@ -56,15 +77,37 @@ func NewWorker(o Options) (*Worker, error) {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 	}, o.Opts...)
+	w := &Worker{o: o}
+	if o.Ordered {
+		// A partition taken over may hold records of keys another
+		// consumer parked: wait for the table to cover them first.
+		opts = append(opts, kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			w.needBarrier.Store(true)
+		}))
+		v, err := newParkedView(o)
+		if err != nil {
+			return nil, err
+		}
+		w.table = v
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		if w.table != nil {
+			w.table.close()
+		}
 		return nil, err
 	}
-	return &Worker{o: o, cl: cl}, nil
+	w.cl = cl
+	return w, nil
 }
 
 // Close leaves the group.
-func (w *Worker) Close() { w.cl.Close() }
+func (w *Worker) Close() {
+	w.cl.Close()
+	if w.table != nil {
+		w.table.close()
+	}
+}
 
 // Attempt is a record's runnel.retry.attempt header (0 when absent).
 func Attempt(r *kgo.Record) int {
@@ -102,6 +145,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.cl.AllowRebalance()
 			return ferr
 		}
+		if w.table != nil && w.needBarrier.Swap(false) {
+			if err := w.table.barrier(ctx, w.cl); err != nil {
+				w.cl.AllowRebalance()
+				return err
+			}
+		}
 		recs := fs.Records()
 		for _, r := range recs {
 			if err := w.process(ctx, r); err != nil {
@@ -122,19 +171,76 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // process handles one record and, when it fails, moves it to the next
-// retry level or the dead-letter topic.
+// retry level or the dead-letter topic. In ordered mode a record of a key
+// parked before it is parked behind it instead, and a retried record whose
+// key was discarded up to its offset goes to the dead-letter topic.
 func (w *Worker) process(ctx context.Context, r *kgo.Record) error {
+	n := Attempt(r)
+	var key string
+	var origin int64
+	if w.table != nil && r.Key != nil {
+		key, origin = originOf(r)
+		pk, mine := w.table.lookup(key), w.parkedByMe(key)
+		if n > 0 || Header(r, retry.HeaderParkedBehind) != "" {
+			if origin <= pk.Discarded {
+				return w.produce(ctx, Forward(r, w.o.DeadLetterTopic, n, "discarded"))
+			}
+		}
+		if pk.Blocks(origin) || slices.ContainsFunc(mine, func(o int64) bool { return o < origin && o > pk.Released && o > pk.Discarded }) {
+			f := Forward(r, retry.LevelTopic(w.o.Group, 1), n, "parked behind an earlier record of its key")
+			f.Headers = append(f.Headers, kgo.RecordHeader{Key: retry.HeaderParkedBehind, Value: []byte("true")})
+			return w.park(ctx, f, key, origin)
+		}
+	}
 	herr := w.o.Handle(r)
 	if herr == nil {
 		return nil
 	}
-	n := Attempt(r)
-	target := w.o.DeadLetterTopic
-	if n < w.o.Levels {
-		target = retry.LevelTopic(w.o.Group, n+1)
-		n++
+	if n >= w.o.Levels {
+		return w.produce(ctx, Forward(r, w.o.DeadLetterTopic, n, herr.Error()))
 	}
-	return w.produce(ctx, Forward(r, target, n, herr.Error()))
+	f := Forward(r, retry.LevelTopic(w.o.Group, n+1), n+1, herr.Error())
+	if key == "" {
+		return w.produce(ctx, f)
+	}
+	return w.park(ctx, f, key, origin)
+}
+
+// park produces a record to a retry topic and remembers it until the
+// table reflects its place.
+func (w *Worker) park(ctx context.Context, f *kgo.Record, key string, origin int64) error {
+	if err := w.produce(ctx, f); err != nil {
+		return err
+	}
+	w.mine = append(w.mine, ownPark{key: key, offset: origin, topic: f.Topic, partition: f.Partition, at: f.Offset})
+	return nil
+}
+
+// parkedByMe returns the origin offsets of key this worker parked that the
+// table may not show yet (it forgets those the table's progress covers).
+func (w *Worker) parkedByMe(key string) []int64 {
+	prog := w.table.progress()
+	w.mine = slices.DeleteFunc(w.mine, func(p ownPark) bool { return prog.Covers(p.topic, p.partition, p.at) })
+	var out []int64
+	for _, p := range w.mine {
+		if p.key == key {
+			out = append(out, p.offset)
+		}
+	}
+	return out
+}
+
+// originOf returns a record's table key and origin offset: its own place,
+// or the origin headers of a retried record.
+func originOf(r *kgo.Record) (string, int64) {
+	o := retry.Origin{Topic: r.Topic, Partition: r.Partition, Key: r.Key}
+	off := r.Offset
+	if t := Header(r, retry.HeaderTopic); t != "" {
+		p, _ := strconv.Atoi(Header(r, retry.HeaderPartition))
+		off, _ = strconv.ParseInt(Header(r, retry.HeaderOffset), 10, 64)
+		o.Topic, o.Partition = t, int32(p)
+	}
+	return retry.ParkKey(o), off
 }
 
 func (w *Worker) produce(ctx context.Context, r *kgo.Record) error {
@@ -154,7 +260,7 @@ func Forward(r *kgo.Record, topic string, attempt int, errText string) *kgo.Reco
 	origin := Header(r, retry.HeaderTopic) != ""
 	for _, h := range r.Headers {
 		switch h.Key {
-		case retry.HeaderAttempt, retry.HeaderError:
+		case retry.HeaderAttempt, retry.HeaderError, retry.HeaderParkedBehind:
 			continue
 		}
 		out.Headers = append(out.Headers, h)
