@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,9 +37,12 @@ one (see "runnel retry parked").`,
 		Example: `  runnel retry set billing --delays 1s,10s,1m
   runnel retry set billing --ordered
   runnel retry show billing
+  runnel retry parked billing
+  runnel retry discard billing orders 3 customer-42
   runnel retry clear billing`,
 	}
-	cmd.AddCommand(newRetrySetCommand(g), newRetryShowCommand(g), newRetryClearCommand(g))
+	cmd.AddCommand(newRetrySetCommand(g), newRetryShowCommand(g), newRetryClearCommand(g),
+		newRetryParkedCommand(g), newRetryMarkCommand(g, true), newRetryMarkCommand(g, false))
 	return cmd
 }
 
@@ -435,4 +439,189 @@ func writeRetryShow(w io.Writer, s retryShow) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", lv.Level, lv.Topic, delay, lv.Partitions, waiting, oldest)
 	}
 	return tw.Flush()
+}
+
+// readParked reads a group's parked-keys table (retry.<group>.parked) up
+// to its current end.
+func readParked(ctx context.Context, cl *kgo.Client, group string) (map[string]retry.ParkedKey, retry.Progress, error) {
+	topic := retry.ParkedTopic(group)
+	keys := map[string]retry.ParkedKey{}
+	var prog retry.Progress
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, prog, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	end, ok := ends.Lookup(topic, 0)
+	if !ok || end.Err != nil {
+		return nil, prog, fmt.Errorf("group %s has no parked-keys table (%s; is errors.retry.ordered set?)", group, topic)
+	}
+	if end.Offset == 0 {
+		return keys, prog, nil
+	}
+	rc, err := kgo.NewClient(append(cl.Opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))...)
+	if err != nil {
+		return nil, prog, err
+	}
+	defer rc.Close()
+	for next := int64(0); next < end.Offset; {
+		fs := rc.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, prog, err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, prog, fmt.Errorf("read %s: %w", topic, ferr)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			next = r.Offset + 1
+			k := string(r.Key)
+			switch {
+			case k == retry.ProgressKey:
+				_ = json.Unmarshal(r.Value, &prog)
+			case strings.HasPrefix(k, "park/"):
+				var pk retry.ParkedKey
+				if r.Value == nil {
+					delete(keys, k)
+				} else if json.Unmarshal(r.Value, &pk) == nil {
+					keys[k] = pk
+				}
+			}
+		})
+	}
+	return keys, prog, nil
+}
+
+func newRetryParkedCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "parked GROUP",
+		Short: "List the parked keys of an ordered group",
+		Long: `Lists the keys of an ordered group (errors.retry.ordered=true) with records
+waiting in its retry topics: the origin topic, partition and key, the origin
+offsets that hold later records of the key back (the first is the record
+that failed; the rest wait behind it), and the release and discard marks.`,
+		Example: `  runnel retry parked billing
+  runnel retry parked billing --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			keys, _, err := readParked(cmd.Context(), cl, args[0])
+			if err != nil {
+				return err
+			}
+			list := make([]retry.ParkedKey, 0, len(keys))
+			for _, k := range keys {
+				list = append(list, k)
+			}
+			sort.Slice(list, func(i, j int) bool {
+				a, b := list[i], list[j]
+				if a.Topic != b.Topic {
+					return a.Topic < b.Topic
+				}
+				if a.Partition != b.Partition {
+					return a.Partition < b.Partition
+				}
+				return string(a.Key) < string(b.Key)
+			})
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TOPIC\tPARTITION\tKEY\tPARKED\tRELEASED\tDISCARDED")
+			for _, k := range list {
+				var offs []string
+				for _, o := range k.Parked {
+					offs = append(offs, strconv.FormatInt(o, 10))
+				}
+				mark := func(v int64) string {
+					if v < 0 {
+						return "-"
+					}
+					return "<=" + strconv.FormatInt(v, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%q\t%s\t%s\t%s\n", k.Topic, k.Partition, k.Key, orDash(strings.Join(offs, ",")), mark(k.Released), mark(k.Discarded))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// newRetryMarkCommand is runnel retry release (release) or discard.
+func newRetryMarkCommand(g *globalOptions, release bool) *cobra.Command {
+	var upTo int64
+	use, short, long := "discard", "Send a parked key's failing record to the dead-letter topic, letting the records behind it go on",
+		`Marks the key's first parked record (or every parked record up to --up-to
+origin offset) discarded: the group's consumers send it to the dead-letter
+topic when they meet it instead of processing it, and the key's later records
+no longer wait for it; those behind it go on in order.`
+	if release {
+		use, short, long = "release", "Stop a parked key from holding its later records back",
+			`Releases the key's parked records (up to --up-to origin offset; all of them
+by default): they stay in their retry topics and are retried as usual, but no
+longer hold back the key's later records, which are processed as they come.`
+	}
+	cmd := &cobra.Command{
+		Use:     use + " GROUP TOPIC PARTITION KEY",
+		Short:   short,
+		Long:    long,
+		Example: "  runnel retry " + use + " billing orders 3 customer-42",
+		Args:    cobra.ExactArgs(4),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			group, topic := args[0], args[1]
+			p, err := strconv.ParseInt(args[2], 10, 32)
+			if err != nil || p < 0 {
+				return fmt.Errorf("partition %q: want a partition number", args[2])
+			}
+			origin := retry.Origin{Topic: topic, Partition: int32(p), Key: []byte(args[3])}
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			to := upTo
+			if !cmd.Flags().Changed("up-to") {
+				keys, _, err := readParked(cmd.Context(), cl, group)
+				if err != nil {
+					return err
+				}
+				k, ok := keys[retry.ParkKey(origin)]
+				if !ok || len(k.Parked) == 0 {
+					return fmt.Errorf("key %q of %s/%d is not parked in group %s", args[3], topic, p, group)
+				}
+				to = k.Parked[0]
+				if release {
+					to = k.Parked[len(k.Parked)-1]
+				}
+			}
+			key := retry.DiscardKey(origin)
+			if release {
+				key = retry.ReleaseKey(origin)
+			}
+			val, _ := json.Marshal(retry.Mark{UpTo: to})
+			r := &kgo.Record{Topic: retry.ParkedTopic(group), Partition: 0, Key: []byte(key), Value: val}
+			pcl, err := kgo.NewClient(append(cl.Opts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+			if err != nil {
+				return err
+			}
+			defer pcl.Close()
+			if err := pcl.ProduceSync(cmd.Context(), r).FirstErr(); err != nil {
+				return fmt.Errorf("write the mark to %s: %w", r.Topic, err)
+			}
+			verb := "Discarded"
+			if release {
+				verb = "Released"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s key %q of %s/%d in group %s up to origin offset %d\n", verb, args[3], topic, p, group, to)
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&upTo, "up-to", 0, "the highest origin offset the mark covers (default: the first parked record for discard, the last for release)")
+	return cmd
 }

@@ -78,3 +78,70 @@ func TestRetryCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryParkedCommands(t *testing.T) {
+	addr := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := runLive(t, addr, args...)
+		if err != nil {
+			t.Fatalf("runnel %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		return out
+	}
+	run("retry", "set", "ship", "--delays", "1m", "--ordered")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Two keys parked at level 1 as a consumer parks them: k's record 5 and
+	// the record 8 parked behind it, and j's record 6.
+	for _, p := range []struct {
+		key    string
+		offset string
+	}{{"k", "5"}, {"j", "6"}, {"k", "8"}} {
+		r := &kgo.Record{Topic: "retry.ship.1", Key: []byte(p.key), Value: []byte("v"), Headers: []kgo.RecordHeader{
+			{Key: "runnel.retry.origin.topic", Value: []byte("orders")},
+			{Key: "runnel.retry.origin.partition", Value: []byte("0")},
+			{Key: "runnel.retry.origin.offset", Value: []byte(p.offset)},
+		}}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(want string) string {
+		t.Helper()
+		for {
+			out := run("retry", "parked", "ship")
+			if strings.Contains(out, want) {
+				return out
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("parked never showed %q:\n%s", want, out)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	out := waitFor(`orders  0          "k"  5,8     -         -`)
+	if !strings.Contains(out, `orders  0          "j"  6       -         -`) {
+		t.Fatalf("parked:\n%s", out)
+	}
+	if out := run("retry", "discard", "ship", "orders", "0", "k"); !strings.Contains(out, `Discarded key "k" of orders/0 in group ship up to origin offset 5`) {
+		t.Fatalf("discard: %q", out)
+	}
+	waitFor(`orders  0          "k"  8       -         <=5`)
+	if out := run("retry", "release", "ship", "orders", "0", "j"); !strings.Contains(out, `Released key "j" of orders/0 in group ship up to origin offset 6`) {
+		t.Fatalf("release: %q", out)
+	}
+	waitFor(`orders  0          "j"  -       <=6       -`)
+	if _, _, err := runLive(t, addr, "retry", "discard", "ship", "orders", "0", "nope"); err == nil || !strings.Contains(err.Error(), "is not parked") {
+		t.Fatalf("discard of a key not parked: %v", err)
+	}
+	if _, _, err := runLive(t, addr, "retry", "parked", "other"); err == nil || !strings.Contains(err.Error(), "no parked-keys table") {
+		t.Fatalf("parked of a group without a table: %v", err)
+	}
+}
