@@ -79,8 +79,9 @@ type table struct {
 }
 
 type retryPart struct {
-	next    int64
-	waiting []located
+	next      int64
+	committed int64 // the committed offset of the last pass
+	waiting   []located
 }
 
 type located struct {
@@ -277,6 +278,11 @@ func (s *Tables) readTable(ctx context.Context, t *table, name string) error {
 // committed offset, if that is further) to its end, keeping the records at
 // or past the committed offset. It returns the end.
 func (s *Tables) readRetry(ctx context.Context, id stream.TopicID, name string, p int32, rp *retryPart, committed int64) (int64, error) {
+	if committed < rp.committed {
+		// Offsets reset backwards: records already dropped wait again.
+		rp.next, rp.waiting = committed, nil
+	}
+	rp.committed = committed
 	rp.waiting = slices.DeleteFunc(rp.waiting, func(l located) bool { return l.offset < committed })
 	rp.next = max(rp.next, committed)
 	err := s.read(ctx, id, name, p, &rp.next, func(r stream.DecodedRecord) {
