@@ -281,6 +281,11 @@ func TestRetryOrdered(t *testing.T) {
 			t.Fatalf("%s processed %v after A1 failed: held up by key A", v, d)
 		}
 	}
+	// Once A1 is done, the records waiting behind it go on together, not
+	// one retry delay apart.
+	if d := okAt["A3"].Sub(okAt["A2"]); d >= 250*time.Millisecond {
+		t.Fatalf("A3 processed %v after A2", d)
+	}
 	if d := okAt["A1"].Sub(firstFail); d < 600*time.Millisecond-5*time.Millisecond {
 		t.Fatalf("A1 succeeded %v after its first failure, before its two delays", d)
 	}

@@ -267,6 +267,11 @@ func TestRetryContract(t *testing.T) {
 		if !okAt["A2"].After(okAt["A1"]) || !okAt["B3"].After(okAt["B2"]) || !okAt["B1"].Before(okAt["B2"]) {
 			t.Errorf("records of A or B did not wait for the failed ones: %v", okAt)
 		}
+		// Once a failed record is done, the records behind it go on
+		// together, not one retry delay apart.
+		if d := okAt["A4"].Sub(okAt["A2"]); d >= 250*time.Millisecond {
+			t.Errorf("A4 processed %v after A2", d)
+		}
 		for _, v := range []string{"C4", "D4"} {
 			if !okAt[v].Before(firstRetry) {
 				t.Errorf("%s processed at %v, after the first retry at %v: held up", v, okAt[v], firstRetry)

@@ -47,6 +47,7 @@ type Worker struct {
 	// table does not reflect yet.
 	table       *parkedView
 	mine        []ownPark
+	done        map[string]map[int64]bool // origin offsets this worker finished, by table key
 	needBarrier atomic.Bool
 }
 
@@ -181,12 +182,15 @@ func (w *Worker) process(ctx context.Context, r *kgo.Record) error {
 	if w.table != nil && r.Key != nil {
 		key, origin = originOf(r)
 		pk, mine := w.table.lookup(key), w.parkedByMe(key)
+		w.forgetDone(key, pk)
 		if n > 0 || Header(r, retry.HeaderParkedBehind) != "" {
 			if origin <= pk.Discarded {
-				return w.produce(ctx, Forward(r, w.o.DeadLetterTopic, n, "discarded"))
+				return w.finish(ctx, key, origin, Forward(r, w.o.DeadLetterTopic, n, "discarded"))
 			}
 		}
-		if pk.Blocks(origin) || slices.ContainsFunc(mine, func(o int64) bool { return o < origin && o > pk.Released && o > pk.Discarded }) {
+		holds := func(o int64) bool { return o < origin && !w.done[key][o] }
+		if slices.ContainsFunc(pk.Parked, holds) ||
+			slices.ContainsFunc(mine, func(o int64) bool { return holds(o) && o > pk.Released && o > pk.Discarded }) {
 			f := Forward(r, retry.LevelTopic(w.o.Group, 1), n, "parked behind an earlier record of its key")
 			f.Headers = append(f.Headers, kgo.RecordHeader{Key: retry.HeaderParkedBehind, Value: []byte("true")})
 			return w.park(ctx, f, key, origin)
@@ -194,16 +198,50 @@ func (w *Worker) process(ctx context.Context, r *kgo.Record) error {
 	}
 	herr := w.o.Handle(r)
 	if herr == nil {
-		return nil
+		return w.finish(ctx, key, origin, nil)
 	}
 	if n >= w.o.Levels {
-		return w.produce(ctx, Forward(r, w.o.DeadLetterTopic, n, herr.Error()))
+		return w.finish(ctx, key, origin, Forward(r, w.o.DeadLetterTopic, n, herr.Error()))
 	}
 	f := Forward(r, retry.LevelTopic(w.o.Group, n+1), n+1, herr.Error())
 	if key == "" {
 		return w.produce(ctx, f)
 	}
 	return w.park(ctx, f, key, origin)
+}
+
+// finish ends a record for good: processed, or written to the dead-letter
+// topic (dead non-nil). In ordered mode its origin offset then holds its key
+// back no longer, even while the table still lists it (the table drops it
+// once the group's offset passes its retry record).
+func (w *Worker) finish(ctx context.Context, key string, origin int64, dead *kgo.Record) error {
+	if dead != nil {
+		if err := w.produce(ctx, dead); err != nil {
+			return err
+		}
+	}
+	if key != "" {
+		if w.done == nil {
+			w.done = map[string]map[int64]bool{}
+		}
+		if w.done[key] == nil {
+			w.done[key] = map[int64]bool{}
+		}
+		w.done[key][origin] = true
+	}
+	return nil
+}
+
+// forgetDone drops the finished offsets of key the table no longer lists.
+func (w *Worker) forgetDone(key string, pk retry.ParkedKey) {
+	for o := range w.done[key] {
+		if !slices.Contains(pk.Parked, o) && !slices.ContainsFunc(w.mine, func(p ownPark) bool { return p.key == key && p.offset == o }) {
+			delete(w.done[key], o)
+		}
+	}
+	if len(w.done[key]) == 0 {
+		delete(w.done, key)
+	}
 }
 
 // park produces a record to a retry topic and remembers it until the
