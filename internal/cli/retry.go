@@ -217,7 +217,9 @@ type retryShow struct {
 	DelaysMs        []int64      `json:"delays_ms"`
 	Ordered         bool         `json:"ordered"`
 	DeadLetterTopic string       `json:"dead_letter_topic"`
-	Levels          []retryLevel `json:"levels"`
+	// ParkedKeys counts the keys holding records back (ordered mode).
+	ParkedKeys int          `json:"parked_keys"`
+	Levels     []retryLevel `json:"levels"`
 }
 
 func newRetryShowCommand(g *globalOptions) *cobra.Command {
@@ -331,6 +333,17 @@ func showRetry(ctx context.Context, cl *kgo.Client, group string, now time.Time)
 		}
 		s.Levels = append(s.Levels, lv)
 	}
+	if s.Ordered {
+		keys, _, err := readParked(ctx, cl, group)
+		if err != nil {
+			return retryShow{}, err
+		}
+		for _, k := range keys {
+			if len(k.Parked) > 0 {
+				s.ParkedKeys++
+			}
+		}
+	}
 	oldest := firstTimestamps(ctx, adm, firsts, now)
 	for i := range s.Levels {
 		if ts, ok := oldest[s.Levels[i].Topic]; ok {
@@ -422,6 +435,9 @@ func writeRetryShow(w io.Writer, s retryShow) error {
 			ds = append(ds, (time.Duration(d) * time.Millisecond).String())
 		}
 		fmt.Fprintf(w, "Group %s: delays %s, ordered %t, dead letters to %s\n", s.Group, strings.Join(ds, ","), s.Ordered, s.DeadLetterTopic)
+		if s.Ordered {
+			fmt.Fprintf(w, "Parked keys: %d (runnel retry parked %s)\n", s.ParkedKeys, s.Group)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tTOPIC\tDELAY\tPARTITIONS\tWAITING\tOLDEST")

@@ -27,6 +27,7 @@ func TestRetryCommands(t *testing.T) {
 	}
 	want := strings.Join([]string{
 		"Group billing: delays 300ms,1m0s, ordered true, dead letters to dlq.billing",
+		"Parked keys: 0 (runnel retry parked billing)",
 		"LEVEL  TOPIC            DELAY  PARTITIONS  WAITING  OLDEST",
 		"1      retry.billing.1  300ms  1           0        -",
 		"2      retry.billing.2  1m0s   1           0        -",
@@ -127,6 +128,9 @@ func TestRetryParkedCommands(t *testing.T) {
 		}
 	}
 	out := waitFor(`orders  0          "k"  5,8     -         -`)
+	if show := run("retry", "show", "ship"); !strings.Contains(show, "Parked keys: 2 ") {
+		t.Fatalf("show:\n%s", show)
+	}
 	if !strings.Contains(out, `orders  0          "j"  6       -         -`) {
 		t.Fatalf("parked:\n%s", out)
 	}
