@@ -212,11 +212,11 @@ type retryLevel struct {
 
 // retryShow is what runnel retry show reports.
 type retryShow struct {
-	Group           string       `json:"group"`
-	Policy          bool         `json:"policy"`
-	DelaysMs        []int64      `json:"delays_ms"`
-	Ordered         bool         `json:"ordered"`
-	DeadLetterTopic string       `json:"dead_letter_topic"`
+	Group           string  `json:"group"`
+	Policy          bool    `json:"policy"`
+	DelaysMs        []int64 `json:"delays_ms"`
+	Ordered         bool    `json:"ordered"`
+	DeadLetterTopic string  `json:"dead_letter_topic"`
 	// ParkedKeys counts the keys holding records back (ordered mode).
 	ParkedKeys int          `json:"parked_keys"`
 	Levels     []retryLevel `json:"levels"`
