@@ -298,6 +298,7 @@ func (b *Broker) startHTTP() error {
 	// The probes stay anonymous; the rest needs the cluster's DESCRIBE.
 	g := b.httpGuard()
 	mux.Handle("GET /metrics", clusterOnly(g, promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /share/groups/{group}", clusterOnly(g, http.HandlerFunc(b.handleShareStates)))
 	mux.Handle("/debug/pprof/", clusterOnly(g, http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", clusterOnly(g, http.HandlerFunc(pprof.Profile)))
 	mux.Handle("/debug/pprof/trace", clusterOnly(g, http.HandlerFunc(pprof.Trace)))

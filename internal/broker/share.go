@@ -2,8 +2,12 @@ package broker
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"sort"
 
 	"github.com/runnel-dev/runnel/internal/groups"
 	"github.com/runnel-dev/runnel/internal/protocol"
@@ -41,8 +45,8 @@ type shareServices struct {
 // openShares opens the GROUP config store and starts the share engine with
 // its dead-letter writer; the group coordinator is given the engine as its
 // ShareStates (groupsOptions) and the front end all three (protocolOptions).
-// Dead-letter topics are created when missing if auto.create.topics.enable
-// is on, with the default "dlq." name prefix.
+// The dead-letter topic rules (name prefix, auto-creation) are the
+// configuration's dead-letters section.
 func (b *Broker) openShares(ctx context.Context) error {
 	var err error
 	b.shares.configs, err = groups.OpenGroupConfigStore(ctx, b.cli, "", b.log)
@@ -50,11 +54,11 @@ func (b *Broker) openShares(ctx context.Context) error {
 		return fmt.Errorf("broker: group configs: %w", err)
 	}
 	letters := share.NewDeadLetters(share.DeadLetterOptions{
-		Client:     b.cli,
-		Log:        b.engine,
-		AutoCreate: b.cfg.AutoCreateTopics,
-		Logger:     b.log,
-		Metrics:    b.registry,
+		Client:  b.cli,
+		Log:     b.engine,
+		Rules:   b.cfg.DeadLetters,
+		Logger:  b.log,
+		Metrics: b.registry,
 	})
 	b.shares.engine = share.New(share.Options{
 		Client:      b.cli,
@@ -96,4 +100,76 @@ func (s *shareServices) close() error {
 		errs = append(errs, s.configs.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// shareStatesView is the body of GET /share/groups/{group}: every share
+// partition the group has state for, with its in-flight records.
+type shareStatesView struct {
+	Group      string               `json:"group"`
+	Partitions []sharePartitionView `json:"partitions"`
+}
+
+// sharePartitionView is one share partition: records below StartOffset
+// are done, Runs cover [StartOffset, EndOffset) and records from EndOffset
+// on were never acquired.
+type sharePartitionView struct {
+	Topic              string         `json:"topic"`
+	TopicID            string         `json:"topic_id"`
+	Partition          int32          `json:"partition"`
+	StartOffset        int64          `json:"start_offset"`
+	EndOffset          int64          `json:"end_offset"`
+	Runs               []shareRunView `json:"runs"`
+	PendingDeadLetters int            `json:"pending_dead_letters"`
+}
+
+// shareRunView is a run of offsets in one state (available, acquired,
+// acknowledged or archived); Member and LockDeadlineMs (unix ms) only
+// while acquired.
+type shareRunView struct {
+	First          int64  `json:"first"`
+	Last           int64  `json:"last"`
+	State          string `json:"state"`
+	DeliveryCount  int16  `json:"delivery_count"`
+	Member         string `json:"member,omitempty"`
+	LockDeadlineMs int64  `json:"lock_deadline_ms,omitempty"`
+}
+
+// handleShareStates serves GET /share/groups/{group}: the group's share
+// partition states as the engine holds them in etcd (for runnel group
+// describe --http). A group without share state has no partitions.
+func (b *Broker) handleShareStates(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	states, err := b.shares.engine.States(r.Context(), group)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	view := shareStatesView{Group: group, Partitions: []sharePartitionView{}}
+	for k, st := range states {
+		if st == nil {
+			continue
+		}
+		p := sharePartitionView{TopicID: hex.EncodeToString(k.Topic[:]), Partition: k.Partition,
+			StartOffset: st.Start, EndOffset: st.End, Runs: []shareRunView{}, PendingDeadLetters: len(st.Letters)}
+		if t, ok := b.engine.TopicByID(k.Topic); ok {
+			p.Topic = t.Name
+		}
+		for _, run := range st.Runs {
+			p.Runs = append(p.Runs, shareRunView{First: run.First, Last: run.Last, State: run.State.String(),
+				DeliveryCount: run.DeliveryCount, Member: run.Member, LockDeadlineMs: run.Deadline})
+		}
+		view.Partitions = append(view.Partitions, p)
+	}
+	sort.Slice(view.Partitions, func(i, j int) bool {
+		a, c := view.Partitions[i], view.Partitions[j]
+		if a.Topic != c.Topic {
+			return a.Topic < c.Topic
+		}
+		if a.TopicID != c.TopicID {
+			return a.TopicID < c.TopicID
+		}
+		return a.Partition < c.Partition
+	})
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(view)
 }

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/config"
 )
 
 // setGroupConfigs sets a group's configs through IncrementalAlterConfigs
@@ -38,11 +42,13 @@ func setGroupConfigs(t *testing.T, ctx context.Context, cl *kgo.Client, group st
 // TestShareGroupsWired runs a share group through the assembled broker:
 // the group's configs (GROUP resource), the coordinator (heartbeat,
 // assignment, initialised start offset), the engine behind ShareFetch and
-// ShareAcknowledge, the dead-letter writer (a rejected record lands in the
-// auto-created dead-letter topic with its headers), the share metrics on
-// /metrics' registry, and the start offset surviving a restart.
+// ShareAcknowledge, the dead-letter writer with the configured rules (a
+// rejected record lands in the dead-letter topic, created because
+// dead-letters.auto-create-topics is on, with its headers), the share metrics on
+// /metrics' registry, the in-flight view of GET /share/groups/{group}, and
+// the start offset surviving a restart.
 func TestShareGroupsWired(t *testing.T) {
-	env := newTestEnv(t, 60*time.Second, nil, 1, "jobs")
+	env := newTestEnv(t, 60*time.Second, func(c *config.Config) { c.DeadLetters.AutoCreateTopics = true }, 1, "jobs")
 	cfg, b, ctx, cl := &env.cfg, env.b, env.ctx, env.cl
 	const group, dlq, n = "workers", "dlq.jobs", 10
 	setGroupConfigs(t, ctx, cl, group, "share.auto.offset.reset", "earliest", "errors.deadletterqueue.topic.name", dlq)
@@ -121,6 +127,39 @@ func TestShareGroupsWired(t *testing.T) {
 		}
 	}
 
+	// Two more records, acquired and held: the HTTP view shows them in
+	// flight with their delivery count and holder.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "jobs", Value: []byte("held-1")}, &kgo.Record{Topic: "jobs", Value: []byte("held-2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("jobs"), kgo.ShareGroup(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for held := 0; held < 2; {
+		fs := holder.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("the held records were not delivered")
+		}
+		held += len(fs.Records())
+	}
+	resp, err := http.Get("http://" + b.HTTPAddr() + "/share/groups/" + group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view shareStatesView
+	err = json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	if err != nil || len(view.Partitions) != 1 {
+		t.Fatalf("share states view %+v: %v", view, err)
+	}
+	p := view.Partitions[0]
+	if p.Topic != "jobs" || p.StartOffset != n || p.EndOffset != n+2 || len(p.Runs) != 1 || p.Runs[0].State != "acquired" ||
+		p.Runs[0].DeliveryCount != 1 || p.Runs[0].Member == "" || p.Runs[0].LockDeadlineMs <= time.Now().UnixMilli() {
+		t.Fatalf("share partition view %+v", p)
+	}
+	holder.Close() // releases them: the start offset stays at n
+
 	// Restart: the start offset is where the acknowledgements left it.
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -137,5 +176,98 @@ func TestShareGroupsWired(t *testing.T) {
 	}
 	if o, ok := offs[group].Offsets.Lookup("jobs", 0); !ok || o.Err != nil || o.StartOffset != n {
 		t.Fatalf("start offset after restart: %+v (found %v), want %d", o, ok, n)
+	}
+}
+
+// shareFetch sends one ShareFetch for partition 0 of topic to broker b
+// and returns the partition's answer (zero value when absent).
+func shareFetch(t *testing.T, ctx context.Context, cl *kgo.Client, node int32, group, member string, epoch int32, topic [16]byte) kmsg.ShareFetchResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrShareFetchRequest()
+	req.GroupID, req.MemberID, req.ShareSessionEpoch = &group, &member, epoch
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.MaxRecords, req.BatchSize = 0, 0, 1<<20, 500, 500
+	if epoch >= 0 {
+		rt := kmsg.NewShareFetchRequestTopic()
+		rt.TopicID = topic
+		rp := kmsg.NewShareFetchRequestTopicPartition()
+		rp.Partition = 0
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl.Broker(int(node)))
+	if err != nil {
+		t.Fatalf("ShareFetch to broker %d (epoch %d): %v", node, epoch, err)
+	}
+	if resp.ErrorCode != 0 {
+		t.Fatalf("ShareFetch to broker %d (epoch %d): %v", node, epoch, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			return rp
+		}
+	}
+	return kmsg.ShareFetchResponseTopicPartition{}
+}
+
+// TestShareSessionCloseElsewhereKeepsLeaderAcquisitions: a member whose
+// share session on a broker that is not the partition's leader names the
+// partition (a client with stale metadata opens one) acquires records
+// through the leader; closing the other session must not release what it
+// acquired through the leader, or the same member gets them again with a
+// higher delivery count while it still processes the first delivery (and
+// its acknowledgement of that delivery is then applied to the second).
+func TestShareSessionCloseElsewhereKeepsLeaderAcquisitions(t *testing.T) {
+	shared := "file://" + t.TempDir()
+	cfg1 := testConfig(t, t.TempDir())
+	cfg1.BrokerID, cfg1.ObjectStore = 1, shared
+	b1 := startBroker(t, &cfg1)
+	cfg2 := testConfig(t, t.TempDir())
+	cfg2.BrokerID, cfg2.ObjectStore = 2, shared
+	cfg2.Etcd.Endpoints = []string{b1.EtcdClientURL()}
+	b2 := startBroker(t, &cfg2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b1.KafkaAddr(), b2.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const group, member = "g", "member-1"
+	setGroupConfigs(t, ctx, cl, group, "share.auto.offset.reset", "earliest")
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "q", Value: []byte("a")}, &kgo.Record{Topic: "q", Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ti, ok := b1.engine.Topic("q")
+	if !ok {
+		t.Fatal("no topic q")
+	}
+	var leader, other int32
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l1, l2 := b1.cluster.Leader(ti.ID, 0), b2.cluster.Leader(ti.ID, 0)
+		if l1 == l2 && len(b1.cluster.Brokers()) == 2 && len(b2.cluster.Brokers()) == 2 {
+			leader, other = l1, 3-l1
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the brokers do not agree on the leader")
+		}
+	}
+
+	// The session on the other broker names the partition: not its leader.
+	if p := shareFetch(t, ctx, cl, other, group, member, 0, ti.ID); p.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("ShareFetch to the non-leader: partition error %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	p := shareFetch(t, ctx, cl, leader, group, member, 0, ti.ID)
+	if len(p.AcquiredRecords) != 1 || p.AcquiredRecords[0].FirstOffset != 0 || p.AcquiredRecords[0].LastOffset != 1 || p.AcquiredRecords[0].DeliveryCount != 1 {
+		t.Fatalf("acquired through the leader: %+v (error %v)", p.AcquiredRecords, kerr.ErrorForCode(p.ErrorCode))
+	}
+	// The member closes its session on the other broker.
+	shareFetch(t, ctx, cl, other, group, member, -1, ti.ID)
+	// It still holds both records: the leader has nothing to give it.
+	if p := shareFetch(t, ctx, cl, leader, group, member, 1, ti.ID); len(p.AcquiredRecords) != 0 {
+		t.Fatalf("after closing its session on broker %d, member got its records again from the leader: %+v", other, p.AcquiredRecords)
 	}
 }

@@ -110,7 +110,7 @@ func TestLagClock(t *testing.T) {
 func TestBenchShareValidate(t *testing.T) {
 	base := func() (*benchOptions, *benchShareOptions) {
 		return &benchOptions{topic: "b", recordSize: 100, compression: "none"},
-			&benchShareOptions{records: 10, consumers: 8, timeout: time.Minute}
+			&benchShareOptions{records: 10, consumers: 8, timeout: time.Minute, maxRecords: 500}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -121,6 +121,7 @@ func TestBenchShareValidate(t *testing.T) {
 		{"no records", func(_ *benchOptions, s *benchShareOptions) { s.records = 0 }, "--records 0"},
 		{"no consumers", func(_ *benchOptions, s *benchShareOptions) { s.consumers = 0 }, "--consumers 0"},
 		{"no timeout", func(_ *benchOptions, s *benchShareOptions) { s.timeout = 0 }, "--timeout"},
+		{"no share max records", func(_ *benchOptions, s *benchShareOptions) { s.maxRecords = 0 }, "--share-max-records 0"},
 		{"no topic", func(o *benchOptions, _ *benchShareOptions) { o.topic = "" }, "--topic"},
 		{"bad compression", func(o *benchOptions, _ *benchShareOptions) { o.compression = "brotli" }, "brotli"},
 	} {
@@ -150,7 +151,7 @@ func TestWriteShareBenchSummary(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"groups run one after the other",
-		"share    group, 2 consumers on 1 partition(s): 100 records in 2.00s (after 0.50s to the first record), 50 records/s, 0.00 MB/s; per consumer 40..60; 3 redeliveries",
+		"share    group, 2 consumers on 1 partition(s): 100 records in 2.00s (group formed in 0.50s), 50 records/s, 0.00 MB/s; per consumer 40..60; 3 redeliveries",
 		"consumer group, 2 consumers on 2 partition(s): 90 records",
 		"per consumer 0..90; error: not every record was read within 1m0s",
 	} {

@@ -32,6 +32,10 @@ type benchShareOptions struct {
 	together  bool
 	timeout   time.Duration
 	keep      bool
+	// maxRecords is the share consumers' ShareFetch MaxRecords; strict
+	// asks for at most that many (record_limit acquisition, KIP-1206).
+	maxRecords int32
+	strict     bool
 }
 
 func newBenchShareCommand(g *globalOptions, o *benchOptions) *cobra.Command {
@@ -61,6 +65,8 @@ unless --keep is given.`,
 	f.BoolVar(&so.together, "together", false, "run both groups at the same time instead of one after the other")
 	f.DurationVar(&so.timeout, "timeout", 5*time.Minute, "how long each group may take to read every record")
 	f.BoolVar(&so.keep, "keep", false, "keep the topics and groups after the run")
+	f.Int32Var(&so.maxRecords, "share-max-records", 500, "records a share consumer asks for per fetch (whole batches may exceed it unless --share-strict)")
+	f.BoolVar(&so.strict, "share-strict", false, "share consumers never acquire more than --share-max-records at once (record_limit, KIP-1206)")
 	return cmd
 }
 
@@ -72,6 +78,8 @@ func (so *benchShareOptions) validate(o *benchOptions) error {
 		return fmt.Errorf("--consumers %d: want at least 1", so.consumers)
 	case so.timeout <= 0:
 		return fmt.Errorf("--timeout %s: must be positive", so.timeout)
+	case so.maxRecords < 1:
+		return fmt.Errorf("--share-max-records %d: want at least 1", so.maxRecords)
 	case o.topic == "":
 		return errors.New("--topic must not be empty")
 	case o.recordSize < 0:
@@ -90,9 +98,9 @@ type shareBenchSide struct {
 	Consumers  int    `json:"consumers"`
 	Records    int64  `json:"records"` // distinct records read
 	Bytes      int64  `json:"bytes"`
-	// JoinSec is the time from starting the members to the first record;
-	// ElapsedSec the time from the first record to the last, over which
-	// the rates are.
+	// JoinSec is the time the group took to form (every member
+	// assigned; members are paused meanwhile); ElapsedSec the time from
+	// then to the last record, over which the rates are.
 	JoinSec    float64 `json:"join_sec"`
 	ElapsedSec float64 `json:"elapsed_sec"`
 	RecordsPS  float64 `json:"records_per_sec"`
@@ -172,7 +180,7 @@ func runBenchShare(ctx context.Context, g *globalOptions, o *benchOptions, so *b
 		res.Produce.Records/2, res.Produce.RecordsPerSec, res.Produce.MBPerSec)
 
 	consume := func(s *shareBenchSide) {
-		if err := consumeShareBench(ctx, g, s, so.records, so.timeout); err != nil {
+		if err := consumeShareBench(ctx, g, s, so, so.records); err != nil {
 			s.Error = err.Error()
 		}
 	}
@@ -281,7 +289,8 @@ func preloadShareBench(ctx context.Context, g *globalOptions, o *benchOptions, r
 
 // consumeShareBench runs s's group until it has read want distinct records
 // or timeout passes, and fills in s.
-func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide, want int, timeout time.Duration) error {
+func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide, so *benchShareOptions, want int) error {
+	timeout := so.timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var (
@@ -300,7 +309,10 @@ func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide,
 	for i := range clients {
 		opts := []kgo.Opt{kgo.ConsumeTopics(s.Topic), kgo.FetchMaxBytes(64 << 20), kgo.ClientID(fmt.Sprintf("runnel-bench-%s-%d", s.Kind, i))}
 		if s.Kind == "share" {
-			opts = append(opts, kgo.ShareGroup(s.Group))
+			opts = append(opts, kgo.ShareGroup(s.Group), kgo.ShareMaxRecords(so.maxRecords))
+			if so.strict {
+				opts = append(opts, kgo.ShareMaxRecordsStrict())
+			}
 		} else {
 			opts = append(opts, kgo.ConsumerGroup(s.Group), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		}
@@ -312,9 +324,12 @@ func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide,
 			return err
 		}
 		clients[i] = cl
+		// Paused until every member has its assignment, so no member
+		// reads ahead while the group forms.
+		cl.PauseFetchTopics(s.Topic)
 	}
-	start := time.Now()
-	var first time.Time
+	created := time.Now()
+	var start time.Time
 	var wg sync.WaitGroup
 	for i, cl := range clients {
 		wg.Add(1)
@@ -345,9 +360,6 @@ func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide,
 				s.PerConsumer[i] += n
 				if n > 0 {
 					last = time.Now()
-					if first.IsZero() {
-						first = last
-					}
 				}
 				if distinct >= int64(want) {
 					stopPolling()
@@ -355,6 +367,15 @@ func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide,
 				mu.Unlock()
 			}
 		}()
+	}
+	if err := waitGroupFormed(ctx, g, s); err != nil {
+		stopPolling()
+	}
+	mu.Lock()
+	start = time.Now()
+	mu.Unlock()
+	for _, cl := range clients {
+		cl.ResumeFetchTopics(s.Topic)
 	}
 	wg.Wait()
 	for _, cl := range clients {
@@ -364,12 +385,12 @@ func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide,
 	defer mu.Unlock()
 	s.Records, s.Bytes, s.Redelivered = distinct, bytes, redelivered
 	s.Complete = distinct >= int64(want)
-	if !first.IsZero() {
-		// Rates are over the time from the first record to the last, so
-		// the groups' different join times do not count; the join time is
-		// reported beside them.
-		s.JoinSec = first.Sub(start).Seconds()
-		elapsed := last.Sub(first)
+	// The group formed (every member assigned) before start: rates are
+	// over the time from there to the last record; the forming time is
+	// reported beside them.
+	s.JoinSec = start.Sub(created).Seconds()
+	if !last.IsZero() {
+		elapsed := last.Sub(start)
 		s.ElapsedSec = elapsed.Seconds()
 		if secs := elapsed.Seconds(); secs > 0 {
 			s.RecordsPS = float64(distinct) / secs
@@ -380,6 +401,50 @@ func consumeShareBench(ctx context.Context, g *globalOptions, s *shareBenchSide,
 		return fmt.Errorf("not every record was read within %s", timeout)
 	}
 	return nil
+}
+
+// waitGroupFormed waits until s's group has all its members, each with
+// partitions assigned (at most 30 s; after that the run goes on).
+func waitGroupFormed(ctx context.Context, g *globalOptions, s *shareBenchSide) error {
+	adm, err := g.newAdmin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		formed := false
+		if s.Kind == "share" {
+			ds, err := adm.DescribeShareGroups(ctx, s.Group)
+			if d, ok := ds[s.Group]; err == nil && ok && d.Err == nil && len(d.Members) == s.Consumers {
+				formed = true
+				for _, m := range d.Members {
+					formed = formed && len(m.Assignment) > 0
+				}
+			}
+		} else {
+			ds, err := adm.DescribeGroups(ctx, s.Group)
+			if d, ok := ds[s.Group]; err == nil && ok && d.Err == nil && d.State == "Stable" && len(d.Members) == s.Consumers {
+				formed = true
+				for _, m := range d.Members {
+					c, ok := m.Assigned.AsConsumer()
+					formed = formed && ok && len(c.Topics) > 0
+				}
+			}
+		}
+		if formed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return nil // the run goes on with the group as it is
+			}
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func writeShareBenchSummary(w io.Writer, res shareBenchResult) {
@@ -396,7 +461,7 @@ func writeShareBenchSummary(w io.Writer, res shareBenchResult) {
 			}
 			hi = max(hi, n)
 		}
-		fmt.Fprintf(w, "  %-8s group, %d consumers on %d partition(s): %d records in %.2fs (after %.2fs to the first record), %.0f records/s, %.2f MB/s; per consumer %d..%d",
+		fmt.Fprintf(w, "  %-8s group, %d consumers on %d partition(s): %d records in %.2fs (group formed in %.2fs), %.0f records/s, %.2f MB/s; per consumer %d..%d",
 			s.Kind, s.Consumers, s.Partitions, s.Records, s.ElapsedSec, s.JoinSec, s.RecordsPS, s.MBPS, max(lo, 0), hi)
 		if s.Kind == "share" {
 			fmt.Fprintf(w, "; %d redeliveries", s.Redelivered)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/share"
 )
 
@@ -62,7 +64,7 @@ offset minus start offset, summed over partitions).`,
 			return runDLQList(cmd.Context(), adm, prefix, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&prefix, "prefix", share.DefaultDLQTopicPrefix, "dead-letter topic name prefix")
+	cmd.Flags().StringVar(&prefix, "prefix", config.DefaultDeadLetters().TopicPrefix, "dead-letter topic name prefix")
 	return cmd
 }
 
@@ -151,11 +153,20 @@ type deadLetter struct {
 	Key     []byte
 	Value   []byte
 	Headers []kgo.RecordHeader
+	// Err says why the record is no dead letter (its context headers are
+	// missing or malformed); nil for a dead letter.
+	Err error
 }
 
-// decodeDeadLetter reads a record's context headers; ok is false when it
-// has none (not a dead letter).
-func decodeDeadLetter(r *kgo.Record) (deadLetter, error) {
+// decodeDeadLetter reads a record's context headers; Err is set when it
+// is not a dead letter.
+func decodeDeadLetter(r *kgo.Record) deadLetter {
+	d, err := decodeContext(r)
+	d.Err = err
+	return d
+}
+
+func decodeContext(r *kgo.Record) (deadLetter, error) {
 	d := deadLetter{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, OrigPart: -1, OrigOff: -1}
 	var err error
 	for _, h := range r.Headers {
@@ -193,10 +204,12 @@ func decodeDeadLetter(r *kgo.Record) (deadLetter, error) {
 }
 
 // readRange reads the records of topic's partitions from their start to
-// their end offset as listed now (want: partition -> [start, end)). It
-// stops when every partition reached its end, or after idle without a
-// record (offsets that hold no record, such as compacted ones).
-func readRange(ctx context.Context, g *globalOptions, topic string, want map[int32][2]int64, idle time.Duration) ([]*kgo.Record, error) {
+// their end offset as listed now (want: partition -> [start, end)),
+// passing each to each until it returns false. It stops when every
+// partition reached its end, or after idle without a record (offsets that
+// hold no record, such as compacted ones). Within a partition records come
+// in offset order.
+func readRange(ctx context.Context, g *globalOptions, topic string, want map[int32][2]int64, idle time.Duration, each func(*kgo.Record) bool) error {
 	offsets := map[int32]kgo.Offset{}
 	left := map[int32]int64{} // next offset still wanted
 	for p, r := range want {
@@ -206,23 +219,21 @@ func readRange(ctx context.Context, g *globalOptions, topic string, want map[int
 		}
 	}
 	if len(offsets) == 0 {
-		return nil, nil
+		return nil
 	}
 	cl, err := g.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cl.Close()
-	var out []*kgo.Record
 	for len(left) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, idle)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		got := 0
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
@@ -230,34 +241,31 @@ func readRange(ctx context.Context, g *globalOptions, topic string, want map[int
 			}
 		})
 		if ferr != nil {
-			return nil, ferr
+			return ferr
 		}
+		got, stop := 0, false
 		fs.EachRecord(func(r *kgo.Record) {
 			got++
 			next, ok := left[r.Partition]
-			if !ok || r.Offset < next {
+			if stop || !ok || r.Offset < next {
 				return
 			}
-			if r.Offset < want[r.Partition][1] {
-				out = append(out, r)
-			}
-			if r.Offset+1 >= want[r.Partition][1] {
+			end := want[r.Partition][1]
+			if r.Offset+1 >= end {
 				delete(left, r.Partition)
 			} else {
 				left[r.Partition] = r.Offset + 1
 			}
+			if r.Offset < end && !each(r) {
+				stop = true
+			}
 		})
-		if got == 0 {
-			break // idle: the rest of the range holds no record
+		if stop || got == 0 {
+			// Done, or idle: the rest of the range holds no record.
+			return nil
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
-	return out, nil
+	return nil
 }
 
 // topicRange lists topic's partitions' [start, end) offsets (only
@@ -294,26 +302,14 @@ func topicRange(ctx context.Context, adm *kadm.Client, topic string, p int32) (m
 	return out, nil
 }
 
-// readDeadLetters reads and decodes the dead letters of topic (partition p,
-// or all when p < 0).
-func readDeadLetters(ctx context.Context, g *globalOptions, adm *kadm.Client, topic string, p int32) ([]deadLetter, error) {
+// readDeadLetters reads and decodes the records of topic (partition p, or
+// all when p < 0), passing each to each until it returns false.
+func readDeadLetters(ctx context.Context, g *globalOptions, adm *kadm.Client, topic string, p int32, each func(deadLetter) bool) error {
 	want, err := topicRange(ctx, adm, topic, p)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	recs, err := readRange(ctx, g, topic, want, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]deadLetter, 0, len(recs))
-	for _, r := range recs {
-		d, err := decodeDeadLetter(r)
-		if err != nil {
-			return nil, fmt.Errorf("topic %q: %w", topic, err)
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return readRange(ctx, g, topic, want, 5*time.Second, func(r *kgo.Record) bool { return each(decodeDeadLetter(r)) })
 }
 
 func newDLQShowCommand(g *globalOptions) *cobra.Command {
@@ -341,14 +337,24 @@ it is there, and the copied key and value (or "metadata only").`,
 				return err
 			}
 			defer adm.Close()
-			letters, err := readDeadLetters(cmd.Context(), g, adm, args[0], partition)
+			var letters []deadLetter
+			more := false
+			err = readDeadLetters(cmd.Context(), g, adm, args[0], partition, func(d deadLetter) bool {
+				if group != "" && d.Group != group {
+					return true
+				}
+				if limit > 0 && len(letters) == limit {
+					more = true
+					return false
+				}
+				letters = append(letters, d)
+				return true
+			})
 			if err != nil {
 				return err
 			}
-			if group != "" {
-				letters = slices.DeleteFunc(letters, func(d deadLetter) bool { return d.Group != group })
-			}
-			return writeDeadLetters(cmd.OutOrStdout(), letters, limit)
+			sortLetters(letters)
+			return writeDeadLetters(cmd.OutOrStdout(), letters, more)
 		},
 	}
 	f := cmd.Flags()
@@ -358,19 +364,27 @@ it is there, and the copied key and value (or "metadata only").`,
 	return cmd
 }
 
-func writeDeadLetters(w io.Writer, letters []deadLetter, limit int) error {
+// sortLetters orders letters by partition and offset.
+func sortLetters(letters []deadLetter) {
+	slices.SortFunc(letters, func(a, b deadLetter) int {
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
+}
+
+// writeDeadLetters prints one row per letter; more says the limit cut the
+// list short.
+func writeDeadLetters(w io.Writer, letters []deadLetter, more bool) error {
 	if len(letters) == 0 {
 		fmt.Fprintln(w, "No dead letters.")
 		return nil
 	}
-	more := 0
-	if limit > 0 && len(letters) > limit {
-		more = len(letters) - limit
-		letters = letters[:limit]
-	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tOFFSET\tGROUP\tORIGIN\tDELIVERIES\tREASON\tRECORD")
 	for _, d := range letters {
+		if d.Err != nil {
+			fmt.Fprintf(tw, "%d\t%d\t-\t-\t-\t-\tnot a dead letter: key=%s value=%s\n", d.Partition, d.Offset, showBytes(d.Key), showBytes(d.Value))
+			continue
+		}
 		rec := "metadata only"
 		if d.Copied {
 			rec = fmt.Sprintf("key=%s value=%s", showBytes(d.Key), showBytes(d.Value))
@@ -384,8 +398,8 @@ func writeDeadLetters(w io.Writer, letters []deadLetter, limit int) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if more > 0 {
-		fmt.Fprintf(w, "... %d more (raise --limit to see them)\n", more)
+	if more {
+		fmt.Fprintln(w, "... more dead letters follow (raise --limit, 0 for all)")
 	}
 	return nil
 }
@@ -450,18 +464,18 @@ type replayItem struct {
 // selectLetters picks the letters --offsets names (all of them when sel
 // is nil); an offset that is no dead letter is an error.
 func selectLetters(letters []deadLetter, sel offsetSet) ([]deadLetter, error) {
-	if sel == nil {
-		return letters, nil
-	}
 	var out []deadLetter
 	found := map[int64]bool{}
 	for _, d := range letters {
-		if sel.has(d.Offset) {
+		if sel == nil || sel.has(d.Offset) {
+			if d.Err != nil {
+				return nil, d.Err
+			}
 			out = append(out, d)
 			found[d.Offset] = true
 		}
 	}
-	for _, r := range sel {
+	for _, r := range sel { // nil for --all
 		if r[1]-r[0] > 1<<20 {
 			continue // a wide range need not be dense
 		}
@@ -525,12 +539,12 @@ func planReplay(ctx context.Context, g *globalOptions, adm *kadm.Client, letters
 		}
 		byOffset := map[int64]*kgo.Record{}
 		if lo >= 0 {
-			recs, err := readRange(ctx, g, o.topic, map[int32][2]int64{o.part: {lo, hi + 1}}, 3*time.Second)
+			err := readRange(ctx, g, o.topic, map[int32][2]int64{o.part: {lo, hi + 1}}, 3*time.Second, func(r *kgo.Record) bool {
+				byOffset[r.Offset] = r
+				return true
+			})
 			if err != nil {
 				return nil, err
-			}
-			for _, r := range recs {
-				byOffset[r.Offset] = r
 			}
 		}
 		for _, i := range idx {
@@ -608,10 +622,15 @@ Replayed dead letters stay in the dead-letter topic.`,
 					return fmt.Errorf("topic %q has %d partitions: say which with --partition", topic, len(rng))
 				}
 			}
-			letters, err := readDeadLetters(ctx, g, adm, topic, partition)
+			var letters []deadLetter
+			err = readDeadLetters(ctx, g, adm, topic, partition, func(d deadLetter) bool {
+				letters = append(letters, d)
+				return true
+			})
 			if err != nil {
 				return err
 			}
+			sortLetters(letters)
 			chosen, err := selectLetters(letters, sel)
 			if err != nil {
 				return err

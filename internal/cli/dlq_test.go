@@ -83,7 +83,7 @@ func TestDLQCommands(t *testing.T) {
 	}
 	defer etcd.Close()
 	orders, _ := b.Engine().Topic("orders")
-	w := share.NewDeadLetters(share.DeadLetterOptions{Client: etcd, Log: b.Engine(), AutoCreate: true})
+	w := share.NewDeadLetters(share.DeadLetterOptions{Client: etcd, Log: b.Engine(), Rules: config.DeadLetterConfig{TopicPrefix: "dlq.", AutoCreateTopics: true}})
 	group := func(copyRecord bool) config.ShareGroup {
 		g := config.ResolveShareGroup(nil)
 		g.DLQTopic, g.DLQCopyRecord = "dlq.orders", copyRecord
@@ -120,6 +120,7 @@ func TestDLQCommands(t *testing.T) {
 		}
 	}
 
+	// dead.custom is listed for its config, dlq.orders for its prefix.
 	out := run("dlq", "list")
 	if fields := strings.Fields(out); strings.Join(fields, " ") != "TOPIC PARTITIONS RECORDS dead.custom 1 0 dlq.orders 1 3" {
 		t.Fatalf("dlq list:\n%s", out)
@@ -138,8 +139,14 @@ func TestDLQCommands(t *testing.T) {
 	if out := run("dlq", "show", "dlq.orders", "--group", "audit"); strings.Contains(out, "billing") || !strings.Contains(out, "orders/1@4") {
 		t.Fatalf("dlq show --group audit:\n%s", out)
 	}
-	if out := run("dlq", "show", "dlq.orders", "--limit", "1"); !strings.Contains(out, "... 2 more") {
+	if out := run("dlq", "show", "dlq.orders", "--limit", "1"); !strings.Contains(out, "... more dead letters follow") || strings.Count(out, "\n") != 3 {
 		t.Fatalf("dlq show --limit 1:\n%s", out)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "dead.custom", Partition: 0, Value: []byte("junk")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("dlq", "show", "dead.custom"); !strings.Contains(out, `not a dead letter: key=null value="junk"`) {
+		t.Fatalf("dlq show dead.custom:\n%s", out)
 	}
 
 	end := endOffset(t, adm, "orders", 1)

@@ -93,7 +93,10 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (kadm.De
 }
 
 func newGroupDescribeCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON  bool
+		httpURL string
+	)
 	cmd := &cobra.Command{
 		Use:   "describe GROUP...",
 		Short: "Show groups' state, members, committed or start offsets and lag",
@@ -109,12 +112,17 @@ A share group (KIP-932) shows its state, assignor, epochs and members
 several members), and for every share partition: the start offset (records
 below it are all acknowledged or archived), the end offset, the lag (records
 from the start offset to the end not yet acknowledged, as the broker counts
-them) and how many members are assigned it. Groups that cannot be
+them) and how many members are assigned it. With --http (a Runnel broker's
+HTTP listener) it also shows each share partition's records in flight:
+acquired (locked by a member), waiting to be delivered again, the highest
+delivery count among them, how many members hold locks, when the next lock
+expires, and dead letters not yet written. Groups that cannot be
 described are reported one per line and make the command fail after the
 others are shown.`,
 		Example: `  runnel group describe audit
   runnel group describe audit billing
-  runnel group describe audit --json`,
+  runnel group describe audit --json
+  runnel group describe jobs --http http://127.0.0.1:8080`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			groups, err := uniqueNames("group id", args)
@@ -128,6 +136,17 @@ others are shown.`,
 			}
 			defer adm.Close()
 			shares, rest, errs := describeShareGroups(ctx, adm, groups)
+			if httpURL != "" {
+				for name, sd := range shares {
+					st, err := fetchShareStates(ctx, httpURL, name)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("group %q: in-flight records: %w", name, err))
+						continue
+					}
+					sd.states = st
+					shares[name] = sd
+				}
+			}
 			var descs []groupDescription
 			if len(rest) > 0 {
 				var cerrs []error
@@ -207,7 +226,7 @@ others are shown.`,
 				}
 				first = false
 				if isShare {
-					err = writeShareGroupDescription(out, sd, ends)
+					err = writeShareGroupDescription(out, sd, ends, lt.now)
 				} else {
 					err = writeGroupDescription(out, gd.d, gd.members, gd.rows, ends, lt)
 				}
@@ -219,6 +238,7 @@ others are shown.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the groups as JSON")
+	cmd.Flags().StringVar(&httpURL, "http", "", "a Runnel broker's HTTP URL (e.g. http://127.0.0.1:8080) to read share groups' in-flight records from")
 	return cmd
 }
 

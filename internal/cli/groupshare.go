@@ -2,14 +2,18 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,6 +29,9 @@ import (
 type shareGroupDescription struct {
 	d       kadm.DescribedShareGroup
 	offsets kadm.ShareOffsets
+	// states is the in-flight state from a broker's HTTP listener (nil
+	// without --http).
+	states *shareStates
 }
 
 // describeShareGroups describes the groups among groups that are share
@@ -160,7 +167,7 @@ func (r shareRow) cells(ends kadm.ListedOffsets) shareCells {
 	return c
 }
 
-func writeShareGroupDescription(w io.Writer, sd shareGroupDescription, ends kadm.ListedOffsets) error {
+func writeShareGroupDescription(w io.Writer, sd shareGroupDescription, ends kadm.ListedOffsets, now time.Time) error {
 	d := sd.d
 	fmt.Fprintf(w, "Group:       %s\nState:       %s\nType:        share\nAssignor:    %s\nEpoch:       %d (assignment %d)\nCoordinator: %d (%s:%d)\nMembers:     %d\n",
 		d.GroupID, orDash(d.GroupState), orDash(d.Assignor), d.GroupEpoch, d.AssignmentEpoch,
@@ -212,6 +219,9 @@ func writeShareGroupDescription(w io.Writer, sd shareGroupDescription, ends kadm
 		return err
 	}
 	fmt.Fprintf(w, "\nTotal lag: %d\n", total)
+	if sd.states != nil {
+		return writeInFlight(w, sd.states, now)
+	}
 	return nil
 }
 
@@ -238,6 +248,22 @@ type shareGroupJSON struct {
 	Members         []shareMemberJSON    `json:"members"`
 	Partitions      []sharePartitionJSON `json:"partitions"`
 	TotalLag        int64                `json:"total_lag"`
+	// InFlight is present with --http.
+	InFlight []inFlightJSON `json:"in_flight,omitempty"`
+}
+
+// inFlightJSON is one share partition's in-flight records.
+type inFlightJSON struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Acquired  int64  `json:"acquired"`
+	// ToRedeliver are released or timed-out records waiting to be
+	// delivered again.
+	ToRedeliver        int64 `json:"to_redeliver"`
+	MaxDeliveries      int16 `json:"max_delivery_count"`
+	Holders            int   `json:"holders"`
+	NextLockExpiryMs   int64 `json:"next_lock_expiry_ms,omitempty"`
+	PendingDeadLetters int   `json:"pending_dead_letters"`
 }
 
 // shareMemberJSON is one member of shareGroupJSON.
@@ -301,5 +327,126 @@ func describedShareGroupJSON(sd shareGroupDescription, ends kadm.ListedOffsets) 
 		pj.Error = strings.Join(errs, "; ")
 		j.Partitions = append(j.Partitions, pj)
 	}
+	if sd.states != nil {
+		j.InFlight = []inFlightJSON{}
+		for _, r := range inFlightRows(sd.states) {
+			j.InFlight = append(j.InFlight, inFlightJSON{Topic: r.topic, Partition: r.partition, Acquired: r.acquired,
+				ToRedeliver: r.available, MaxDeliveries: r.maxDeliveries, Holders: r.holders,
+				NextLockExpiryMs: r.nextLockExpiryMillis, PendingDeadLetters: r.pendingDeadLetters})
+		}
+	}
 	return j
+}
+
+// shareStates is a share group's in-flight state as a broker's
+// GET /share/groups/{group} shows it.
+type shareStates struct {
+	Group      string            `json:"group"`
+	Partitions []shareStatesPart `json:"partitions"`
+}
+
+// shareStatesPart is one share partition of shareStates.
+type shareStatesPart struct {
+	Topic              string          `json:"topic"`
+	Partition          int32           `json:"partition"`
+	StartOffset        int64           `json:"start_offset"`
+	EndOffset          int64           `json:"end_offset"`
+	Runs               []shareStateRun `json:"runs"`
+	PendingDeadLetters int             `json:"pending_dead_letters"`
+}
+
+// shareStateRun is a run of offsets in one state.
+type shareStateRun struct {
+	First          int64  `json:"first"`
+	Last           int64  `json:"last"`
+	State          string `json:"state"`
+	DeliveryCount  int16  `json:"delivery_count"`
+	Member         string `json:"member,omitempty"`
+	LockDeadlineMs int64  `json:"lock_deadline_ms,omitempty"`
+}
+
+// fetchShareStates reads group's in-flight state from a Runnel broker's
+// HTTP listener (base is its URL, e.g. http://127.0.0.1:8080).
+func fetchShareStates(ctx context.Context, base, group string) (*shareStates, error) {
+	u := strings.TrimSuffix(base, "/") + "/share/groups/" + url.PathEscape(group)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("share states %s: %w", u, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("share states %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("share states %s: %s %s", u, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var st shareStates
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("share states %s: %w", u, err)
+	}
+	return &st, nil
+}
+
+// inFlightRow sums one share partition's in-flight records.
+type inFlightRow struct {
+	topic                string
+	partition            int32
+	acquired, available  int64 // records locked by a member; released or timed out, to be delivered again
+	maxDeliveries        int16 // highest delivery count of a record not done
+	holders              int   // members holding locks
+	pendingDeadLetters   int
+	nextLockExpiryMillis int64 // earliest lock deadline (unix ms), 0 when none
+}
+
+func inFlightRows(st *shareStates) []inFlightRow {
+	var out []inFlightRow
+	for _, p := range st.Partitions {
+		r := inFlightRow{topic: p.Topic, partition: p.Partition, pendingDeadLetters: p.PendingDeadLetters}
+		holders := map[string]bool{}
+		for _, run := range p.Runs {
+			n := run.Last - run.First + 1
+			switch run.State {
+			case "acquired":
+				r.acquired += n
+				holders[run.Member] = true
+				if r.nextLockExpiryMillis == 0 || run.LockDeadlineMs < r.nextLockExpiryMillis {
+					r.nextLockExpiryMillis = run.LockDeadlineMs
+				}
+			case "available":
+				r.available += n
+			default:
+				continue
+			}
+			r.maxDeliveries = max(r.maxDeliveries, run.DeliveryCount)
+		}
+		r.holders = len(holders)
+		out = append(out, r)
+	}
+	return out
+}
+
+// writeInFlight prints the in-flight table of a share group.
+func writeInFlight(w io.Writer, st *shareStates, now time.Time) error {
+	rows := inFlightRows(st)
+	fmt.Fprintln(w)
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "No records in flight.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tACQUIRED\tTO-REDELIVER\tMAX-DELIVERIES\tHOLDERS\tNEXT-LOCK-EXPIRY\tPENDING-DLQ")
+	for _, r := range rows {
+		expiry := "-"
+		if r.nextLockExpiryMillis > 0 {
+			expiry = strconv.FormatFloat(max(time.UnixMilli(r.nextLockExpiryMillis).Sub(now).Seconds(), 0), 'f', 1, 64) + "s"
+		}
+		maxd := "-"
+		if r.maxDeliveries > 0 {
+			maxd = strconv.Itoa(int(r.maxDeliveries))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%s\t%d\n", orDash(r.topic), r.partition, r.acquired, r.available, maxd, r.holders, expiry, r.pendingDeadLetters)
+	}
+	return tw.Flush()
 }

@@ -56,8 +56,19 @@ func TestWriteShareGroupDescription(t *testing.T) {
 		}
 		ends[e.Topic][e.Partition] = e
 	}
+	now := time.UnixMilli(1_000_000)
+	sd.states = &shareStates{Group: "jobs", Partitions: []shareStatesPart{
+		{Topic: "q", Partition: 0, StartOffset: 100, EndOffset: 130, PendingDeadLetters: 2, Runs: []shareStateRun{
+			{First: 100, Last: 104, State: "acquired", DeliveryCount: 1, Member: "m-1", LockDeadlineMs: 1_004_500},
+			{First: 105, Last: 105, State: "archived"},
+			{First: 106, Last: 109, State: "available", DeliveryCount: 3},
+			{First: 110, Last: 111, State: "acquired", DeliveryCount: 2, Member: "m-2", LockDeadlineMs: 1_002_000},
+			{First: 112, Last: 129, State: "acknowledged"},
+		}},
+		{Topic: "q", Partition: 1, StartOffset: 5, EndOffset: 5},
+	}}
 	var buf strings.Builder
-	if err := writeShareGroupDescription(&buf, sd, ends); err != nil {
+	if err := writeShareGroupDescription(&buf, sd, ends, now); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -74,12 +85,18 @@ func TestWriteShareGroupDescription(t *testing.T) {
 	tableRow(t, out, "a", "0", "-", "4", "-", "1")      // assigned, no state yet
 	tableRow(t, out, "q", "0", "100", "150", "30", "2") // the broker's lag
 	tableRow(t, out, "q", "1", "5", "9", "4", "1")      // end − start
+	tableRow(t, out, "TOPIC", "PARTITION", "ACQUIRED", "TO-REDELIVER", "MAX-DELIVERIES", "HOLDERS", "NEXT-LOCK-EXPIRY", "PENDING-DLQ")
+	tableRow(t, out, "q", "0", "7", "4", "3", "2", "2.0s", "2")
+	tableRow(t, out, "q", "1", "0", "0", "-", "0", "-", "0")
 	row := strings.Join(tableRow(t, out, "z", "0", "error:"), " ")
 	if strings.Count(row, "UNKNOWN_TOPIC_OR_PARTITION") != 2 {
 		t.Errorf("errors not shown: %q", row)
 	}
 
 	j := describedShareGroupJSON(sd, ends)
+	if fmt.Sprint(j.InFlight) != "[{q 0 7 4 3 2 1002000 2} {q 1 0 0 0 0 0 0}]" {
+		t.Fatalf("json in flight = %v", j.InFlight)
+	}
 	if j.Type != "share" || j.TotalLag != 34 || len(j.Members) != 2 || fmt.Sprint(j.Members[0].Subscribed) != "[a q]" ||
 		fmt.Sprint(j.Members[1].Assignment) != "[{a [0]} {q [0]}]" {
 		t.Fatalf("json = %+v", j)
@@ -102,7 +119,8 @@ func TestWriteShareGroupDescription(t *testing.T) {
 // TestGroupShareLive lists and describes a live share group beside a
 // consumer group: the share group's type, members and share partitions.
 func TestGroupShareLive(t *testing.T) {
-	addr := startBroker(t)
+	b := startBrokerWith(t, nil)
+	addr := b.KafkaAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := testAdmin(t, addr)
@@ -171,6 +189,14 @@ func TestGroupShareLive(t *testing.T) {
 	if !strings.Contains(out, "worker") || !strings.Contains(out, topic+":0,1") {
 		t.Errorf("member row missing:\n%s", out)
 	}
+
+	out, _, err = runLive(t, addr, "group", "describe", "jobs", "--http", "http://"+b.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Partition 1's four records are held by the one member.
+	tableRow(t, out, topic, "1", "4", "0", "1", "1")
+	tableRow(t, out, topic, "0", "0", "0", "-", "0", "-", "0")
 
 	out, _, err = runLive(t, addr, "group", "describe", "jobs", "--json")
 	if err != nil {

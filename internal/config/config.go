@@ -52,6 +52,9 @@ type Config struct {
 	// Telemetry configures consumer lag monitoring and KIP-714 client
 	// metrics (telemetry.go).
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// DeadLetters are the rules for share groups' dead-letter topics
+	// (deadletters.go).
+	DeadLetters DeadLetterConfig `yaml:"dead-letters"`
 	// AutoCreateTopics creates unknown topics on Metadata/Produce requests.
 	AutoCreateTopics bool `yaml:"auto-create-topics"`
 	// DefaultPartitions is the partition count of auto-created topics.
@@ -196,6 +199,7 @@ func Default() Config {
 		TopicDefaults:     map[string]string{},
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Tracing:           DefaultTracing(),
+		DeadLetters:       DefaultDeadLetters(),
 		SASL: SASLConfig{
 			FailureDelay:    100 * time.Millisecond,
 			SCRAMIterations: 8192,
@@ -531,6 +535,9 @@ func (c Config) Validate() error {
 	c.validateSecurity(bad)
 	c.validateTracing(bad)
 	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.DeadLetters.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.Log.Level {

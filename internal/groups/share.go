@@ -167,7 +167,9 @@ func (sg *shareGroup) heartbeat(req *kmsg.ShareGroupHeartbeatRequest, clientID, 
 		res.changed = true
 	}
 	res.memberID, res.epoch = m.id, m.epoch
-	if req.MemberEpoch == 0 || !before.equal(m.assigned) {
+	// A member still at its previous epoch missed the response that moved
+	// it on: it gets the assignment again.
+	if req.MemberEpoch == 0 || req.MemberEpoch != m.epoch || !before.equal(m.assigned) {
 		res.assignment = m.assigned.clone()
 	}
 	return res

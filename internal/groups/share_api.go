@@ -189,6 +189,11 @@ func (c *Coordinator) ShareGroupHeartbeat(ctx context.Context, req *kmsg.ShareGr
 	}
 	if res.left != "" {
 		g.stopShareTimer(res.left)
+		for _, mr := range before.Members {
+			if mr.ID == res.left {
+				c.releaseShareMember(ctx, g.id, mr.ID, mr.Assigned.assignment())
+			}
+		}
 	} else {
 		g.scheduleShareSession(res.memberID, session)
 	}
@@ -275,16 +280,48 @@ func (g *group) stopShareTimer(id string) {
 // assignment on their next heartbeat.
 func (g *group) expireShareMember(id string, seq uint64) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	st := g.stimers[id]
 	if g.dead || g.sg == nil || st == nil || st.seq != seq || g.sg.members[id] == nil {
+		g.mu.Unlock()
 		return
 	}
 	g.c.log.Info("share group member removed", "group", g.id, "member", id, "reason", "session timed out")
+	held := g.sg.members[id].assigned
 	g.stopShareTimer(id)
 	g.sg.remove(id)
-	if err := g.persistMetaLocked(); err != nil {
+	err := g.persistMetaLocked()
+	g.mu.Unlock()
+	if err != nil {
 		g.c.log.Warn("persist share group", "group", g.id, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.c.ctx, defaultWriteTimeout)
+	defer cancel()
+	g.c.releaseShareMember(ctx, g.id, id, held)
+}
+
+// memberReleaser is an optional capability of ShareStates (internal/share's
+// Engine has it): releasing every record a member holds in a share
+// partition.
+type memberReleaser interface {
+	ReleaseMember(ctx context.Context, key share.Key, member string) error
+}
+
+// releaseShareMember releases what a member that left or expired still
+// holds in the partitions it was assigned, so they are redelivered at once
+// rather than at their lock deadlines. A failure only delays that: the
+// locks still expire.
+func (c *Coordinator) releaseShareMember(ctx context.Context, group, member string, held assignment) {
+	r, ok := c.opts.ShareStates.(memberReleaser)
+	if !ok {
+		return
+	}
+	for _, tid := range held.topicIDs() {
+		for _, p := range held[tid] {
+			if err := r.ReleaseMember(ctx, share.Key{Group: group, Topic: tid, Partition: p}, member); err != nil {
+				c.log.Warn("release a departed share member's records", "group", group, "member", member, "partition", p, "err", err)
+			}
+		}
 	}
 }
 

@@ -31,6 +31,8 @@ type fakeStates struct {
 	start map[share.Key]int64
 	inits [][]share.Key
 	fail  error
+	// released counts ReleaseMember calls per "member topic/partition".
+	released map[string]int
 }
 
 func newFakeStates() *fakeStates { return &fakeStates{start: map[share.Key]int64{}} }
@@ -93,6 +95,30 @@ func (f *fakeStates) DeleteState(_ context.Context, group string, topic *stream.
 		}
 	}
 	return nil
+}
+
+func (f *fakeStates) ReleaseMember(_ context.Context, key share.Key, member string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released == nil {
+		f.released = map[string]int{}
+	}
+	f.released[fmt.Sprintf("%s %s/%d", member, key.Group, key.Partition)]++
+	return nil
+}
+
+// releasedBy lists the partitions released for member, sorted.
+func (f *fakeStates) releasedBy(member string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k := range f.released {
+		if rest, ok := strings.CutPrefix(k, member+" "); ok {
+			out = append(out, rest)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (f *fakeStates) get(k share.Key) (int64, bool) {
@@ -377,7 +403,11 @@ func TestShareGroupHeartbeatLifecycle(t *testing.T) {
 	}
 
 	// Fencing and errors.
-	expectCode(t, "old epoch (previous) accepted", shareHB(co, group, "a", 1).ErrorCode, 0)
+	// The previous epoch is accepted (the response that moved a on may have
+	// been lost), and the assignment is sent again.
+	if r := shareHB(co, group, "a", 1); r.ErrorCode != 0 || r.MemberEpoch != 2 || assigned(r) != assigned(a3) {
+		t.Fatalf("heartbeat with the previous epoch: %v epoch %d %s", codeName(r.ErrorCode), r.MemberEpoch, assigned(r))
+	}
 	expectCode(t, "future epoch", shareHB(co, group, "a", 9).ErrorCode, kerr.FencedMemberEpoch.Code)
 	expectCode(t, "unknown member", shareHB(co, group, "ghost", 2).ErrorCode, kerr.UnknownMemberID.Code)
 	expectCode(t, "join without topics", shareHB(co, group, "c", 0).ErrorCode, kerr.InvalidRequest.Code)
@@ -415,6 +445,13 @@ func TestShareGroupHeartbeatLifecycle(t *testing.T) {
 		t.Fatalf("leave: %+v", leave)
 	}
 	expectCode(t, "leave again", shareHB(co, group, "b", -1).ErrorCode, kerr.UnknownMemberID.Code)
+	// What b held is released at once (t1/0 and four partitions of t2).
+	if got := env.states.releasedBy("b"); len(got) != 5 || got[0] != group+"/0" {
+		t.Fatalf("released for b after its leave: %v", got)
+	}
+	if got := env.states.releasedBy("a"); len(got) != 0 {
+		t.Fatalf("released for a, which stays: %v", got)
+	}
 	a4 := shareHB(co, group, "a", 2)
 	if a4.MemberEpoch != 3 || assigned(a4) != "t2:0,1,2,3,4,5,6,7" {
 		t.Fatalf("a after b left: epoch %d assignment %s", a4.MemberEpoch, assigned(a4))
@@ -485,6 +522,12 @@ func TestShareGroupSessionExpiry(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	expectCode(t, "heartbeat of the expired member", shareHB(co, group, "b", b.MemberEpoch).ErrorCode, kerr.UnknownMemberID.Code)
+	// Its records are released just after it is removed.
+	for wait := time.Now().Add(time.Second); len(env.states.releasedBy("b")) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatalf("nothing released for the expired member b")
+		}
+	}
 	r := shareHB(co, group, "a", a.MemberEpoch)
 	if assigned(r) != "t3:0,1,2" && !(r.Assignment == nil && r.MemberEpoch == a.MemberEpoch) {
 		t.Fatalf("a after b expired: %s", assigned(r))

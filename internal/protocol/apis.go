@@ -93,7 +93,7 @@ func apiTable() []api {
 		// 76–79 was early access and is gone since Kafka 4.1).
 		{key: 76, min: 1, max: 1, handle: typed(handleShareGroupHeartbeat), shareGroups: true},
 		{key: 77, min: 1, max: 1, handle: typed(handleShareGroupDescribe), shareGroups: true},
-		{key: 78, min: 1, max: 2, handle: typed(handleShareFetch), shares: true},
+		{key: 78, min: 1, max: 2, handle: typed(shareFetchQuota), shares: true},
 		{key: 79, min: 1, max: 2, handle: typed(handleShareAcknowledge), shares: true},
 		{key: 90, min: 0, max: 1, handle: typed(handleDescribeShareGroupOffsets), shareGroups: true},
 		{key: 91, min: 0, max: 0, handle: typed(handleAlterShareGroupOffsets), shareGroups: true},

@@ -6,9 +6,11 @@
 // Handlers follow one shape: validate → call a domain interface (Log,
 // Cluster, Groups in backend.go) → map errors through errors.go → fill the
 // kmsg response. The package holds no durable state; the only state it owns
-// is per-connection and the bounded fetch session cache (KIP-227).
+// is per-connection, the bounded fetch session cache (KIP-227) and the
+// bounded share session cache (KIP-932), whose sessions end with the
+// connection that opened them.
 //
 // It must never panic on client input, never block a connection's ordering
 // (one request at a time per connection), and never sleep in a loop: long
-// polls wait on Log.Changed.
+// polls wait on Log.Changed (share fetches on Shares.Changed too).
 package protocol

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/share"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
 )
 
@@ -47,14 +48,22 @@ func FuzzHandleFrame(f *testing.F) {
 	m := kmsg.NewPtrMetadataRequest()
 	m.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("fuzz")}}
 	seed(m, 9)
+	// Share requests naming the topic, with acknowledgements.
+	fuzzID := TopicID{0xf0}
+	seed(withAck(sfReq("m", 0, fuzzID, 0, 1), fuzzID, 1, 0, 2, share.AckAccept, share.AckRelease, share.AckGap), 2)
+	seed(saReq("m", 1, fuzzID, 0, 0, 0, share.AckRenew), 2)
 
 	cl := &fakeCluster{self: Broker{NodeID: 1, Host: "127.0.0.1", Port: 9092}}
 	fl := newFakeLog()
 	if _, err := fl.CreateTopic(context.Background(), "fuzz", 2, nil, false); err != nil {
 		f.Fatal(err)
 	}
+	fl.mu.Lock()
+	fl.topics["fuzz"].info.ID = TopicID{0xf0} // a known id for the share seeds
+	fl.mu.Unlock()
 	s := NewServer(Options{Log: fl, Cluster: cl, Groups: &fakeGroups{c: cl}, Logger: slog.New(slog.DiscardHandler), AutoCreateTopics: true,
-		ClientMetrics: newMemClientMetrics(clientmetrics.Options{})})
+		ClientMetrics: newMemClientMetrics(clientmetrics.Options{}),
+		Shares:        newFakeShares(fl), ShareGroups: &fakeShareGroups{}, GroupConfigs: &fakeGroupConfigs{}})
 	f.Cleanup(func() { _ = s.Close() })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

@@ -17,8 +17,9 @@ package protocol
 // TxnOffsetCommit (28) v0–5 goes to Groups like the other group APIs. The
 // other APIs pass the kmsg request through unchanged and set the response
 // version; Groups fills every error code. ConsumerGroupHeartbeat (68) v0–1 and ConsumerGroupDescribe
-// (69) v0–1 serve KIP-848 groups the same way. Not served: share groups
-// (they will get their own file) and topic-id OffsetCommit/Fetch v10.
+// (69) v0–1 serve KIP-848 groups the same way. Share groups (KIP-932) are
+// sharegroups.go's and sharefetch.go's. Not served: topic-id
+// OffsetCommit/Fetch v10.
 //
 // Authorization of the group APIs, checked here around the calls to Groups
 // (which knows nothing of ACLs), as Kafka's KafkaApis checks them:

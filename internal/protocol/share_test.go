@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
 	"github.com/runnel-dev/runnel/internal/share"
 )
 
@@ -208,6 +212,9 @@ func TestShareFetchSessionEpochs(t *testing.T) {
 	}
 	if rp := sfPart(r, 0); len(rp.Records) == 0 || rp.CurrentLeader.LeaderID != -1 {
 		t.Fatalf("open: records %d bytes, current leader %d", len(rp.Records), rp.CurrentLeader.LeaderID)
+	}
+	if v, _ := sample(t, b.srv.opts.Metrics.(*prometheus.Registry), "runnel_topic_records_out_total", map[string]string{"topic": "q"}); v != 3 {
+		t.Errorf("records out of q: %v, want 3", v)
 	}
 	// The next epoch is 1; an unchanged partition without records is left
 	// out of an incremental response.
@@ -494,7 +501,14 @@ func TestShareSessionLimit(t *testing.T) {
 	id := b.topic.ID
 	c := b.conn(t)
 	wantCode(t, "first session", c.fetch(sfReq("m1", 0, id, 0)).ErrorCode, nil)
-	wantCode(t, "second session", c.fetch(sfReq("m2", 0, id, 0)).ErrorCode, kerr.ShareSessionLimitReached)
+	// Refused after MaxWaitMillis: a client retrying at once does not spin.
+	req := sfReq("m2", 0, id, 0)
+	req.MaxWaitMillis = 200
+	start := time.Now()
+	wantCode(t, "second session", c.fetch(req).ErrorCode, kerr.ShareSessionLimitReached)
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("refused after %v, want MaxWaitMillis", d)
+	}
 	wantCode(t, "reopening the first", c.fetch(sfReq("m1", 0, id, 0)).ErrorCode, nil)
 	wantCode(t, "first, next epoch", c.fetch(sfReq("m1", 1, id)).ErrorCode, nil)
 	if n := b.srv.shareSessions.len(); n != 1 {
@@ -701,4 +715,145 @@ func TestGroupConfigWithoutStore(t *testing.T) {
 	b := startServer(t, nil)
 	wantCode(t, "describe", describeGroupConfigs(t, b.addr, "g").ErrorCode, kerr.InvalidRequest)
 	wantCode(t, "alter", incrementalGroupConfig(t, b.addr, "g", false, groupOp(kmsg.IncrementalAlterConfigOpSet, "share.record.lock.duration.ms", strp("60000"))).ErrorCode, kerr.InvalidRequest)
+}
+
+func TestShareAcknowledgeCloses(t *testing.T) {
+	b := startShare(t, nil)
+	id := b.topic.ID
+	b.produce(t, 0, 3)
+	b.produce(t, 1, 1)
+	c := b.conn(t)
+	c.fetch(sfReq("m1", 0, id, 0, 1))
+
+	// A partition named twice in one request is refused, nothing applied.
+	dup := saReq("m1", 1, id, 0, 0, 0, share.AckAccept)
+	dup.Topics[0].Partitions = append(dup.Topics[0].Partitions, dup.Topics[0].Partitions[0])
+	r := c.do(dup, 2).(*kmsg.ShareAcknowledgeResponse)
+	if len(r.Topics[0].Partitions) != 2 || r.Topics[0].Partitions[1].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("partition named twice: %+v", r.Topics)
+	}
+
+	// Epoch -1: the acknowledgements are applied whatever the session's
+	// epoch, the session ends and every partition's records are released.
+	r = c.do(saReq("m1", -1, id, 0, 1, 1, share.AckAccept), 2).(*kmsg.ShareAcknowledgeResponse)
+	wantCode(t, "close", r.ErrorCode, nil)
+	wantCode(t, "close, partition", r.Topics[0].Partitions[0].ErrorCode, nil)
+	if _, done := b.shares.holder(b.key(0), 1); !done {
+		t.Fatal("offset 1 not accepted")
+	}
+	got := b.shares.releases()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"m1@0", "m1@1"}) {
+		t.Fatalf("released %v", got)
+	}
+	if m, _ := b.shares.holder(b.key(0), 2); m != "" {
+		t.Fatalf("offset 2 still held by %q", m)
+	}
+	wantCode(t, "after close", c.fetch(sfReq("m1", 2, id)).ErrorCode, kerr.ShareSessionNotFound)
+}
+
+// TestShareAcknowledgePartitionErrors: every partition named is answered,
+// one without batches too, each with its topic's error.
+func TestShareAcknowledgePartitionErrors(t *testing.T) {
+	b := startShare(t, nil)
+	id := b.topic.ID
+	c := b.conn(t)
+	c.fetch(sfReq("m1", 0, id, 0))
+	req := saReq("m1", 1, TopicID{9}, 0, 0, 0, share.AckAccept)
+	req.Topics[0].Partitions[0].AcknowledgementBatches = nil
+	known := saReq("m1", 1, id, 5, 0, 0, share.AckAccept)
+	req.Topics = append(req.Topics, known.Topics[0])
+	r := c.do(req, 2).(*kmsg.ShareAcknowledgeResponse)
+	wantCode(t, "request", r.ErrorCode, nil)
+	if len(r.Topics) != 2 {
+		t.Fatalf("topics %+v", r.Topics)
+	}
+	wantCode(t, "unknown topic id, no batches", r.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicID)
+	wantCode(t, "partition past the topic's", r.Topics[1].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
+	if p := r.Topics[1].Partitions[0].CurrentLeader; p.LeaderID != -1 || p.LeaderEpoch != -1 {
+		t.Errorf("current leader %+v, want none", p)
+	}
+}
+
+func TestShareSessionEpochWraps(t *testing.T) {
+	if got := nextShareEpoch(1<<31 - 1); got != 1 {
+		t.Fatalf("after MaxInt32: %d, want 1", got)
+	}
+	if got := nextShareEpoch(7); got != 8 {
+		t.Fatalf("after 7: %d", got)
+	}
+}
+
+func TestShareFetchBoundedByQuotaWindow(t *testing.T) {
+	e := clustertest.Start(t)
+	q := auth.NewQuotas(auth.QuotaOptions{Client: e.Client(), BrokerID: 1, Window: time.Second, Samples: 11})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	b := startShare(t, func(o *Options) { o.Quotas = q })
+	id := b.topic.ID
+	for i := 0; i < 20; i++ { // 20 batches of about 2 kB
+		rec := kmsg.NewRecord()
+		rec.Value = make([]byte, 2000)
+		batch := kmsg.NewRecordBatch()
+		batch.Magic, batch.NumRecords = 2, 1
+		batch.ProducerID, batch.ProducerEpoch, batch.FirstSequence = -1, -1, -1
+		batch.Records = rec.AppendTo(nil)
+		batch.Length = int32(len(batch.AppendTo(nil)) - 12)
+		b.log.Produce(context.Background(), []ProduceBatch{{Topic: "q", Partition: 0, Records: batch.AppendTo(nil)}})()
+	}
+	setQuota(t, kadm.NewClient(newClient(t, b.addr)), q, "consumer_byte_rate", 1000, "client-id", "test") // 10 kB per window
+	c := b.conn(t)
+	r := c.fetch(sfReq("m1", 0, id, 0))
+	n := shareFetchBytes(r)
+	if n == 0 || n > 10000 {
+		t.Fatalf("acquired %d bytes, want some and at most 10000", n)
+	}
+	// A renew-only request keeps its zero MaxBytes.
+	renew := withAck(sfReq("m1", 1, id), id, 0, 0, 0, share.AckRenew)
+	renew.IsRenewAck, renew.MaxBytes, renew.MaxRecords = true, 0, 0
+	wantCode(t, "renew under a quota", c.fetch(renew).ErrorCode, nil)
+	// The next 10 kB put the client over its rate: throttled.
+	r = c.fetch(sfReq("m1", 2, id))
+	if n := shareFetchBytes(r); n == 0 || n > 10000 || r.ThrottleMillis <= 0 {
+		t.Fatalf("second fetch: %d bytes, throttled %d ms", n, r.ThrottleMillis)
+	}
+}
+
+// TestShareFetchIncrementalTopics: a later request adds the partitions it
+// names to the session; a partition named only for its acknowledgements
+// and forgotten in the same request has them applied and is not fetched
+// (franz-go sends an unassigned partition's last acknowledgements so).
+func TestShareFetchIncrementalTopics(t *testing.T) {
+	b := startShare(t, nil)
+	id := b.topic.ID
+	b.produce(t, 0, 2)
+	b.produce(t, 1, 2)
+	c := b.conn(t)
+	if got := acquired(c.fetch(sfReq("m1", 0, id, 0)), 0); len(got) != 2 {
+		t.Fatalf("open: %v", got)
+	}
+	r := c.fetch(sfReq("m1", 1, id, 1))
+	if len(acquired(r, 1)) != 2 {
+		t.Fatalf("partition 1 added at epoch 1: %+v", r.Topics)
+	}
+	b.produce(t, 0, 1)
+	req := withAck(sfReq("m1", 2, id), id, 0, 0, 1, share.AckAccept)
+	fg := kmsg.NewShareFetchRequestForgottenTopicsData()
+	fg.TopicID, fg.Partitions = id, []int32{0}
+	req.ForgottenTopicsData = append(req.ForgottenTopicsData, fg)
+	r = c.fetch(req)
+	rp := sfPart(r, 0)
+	if rp == nil || rp.AcknowledgeErrorCode != 0 || len(rp.AcquiredRecords) != 0 {
+		t.Fatalf("acknowledged and forgotten partition: %+v", rp)
+	}
+	if _, done := b.shares.holder(b.key(0), 1); !done {
+		t.Fatal("offset 1 not accepted")
+	}
+	if m, _ := b.shares.holder(b.key(0), 2); m != "" {
+		t.Fatalf("forgotten partition 0 acquired offset 2 for %q", m)
+	}
 }

@@ -14,7 +14,8 @@ package protocol
 // nothing, closes the session and releases the member's acquired records
 // of its partitions. ShareAcknowledge never opens a session (epoch 0 is
 // INVALID_SHARE_SESSION_EPOCH), advances the epoch like a ShareFetch, and
-// closes the session at -1. A full cache answers SHARE_SESSION_LIMIT_REACHED.
+// closes the session at -1. A full cache answers SHARE_SESSION_LIMIT_REACHED
+// after MaxWaitMillis, as Kafka does.
 //
 // A ShareFetch first applies the acknowledgements it carries (each
 // partition's result in AcknowledgeErrorCode), then acquires records of
@@ -25,7 +26,9 @@ package protocol
 // (record_limit, ShareAcquireMode 1, never exceeds it). When fewer than
 // MinBytes (at least one record) are acquired it waits on Log.Changed and
 // Shares.Changed until they are or MaxWaitMillis elapses, never sleeping
-// in a loop. AcquisitionLockTimeoutMillis is the group's lock duration.
+// in a loop; records acquired meanwhile stay with this request (unlike
+// Kafka, which acquires only when it answers), which matters only for a
+// MinBytes above one record. AcquisitionLockTimeoutMillis is the group's lock duration.
 // The response of the request opening a session lists every partition;
 // later ones only partitions with records, errors or acknowledgement
 // results. IsRenewAck (v2) requests carry RENEW acknowledgements (type 4,
@@ -46,12 +49,17 @@ package protocol
 // for the whole request), READ on each partition's topic
 // (TOPIC_AUTHORIZATION_FAILED for that partition).
 //
-// Not done: fetch quotas do not throttle ShareFetch; BatchSize is not used
-// to shape acquired ranges (the engine returns whole batches).
+// A ShareFetch is bounded and throttled by consumer_byte_rate like a Fetch
+// (throttle.go), and its records count in the topic's bytes and records
+// out.
+//
+// Not done: BatchSize is not used to shape acquired ranges (the engine
+// returns whole batches).
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"time"
 
@@ -153,6 +161,8 @@ func (s *Server) shareAck(ctx context.Context, rc *reqCtx, read *topicChecker, g
 		return kerr.UnknownTopicOrPartition.Code, nil
 	case !valid:
 		return kerr.InvalidRequest.Code, strp("invalid acknowledgement batches")
+	case len(acks) == 0:
+		return 0, nil
 	}
 	err := s.opts.Shares.Acknowledge(ctx, share.Key{Group: group, Topic: sp.topicID, Partition: sp.partition}, member, acks)
 	if err != nil {
@@ -171,12 +181,22 @@ func (s *Server) endShareSession(ctx context.Context, rc *reqCtx, key shareSessK
 	s.releaseShareParts(ctx, rc.log, key, parts)
 }
 
-func (s *Server) releaseShareParts(ctx context.Context, log interface {
-	Warn(string, ...any)
-}, key shareSessKey, parts []sharePart) {
+// releaseShareParts releases member key.member's records of the parts
+// this broker leads. Records are acquired only through the leader, so in a
+// partition led by another broker (it moved, or the session named it with
+// stale metadata) what the member holds was acquired through that broker's
+// session, which is still open: releasing it here would hand the member
+// the same records again while it still works on them. Were that session
+// gone too, the locks expire.
+func (s *Server) releaseShareParts(ctx context.Context, log *slog.Logger, key shareSessKey, parts []sharePart) {
+	self := s.opts.Cluster.Self().NodeID
 	for _, p := range parts {
-		if _, ok := s.opts.Log.TopicByID(p.topicID); !ok {
+		ti, ok := s.opts.Log.TopicByID(p.topicID)
+		if !ok {
 			continue // deleted: nothing left to release
+		}
+		if s.opts.Cluster.Leader(ti.ID, p.partition) != self {
+			continue
 		}
 		k := share.Key{Group: key.group, Topic: p.topicID, Partition: p.partition}
 		if err := s.opts.Shares.ReleaseMember(ctx, k, key.member); err != nil {
@@ -281,7 +301,11 @@ func handleShareFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Shar
 			return fail(kerr.InvalidRequest, "the request opening a share session cannot acknowledge records")
 		}
 		if code := s.shareSessions.open(key, named, rc.sess); code != 0 {
-			return fail(kerr.ErrorForCode(code).(*kerr.Error), kerr.ShareSessionLimitReached.Message)
+			// As Kafka: the answer waits MaxWaitMillis, so that a client
+			// retrying at once does not spin.
+			s.idleWait(ctx, req.MaxWaitMillis)
+			e := kerr.ErrorForCode(code).(*kerr.Error)
+			return fail(e, e.Message)
 		}
 		seen := map[sharePart]bool{}
 		for _, sp := range named {
@@ -336,6 +360,7 @@ func handleShareFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Shar
 			endpoints[o.leader] = true
 		}
 		p.Records = o.records
+		s.metrics.fetched(o.topic, o.records)
 		if p.Records == nil {
 			p.Records = []byte{}
 		}
@@ -463,6 +488,21 @@ func (s *Server) shareAcquire(ctx context.Context, rc *reqCtx, req *kmsg.ShareFe
 	}
 }
 
+// idleWait waits ms milliseconds, or until the request's context ends or
+// the server drains.
+func (s *Server) idleWait(ctx context.Context, ms int32) {
+	if ms <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.draining:
+	}
+}
+
 func handleShareAcknowledge(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.ShareAcknowledgeRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
 	fail := func(e *kerr.Error, msg string) (kmsg.Response, error) {
@@ -503,9 +543,7 @@ func handleShareAcknowledge(ctx context.Context, s *Server, rc *reqCtx, req *kms
 			rp := kmsg.NewShareAcknowledgeResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = -1, -1
-			if len(b) > 0 || !ok {
-				rp.ErrorCode, rp.ErrorMessage = s.shareAck(ctx, rc, read, group, member, sp, batches, ok)
-			}
+			rp.ErrorCode, rp.ErrorMessage = s.shareAck(ctx, rc, read, group, member, sp, batches, ok)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

@@ -4,8 +4,8 @@ package protocol
 //
 // Every request of a client with a quota is measured after its handler
 // built the response: Produce by its request size against
-// producer_byte_rate, Fetch by the record bytes it returns against
-// consumer_byte_rate, and the handler's time against request_percentage.
+// producer_byte_rate, Fetch and ShareFetch by the record bytes they return
+// against consumer_byte_rate, and the handler's time against request_percentage.
 // When a rate is over its quota the response carries throttle_time_ms and
 // the connection is muted for that time: its next request is not read
 // before it ends (KIP-219), so a client that ignores throttle_time_ms is
@@ -122,10 +122,25 @@ func fetchQuota(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchReque
 	return handleFetch(ctx, s, rc, req)
 }
 
+// shareFetchQuota bounds a ShareFetch like a Fetch: it asks for at most
+// what the client's consumer_byte_rate allows in one window, and the
+// bytes it returns are recorded against that quota (throttle). A
+// renew-only request (MaxBytes 0) is left as it is.
+func shareFetchQuota(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.ShareFetchRequest) (kmsg.Response, error) {
+	if s.opts.Quotas != nil && req.MaxBytes > 0 {
+		user, client := quotaIdentity(rc)
+		if bound, ok := s.opts.Quotas.MaxInWindow(auth.ConsumerByteRate, user, client); ok && bound < float64(req.MaxBytes) {
+			req.MaxBytes = int32(max(bound, 1))
+		}
+	}
+	return handleShareFetch(ctx, s, rc, req)
+}
+
 // quotaExempt are the requests whose handler time is not counted against
 // request_percentage (see the header comment).
 var quotaExempt = map[int16]bool{
 	kmsg.Fetch.Int16():            true,
+	kmsg.ShareFetch.Int16():       true,
 	kmsg.JoinGroup.Int16():        true,
 	kmsg.SyncGroup.Int16():        true,
 	kmsg.ApiVersions.Int16():      true,
@@ -156,6 +171,10 @@ func (s *Server) throttle(ctx context.Context, rc *reqCtx, req kmsg.Request, res
 	case kmsg.Fetch.Int16():
 		if r, ok := resp.(*kmsg.FetchResponse); ok {
 			d = q.Record(auth.ConsumerByteRate, user, clientID, float64(fetchBytes(r)))
+		}
+	case kmsg.ShareFetch.Int16():
+		if r, ok := resp.(*kmsg.ShareFetchResponse); ok {
+			d = q.Record(auth.ConsumerByteRate, user, clientID, float64(shareFetchBytes(r)))
 		}
 	}
 	if !quotaExempt[req.Key()] {
@@ -190,6 +209,17 @@ func setThrottle(resp kmsg.Response, ms int32) {
 	if st, ok := resp.(kmsg.SetThrottleResponse); ok && resp != nil {
 		st.SetThrottle(ms)
 	}
+}
+
+// shareFetchBytes is the record bytes a share fetch response returns.
+func shareFetchBytes(r *kmsg.ShareFetchResponse) int {
+	n := 0
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			n += len(r.Topics[i].Partitions[j].Records)
+		}
+	}
+	return n
 }
 
 // fetchBytes is the record bytes a fetch response returns.

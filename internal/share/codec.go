@@ -14,7 +14,8 @@ import (
 //	runs: uvarint count, then each: length uvarint, state byte,
 //	      delivery count uvarint, member index+1 uvarint (0 = none),
 //	      deadline varint (unix ms)
-//	letters: uvarint count, then each: offset varint, delivery count
+//	letters: uvarint count, then each: offset (the first as a varint, the
+//	      others as uvarint deltas from the previous one), delivery count
 //	      uvarint, reason byte (0 rejected, 1 delivery count exceeded)
 //
 // Runs are contiguous from start, so only their lengths are stored.
@@ -50,8 +51,12 @@ func (s *State) Encode() []byte {
 		b = binary.AppendVarint(b, r.Deadline)
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Letters)))
-	for _, l := range s.Letters {
-		b = binary.AppendVarint(b, l.Offset)
+	for i, l := range s.Letters {
+		if i == 0 {
+			b = binary.AppendVarint(b, l.Offset)
+		} else {
+			b = binary.AppendUvarint(b, uint64(l.Offset-s.Letters[i-1].Offset))
+		}
 		b = binary.AppendUvarint(b, uint64(l.DeliveryCount))
 		var reason byte
 		if l.Reason == ReasonDeliveryCount {
@@ -92,6 +97,11 @@ func DecodeState(b []byte) (*State, error) {
 		if length <= 0 {
 			d.fail("empty run")
 		}
+		switch r.State {
+		case Available, Acquired, Acknowledged, Archived:
+		default:
+			d.fail("unknown record state")
+		}
 		next = r.Last + 1
 		s.Runs = append(s.Runs, r)
 	}
@@ -100,7 +110,17 @@ func DecodeState(b []byte) (*State, error) {
 	}
 	nl := d.uvarint(uint64(len(d.b)))
 	for i := uint64(0); i < nl && d.err == nil; i++ {
-		l := DeadLetter{Offset: d.varint(), DeliveryCount: int16(d.uvarint(1 << 15)), Reason: ReasonRejected}
+		var off int64
+		if i == 0 {
+			off = d.varint()
+		} else {
+			delta := d.uvarint(1 << 62)
+			if delta == 0 {
+				d.fail("dead letters not sorted")
+			}
+			off = s.Letters[i-1].Offset + int64(delta)
+		}
+		l := DeadLetter{Offset: off, DeliveryCount: int16(d.uvarint(1 << 15)), Reason: ReasonRejected}
 		switch d.byte() {
 		case 0:
 		case 1:

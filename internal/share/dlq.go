@@ -85,9 +85,6 @@ const ReasonDeliveryCountExceeded = ReasonDeliveryCount
 // group's dead-letter topic (KIP-1191).
 const TopicConfigDLQEnable = "errors.deadletterqueue.group.enable"
 
-// DefaultDLQTopicPrefix is errors.deadletterqueue.topic.name.prefix's default.
-const DefaultDLQTopicPrefix = "dlq."
-
 // DeadLetterMessage is the __dlq.errors.message of a reason: Kafka's text
 // for its two causes, the reason itself for any other.
 func DeadLetterMessage(reason string) string {
@@ -129,15 +126,12 @@ type DeadLetterOptions struct {
 	// Prefix is the cluster's etcd key prefix (default "/runnel").
 	Prefix string
 	Log    DeadLetterLog
-	// TopicPrefix is errors.deadletterqueue.topic.name.prefix ("" means
-	// the default, "dlq."); AnyTopicName lifts the prefix rule (Kafka's
-	// empty prefix).
-	TopicPrefix  string
-	AnyTopicName bool
-	// AutoCreate is errors.deadletterqueue.auto.create.topics.enable: a
-	// missing dead-letter topic is created (with the broker's default
-	// partition count) instead of failing the write.
-	AutoCreate bool
+	// Rules are the cluster's dead-letter topic rules: the name prefix
+	// (errors.deadletterqueue.topic.name.prefix; "" allows any name) and
+	// whether a missing topic is created, with the broker's default
+	// partition count (errors.deadletterqueue.auto.create.topics.enable).
+	// config.DefaultDeadLetters() has Kafka's defaults.
+	Rules config.DeadLetterConfig
 	// MaxBatchLetters bounds the letters of one produced batch, so the
 	// in-flight record in etcd stays small (default 500).
 	MaxBatchLetters int
@@ -163,9 +157,6 @@ func NewDeadLetters(o DeadLetterOptions) *DeadLetters {
 	if o.Prefix == "" {
 		o.Prefix = "/runnel"
 	}
-	if o.TopicPrefix == "" {
-		o.TopicPrefix = DefaultDLQTopicPrefix
-	}
 	if o.MaxBatchLetters <= 0 {
 		o.MaxBatchLetters = 500
 	}
@@ -190,7 +181,35 @@ func NewDeadLetters(o DeadLetterOptions) *DeadLetters {
 	return w
 }
 
-var _ DeadLetterWriter = (*DeadLetters)(nil)
+var (
+	_ DeadLetterWriter = (*DeadLetters)(nil)
+	_ DeadLetterLog    = (*stream.Engine)(nil)
+)
+
+// Forget deletes the dead-letter producer state of group's share
+// partitions (of topic only, when not nil). Call it when their share
+// state is deleted or reset: letters written before are then no longer
+// recognised, so a record dead-lettered again after a reset is written
+// again.
+func (w *DeadLetters) Forget(ctx context.Context, group string, topic *stream.TopicID) error {
+	p := fmt.Sprintf("%s/share-dlq/%s/", w.o.Prefix, url.PathEscape(group))
+	if topic != nil {
+		p += hex.EncodeToString(topic[:]) + "/"
+	}
+	if _, err := w.o.Client.Delete(ctx, p, clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// ForgetPartition is Forget for one share partition (its start offset was
+// set, discarding its state).
+func (w *DeadLetters) ForgetPartition(ctx context.Context, key Key) error {
+	if _, err := w.o.Client.Delete(ctx, w.etcdKey(key)); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
 
 // dlqState is a share partition's dead-letter producer, stored as JSON.
 type dlqState struct {
@@ -211,8 +230,9 @@ type dlqState struct {
 	Done []doneRun `json:"done,omitempty"`
 }
 
-// dlqBatch is one batch of dead letters, enough to build it again
-// identically but for copied payloads that have since left the log.
+// dlqBatch is one batch of dead letters, enough to build it again: the
+// same records but for the timestamp and copied payloads that have since
+// left the log.
 type dlqBatch struct {
 	Topic     string       `json:"topic"`
 	TopicID   string       `json:"topic_id"` // hex
@@ -220,7 +240,6 @@ type dlqBatch struct {
 	PID       int64        `json:"pid"`
 	Epoch     int16        `json:"epoch"`
 	Seq       int32        `json:"seq"`
-	Time      int64        `json:"time"` // every record's timestamp (ms)
 	From      int64        `json:"from"` // the partition's high watermark when stored
 	Copy      bool         `json:"copy"`
 	Letters   []DeadLetter `json:"letters"`
@@ -237,8 +256,9 @@ type doneRun struct {
 }
 
 // doneGens is how many writing calls' letters are remembered as done. The
-// engine forgets letters as soon as Write returns, so a letter comes back
-// at most in the call after the one that wrote it (after a crash).
+// engine forgets letters as soon as Write returns nil, so a letter comes
+// back only while calls fail; each call that starts a batch renews the
+// letters it was given (touch).
 const doneGens = 8
 
 func (st *dlqState) isDone(l DeadLetter) bool {
@@ -248,6 +268,20 @@ func (st *dlqState) isDone(l DeadLetter) bool {
 		}
 	}
 	return false
+}
+
+// touch makes the runs holding any of letters current (Gen), so letters
+// the engine still passes are remembered however many calls go by.
+func (st *dlqState) touch(letters []DeadLetter) {
+	for i := range st.Done {
+		r := &st.Done[i]
+		for _, l := range letters {
+			if l.Offset >= r.First && l.Offset <= r.Last && l.DeliveryCount == r.Count && l.Reason == r.Reason {
+				r.Gen = st.Gen
+				break
+			}
+		}
+	}
 }
 
 func (st *dlqState) markDone(letters []DeadLetter) {
@@ -284,21 +318,38 @@ func (w *DeadLetters) load(ctx context.Context, k string) (dlqState, int64, erro
 	return st, resp.Kvs[0].ModRevision, nil
 }
 
-// store puts st if the key is still at rev; false when another writer
-// changed it first.
-func (w *DeadLetters) store(ctx context.Context, k string, rev int64, st dlqState) (bool, error) {
+// store puts st if the key is still at rev and returns its new revision;
+// 0 when another writer changed it first.
+func (w *DeadLetters) store(ctx context.Context, k string, rev int64, st dlqState) (int64, error) {
 	val, err := json.Marshal(st)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	resp, err := w.o.Client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
 		Then(clientv3.OpPut(k, string(val))).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return resp.Succeeded, nil
+	if !resp.Succeeded {
+		return 0, nil
+	}
+	return resp.Header.Revision, nil
+}
+
+// advance stores next over st (at rev) and returns the state to go on
+// from: next when the store won, else what another writer stored.
+func (w *DeadLetters) advance(ctx context.Context, k string, rev int64, next dlqState) (dlqState, int64, bool, error) {
+	newRev, err := w.store(ctx, k, rev, next)
+	if err != nil {
+		return dlqState{}, 0, false, err
+	}
+	if newRev != 0 {
+		return next, newRev, true, nil
+	}
+	st, rev, err := w.load(ctx, k)
+	return st, rev, false, err
 }
 
 // Write writes letters of one share partition to the group's dead-letter
@@ -324,11 +375,7 @@ func (w *DeadLetters) Write(ctx context.Context, key Key, cfg config.ShareGroup,
 			if err != nil {
 				return err
 			}
-			if _, err := w.store(ctx, k, rev, next); err != nil {
-				return err
-			}
-			// Won or lost, go on from what etcd now holds.
-			if st, rev, err = w.load(ctx, k); err != nil {
+			if st, rev, _, err = w.advance(ctx, k, rev, next); err != nil {
 				return err
 			}
 			continue
@@ -350,17 +397,15 @@ func (w *DeadLetters) Write(ctx context.Context, key Key, cfg config.ShareGroup,
 		}
 		if !started {
 			next.Gen++
+			next.touch(letters)
 			started = true
 		}
-		ok, err := w.store(ctx, k, rev, next)
-		if err != nil {
+		var won bool
+		if st, rev, won, err = w.advance(ctx, k, rev, next); err != nil {
 			return err
 		}
-		if !ok {
+		if !won {
 			started = false
-		}
-		if st, rev, err = w.load(ctx, k); err != nil {
-			return err
 		}
 	}
 }
@@ -387,7 +432,7 @@ func (w *DeadLetters) begin(ctx context.Context, key Key, cfg config.ShareGroup,
 	b := &dlqBatch{
 		Topic: topic.Name, TopicID: hex.EncodeToString(topic.ID[:]), Partition: partition,
 		PID: st.PID, Epoch: st.Epoch, Seq: st.Seq,
-		Time: w.o.Now().UnixMilli(), From: ps.HighWatermark, Copy: cfg.DLQCopyRecord,
+		From: ps.HighWatermark, Copy: cfg.DLQCopyRecord,
 		Letters: pending[:min(len(pending), w.o.MaxBatchLetters)],
 	}
 	recs, err := w.records(ctx, key, b, maxMessageBytes(topic), false)
@@ -409,13 +454,13 @@ func (w *DeadLetters) dlqTopic(ctx context.Context, group, name string) (stream.
 	if exists && !strings.EqualFold(strings.TrimSpace(t.Configs[TopicConfigDLQEnable]), "true") {
 		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q does not have %s=true", ErrDeadLetterTopicRefused, group, name, TopicConfigDLQEnable)
 	}
-	if !w.o.AnyTopicName && !strings.HasPrefix(name, w.o.TopicPrefix) {
-		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q does not start with the dead-letter topic prefix %q", ErrDeadLetterTopicRefused, group, name, w.o.TopicPrefix)
+	if prefix := w.o.Rules.TopicPrefix; !strings.HasPrefix(name, prefix) {
+		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q does not start with the dead-letter topic prefix %q", ErrDeadLetterTopicRefused, group, name, prefix)
 	}
 	if exists {
 		return t, nil
 	}
-	if !w.o.AutoCreate {
+	if !w.o.Rules.AutoCreateTopics {
 		w.o.Logger.Warn("dead-letter topic does not exist and auto create is disabled; the dead letters wait",
 			slog.String("group", group), slog.String("topic", name))
 		return stream.TopicInfo{}, fmt.Errorf("%w: share group %q: topic %q", ErrDeadLetterTopicMissing, group, name)
@@ -459,7 +504,10 @@ func (w *DeadLetters) settle(ctx context.Context, key Key, st dlqState) (dlqStat
 	if err != nil {
 		return st, err
 	}
-	data := stream.EncodeBatch(b.PID, b.Epoch, b.Seq, b.Time, recs)
+	// Stamped now, not when planned: a retry long after must still pass the
+	// topic's timestamp bounds. The sequencer recognises a copy by its
+	// producer id and sequences alone.
+	data := stream.EncodeBatch(b.PID, b.Epoch, b.Seq, w.o.Now().UnixMilli(), recs)
 	res := w.o.Log.Produce(ctx, []stream.ProduceBatch{{Topic: b.Topic, Partition: b.Partition, Records: data}})[0]
 	switch {
 	case res.Err == nil:

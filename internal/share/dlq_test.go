@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -27,6 +29,12 @@ type dlqEnv struct {
 
 func newDLQEnv(t *testing.T, sourcePartitions int32) *dlqEnv {
 	t.Helper()
+	return newDLQEnvWith(t, sourcePartitions, stream.Options{})
+}
+
+// newDLQEnvWith is newDLQEnv with engine options o (Now, say).
+func newDLQEnvWith(t *testing.T, sourcePartitions int32, o stream.Options) *dlqEnv {
+	t.Helper()
 	ctx := context.Background()
 	store, err := objstore.Open(ctx, "file://"+t.TempDir())
 	if err != nil {
@@ -34,8 +42,9 @@ func newDLQEnv(t *testing.T, sourcePartitions int32) *dlqEnv {
 	}
 	t.Cleanup(func() { store.Close() })
 	cli := clustertest.Start(t).Client()
-	e, err := stream.Open(ctx, stream.Options{Client: cli, Store: store, FlushLinger: time.Millisecond,
-		DisableMaintenance: true, Grace: time.Millisecond, DefaultPartitions: 1})
+	o.Client, o.Store, o.FlushLinger = cli, store, time.Millisecond
+	o.DisableMaintenance, o.Grace, o.DefaultPartitions = true, time.Millisecond, 1
+	e, err := stream.Open(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +83,11 @@ func (v *dlqEnv) createDLQ(t *testing.T, name string, partitions int32, enable b
 	}
 }
 
+// writer returns a writer with Kafka's default rules unless o has others.
 func (v *dlqEnv) writer(o DeadLetterOptions) *DeadLetters {
+	if o.Rules == (config.DeadLetterConfig{}) {
+		o.Rules = config.DefaultDeadLetters()
+	}
 	o.Client = v.cli
 	if o.Log == nil {
 		o.Log = v.log
@@ -172,8 +185,9 @@ func TestDLQWriteExactlyOnceAfterCrash(t *testing.T) {
 	cfg := dlqGroup("dlq.orders", false)
 	letters := []DeadLetter{{Offset: 3, DeliveryCount: 5, Reason: ReasonDeliveryCountExceeded}, {Offset: 1, DeliveryCount: 1, Reason: ReasonRejected}}
 
+	reg := prometheus.NewRegistry()
 	crashes := 1
-	w := v.writer(DeadLetterOptions{afterProduce: func() error {
+	w := v.writer(DeadLetterOptions{Metrics: reg, afterProduce: func() error {
 		if crashes > 0 {
 			crashes--
 			return errCrash
@@ -195,7 +209,7 @@ func TestDLQWriteExactlyOnceAfterCrash(t *testing.T) {
 	if err := w.Write(ctx, v.key(0), cfg, letters); err != nil {
 		t.Fatal(err)
 	}
-	other := v.writer(DeadLetterOptions{})
+	other := v.writer(DeadLetterOptions{Metrics: reg})
 	if err := other.Write(ctx, v.key(0), cfg, letters); err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +220,92 @@ func TestDLQWriteExactlyOnceAfterCrash(t *testing.T) {
 	got := letterOffsets(t, v.readTopic(t, "dlq.orders"))
 	if fmt.Sprint(got) != "[1 3 7]" {
 		t.Fatalf("dead-letter topic holds letters %v, want [1 3 7] once each", got)
+	}
+	if n := testutil.ToFloat64(w.written.WithLabelValues("g1")); n != 3 {
+		t.Fatalf("runnel_share_dead_letters_written_total{group=g1} = %v, want 3", n)
+	}
+}
+
+// After Forget (the share state was deleted or reset) the same letter is
+// a new dead letter and is written again; other groups keep their state.
+func TestDLQForget(t *testing.T) {
+	v := newDLQEnv(t, 1)
+	v.produceSource(t, 0, 3)
+	v.createDLQ(t, "dlq.orders", 1, true)
+	ctx := context.Background()
+	cfg := dlqGroup("dlq.orders", false)
+	w := v.writer(DeadLetterOptions{})
+	letter := []DeadLetter{{Offset: 1, DeliveryCount: 1, Reason: ReasonRejected}}
+	other := Key{Group: "g2", Topic: v.source.ID}
+	for _, k := range []Key{v.key(0), other} {
+		if err := w.Write(ctx, k, cfg, letter); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Forget(ctx, "g1", &v.source.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []Key{v.key(0), other} {
+		if err := w.Write(ctx, k, cfg, letter); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := letterOffsets(t, v.readTopic(t, "dlq.orders")); fmt.Sprint(got) != "[1 1 1]" {
+		t.Fatalf("dead-letter topic holds %v, want g1's letter twice and g2's once", got)
+	}
+	if err := w.ForgetPartition(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if st := v.state(t, w, other); st.PID != -1 || len(st.Done) != 0 {
+		t.Fatalf("state after ForgetPartition: %+v", st)
+	}
+}
+
+// failOnce fails the first produce with a retriable error, as a broker
+// that lost its etcd session would.
+type failOnce struct {
+	DeadLetterLog
+	failed bool
+}
+
+func (f *failOnce) Produce(ctx context.Context, batches []stream.ProduceBatch) []stream.ProduceResult {
+	if !f.failed {
+		f.failed = true
+		return []stream.ProduceResult{{Err: stream.ErrTimeout}}
+	}
+	return f.DeadLetterLog.Produce(ctx, batches)
+}
+
+// A batch retried hours after it was planned is stamped when it is sent,
+// so the topic's timestamp bounds do not refuse it for ever.
+func TestDLQRetryLongAfter(t *testing.T) {
+	var mu sync.Mutex
+	skew := time.Duration(0)
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(skew)
+	}
+	v := newDLQEnvWith(t, 1, stream.Options{Now: now})
+	v.produceSource(t, 0, 3)
+	if _, err := v.log.CreateTopic(context.Background(), "dlq.orders", 1,
+		map[string]string{TopicConfigDLQEnable: "true", "message.timestamp.before.max.ms": "3600000"}, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w := v.writer(DeadLetterOptions{Log: &failOnce{DeadLetterLog: v.log}, Now: now})
+	letter := []DeadLetter{{Offset: 2, DeliveryCount: 1, Reason: ReasonRejected}}
+	if err := w.Write(ctx, v.key(0), dlqGroup("dlq.orders", false), letter); !errors.Is(err, stream.ErrTimeout) {
+		t.Fatalf("first Write: %v, want the timeout", err)
+	}
+	mu.Lock()
+	skew = 2 * time.Hour
+	mu.Unlock()
+	if err := w.Write(ctx, v.key(0), dlqGroup("dlq.orders", false), letter); err != nil {
+		t.Fatal(err)
+	}
+	if got := letterOffsets(t, v.readTopic(t, "dlq.orders")); fmt.Sprint(got) != "[2]" {
+		t.Fatalf("dead-letter topic holds %v, want [2]", got)
 	}
 }
 
@@ -430,20 +530,23 @@ func TestDLQTopicRules(t *testing.T) {
 	v.createDLQ(t, "dead.orders", 1, true)
 	ctx := context.Background()
 	letters := []DeadLetter{{Offset: 0, DeliveryCount: 1, Reason: ReasonRejected}}
+	rules := func(prefix string, autoCreate bool) DeadLetterOptions {
+		return DeadLetterOptions{Rules: config.DeadLetterConfig{TopicPrefix: prefix, AutoCreateTopics: autoCreate}}
+	}
 	cases := []struct {
 		name  string
 		opts  DeadLetterOptions
 		topic string
 		want  error
 	}{
-		{"internal name", DeadLetterOptions{AutoCreate: true}, "__dlq.x", ErrDeadLetterTopicRefused},
-		{"not enabled on the topic", DeadLetterOptions{}, "dlq.off", ErrDeadLetterTopicRefused},
-		{"no prefix", DeadLetterOptions{AutoCreate: true}, "orders-dead", ErrDeadLetterTopicRefused},
-		{"existing topic without the prefix", DeadLetterOptions{}, "dead.orders", ErrDeadLetterTopicRefused},
-		{"another prefix", DeadLetterOptions{TopicPrefix: "dead."}, "dead.orders", nil},
-		{"any name allowed", DeadLetterOptions{AnyTopicName: true, AutoCreate: true}, "orders-dead", nil},
-		{"missing, no auto create", DeadLetterOptions{}, "dlq.missing", ErrDeadLetterTopicMissing},
-		{"missing, auto create", DeadLetterOptions{AutoCreate: true}, "dlq.created", nil},
+		{"internal name", rules("dlq.", true), "__dlq.x", ErrDeadLetterTopicRefused},
+		{"not enabled on the topic", rules("dlq.", false), "dlq.off", ErrDeadLetterTopicRefused},
+		{"no prefix", rules("dlq.", true), "orders-dead", ErrDeadLetterTopicRefused},
+		{"existing topic without the prefix", rules("dlq.", false), "dead.orders", ErrDeadLetterTopicRefused},
+		{"another prefix", rules("dead.", false), "dead.orders", nil},
+		{"any name allowed", rules("", true), "orders-dead", nil},
+		{"missing, no auto create", rules("dlq.", false), "dlq.missing", ErrDeadLetterTopicMissing},
+		{"missing, auto create", rules("dlq.", true), "dlq.created", nil},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -489,5 +592,75 @@ func TestDLQTopicRules(t *testing.T) {
 	}
 	if got := letterOffsets(t, v.readTopic(t, "dlq.late")); fmt.Sprint(got) != "[0]" {
 		t.Fatalf("dlq.late holds %v, want [0]", got)
+	}
+}
+
+// A letter written and still passed by the engine (its calls keep failing
+// after they start other batches) stays known as written, however many
+// calls go by; one no longer passed is forgotten after doneGens calls.
+func TestDLQDoneLettersRenewed(t *testing.T) {
+	l := func(off int64) DeadLetter { return DeadLetter{Offset: off, DeliveryCount: 1, Reason: ReasonRejected} }
+	st := dlqState{Gen: 1}
+	st.markDone([]DeadLetter{l(1), l(5)})
+	for i := int64(0); i < 3*doneGens; i++ {
+		st.Gen++
+		st.touch([]DeadLetter{l(1), l(100 + i)})
+		st.markDone([]DeadLetter{l(100 + i)})
+	}
+	if !st.isDone(l(1)) {
+		t.Fatal("a letter still passed was forgotten")
+	}
+	if st.isDone(l(5)) || st.isDone(l(100)) {
+		t.Fatal("letters no longer passed are still remembered")
+	}
+	if len(st.Done) > doneGens+2 {
+		t.Fatalf("%d runs remembered", len(st.Done))
+	}
+}
+
+// failEveryOther fails every second produce, after the first.
+type failEveryOther struct {
+	DeadLetterLog
+	n int
+}
+
+func (f *failEveryOther) Produce(ctx context.Context, batches []stream.ProduceBatch) []stream.ProduceResult {
+	f.n++
+	if f.n%2 == 0 {
+		return []stream.ProduceResult{{Err: stream.ErrTimeout}}
+	}
+	return f.DeadLetterLog.Produce(ctx, batches)
+}
+
+// Many calls that each finish one batch and fail the next, with the
+// engine passing every letter again each time: none is written twice.
+func TestDLQManyFailingCalls(t *testing.T) {
+	v := newDLQEnv(t, 1)
+	v.produceSource(t, 0, 30)
+	v.createDLQ(t, "dlq.orders", 1, true)
+	ctx := context.Background()
+	cfg := dlqGroup("dlq.orders", false)
+	flaky := &failEveryOther{DeadLetterLog: v.log}
+	w := v.writer(DeadLetterOptions{Log: flaky, MaxBatchLetters: 1})
+	var pending []DeadLetter
+	for i := range 3 * doneGens {
+		pending = append(pending, DeadLetter{Offset: int64(i), DeliveryCount: 1, Reason: ReasonRejected})
+		if err := w.Write(ctx, v.key(0), cfg, pending); err != nil && !errors.Is(err, stream.ErrTimeout) {
+			t.Fatal(err)
+		}
+	}
+	// The engine goes on calling until a call returns nil.
+	for range 4 * doneGens {
+		if err := w.Write(ctx, v.key(0), cfg, pending); err == nil {
+			break
+		}
+	}
+	got := letterOffsets(t, v.readTopic(t, "dlq.orders"))
+	seen := map[int64]int{}
+	for _, o := range got {
+		seen[o]++
+	}
+	if len(got) != len(pending) || len(seen) != len(pending) {
+		t.Fatalf("%d letters written for %d: %v", len(got), len(pending), got)
 	}
 }

@@ -16,4 +16,13 @@
 // loser reloads and tries again. A record's delivery count is persisted
 // when it is acquired, so no crash lets a record be delivered more often
 // than the group's delivery count limit.
+//
+// Files: state.go is the share-partition state machine (pure: no I/O, no
+// clock; now is passed in), codec.go its stored form, store.go the etcd
+// keys with their cache and watch, engine.go the Engine the front end and
+// the coordinator call, sweep.go its one background goroutine (lock
+// expiry and dead letters), deadletters.go the writer contract and dlq*.go
+// the KIP-1191 writer. Dead letters are persisted in the state before they
+// are handed to the writer and removed only after it succeeded, so a crash
+// can repeat a write but never lose one; the writer is idempotent.
 package share

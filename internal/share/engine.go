@@ -55,7 +55,8 @@ type Options struct {
 // timeouts and the start offsets, with the state in etcd (store.go). It
 // satisfies the front end's Shares and the coordinator's ShareStates.
 //
-// Lock order: a share partition's lock (locks), then the store's mutex.
+// Lock order: a share partition's lock (from locks), then locksMu or
+// ownMu, then the store's mutex; changedMu is a leaf.
 type Engine struct {
 	opts  Options
 	log   *slog.Logger
@@ -64,6 +65,11 @@ type Engine struct {
 
 	locksMu sync.Mutex
 	locks   map[Key]*sync.Mutex
+	// served is when this engine last served each share partition
+	// (acquire, acknowledge, release); the sweep evicts partitions idle
+	// for cacheIdle from the cache (guarded by locksMu).
+	served    map[Key]time.Time
+	cacheIdle time.Duration
 
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -71,8 +77,18 @@ type Engine struct {
 	// letterKick wakes the sweeper to write dead letters now.
 	letterKick chan struct{}
 	// retryAt backs off the dead letters of a share partition whose
-	// writes failed (owned by the sweeper).
-	retryAt map[Key]letterRetry
+	// writes failed; pendingSince is when the sweeper first saw letters
+	// another broker left (both owned by the sweeper).
+	retryAt      map[Key]letterRetry
+	pendingSince map[Key]time.Time
+	// own holds the pending letters (by share partition and offset) this
+	// engine persisted or found at start: it writes them at once; letters
+	// other brokers persisted only after foreignLetterGrace, if still
+	// pending.
+	ownMu sync.Mutex
+	own   map[Key]map[int64]bool
+	// letterGrace is foreignLetterGrace (tests shorten it).
+	letterGrace time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -101,13 +117,18 @@ func New(opts Options) *Engine {
 		opts.SweepInterval = 100 * time.Millisecond
 	}
 	e := &Engine{
-		opts:       opts,
-		log:        opts.Logger,
-		store:      newStore(opts.Client, opts.Prefix, opts.Logger),
-		m:          newMetrics(opts.Metrics),
-		locks:      map[Key]*sync.Mutex{},
-		letterKick: make(chan struct{}, 1),
-		retryAt:    map[Key]letterRetry{},
+		opts:         opts,
+		log:          opts.Logger,
+		store:        newStore(opts.Client, opts.Prefix, opts.Logger),
+		m:            newMetrics(opts.Metrics),
+		locks:        map[Key]*sync.Mutex{},
+		served:       map[Key]time.Time{},
+		cacheIdle:    cacheIdle,
+		letterKick:   make(chan struct{}, 1),
+		retryAt:      map[Key]letterRetry{},
+		pendingSince: map[Key]time.Time{},
+		own:          map[Key]map[int64]bool{},
+		letterGrace:  foreignLetterGrace,
 	}
 	e.store.onRemote = func(Key) { e.notify() }
 	return e
@@ -116,9 +137,14 @@ func New(opts Options) *Engine {
 // Start loads the share partitions with dead letters still to write and
 // starts following the state prefix and sweeping locks. Close stops it.
 func (e *Engine) Start(ctx context.Context) error {
-	rev, err := e.store.loadPending(ctx)
+	rev, pending, err := e.store.loadPending(ctx)
 	if err != nil {
 		return err
+	}
+	for _, k := range pending {
+		if st, ok := e.store.cachedState(k); ok {
+			e.markOwn(k, nil, st)
+		}
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -173,7 +199,20 @@ func (e *Engine) policy(cfg config.ShareGroup) Policy {
 // lock serialises this broker's changes of one share partition, so its own
 // requests never race each other's compare-and-swap.
 func (e *Engine) lock(k Key) func() {
+	return e.lockAt(k, time.Time{})
+}
+
+// serve is lock for a request that serves the share partition's records:
+// it also keeps the partition in the cache.
+func (e *Engine) serve(k Key) func() {
+	return e.lockAt(k, e.opts.Now())
+}
+
+func (e *Engine) lockAt(k Key, served time.Time) func() {
 	e.locksMu.Lock()
+	if !served.IsZero() {
+		e.served[k] = served
+	}
 	mu, ok := e.locks[k]
 	if !ok {
 		mu = &sync.Mutex{}
@@ -234,14 +273,14 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	cfg := e.opts.GroupConfig(k.Group)
 	p := e.policy(cfg)
 	p.RecordLimit = p.RecordLimit || req.RecordLimit
-	defer e.lock(k)()
+	defer e.serve(k)()
 	ti, ps, err := e.partition(k)
 	if err != nil {
 		return AcquireResult{}, err
 	}
 	var res AcquireResult
 	var stats Stats
-	err = e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err = e.change(ctx, k, func(st *State) (*State, bool, error) {
 		res, stats = AcquireResult{}, Stats{}
 		prev := st
 		if st == nil {
@@ -268,6 +307,9 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 				// from the new one.
 				st.Truncate(fr.LogStartOffset)
 				return st, changedState(prev, st), nil
+			}
+			if errors.Is(err, stream.ErrUnknownTopicID) || errors.Is(err, stream.ErrUnknownTopicOrPartition) {
+				return nil, false, fmt.Errorf("%w: %v", ErrUnknownTopicOrPartition, err)
 			}
 			if err != nil {
 				return nil, false, err
@@ -297,7 +339,6 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 	if stats.Timeouts > 0 {
 		e.notify()
 	}
-	e.afterChange(k)
 	return res, nil
 }
 
@@ -337,23 +378,35 @@ func parseBatches(data []byte) ([]Batch, [][2]int, error) {
 	return out, spans, nil
 }
 
-// recordsFor returns the bytes of the batches from the first to the last
-// that holds an acquired offset.
+// recordsFor returns the bytes of the batches that hold an acquired
+// offset: a slice of data when they lie end to end, else a copy of only
+// those (batches held by other members in between are left out).
 func recordsFor(data []byte, batches []Batch, spans [][2]int, ranges []AcquiredRange) []byte {
-	first, last := ranges[0].First, ranges[len(ranges)-1].Last
-	lo, hi := -1, -1
+	var keep []int
+	r := 0
 	for i, b := range batches {
-		if b.Last >= first && b.Base <= last {
-			if lo < 0 {
-				lo = i
-			}
-			hi = i
+		for r < len(ranges) && ranges[r].Last < b.Base {
+			r++
+		}
+		if r < len(ranges) && ranges[r].First <= b.Last {
+			keep = append(keep, i)
 		}
 	}
-	if lo < 0 {
+	if len(keep) == 0 {
 		return nil
 	}
-	return data[spans[lo][0]:spans[hi][1]]
+	if keep[len(keep)-1]-keep[0]+1 == len(keep) {
+		return data[spans[keep[0]][0]:spans[keep[len(keep)-1]][1]]
+	}
+	var n int
+	for _, i := range keep {
+		n += spans[i][1] - spans[i][0]
+	}
+	out := make([]byte, 0, n)
+	for _, i := range keep {
+		out = append(out, data[spans[i][0]:spans[i][1]]...)
+	}
+	return out
 }
 
 // Acknowledge applies member's acknowledgements to one share partition,
@@ -369,10 +422,10 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	if len(acks) == 0 {
 		return nil
 	}
-	defer e.lock(k)()
+	defer e.serve(k)()
 	var stats Stats
 	var ackErr error
-	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats, ackErr = Stats{}, nil
 		if st == nil {
 			return nil, false, fmt.Errorf("%w: the share partition has no state", ErrInvalidRecordState)
@@ -398,16 +451,15 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	if stats.Timeouts > 0 || stats.Acked[AckRelease] > 0 || stats.Acked[AckAccept] > 0 || stats.Acked[AckReject] > 0 || stats.Acked[AckGap] > 0 {
 		e.notify()
 	}
-	e.afterChange(k)
 	return ackErr
 }
 
 // ReleaseMember releases every record member holds in the share partition.
 func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error {
 	p := e.policy(e.opts.GroupConfig(k.Group))
-	defer e.lock(k)()
+	defer e.serve(k)()
 	var stats Stats
-	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats = Stats{}
 		if st == nil {
 			return nil, false, nil
@@ -423,38 +475,77 @@ func (e *Engine) ReleaseMember(ctx context.Context, k Key, member string) error 
 	}
 	e.m.record(k.Group, stats)
 	e.notify()
-	e.afterChange(k)
 	return nil
 }
 
 // Initialize creates the share partitions' state if missing, with the
 // start offset from the group's share.auto.offset.reset; existing ones
-// are untouched.
+// are untouched, and partitions that no longer exist are skipped. The
+// existing keys are read with one range read per group and the missing
+// ones created in batches, so assigning many partitions costs a few etcd
+// round trips.
 func (e *Engine) Initialize(ctx context.Context, keys []Key) error {
+	existing := map[string]map[Key]*State{}
+	create := map[Key]*State{}
 	for _, k := range keys {
-		cfg := e.opts.GroupConfig(k.Group)
+		if _, ok := existing[k.Group]; !ok {
+			states, err := e.store.list(ctx, k.Group)
+			if err != nil {
+				return err
+			}
+			existing[k.Group] = states
+		}
+		if existing[k.Group][k] != nil || create[k] != nil {
+			continue
+		}
 		ti, ps, err := e.partition(k)
+		if errors.Is(err, ErrUnknownTopicOrPartition) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		unlock := e.lock(k)
-		err = e.store.update(ctx, k, func(st *State) (*State, bool, error) {
-			if st != nil {
-				return nil, false, nil
-			}
-			start, err := e.initialStart(ctx, cfg, ti, k, ps)
-			if err != nil {
-				return nil, false, err
-			}
-			return NewState(start), true, nil
-		})
-		unlock()
+		start, err := e.initialStart(ctx, e.opts.GroupConfig(k.Group), ti, k, ps)
 		if err != nil {
 			return err
+		}
+		create[k] = NewState(start)
+	}
+	missing := make([]Key, 0, len(create))
+	for k := range create {
+		missing = append(missing, k)
+	}
+	sort.Slice(missing, func(i, j int) bool { return keyLess(missing[i], missing[j]) })
+	for len(missing) > 0 {
+		n := min(len(missing), maxCreateBatch)
+		chunk := missing[:n]
+		missing = missing[n:]
+		ok, err := e.store.createAll(ctx, chunk, create)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		// Someone created one of them meanwhile: one at a time.
+		for _, k := range chunk {
+			err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+				if st != nil {
+					return nil, false, nil
+				}
+				return create[k], true, nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
+
+// maxCreateBatch bounds the keys of one creating transaction (etcd allows
+// 128 operations per transaction by default).
+const maxCreateBatch = 64
 
 // StartOffsets lists the group's share partitions (every one it has state
 // for), sorted by topic id and partition.
@@ -480,6 +571,12 @@ func (e *Engine) StartOffsets(ctx context.Context, group string) ([]PartitionOff
 		return a.Partition < b.Partition
 	})
 	return out, nil
+}
+
+// States returns copies of the group's share partition states (the
+// in-flight records with their delivery counts and locks), for tools.
+func (e *Engine) States(ctx context.Context, group string) (map[Key]*State, error) {
+	return e.store.list(ctx, group)
 }
 
 // lag counts the records from the start offset to the high watermark not
@@ -517,18 +614,80 @@ func (e *Engine) SetStartOffset(ctx context.Context, k Key, offset int64) error 
 }
 
 // DeleteState removes the group's share partitions of one topic (topic !=
-// nil) or all of them.
+// nil) or all of them. Dead letters still pending are handed to the writer
+// first (a failure is logged: the state goes regardless, as asked).
 func (e *Engine) DeleteState(ctx context.Context, group string, topic *stream.TopicID) error {
-	if topic != nil {
-		t := *topic
-		return e.store.deletePrefix(ctx, e.store.topicPrefix(group, t), func(k Key) bool { return k.Group == group && k.Topic == t })
+	match := func(k Key) bool { return k.Group == group && (topic == nil || k.Topic == *topic) }
+	states, err := e.store.list(ctx, group)
+	if err != nil {
+		return err
 	}
-	return e.store.deletePrefix(ctx, e.store.groupPrefix(group), func(k Key) bool { return k.Group == group })
+	keys := make([]Key, 0, len(states))
+	for k, st := range states {
+		if match(k) && len(st.Letters) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
+	cfg := e.opts.GroupConfig(group)
+	for _, k := range keys {
+		letters := states[k].Letters
+		if e.opts.DeadLetters == nil || cfg.DLQTopic == "" {
+			e.log.Warn("share: dead letters dropped with the share partition state: the group has no dead-letter topic", "group", group, "partition", k.Partition, "letters", len(letters))
+			continue
+		}
+		if err := e.opts.DeadLetters.Write(ctx, k, cfg, letters); err != nil {
+			e.log.Warn("share: dead letters dropped with the share partition state", "group", group, "partition", k.Partition, "letters", len(letters), "err", err)
+		}
+	}
+	prefix := e.store.groupPrefix(group)
+	if topic != nil {
+		prefix = e.store.topicPrefix(group, *topic)
+	}
+	return e.store.deletePrefix(ctx, prefix, match)
 }
 
-// afterChange wakes the sweeper when k has dead letters to write.
-func (e *Engine) afterChange(k Key) {
-	if st, ok := e.store.cachedState(k); ok && len(st.Letters) > 0 {
+// change is store.update for the engine's changes of records: the dead
+// letters the written state adds are this engine's to write, at once.
+func (e *Engine) change(ctx context.Context, k Key, fn func(st *State) (*State, bool, error)) error {
+	var prev, next *State
+	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+		n, changed, err := fn(st)
+		prev, next = st, nil
+		if err == nil && changed {
+			next = n
+		}
+		return n, changed, err
+	})
+	if err == nil && next != nil {
+		e.markOwn(k, prev, next)
+	}
+	return err
+}
+
+// markOwn records the letters of next that prev did not have as this
+// engine's, and wakes the sweeper to write them.
+func (e *Engine) markOwn(k Key, prev, next *State) {
+	had := map[int64]bool{}
+	if prev != nil {
+		for _, l := range prev.Letters {
+			had[l.Offset] = true
+		}
+	}
+	added := false
+	e.ownMu.Lock()
+	for _, l := range next.Letters {
+		if had[l.Offset] {
+			continue
+		}
+		if e.own[k] == nil {
+			e.own[k] = map[int64]bool{}
+		}
+		e.own[k][l.Offset] = true
+		added = true
+	}
+	e.ownMu.Unlock()
+	if added {
 		e.kickLetters()
 	}
 }

@@ -171,7 +171,8 @@ func batchOffsets(t *testing.T, data []byte) (first, last int64) {
 func TestEngineAcquireAcceptRelease(t *testing.T) {
 	v := newShareEnv(t, 1)
 	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
-	e := v.engine(t)
+	reg := prometheus.NewRegistry()
+	e := v.engine(t, func(o *Options) { o.Metrics = reg })
 	k := v.key("g", 0)
 	v.produce(t, 0, 5)
 	v.produce(t, 0, 5)
@@ -208,6 +209,30 @@ func TestEngineAcquireAcceptRelease(t *testing.T) {
 	offs, err := e.StartOffsets(context.Background(), "g")
 	if err != nil || len(offs) != 1 || offs[0].StartOffset != 2 || offs[0].Lag != 6 {
 		t.Fatalf("start offsets %+v, %v", offs, err)
+	}
+	states, err := e.States(context.Background(), "g")
+	if err != nil || len(states) != 1 || dumpState(states[k]) != "start=2 end=10\n  2-2 acquired count=2 member=c deadline="+fmt.Sprint(v.clock.Now().UnixMilli()+30000)+"\n  3-4 acknowledged\n  5-9 acquired count=1 member=b deadline="+fmt.Sprint(v.clock.Now().UnixMilli()+30000)+"\n" {
+		t.Fatalf("states %v %v", states, err)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "accept")); got != 4 {
+		t.Fatalf("accepted counter %v", got)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "release")); got != 1 {
+		t.Fatalf("released counter %v", got)
+	}
+	if got := counterSum(t, reg, "runnel_share_records_acquired_total"); got != 11 {
+		t.Fatalf("acquired counter %v", got)
+	}
+	// Tools' reads leave another broker's cache (and so its sweep) alone.
+	other := v.engine(t)
+	if _, err := other.States(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.StartOffsets(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := other.store.cachedState(k); ok {
+		t.Fatal("reading a group's states cached them")
 	}
 	// A malformed batch is refused before anything is read.
 	err = e.Acknowledge(context.Background(), k, "c", []AckBatch{{First: 3, Last: 2, Types: []int8{AckAccept}}})
@@ -249,9 +274,26 @@ func TestEngineInitialize(t *testing.T) {
 	if err != nil || len(offs) != 2 || offs[0].StartOffset != 0 || offs[1].StartOffset != 0 || offs[0].Lag != 6 {
 		t.Fatalf("by_duration start offsets %+v, %v", offs, err)
 	}
-	err = e.Initialize(context.Background(), []Key{v.key("x", 7)})
-	if !errors.Is(err, ErrUnknownTopicOrPartition) {
-		t.Fatalf("unknown partition: %v", err)
+	// by_duration with no record that recent starts at the high watermark.
+	v.clock.Add(2 * time.Hour)
+	if err := e.Initialize(context.Background(), []Key{v.key("recent", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if offs, err := e.StartOffsets(context.Background(), "recent"); err != nil || len(offs) != 1 || offs[0].StartOffset != 6 {
+		t.Fatalf("by_duration past every record: %+v, %v", offs, err)
+	}
+	// A partition that does not exist (any more) is skipped; existing
+	// states are kept, the others created together.
+	if err := e.SetStartOffset(context.Background(), v.key("multi", 1), 1); err != nil {
+		t.Fatal(err)
+	}
+	v.setConfig(config.GroupShareAutoOffsetReset, "latest")
+	if err := e.Initialize(context.Background(), []Key{v.key("multi", 7), v.key("multi", 0), v.key("multi", 1), v.key("multi", 2), v.key("multi", 0)}); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	offs, err = e.StartOffsets(context.Background(), "multi")
+	if err != nil || len(offs) != 3 || offs[0].StartOffset != 6 || offs[1].StartOffset != 1 || offs[2].StartOffset != 0 {
+		t.Fatalf("start offsets %+v, %v", offs, err)
 	}
 }
 
@@ -498,103 +540,12 @@ func TestEngineReadCommitted(t *testing.T) {
 	}
 }
 
-// fakeLetters is a DeadLetterWriter that fails while failing is set.
-type fakeLetters struct {
-	mu      sync.Mutex
-	failing bool
-	calls   int
-	written map[int64]int // offset → times written
-}
-
-func (f *fakeLetters) Write(_ context.Context, k Key, cfg config.ShareGroup, letters []DeadLetter) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.failing {
-		return errors.New("dead-letter topic unavailable")
-	}
-	if cfg.DLQTopic == "" {
-		return errors.New("no dead-letter topic")
-	}
-	for _, l := range letters {
-		f.written[l.Offset]++
-	}
-	return nil
-}
-
-func (f *fakeLetters) snapshot() (int, map[int64]int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := map[int64]int{}
-	for k, v := range f.written {
-		m[k] = v
-	}
-	return f.calls, m
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-	}
-}
-
-// Rejected records and records past the delivery limit become dead
-// letters: persisted first, handed to the writer, removed once written; a
-// failed write is retried, also by an engine started after a crash.
-func TestEngineDeadLetters(t *testing.T) {
-	ctx := context.Background()
-	v := newShareEnv(t, 1)
-	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
-	v.setConfig(config.GroupShareDeliveryCountLimit, "2")
-	v.setConfig(config.GroupDLQTopicName, "dlq.g")
-	w := &fakeLetters{failing: true, written: map[int64]int{}}
-	e := v.engine(t, func(o *Options) { o.DeadLetters = w })
-	k := v.key("g", 0)
-	v.produce(t, 0, 4)
-	acquire(t, e, k, "a", 100)
-	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 3, Types: []int8{AckReject, AckRelease, AckAccept, AckAccept}}}); err != nil {
-		t.Fatal(err)
-	}
-	acquire(t, e, k, "a", 100) // offset 1, second delivery
-	if err := e.Acknowledge(ctx, k, "a", []AckBatch{{First: 1, Last: 1, Types: []int8{AckRelease}}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a failed write", func() bool { calls, _ := w.snapshot(); return calls > 0 })
-	st, _, err := e.store.get(ctx, k)
-	if err != nil || len(st.Letters) != 2 {
-		t.Fatalf("pending letters %+v %v", st, err)
-	}
-	want := []DeadLetter{{Offset: 0, DeliveryCount: 1, Reason: ReasonRejected}, {Offset: 1, DeliveryCount: 2, Reason: ReasonDeliveryCount}}
-	if fmt.Sprint(st.Letters) != fmt.Sprint(want) {
-		t.Fatalf("letters %v, want %v", st.Letters, want)
-	}
-	// A crash: the engine stops with the letters unwritten; the next one
-	// (another broker, or this one restarted) writes them from the state.
-	e.Close()
-	w.mu.Lock()
-	w.failing = false
-	w.mu.Unlock()
-	e2 := v.engine(t, func(o *Options) { o.DeadLetters = w })
-	waitFor(t, "the letters written", func() bool { _, m := w.snapshot(); return len(m) == 2 })
-	waitFor(t, "the letters removed", func() bool {
-		st, ok := e2.store.cachedState(k)
-		return ok && len(st.Letters) == 0
-	})
-	if _, m := w.snapshot(); m[0] != 1 || m[1] != 1 {
-		t.Fatalf("written %v", m)
-	}
-	// Without a dead-letter topic, rejected records are only archived.
-	v.setConfig(config.GroupDLQTopicName, "")
-	v.produce(t, 0, 1)
-	acquire(t, e2, k, "a", 100)
-	if err := e2.Acknowledge(ctx, k, "a", []AckBatch{{First: 4, Last: 4, Types: []int8{AckReject}}}); err != nil {
-		t.Fatal(err)
-	}
-	if st, _, _ := e2.store.get(ctx, k); len(st.Letters) != 0 || st.Start != 5 {
-		t.Fatalf("without a DLQ: %+v", st)
 	}
 }
 
@@ -661,5 +612,169 @@ func TestEngineRequestRecordLimit(t *testing.T) {
 	}
 	if got := rangesString(res.Acquired); got != "0-1@1 " {
 		t.Fatalf("acquired %s", got)
+	}
+}
+
+// A change made by another broker reaches this one's cache through the
+// watch and fires Changed: records another broker released can be
+// acquired here at once.
+func TestEngineRemoteChangeFiresChanged(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e1, e2 := v.engine(t), v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, e1, k, "a", 100)
+	if got := acquire(t, e2, k, "b", 100); len(got.Acquired) != 0 {
+		t.Fatalf("b acquired %v", got.Acquired)
+	}
+	changed := e2.Changed()
+	if err := e1.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 1, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("e2's Changed did not fire")
+	}
+	st, ok := e2.store.cachedState(k)
+	if !ok || len(st.Runs) != 1 || st.Runs[0].State != Available {
+		t.Fatalf("e2's cache after the release: %+v", st)
+	}
+	if got := rangesString(acquire(t, e2, k, "b", 100).Acquired); got != "0-1@2 " {
+		t.Fatalf("b acquired %s", got)
+	}
+}
+
+// A change whose etcd write fails has an unknown outcome (the in-process
+// client may still apply a transaction whose context is cancelled): it is
+// applied whole or not at all, and the engine forgets what it cached, so
+// its next change starts from what etcd holds.
+func TestEngineFailedWriteAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 2)
+	acquire(t, e, k, "m", 100)
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	err := e.Acknowledge(dead, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ack with a dead context: %v", err)
+	}
+	if _, ok := e.store.cachedState(k); ok {
+		t.Fatal("the engine kept its cache of a write with an unknown outcome")
+	}
+	states, err := v.engine(t).States(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	untouched := fmt.Sprintf("start=0 end=2\n  0-1 acquired count=1 member=m deadline=%d\n", v.clock.Now().UnixMilli()+30000)
+	if got := dumpState(states[k]); got != untouched && got != "start=2 end=2\n" {
+		t.Fatalf("state after the failed ack:\n%s", got)
+	}
+	// Acknowledging again lands exactly once: either this one applies (the
+	// first did not, and now never will: its compare-and-swap is stale) or
+	// it finds the records acknowledged.
+	err = e.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}})
+	if err != nil && !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("ack again: %v", err)
+	}
+	states, err = v.engine(t).States(ctx, "g")
+	if got := dumpState(states[k]); err != nil || got != "start=2 end=2\n" {
+		t.Fatalf("state after acknowledging again: %s %v", got, err)
+	}
+}
+
+// Store errors other than the caller's own context are the retriable
+// ErrUnavailable.
+func TestUnavailable(t *testing.T) {
+	if err := unavailable(errors.New("etcdserver: request timed out")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("%v", err)
+	}
+	if err := unavailable(context.DeadlineExceeded); errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A redelivery between batches other members hold returns only the batches
+// with acquired offsets.
+func TestRecordsFor(t *testing.T) {
+	var data []byte
+	var batches []Batch
+	var spans [][2]int
+	for i, n := range []int{2, 3, 1, 4} {
+		base := int64(len(batches) * 10)
+		b := batch(n, fmt.Sprint(i), 0, -1, -1, -1)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		spans = append(spans, [2]int{len(data), len(data) + len(b)})
+		data = append(data, b...)
+		batches = append(batches, Batch{Base: base, Last: base + int64(n) - 1})
+	}
+	for _, c := range []struct {
+		name   string
+		ranges []AcquiredRange
+		want   []int64 // base offsets of the batches returned
+	}{
+		{"one", []AcquiredRange{{First: 11, Last: 11}}, []int64{10}},
+		{"adjacent", []AcquiredRange{{First: 1, Last: 1}, {First: 10, Last: 12}}, []int64{0, 10}},
+		{"apart", []AcquiredRange{{First: 0, Last: 0}, {First: 31, Last: 33}}, []int64{0, 30}},
+		{"none", []AcquiredRange{{First: 5, Last: 9}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := parseBatches(recordsFor(data, batches, spans, c.ranges))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bases []int64
+			for _, b := range got {
+				bases = append(bases, b.Base)
+			}
+			if fmt.Sprint(bases) != fmt.Sprint(c.want) {
+				t.Fatalf("batches %v, want %v", bases, c.want)
+			}
+		})
+	}
+}
+
+// A share partition this engine has not served for a while leaves its
+// cache (its sweep stops expiring locks there), unless it has dead letters
+// to write; serving it again reads it back.
+func TestEngineEvictsIdlePartitions(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 2)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupDLQTopicName, "dlq.g")
+	w := &fakeLetters{failing: true, written: map[int64]int{}}
+	e := New(Options{Client: v.etcd.Client(), Log: v.log, GroupConfig: v.groupConfig, Now: v.clock.Now, SweepInterval: 5 * time.Millisecond, DeadLetters: w})
+	e.cacheIdle = time.Minute
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	idle, lettered := v.key("g", 0), v.key("g", 1)
+	v.produce(t, 0, 1)
+	v.produce(t, 1, 1)
+	acquire(t, e, idle, "m", 10)
+	acquire(t, e, lettered, "m", 10)
+	if err := e.Acknowledge(ctx, lettered, "m", []AckBatch{{First: 0, Last: 0, Types: []int8{AckReject}}}); err != nil {
+		t.Fatal(err)
+	}
+	v.clock.Add(30 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := e.store.cachedState(idle); !ok {
+		t.Fatal("evicted before it was idle for cacheIdle")
+	}
+	v.clock.Add(31 * time.Second)
+	waitFor(t, "the idle partition evicted", func() bool { _, ok := e.store.cachedState(idle); return !ok })
+	if _, ok := e.store.cachedState(lettered); !ok {
+		t.Fatal("a partition with letters to write was evicted")
+	}
+	// Served again: read back, with its locks (expired by now).
+	if got := rangesString(acquire(t, e, idle, "n", 10).Acquired); got != "0-0@2 " {
+		t.Fatalf("after eviction acquired %s", got)
 	}
 }

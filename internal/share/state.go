@@ -27,6 +27,7 @@ const (
 	Archived     RecordState = 4
 )
 
+// String is the state's name in lower case, as tools print it.
 func (s RecordState) String() string {
 	switch s {
 	case Available:
@@ -76,6 +77,10 @@ type Policy struct {
 	// letters (the group has a dead-letter topic).
 	DeadLetters bool
 }
+
+// throttleLimit is the delivery count from which records are delivered in
+// ever smaller numbers: half the limit rounded up, at least 2.
+func (p Policy) throttleLimit() int16 { return max(2, (p.DeliveryLimit+1)/2) }
 
 // PolicyOf derives a Policy from a resolved share group configuration.
 func PolicyOf(cfg config.ShareGroup) Policy {
@@ -306,10 +311,20 @@ func (s *State) Reset(off int64) {
 	s.Start, s.End, s.Runs = off, off, nil
 }
 
+// MaxPendingLetters bounds the dead letters a share partition keeps while
+// its dead-letter topic cannot be written: at the bound nothing more is
+// acquired until the writer catches up, so the state (one etcd value)
+// stays small and no letter is dropped.
+const MaxPendingLetters = 20000
+
 // FetchOffset is where the next acquisition reads the log from: the first
 // available in-flight record, else End while fewer than MaxLocks records
-// are in flight; ok is false when nothing can be acquired.
+// are in flight; ok is false when nothing can be acquired (also while
+// MaxPendingLetters dead letters wait to be written).
 func (s *State) FetchOffset(p Policy) (int64, bool) {
+	if len(s.Letters) >= MaxPendingLetters {
+		return 0, false
+	}
 	for _, r := range s.Runs {
 		if r.State == Available {
 			return r.First, true
@@ -320,9 +335,6 @@ func (s *State) FetchOffset(p Policy) (int64, bool) {
 	}
 	return 0, false
 }
-
-// InFlight is the number of offsets between Start and End.
-func (s *State) InFlight() int64 { return s.End - s.Start }
 
 // AcquireInput is one acquisition: the batches read from the log from
 // FetchOffset on, in offset order, and the offset below which records may
@@ -361,29 +373,50 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 	var out []AcquiredRange
 	var got int64
 	cursor := from
-	// acquireRange acquires the available and new offsets of [lo, hi], at
-	// most budget of them; it returns false when the in-flight cap stops it.
-	acquireRange := func(lo, hi, budget int64) bool {
+	// acquireRange acquires the available and new offsets of [lo, hi] (in
+	// a log batch of size records), at most budget of them; it returns
+	// false when acquisition must stop: the in-flight cap is reached, or
+	// records were throttled.
+	acquireRange := func(lo, hi, budget, size int64) bool {
 		// In-flight part.
-		var avail [][2]int64
+		type seg struct {
+			first, last int64
+			count       int16
+		}
+		var avail []seg
 		for i := s.find(lo); i >= 0 && i < len(s.Runs) && s.Runs[i].First <= hi; i++ {
 			if r := s.Runs[i]; r.State == Available {
-				avail = append(avail, [2]int64{max(r.First, lo), min(r.Last, hi)})
+				avail = append(avail, seg{max(r.First, lo), min(r.Last, hi), r.DeliveryCount})
 			}
 		}
 		for _, a := range avail {
 			if budget <= 0 {
 				return true
 			}
-			last := min(a[1], a[0]+budget-1)
-			s.update(a[0], last, func(r *Run) {
-				n := r.Last - r.First + 1
-				if r.DeliveryCount >= p.DeliveryLimit {
-					// The limit was lowered since: never deliver again.
-					s.release(&Run{First: r.First, Last: r.Last, DeliveryCount: r.DeliveryCount}, p, &st)
-					*r = Run{First: r.First, Last: r.Last, State: Archived}
-					return
+			if a.count >= p.DeliveryLimit {
+				// The limit was lowered since: never deliver again.
+				s.update(a.first, a.last, func(r *Run) { s.release(r, p, &st) })
+				continue
+			}
+			take := min(a.last-a.first+1, budget)
+			throttled := a.count >= p.throttleLimit()
+			if throttled {
+				// Records delivered often are isolated (Kafka 4.2): a
+				// request that already has records stops before them;
+				// otherwise it takes a share of the batch halved with
+				// every delivery past the threshold, and on the last
+				// delivery one record alone.
+				if got > 0 {
+					return false
 				}
+				most := max(1, size>>(a.count-p.throttleLimit()+1))
+				if p.DeliveryLimit > 2 && a.count == p.DeliveryLimit-1 {
+					most = 1
+				}
+				take = min(take, most)
+			}
+			s.update(a.first, a.first+take-1, func(r *Run) {
+				n := r.Last - r.First + 1
 				*r = Run{First: r.First, Last: r.Last, State: Acquired, DeliveryCount: r.DeliveryCount + 1, Member: in.Member, Deadline: deadline}
 				out = appendRange(out, AcquiredRange{First: r.First, Last: r.Last, DeliveryCount: r.DeliveryCount})
 				st.Acquired += n
@@ -391,6 +424,9 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 				budget -= n
 				got += n
 			})
+			if throttled {
+				return false
+			}
 		}
 		// New part.
 		lo = max(lo, s.End)
@@ -452,7 +488,7 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 		if p.RecordLimit {
 			budget = want - got
 		}
-		if !acquireRange(lo, hi, budget) {
+		if !acquireRange(lo, hi, budget, b.Last-b.Base+1) {
 			break
 		}
 	}

@@ -422,3 +422,27 @@ func TestStateRandom(t *testing.T) {
 		}
 	}
 }
+
+// While MaxPendingLetters dead letters wait for the writer, nothing more is
+// acquired (redeliveries included); once they are written, acquisition
+// resumes. The stored form of that many letters stays small.
+func TestStatePendingLettersBound(t *testing.T) {
+	p := Policy{LockMs: 100, DeliveryLimit: 5, MaxLocks: 100, DeadLetters: true}
+	s := NewState(0)
+	n := int64(MaxPendingLetters)
+	s.Start, s.End = n, n
+	for off := int64(0); off < n; off++ {
+		s.Letters = append(s.Letters, DeadLetter{Offset: off, DeliveryCount: 1, Reason: ReasonRejected})
+	}
+	in := AcquireInput{Batches: []Batch{{Base: n, Last: n + 9, ProducerID: -1}}, Limit: n + 10, Member: "m", Now: 1}
+	if got, _ := s.Acquire(in, p); len(got) != 0 {
+		t.Fatalf("acquired %v with %d letters pending", got, len(s.Letters))
+	}
+	if size := len(s.Encode()); size > 4*MaxPendingLetters {
+		t.Fatalf("%d pending letters take %d bytes", MaxPendingLetters, size)
+	}
+	s.RemoveLetters(s.Letters[:10])
+	if got, _ := s.Acquire(in, p); len(got) != 1 {
+		t.Fatalf("acquired %v after the letters were written", got)
+	}
+}

@@ -222,7 +222,30 @@ func (s *store) update(ctx context.Context, k Key, fn func(st *State) (*State, b
 	}
 }
 
-// list reads every share partition state of a group (fresh from etcd).
+// createAll creates the keys with their states in one transaction if none
+// of them exists; ok is false (and nothing written) otherwise. Like list,
+// it caches nothing.
+func (s *store) createAll(ctx context.Context, keys []Key, states map[Key]*State) (bool, error) {
+	cmps := make([]clientv3.Cmp, 0, len(keys))
+	ops := make([]clientv3.Op, 0, len(keys))
+	for _, k := range keys {
+		ek := s.key(k)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ek), "=", 0))
+		ops = append(ops, clientv3.OpPut(ek, string(states[k].Encode())))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		for _, k := range keys {
+			s.forget(k)
+		}
+		return false, unavailable(err)
+	}
+	return resp.Succeeded, nil
+}
+
+// list reads every share partition state of a group, fresh from etcd. It
+// caches nothing: the cache holds the share partitions this broker serves,
+// whose locks its sweep expires, not every one a tool looked at.
 func (s *store) list(ctx context.Context, group string) (map[Key]*State, error) {
 	resp, err := s.cli.Get(ctx, s.groupPrefix(group), clientv3.WithPrefix())
 	if err != nil {
@@ -239,7 +262,6 @@ func (s *store) list(ctx context.Context, group string) (map[Key]*State, error) 
 			return nil, fmt.Errorf("%s: %w", kv.Key, err)
 		}
 		out[k] = st
-		s.remember(k, st.Clone(), kv.ModRevision, resp.Header.Revision)
 	}
 	return out, nil
 }
@@ -274,6 +296,21 @@ func (s *store) snapshot(pick func(*State) bool) []Key {
 	return out
 }
 
+// snapshotAll is snapshot including the keys cached as absent (pick gets
+// nil for them).
+func (s *store) snapshotAll(pick func(*State) bool) []Key {
+	s.mu.Lock()
+	var out []Key
+	for k, c := range s.cache {
+		if pick(c.st) {
+			out = append(out, k)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i], out[j]) })
+	return out
+}
+
 func keyLess(a, b Key) bool {
 	if a.Group != b.Group {
 		return a.Group < b.Group
@@ -282,6 +319,18 @@ func keyLess(a, b Key) bool {
 		return c < 0
 	}
 	return a.Partition < b.Partition
+}
+
+// lookup returns a copy of k's cached state (nil when cached as absent)
+// and whether k is cached at all.
+func (s *store) lookup(k Key) (*State, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[k]
+	if !ok {
+		return nil, false
+	}
+	return cloneOrNil(c.st), true
 }
 
 // cachedState returns a copy of k's cached state, if cached and present.
@@ -296,13 +345,14 @@ func (s *store) cachedState(k Key) (*State, bool) {
 }
 
 // loadPending caches every share partition that has dead letters not yet
-// written (after a restart nobody else would write them). It returns the
-// revision to follow the prefix from.
-func (s *store) loadPending(ctx context.Context) (int64, error) {
+// written (after a restart nobody else would write them) and returns them
+// with the revision to follow the prefix from.
+func (s *store) loadPending(ctx context.Context) (int64, []Key, error) {
 	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
-		return 0, unavailable(err)
+		return 0, nil, unavailable(err)
 	}
+	var pending []Key
 	for _, kv := range resp.Kvs {
 		k, ok := s.parseKey(string(kv.Key))
 		if !ok {
@@ -315,23 +365,41 @@ func (s *store) loadPending(ctx context.Context) (int64, error) {
 		}
 		if len(st.Letters) > 0 {
 			s.remember(k, st, kv.ModRevision, resp.Header.Revision)
+			pending = append(pending, k)
 		}
 	}
-	return resp.Header.Revision, nil
+	return resp.Header.Revision, pending, nil
+}
+
+// refresh reads every cached key again (a key it cannot read is forgotten,
+// so its next use reads it).
+func (s *store) refresh(ctx context.Context) {
+	s.mu.Lock()
+	keys := make([]Key, 0, len(s.cache))
+	for k := range s.cache {
+		keys = append(keys, k)
+	}
+	s.cache = map[Key]*cached{}
+	s.mu.Unlock()
+	for _, k := range keys {
+		if _, _, err := s.get(ctx, k); err != nil {
+			s.forget(k)
+		}
+	}
 }
 
 // follow watches the prefix from rev+1 until ctx ends, replacing cached
-// states with newer ones. After a compaction it starts over from the
-// current revision and drops the cache (every key is read again).
+// states with newer ones. After a compaction it reads the cached keys
+// again and follows on from the compaction.
 func (s *store) follow(ctx context.Context, rev int64) {
 	for ctx.Err() == nil {
 		wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for resp := range wch {
 			if err := resp.Err(); err != nil {
 				if resp.CompactRevision > 0 {
-					s.mu.Lock()
-					s.cache = map[Key]*cached{}
-					s.mu.Unlock()
+					// Changes between rev and the compaction are gone
+					// from the watch: read the cached keys again.
+					s.refresh(ctx)
 					rev = resp.CompactRevision - 1
 				}
 				break

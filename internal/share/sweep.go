@@ -10,15 +10,45 @@ import (
 func (e *Engine) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(e.opts.SweepInterval)
 	defer t.Stop()
+	var lastEvict time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			e.sweepLocks(ctx)
+			if now := e.opts.Now(); now.Sub(lastEvict) >= e.cacheIdle/10 {
+				e.evictIdle(now)
+				lastEvict = now
+			}
 		case <-e.letterKick:
 		}
 		e.writeLetters(ctx)
+	}
+}
+
+// cacheIdle is how long a share partition stays cached (and swept) after
+// this engine last served it: once a partition's leader moved to another
+// broker, this one stops expiring its locks in competition.
+const cacheIdle = 10 * time.Minute
+
+// evictIdle drops from the cache the share partitions not served for
+// cacheIdle, except those with dead letters to write. A partition first
+// seen here (cached by an admin change or at start) counts from now.
+func (e *Engine) evictIdle(now time.Time) {
+	keys := e.store.snapshotAll(func(st *State) bool { return st == nil || len(st.Letters) == 0 })
+	e.locksMu.Lock()
+	defer e.locksMu.Unlock()
+	for _, k := range keys {
+		t, ok := e.served[k]
+		if !ok {
+			e.served[k] = now
+			continue
+		}
+		if now.Sub(t) >= e.cacheIdle {
+			e.store.forget(k)
+			delete(e.served, k)
+		}
 	}
 }
 
@@ -45,7 +75,7 @@ func (e *Engine) expire(ctx context.Context, k Key) error {
 	p := e.policy(e.opts.GroupConfig(k.Group))
 	defer e.lock(k)()
 	var stats Stats
-	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
+	err := e.change(ctx, k, func(st *State) (*State, bool, error) {
 		stats = Stats{}
 		if st == nil {
 			return nil, false, nil
@@ -61,9 +91,12 @@ func (e *Engine) expire(ctx context.Context, k Key) error {
 	if stats.Timeouts > 0 {
 		e.notify()
 	}
-	e.afterChange(k)
 	return nil
 }
+
+// foreignLetterGrace is how long letters another broker persisted may stay
+// pending before this one writes them (that broker died, or cannot write).
+const foreignLetterGrace = 5 * time.Second
 
 // writeLetters hands the pending dead letters of the cached share
 // partitions to the writer and removes those written from the state. A
@@ -71,6 +104,16 @@ func (e *Engine) expire(ctx context.Context, k Key) error {
 func (e *Engine) writeLetters(ctx context.Context) {
 	keys := e.store.snapshot(func(st *State) bool { return len(st.Letters) > 0 })
 	now := e.opts.Now()
+	pending := make(map[Key]bool, len(keys))
+	for _, k := range keys {
+		pending[k] = true
+	}
+	for k := range e.pendingSince {
+		if !pending[k] {
+			delete(e.pendingSince, k)
+		}
+	}
+	e.forgetWritten(pending)
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -82,7 +125,28 @@ func (e *Engine) writeLetters(ctx context.Context) {
 		if !ok || len(st.Letters) == 0 {
 			continue
 		}
-		if err := e.writeLettersOf(ctx, k, st.Letters); err != nil {
+		var letters []DeadLetter
+		e.ownMu.Lock()
+		for _, l := range st.Letters {
+			if e.own[k][l.Offset] {
+				letters = append(letters, l)
+			}
+		}
+		e.ownMu.Unlock()
+		if len(letters) < len(st.Letters) {
+			// Some were persisted by another broker, which writes them;
+			// take them over only once they have waited the grace.
+			since, ok := e.pendingSince[k]
+			if !ok {
+				e.pendingSince[k] = now
+			} else if now.Sub(since) >= e.letterGrace {
+				letters = st.Letters
+			}
+		}
+		if len(letters) == 0 {
+			continue
+		}
+		if err := e.writeLettersOf(ctx, k, letters); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -90,10 +154,53 @@ func (e *Engine) writeLetters(ctx context.Context) {
 			r.backoff = min(max(2*r.backoff, 200*time.Millisecond), 30*time.Second)
 			r.at = now.Add(r.backoff)
 			e.retryAt[k] = r
-			e.log.Warn("share: dead letters not written", "group", k.Group, "partition", k.Partition, "letters", len(st.Letters), "err", err)
+			e.log.Warn("share: dead letters not written", "group", k.Group, "partition", k.Partition, "letters", len(letters), "err", err)
 			continue
 		}
 		delete(e.retryAt, k)
+		if len(letters) == len(st.Letters) {
+			delete(e.pendingSince, k)
+		}
+		e.ownMu.Lock()
+		for _, l := range letters {
+			delete(e.own[k], l.Offset)
+		}
+		if len(e.own[k]) == 0 {
+			delete(e.own, k)
+		}
+		e.ownMu.Unlock()
+	}
+}
+
+// forgetWritten drops from own the letters no longer pending (another
+// broker wrote them, or the state was deleted or reset). The cache is read
+// under ownMu: markOwn runs after the write that added letters reached the
+// cache, so letters marked meanwhile are never mistaken for written ones.
+func (e *Engine) forgetWritten(pending map[Key]bool) {
+	e.ownMu.Lock()
+	defer e.ownMu.Unlock()
+	for k, offs := range e.own {
+		if pending[k] {
+			continue // writeLetters decides
+		}
+		st, cached := e.store.lookup(k)
+		if !cached {
+			continue // not known here now: keep
+		}
+		still := map[int64]bool{}
+		if st != nil {
+			for _, l := range st.Letters {
+				still[l.Offset] = true
+			}
+		}
+		for off := range offs {
+			if !still[off] {
+				delete(offs, off)
+			}
+		}
+		if len(offs) == 0 {
+			delete(e.own, k)
+		}
 	}
 }
 

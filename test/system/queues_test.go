@@ -32,7 +32,8 @@ import (
 // records are always released or always rejected, a consumer now and then
 // holds its records past the acquisition lock, consumers are killed (their
 // connections cut, nothing acknowledged) and replaced, and broker 2 is
-// killed with SIGKILL and restarted. The group's lock is short (2 s), its
+// killed with SIGKILL and restarted, at times only after its partitions
+// have moved to broker 1. The group's lock is short (2 s), its
 // delivery limit 3, and it has a dead-letter topic. At the end a clean
 // consumer accepts whatever is left; the checker then holds the history
 // (every delivery each consumer saw, every acknowledgement with whether the
@@ -58,11 +59,17 @@ type qpo struct {
 
 func (p qpo) String() string { return fmt.Sprintf("%s/%d@%d", queueTopic, p.Partition, p.Offset) }
 
-// qDelivery is one delivery of a record to a consumer.
+// qDelivery is one delivery of a record to a consumer; at is when the
+// consumer polled it (since the run started).
 type qDelivery struct {
 	consumer string
 	count    int32
 	value    string
+	at       time.Duration
+}
+
+func (d qDelivery) String() string {
+	return fmt.Sprintf("{%s count %d at %v}", d.consumer, d.count, d.at.Round(time.Millisecond))
 }
 
 // qAck is one acknowledgement a consumer sent; confirmed says the broker
@@ -72,6 +79,15 @@ type qAck struct {
 	count     int32 // the delivery count of the delivery it acknowledges
 	status    kgo.AckStatus
 	confirmed bool
+	at        time.Duration // when its outcome was known
+}
+
+func (a qAck) String() string {
+	outcome := "unknown"
+	if a.confirmed {
+		outcome = "confirmed"
+	}
+	return fmt.Sprintf("{%s %s of count %d %s at %v}", a.consumer, a.status, a.count, outcome, a.at.Round(time.Millisecond))
 }
 
 // qDead is one record of the dead-letter topic, as its headers name it.
@@ -91,6 +107,7 @@ const (
 
 // queueHistory is everything the clients did and saw.
 type queueHistory struct {
+	start      time.Time
 	mu         sync.Mutex
 	produced   map[string]qpo // acknowledged produces
 	unknown    map[string]error
@@ -102,6 +119,7 @@ type queueHistory struct {
 
 func newQueueHistory() *queueHistory {
 	return &queueHistory{
+		start:      time.Now(),
 		produced:   map[string]qpo{},
 		unknown:    map[string]error{},
 		deliveries: map[qpo][]qDelivery{},
@@ -124,14 +142,14 @@ func (h *queueHistory) delivered(consumer string, r *kgo.Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	at := qpo{r.Partition, r.Offset}
-	h.deliveries[at] = append(h.deliveries[at], qDelivery{consumer: consumer, count: r.DeliveryCount(), value: string(r.Value)})
+	h.deliveries[at] = append(h.deliveries[at], qDelivery{consumer: consumer, count: r.DeliveryCount(), value: string(r.Value), at: time.Since(h.start)})
 }
 
 func (h *queueHistory) acked(consumer string, r *kgo.Record, status kgo.AckStatus, confirmed bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	at := qpo{r.Partition, r.Offset}
-	h.acks[at] = append(h.acks[at], qAck{consumer: consumer, count: r.DeliveryCount(), status: status, confirmed: confirmed})
+	h.acks[at] = append(h.acks[at], qAck{consumer: consumer, count: r.DeliveryCount(), status: status, confirmed: confirmed, at: time.Since(h.start)})
 }
 
 func (h *queueHistory) fault(format string, args ...any) {
@@ -252,7 +270,8 @@ func checkQueue(h *queueHistory, f queueFinal, limit int32) {
 			}
 			seen[d.count] = d.consumer
 			if c, ok := done[at]; ok && d.count > c {
-				v.add(vQAfterDone, "%v delivered to %s with count %d after an acknowledgement of delivery %d was confirmed", at, d.consumer, d.count, c)
+				v.add(vQAfterDone, "%v delivered to %s with count %d after an acknowledgement of delivery %d was confirmed: deliveries %v, acknowledgements %v",
+					at, d.consumer, d.count, c, h.deliveries[at], h.acks[at])
 			}
 		}
 	}
@@ -338,7 +357,10 @@ func TestJepsenQueues(t *testing.T) {
 	started := time.Now()
 	objects := filepath.Join(t.TempDir(), "objects")
 	b1 := harness.Start(t, harness.Options{BrokerID: 1, ObjectStore: objects})
-	b2 := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: objects, EtcdEndpoints: b1.EtcdURL})
+	// Broker 2's lease is short, so when it stays down a little longer
+	// its partitions move to broker 1 (which then serves their share
+	// partitions from etcd, honouring broker 2's locks) and back again.
+	b2 := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: objects, EtcdEndpoints: b1.EtcdURL, Config: "etcd:\n  lease-ttl: 2s\n"})
 	procs := map[int]*harness.Proc{1: b1, 2: b2}
 	seeds := []string{b1.Kafka, b2.Kafka}
 	t.Logf("brokers up after %v", time.Since(started).Round(time.Millisecond))
@@ -356,6 +378,7 @@ func TestJepsenQueues(t *testing.T) {
 	})
 
 	h := newQueueHistory()
+	h.start = started
 	producer := newClient(t, seeds,
 		kgo.DefaultProduceTopic(queueTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -407,9 +430,13 @@ func TestJepsenQueues(t *testing.T) {
 			id := cfg.killBroker[kills%len(cfg.killBroker)]
 			kills++
 			b := procs[id]
-			h.fault("SIGKILL broker %d at %v", id, time.Since(started).Round(time.Millisecond))
+			down := time.Duration(200+rng.IntN(1000)) * time.Millisecond
+			if kills%2 == 0 {
+				down = time.Duration(3000+rng.IntN(1000)) * time.Millisecond // past broker 2's lease
+			}
+			h.fault("SIGKILL broker %d at %v, down %v", id, time.Since(started).Round(time.Millisecond), down)
 			b.Kill()
-			time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
+			time.Sleep(down)
 			b.Restart()
 			for _, p := range procs {
 				p.WaitReady(2 * time.Minute)
