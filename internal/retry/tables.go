@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/stream"
@@ -52,6 +53,8 @@ type TablesOptions struct {
 	Interval time.Duration
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Metrics registers runnel_retry_parked_keys (nil: not registered).
+	Metrics prometheus.Registerer
 }
 
 // Tables keeps the parked-keys table of every ordered group this broker
@@ -64,6 +67,9 @@ type Tables struct {
 	wg     sync.WaitGroup
 
 	groups map[string]*table // owned by the goroutine
+	// parkedKeys is the number of keys holding records back, per ordered
+	// group this broker coordinates.
+	parkedKeys *prometheus.GaugeVec
 }
 
 // table is the state of one group's table on its coordinator.
@@ -100,7 +106,14 @@ func NewTables(o TablesOptions) *Tables {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Tables{o: o, logger: o.Logger.With("component", "retry-tables"), groups: map[string]*table{}}
+	s := &Tables{o: o, logger: o.Logger.With("component", "retry-tables"), groups: map[string]*table{},
+		parkedKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "runnel", Subsystem: "retry", Name: "parked_keys",
+			Help: "Keys of an ordered retry policy whose later records wait behind a parked record, per group (reported by the group's coordinator)."},
+			[]string{"group"})}
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(s.parkedKeys)
+	}
+	return s
 }
 
 // Start runs passes every Interval until Close.
@@ -167,6 +180,7 @@ func (s *Tables) pass(ctx context.Context) {
 	for g := range s.groups {
 		if !seen[g] {
 			delete(s.groups, g) // another broker's now, or no longer ordered
+			s.parkedKeys.DeleteLabelValues(g)
 		}
 	}
 }
@@ -212,7 +226,15 @@ func (s *Tables) update(ctx context.Context, t *table, committed map[string]map[
 			}
 		}
 	}
-	keys, values := diffTable(t.published, buildTable(waiting, t.marks))
+	want := buildTable(waiting, t.marks)
+	n := 0
+	for _, k := range want {
+		if len(k.Parked) > 0 {
+			n++
+		}
+	}
+	s.parkedKeys.WithLabelValues(t.group).Set(float64(n))
+	keys, values := diffTable(t.published, want)
 	prog, _ := json.Marshal(Progress{Ends: ends})
 	if len(keys) == 0 && string(prog) == string(t.progress) {
 		return nil

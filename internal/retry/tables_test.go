@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/stream"
@@ -220,6 +221,15 @@ func TestTables(t *testing.T) {
 		if !reflect.DeepEqual(prog.Ends, ends) {
 			t.Fatalf("%s: progress %v, want %v", step, prog.Ends, ends)
 		}
+		n := 0
+		for _, p := range want {
+			if len(p) > 0 {
+				n++
+			}
+		}
+		if g := testutil.ToFloat64(s.parkedKeys.WithLabelValues("g")); g != float64(n) {
+			t.Fatalf("%s: runnel_retry_parked_keys %v, want %d", step, g, n)
+		}
 	}
 	ends := func(a, b int64) map[string]map[int32]int64 {
 		return map[string]map[int32]int64{"retry.g.1": {0: a}, "retry.g.2": {0: b}}
@@ -273,5 +283,8 @@ func TestTables(t *testing.T) {
 	s.pass(ctx)
 	if l.writes != writes || len(s.groups) != 0 {
 		t.Fatal("a broker that no longer coordinates the group wrote its table")
+	}
+	if n := testutil.CollectAndCount(s.parkedKeys); n != 0 {
+		t.Fatalf("a broker that no longer coordinates the group still reports %d series", n)
 	}
 }
