@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -69,14 +70,15 @@ func (l *retryLog) snapshot() []retryCall {
 	return slices.Clone(l.calls)
 }
 
-// runWorkers starts n retry-contract consumers of group and stops them
-// when the test ends.
-func runWorkers(ctx context.Context, t *testing.T, n int, o retrytest.Options, l *retryLog) {
+// runWorkers starts a retry-contract consumer of group per entry of seeds
+// (the brokers it bootstraps from) and stops them when the test ends.
+func runWorkers(ctx context.Context, t *testing.T, seeds [][]string, o retrytest.Options, l *retryLog) {
 	t.Helper()
 	var wg sync.WaitGroup
 	wctx, stop := context.WithCancel(ctx)
-	for i := range n {
+	for i := range seeds {
 		o := o
+		o.Brokers = seeds[i]
 		o.Handle = l.handler(i)
 		o.Opts = append(o.Opts, kgo.FetchMaxWait(100*time.Millisecond), kgo.ClientID(fmt.Sprint("retry-worker-", i)))
 		w, err := retrytest.NewWorker(o)
@@ -134,7 +136,6 @@ func TestRetryContract(t *testing.T) {
 	defer cancel()
 	seeds := []string{b.Kafka}
 	cl := newClient(t, seeds)
-	adm := kadm.NewClient(cl)
 	delays := []time.Duration{300 * time.Millisecond, 500 * time.Millisecond}
 
 	t.Run("retries and dead letters", func(t *testing.T) {
@@ -145,7 +146,7 @@ func TestRetryContract(t *testing.T) {
 			recs = append(recs, &kgo.Record{Topic: "orders", Partition: int32(i % 2), Key: []byte(fmt.Sprint("k", i)), Value: []byte(fmt.Sprint("v", i))})
 		}
 		l := newRetryLog(map[string]int{"v4": 1, "v7": 2, "v9": 3}, len(delays), len(recs))
-		runWorkers(ctx, t, 1, retrytest.Options{Brokers: seeds, Group: "billing", Topics: []string{"orders"},
+		runWorkers(ctx, t, [][]string{seeds}, retrytest.Options{Group: "billing", Topics: []string{"orders"},
 			Levels: len(delays), DeadLetterTopic: "dlq.billing"}, l)
 		pcl := newClient(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -206,100 +207,128 @@ func TestRetryContract(t *testing.T) {
 	})
 
 	t.Run("ordered", func(t *testing.T) {
-		createTopic(ctx, t, cl, "events", 2, nil)
-		setGroupConfigs(ctx, t, cl, "ship", map[string]string{"errors.retry.delays.ms": "300,500", "errors.retry.ordered": "true"})
-		l := newRetryLog(map[string]int{"A1": 2, "B2": 1}, len(delays), 0)
-		runWorkers(ctx, t, 2, retrytest.Options{Brokers: seeds, Group: "ship", Topics: []string{"events"},
-			Levels: len(delays), DeadLetterTopic: "dlq.ship", Ordered: true}, l)
-		waitGroupAssigned(ctx, t, adm, "ship", 2)
+		checkOrdered(ctx, t, cl, [][]string{seeds, seeds})
+	})
+}
 
-		// Keys A and C on partition 0, B and D on partition 1, four
-		// records each, interleaved.
-		var recs []*kgo.Record
-		part := map[byte]int32{'A': 0, 'C': 0, 'B': 1, 'D': 1}
+// TestRetryOrderedTwoBrokers is the ordered check on two brokers sharing
+// one etcd and one object store, each consumer bootstrapping from its own
+// broker: the table is kept by the group's coordinator from records and
+// commits that arrive through either broker.
+func TestRetryOrderedTwoBrokers(t *testing.T) {
+	objects := filepath.Join(t.TempDir(), "objects")
+	b1 := harness.Start(t, harness.Options{BrokerID: 1, ObjectStore: objects})
+	b2 := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: objects, EtcdEndpoints: b1.EtcdURL})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := newClient(t, []string{b1.Kafka, b2.Kafka})
+	checkOrdered(ctx, t, cl, [][]string{{b1.Kafka}, {b2.Kafka}})
+}
+
+// checkOrdered runs two ordered consumers of group ship over topic events
+// (two partitions; keys A and C on one, B and D on the other, four records
+// each) where A1 fails twice and B2 once, and checks every key's records
+// were processed once each in their order, the records behind a failed one
+// waited for it and then went on together, the other keys were not held up,
+// and the parked-keys table ends empty.
+func checkOrdered(ctx context.Context, t *testing.T, cl *kgo.Client, seeds [][]string) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	delays := []time.Duration{300 * time.Millisecond, 500 * time.Millisecond}
+	all := slices.Concat(seeds...)
+	createTopic(ctx, t, cl, "events", 2, nil)
+	setGroupConfigs(ctx, t, cl, "ship", map[string]string{"errors.retry.delays.ms": "300,500", "errors.retry.ordered": "true"})
+	l := newRetryLog(map[string]int{"A1": 2, "B2": 1}, len(delays), 0)
+	runWorkers(ctx, t, seeds, retrytest.Options{Group: "ship", Topics: []string{"events"},
+		Levels: len(delays), DeadLetterTopic: "dlq.ship", Ordered: true}, l)
+	waitGroupAssigned(ctx, t, adm, "ship", len(seeds))
+
+	// Keys A and C on partition 0, B and D on partition 1, four
+	// records each, interleaved.
+	var recs []*kgo.Record
+	part := map[byte]int32{'A': 0, 'C': 0, 'B': 1, 'D': 1}
+	for i := 1; i <= 4; i++ {
+		for _, k := range "ABCD" {
+			recs = append(recs, &kgo.Record{Topic: "events", Partition: part[byte(k)], Key: []byte{byte(k)}, Value: fmt.Appendf(nil, "%c%d", k, i)})
+		}
+	}
+	l.mu.Lock()
+	l.want = len(recs)
+	l.mu.Unlock()
+	pcl := newClient(t, all, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		t.Fatalf("not every record processed: %+v", l.snapshot())
+	}
+	calls := l.snapshot()
+	order := map[byte][]string{}
+	seen := map[string]bool{}
+	var firstRetry time.Time
+	okAt := map[string]time.Time{}
+	for _, c := range calls {
+		if c.attempt > 0 && firstRetry.IsZero() {
+			firstRetry = c.at
+		}
+		if !c.ok {
+			continue
+		}
+		if seen[c.value] {
+			t.Fatalf("%s processed twice", c.value)
+		}
+		seen[c.value] = true
+		okAt[c.value] = c.at
+		order[c.value[0]] = append(order[c.value[0]], c.value)
+	}
+	for _, k := range "ABCD" {
+		want := []string{}
 		for i := 1; i <= 4; i++ {
-			for _, k := range "ABCD" {
-				recs = append(recs, &kgo.Record{Topic: "events", Partition: part[byte(k)], Key: []byte{byte(k)}, Value: fmt.Appendf(nil, "%c%d", k, i)})
+			want = append(want, fmt.Sprintf("%c%d", k, i))
+		}
+		if !slices.Equal(order[byte(k)], want) {
+			t.Errorf("key %c processed in the order %v, want %v", k, order[byte(k)], want)
+		}
+	}
+	// A's and B's records behind the failed ones waited for them;
+	// C and D were done before anything was retried.
+	if !okAt["A2"].After(okAt["A1"]) || !okAt["B3"].After(okAt["B2"]) || !okAt["B1"].Before(okAt["B2"]) {
+		t.Errorf("records of A or B did not wait for the failed ones: %v", okAt)
+	}
+	// Once a failed record is done, the records behind it go on
+	// together, not one retry delay apart.
+	if d := okAt["A4"].Sub(okAt["A2"]); d >= 250*time.Millisecond {
+		t.Errorf("A4 processed %v after A2", d)
+	}
+	for _, v := range []string{"C4", "D4"} {
+		if !okAt[v].Before(firstRetry) {
+			t.Errorf("%s processed at %v, after the first retry at %v: held up", v, okAt[v], firstRetry)
+		}
+	}
+	// The table lists no key once everything is processed.
+	for {
+		ends := endOffsets(ctx, t, cl, "retry.ship.parked")
+		parked := map[string]bool{}
+		consume(ctx, t, all, "retry.ship.parked", ends, func(r *kgo.Record) {
+			if k := string(r.Key); len(k) > 5 && k[:5] == "park/" {
+				parked[k] = r.Value != nil
+			}
+		})
+		left := 0
+		for _, on := range parked {
+			if on {
+				left++
 			}
 		}
-		l.mu.Lock()
-		l.want = len(recs)
-		l.mu.Unlock()
-		pcl := newClient(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
+		if len(parked) >= 2 && left == 0 {
+			break // A and B were listed, and are no longer
 		}
 		select {
-		case <-l.done:
 		case <-ctx.Done():
-			t.Fatalf("not every record processed: %+v", l.snapshot())
+			t.Fatalf("parked keys never cleared: %v", parked)
+		case <-time.After(100 * time.Millisecond):
 		}
-		calls := l.snapshot()
-		order := map[byte][]string{}
-		seen := map[string]bool{}
-		var firstRetry time.Time
-		okAt := map[string]time.Time{}
-		for _, c := range calls {
-			if c.attempt > 0 && firstRetry.IsZero() {
-				firstRetry = c.at
-			}
-			if !c.ok {
-				continue
-			}
-			if seen[c.value] {
-				t.Fatalf("%s processed twice", c.value)
-			}
-			seen[c.value] = true
-			okAt[c.value] = c.at
-			order[c.value[0]] = append(order[c.value[0]], c.value)
-		}
-		for _, k := range "ABCD" {
-			want := []string{}
-			for i := 1; i <= 4; i++ {
-				want = append(want, fmt.Sprintf("%c%d", k, i))
-			}
-			if !slices.Equal(order[byte(k)], want) {
-				t.Errorf("key %c processed in the order %v, want %v", k, order[byte(k)], want)
-			}
-		}
-		// A's and B's records behind the failed ones waited for them;
-		// C and D were done before anything was retried.
-		if !okAt["A2"].After(okAt["A1"]) || !okAt["B3"].After(okAt["B2"]) || !okAt["B1"].Before(okAt["B2"]) {
-			t.Errorf("records of A or B did not wait for the failed ones: %v", okAt)
-		}
-		// Once a failed record is done, the records behind it go on
-		// together, not one retry delay apart.
-		if d := okAt["A4"].Sub(okAt["A2"]); d >= 250*time.Millisecond {
-			t.Errorf("A4 processed %v after A2", d)
-		}
-		for _, v := range []string{"C4", "D4"} {
-			if !okAt[v].Before(firstRetry) {
-				t.Errorf("%s processed at %v, after the first retry at %v: held up", v, okAt[v], firstRetry)
-			}
-		}
-		// The table lists no key once everything is processed.
-		for {
-			ends := endOffsets(ctx, t, cl, "retry.ship.parked")
-			parked := map[string]bool{}
-			consume(ctx, t, seeds, "retry.ship.parked", ends, func(r *kgo.Record) {
-				if k := string(r.Key); len(k) > 5 && k[:5] == "park/" {
-					parked[k] = r.Value != nil
-				}
-			})
-			left := 0
-			for _, on := range parked {
-				if on {
-					left++
-				}
-			}
-			if len(parked) >= 2 && left == 0 {
-				break // A and B were listed, and are no longer
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("parked keys never cleared: %v", parked)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	})
+	}
 }
