@@ -28,6 +28,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/protocol"
 	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/registry/rules"
+	"github.com/runnel-dev/runnel/internal/retry"
 	"github.com/runnel-dev/runnel/internal/stream"
 	"github.com/runnel-dev/runnel/internal/telemetry/lag"
 )
@@ -44,6 +45,7 @@ type Broker struct {
 	cluster  *cluster.Cluster
 	groups   *groups.Coordinator
 	shares   shareServices // share groups (share.go)
+	retries  *retry.Tables // parked-keys tables of ordered retry policies (retry.go)
 	server   *protocol.Server
 	registry *prometheus.Registry
 	lag      *lag.Tracker // consumer lag of the groups this broker coordinates (lag.go)
@@ -227,8 +229,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		BrokerConfigs:      func() []config.Def { return config.BrokerDefs(cfg) },
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
+		// The clock LogAppendTime stamps with, so delayed topics are due
+		// on the same clock their timestamps came from.
+		Now: now,
 	}
 	b.shares.protocolOptions(&popts, b.groups)
+	b.retryOptions(&popts)
 	if err := b.openClientMetrics(ctx, &popts); err != nil {
 		return nil, err
 	}
@@ -348,6 +354,9 @@ func (b *Broker) Close() error {
 		errs = append(errs, b.clientMetrics.close())
 		if b.stopHousekeeping != nil {
 			b.stopHousekeeping()
+		}
+		if b.retries != nil {
+			errs = append(errs, b.retries.Close())
 		}
 		if b.groups != nil {
 			errs = append(errs, b.groups.Close())

@@ -75,6 +75,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newQuotaCommand(g),
 		newClientMetricsCommand(g),
 		newDLQCommand(g),
+		newRetryCommand(g),
 	)
 	wrapErrors(root, g)
 	return root

@@ -526,6 +526,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config: topic-defaults.%s: %w", k, err))
 		}
 	}
+	if _, ok := c.TopicDefaults[TopicDeliveryDelay]; ok {
+		bad("topic-defaults.%s: a delivery delay is set per topic, never for every topic", TopicDeliveryDelay)
+	}
 	if c.ClockOffset > MaxClockOffset || c.ClockOffset < -MaxClockOffset {
 		bad("clock-offset must be between -%s and %s, got %s", MaxClockOffset, MaxClockOffset, c.ClockOffset)
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Type is a Kafka config type, as reported by DescribeConfigs (KIP-569).
@@ -210,6 +211,26 @@ var SubjectNameStrategies = []string{
 	strategyClassPrefix + TopicNameStrategy, strategyClassPrefix + RecordNameStrategy, strategyClassPrefix + TopicRecordNameStrategy,
 }
 
+// TopicDeliveryDelay names the topic config of delayed topics: a batch is
+// served by Fetch only once its max timestamp + the delay is at or before
+// the broker's clock.
+const TopicDeliveryDelay = "delivery.delay.ms"
+
+// DeliveryDelay returns a topic's delivery delay from its own overrides (0
+// when unset or invalid). It is a per-topic setting: topic-defaults may not
+// set it, so the overrides alone decide.
+func DeliveryDelay(overrides map[string]string) time.Duration {
+	v, ok := overrides[TopicDeliveryDelay]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
 // topicDefs is the topic config table, with Kafka 4.x defaults and validators.
 var topicDefs = []Def{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", Synonym: "log.cleanup.policy",
@@ -227,6 +248,9 @@ var topicDefs = []Def{
 	{Name: "compression.zstd.level", Type: TypeInt, Default: "3", Synonym: "compression.zstd.level",
 		Validate: between(-131072, 22),
 		Doc:      "Compression level when compression.type is zstd."},
+	{Name: TopicDeliveryDelay, Type: TypeLong, Default: "0",
+		Validate: atLeast(0),
+		Doc:      "Runnel: a fetch returns a record batch only once its max timestamp plus this many milliseconds has passed on the broker's clock (delayed topics; retry topics use it with LogAppendTime). Set per topic only; 0 disables it."},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", Synonym: "log.cleaner.delete.retention.ms",
 		Validate: atLeast(0),
 		Doc:      "How long delete tombstones are kept on compacted topics."},

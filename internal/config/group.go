@@ -30,7 +30,15 @@ const (
 	GroupShareAcquireMode          = "share.acquire.mode"
 	GroupDLQTopicName              = "errors.deadletterqueue.topic.name"
 	GroupDLQCopyRecord             = "errors.deadletterqueue.copy.record.enable"
+	GroupRetryDelays               = "errors.retry.delays.ms"
+	GroupRetryOrdered              = "errors.retry.ordered"
 )
+
+// MaxRetryLevels bounds the delays of errors.retry.delays.ms.
+const MaxRetryLevels = 10
+
+// maxRetryDelayMs bounds one retry delay (7 days).
+const maxRetryDelayMs = 7 * 24 * 3600 * 1000
 
 var groupDefs = []Def{
 	{Name: GroupConsumerSessionTimeout, Type: TypeInt, Default: "45000", Validate: between(45000, 60000),
@@ -64,6 +72,10 @@ var groupDefs = []Def{
 		Doc: "batch_optimized acquires whole batches (may exceed max.poll.records); record_limit never acquires more records than asked (KIP-1206)."},
 	{Name: GroupDLQTopicName, Type: TypeString, Default: "", Validate: dlqTopicName,
 		Doc: "The dead-letter topic of a share group: rejected records and records past the delivery limit are written there (KIP-1191). Empty disables it."},
+	{Name: GroupRetryDelays, Type: TypeList, Default: "", Validate: retryDelays,
+		Doc: "Runnel: the retry policy of a consumer group, one delay in milliseconds per retry level (e.g. 1000,10000,60000); each level is a topic retry.<group>.<n> whose records are delivered that long after they were written, and a record failing at the last level goes to the dead-letter topic. Empty: no policy."},
+	{Name: GroupRetryOrdered, Type: TypeBoolean, Default: "false",
+		Doc: "Runnel: keep the order of each key across retries: once a record of a key is parked in a retry topic, later records of that key are parked behind it until it succeeds or is discarded (retry.<group>.parked lists the parked keys)."},
 	{Name: GroupDLQCopyRecord, Type: TypeBoolean, Default: "false",
 		Doc: "Whether a dead-letter record carries the original key and value, or only headers naming the original (KIP-1191)."},
 }
@@ -193,6 +205,37 @@ func autoOffsetReset(v string) error {
 		return nil
 	}
 	return fmt.Errorf("must be latest, earliest or by_duration:<ISO-8601 duration>")
+}
+
+// retryDelays accepts "" or up to MaxRetryLevels positive delays in
+// milliseconds.
+func retryDelays(v string) error {
+	items := SplitList(v)
+	if len(items) > MaxRetryLevels {
+		return fmt.Errorf("at most %d retry levels", MaxRetryLevels)
+	}
+	for _, it := range items {
+		n, err := strconv.ParseInt(it, 10, 64)
+		if err != nil || n < 1 || n > maxRetryDelayMs {
+			return fmt.Errorf("%q is not a delay in milliseconds between 1 and %d", it, maxRetryDelayMs)
+		}
+	}
+	return nil
+}
+
+// RetryDelays returns the delays of errors.retry.delays.ms in overrides
+// (nil: no retry policy, or a value that no longer validates).
+func RetryDelays(overrides map[string]string) []time.Duration {
+	v := overrides[GroupRetryDelays]
+	if retryDelays(v) != nil {
+		return nil
+	}
+	var out []time.Duration
+	for _, it := range SplitList(v) {
+		n, _ := strconv.ParseInt(it, 10, 64)
+		out = append(out, time.Duration(n)*time.Millisecond)
+	}
+	return out
 }
 
 // dlqTopicName accepts "" or a legal topic name.

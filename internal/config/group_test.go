@@ -51,6 +51,14 @@ func TestValidateGroupConfig(t *testing.T) {
 		{GroupShareAcquireMode, "record_limit", nil},
 		{GroupDLQTopicName, "dlq.orders", nil},
 		{GroupDLQTopicName, "bad name", ErrInvalidConfig},
+		{GroupRetryDelays, "1000, 10000,60000", nil},
+		{GroupRetryDelays, "", nil},
+		{GroupRetryDelays, "0", ErrInvalidConfig},
+		{GroupRetryDelays, "1s", ErrInvalidConfig},
+		{GroupRetryDelays, "1,2,3,4,5,6,7,8,9,10,11", ErrInvalidConfig},
+		{GroupRetryDelays, "604800001", ErrInvalidConfig},
+		{GroupRetryOrdered, "true", nil},
+		{GroupRetryOrdered, "yes", ErrInvalidConfig},
 		{"no.such.config", "1", ErrUnknownConfig},
 	} {
 		err := ValidateGroupConfig(tc.name, tc.value)
@@ -75,5 +83,16 @@ func TestResolveShareGroup(t *testing.T) {
 	if g.AutoOffsetReset != "by_duration" || g.ResetDuration != 5*time.Minute || g.LockDuration != 15*time.Second ||
 		!g.ReadCommitted || g.DeliveryCountLimit != 5 || g.DLQTopic != "dlq.x" {
 		t.Fatalf("overrides: %+v", g)
+	}
+}
+
+func TestRetryDelays(t *testing.T) {
+	if got := RetryDelays(map[string]string{GroupRetryDelays: "250, 1000"}); len(got) != 2 || got[0] != 250*time.Millisecond || got[1] != time.Second {
+		t.Fatalf("delays %v", got)
+	}
+	for _, m := range []map[string]string{nil, {GroupRetryDelays: ""}, {GroupRetryDelays: "-5"}} {
+		if got := RetryDelays(m); got != nil {
+			t.Fatalf("%v: delays %v, want none", m, got)
+		}
 	}
 }

@@ -23,6 +23,14 @@ package protocol
 // answered TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays
 // UNKNOWN_TOPIC_ID).
 //
+// Delayed topics (Runnel's delivery.delay.ms, the mechanism of retry topics):
+// a partition's records are cut before the first batch whose max timestamp
+// + the delay is still after the broker's clock (Options.Now), so a consumer
+// sees each batch once it is due and never one past an undue one. A long
+// poll then waits for the earliest due time on a timer as well as on
+// Log.Changed. A topic without the config costs one topic lookup per
+// request.
+//
 // Not done: follower fetching (ReplicaID is ignored: every fetcher is a
 // consumer), preferred read replica (KIP-392: always -1), leader epoch
 // fencing of CurrentLeaderEpoch and diverging epochs (the log has one
@@ -30,22 +38,27 @@ package protocol
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // fetchItem is one partition being answered.
 type fetchItem struct {
-	sp   *sessPart
-	code int16 // preset error (unknown topic id); 0 to read
-	err  error
-	res  FetchResult
-	read bool
+	sp *sessPart
+	// delayMs is the topic's delivery delay (0: none), resolved once per
+	// request.
+	delayMs int64
+	code    int16 // preset error (unknown topic id); 0 to read
+	err     error
+	res     FetchResult
+	read    bool
 }
 
 func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -215,10 +228,17 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 		defer t.Stop()
 		timer = t.C
 	}
+	s.fetchDelays(items)
+	var due *time.Timer // the next batch of a delayed topic becomes due
+	defer func() {
+		if due != nil {
+			due.Stop()
+		}
+	}()
 	synced := false
 	for {
 		changed := s.opts.Log.Changed() // before reading: no missed wake-up
-		total, outOfRange, failed := s.fetchRead(ctx, req, items)
+		total, outOfRange, failed, nextDue := s.fetchRead(ctx, req, items)
 		if outOfRange && !synced {
 			synced = true
 			if err := s.readBarrier(ctx); err != nil {
@@ -236,7 +256,18 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 		if failed || total >= int(req.MinBytes) || timer == nil {
 			return
 		}
+		var dueC <-chan time.Time
+		if nextDue > 0 {
+			wait := max(time.Duration(nextDue-s.now().UnixMilli())*time.Millisecond, time.Millisecond)
+			if due == nil {
+				due = time.NewTimer(wait)
+			} else {
+				due.Reset(wait)
+			}
+			dueC = due.C
+		}
 		select {
+		case <-dueC:
 		case <-changed:
 		case <-timer:
 			return
@@ -248,10 +279,52 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 	}
 }
 
+// fetchDelays resolves each item's delivery delay: one topic lookup per
+// topic (items of one topic are adjacent).
+func (s *Server) fetchDelays(items []*fetchItem) {
+	var last TopicID
+	var lastDelay int64
+	looked := false
+	for _, it := range items {
+		if it.code != 0 {
+			continue
+		}
+		if !looked || it.sp.topicID != last {
+			last, lastDelay, looked = it.sp.topicID, 0, true
+			if ti, ok := s.opts.Log.TopicByID(last); ok {
+				lastDelay = config.DeliveryDelay(ti.Configs).Milliseconds()
+			}
+		}
+		it.delayMs = lastDelay
+	}
+}
+
+// cutUndue returns the prefix of records (whole batches) whose batches are
+// due at nowMs (max timestamp + delayMs <= nowMs) and, when a batch was cut,
+// the time it becomes due (0 when nothing was cut).
+func cutUndue(records []byte, nowMs, delayMs int64) ([]byte, int64) {
+	const (
+		offLength, offMaxTS, headerLen = 8, 35, 61
+	)
+	pos := 0
+	for pos+headerLen <= len(records) {
+		n := int(int32(binary.BigEndian.Uint32(records[pos+offLength:]))) + 12
+		if n < headerLen || pos+n > len(records) {
+			break // not a whole batch: leave it to the client
+		}
+		if dueAt := int64(binary.BigEndian.Uint64(records[pos+offMaxTS:])) + delayMs; dueAt > nowMs {
+			return records[:pos], dueAt
+		}
+		pos += n
+	}
+	return records, 0
+}
+
 // fetchRead reads every item once within the request's byte budgets. It
-// returns the bytes read, whether any partition was past its high watermark
-// and whether any partition failed.
-func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, items []*fetchItem) (total int, outOfRange, failed bool) {
+// returns the bytes read, whether any partition was past its high
+// watermark, whether any partition failed, and the earliest time a batch
+// cut from a delayed topic becomes due (0: none was cut).
+func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, items []*fetchItem) (total int, outOfRange, failed bool, nextDue int64) {
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
 		maxBytes = int(^uint32(0) >> 1)
@@ -292,11 +365,17 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, items []
 			}
 			continue
 		}
+		if it.delayMs > 0 && len(res.Records) > 0 {
+			var dueAt int64
+			if res.Records, dueAt = cutUndue(res.Records, s.now().UnixMilli(), it.delayMs); dueAt > 0 && (nextDue == 0 || dueAt < nextDue) {
+				nextDue = dueAt
+			}
+		}
 		if total > 0 && len(res.Records) > pmax {
 			res.Records = nil // only the first partition with data may overshoot
 		}
 		it.res, it.read = res, true
 		total += len(res.Records)
 	}
-	return total, outOfRange, failed
+	return total, outOfRange, failed, nextDue
 }

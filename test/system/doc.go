@@ -6,9 +6,12 @@
 // checkers: transactions and idempotence under crashes and store faults
 // (jepsen_test.go), and the log under watch backlogs, maintainer handovers,
 // an etcd link cut past the lease and skewed clocks (faults_test.go).
+// retry_test.go runs the retry contract of consumer groups (README,
+// "Retries and dead letters") with internal/retry/retrytest, the client
+// side of that contract written with franz-go.
 //
 // The package has no non-test code besides this file. It never imports the
-// broker's internal packages: everything it checks is observable from the
+// broker's internal packages (only client-side test helpers): everything it checks is observable from the
 // outside (Kafka protocol, /metrics, exit status and output, and the keys
 // the brokers share in etcd, read with the etcd client).
 //
