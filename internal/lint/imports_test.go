@@ -39,6 +39,8 @@ var rules = []struct {
 		module + "internal/stream", module + "internal/groups", module + "internal/registry", module + "internal/objstore"},
 		"security is called by the front ends; it imports no handler and never touches the log (doc.go)"},
 	{"internal/config", []string{module + "internal/"}, "configuration is a leaf"},
+	{"internal/metadata", []string{module + "internal/"},
+		"the etcd connection and the prefix mirror are a leaf that auth, groups and the broker build on (doc.go)"},
 	{"internal/retry", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli",
 		module + "internal/groups", module + "internal/share"},
 		"retry policies are wired in by the broker and reach the log through their own interfaces (doc.go)"},
