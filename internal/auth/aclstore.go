@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/metadata"
 )
 
 // ACLSet is an immutable, indexed snapshot of every ACL. The zero value
@@ -116,17 +115,9 @@ type ACLStore struct {
 	cli    *clientv3.Client
 	prefix string // "<prefix>/security/acls/"
 	log    *slog.Logger
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mirror *metadata.Mirror[ACL]
 
 	set atomic.Pointer[ACLSet] // read on every authorization, lock-free
-
-	mu      sync.Mutex
-	acls    map[string]ACL // by key below prefix
-	rev     int64          // etcd revision the cache reflects
-	changed chan struct{}  // closed and replaced on every change of rev
 }
 
 // ErrStoreClosed is returned by store calls after Close.
@@ -142,30 +133,28 @@ func OpenACLStore(ctx context.Context, cli *clientv3.Client, prefix string, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sctx, cancel := context.WithCancel(context.Background())
 	s := &ACLStore{
-		cli:     cli,
-		prefix:  strings.TrimSuffix(prefix, "/") + "/security/acls/",
-		log:     log,
-		ctx:     sctx,
-		cancel:  cancel,
-		changed: make(chan struct{}),
+		cli:    cli,
+		prefix: strings.TrimSuffix(prefix, "/") + "/security/acls/",
+		log:    log,
 	}
-	rev, err := s.load(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
+	s.mirror = metadata.NewMirror(metadata.MirrorOptions[ACL]{
+		Client:  cli,
+		Prefix:  s.prefix,
+		What:    "ACLs",
+		Decode:  s.decode,
+		Publish: s.publish,
+		Logger:  log,
+	})
+	if err := s.mirror.Start(ctx); err != nil {
+		return nil, fmt.Errorf("auth: load ACLs: %w", err)
 	}
-	s.wg.Add(1)
-	go s.watchLoop(rev)
 	return s, nil
 }
 
 // Close stops the watch.
 func (s *ACLStore) Close() error {
-	s.cancel()
-	s.wg.Wait()
-	return nil
+	return s.mirror.Close()
 }
 
 // Snapshot returns the current ACLs.
@@ -173,117 +162,31 @@ func (s *ACLStore) Snapshot() *ACLSet {
 	return s.set.Load()
 }
 
-// load replaces the cache with everything under the prefix.
-func (s *ACLStore) load(ctx context.Context) (int64, error) {
-	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
-	if err != nil {
-		return 0, fmt.Errorf("auth: load ACLs: %w", err)
-	}
-	m := make(map[string]ACL, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if a, ok := s.decode(kv.Key, kv.Value); ok {
-			m[strings.TrimPrefix(string(kv.Key), s.prefix)] = a
-		}
-	}
-	s.mu.Lock()
-	s.acls = m
-	s.publishLocked(resp.Header.Revision)
-	s.mu.Unlock()
-	return resp.Header.Revision, nil
-}
-
-func (s *ACLStore) decode(key, value []byte) (ACL, bool) {
+func (s *ACLStore) decode(key string, value []byte) (ACL, bool) {
 	var a ACL
 	if err := json.Unmarshal(value, &a); err != nil {
-		s.log.Warn("ignoring an undecodable ACL", "key", string(key), "err", err)
+		s.log.Warn("ignoring an undecodable ACL", "key", key, "err", err)
 		return ACL{}, false
 	}
 	if err := a.Validate(); err != nil {
-		s.log.Warn("ignoring an invalid ACL", "key", string(key), "err", err)
+		s.log.Warn("ignoring an invalid ACL", "key", key, "err", err)
 		return ACL{}, false
 	}
 	return a, true
 }
 
-// publishLocked rebuilds the snapshot and wakes revision waiters.
-func (s *ACLStore) publishLocked(rev int64) {
-	keys := make([]string, 0, len(s.acls))
-	for k := range s.acls {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	all := make([]ACL, 0, len(keys))
-	for _, k := range keys {
-		all = append(all, s.acls[k])
-	}
-	s.set.Store(NewACLSet(all))
-	if rev > s.rev {
-		s.rev = rev
-	}
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-// watchLoop applies changes from rev+1 on, reloading everything when the
-// watch breaks (a compaction, a lost leader).
-func (s *ACLStore) watchLoop(rev int64) {
-	defer s.wg.Done()
-	delay := 50 * time.Millisecond
-	for {
-		wch := s.cli.Watch(clientv3.WithRequireLeader(s.ctx), s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for wresp := range wch {
-			if err := wresp.Err(); err != nil {
-				s.log.Warn("ACL watch broken", "err", err)
-				break
-			}
-			s.mu.Lock()
-			for _, ev := range wresp.Events {
-				k := strings.TrimPrefix(string(ev.Kv.Key), s.prefix)
-				if ev.Type == clientv3.EventTypeDelete {
-					delete(s.acls, k)
-				} else if a, ok := s.decode(ev.Kv.Key, ev.Kv.Value); ok {
-					s.acls[k] = a
-				}
-			}
-			s.publishLocked(wresp.Header.Revision)
-			s.mu.Unlock()
-			rev = wresp.Header.Revision
-			delay = 50 * time.Millisecond
-		}
-		for {
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, 2*time.Second)
-			r, err := s.load(s.ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			s.log.Warn("reloading ACLs", "err", err)
-		}
-	}
+// publish rebuilds the snapshot from the mirror's ACLs (in key order).
+func (s *ACLStore) publish(acls []ACL) {
+	s.set.Store(NewACLSet(acls))
 }
 
 // waitRev waits until the cache reflects revision rev.
 func (s *ACLStore) waitRev(ctx context.Context, rev int64) error {
-	for {
-		s.mu.Lock()
-		ok, ch := s.rev >= rev, s.changed
-		s.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.ctx.Done():
-			return ErrStoreClosed
-		}
+	err := s.mirror.WaitRev(ctx, rev)
+	if errors.Is(err, metadata.ErrMirrorClosed) {
+		return ErrStoreClosed
 	}
+	return err
 }
 
 // Create stores each binding (storing one that exists changes nothing) and
@@ -377,7 +280,7 @@ func (s *ACLStore) Delete(ctx context.Context, filters []Filter) ([][]ACL, []err
 			if taken[k] {
 				continue
 			}
-			a, ok := s.decode(kv.Key, kv.Value)
+			a, ok := s.decode(k, kv.Value)
 			if !ok || !f.Matches(a) {
 				continue
 			}
