@@ -15,12 +15,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/metadata"
 )
 
 // Kafka's limits on a SCRAM credential's iteration count.
@@ -91,14 +90,17 @@ type Credentials struct {
 	client *clientv3.Client
 	prefix string // ".../security/scram/"
 	log    *slog.Logger
+	mirror *metadata.Mirror[storedCredential]
 
 	mu      sync.Mutex
 	users   map[string]map[string]Credential // user -> mechanism -> credential
-	rev     int64                            // etcd revision the cache reflects
-	changed chan struct{}                    // closed and replaced when rev advances
+	changed chan struct{}                    // closed and replaced when users is
+}
 
-	cancel context.CancelFunc
-	done   chan struct{}
+// storedCredential is one key of the store, decoded.
+type storedCredential struct {
+	user, mech string
+	cred       Credential
 }
 
 // NewCredentials loads the credentials from etcd and starts watching them;
@@ -117,62 +119,42 @@ func NewCredentials(ctx context.Context, o CredentialsOptions) (*Credentials, er
 		client:  o.Client,
 		prefix:  strings.TrimSuffix(o.Prefix, "/") + "/security/scram/",
 		log:     o.Logger,
+		users:   map[string]map[string]Credential{},
 		changed: make(chan struct{}),
-		done:    make(chan struct{}),
 	}
-	if err := c.load(ctx); err != nil {
-		return nil, err
+	c.mirror = metadata.NewMirror(metadata.MirrorOptions[storedCredential]{
+		Client:  o.Client,
+		Prefix:  c.prefix,
+		What:    "SCRAM credentials",
+		Decode:  c.decode,
+		Publish: c.publish,
+		Logger:  o.Logger,
+	})
+	if err := c.mirror.Start(ctx); err != nil {
+		return nil, fmt.Errorf("auth: load SCRAM credentials: %w", err)
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	go c.watch(wctx)
 	return c, nil
 }
 
 // Close stops the watch and waits for it.
 func (c *Credentials) Close() error {
-	c.cancel()
-	<-c.done
-	return nil
-}
-
-// load replaces the cache with what etcd holds.
-func (c *Credentials) load(ctx context.Context) error {
-	resp, err := c.client.Get(ctx, c.prefix, clientv3.WithPrefix())
-	if err != nil {
-		return fmt.Errorf("auth: load SCRAM credentials: %w", err)
-	}
-	users := map[string]map[string]Credential{}
-	for _, kv := range resp.Kvs {
-		user, mech, cred, ok := c.decode(kv.Key, kv.Value)
-		if !ok {
-			continue
-		}
-		if users[user] == nil {
-			users[user] = map[string]Credential{}
-		}
-		users[user][mech] = cred
-	}
-	c.mu.Lock()
-	c.users = users
-	c.advance(resp.Header.Revision)
-	c.mu.Unlock()
-	return nil
+	return c.mirror.Close()
 }
 
 // decode parses one key and value; a key or value it cannot read is
 // logged and skipped (it was not written by this store).
-func (c *Credentials) decode(key, value []byte) (user, mech string, cred Credential, ok bool) {
-	user, mech, ok = c.splitKey(string(key))
+func (c *Credentials) decode(key string, value []byte) (storedCredential, bool) {
+	user, mech, ok := c.splitKey(key)
 	if !ok {
-		c.log.Warn("auth: ignoring a SCRAM credential key of unknown shape", "key", string(key))
-		return "", "", Credential{}, false
+		c.log.Warn("auth: ignoring a SCRAM credential key of unknown shape", "key", key)
+		return storedCredential{}, false
 	}
+	var cred Credential
 	if err := json.Unmarshal(value, &cred); err != nil || cred.Iterations <= 0 || len(cred.StoredKey) == 0 {
-		c.log.Warn("auth: ignoring an unreadable SCRAM credential", "key", string(key), "err", err)
-		return "", "", Credential{}, false
+		c.log.Warn("auth: ignoring an unreadable SCRAM credential", "key", key, "err", err)
+		return storedCredential{}, false
 	}
-	return user, mech, cred, true
+	return storedCredential{user: user, mech: mech, cred: cred}, true
 }
 
 func (c *Credentials) key(user, mech string) string { return c.prefix + user + "/" + mech }
@@ -191,91 +173,28 @@ func (c *Credentials) splitKey(k string) (user, mech string, ok bool) {
 	return rest[:i], rest[i+1:], true
 }
 
-// advance records that the cache reflects rev. Callers hold mu.
-func (c *Credentials) advance(rev int64) {
-	if rev > c.rev {
-		c.rev = rev
-		close(c.changed)
-		c.changed = make(chan struct{})
+// publish replaces the cache with the mirror's credentials.
+func (c *Credentials) publish(stored []storedCredential) {
+	users := map[string]map[string]Credential{}
+	for _, s := range stored {
+		if users[s.user] == nil {
+			users[s.user] = map[string]Credential{}
+		}
+		users[s.user][s.mech] = s.cred
 	}
-}
-
-// watch applies etcd's changes to the cache until ctx ends, reloading
-// after a compaction or a broken watch.
-func (c *Credentials) watch(ctx context.Context) {
-	defer close(c.done)
-	for ctx.Err() == nil {
-		c.mu.Lock()
-		from := c.rev + 1
-		c.mu.Unlock()
-		wch := c.client.Watch(clientv3.WithRequireLeader(ctx), c.prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
-		for wr := range wch {
-			if err := wr.Err(); err != nil {
-				if !errors.Is(err, rpctypes.ErrCompacted) && ctx.Err() == nil {
-					c.log.Warn("auth: SCRAM credential watch failed; restarting", "err", err)
-				}
-				break
-			}
-			c.apply(wr)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		// Reload the whole set: events may have been compacted away.
-		for ctx.Err() == nil {
-			if err := c.load(ctx); err == nil {
-				break
-			} else if ctx.Err() == nil {
-				c.log.Warn("auth: reloading SCRAM credentials failed; retrying", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
-	}
-}
-
-func (c *Credentials) apply(wr clientv3.WatchResponse) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, ev := range wr.Events {
-		if ev.Type == clientv3.EventTypeDelete {
-			if user, mech, ok := c.splitKey(string(ev.Kv.Key)); ok {
-				delete(c.users[user], mech)
-				if len(c.users[user]) == 0 {
-					delete(c.users, user)
-				}
-			}
-			continue
-		}
-		user, mech, cred, ok := c.decode(ev.Kv.Key, ev.Kv.Value)
-		if !ok {
-			continue
-		}
-		if c.users[user] == nil {
-			c.users[user] = map[string]Credential{}
-		}
-		c.users[user][mech] = cred
-	}
-	c.advance(wr.Header.Revision)
+	c.users = users
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
 }
 
 // waitRev waits until the cache reflects rev.
 func (c *Credentials) waitRev(ctx context.Context, rev int64) error {
-	for {
-		c.mu.Lock()
-		ok, ch := c.rev >= rev, c.changed
-		c.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("auth: waiting for the credential change to apply: %w", ctx.Err())
-		}
+	if err := c.mirror.WaitRev(ctx, rev); err != nil {
+		return fmt.Errorf("auth: waiting for the credential change to apply: %w", err)
 	}
+	return nil
 }
 
 // ValidSCRAMUser checks a credential's user name and mechanism the way
