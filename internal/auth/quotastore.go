@@ -16,6 +16,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/metadata"
 )
 
 // QuotaOptions configures Quotas. Client is required.
@@ -49,7 +51,8 @@ type Quotas struct {
 	cfgKey   string // "<prefix>/security/quotas/"
 	usageKey string // "<prefix>/security/quota-usage/"
 
-	configs atomic.Pointer[quotaConfigs]
+	configs atomic.Pointer[quotaConfigs] // published by mirror
+	mirror  *metadata.Mirror[storedQuota]
 
 	mu      sync.Mutex // guards sensors and buckets
 	sensors map[usageKey]*sensor
@@ -111,21 +114,33 @@ func NewQuotas(opts QuotaOptions) *Quotas {
 	}
 	empty := quotaConfigs{}
 	q.configs.Store(&empty)
+	q.mirror = metadata.NewMirror(metadata.MirrorOptions[storedQuota]{
+		Client:  opts.Client,
+		Prefix:  q.cfgKey,
+		What:    "quotas",
+		Decode:  q.decodeConfig,
+		Publish: q.publishConfigs,
+		Logger:  opts.Logger,
+	})
 	return q
+}
+
+// storedQuota is one quota key, decoded.
+type storedQuota struct {
+	entity QuotaEntity
+	values map[QuotaKey]float64
 }
 
 // Start loads the quotas and starts watching them, watching the other
 // brokers' rates and publishing this broker's. It returns once the quotas
 // are loaded.
 func (q *Quotas) Start(ctx context.Context) error {
-	rev, err := q.loadConfigs(ctx)
-	if err != nil {
-		return err
+	if err := q.mirror.Start(ctx); err != nil {
+		return fmt.Errorf("auth: load quotas: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	q.cancel = cancel
-	q.wg.Add(3)
-	go q.watchConfigs(rctx, rev)
+	q.wg.Add(2)
 	go q.watchUsage(rctx)
 	go q.publish(rctx)
 	return nil
@@ -139,7 +154,7 @@ func (q *Quotas) Close() error {
 		q.wg.Wait()
 		q.cancel = nil
 	}
-	return nil
+	return q.mirror.Close()
 }
 
 // entityPath is an entity's key below the quota prefix: "users/<u>",
@@ -201,71 +216,31 @@ func decodeValues(b []byte) (map[QuotaKey]float64, error) {
 	return out, nil
 }
 
-func (q *Quotas) loadConfigs(ctx context.Context) (int64, error) {
-	resp, err := q.opts.Client.Get(ctx, q.cfgKey, clientv3.WithPrefix())
-	if err != nil {
-		return 0, fmt.Errorf("auth: load quotas: %w", err)
+// decodeConfig decodes one stored quota key; a malformed key or value is
+// logged and skipped.
+func (q *Quotas) decodeConfig(key string, value []byte) (storedQuota, bool) {
+	e, ok := parseEntityPath(strings.TrimPrefix(key, q.cfgKey))
+	if !ok {
+		q.log.Warn("auth: ignoring a malformed quota key", "key", key)
+		return storedQuota{}, false
 	}
-	qc := quotaConfigs{}
-	for _, kv := range resp.Kvs {
-		q.applyKV(qc, mvccpb.PUT, kv)
+	vs, err := decodeValues(value)
+	if err != nil {
+		q.log.Warn("auth: ignoring a malformed quota value", "key", key, "err", err)
+		return storedQuota{}, false
+	}
+	return storedQuota{entity: e, values: vs}, true
+}
+
+// publishConfigs replaces the quotas Record reads with the mirror's (in
+// key order: of two keys naming one entity, escaped differently, the same
+// one wins on every broker).
+func (q *Quotas) publishConfigs(stored []storedQuota) {
+	qc := make(quotaConfigs, len(stored))
+	for _, sq := range stored {
+		qc[sq.entity] = sq.values
 	}
 	q.configs.Store(&qc)
-	return resp.Header.Revision, nil
-}
-
-// applyKV applies one stored or watched key to qc.
-func (q *Quotas) applyKV(qc quotaConfigs, typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) {
-	e, ok := parseEntityPath(strings.TrimPrefix(string(kv.Key), q.cfgKey))
-	if !ok {
-		q.log.Warn("auth: ignoring a malformed quota key", "key", string(kv.Key))
-		return
-	}
-	if typ == mvccpb.DELETE {
-		delete(qc, e)
-		return
-	}
-	vs, err := decodeValues(kv.Value)
-	if err != nil {
-		q.log.Warn("auth: ignoring a malformed quota value", "key", string(kv.Key), "err", err)
-		return
-	}
-	qc[e] = vs
-}
-
-// watchConfigs keeps the cache current from rev on; after a watch error
-// (compaction, a lost connection) it reloads everything.
-func (q *Quotas) watchConfigs(ctx context.Context, rev int64) {
-	defer q.wg.Done()
-	for ctx.Err() == nil {
-		wch := q.opts.Client.Watch(clientv3.WithRequireLeader(ctx), q.cfgKey, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for wr := range wch {
-			if wr.Err() != nil {
-				break
-			}
-			next := quotaConfigs{}
-			for e, vs := range *q.configs.Load() {
-				next[e] = vs
-			}
-			for _, ev := range wr.Events {
-				q.applyKV(next, ev.Type, ev.Kv)
-			}
-			q.configs.Store(&next)
-			rev = wr.Header.Revision
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		for ctx.Err() == nil {
-			r, err := q.loadConfigs(ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			q.log.Warn("auth: reloading quotas", "err", err)
-			sleepCtx(ctx, time.Second)
-		}
-	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -291,7 +266,9 @@ func (q *Quotas) Describe(ctx context.Context, f QuotaFilter) ([]QuotaEntry, err
 	}
 	qc := quotaConfigs{}
 	for _, kv := range resp.Kvs {
-		q.applyKV(qc, mvccpb.PUT, kv)
+		if sq, ok := q.decodeConfig(string(kv.Key), kv.Value); ok {
+			qc[sq.entity] = sq.values
+		}
 	}
 	return qc.matching(match), nil
 }
