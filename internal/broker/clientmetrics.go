@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/runnel-dev/runnel/internal/metadata"
 	"github.com/runnel-dev/runnel/internal/protocol"
 	"github.com/runnel-dev/runnel/internal/telemetry/clientmetrics"
 )
@@ -28,14 +27,7 @@ type clientMetrics struct {
 	fwd    *clientmetrics.OTLPForwarder // nil unless telemetry.client-metrics-otlp-endpoint
 	cli    *clientv3.Client
 	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu      sync.Mutex
-	configs map[string]map[string]string // by name
-	rev     int64                        // the etcd revision configs reflect
-	changed chan struct{}                // closed when rev moves
+	mirror *metadata.Mirror[clientmetrics.Subscription] // by key; owns the watch
 }
 
 // openClientMetrics loads the subscriptions, starts the watch and serves
@@ -44,12 +36,7 @@ type clientMetrics struct {
 // forwarded to that collector.
 func (b *Broker) openClientMetrics(ctx context.Context, opts *protocol.Options) (err error) {
 	tc := b.cfg.Telemetry
-	c := &clientMetrics{
-		cli:     b.cli,
-		log:     b.log,
-		configs: map[string]map[string]string{},
-		changed: make(chan struct{}),
-	}
+	c := &clientMetrics{cli: b.cli, log: b.log}
 	mopts := clientmetrics.Options{MaxBytes: tc.ClientMetricsBytes()}
 	if tc.ClientMetricsOTLPEndpoint != "" {
 		c.fwd, err = clientmetrics.NewOTLPForwarder(clientmetrics.ForwarderOptions{Endpoint: tc.ClientMetricsOTLPEndpoint, Logger: b.log})
@@ -68,16 +55,21 @@ func (b *Broker) openClientMetrics(ctx context.Context, opts *protocol.Options) 
 		b.log.Info("broker: forwarding client metrics", "endpoint", tc.ClientMetricsOTLPEndpoint)
 	}
 	c.Manager = clientmetrics.New(mopts)
-	rev, err := c.load(ctx)
-	if err != nil {
+	c.mirror = metadata.NewMirror(metadata.MirrorOptions[clientmetrics.Subscription]{
+		Client:  b.cli,
+		Prefix:  clientMetricsPrefix,
+		What:    "client metrics subscriptions",
+		Decode:  c.decode,
+		Publish: c.publish,
+		Logger:  b.log,
+	})
+	if err := c.mirror.Start(ctx); err != nil { // the watch is c's: ends on close
 		return fmt.Errorf("broker: client metrics subscriptions: %w", err)
 	}
 	if err := b.registry.Register(c.Manager); err != nil {
+		_ = c.mirror.Close()
 		return fmt.Errorf("broker: client metrics: %w", err)
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go c.watch(rev) // owned by c: ends on close
 	b.clientMetrics, opts.ClientMetrics = c, c
 	return nil
 }
@@ -88,105 +80,34 @@ func (c *clientMetrics) close() error {
 	if c == nil {
 		return nil
 	}
-	c.cancel()
-	c.wg.Wait()
+	_ = c.mirror.Close()
 	if c.fwd == nil {
 		return nil
 	}
 	return c.fwd.Close(5 * time.Second)
 }
 
-// load replaces the cache with what etcd holds and returns its revision.
-func (c *clientMetrics) load(ctx context.Context) (int64, error) {
-	resp, err := c.cli.Get(ctx, clientMetricsPrefix, clientv3.WithPrefix())
-	if err != nil {
-		return 0, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.configs)
-	for _, kv := range resp.Kvs {
-		c.put(string(kv.Key), kv.Value)
-	}
-	c.publishLocked(resp.Header.Revision)
-	return resp.Header.Revision, nil
-}
-
-// put caches one stored subscription, skipping one that no longer parses.
-// Callers hold mu.
-func (c *clientMetrics) put(key string, value []byte) {
+// decode reads one stored subscription, skipping one that no longer
+// parses.
+func (c *clientMetrics) decode(key string, value []byte) (clientmetrics.Subscription, bool) {
 	name := strings.TrimPrefix(key, clientMetricsPrefix)
 	var cfg map[string]string
 	if err := json.Unmarshal(value, &cfg); err != nil {
 		c.log.Warn("ignoring an undecodable client metrics subscription", "key", key, "err", err)
-		return
+		return clientmetrics.Subscription{}, false
 	}
-	if _, err := clientmetrics.ParseSubscription(name, cfg); err != nil {
+	sub, err := clientmetrics.ParseSubscription(name, cfg)
+	if err != nil {
 		c.log.Warn("ignoring an invalid client metrics subscription", "key", key, "err", err)
-		return
+		return clientmetrics.Subscription{}, false
 	}
-	c.configs[name] = cfg
+	return sub, true
 }
 
-// publishLocked hands the subscriptions to the Manager in name order and
-// wakes Store calls waiting for rev. Callers hold mu.
-func (c *clientMetrics) publishLocked(rev int64) {
-	names := make([]string, 0, len(c.configs))
-	for n := range c.configs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	subs := make([]clientmetrics.Subscription, 0, len(names))
-	for _, n := range names {
-		s, _ := clientmetrics.ParseSubscription(n, c.configs[n]) // put checked it
-		subs = append(subs, s)
-	}
+// publish hands the subscriptions to the Manager in name order (the
+// mirror's key order, the names sharing one prefix).
+func (c *clientMetrics) publish(subs []clientmetrics.Subscription) {
 	c.SetSubscriptions(subs)
-	if rev > c.rev {
-		c.rev = rev
-		close(c.changed)
-		c.changed = make(chan struct{})
-	}
-}
-
-// watch applies changes after rev, reloading when the watch breaks.
-func (c *clientMetrics) watch(rev int64) {
-	defer c.wg.Done()
-	delay := 50 * time.Millisecond
-	for c.ctx.Err() == nil {
-		wch := c.cli.Watch(clientv3.WithRequireLeader(c.ctx), clientMetricsPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for wresp := range wch {
-			if err := wresp.Err(); err != nil {
-				c.log.Warn("client metrics subscription watch broken", "err", err)
-				break
-			}
-			c.mu.Lock()
-			for _, ev := range wresp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					delete(c.configs, strings.TrimPrefix(string(ev.Kv.Key), clientMetricsPrefix))
-				} else {
-					c.put(string(ev.Kv.Key), ev.Kv.Value)
-				}
-			}
-			c.publishLocked(wresp.Header.Revision)
-			c.mu.Unlock()
-			rev, delay = wresp.Header.Revision, 50*time.Millisecond
-		}
-		for c.ctx.Err() == nil {
-			select {
-			case <-c.ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, 2*time.Second)
-			r, err := c.load(c.ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			c.log.Warn("reloading client metrics subscriptions", "err", err)
-		}
-	}
 }
 
 // Store writes a subscription (nil configs delete it) and waits until this
@@ -212,17 +133,5 @@ func (c *clientMetrics) Store(ctx context.Context, name string, configs map[stri
 		}
 		rev = resp.Header.Revision
 	}
-	for {
-		c.mu.Lock()
-		ok, ch := c.rev >= rev, c.changed
-		c.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return c.mirror.WaitRev(ctx, rev)
 }
