@@ -22,11 +22,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/metadata"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -43,15 +43,17 @@ type GroupConfigStore struct {
 	cli    *clientv3.Client
 	prefix string // "<prefix>/groupconfigs/"
 	log    *slog.Logger
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mirror *metadata.Mirror[storedGroupConfig]
 
 	mu      sync.Mutex
 	configs map[string]map[string]string // group -> overrides; never mutated in place
-	rev     int64                        // etcd revision the cache reflects
-	changed chan struct{}                // closed and replaced whenever rev moves
+	changed chan struct{}                // closed and replaced whenever configs is
+}
+
+// storedGroupConfig is one group's key, decoded.
+type storedGroupConfig struct {
+	group string
+	cfg   map[string]string
 }
 
 // OpenGroupConfigStore loads every group's configs under prefix
@@ -64,31 +66,30 @@ func OpenGroupConfigStore(ctx context.Context, cli *clientv3.Client, prefix stri
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sctx, cancel := context.WithCancel(context.Background())
 	s := &GroupConfigStore{
 		cli:     cli,
 		prefix:  strings.TrimRight(prefix, "/") + "/groupconfigs/",
 		log:     log.With("component", "groupconfigs"),
-		ctx:     sctx,
-		cancel:  cancel,
 		configs: map[string]map[string]string{},
 		changed: make(chan struct{}),
 	}
-	rev, err := s.load(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
+	s.mirror = metadata.NewMirror(metadata.MirrorOptions[storedGroupConfig]{
+		Client:  cli,
+		Prefix:  s.prefix,
+		What:    "group configs",
+		Decode:  s.decode,
+		Publish: s.publish,
+		Logger:  s.log,
+	})
+	if err := s.mirror.Start(ctx); err != nil {
+		return nil, fmt.Errorf("groups: load group configs: %w", err)
 	}
-	s.wg.Add(1)
-	go s.watchLoop(rev)
 	return s, nil
 }
 
 // Close stops the watch.
 func (s *GroupConfigStore) Close() error {
-	s.cancel()
-	s.wg.Wait()
-	return nil
+	return s.mirror.Close()
 }
 
 func (s *GroupConfigStore) key(group string) string { return s.prefix + url.PathEscape(group) }
@@ -200,108 +201,43 @@ func applyConfigChanges(cur map[string]string, changes []stream.ConfigChange, re
 	return next
 }
 
-// load replaces the cache with everything under the prefix.
-func (s *GroupConfigStore) load(ctx context.Context) (int64, error) {
-	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+func (s *GroupConfigStore) decode(key string, value []byte) (storedGroupConfig, bool) {
+	group, err := url.PathUnescape(strings.TrimPrefix(key, s.prefix))
 	if err != nil {
-		return 0, fmt.Errorf("groups: load group configs: %w", err)
-	}
-	m := make(map[string]map[string]string, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if group, cfg, ok := s.decode(kv.Key, kv.Value); ok {
-			m[group] = cfg
-		}
-	}
-	s.mu.Lock()
-	s.configs = m
-	s.publishLocked(resp.Header.Revision)
-	s.mu.Unlock()
-	return resp.Header.Revision, nil
-}
-
-func (s *GroupConfigStore) decode(key, value []byte) (string, map[string]string, bool) {
-	group, err := url.PathUnescape(strings.TrimPrefix(string(key), s.prefix))
-	if err != nil {
-		s.log.Warn("ignoring an undecodable group config key", "key", string(key))
-		return "", nil, false
+		s.log.Warn("ignoring an undecodable group config key", "key", key)
+		return storedGroupConfig{}, false
 	}
 	var cfg map[string]string
 	if err := json.Unmarshal(value, &cfg); err != nil {
 		s.log.Warn("ignoring undecodable group configs", "group", group, "err", err)
-		return "", nil, false
+		return storedGroupConfig{}, false
 	}
-	return group, cfg, true
+	return storedGroupConfig{group: group, cfg: cfg}, true
 }
 
-func (s *GroupConfigStore) publishLocked(rev int64) {
-	if rev > s.rev {
-		s.rev = rev
+// publish replaces the cache with the mirror's configs (in key order: of
+// two keys naming one group, escaped differently, the same one wins on
+// every broker).
+func (s *GroupConfigStore) publish(stored []storedGroupConfig) {
+	next := make(map[string]map[string]string, len(stored))
+	for _, sg := range stored {
+		next[sg.group] = sg.cfg
 	}
+	s.mu.Lock()
+	s.configs = next
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// watchLoop applies changes from rev+1 on, reloading everything when the
-// watch breaks (a compaction, a lost leader).
-func (s *GroupConfigStore) watchLoop(rev int64) {
-	defer s.wg.Done()
-	delay := 50 * time.Millisecond
-	for {
-		wch := s.cli.Watch(clientv3.WithRequireLeader(s.ctx), s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for wresp := range wch {
-			if err := wresp.Err(); err != nil {
-				s.log.Warn("group config watch broken", "err", err)
-				break
-			}
-			s.mu.Lock()
-			next := maps.Clone(s.configs)
-			for _, ev := range wresp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					if group, err := url.PathUnescape(strings.TrimPrefix(string(ev.Kv.Key), s.prefix)); err == nil {
-						delete(next, group)
-					}
-				} else if group, cfg, ok := s.decode(ev.Kv.Key, ev.Kv.Value); ok {
-					next[group] = cfg
-				}
-			}
-			s.configs = next
-			s.publishLocked(wresp.Header.Revision)
-			s.mu.Unlock()
-			rev = wresp.Header.Revision
-			delay = 50 * time.Millisecond
-		}
-		for {
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, 2*time.Second)
-			r, err := s.load(s.ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			s.log.Warn("reloading group configs", "err", err)
-		}
-	}
+	s.mu.Unlock()
 }
 
 // waitRev waits until the cache reflects revision rev.
 func (s *GroupConfigStore) waitRev(ctx context.Context, rev int64) error {
-	for {
-		s.mu.Lock()
-		ok, ch := s.rev >= rev, s.changed
-		s.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("groups: group configs stored, not yet seen: %w", ctx.Err())
-		case <-s.ctx.Done():
-			return ErrConfigStoreClosed
-		}
+	err := s.mirror.WaitRev(ctx, rev)
+	switch {
+	case errors.Is(err, metadata.ErrMirrorClosed):
+		return ErrConfigStoreClosed
+	case err != nil:
+		return fmt.Errorf("groups: group configs stored, not yet seen: %w", err)
 	}
+	return nil
 }
