@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -14,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runnel-dev/runnel/internal/metadata"
@@ -51,15 +51,15 @@ type Quotas struct {
 	cfgKey   string // "<prefix>/security/quotas/"
 	usageKey string // "<prefix>/security/quota-usage/"
 
-	configs atomic.Pointer[quotaConfigs] // published by mirror
-	mirror  *metadata.Mirror[storedQuota]
+	configs atomic.Pointer[quotaConfigs]  // published by mirror
+	mirror  *metadata.Mirror[storedQuota] // follows cfgKey
 
 	mu      sync.Mutex // guards sensors and buckets
 	sensors map[usageKey]*sensor
 	buckets map[usageKey]*tokenBucket
 
-	rmu    sync.RWMutex // guards remote
-	remote map[int32]remoteUsage
+	remote atomic.Pointer[map[int32]remoteUsage] // published by usage
+	usage  *metadata.Mirror[brokerUsage]         // follows usageKey
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -81,6 +81,12 @@ const maxPublished = 4096
 type remoteUsage struct {
 	at    time.Time
 	rates map[usageKey]float64
+}
+
+// brokerUsage is one broker's usage key, decoded.
+type brokerUsage struct {
+	id int32
+	remoteUsage
 }
 
 // NewQuotas returns a Quotas; call Start before use.
@@ -110,16 +116,25 @@ func NewQuotas(opts QuotaOptions) *Quotas {
 		usageKey: strings.TrimSuffix(opts.Prefix, "/") + "/security/quota-usage/",
 		sensors:  make(map[usageKey]*sensor),
 		buckets:  make(map[usageKey]*tokenBucket),
-		remote:   make(map[int32]remoteUsage),
 	}
 	empty := quotaConfigs{}
 	q.configs.Store(&empty)
+	noRemote := map[int32]remoteUsage{}
+	q.remote.Store(&noRemote)
 	q.mirror = metadata.NewMirror(metadata.MirrorOptions[storedQuota]{
 		Client:  opts.Client,
 		Prefix:  q.cfgKey,
 		What:    "quotas",
 		Decode:  q.decodeConfig,
 		Publish: q.publishConfigs,
+		Logger:  opts.Logger,
+	})
+	q.usage = metadata.NewMirror(metadata.MirrorOptions[brokerUsage]{
+		Client:  opts.Client,
+		Prefix:  q.usageKey,
+		What:    "quota usage",
+		Decode:  q.decodeUsage,
+		Publish: q.publishUsage,
 		Logger:  opts.Logger,
 	})
 	return q
@@ -133,15 +148,18 @@ type storedQuota struct {
 
 // Start loads the quotas and starts watching them, watching the other
 // brokers' rates and publishing this broker's. It returns once the quotas
-// are loaded.
+// and the other brokers' last rates are loaded.
 func (q *Quotas) Start(ctx context.Context) error {
 	if err := q.mirror.Start(ctx); err != nil {
 		return fmt.Errorf("auth: load quotas: %w", err)
 	}
+	if err := q.usage.Start(ctx); err != nil {
+		_ = q.mirror.Close()
+		return fmt.Errorf("auth: load quota usage: %w", err)
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	q.cancel = cancel
-	q.wg.Add(2)
-	go q.watchUsage(rctx)
+	q.wg.Add(1)
 	go q.publish(rctx)
 	return nil
 }
@@ -154,7 +172,7 @@ func (q *Quotas) Close() error {
 		q.wg.Wait()
 		q.cancel = nil
 	}
-	return q.mirror.Close()
+	return errors.Join(q.usage.Close(), q.mirror.Close())
 }
 
 // entityPath is an entity's key below the quota prefix: "users/<u>",
@@ -241,15 +259,6 @@ func (q *Quotas) publishConfigs(stored []storedQuota) {
 		qc[sq.entity] = sq.values
 	}
 	q.configs.Store(&qc)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // Describe returns the quotas the filter selects, read from etcd (so an
@@ -429,10 +438,8 @@ func (q *Quotas) RecordMutations(user, clientID string, partitions float64, stri
 // remoteRate sums the rates the other live brokers last published for uk.
 func (q *Quotas) remoteRate(uk usageKey, now time.Time) float64 {
 	stale := 3 * q.opts.PublishInterval
-	q.rmu.RLock()
-	defer q.rmu.RUnlock()
 	total := 0.0
-	for id, r := range q.remote {
+	for id, r := range *q.remote.Load() {
 		if id == q.opts.BrokerID || now.Sub(r.at) > stale {
 			continue
 		}
@@ -553,52 +560,30 @@ func (q *Quotas) publish(ctx context.Context) {
 	}
 }
 
-// watchUsage keeps the other brokers' published rates.
-func (q *Quotas) watchUsage(ctx context.Context) {
-	defer q.wg.Done()
-	for ctx.Err() == nil {
-		resp, err := q.opts.Client.Get(ctx, q.usageKey, clientv3.WithPrefix())
-		if err != nil {
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		q.rmu.Lock()
-		q.remote = make(map[int32]remoteUsage)
-		q.rmu.Unlock()
-		for _, kv := range resp.Kvs {
-			q.applyUsage(mvccpb.PUT, kv)
-		}
-		wch := q.opts.Client.Watch(clientv3.WithRequireLeader(ctx), q.usageKey, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-		for wr := range wch {
-			if wr.Err() != nil {
-				break
-			}
-			for _, ev := range wr.Events {
-				q.applyUsage(ev.Type, ev.Kv)
-			}
-		}
-	}
-}
-
-func (q *Quotas) applyUsage(typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) {
-	id, err := strconv.ParseInt(strings.TrimPrefix(string(kv.Key), q.usageKey), 10, 32)
+// decodeUsage decodes another broker's published rates, stamped with the
+// time they came; this broker's own and keys of no broker are skipped.
+func (q *Quotas) decodeUsage(key string, value []byte) (brokerUsage, bool) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(key, q.usageKey), 10, 32)
 	if err != nil || int32(id) == q.opts.BrokerID {
-		return
-	}
-	q.rmu.Lock()
-	defer q.rmu.Unlock()
-	if typ == mvccpb.DELETE {
-		delete(q.remote, int32(id))
-		return
+		return brokerUsage{}, false
 	}
 	var rates []publishedRate
-	if err := json.Unmarshal(kv.Value, &rates); err != nil {
-		q.log.Warn("auth: ignoring malformed quota usage", "key", string(kv.Key), "err", err)
-		return
+	if err := json.Unmarshal(value, &rates); err != nil {
+		q.log.Warn("auth: ignoring malformed quota usage", "key", key, "err", err)
+		return brokerUsage{}, false
 	}
 	m := make(map[usageKey]float64, len(rates))
 	for _, r := range rates {
 		m[r.usageKey] = r.Rate
 	}
-	q.remote[int32(id)] = remoteUsage{at: q.opts.Now(), rates: m}
+	return brokerUsage{id: int32(id), remoteUsage: remoteUsage{at: q.opts.Now(), rates: m}}, true
+}
+
+// publishUsage replaces the other brokers' rates remoteRate reads.
+func (q *Quotas) publishUsage(brokers []brokerUsage) {
+	remote := make(map[int32]remoteUsage, len(brokers))
+	for _, b := range brokers {
+		remote[b.id] = b.remoteUsage
+	}
+	q.remote.Store(&remote)
 }
