@@ -121,6 +121,9 @@ func (c *clientMetrics) Store(ctx context.Context, name string, configs map[stri
 		if err != nil {
 			return fmt.Errorf("broker: deleting client metrics subscription %q: %w", name, err)
 		}
+		if resp.Deleted == 0 {
+			return nil // nothing changed: no watch event will show it
+		}
 		rev = resp.Header.Revision
 	} else {
 		v, err := json.Marshal(configs)

@@ -266,3 +266,20 @@ func TestClientMetricsForwardedToOTLP(t *testing.T) {
 		}
 	}
 }
+
+// TestClientMetricsDeleteUnknown: deleting a subscription that does not
+// exist (AlterConfigs with no configs for an unknown name) succeeds at once,
+// even when etcd's revision has moved on through other keys: no watch event
+// will ever show a delete that deleted nothing.
+func TestClientMetricsDeleteUnknown(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	b := startBroker(t, &cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := b.cli.Put(ctx, "/runnel-test/elsewhere", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.clientMetrics.Store(ctx, "never-stored", nil); err != nil {
+		t.Fatalf("deleting an unknown subscription: %v", err)
+	}
+}
