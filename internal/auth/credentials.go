@@ -332,6 +332,9 @@ func (c *Credentials) put(ctx context.Context, user, mech string, cred Credentia
 		if err != nil {
 			return fmt.Errorf("auth: store credential of %q: %w", user, err)
 		}
+		if !resp.Succeeded {
+			return nil // it exists: nothing written, no watch event to wait for
+		}
 		rev = resp.Header.Revision
 	} else {
 		resp, err := c.client.Put(ctx, key, string(b))

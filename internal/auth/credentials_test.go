@@ -225,3 +225,29 @@ func memCredentials(t *testing.T, users map[string]string, iterations int) *Cred
 	}
 	return c
 }
+
+// TestCredentialsOnlyIfAbsentKeepsExisting: creating a credential only if
+// absent (what bootstrapping does) when another broker created it meanwhile
+// keeps that one and returns at once, even though etcd's revision has moved
+// on through other keys and no watch event will come for a write that did
+// not happen.
+func TestCredentialsOnlyIfAbsentKeepsExisting(t *testing.T) {
+	e := clustertest.Start(t)
+	one, two := newTestCredentials(t, e.Client()), newTestCredentials(t, e.Client())
+	if err := one.SetPassword(testCtx(t), "alice", "first", SCRAMMechanisms, 4096); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the second store sees alice", func() bool { return two.hasUser("alice") })
+	want, _ := two.Lookup("alice", config.MechanismSCRAMSHA256)
+	if _, err := e.Client().Put(testCtx(t), "/elsewhere", "1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := two.setPassword(ctx, "alice", "second", SCRAMMechanisms, 4096, true); err != nil {
+		t.Fatalf("creating an existing credential only if absent: %v", err)
+	}
+	if got, _ := two.Lookup("alice", config.MechanismSCRAMSHA256); string(got.StoredKey) != string(want.StoredKey) {
+		t.Fatal("the existing credential was replaced")
+	}
+}
