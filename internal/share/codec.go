@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // The stored form of a State, the value of its etcd key:
@@ -89,7 +90,7 @@ func DecodeState(b []byte) (*State, error) {
 	next := s.Start
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		length := int64(d.uvarint(1 << 40))
-		r := Run{First: next, Last: next + length - 1, State: RecordState(d.byte()), DeliveryCount: int16(d.uvarint(1 << 15))}
+		r := Run{First: next, Last: next + length - 1, State: RecordState(d.byte()), DeliveryCount: int16(d.uvarint(math.MaxInt16))}
 		if m := d.uvarint(uint64(len(members))); m > 0 {
 			r.Member = members[m-1]
 		}
@@ -120,7 +121,7 @@ func DecodeState(b []byte) (*State, error) {
 			}
 			off = s.Letters[i-1].Offset + int64(delta)
 		}
-		l := DeadLetter{Offset: off, DeliveryCount: int16(d.uvarint(1 << 15)), Reason: ReasonRejected}
+		l := DeadLetter{Offset: off, DeliveryCount: int16(d.uvarint(math.MaxInt16)), Reason: ReasonRejected}
 		switch d.byte() {
 		case 0:
 		case 1:

@@ -419,6 +419,14 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 	if err := ValidateAcks(acks, p.RenewEnabled); err != nil {
 		return err
 	}
+	// Records below the log start are gone (retention, DeleteRecords):
+	// what is said of them is skipped, as Kafka does, rather than failing
+	// the acknowledgement of the records still there.
+	var logStart int64
+	if _, ps, err := e.partition(k); err == nil {
+		logStart = ps.LogStartOffset
+		acks = ClipAcks(acks, logStart)
+	}
 	if len(acks) == 0 {
 		return nil
 	}
@@ -434,12 +442,13 @@ func (e *Engine) Acknowledge(ctx context.Context, k Key, member string, acks []A
 		st = st.Clone()
 		now := nowMs(e.opts.Now())
 		stats.add(st.Expire(now, p))
+		st.Truncate(logStart)
 		s, err := st.Acknowledge(member, acks, now, p)
 		if err != nil {
-			// Nothing is acknowledged; an expiry found on the way is
-			// still persisted.
+			// Nothing is acknowledged; an expiry or truncation found on
+			// the way is still persisted.
 			ackErr = err
-			return st, stats.Timeouts > 0, nil
+			return st, changedState(prev, st), nil
 		}
 		stats.add(s)
 		return st, changedState(prev, st), nil

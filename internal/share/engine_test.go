@@ -778,3 +778,49 @@ func TestEngineEvictsIdlePartitions(t *testing.T) {
 		t.Fatalf("after eviction acquired %s", got)
 	}
 }
+
+// Records deleted from the log while a member held them: its
+// acknowledgement of them is skipped (they are gone), and the records
+// still there are acknowledged.
+func TestEngineAckAfterDeleteRecords(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	e := v.engine(t)
+	k := v.key("g", 0)
+	v.produce(t, 0, 4)
+	acquire(t, e, k, "m", 10)
+	if _, err := v.log.DeleteRecords(ctx, v.topic.Name, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Another member's fetch meanwhile drops the deleted records.
+	if got := acquire(t, e, k, "n", 10); len(got.Acquired) != 0 {
+		t.Fatalf("n acquired %v", got.Acquired)
+	}
+	if err := e.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 3, Types: []int8{AckAccept, AckReject, AckAccept, AckRelease}}}); err != nil {
+		t.Fatalf("ack across the new log start: %v", err)
+	}
+	states, err := e.States(ctx, "g")
+	if got := dumpState(states[k]); err != nil || got != "start=3 end=4\n  3-3 available count=1\n" {
+		t.Fatalf("state:\n%s %v", got, err)
+	}
+	if got := testutil.ToFloat64(e.m.acknowledged.WithLabelValues("g", "accept")); got != 1 {
+		t.Fatalf("accepted %v records, want the one still in the log", got)
+	}
+	// Entirely below the log start: nothing to do.
+	if err := e.Acknowledge(ctx, k, "m", []AckBatch{{First: 0, Last: 1, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClipAcks(t *testing.T) {
+	acks := []AckBatch{{First: 0, Last: 1, Types: []int8{1}}, {First: 3, Last: 6, Types: []int8{1, 2, 3, 1}}, {First: 8, Last: 9, Types: []int8{2}}}
+	got := ClipAcks(acks, 5)
+	want := []AckBatch{{First: 5, Last: 6, Types: []int8{3, 1}}, {First: 8, Last: 9, Types: []int8{2}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("clipped %v, want %v", got, want)
+	}
+	if fmt.Sprint(acks[1]) != "{3 6 [1 2 3 1]}" {
+		t.Fatalf("the input changed: %v", acks)
+	}
+}

@@ -544,6 +544,27 @@ func ValidateAcks(acks []AckBatch, renewEnabled bool) error {
 	return nil
 }
 
+// ClipAcks drops what acks say of offsets below from (validated batches in
+// order; a batch with one type per offset keeps the types of the offsets
+// left).
+func ClipAcks(acks []AckBatch, from int64) []AckBatch {
+	out := acks[:0:0]
+	for _, b := range acks {
+		if b.Last < from {
+			continue
+		}
+		if b.First < from {
+			types := b.Types
+			if len(types) > 1 {
+				types = types[from-b.First:]
+			}
+			b = AckBatch{First: from, Last: b.Last, Types: types}
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // Acknowledge applies a member's acknowledgements, all or nothing: every
 // offset named must be acquired by member (else ErrInvalidRecordState and
 // nothing changes).

@@ -212,3 +212,17 @@ func TestStoreWatchCompacted(t *testing.T) {
 		return ok && st.Start == 3
 	})
 }
+
+// A delivery count past int16 is corrupt, not a negative count.
+func TestDecodeDeliveryCountBound(t *testing.T) {
+	b := (&State{Start: 0, End: 1, Runs: []Run{{First: 0, Last: 0, State: Available, DeliveryCount: 1}}}).Encode()
+	// version, start, end-start, members, runs, length, state, then the count.
+	i := 1 + 1 + 1 + 1 + 1 + 1 + 1
+	if b[i] != 1 {
+		t.Fatalf("layout changed: % x", b)
+	}
+	bad := append(append(append([]byte{}, b[:i]...), 0x80, 0x80, 0x02), b[i+1:]...) // 32768
+	if _, err := DecodeState(bad); !errors.Is(err, errCorrupt) {
+		t.Fatalf("delivery count 32768 decoded: %v", err)
+	}
+}
