@@ -27,11 +27,11 @@ import (
 // The implementations satisfy the interfaces their consumers define (the
 // packages do not import each other, so the check lives here).
 var (
-	_ protocol.Shares        = (*share.Engine)(nil)
-	_ protocol.ShareGroups   = (*groups.Coordinator)(nil)
-	_ protocol.GroupConfigs  = (*groups.GroupConfigStore)(nil)
-	_ groups.ShareStates     = (*share.Engine)(nil)
-	_ groups.ShareStates     = shareStates{}
+	_ protocol.Shares       = (*share.Engine)(nil)
+	_ protocol.ShareGroups  = (*groups.Coordinator)(nil)
+	_ protocol.GroupConfigs = (*groups.GroupConfigStore)(nil)
+	_ groups.ShareStates    = (*share.Engine)(nil)
+	_ groups.ShareStates    = shareStates{}
 	// The coordinator releases a departed member's records through this
 	// optional capability of its ShareStates.
 	_ interface {
