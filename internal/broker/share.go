@@ -27,10 +27,16 @@ import (
 // The implementations satisfy the interfaces their consumers define (the
 // packages do not import each other, so the check lives here).
 var (
-	_ protocol.Shares        = (*share.Engine)(nil)
-	_ protocol.ShareGroups   = (*groups.Coordinator)(nil)
-	_ protocol.GroupConfigs  = (*groups.GroupConfigStore)(nil)
-	_ groups.ShareStates     = (*share.Engine)(nil)
+	_ protocol.Shares       = (*share.Engine)(nil)
+	_ protocol.ShareGroups  = (*groups.Coordinator)(nil)
+	_ protocol.GroupConfigs = (*groups.GroupConfigStore)(nil)
+	_ groups.ShareStates    = (*share.Engine)(nil)
+	_ groups.ShareStates    = shareStates{}
+	// The coordinator releases a departed member's records through this
+	// optional capability of its ShareStates.
+	_ interface {
+		ReleaseMember(ctx context.Context, key share.Key, member string) error
+	} = shareStates{}
 	_ share.Log              = (*stream.Engine)(nil)
 	_ share.DeadLetterLog    = (*stream.Engine)(nil)
 	_ share.DeadLetterWriter = (*share.DeadLetters)(nil)
@@ -40,6 +46,32 @@ var (
 type shareServices struct {
 	configs *groups.GroupConfigStore
 	engine  *share.Engine
+	letters *share.DeadLetters
+}
+
+// shareStates is the engine as the coordinator's ShareStates, which also
+// drops the dead-letter writer's record of what it wrote for share
+// partitions whose state is reset or deleted (as the writer asks): a
+// record dead-lettered again after a reset is then written again instead
+// of being taken for the letter written before. The engine's other
+// capabilities (ReleaseMember) are promoted.
+type shareStates struct {
+	*share.Engine
+	letters *share.DeadLetters
+}
+
+func (s shareStates) SetStartOffset(ctx context.Context, key share.Key, offset int64) error {
+	if err := s.Engine.SetStartOffset(ctx, key, offset); err != nil {
+		return err
+	}
+	return s.letters.ForgetPartition(ctx, key)
+}
+
+func (s shareStates) DeleteState(ctx context.Context, group string, topic *stream.TopicID) error {
+	if err := s.Engine.DeleteState(ctx, group, topic); err != nil {
+		return err
+	}
+	return s.letters.Forget(ctx, group, topic)
 }
 
 // openShares opens the GROUP config store and starts the share engine with
@@ -53,7 +85,7 @@ func (b *Broker) openShares(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: group configs: %w", err)
 	}
-	letters := share.NewDeadLetters(share.DeadLetterOptions{
+	b.shares.letters = share.NewDeadLetters(share.DeadLetterOptions{
 		Client:  b.cli,
 		Log:     b.engine,
 		Rules:   b.cfg.DeadLetters,
@@ -64,7 +96,7 @@ func (b *Broker) openShares(ctx context.Context) error {
 		Client:      b.cli,
 		Log:         b.engine,
 		GroupConfig: b.shares.configs.ShareGroup,
-		DeadLetters: letters,
+		DeadLetters: b.shares.letters,
 		Logger:      b.log,
 		Metrics:     b.registry,
 	})
@@ -78,7 +110,7 @@ func (b *Broker) openShares(ctx context.Context) error {
 // share-partition states.
 func (s *shareServices) groupsOptions(o *groups.Options) {
 	o.GroupConfigs = s.configs
-	o.ShareStates = s.engine
+	o.ShareStates = shareStates{Engine: s.engine, letters: s.letters}
 }
 
 // protocolOptions gives the front end the share engine, the share group

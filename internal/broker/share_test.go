@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -270,4 +271,76 @@ func TestShareSessionCloseElsewhereKeepsLeaderAcquisitions(t *testing.T) {
 	if p := shareFetch(t, ctx, cl, leader, group, member, 1, ti.ID); len(p.AcquiredRecords) != 0 {
 		t.Fatalf("after closing its session on broker %d, member got its records again from the leader: %+v", other, p.AcquiredRecords)
 	}
+}
+
+// TestShareResetDeadLettersAgain: after a share partition's start offset is
+// reset (AlterShareGroupOffsets), a record rejected again is written to
+// the dead-letter topic again; the dead-letter writer must not take it for
+// the letter it wrote before the reset.
+func TestShareResetDeadLettersAgain(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, func(c *config.Config) { c.DeadLetters.AutoCreateTopics = true }, 1, "jobs")
+	b, ctx, cl := env.b, env.ctx, env.cl
+	const group, dlq = "resetters", "dlq.jobs"
+	setGroupConfigs(t, ctx, cl, group, "share.auto.offset.reset", "earliest", "errors.deadletterqueue.topic.name", dlq)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "jobs", Value: []byte("poison")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rejectAll := func() {
+		t.Helper()
+		cons, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("jobs"), kgo.ShareGroup(group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		for got := 0; got < 1; {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatal("the record was not delivered")
+			}
+			fs.EachRecord(func(r *kgo.Record) { got++; r.Ack(kgo.AckReject) })
+		}
+		if err := cons.FlushAcks(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadLetters := func(want int64) {
+		t.Helper()
+		for {
+			ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, dlq)
+			if err == nil {
+				if o, ok := ends.Lookup(dlq, 0); ok && o.Err == nil && o.Offset >= want {
+					if o.Offset > want {
+						t.Fatalf("%d dead letters, want %d", o.Offset, want)
+					}
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("fewer than %d dead letters in %s", want, dlq)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	rejectAll()
+	deadLetters(1)
+
+	// The group is empty again: reset its start offset to the record.
+	for {
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: "jobs", Partition: 0, At: 0})
+		res, err := kadm.NewClient(cl).AlterShareGroupOffsets(ctx, group, offs)
+		if err == nil {
+			err = res.Error()
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.NonEmptyGroup) || ctx.Err() != nil {
+			t.Fatalf("reset the start offset: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // the member's leave is still on its way
+	}
+	rejectAll()
+	deadLetters(2)
 }
