@@ -20,6 +20,9 @@ var ErrMirrorClosed = errors.New("metadata: mirror closed")
 const (
 	mirrorMinDelay = 50 * time.Millisecond
 	mirrorMaxDelay = 2 * time.Second
+	// mirrorProgressEvery is how often a waiting WaitRev asks again for a
+	// progress notification.
+	mirrorProgressEvery = 100 * time.Millisecond
 )
 
 // MirrorOptions configures a Mirror. Client, Prefix, Decode and Publish
@@ -113,7 +116,13 @@ func (m *Mirror[T]) Rev() int64 {
 // WaitRev waits until the copy reflects revision rev (a write's response
 // header revision) and Publish has seen it. It returns ctx's error when ctx
 // ends first and ErrMirrorClosed when the mirror is closed first.
+//
+// A write need not make an event under the prefix (deleting a key that is
+// not there, or a transaction that changed other keys), so while it waits
+// WaitRev asks etcd for a progress notification: the watch then reports
+// the revision it has caught up to, and the wait ends without an event.
 func (m *Mirror[T]) WaitRev(ctx context.Context, rev int64) error {
+	var tick <-chan time.Time
 	for {
 		m.mu.Lock()
 		ok, ch := m.rev >= rev, m.changed
@@ -121,14 +130,29 @@ func (m *Mirror[T]) WaitRev(ctx context.Context, rev int64) error {
 		if ok {
 			return nil
 		}
+		if tick == nil {
+			t := time.NewTicker(mirrorProgressEvery)
+			defer t.Stop()
+			tick = t.C
+			m.requestProgress()
+		}
 		select {
 		case <-ch:
+		case <-tick:
+			m.requestProgress()
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-m.ctx.Done():
 			return ErrMirrorClosed
 		}
 	}
+}
+
+// requestProgress asks etcd for a progress notification on the mirror's
+// watch stream (the one its context selects). A failure only delays the
+// wait until the next event or request.
+func (m *Mirror[T]) requestProgress() {
+	_ = m.o.Client.RequestProgress(clientv3.WithRequireLeader(m.ctx))
 }
 
 // load replaces the copy with everything under the prefix and returns the
@@ -151,10 +175,19 @@ func (m *Mirror[T]) load(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// apply applies one watch response.
+// apply applies one watch response. The copy then reflects the revision
+// of the last event applied, not the response's header revision: a watch
+// that catches up delivers its backlog in several responses that all carry
+// the current revision (DESIGN §5a rule 7). Only a progress notification,
+// sent once the watch has caught up, moves the copy to its header revision.
 func (m *Mirror[T]) apply(wr clientv3.WatchResponse) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if wr.IsProgressNotify() {
+		m.advanceLocked(wr.Header.Revision)
+		return
+	}
+	rev := m.rev
 	for _, ev := range wr.Events {
 		k := string(ev.Kv.Key)
 		if ev.Type == clientv3.EventTypeDelete {
@@ -162,8 +195,20 @@ func (m *Mirror[T]) apply(wr clientv3.WatchResponse) {
 		} else if v, ok := m.o.Decode(k, ev.Kv.Value); ok {
 			m.items[k] = v
 		}
+		rev = max(rev, ev.Kv.ModRevision)
 	}
-	m.publishLocked(wr.Header.Revision)
+	m.publishLocked(rev)
+}
+
+// advanceLocked records that the copy reflects rev, with nothing changed,
+// and wakes WaitRev. Callers hold mu.
+func (m *Mirror[T]) advanceLocked(rev int64) {
+	if rev <= m.rev {
+		return
+	}
+	m.rev = rev
+	close(m.changed)
+	m.changed = make(chan struct{})
 }
 
 // publishLocked hands the items to Publish, records rev and wakes WaitRev.
@@ -197,7 +242,7 @@ func (m *Mirror[T]) run(rev int64) {
 				break
 			}
 			m.apply(wr)
-			rev, delay = wr.Header.Revision, mirrorMinDelay
+			rev, delay = m.Rev(), mirrorMinDelay
 		}
 		for {
 			select {

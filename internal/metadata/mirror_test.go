@@ -231,3 +231,28 @@ func TestMirrorClose(t *testing.T) {
 		t.Fatalf("Close of a mirror never started: %v", err)
 	}
 }
+
+// TestMirrorWaitRevWithoutEvent: a write that makes no event under the
+// prefix (deleting a key that is not there, a put elsewhere) is still
+// waited for, through a progress notification, instead of until the
+// caller's deadline.
+func TestMirrorWaitRevWithoutEvent(t *testing.T) {
+	ctx := testCtx(t)
+	cli := start(t, testConfig(t), nil).Client()
+	tm := newTestMirror(t, cli)
+	if err := tm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, write := range map[string]func() int64{
+		"delete of nothing": func() int64 { return del(t, cli, "/m/missing") },
+		"put elsewhere":     func() int64 { return put(t, cli, "/other/z", "1") },
+	} {
+		rev := write()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := tm.WaitRev(wctx, rev)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: WaitRev(%d) = %v, want nil", name, rev, err)
+		}
+	}
+}
