@@ -74,6 +74,10 @@ type Engine struct {
 	changedMu sync.Mutex
 	changed   chan struct{}
 
+	// recordBytes is each share partition's recent bytes per record in
+	// the log (Key → int64), which bounds what an acquisition reads.
+	recordBytes sync.Map
+
 	// letterKick wakes the sweeper to write dead letters now.
 	letterKick chan struct{}
 	// retryAt backs off the dead letters of a share partition whose
@@ -301,7 +305,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 		}
 		from, ok := st.FetchOffset(p)
 		if ok && from < limit {
-			fr, err := e.opts.Log.Fetch(ctx, stream.FetchPartition{TopicID: k.Topic, Partition: k.Partition, Offset: from, MaxBytes: maxBytes(req.MaxBytes), ReadCommitted: cfg.ReadCommitted})
+			fr, err := e.opts.Log.Fetch(ctx, stream.FetchPartition{TopicID: k.Topic, Partition: k.Partition, Offset: from, MaxBytes: e.readBytes(k, req), ReadCommitted: cfg.ReadCommitted})
 			if errors.Is(err, stream.ErrOffsetOutOfRange) {
 				// The log start moved since State: the next request reads
 				// from the new one.
@@ -323,6 +327,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 			if err != nil {
 				return nil, false, err
 			}
+			e.noteRecordBytes(k, batches, len(fr.Records))
 			ranges, s := st.Acquire(AcquireInput{Batches: batches, Limit: limit, Aborted: fr.Aborted, Member: req.Member, Now: now, MaxRecords: int(req.MaxRecords)}, p)
 			stats.add(s)
 			if len(ranges) > 0 {
@@ -340,6 +345,45 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 		e.notify()
 	}
 	return res, nil
+}
+
+// Bounds of one acquisition's read of the log (readBytes).
+const (
+	defaultAcquireRecords = 500
+	defaultRecordBytes    = 1024
+	// readSlack is read beyond the estimate, so a batch that straddles
+	// it still arrives whole and a small estimate still reads something.
+	readSlack = 64 << 10
+)
+
+// readBytes bounds one acquisition's read of the log: the records asked
+// for at the partition's recent bytes per record, plus readSlack, never
+// more than the request allows. The request's own MaxBytes is the whole
+// response's budget (franz-go asks 50 MiB); reading all of it for a few
+// hundred records copied up to a hundred times what was returned, and made
+// a share group of 8 consumers slower than one.
+func (e *Engine) readBytes(k Key, req AcquireRequest) int32 {
+	limit := int64(maxBytes(req.MaxBytes))
+	n := int64(req.MaxRecords)
+	if n <= 0 {
+		n = defaultAcquireRecords
+	}
+	per := int64(defaultRecordBytes)
+	if v, ok := e.recordBytes.Load(k); ok {
+		per = v.(int64)
+	}
+	return int32(min(limit, n*per+readSlack))
+}
+
+// noteRecordBytes remembers the bytes per record of a read of k's log.
+func (e *Engine) noteRecordBytes(k Key, batches []Batch, size int) {
+	var records int64
+	for _, b := range batches {
+		records += b.Last - b.Base + 1
+	}
+	if records > 0 && size > 0 {
+		e.recordBytes.Store(k, max(1, int64(size)/records))
+	}
 }
 
 func maxBytes(n int32) int32 {

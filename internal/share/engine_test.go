@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -822,5 +823,57 @@ func TestClipAcks(t *testing.T) {
 	}
 	if fmt.Sprint(acks[1]) != "{3 6 [1 2 3 1]}" {
 		t.Fatalf("the input changed: %v", acks)
+	}
+}
+
+// sizedLog records how many bytes each Fetch returned.
+type sizedLog struct {
+	Log
+	mu   sync.Mutex
+	read []int
+}
+
+func (l *sizedLog) Fetch(ctx context.Context, p stream.FetchPartition) (stream.FetchResult, error) {
+	fr, err := l.Log.Fetch(ctx, p)
+	l.mu.Lock()
+	l.read = append(l.read, len(fr.Records))
+	l.mu.Unlock()
+	return fr, err
+}
+
+// TestEngineAcquireReadsWhatItNeeds: an acquisition of a few records reads
+// about that many from the log, not the request's whole byte budget (a
+// client's 50 MiB), which copied the partition's backlog on every
+// ShareFetch.
+func TestEngineAcquireReadsWhatItNeeds(t *testing.T) {
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	big := strings.Repeat("x", 1000)
+	for i := 0; i < 100; i++ { // 1000 records of about 1 KB
+		r := v.log.Produce(context.Background(), []stream.ProduceBatch{{Topic: v.topic.Name, Partition: 0, Records: batch(10, big, 0, -1, -1, -1)}})
+		if r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+	}
+	sl := &sizedLog{Log: v.log}
+	e := v.engine(t, func(o *Options) { o.Log = sl })
+	k := v.key("g", 0)
+	for i := 0; i < 3; i++ {
+		res, err := e.Acquire(context.Background(), AcquireRequest{Key: k, Member: "m", MaxRecords: 20, MaxBytes: 50 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Acquired) == 0 {
+			t.Fatalf("acquisition %d got nothing", i)
+		}
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	for i, n := range sl.read {
+		// 20 records of ~1 KB plus the slack and a batch: well under
+		// 200 KB; the whole backlog is about 1 MB.
+		if n > 200<<10 {
+			t.Fatalf("acquisition %d of 20 records read %d bytes from the log (reads %v)", i, n, sl.read)
+		}
 	}
 }

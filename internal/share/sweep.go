@@ -48,6 +48,7 @@ func (e *Engine) evictIdle(now time.Time) {
 		if now.Sub(t) >= e.cacheIdle {
 			e.store.forget(k)
 			delete(e.served, k)
+			e.recordBytes.Delete(k)
 		}
 	}
 }
