@@ -299,7 +299,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 		if cfg.ReadCommitted {
 			limit = ps.LastStableOffset
 		}
-		from, ok := st.FetchOffset(p)
+		from, ok := st.FetchOffset(p, now)
 		if ok && from < limit {
 			fr, err := e.opts.Log.Fetch(ctx, stream.FetchPartition{TopicID: k.Topic, Partition: k.Partition, Offset: from, MaxBytes: maxBytes(req.MaxBytes), ReadCommitted: cfg.ReadCommitted})
 			if errors.Is(err, stream.ErrOffsetOutOfRange) {
