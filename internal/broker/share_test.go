@@ -348,7 +348,8 @@ func TestShareResetDeadLettersAgain(t *testing.T) {
 // A share group with a retry policy (errors.retry.delays.ms) through the
 // assembled broker: a record the consumer releases comes back only after
 // the delay, while the records produced after it flow meanwhile; then it
-// comes back with its delivery count 2.
+// comes back with its delivery count 2. GET /share/groups/{group} shows
+// when it is due.
 func TestShareRetryDelay(t *testing.T) {
 	env := newTestEnv(t, 60*time.Second, nil, 1, "jobs")
 	b, ctx, cl := env.b, env.ctx, env.cl
@@ -386,6 +387,25 @@ func TestShareRetryDelay(t *testing.T) {
 				r.Ack(kgo.AckAccept)
 			}
 		})
+		if len(order) == 4 {
+			// The release was acknowledged with the fetch that brought the
+			// records after it.
+			resp, err := http.Get("http://" + b.HTTPAddr() + "/share/groups/" + group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var view shareStatesView
+			err = json.NewDecoder(resp.Body).Decode(&view)
+			resp.Body.Close()
+			if err != nil || len(view.Partitions) != 1 || len(view.Partitions[0].Runs) == 0 {
+				t.Fatalf("share states view %+v: %v", view, err)
+			}
+			r := view.Partitions[0].Runs[0]
+			if due := time.UnixMilli(r.RetryDueMs); r.First != 0 || r.Last != 0 || r.State != "available" || r.DeliveryCount != 1 ||
+				due.Before(released.Add(delay)) || due.After(time.Now().Add(delay)) {
+				t.Fatalf("the released record in the share states view: %+v (released at %v)", r, released)
+			}
+		}
 		if !released.IsZero() && len(order) == 1 {
 			// While the released record waits, new records flow.
 			var recs []*kgo.Record
