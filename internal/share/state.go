@@ -86,6 +86,12 @@ type Policy struct {
 	RetryDelaysMs []int64
 }
 
+// waiting reports whether a record due at due must still wait at now. A
+// group whose retry policy was removed lets its waiting records go at once.
+func (p Policy) waiting(due, now int64) bool {
+	return due > now && len(p.RetryDelaysMs) > 0
+}
+
 // retryDue is when a record released at the given time after count
 // deliveries may be acquired again (0: at once).
 func (p Policy) retryDue(count int16, at int64) int64 {
@@ -370,7 +376,7 @@ func (s *State) FetchOffset(p Policy, now int64) (int64, bool) {
 		return 0, false
 	}
 	for _, r := range s.Runs {
-		if r.State == Available && r.Due <= now {
+		if r.State == Available && !p.waiting(r.Due, now) {
 			return r.First, true
 		}
 	}
@@ -444,7 +450,7 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 				s.update(a.first, a.last, func(r *Run) { s.release(r, p, &st, 0) })
 				continue
 			}
-			if a.due > in.Now {
+			if p.waiting(a.due, in.Now) {
 				continue // waiting out a retry delay
 			}
 			take := min(a.last-a.first+1, budget)
