@@ -56,7 +56,7 @@ type Options struct {
 // satisfies the front end's Shares and the coordinator's ShareStates.
 //
 // Lock order: a share partition's lock (from locks), then locksMu or
-// ownMu, then the store's mutex; changedMu is a leaf.
+// ownMu, then the store's mutex; changedMu and dueMu are leaves.
 type Engine struct {
 	opts  Options
 	log   *slog.Logger
