@@ -156,7 +156,9 @@ type sharePartitionView struct {
 
 // shareRunView is a run of offsets in one state (available, acquired,
 // acknowledged or archived); Member and LockDeadlineMs (unix ms) only
-// while acquired.
+// while acquired; RetryDueMs (unix ms) only while available after a
+// release under the group's retry delays (errors.retry.delays.ms): the
+// records are not delivered again before it.
 type shareRunView struct {
 	First          int64  `json:"first"`
 	Last           int64  `json:"last"`
@@ -164,6 +166,7 @@ type shareRunView struct {
 	DeliveryCount  int16  `json:"delivery_count"`
 	Member         string `json:"member,omitempty"`
 	LockDeadlineMs int64  `json:"lock_deadline_ms,omitempty"`
+	RetryDueMs     int64  `json:"retry_due_ms,omitempty"`
 }
 
 // handleShareStates serves GET /share/groups/{group}: the group's share
@@ -188,7 +191,7 @@ func (b *Broker) handleShareStates(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, run := range st.Runs {
 			p.Runs = append(p.Runs, shareRunView{First: run.First, Last: run.Last, State: run.State.String(),
-				DeliveryCount: run.DeliveryCount, Member: run.Member, LockDeadlineMs: run.Deadline})
+				DeliveryCount: run.DeliveryCount, Member: run.Member, LockDeadlineMs: run.Deadline, RetryDueMs: run.Due})
 		}
 		view.Partitions = append(view.Partitions, p)
 	}

@@ -344,3 +344,92 @@ func TestShareResetDeadLettersAgain(t *testing.T) {
 	rejectAll()
 	deadLetters(2)
 }
+
+// A share group with a retry policy (errors.retry.delays.ms) through the
+// assembled broker: a record the consumer releases comes back only after
+// the delay, while the records produced after it flow meanwhile; then it
+// comes back with its delivery count 2. GET /share/groups/{group} shows
+// when it is due.
+func TestShareRetryDelay(t *testing.T) {
+	env := newTestEnv(t, 60*time.Second, nil, 1, "jobs")
+	b, ctx, cl := env.b, env.ctx, env.cl
+	const group, delay = "retrying", 1500 * time.Millisecond
+	setGroupConfigs(t, ctx, cl, group, "share.auto.offset.reset", "earliest", "errors.retry.delays.ms", fmt.Sprint(delay.Milliseconds()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "jobs", Value: []byte("poison")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics("jobs"), kgo.ShareGroup(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var released time.Time
+	var order []string
+	viewed := false
+	for done := false; !done; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %v: %v", order, fs.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			order = append(order, fmt.Sprintf("%s@%d", v, r.DeliveryCount()))
+			switch {
+			case v == "poison" && released.IsZero():
+				released = time.Now()
+				r.Ack(kgo.AckRelease)
+			case v == "poison":
+				if waited := time.Since(released); waited < delay {
+					t.Errorf("released record delivered again after %v, before its delay of %v", waited, delay)
+				}
+				r.Ack(kgo.AckAccept)
+				done = true
+			default:
+				r.Ack(kgo.AckAccept)
+			}
+		})
+		if len(order) >= 4 && !viewed {
+			viewed = true
+			// The release is acknowledged by now or soon (with a fetch, or
+			// on its own); the view shows the record waiting until it is due.
+			var r shareRunView
+			for {
+				resp, err := http.Get("http://" + b.HTTPAddr() + "/share/groups/" + group)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var view shareStatesView
+				err = json.NewDecoder(resp.Body).Decode(&view)
+				resp.Body.Close()
+				if err != nil || len(view.Partitions) != 1 || len(view.Partitions[0].Runs) == 0 {
+					t.Fatalf("share states view %+v: %v", view, err)
+				}
+				r = view.Partitions[0].Runs[0]
+				if r.State == "available" || time.Since(released) > delay/2 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if r.First != 0 || r.Last != 0 || r.State != "available" || r.DeliveryCount != 1 ||
+				r.RetryDueMs < released.Add(delay).UnixMilli() || r.RetryDueMs > time.Now().Add(delay).UnixMilli() {
+				t.Fatalf("the released record in the share states view: %+v (released at %v)", r, released)
+			}
+		}
+		if !released.IsZero() && len(order) == 1 {
+			// While the released record waits, new records flow.
+			var recs []*kgo.Record
+			for i := range 3 {
+				recs = append(recs, &kgo.Record{Topic: "jobs", Value: fmt.Appendf(nil, "after-%d", i)})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got, want := strings.Join(order, " "), "poison@1 after-0@1 after-1@1 after-2@1 poison@2"; got != want {
+		t.Fatalf("delivered %s, want %s", got, want)
+	}
+	if err := cons.FlushAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -73,9 +73,9 @@ var groupDefs = []Def{
 	{Name: GroupDLQTopicName, Type: TypeString, Default: "", Validate: dlqTopicName,
 		Doc: "The dead-letter topic of a share group: rejected records and records past the delivery limit are written there (KIP-1191). Empty disables it."},
 	{Name: GroupRetryDelays, Type: TypeList, Default: "", Validate: retryDelays,
-		Doc: "Runnel: the retry policy of a consumer group, one delay in milliseconds per retry level (e.g. 1000,10000,60000); each level is a topic retry.<group>.<n> whose records are delivered that long after they were written, and a record failing at the last level goes to the dead-letter topic. Empty: no policy."},
+		Doc: "Runnel: the retry policy of a group, one delay in milliseconds per retry level (e.g. 1000,10000,60000). Consumer group: each level is a topic retry.<group>.<n> whose records are delivered that long after they were written, and a record failing at the last level goes to the dead-letter topic. Share group: a record released or timed out after its n-th delivery is delivered again only after the n-th delay (the last one for later deliveries), up to share.delivery.count.limit. Empty: no policy."},
 	{Name: GroupRetryOrdered, Type: TypeBoolean, Default: "false",
-		Doc: "Runnel: keep the order of each key across retries: once a record of a key is parked in a retry topic, later records of that key are parked behind it until it succeeds or is discarded (retry.<group>.parked lists the parked keys)."},
+		Doc: "Runnel: keep the order of each key across retries of a consumer group: once a record of a key is parked in a retry topic, later records of that key are parked behind it until it succeeds or is discarded (retry.<group>.parked lists the parked keys). Share groups have no per-key order and ignore it."},
 	{Name: GroupDLQCopyRecord, Type: TypeBoolean, Default: "false",
 		Doc: "Whether a dead-letter record carries the original key and value, or only headers naming the original (KIP-1191)."},
 }
@@ -149,6 +149,10 @@ type ShareGroup struct {
 	// topic); DLQCopyRecord is errors.deadletterqueue.copy.record.enable.
 	DLQTopic      string
 	DLQCopyRecord bool
+	// RetryDelays is errors.retry.delays.ms: a record a consumer releases,
+	// or whose lock times out, after its n-th delivery is delivered again
+	// only RetryDelays[min(n, len)-1] later (nil: at once).
+	RetryDelays []time.Duration
 }
 
 // ResolveShareGroup resolves a share group's configuration from its
@@ -181,6 +185,7 @@ func ResolveShareGroup(overrides map[string]string) ShareGroup {
 		RecordLimit:        get(GroupShareAcquireMode) == "record_limit",
 		DLQTopic:           get(GroupDLQTopicName),
 		DLQCopyRecord:      get(GroupDLQCopyRecord) == "true",
+		RetryDelays:        RetryDelays(overrides),
 	}
 	reset := get(GroupShareAutoOffsetReset)
 	if d, ok := strings.CutPrefix(reset, "by_duration:"); ok {

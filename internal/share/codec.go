@@ -9,25 +9,40 @@ import (
 
 // The stored form of a State, the value of its etcd key:
 //
-//	version byte (1)
+//	version byte (1 or 2)
 //	start varint, end-start uvarint
 //	members: uvarint count, then each uvarint length + bytes
 //	runs: uvarint count, then each: length uvarint, state byte,
 //	      delivery count uvarint, member index+1 uvarint (0 = none),
-//	      deadline varint (unix ms)
+//	      deadline varint (unix ms), and in version 2 due varint (unix
+//	      ms, 0 = not waiting out a retry delay)
 //	letters: uvarint count, then each: offset (the first as a varint, the
 //	      others as uvarint deltas from the previous one), delivery count
 //	      uvarint, reason byte (0 rejected, 1 delivery count exceeded)
 //
 // Runs are contiguous from start, so only their lengths are stored.
-const stateVersion = 1
+// Version 2 added the retry due times. A state with none is still written
+// as version 1, so brokers that know only version 1 read the share
+// partitions of groups without a retry policy while a cluster is upgraded;
+// both versions are read.
+const (
+	stateVersion1 = 1
+	stateVersion2 = 2
+)
 
 var errCorrupt = errors.New("share: corrupt share partition state")
 
 // Encode returns the stored form of s.
 func (s *State) Encode() []byte {
 	b := make([]byte, 0, 32+len(s.Runs)*8+len(s.Letters)*6)
-	b = append(b, stateVersion)
+	version := byte(stateVersion1)
+	for _, r := range s.Runs {
+		if r.Due != 0 {
+			version = stateVersion2
+			break
+		}
+	}
+	b = append(b, version)
 	b = binary.AppendVarint(b, s.Start)
 	b = binary.AppendUvarint(b, uint64(s.End-s.Start))
 	index := map[string]uint64{}
@@ -50,6 +65,9 @@ func (s *State) Encode() []byte {
 		b = binary.AppendUvarint(b, uint64(r.DeliveryCount))
 		b = binary.AppendUvarint(b, index[r.Member])
 		b = binary.AppendVarint(b, r.Deadline)
+		if version == stateVersion2 {
+			b = binary.AppendVarint(b, r.Due)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Letters)))
 	for i, l := range s.Letters {
@@ -71,11 +89,12 @@ func (s *State) Encode() []byte {
 // DecodeState parses the stored form of a State.
 func DecodeState(b []byte) (*State, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != stateVersion {
-		if d.err != nil {
-			return nil, d.err
-		}
-		return nil, fmt.Errorf("%w: version %d", errCorrupt, v)
+	version := d.byte()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if version != stateVersion1 && version != stateVersion2 {
+		return nil, fmt.Errorf("%w: version %d", errCorrupt, version)
 	}
 	s := &State{Start: d.varint()}
 	s.End = s.Start + int64(d.uvarint(1<<40))
@@ -95,6 +114,12 @@ func DecodeState(b []byte) (*State, error) {
 			r.Member = members[m-1]
 		}
 		r.Deadline = d.varint()
+		if version == stateVersion2 {
+			r.Due = d.varint()
+			if r.Due != 0 && r.State != Available {
+				d.fail("retry due time on a record not available")
+			}
+		}
 		if length <= 0 {
 			d.fail("empty run")
 		}

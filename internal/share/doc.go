@@ -15,13 +15,16 @@
 // believe they serve a share partition can never both apply a change: the
 // loser reloads and tries again. A record's delivery count is persisted
 // when it is acquired, so no crash lets a record be delivered more often
-// than the group's delivery count limit.
+// than the group's delivery count limit. Under a retry policy
+// (errors.retry.delays.ms) a released or timed-out record's due time is in
+// the state too, so the wait survives a restart or a move.
 //
 // Files: state.go is the share-partition state machine (pure: no I/O, no
 // clock; now is passed in), codec.go its stored form, store.go the etcd
 // keys with their cache and watch, engine.go the Engine the front end and
 // the coordinator call, sweep.go its one background goroutine (lock
-// expiry and dead letters), deadletters.go the writer contract and dlq*.go
+// expiry, dead letters, and waking long polls when a record's retry delay
+// ends), deadletters.go the writer contract and dlq*.go
 // the KIP-1191 writer. Dead letters are persisted in the state before they
 // are handed to the writer and removed only after it succeeded, so a crash
 // can repeat a write but never lose one; the writer is idempotent.

@@ -56,7 +56,7 @@ type Options struct {
 // satisfies the front end's Shares and the coordinator's ShareStates.
 //
 // Lock order: a share partition's lock (from locks), then locksMu or
-// ownMu, then the store's mutex; changedMu is a leaf.
+// ownMu, then the store's mutex; changedMu and dueMu are leaves.
 type Engine struct {
 	opts  Options
 	log   *slog.Logger
@@ -77,6 +77,13 @@ type Engine struct {
 	// recordBytes is each share partition's recent bytes per record in
 	// the log (Key → int64), which bounds what an acquisition reads.
 	recordBytes sync.Map
+
+	// nextDue is the earliest retry due time (unix ms) the sweeper's
+	// timer waits for (0: none); dueKick tells it an earlier one was
+	// scheduled.
+	dueMu   sync.Mutex
+	nextDue int64
+	dueKick chan struct{}
 
 	// letterKick wakes the sweeper to write dead letters now.
 	letterKick chan struct{}
@@ -129,12 +136,18 @@ func New(opts Options) *Engine {
 		served:       map[Key]time.Time{},
 		cacheIdle:    cacheIdle,
 		letterKick:   make(chan struct{}, 1),
+		dueKick:      make(chan struct{}, 1),
 		retryAt:      map[Key]letterRetry{},
 		pendingSince: map[Key]time.Time{},
 		own:          map[Key]map[int64]bool{},
 		letterGrace:  foreignLetterGrace,
 	}
-	e.store.onRemote = func(Key) { e.notify() }
+	e.store.onRemote = func(k Key) {
+		e.notify()
+		if st, ok := e.store.cachedState(k); ok {
+			e.scheduleDue(st.NextDue(nowMs(e.opts.Now())))
+		}
+	}
 	return e
 }
 
@@ -303,7 +316,7 @@ func (e *Engine) Acquire(ctx context.Context, req AcquireRequest) (AcquireResult
 		if cfg.ReadCommitted {
 			limit = ps.LastStableOffset
 		}
-		from, ok := st.FetchOffset(p)
+		from, ok := st.FetchOffset(p, now)
 		if ok && from < limit {
 			fr, err := e.opts.Log.Fetch(ctx, stream.FetchPartition{TopicID: k.Topic, Partition: k.Partition, Offset: from, MaxBytes: e.readBytes(k, req), ReadCommitted: cfg.ReadCommitted})
 			if errors.Is(err, stream.ErrOffsetOutOfRange) {
@@ -701,19 +714,27 @@ func (e *Engine) DeleteState(ctx context.Context, group string, topic *stream.To
 }
 
 // change is store.update for the engine's changes of records: the dead
-// letters the written state adds are this engine's to write, at once.
+// letters the written state adds are this engine's to write, at once; the
+// sweeper wakes long polls when the state's waiting records become due
+// (also when it did not change: it may just have been loaded here).
 func (e *Engine) change(ctx context.Context, k Key, fn func(st *State) (*State, bool, error)) error {
-	var prev, next *State
+	var prev, next, seen *State
 	err := e.store.update(ctx, k, func(st *State) (*State, bool, error) {
 		n, changed, err := fn(st)
-		prev, next = st, nil
-		if err == nil && changed {
-			next = n
+		prev, next, seen = st, nil, nil
+		if err == nil {
+			seen = n
+			if changed {
+				next = n
+			}
 		}
 		return n, changed, err
 	})
 	if err == nil && next != nil {
 		e.markOwn(k, prev, next)
+	}
+	if err == nil && seen != nil {
+		e.scheduleDue(seen.NextDue(nowMs(e.opts.Now())))
 	}
 	return err
 }

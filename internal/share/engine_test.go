@@ -877,3 +877,70 @@ func TestEngineAcquireReadsWhatItNeeds(t *testing.T) {
 		}
 	}
 }
+
+// Under a retry policy a released record is acquirable only after its
+// delay; records after it flow meanwhile. A long poll (waiting on Changed)
+// is woken when the record becomes due, with no new log data, also by an
+// engine that only loaded the waiting record after a restart.
+func TestEngineRetryDelayWakesLongPoll(t *testing.T) {
+	ctx := context.Background()
+	v := newShareEnv(t, 1)
+	v.setConfig(config.GroupShareAutoOffsetReset, "earliest")
+	v.setConfig(config.GroupRetryDelays, "300,600")
+	realClock := func(o *Options) { o.Now = time.Now }
+	e1 := v.engine(t, realClock)
+	// e2 is the broker the partition moves to later; it has not read the
+	// share partition yet.
+	e2 := v.engine(t, realClock)
+	k := v.key("g", 0)
+	v.produce(t, 0, 1)
+	v.produce(t, 0, 1)
+	if got := rangesString(acquire(t, e1, k, "a", 100).Acquired); got != "0-1@1 " {
+		t.Fatalf("acquired %s", got)
+	}
+	// waitDue long-polls like ShareFetch until member acquires want; every
+	// look is made after Changed fired.
+	waitDue := func(e *Engine, member, want string, notBefore time.Time) {
+		t.Helper()
+		for i := 0; ; i++ {
+			changed := e.Changed()
+			got := rangesString(acquire(t, e, k, member, 100).Acquired)
+			if got == want {
+				if now := time.Now(); now.Before(notBefore) {
+					t.Fatalf("%s acquired %v before it was due", got, notBefore.Sub(now))
+				}
+				return
+			}
+			if got != "" || i > 10 {
+				t.Fatalf("acquired %q waiting for %s", got, want)
+			}
+			select {
+			case <-changed:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no wake-up while waiting for %s", want)
+			}
+		}
+	}
+	released := time.Now()
+	if err := e1.Acknowledge(ctx, k, "a", []AckBatch{{First: 0, Last: 1, Types: []int8{AckRelease, AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := acquire(t, e1, k, "b", 100); len(got.Acquired) != 0 {
+		t.Fatalf("acquired %v before the delay", got.Acquired)
+	}
+	v.produce(t, 0, 1)
+	if got := rangesString(acquire(t, e1, k, "b", 100).Acquired); got != "2-2@1 " {
+		t.Fatalf("the record after the waiting one: %s", got)
+	}
+	waitDue(e1, "b", "0-0@2 ", released.Add(300*time.Millisecond))
+
+	// Released after the second delivery: the second delay, kept when the
+	// partition moves to another broker (which wakes its long polls too,
+	// having only loaded the waiting record).
+	released = time.Now()
+	if err := e1.Acknowledge(ctx, k, "b", []AckBatch{{First: 0, Last: 0, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	e1.Close()
+	waitDue(e2, "c", "0-0@3 ", released.Add(600*time.Millisecond))
+}

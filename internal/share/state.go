@@ -44,13 +44,16 @@ func (s RecordState) String() string {
 
 // Run is a run of consecutive offsets in one state. Member and Deadline
 // (unix ms) are set only while Acquired; DeliveryCount only while Available
-// or Acquired.
+// or Acquired; Due only while Available: a record released or timed out
+// under a retry policy may not be acquired before Due (unix ms; 0 = at
+// once).
 type Run struct {
 	First, Last   int64
 	State         RecordState
 	DeliveryCount int16
 	Member        string
 	Deadline      int64
+	Due           int64
 }
 
 // State is one share partition's state. Offsets below Start are done
@@ -76,6 +79,26 @@ type Policy struct {
 	// DeadLetters: archived rejected and over-delivered records become dead
 	// letters (the group has a dead-letter topic).
 	DeadLetters bool
+	// RetryDelaysMs is the group's retry policy (errors.retry.delays.ms):
+	// a record released or timed out after its n-th delivery waits
+	// RetryDelaysMs[min(n, len)-1] before it may be acquired again. Empty:
+	// it is acquirable at once.
+	RetryDelaysMs []int64
+}
+
+// waiting reports whether a record due at due must still wait at now. A
+// group whose retry policy was removed lets its waiting records go at once.
+func (p Policy) waiting(due, now int64) bool {
+	return due > now && len(p.RetryDelaysMs) > 0
+}
+
+// retryDue is when a record released at the given time after count
+// deliveries may be acquired again (0: at once).
+func (p Policy) retryDue(count int16, at int64) int64 {
+	if len(p.RetryDelaysMs) == 0 || count < 1 {
+		return 0
+	}
+	return at + p.RetryDelaysMs[min(int(count), len(p.RetryDelaysMs))-1]
 }
 
 // throttleLimit is the delivery count from which records are delivered in
@@ -91,7 +114,16 @@ func PolicyOf(cfg config.ShareGroup) Policy {
 		RecordLimit:   cfg.RecordLimit,
 		RenewEnabled:  cfg.RenewEnabled,
 		DeadLetters:   cfg.DLQTopic != "",
+		RetryDelaysMs: retryDelaysMs(cfg.RetryDelays),
 	}
+}
+
+func retryDelaysMs(ds []time.Duration) []int64 {
+	var out []int64
+	for _, d := range ds {
+		out = append(out, d.Milliseconds())
+	}
+	return out
 }
 
 // Archive reasons counted by Stats (and the archived metric's label).
@@ -194,7 +226,7 @@ func (s *State) appendRun(r Run) {
 func done(st RecordState) bool { return st == Acknowledged || st == Archived }
 
 func sameRun(a, b Run) bool {
-	return a.State == b.State && a.DeliveryCount == b.DeliveryCount && a.Member == b.Member && a.Deadline == b.Deadline
+	return a.State == b.State && a.DeliveryCount == b.DeliveryCount && a.Member == b.Member && a.Deadline == b.Deadline && a.Due == b.Due
 }
 
 // normalize merges equal neighbouring runs and moves Start past the done
@@ -203,7 +235,7 @@ func (s *State) normalize() {
 	out := s.Runs[:0]
 	for _, r := range s.Runs {
 		if done(r.State) {
-			r.DeliveryCount, r.Member, r.Deadline = 0, "", 0
+			r.DeliveryCount, r.Member, r.Deadline, r.Due = 0, "", 0, 0
 		}
 		if n := len(out); n > 0 && sameRun(out[n-1], r) && out[n-1].Last+1 == r.First {
 			out[n-1].Last = r.Last
@@ -237,9 +269,10 @@ func (s *State) addLetters(r Run, count int16, reason string) {
 	}
 }
 
-// release makes an acquired run available again, or archives it (a dead
-// letter with a DLQ) when its delivery count has reached the limit.
-func (s *State) release(r *Run, p Policy, st *Stats) {
+// release makes an acquired run available again, from due on (0: at
+// once), or archives it (a dead letter with a DLQ) when its delivery count
+// has reached the limit.
+func (s *State) release(r *Run, p Policy, st *Stats, due int64) {
 	if r.DeliveryCount >= p.DeliveryLimit {
 		if p.DeadLetters {
 			s.addLetters(*r, r.DeliveryCount, ReasonDeliveryCount)
@@ -248,17 +281,19 @@ func (s *State) release(r *Run, p Policy, st *Stats) {
 		*r = Run{First: r.First, Last: r.Last, State: Archived}
 		return
 	}
-	*r = Run{First: r.First, Last: r.Last, State: Available, DeliveryCount: r.DeliveryCount}
+	*r = Run{First: r.First, Last: r.Last, State: Available, DeliveryCount: r.DeliveryCount, Due: due}
 }
 
-// Expire ends the locks whose deadline is at or before now.
+// Expire ends the locks whose deadline is at or before now. Under a retry
+// policy the delay counts from the deadline, when the lock ended, however
+// late the expiry is noticed.
 func (s *State) Expire(now int64, p Policy) Stats {
 	var st Stats
 	for i := range s.Runs {
 		r := &s.Runs[i]
 		if r.State == Acquired && r.Deadline <= now {
 			st.Timeouts += r.Last - r.First + 1
-			s.release(r, p, &st)
+			s.release(r, p, &st, p.retryDue(r.DeliveryCount, r.Deadline))
 		}
 	}
 	s.normalize()
@@ -276,13 +311,27 @@ func (s *State) NextDeadline() int64 {
 	return d
 }
 
-// ReleaseMember releases every record member holds.
+// NextDue is the earliest time after now at which a record waiting out a
+// retry delay becomes acquirable, or 0 when none waits.
+func (s *State) NextDue(now int64) int64 {
+	var d int64
+	for _, r := range s.Runs {
+		if r.State == Available && r.Due > now && (d == 0 || r.Due < d) {
+			d = r.Due
+		}
+	}
+	return d
+}
+
+// ReleaseMember releases every record member holds (its share session
+// closed or it left the group). The records did not fail, so no retry
+// delay applies: they are acquirable at once, their delivery counts kept.
 func (s *State) ReleaseMember(member string, p Policy) Stats {
 	var st Stats
 	for i := range s.Runs {
 		r := &s.Runs[i]
 		if r.State == Acquired && r.Member == member {
-			s.release(r, p, &st)
+			s.release(r, p, &st, 0)
 		}
 	}
 	s.normalize()
@@ -317,16 +366,17 @@ func (s *State) Reset(off int64) {
 // stays small and no letter is dropped.
 const MaxPendingLetters = 20000
 
-// FetchOffset is where the next acquisition reads the log from: the first
-// available in-flight record, else End while fewer than MaxLocks records
-// are in flight; ok is false when nothing can be acquired (also while
-// MaxPendingLetters dead letters wait to be written).
-func (s *State) FetchOffset(p Policy) (int64, bool) {
+// FetchOffset is where the next acquisition reads the log from at now: the
+// first available in-flight record not waiting out a retry delay, else End
+// while fewer than MaxLocks records are in flight; ok is false when
+// nothing can be acquired (also while MaxPendingLetters dead letters wait
+// to be written).
+func (s *State) FetchOffset(p Policy, now int64) (int64, bool) {
 	if len(s.Letters) >= MaxPendingLetters {
 		return 0, false
 	}
 	for _, r := range s.Runs {
-		if r.State == Available {
+		if r.State == Available && !p.waiting(r.Due, now) {
 			return r.First, true
 		}
 	}
@@ -351,7 +401,8 @@ type AcquireInput struct {
 }
 
 // Acquire acquires records for a member from the batches read: available
-// in-flight records and new ones, in offset order. Control batches,
+// in-flight records and new ones, in offset order; records waiting out a
+// retry delay are passed over, not waited for. Control batches,
 // aborted transactions' batches and offsets with no batch are archived,
 // never delivered. It returns the ranges acquired, merged by delivery
 // count.
@@ -361,7 +412,7 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 	if want <= 0 {
 		want = 500
 	}
-	from, ok := s.FetchOffset(p)
+	from, ok := s.FetchOffset(p, in.Now)
 	if !ok {
 		return nil, st
 	}
@@ -382,11 +433,12 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 		type seg struct {
 			first, last int64
 			count       int16
+			due         int64
 		}
 		var avail []seg
 		for i := s.find(lo); i >= 0 && i < len(s.Runs) && s.Runs[i].First <= hi; i++ {
 			if r := s.Runs[i]; r.State == Available {
-				avail = append(avail, seg{max(r.First, lo), min(r.Last, hi), r.DeliveryCount})
+				avail = append(avail, seg{max(r.First, lo), min(r.Last, hi), r.DeliveryCount, r.Due})
 			}
 		}
 		for _, a := range avail {
@@ -395,8 +447,11 @@ func (s *State) Acquire(in AcquireInput, p Policy) ([]AcquiredRange, Stats) {
 			}
 			if a.count >= p.DeliveryLimit {
 				// The limit was lowered since: never deliver again.
-				s.update(a.first, a.last, func(r *Run) { s.release(r, p, &st) })
+				s.update(a.first, a.last, func(r *Run) { s.release(r, p, &st, 0) })
 				continue
+			}
+			if p.waiting(a.due, in.Now) {
+				continue // waiting out a retry delay
 			}
 			take := min(a.last-a.first+1, budget)
 			throttled := a.count >= p.throttleLimit()
@@ -600,7 +655,7 @@ func (s *State) Acknowledge(member string, acks []AckBatch, now int64, p Policy)
 				case AckAccept:
 					*r = Run{First: r.First, Last: r.Last, State: Acknowledged}
 				case AckRelease:
-					s.release(r, p, &st)
+					s.release(r, p, &st, p.retryDue(r.DeliveryCount, now))
 				case AckReject:
 					if p.DeadLetters {
 						s.addLetters(*r, r.DeliveryCount, ReasonRejected)
@@ -655,12 +710,15 @@ func (s *State) Check(p Policy) error {
 		}
 		switch r.State {
 		case Acquired:
-			if r.Member == "" || r.Deadline == 0 || r.DeliveryCount < 1 {
+			if r.Member == "" || r.Deadline == 0 || r.DeliveryCount < 1 || r.Due != 0 {
 				return fmt.Errorf("acquired run %d-%d without member, deadline or delivery", r.First, r.Last)
 			}
 		case Available, Acknowledged, Archived:
 			if r.Member != "" || r.Deadline != 0 {
 				return fmt.Errorf("%s run %d-%d holds a lock", r.State, r.First, r.Last)
+			}
+			if r.State != Available && r.Due != 0 {
+				return fmt.Errorf("%s run %d-%d has a retry due time", r.State, r.First, r.Last)
 			}
 		default:
 			return fmt.Errorf("run %d-%d in unknown state %d", r.First, r.Last, r.State)

@@ -21,7 +21,7 @@ import (
 //
 // and review the diff. Commands:
 //
-//	policy delivery=N locks=N lock=MS [dlq] [record-limit] [no-renew]
+//	policy delivery=N locks=N lock=MS [dlq] [record-limit] [no-renew] [retry=(MS,...)]
 //	reset start=N                         AlterShareGroupOffsets / initial state
 //	acquire member=m now=MS [max=N] limit=HWM
 //	    input: batches "B-L [control] [txn pid=N]", "aborted pid=N first=F"
@@ -30,6 +30,7 @@ import (
 //	release member=m
 //	truncate log-start=N
 //	letters-written offsets=(a,b)
+//	restart                               the state as a broker loads it (encode, decode)
 //	state
 //
 // After every command the harness checks the structural invariants
@@ -114,6 +115,17 @@ func (h *stateHarness) run(td *datadriven.TestData) (string, error) {
 			RecordLimit:   td.HasArg("record-limit"),
 			RenewEnabled:  !td.HasArg("no-renew"),
 		}
+		for _, a := range td.CmdArgs {
+			if a.Key == "retry" {
+				for _, v := range a.Vals {
+					n, err := strconv.ParseInt(v, 10, 64)
+					if err != nil {
+						return "", fmt.Errorf("retry=%s", v)
+					}
+					h.p.RetryDelaysMs = append(h.p.RetryDelaysMs, n)
+				}
+			}
+		}
 		return "ok\n", nil
 	case "reset":
 		h.s.Reset(argInt(td, "start", 0))
@@ -159,7 +171,11 @@ func (h *stateHarness) run(td *datadriven.TestData) (string, error) {
 			}
 			in.Batches = append(in.Batches, b)
 		}
+		before := h.s.Clone()
 		ranges, st := h.s.Acquire(in, h.p)
+		if err := checkDue(before, ranges, in.Now, h.p); err != nil {
+			return "", err
+		}
 		var parts []string
 		var n int64
 		for _, r := range ranges {
@@ -251,6 +267,12 @@ func (h *stateHarness) run(td *datadriven.TestData) (string, error) {
 			}
 		}
 		h.s.RemoveLetters(written)
+	case "restart":
+		back, err := DecodeState(h.s.Encode())
+		if err != nil {
+			return "", err
+		}
+		h.s = back
 	case "state":
 	default:
 		return "", fmt.Errorf("unknown command %q", td.Cmd)
@@ -279,6 +301,19 @@ func (h *stateHarness) check() error {
 	for off := range h.accepted {
 		if i := h.s.find(off); i >= 0 && h.s.Runs[i].State != Acknowledged {
 			return fmt.Errorf("accepted offset %d is %s", off, h.s.Runs[i].State)
+		}
+	}
+	return nil
+}
+
+// checkDue fails when ranges hold a record that, in before, was waiting
+// out a retry delay past now (while the policy has one).
+func checkDue(before *State, ranges []AcquiredRange, now int64, p Policy) error {
+	for _, r := range ranges {
+		for off := r.First; off <= r.Last; off++ {
+			if i := before.find(off); i >= 0 && before.Runs[i].Due > now && len(p.RetryDelaysMs) > 0 {
+				return fmt.Errorf("offset %d acquired at %d, due at %d", off, now, before.Runs[i].Due)
+			}
 		}
 	}
 	return nil
@@ -314,6 +349,9 @@ func dumpState(s *State) string {
 		if r.State == Acquired {
 			fmt.Fprintf(&b, " member=%s deadline=%d", r.Member, r.Deadline)
 		}
+		if r.Due != 0 {
+			fmt.Fprintf(&b, " due=%d", r.Due)
+		}
 		b.WriteByte('\n')
 	}
 	for _, l := range s.Letters {
@@ -329,6 +367,9 @@ func TestStateRandom(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		h := newStateHarness()
 		h.p = Policy{LockMs: 50, DeliveryLimit: 3, MaxLocks: 40, RecordLimit: seed%2 == 0, RenewEnabled: true, DeadLetters: seed%3 == 0}
+		if seed%4 == 1 {
+			h.p.RetryDelaysMs = []int64{15, 40}
+		}
 		// The log: batches of 1-5 records, some control, some aborted.
 		var log []Batch
 		var aborted []stream.AbortedTxn
@@ -362,7 +403,7 @@ func TestStateRandom(t *testing.T) {
 			var err error
 			switch k := rng.IntN(10); {
 			case k < 4:
-				from, ok := h.s.FetchOffset(h.p)
+				from, ok := h.s.FetchOffset(h.p, now)
 				if !ok {
 					continue
 				}
@@ -372,7 +413,11 @@ func TestStateRandom(t *testing.T) {
 						in = append(in, b)
 					}
 				}
+				before := h.s.Clone()
 				ranges, _ := h.s.Acquire(AcquireInput{Batches: in, Limit: 300, Aborted: aborted, Member: m, Now: now, MaxRecords: 1 + rng.IntN(8)}, h.p)
+				if err := checkDue(before, ranges, now, h.p); err != nil {
+					t.Fatalf("seed %d step %d: %v", seed, step, err)
+				}
 				for _, r := range ranges {
 					for off := r.First; off <= r.Last; off++ {
 						if h.accepted[off] {

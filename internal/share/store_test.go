@@ -134,21 +134,61 @@ func TestStoreCompareAndSwap(t *testing.T) {
 }
 
 func TestDecodeCorrupt(t *testing.T) {
-	s := &State{Start: 3, End: 10, Runs: []Run{{First: 3, Last: 5, State: Acquired, DeliveryCount: 1, Member: "m", Deadline: 99}, {First: 6, Last: 9, State: Available, DeliveryCount: 2}},
-		Letters: []DeadLetter{{Offset: 1, DeliveryCount: 2, Reason: ReasonRejected}}}
-	b := s.Encode()
-	for i := 0; i < len(b); i++ {
-		if _, err := DecodeState(b[:i]); err == nil {
-			t.Fatalf("decoded a %d-byte prefix of %d", i, len(b))
+	for _, due := range []int64{0, 1234} {
+		s := &State{Start: 3, End: 10, Runs: []Run{{First: 3, Last: 5, State: Acquired, DeliveryCount: 1, Member: "m", Deadline: 99}, {First: 6, Last: 9, State: Available, DeliveryCount: 2, Due: due}},
+			Letters: []DeadLetter{{Offset: 1, DeliveryCount: 2, Reason: ReasonRejected}}}
+		b := s.Encode()
+		for i := 0; i < len(b); i++ {
+			if _, err := DecodeState(b[:i]); err == nil {
+				t.Fatalf("due %d: decoded a %d-byte prefix of %d", due, i, len(b))
+			}
+		}
+		if _, err := DecodeState(append(b, 0)); err == nil {
+			t.Fatalf("due %d: decoded trailing bytes", due)
+		}
+		bad := append([]byte{}, b...)
+		bad[0] = 3
+		if _, err := DecodeState(bad); !errors.Is(err, errCorrupt) {
+			t.Fatalf("version 3: %v", err)
 		}
 	}
-	if _, err := DecodeState(append(b, 0)); err == nil {
-		t.Fatal("decoded trailing bytes")
+	// A due time on an acquired record is corrupt.
+	b := (&State{Start: 0, End: 1, Runs: []Run{{First: 0, Last: 0, State: Available, DeliveryCount: 1, Due: 5}}}).Encode()
+	b[6] = byte(Acquired) // version, start, end-start, members, runs, length, state
+	if _, err := DecodeState(b); !errors.Is(err, errCorrupt) {
+		t.Fatalf("due time on an acquired record: %v", err)
 	}
-	bad := append([]byte{}, b...)
-	bad[0] = 2
-	if _, err := DecodeState(bad); !errors.Is(err, errCorrupt) {
-		t.Fatalf("version 2: %v", err)
+}
+
+// The stored form of version 1 (before retry due times), as brokers wrote
+// it, still decodes; a state without due times is still written as
+// version 1 (brokers that know only version 1 read it during an upgrade),
+// and one with due times as version 2.
+func TestDecodeVersion1(t *testing.T) {
+	v1 := []byte{0x1, 0x14, 0x6, 0x1, 0x2, 0x6d, 0x31, 0x3, 0x2, 0x0, 0x1, 0x0, 0x0, 0x2, 0x1, 0x2, 0x1, 0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62, 0x2, 0x2, 0x0, 0x0, 0x0, 0x1, 0x6, 0x2, 0x0}
+	want := &State{Start: 10, End: 16, Runs: []Run{
+		{First: 10, Last: 11, State: Available, DeliveryCount: 1},
+		{First: 12, Last: 13, State: Acquired, DeliveryCount: 2, Member: "m1", Deadline: 1700000000000},
+		{First: 14, Last: 15, State: Acknowledged},
+	}, Letters: []DeadLetter{{Offset: 3, DeliveryCount: 2, Reason: ReasonRejected}}}
+	got, err := DecodeState(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 1 decoded as\n%s\nwant\n%s", dumpState(got), dumpState(want))
+	}
+	if b := got.Encode(); string(b) != string(v1) {
+		t.Fatalf("re-encoded as % x", b)
+	}
+	got.Runs[0].Due = 1700000005000
+	b := got.Encode()
+	if b[0] != 2 {
+		t.Fatalf("a state with a due time is written as version %d", b[0])
+	}
+	back, err := DecodeState(b)
+	if err != nil || !reflect.DeepEqual(back, got) {
+		t.Fatalf("version 2 round trip: %v\n%s", err, dumpState(back))
 	}
 }
 
@@ -158,6 +198,7 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add((&State{Start: 3, End: 10, Runs: []Run{{First: 3, Last: 5, State: Acquired, DeliveryCount: 1, Member: "m", Deadline: 99}, {First: 6, Last: 9, State: Available, DeliveryCount: 2}},
 		Letters: []DeadLetter{{Offset: 1, DeliveryCount: 2, Reason: ReasonDeliveryCount}}}).Encode())
 	f.Add(NewState(0).Encode())
+	f.Add((&State{Start: 0, End: 2, Runs: []Run{{First: 0, Last: 1, State: Available, DeliveryCount: 1, Due: 77}}}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := DecodeState(b)
 		if err != nil {

@@ -5,16 +5,28 @@ import (
 	"time"
 )
 
-// sweepLoop expires the locks of the cached share partitions and writes
-// their pending dead letters, until ctx ends.
+// sweepLoop expires the locks of the cached share partitions, writes
+// their pending dead letters and fires Changed when a record waiting out a
+// retry delay becomes due, until ctx ends.
 func (e *Engine) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(e.opts.SweepInterval)
 	defer t.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	e.dueScan()
+	e.armDue(due)
 	var lastEvict time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.dueKick:
+			e.armDue(due)
+			continue
+		case <-due.C:
+			e.fireDue()
+			e.armDue(due)
+			continue
 		case <-t.C:
 			e.sweepLocks(ctx)
 			if now := e.opts.Now(); now.Sub(lastEvict) >= e.cacheIdle/10 {
@@ -25,6 +37,73 @@ func (e *Engine) sweepLoop(ctx context.Context) {
 		}
 		e.writeLetters(ctx)
 	}
+}
+
+// scheduleDue makes the sweeper fire Changed at due (unix ms on the
+// engine's clock; 0: nothing), unless it waits for an earlier time.
+func (e *Engine) scheduleDue(due int64) {
+	if due == 0 {
+		return
+	}
+	e.dueMu.Lock()
+	earlier := e.nextDue == 0 || due < e.nextDue
+	if earlier {
+		e.nextDue = due
+	}
+	e.dueMu.Unlock()
+	if earlier {
+		select {
+		case e.dueKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fireDue fires Changed when the earliest due time has come (records
+// became acquirable with no new log data, so long polls must look again),
+// and looks up the next one.
+func (e *Engine) fireDue() {
+	now := nowMs(e.opts.Now())
+	e.dueMu.Lock()
+	next := e.nextDue
+	e.dueMu.Unlock()
+	if next == 0 || next > now {
+		return
+	}
+	e.notify()
+	e.dueScan()
+}
+
+// dueScan sets the next due time to the earliest after now among the
+// cached share partitions (and any scheduled meanwhile).
+func (e *Engine) dueScan() {
+	now := nowMs(e.opts.Now())
+	var next int64
+	e.store.snapshot(func(st *State) bool {
+		if d := st.NextDue(now); d != 0 && (next == 0 || d < next) {
+			next = d
+		}
+		return false
+	})
+	e.dueMu.Lock()
+	if e.nextDue <= now || (next != 0 && next < e.nextDue) {
+		e.nextDue = next
+	}
+	e.dueMu.Unlock()
+}
+
+// armDue sets the timer to the next due time. Timers run on the machine's
+// clock, the engine's may differ (tests move it by hand): a timer that
+// fires early finds the time not come and is armed again.
+func (e *Engine) armDue(t *time.Timer) {
+	e.dueMu.Lock()
+	next := e.nextDue
+	e.dueMu.Unlock()
+	wait := time.Hour
+	if next != 0 {
+		wait = max(time.Duration(next-nowMs(e.opts.Now()))*time.Millisecond, time.Millisecond)
+	}
+	t.Reset(wait)
 }
 
 // cacheIdle is how long a share partition stays cached (and swept) after
