@@ -640,6 +640,14 @@ func (q *queueConsumers) stopAll() {
 func (c *queueConsumer) run(ctx context.Context, h *queueHistory, seed uint64) {
 	defer close(c.done)
 	rng := rand.New(rand.NewPCG(seed, 53))
+	// The client fetches in the background, so a polled record may have
+	// been acquired well before the poll. After the consumer stalled (a
+	// late acknowledgement, a slow flush), the records it buffered
+	// meanwhile may be past their lock when they are polled, and the same
+	// member may already hold them again; until every lock taken during
+	// the stall has run out, its acknowledgements count as unknown.
+	var stalledUntil time.Time
+	const stall = time.Second
 	for {
 		select {
 		case <-c.stop:
@@ -655,6 +663,7 @@ func (c *queueConsumer) run(ctx context.Context, h *queueHistory, seed uint64) {
 		if len(recs) == 0 {
 			continue
 		}
+		polled := time.Now()
 		if c.dialer.dead() {
 			return // killed while polling: nothing more is sent
 		}
@@ -707,8 +716,12 @@ func (c *queueConsumer) run(ctx context.Context, h *queueHistory, seed uint64) {
 			}
 		}
 		c.resMu.Unlock()
+		inTime := !late && polled.After(stalledUntil) && time.Since(polled) < stall
+		if late || time.Since(polled) >= stall {
+			stalledUntil = time.Now().Add(queueLockMs*time.Millisecond + stall)
+		}
 		for i, r := range recs {
-			h.acked(c.name, r, statuses[i], !late && err == nil && ok[r.Partition] && !bad[r.Partition])
+			h.acked(c.name, r, statuses[i], inTime && err == nil && ok[r.Partition] && !bad[r.Partition])
 		}
 	}
 }
