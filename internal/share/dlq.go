@@ -284,7 +284,13 @@ func (st *dlqState) touch(letters []DeadLetter) {
 	}
 }
 
-func (st *dlqState) markDone(letters []DeadLetter) {
+// markDone records letters as written and forgets the runs of calls more
+// than doneGens ago, except those covering a letter in pending: the
+// letters still pending in the share partition's state may be handed over
+// again, however many calls go by first (by a broker that takes the
+// partition over after another one died between writing them and removing
+// them from the state).
+func (st *dlqState) markDone(letters, pending []DeadLetter) {
 	for _, l := range letters {
 		if n := len(st.Done); n > 0 {
 			r := &st.Done[n-1]
@@ -295,7 +301,34 @@ func (st *dlqState) markDone(letters []DeadLetter) {
 		}
 		st.Done = append(st.Done, doneRun{First: l.Offset, Last: l.Offset, Count: l.DeliveryCount, Reason: l.Reason, Gen: st.Gen})
 	}
-	st.Done = slices.DeleteFunc(st.Done, func(r doneRun) bool { return r.Gen <= st.Gen-doneGens })
+	st.Done = slices.DeleteFunc(st.Done, func(r doneRun) bool {
+		if r.Gen > st.Gen-doneGens {
+			return false
+		}
+		for _, l := range pending {
+			if l.Offset >= r.First && l.Offset <= r.Last && l.DeliveryCount == r.Count && l.Reason == r.Reason {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// stillPending returns the dead letters pending in key's share partition
+// state (none when it has no state).
+func (w *DeadLetters) stillPending(ctx context.Context, key Key) ([]DeadLetter, error) {
+	resp, err := w.o.Client.Get(ctx, newStore(w.o.Client, w.o.Prefix, nil).key(key))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	st, err := DecodeState(resp.Kvs[0].Value)
+	if err != nil {
+		return nil, err
+	}
+	return st.Letters, nil
 }
 
 func (w *DeadLetters) etcdKey(key Key) string {
@@ -535,7 +568,11 @@ func (w *DeadLetters) settle(ctx context.Context, key Key, st dlqState) (dlqStat
 	default:
 		return st, fmt.Errorf("share: writing %d dead letters of group %q to %s/%d: %w", len(b.Letters), key.Group, b.Topic, b.Partition, res.Err)
 	}
-	st.markDone(b.Letters)
+	pending, err := w.stillPending(ctx, key)
+	if err != nil {
+		return st, err
+	}
+	st.markDone(b.Letters, pending)
 	st.InFlight = nil
 	w.written.WithLabelValues(key.Group).Add(float64(len(b.Letters)))
 	return st, nil

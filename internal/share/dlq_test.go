@@ -601,11 +601,11 @@ func TestDLQTopicRules(t *testing.T) {
 func TestDLQDoneLettersRenewed(t *testing.T) {
 	l := func(off int64) DeadLetter { return DeadLetter{Offset: off, DeliveryCount: 1, Reason: ReasonRejected} }
 	st := dlqState{Gen: 1}
-	st.markDone([]DeadLetter{l(1), l(5)})
+	st.markDone([]DeadLetter{l(1), l(5)}, nil)
 	for i := int64(0); i < 3*doneGens; i++ {
 		st.Gen++
 		st.touch([]DeadLetter{l(1), l(100 + i)})
-		st.markDone([]DeadLetter{l(100 + i)})
+		st.markDone([]DeadLetter{l(100 + i)}, nil)
 	}
 	if !st.isDone(l(1)) {
 		t.Fatal("a letter still passed was forgotten")
@@ -662,5 +662,49 @@ func TestDLQManyFailingCalls(t *testing.T) {
 	}
 	if len(got) != len(pending) || len(seen) != len(pending) {
 		t.Fatalf("%d letters written for %d: %v", len(got), len(pending), got)
+	}
+}
+
+// A letter written by one broker that died before removing it from the
+// share partition's state stays pending there; the broker that takes the
+// partition over hands it to the writer only after a grace, and writes its
+// own letters meanwhile. The writer must still know the letter is written
+// however many of those calls go by: it keeps a written letter as long as
+// the share state still holds it.
+func TestDLQLetterPendingInStateNotForgotten(t *testing.T) {
+	v := newDLQEnv(t, 1)
+	v.produceSource(t, 0, 40)
+	v.createDLQ(t, "dlq.orders", 1, true)
+	ctx := context.Background()
+	cfg := dlqGroup("dlq.orders", false)
+	l := func(off int64) DeadLetter { return DeadLetter{Offset: off, DeliveryCount: 1, Reason: ReasonRejected} }
+	// The share state, as the dead broker left it: letter 1 pending.
+	st := NewState(0)
+	st.Letters = []DeadLetter{l(1)}
+	if _, err := v.cli.Put(ctx, newStore(v.cli, "/runnel", nil).key(v.key(0)), string(st.Encode())); err != nil {
+		t.Fatal(err)
+	}
+	w := v.writer(DeadLetterOptions{MaxBatchLetters: 1})
+	if err := w.Write(ctx, v.key(0), cfg, []DeadLetter{l(1)}); err != nil {
+		t.Fatal(err)
+	}
+	// The other broker's own letters, one call each, during the grace.
+	for i := int64(0); i < 3*doneGens; i++ {
+		if err := w.Write(ctx, v.key(0), cfg, []DeadLetter{l(5 + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After the grace it hands the dead broker's letter over.
+	if err := w.Write(ctx, v.key(0), cfg, []DeadLetter{l(1)}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, off := range letterOffsets(t, v.readTopic(t, "dlq.orders")) {
+		if off == 1 {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("letter 1 is %d times in the dead-letter topic, want once", n)
 	}
 }
