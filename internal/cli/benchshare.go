@@ -258,18 +258,20 @@ func preloadShareBench(ctx context.Context, g *globalOptions, o *benchOptions, r
 		return flowReport{}, err
 	}
 	defer pcl.Close()
-	payload := make([]byte, o.recordSize)
-	if _, err := rand.Read(payload); err != nil {
-		return flowReport{}, fmt.Errorf("generate payload: %w", err)
-	}
 	var (
 		failed   atomic.Int64
 		firstErr atomic.Value
 	)
 	start := time.Now()
 	for i := range records {
+		// Every record has its own random bytes, so no batch compression
+		// can shrink the load (one value repeated would compress away).
+		value := make([]byte, o.recordSize)
+		if _, err := rand.Read(value); err != nil {
+			return flowReport{}, fmt.Errorf("generate payload: %w", err)
+		}
 		for _, t := range topics {
-			pcl.Produce(ctx, &kgo.Record{Topic: t, Value: payload, Key: []byte(fmt.Sprint(i))}, func(_ *kgo.Record, err error) {
+			pcl.Produce(ctx, &kgo.Record{Topic: t, Value: value, Key: []byte(fmt.Sprint(i))}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)

@@ -150,6 +150,9 @@ type DeadLetterOptions struct {
 type DeadLetters struct {
 	o       DeadLetterOptions
 	written *prometheus.CounterVec
+	// states names the share partitions' state keys (the engine's
+	// layout), read to keep the letters still pending there.
+	states *store
 }
 
 // NewDeadLetters returns a dead-letter writer.
@@ -166,7 +169,7 @@ func NewDeadLetters(o DeadLetterOptions) *DeadLetters {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &DeadLetters{o: o, written: prometheus.NewCounterVec(prometheus.CounterOpts{
+	w := &DeadLetters{o: o, states: newStore(o.Client, o.Prefix, o.Logger), written: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "runnel_share_dead_letters_written_total",
 		Help: "Dead letters written to share groups' dead-letter topics.",
 	}, []string{"group"})}
@@ -317,7 +320,7 @@ func (st *dlqState) markDone(letters, pending []DeadLetter) {
 // stillPending returns the dead letters pending in key's share partition
 // state (none when it has no state).
 func (w *DeadLetters) stillPending(ctx context.Context, key Key) ([]DeadLetter, error) {
-	resp, err := w.o.Client.Get(ctx, newStore(w.o.Client, w.o.Prefix, nil).key(key))
+	resp, err := w.o.Client.Get(ctx, w.states.key(key))
 	if err != nil {
 		return nil, unavailable(err)
 	}
