@@ -163,7 +163,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		ArchiveMaxAge:      cfg.Archive.MaxAge,
 		Grace:              cfg.Archive.Grace,
 		CompactEtcd:        true,
-		Registerer:         b.registry,
+		Registerer:         b.metrics(),
 		Now:                now,
 	})
 	if err != nil {
@@ -225,7 +225,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		MaxRequestBytes:    cfg.MaxRequestBytes,
 		AutoCreateTopics:   cfg.AutoCreateTopics,
 		DefaultPartitions:  cfg.DefaultPartitions,
-		Metrics:            b.registry,
+		Metrics:            b.metrics(),
 		BrokerConfigs:      func() []config.Def { return config.BrokerDefs(cfg) },
 		LogDir:             cfg.ObjectStoreURL(),
 		ReadBarrierTimeout: readBarrierTimeout(cfg.Etcd.LeaseTTL),
@@ -235,8 +235,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	}
 	b.shares.protocolOptions(&popts, b.groups)
 	b.retryOptions(&popts)
-	if err := b.openClientMetrics(ctx, &popts); err != nil {
-		return nil, err
+	if cfg.Telemetry.MetricsOn() {
+		if err := b.openClientMetrics(ctx, &popts); err != nil {
+			return nil, err
+		}
 	}
 	b.sec.protocolOptions(&popts, cfg.SASL.FailureDelay, cfg.SASL.MaxReauth)
 	if err := b.startTracing(ctx, &popts); err != nil {
@@ -297,7 +299,13 @@ func (b *Broker) startHTTP() error {
 	})
 	// The probes stay anonymous; the rest needs the cluster's DESCRIBE.
 	g := b.httpGuard()
-	mux.Handle("GET /metrics", clusterOnly(g, promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{})))
+	if b.cfg.Telemetry.MetricsOn() {
+		mux.Handle("GET /metrics", clusterOnly(g, promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{})))
+	} else {
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "metrics are off on this broker (telemetry.metrics: false)", http.StatusNotFound)
+		})
+	}
 	mux.Handle("GET /share/groups/{group}", clusterOnly(g, http.HandlerFunc(b.handleShareStates)))
 	mux.Handle("/debug/pprof/", clusterOnly(g, http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", clusterOnly(g, http.HandlerFunc(pprof.Profile)))

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/runnel-dev/runnel/internal/groups"
 	"github.com/runnel-dev/runnel/internal/stream"
 	"github.com/runnel-dev/runnel/internal/telemetry/lag"
@@ -17,6 +19,9 @@ import (
 func (b *Broker) startLag(ctx context.Context) error {
 	if err := b.cfg.Telemetry.Validate(); err != nil {
 		return err
+	}
+	if !b.cfg.Telemetry.MetricsOn() {
+		return nil
 	}
 	b.lag = lag.New(lag.Options{
 		Log:        lagLog{b.engine},
@@ -33,6 +38,16 @@ func (b *Broker) startLag(ctx context.Context) error {
 		b.lag.Run(ctx)
 	}()
 	return nil
+}
+
+// metrics is the registry the broker's services register their metrics
+// on, nil (they then keep none or keep them unexported) when
+// telemetry.metrics is false.
+func (b *Broker) metrics() prometheus.Registerer {
+	if !b.cfg.Telemetry.MetricsOn() {
+		return nil
+	}
+	return b.registry
 }
 
 // lagLog is the log as the lag tracker reads it.

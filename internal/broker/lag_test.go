@@ -2,6 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +114,50 @@ func TestLagOfConsumerProtocolAndTransactionalGroups(t *testing.T) {
 			t.Fatalf("rows %v, want %v", got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMetricsOff checks telemetry.metrics: false: /metrics answers 404,
+// KIP-714 is not advertised, no lag tracker runs, and records still flow;
+// with the default the same broker measures requests and topics.
+func TestMetricsOff(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("metrics=%v", on), func(t *testing.T) {
+			env := newTestEnv(t, 30*time.Second, func(c *config.Config) {
+				if !on {
+					c.Telemetry.Metrics = &on
+				}
+			}, 1, "quiet")
+			if err := env.cl.ProduceSync(env.ctx, &kgo.Record{Topic: "quiet", Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Get("http://" + env.b.HTTPAddr() + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			measured := strings.Contains(string(body), `runnel_topic_records_in_total{topic="quiet"} 1`)
+			if on && (resp.StatusCode != http.StatusOK || !measured) {
+				t.Fatalf("metrics on: /metrics %d, records_in of the topic shown %v", resp.StatusCode, measured)
+			}
+			if !on && resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("metrics off: /metrics %d %q, want 404", resp.StatusCode, body)
+			}
+			if (env.b.lag != nil) != on {
+				t.Fatalf("lag tracker running = %v with metrics %v", env.b.lag != nil, on)
+			}
+			versions, err := kmsg.NewPtrApiVersionsRequest().RequestWith(env.ctx, env.cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kip714 := false
+			for _, k := range versions.ApiKeys {
+				kip714 = kip714 || k.ApiKey == kmsg.PushTelemetry.Int16() || k.ApiKey == kmsg.GetTelemetrySubscriptions.Int16()
+			}
+			if kip714 != on {
+				t.Fatalf("KIP-714 advertised = %v with metrics %v", kip714, on)
+			}
+		})
 	}
 }

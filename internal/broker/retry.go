@@ -30,7 +30,7 @@ func (b *Broker) retryOptions(o *protocol.Options) {
 		Offsets:     retryOffsets{c: b.groups, self: b.cfg.BrokerID},
 		GroupConfig: o.GroupConfigs.GroupConfig,
 		Logger:      b.log,
-		Metrics:     b.registry,
+		Metrics:     b.metrics(),
 	})
 	b.retries.Start()
 }

@@ -90,7 +90,7 @@ func (b *Broker) openShares(ctx context.Context) error {
 		Log:     b.engine,
 		Rules:   b.cfg.DeadLetters,
 		Logger:  b.log,
-		Metrics: b.registry,
+		Metrics: b.metrics(),
 	})
 	b.shares.engine = share.New(share.Options{
 		Client:      b.cli,
@@ -98,7 +98,7 @@ func (b *Broker) openShares(ctx context.Context) error {
 		GroupConfig: b.shares.configs.ShareGroup,
 		DeadLetters: b.shares.letters,
 		Logger:      b.log,
-		Metrics:     b.registry,
+		Metrics:     b.metrics(),
 	})
 	if err := b.shares.engine.Start(ctx); err != nil {
 		return fmt.Errorf("broker: share engine: %w", err)

@@ -14,6 +14,11 @@ const (
 
 // TelemetryConfig configures what the broker measures of its clients.
 type TelemetryConfig struct {
+	// Metrics, when false, turns the broker's metrics off: /metrics
+	// answers 404, requests, topics and connections are not measured,
+	// consumer lag is not evaluated and KIP-714 client metrics are not
+	// served (there is nothing to re-export them on). Default true.
+	Metrics *bool `yaml:"metrics"`
 	// LagPartitionMetrics adds per-partition consumer lag series
 	// (runnel_group_partition_*) to the per group and topic ones; off by
 	// default to keep the series count bounded by groups × topics.
@@ -30,6 +35,9 @@ type TelemetryConfig struct {
 	// accepted KIP-714 push is forwarded to.
 	ClientMetricsOTLPEndpoint string `yaml:"client-metrics-otlp-endpoint"`
 }
+
+// MetricsOn reports whether the broker keeps and serves metrics.
+func (t TelemetryConfig) MetricsOn() bool { return t.Metrics == nil || *t.Metrics }
 
 // ClientMetricsBytes is the KIP-714 push size cap in effect:
 // ClientMetricsMaxBytes, or 1 MiB when that is 0.

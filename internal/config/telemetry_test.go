@@ -20,6 +20,12 @@ func TestTelemetryKeys(t *testing.T) {
 	if err := (TelemetryConfig{LagInterval: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "telemetry.lag-interval") {
 		t.Fatalf("negative interval: %v", err)
 	}
+	for doc, want := range map[string]bool{"": true, "telemetry:\n  metrics: true\n": true, "telemetry:\n  metrics: false\n": false} {
+		c, err := Parse([]byte(doc))
+		if err != nil || c.Telemetry.MetricsOn() != want {
+			t.Fatalf("%q: metrics on = %v (%v), want %v", doc, c.Telemetry.MetricsOn(), err, want)
+		}
+	}
 }
 
 func TestTelemetryClientMetricsKeys(t *testing.T) {
