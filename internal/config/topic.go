@@ -36,8 +36,10 @@ type Topic struct {
 	TimestampBeforeMaxMs int64
 	TimestampAfterMaxMs  int64
 	MinInsyncReplicas    int32
-	// TableEnabled materialises the topic as an Iceberg table.
+	// TableEnabled materialises the topic as an Iceberg table; Table is the
+	// rest of its table.* configs.
 	TableEnabled bool
+	Table        Table
 	// KeySchemaValidation and ValueSchemaValidation enforce the schema
 	// registry's data contract on produce; the strategies name the
 	// subjects (TopicNameStrategy, RecordNameStrategy or
@@ -113,6 +115,18 @@ func ResolveTopic(overrides, defaults map[string]string) (Topic, error) {
 	}
 	t.MinInsyncReplicas = int32(i64("min.insync.replicas"))
 	t.TableEnabled = strings.EqualFold(get("table.enabled"), "true")
+	t.Table = Table{
+		Enabled:            t.TableEnabled,
+		Mode:               get("table.mode"),
+		CommitIntervalMs:   i64("table.commit.interval.ms"),
+		Namespace:          get("table.namespace"),
+		Name:               get("table.name"),
+		ErrorMode:          get("table.error.mode"),
+		ErrorDLQTopic:      get("table.error.dlq.topic"),
+		RetentionSnapshots: int(i64("table.retention.snapshots")),
+		Source:             get("table.source"),
+	}
+	t.Table.PartitionBy, _ = ParsePartitionBy(get("table.partition.by")) // validated above
 	t.KeySchemaValidation = strings.EqualFold(get("confluent.key.schema.validation"), "true")
 	t.ValueSchemaValidation = strings.EqualFold(get("confluent.value.schema.validation"), "true")
 	t.KeySubjectStrategy = strings.TrimPrefix(get("confluent.key.subject.name.strategy"), strategyClassPrefix)
