@@ -44,6 +44,9 @@ var rules = []struct {
 	{"internal/retry", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli",
 		module + "internal/groups", module + "internal/share"},
 		"retry policies are wired in by the broker and reach the log through their own interfaces (doc.go)"},
+	{"internal/tableflow", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli",
+		module + "internal/groups", module + "internal/share"},
+		"tableflow is wired in by the broker and reaches the log and the registry through its own interfaces (DESIGN §1)"},
 	{"internal/telemetry/...", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli"},
 		"telemetry is wired in by the broker and reaches the log through its own interfaces (DESIGN §1)"},
 }
