@@ -64,8 +64,12 @@ func (c *compiler) listType(elem shape) *iceberg.ListType {
 	return &iceberg.ListType{ElementID: c.id(), Element: elem.typ, ElementRequired: elem.required}
 }
 
+// mapType makes map values optional whatever the schema says: iceberg-go
+// v0.7 reads a required map value back as non-nullable from one data file
+// and nullable from another, and a scan's ToArrowTable then panics on the
+// mismatch.
 func (c *compiler) mapType(key, value shape) *iceberg.MapType {
-	return &iceberg.MapType{KeyID: c.id(), KeyType: key.typ, ValueID: c.id(), ValueType: value.typ, ValueRequired: value.required}
+	return &iceberg.MapType{KeyID: c.id(), KeyType: key.typ, ValueID: c.id(), ValueType: value.typ}
 }
 
 // sortEntries orders a map column value by key, so equal maps are

@@ -67,7 +67,10 @@ func isFixedColumn(name string) bool {
 // may widen from int to long, float to double or to a decimal of larger
 // precision. Any other change of a column, and a value field named like a
 // fixed column, is an error wrapping ErrIncompatibleSchema that names the
-// field. When nothing changes, current itself is returned.
+// field. When nothing changes, current itself is returned. A table takes
+// the result with UpdateSchema.UnionByNameWith(result), which makes
+// exactly it (the ids included; union with the value's schema alone would
+// leave the fields it lacks required).
 func TableSchema(value registry.Schema, current *iceberg.Schema) (*iceberg.Schema, error) {
 	c := &compiler{}
 	fields := fixedColumns(c)

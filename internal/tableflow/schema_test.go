@@ -145,8 +145,8 @@ func TestTableSchemaFromValueSchemas(t *testing.T) {
 18 status string
 19 note? string
 20 tags list<21 string>
-22 attrs map<23 string, 24 long>
-25 by_num map<26 int, 27 struct<28 city string, 29 zip int>>
+22 attrs map<23 string, 24? long>
+25 by_num map<26 int, 27? struct<28 city string, 29 zip int>>
 30 addr? struct<31 city string, 32 zip int>
 33 at? timestamptz
 34 maybe? long
@@ -156,7 +156,7 @@ func TestTableSchemaFromValueSchemas(t *testing.T) {
 `},
 		{name: "json schema", schemaType: "JSON", text: jsonAll, want: `8 addr struct<9 city string, 10 zip? long>
 11 at? timestamptz
-12 attrs? map<13 string, 14 long>
+12 attrs? map<13 string, 14? long>
 15 day? date
 16 flag boolean
 17 maybe? long
