@@ -79,7 +79,6 @@ func protoPayload(t *testing.T, s registry.Schema, fill func(m *dynamicpb.Messag
 	return append(protobuf.AppendIndexes(nil, []int{0}), b...)
 }
 
-
 // protoSet fills a dynamic message from values by field name: scalars as
 // protoreflect values, nested messages as func(protoreflect.Message),
 // lists as []protoreflect.Value, maps as map[any]protoreflect.Value
@@ -130,7 +129,7 @@ var formatCases = []formatCase{
 				"day": time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), "tmillis": 1500 * time.Millisecond, "tmicros": 1500 * time.Microsecond,
 				"tsmillis": time.UnixMilli(1765000000123).UTC(), "tsmicros": time.UnixMicro(1765000000123456).UTC(),
 				"local": time.UnixMicro(1765000000654321).UTC(),
-				"uid": "123e4567-e89b-12d3-a456-426614174000", "status": "DONE", "note": map[string]any{"string": "hi"},
+				"uid":   "123e4567-e89b-12d3-a456-426614174000", "status": "DONE", "note": map[string]any{"string": "hi"},
 				"tags": []any{"a", "b"}, "attrs": map[string]any{"y": nil, "x": map[string]any{"long": int64(1)}},
 				"addr": map[string]any{"shop.Addr": map[string]any{"city": "Oslo", "zip": map[string]any{"int": 150}}},
 			}
@@ -162,12 +161,12 @@ var formatCases = []formatCase{
 					"s32": protoreflect.ValueOfInt32(-3), "ratio": protoreflect.ValueOfFloat32(0.5), "price": protoreflect.ValueOfFloat64(9.75),
 					"name": protoreflect.ValueOfString("widget"), "blob": protoreflect.ValueOfBytes([]byte{1, 2, 3}),
 					"status": protoreflect.ValueOfEnum(1), "note": protoreflect.ValueOfString("hi"),
-					"tags":   []protoreflect.Value{protoreflect.ValueOfString("a"), protoreflect.ValueOfString("b")},
-					"attrs":  map[any]protoreflect.Value{"y": protoreflect.ValueOfInt64(2), "x": protoreflect.ValueOfInt64(1)},
-					"addr":   addr("Oslo", 150),
-					"at":     setFields(map[string]any{"seconds": protoreflect.ValueOfInt64(1765000000), "nanos": protoreflect.ValueOfInt32(123456789)}),
-					"maybe":  setFields(map[string]any{"value": protoreflect.ValueOfInt64(0)}),
-					"num":    protoreflect.ValueOfInt32(42),
+					"tags":  []protoreflect.Value{protoreflect.ValueOfString("a"), protoreflect.ValueOfString("b")},
+					"attrs": map[any]protoreflect.Value{"y": protoreflect.ValueOfInt64(2), "x": protoreflect.ValueOfInt64(1)},
+					"addr":  addr("Oslo", 150),
+					"at":    setFields(map[string]any{"seconds": protoreflect.ValueOfInt64(1765000000), "nanos": protoreflect.ValueOfInt32(123456789)}),
+					"maybe": setFields(map[string]any{"value": protoreflect.ValueOfInt64(0)}),
+					"num":   protoreflect.ValueOfInt32(42),
 				})
 				bn := m.Mutable(m.Descriptor().Fields().ByName("by_num")).Map()
 				e := bn.NewValue()
