@@ -249,6 +249,9 @@ func (c *Converter) valueRow(ctx context.Context, v []byte) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: schema id %d: %v", ErrConvert, id, err)
 	}
+	if out == nil {
+		return nil, fmt.Errorf("%w: schema id %d: the value decodes as null", ErrConvert, id)
+	}
 	return out.([]any), nil
 }
 
@@ -289,6 +292,8 @@ func (w *writer) decode(payload []byte) (decoded, error) {
 		if err != nil {
 			return decoded{}, err
 		}
+		// A record root never decodes as null; another root is wrapped
+		// in a struct whose conv takes a null (wrapRoot).
 		cv, err := w.root.conv(v)
 		return decoded{typ: w.root.typ, value: cv}, err
 	}

@@ -179,7 +179,7 @@ func (c *compiler) avroLogical(s hamba.Schema, l hamba.LogicalSchema, path strin
 	if strings.HasPrefix(string(l.Type()), "local-") {
 		typ = iceberg.PrimitiveTypes.Timestamp
 	}
-	return shape{typ: typ, required: true, conv: func(v any) (any, error) { return v.(int64) * scale, nil }}, true, nil
+	return shape{typ: typ, required: true, conv: func(v any) (any, error) { return scaleTime(v.(int64), scale) }}, true, nil
 }
 
 // convOptional converts v with sh, nil staying null.

@@ -145,7 +145,11 @@ func (c *compiler) protoSingle(fd protoreflect.FieldDescriptor, path string, sta
 			secs, nanos := md.Fields().ByName("seconds"), md.Fields().ByName("nanos")
 			return shape{typ: iceberg.PrimitiveTypes.TimestampTz, required: true, conv: func(v any) (any, error) {
 				m := v.(protoreflect.Value).Message()
-				return m.Get(secs).Int()*1_000_000 + m.Get(nanos).Int()/1000, nil
+				us, err := scaleTime(m.Get(secs).Int(), 1_000_000)
+				if err != nil {
+					return nil, err
+				}
+				return us + m.Get(nanos).Int()/1000, nil
 			}}, nil
 		case protoWrappers[md.FullName()]:
 			vf := md.Fields().ByName("value")

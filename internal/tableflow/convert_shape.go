@@ -3,6 +3,7 @@ package tableflow
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 
@@ -139,18 +140,28 @@ func decimalFromBig(v *big.Int, precision int) (decimal128.Num, error) {
 // (not _value, which holds the raw bytes of values without a schema).
 const valueColumn = "value"
 
-// wrapRoot makes a non-record top-level shape the struct of one column.
+// wrapRoot makes a non-record top-level shape the struct of one column
+// (a null value, of a ["null", T] schema, is a row whose column is null).
 func (c *compiler) wrapRoot(s shape) shape {
 	inner := s
 	return shape{
 		typ:      c.structType([]namedShape{{name: valueColumn, shape: inner}}),
 		required: true,
 		conv: func(v any) (any, error) {
-			out, err := inner.conv(v)
+			out, err := convOptional(inner, v)
 			if err != nil {
 				return nil, err
 			}
 			return map[string]any{valueColumn: out}, nil
 		},
 	}
+}
+
+// scaleTime multiplies a time value by scale (1000 for milliseconds to
+// microseconds), refusing one that would overflow.
+func scaleTime(v, scale int64) (int64, error) {
+	if v > math.MaxInt64/scale || v < math.MinInt64/scale {
+		return 0, fmt.Errorf("time value %d × %d overflows microseconds", v, scale)
+	}
+	return v * scale, nil
 }

@@ -416,3 +416,59 @@ func (f *failingSchemas) SchemaByID(context.Context, int) (registry.Schema, regi
 func (f *failingSchemas) LatestForSubject(context.Context, string) (registry.Schema, registry.SubjectSchema, error) {
 	return nil, registry.SubjectSchema{}, f.err
 }
+
+// TestConvertNonRecordValues checks values whose schema is not a record:
+// one column named value, null when the value is.
+func TestConvertNonRecordValues(t *testing.T) {
+	ctx := context.Background()
+	s := parseSchema(t, "AVRO", `["null","string"]`)
+	sc, err := TableSchema(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConverter(sc, &fakeSchemas{byID: map[int]registry.Schema{3: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	for i, v := range []any{map[string]any{"string": "text"}, nil} {
+		if err := c.Append(ctx, 0, stream.DecodedRecord{Offset: int64(i), Value: wire(3, avroPayload(t, s, v))}); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	rec := c.NewRecord()
+	defer rec.Release()
+	if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != `{"value":"text"}`+"\n"+`{"value":null}` {
+		t.Fatalf("rows:\n%s", got)
+	}
+}
+
+// TestConvertTimeOverflow checks that a timestamp in milliseconds too
+// large for microseconds is refused, not wrapped around.
+func TestConvertTimeOverflow(t *testing.T) {
+	s := parseSchema(t, "AVRO", `{"type":"record","name":"R","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+	sc, err := TableSchema(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConverter(sc, &fakeSchemas{byID: map[int]registry.Schema{1: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	// The long 2^62 as Avro writes it: zig-zag varint.
+	payload := binaryAppendZigzag(nil, 1<<62)
+	err = c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, payload)})
+	if !errors.Is(err, ErrConvert) || !strings.Contains(err.Error(), "overflows") || c.Len() != 0 {
+		t.Fatalf("err = %v, Len %d; want ErrConvert saying it overflows, no row", err, c.Len())
+	}
+}
+
+func binaryAppendZigzag(b []byte, v int64) []byte {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	for u >= 0x80 {
+		b = append(b, byte(u)|0x80)
+		u >>= 7
+	}
+	return append(b, byte(u))
+}
