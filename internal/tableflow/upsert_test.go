@@ -73,6 +73,13 @@ func testSchema() *iceberg.Schema {
 // directory: an upsert table (UpsertSchema) when upsert is set.
 func newTestTable(t *testing.T, upsert bool, partitionBy func(*iceberg.Schema) iceberg.PartitionSpec) *table.Table {
 	t.Helper()
+	tbl, _ := newTestCatalogTable(t, upsert, partitionBy)
+	return tbl
+}
+
+// newTestCatalogTable is newTestTable that also returns the catalog.
+func newTestCatalogTable(t *testing.T, upsert bool, partitionBy func(*iceberg.Schema) iceberg.PartitionSpec) (*table.Table, catalog.Catalog) {
+	t.Helper()
 	ctx := context.Background()
 	cat, err := hadoop.NewCatalog("test", t.TempDir(), nil)
 	if err != nil {
@@ -98,7 +105,7 @@ func newTestTable(t *testing.T, upsert bool, partitionBy func(*iceberg.Schema) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tbl
+	return tbl, cat
 }
 
 func bucketKey(n int) func(*iceberg.Schema) iceberg.PartitionSpec {
