@@ -240,7 +240,8 @@ func rewriteManifests(ctx context.Context, tbl *table.Table, o MaintainOptions, 
 // expireSnapshots keeps the newest o.RetainSnapshots snapshots of the main
 // branch (and whatever a ref points at) and deletes the files only the
 // expired ones referenced. It moves no ref, so the current snapshot and
-// its summary stay as they are.
+// its summary stay as they are. (iceberg-go ages snapshots by the wall
+// clock: one committed in the very millisecond of the expiry is kept.)
 func expireSnapshots(ctx context.Context, tbl *table.Table, o MaintainOptions, res *MaintainResult) (*table.Table, error) {
 	before := len(tbl.Metadata().Snapshots())
 	if before <= o.RetainSnapshots {

@@ -283,3 +283,29 @@ func TestMaintainRemovesOrphans(t *testing.T) {
 	}
 	checkOneRowPerKey(t, scanRows(t, loaded), map[string]string{"k1": "a2", "k2": "b1", "k3": "c1", "k6": "f1"})
 }
+
+func TestMaintainRefusesTableWithoutOffsets(t *testing.T) {
+	ctx := context.Background()
+	tbl := newTestTable(t, true, nil)
+	// A table without snapshots has nothing to maintain.
+	if _, res, err := Maintain(ctx, tbl, MaintainOptions{}); err != nil || res != (MaintainResult{}) {
+		t.Fatalf("Maintain on an empty table = %+v, %v", res, err)
+	}
+	// A snapshot written by someone else, without runnel.offsets: no
+	// maintenance commit may pile on top of it.
+	txn := tbl.NewTransaction()
+	if err := txn.AddFiles(ctx, nil, iceberg.Properties{"writer": "another engine"}, false); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := txn.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _, err := Maintain(ctx, tbl, MaintainOptions{MinFiles: 1, MaxManifests: 1})
+	if err == nil || !strings.Contains(err.Error(), SummaryOffsets) {
+		t.Fatalf("Maintain = %v, want an error naming %s", err, SummaryOffsets)
+	}
+	if next.CurrentSnapshot().SnapshotID != tbl.CurrentSnapshot().SnapshotID {
+		t.Fatal("Maintain committed on a table without offsets")
+	}
+}

@@ -157,7 +157,10 @@ func split(recs []rec) (arrow.Record, []Tombstone) {
 		b.Field(1).(*array.Int64Builder).Append(r.offset)
 		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(1_700_000_000_000_000 + r.offset*86_400_000_000))
 		b.Field(3).(*array.BinaryBuilder).Append([]byte(r.key))
-		b.Field(4).AppendNull()
+		hb := b.Field(4).(*array.MapBuilder)
+		hb.Append(true)
+		hb.KeyBuilder().(*array.StringBuilder).Append("v")
+		hb.ItemBuilder().(*array.BinaryBuilder).Append([]byte(*r.value))
 		b.Field(5).(*array.BinaryBuilder).Append([]byte(*r.value))
 	}
 	return b.NewRecord(), tombs
@@ -285,10 +288,41 @@ func TestUpsertOneRowPerLiveKey(t *testing.T) {
 				}
 			}
 			checkOneRowPerKey(t, scanRows(t, tbl), upsertWant)
+			checkHeaders(t, tbl, upsertWant)
 			if s := tbl.CurrentSnapshot().Summary; s.Operation != table.OpOverwrite || s.Properties["added-equality-delete-files"] == "" {
 				t.Errorf("last snapshot: %s %v, want an overwrite adding equality deletes", s.Operation, s.Properties)
 			}
 		})
+	}
+}
+
+// checkHeaders checks that every row's _headers came along with its
+// value (the test records carry header v = the value).
+func checkHeaders(t *testing.T, tbl *table.Table, want map[string]string) {
+	t.Helper()
+	at, err := tbl.Scan(table.WithSelectedFields(ColKey, ColHeaders)).ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	tr := array.NewTableReader(at, 1024)
+	defer tr.Release()
+	n := 0
+	for tr.Next() {
+		r := tr.Record()
+		k := r.Column(r.Schema().FieldIndices(ColKey)[0]).(*array.Binary)
+		h := r.Column(r.Schema().FieldIndices(ColHeaders)[0]).(*array.Map)
+		items := h.Items().(*array.Binary)
+		for i := range int(r.NumRows()) {
+			start, end := h.ValueOffsets(i)
+			if end-start != 1 || string(items.Value(int(start))) != want[string(k.Value(i))] {
+				t.Errorf("key %s: %d headers, want v=%s", k.Value(i), end-start, want[string(k.Value(i))])
+			}
+			n++
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d rows, want %d", n, len(want))
 	}
 }
 
