@@ -1,0 +1,1529 @@
+package tableflow
+
+// Table → topic (DESIGN §7): a topic with table.source set follows an
+// Iceberg table and produces the rows of its snapshots into the topic,
+// exactly once and in order, across restarts and moves between brokers.
+//
+// Where it starts. On its first start a source produces every row the
+// table holds at its current snapshot (a full scan of that snapshot,
+// deletes applied), as a Kafka Connect source does for a new topic; then
+// each later snapshot in commit order, found by walking parent ids from
+// the table's current snapshot back to the last one processed. Only APPEND
+// snapshots produce rows (their added data files); overwrite, delete and
+// replace snapshots are skipped and counted (SourceStatus.SkippedSnapshots):
+// a row rewritten or deleted in the table is not retracted from the topic.
+// If the last snapshot processed is no longer an ancestor of the current
+// one (expired, or the table was rolled back or replaced), the source stops
+// with an error in its status rather than guess what it missed.
+//
+// Order. The data files of a snapshot are read in file path order (the
+// order is only needed to be the same on every attempt), the rows of a
+// file in file order.
+//
+// Rows → records. A column _key (binary or string) is the record key and
+// is left out of the value; _timestamp (a timestamp) is the record
+// timestamp, else the snapshot's commit time. The value is the row encoded
+// with the latest version of the topic's value subject (<topic>-value,
+// TopicNameStrategy) in the Confluent wire format when it has one: Avro
+// binary (fields matched to columns by name; a missing column takes the
+// field's default or null) or JSON checked against the JSON Schema.
+// Protobuf value schemas are refused (the source reports an error). Without
+// a value schema the value is a JSON object of the row: timestamps as RFC
+// 3339 text, dates as YYYY-MM-DD, times as HH:MM:SS.ffffff, decimals as
+// exact JSON numbers, binary as base64, maps with text keys as objects
+// (others as lists of {"key","value"}). A keyed record goes to the
+// partition Kafka's default partitioner picks (murmur2 of the key); a row
+// without a key to partition 0, so unkeyed rows keep the table's order.
+//
+// Exactly once. The progress of a topic's source lives in etcd at
+// <prefix>/tableflow/sources/<topic id hex> (sourceState), every change a
+// compare-and-swap on its revision. A batch (at most 500 rows and 1 MiB per
+// partition, rows of one data file) is planned and stored as pending first:
+// where its rows start, how many, the value schema id, the partition count
+// and per partition the idempotent producer id, epoch and base sequence.
+// Then it is produced, and only after the sequencer placed it does the
+// position move past it. A source that crashes in between finds the batch
+// pending and produces it again from the same rows with the same sequences:
+// the sequencer drops the copies that landed (DESIGN §5a rule 3). A producer
+// id the sequencer no longer knows (idle past its expiry) vouches for
+// nothing; then the partition is read from where it ended when the batch
+// was stored, looking for the batch's producer id and sequence, and a batch
+// not found is sent again under a fresh producer id, which the expired one
+// can never be used again to follow.
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"iter"
+	"log/slog"
+	"maps"
+	"math"
+	"math/big"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	icebergio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	hamba "github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/runnel-dev/runnel/internal/registry"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// Errors of a table source.
+var (
+	// ErrSourceGap: the last snapshot the source processed is no longer an
+	// ancestor of the table's current snapshot.
+	ErrSourceGap = errors.New("tableflow: source lost its place in the table's history")
+	// ErrSourceRow: a row cannot become a record of the topic (it does not
+	// fit the value schema, or is too large).
+	ErrSourceRow = errors.New("tableflow: row cannot be produced")
+	// ErrSourceLocation: a table location holds no metadata file.
+	ErrSourceLocation = errors.New("tableflow: no table metadata at location")
+)
+
+// Bounds of one produced batch.
+const (
+	sourceBatchRows  = 500
+	sourceBatchBytes = 1 << 20
+)
+
+// SourceOptions configure a Source.
+type SourceOptions struct {
+	Client *clientv3.Client
+	// Prefix is the cluster's etcd key prefix (default "/runnel").
+	Prefix string
+	Log    Log
+	// Schemas is the schema registry; nil means values are always JSON.
+	Schemas Schemas
+	// Open resolves a table.source value to the table as it is now; called
+	// on every poll. The broker passes one resolving "<ns>.<table>" in its
+	// own catalog and anything else with OpenTableLocation.
+	Open   func(ctx context.Context, source string) (*table.Table, error)
+	Logger *slog.Logger
+	// PollInterval is how often the table is looked at (default 1 s).
+	PollInterval time.Duration
+
+	// afterProduce, when set, runs after a batch was produced and before
+	// the position moves past it; an error stops the source there (tests
+	// use it to crash in that window).
+	afterProduce func() error
+}
+
+// SourceStatus is what a topic's source has done.
+type SourceStatus struct {
+	Source string
+	// LastSnapshotID is the last snapshot fully produced (-1: none yet).
+	LastSnapshotID int64
+	// RowsProduced counts the rows produced since the source began.
+	RowsProduced int64
+	// SkippedSnapshots counts the snapshots passed over because they were
+	// not appends.
+	SkippedSnapshots int64
+	// LagSnapshots is how many snapshots of the table are not processed
+	// yet, the one being produced included.
+	LagSnapshots int
+	// Err is the last poll's error ("" when it went well).
+	Err     string
+	Updated time.Time
+}
+
+// Source streams Iceberg tables into topics; see the comment at the top of
+// this file.
+type Source struct {
+	o SourceOptions
+
+	mu     sync.Mutex
+	status map[stream.TopicID]SourceStatus
+}
+
+// NewSource returns a table source.
+func NewSource(o SourceOptions) *Source {
+	if o.Prefix == "" {
+		o.Prefix = "/runnel"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Open == nil {
+		o.Open = func(ctx context.Context, source string) (*table.Table, error) { return OpenTableLocation(ctx, source) }
+	}
+	return &Source{o: o, status: map[stream.TopicID]SourceStatus{}}
+}
+
+// Status returns the status of topicID's source (the zero value when it
+// never ran here).
+func (s *Source) Status(topicID stream.TopicID) SourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status[topicID]
+}
+
+func (s *Source) setStatus(topicID stream.TopicID, f func(*SourceStatus)) {
+	s.mu.Lock()
+	st := s.status[topicID]
+	f(&st)
+	st.Updated = time.Now()
+	s.status[topicID] = st
+	s.mu.Unlock()
+}
+
+// Run follows table source for topic (whose id is topicID) until ctx
+// ends, polling every PollInterval; an error of one poll is kept in the
+// status and the next poll tries again.
+func (s *Source) Run(ctx context.Context, topic string, topicID stream.TopicID, source string) error {
+	t := time.NewTicker(s.o.PollInterval)
+	defer t.Stop()
+	for {
+		err := s.poll(ctx, topic, topicID, source)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.o.Logger.Warn("table source failed; trying again", slog.String("topic", topic),
+				slog.String("source", source), slog.Any("err", err))
+		}
+		s.setStatus(topicID, func(st *SourceStatus) {
+			st.Source = source
+			st.Err = ""
+			if err != nil {
+				st.Err = err.Error()
+			}
+		})
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// sourceState is a topic's source progress, stored as JSON.
+type sourceState struct {
+	Source string `json:"source"`
+	// Snapshot is the snapshot being produced, or the last one produced
+	// when Done (-1 with Done: none, the table was empty at the start).
+	Snapshot int64 `json:"snapshot"`
+	Done     bool  `json:"done"`
+	// Initial: Snapshot is read whole (every live row), not only the files
+	// it added: the source's first snapshot.
+	Initial bool `json:"initial,omitempty"`
+	// File and Row are the next row to produce: an index into the
+	// snapshot's data files in path order, and a row of that file.
+	File int   `json:"file"`
+	Row  int64 `json:"row"`
+	// PID and Epoch are the idempotent producer (-1: none yet); Seqs the
+	// next sequence per partition under it.
+	PID   int64           `json:"pid"`
+	Epoch int16           `json:"epoch"`
+	Seqs  map[int32]int32 `json:"seqs,omitempty"`
+	// Pending is the batch being produced, stored before it is.
+	Pending *sourceBatch `json:"pending,omitempty"`
+	Rows    int64        `json:"rows"`
+	Skipped int64        `json:"skipped"`
+}
+
+// sourceBatch is one planned batch: enough to build it again.
+type sourceBatch struct {
+	File  int   `json:"file"`
+	Row   int64 `json:"row"`
+	Count int   `json:"count"`
+	// SchemaID is the value schema's id (0: JSON without a schema).
+	SchemaID   int          `json:"schema_id,omitempty"`
+	Partitions int32        `json:"partitions"`
+	Parts      []sourcePart `json:"parts"`
+}
+
+// sourcePart is a batch's records for one partition.
+type sourcePart struct {
+	Partition int32 `json:"partition"`
+	PID       int64 `json:"pid"`
+	Epoch     int16 `json:"epoch"`
+	Seq       int32 `json:"seq"`
+	Records   int32 `json:"records"`
+	// From is the partition's high watermark when the part was stored:
+	// where to look for it when its producer id expired.
+	From int64 `json:"from"`
+	Done bool  `json:"done,omitempty"`
+}
+
+func (s *Source) etcdKey(topicID stream.TopicID) string {
+	return s.o.Prefix + "/tableflow/sources/" + hex.EncodeToString(topicID[:])
+}
+
+// load reads a source's state and its revision (0 when absent).
+func (s *Source) load(ctx context.Context, k string) (sourceState, int64, error) {
+	resp, err := s.o.Client.Get(ctx, k)
+	if err != nil {
+		return sourceState{}, 0, fmt.Errorf("tableflow: reading source state: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return sourceState{PID: -1, Snapshot: -1}, 0, nil
+	}
+	var st sourceState
+	if err := json.Unmarshal(resp.Kvs[0].Value, &st); err != nil {
+		return sourceState{}, 0, fmt.Errorf("tableflow: source state %s: %v", k, err)
+	}
+	return st, resp.Kvs[0].ModRevision, nil
+}
+
+// store puts st if k is still at rev; it returns the state to go on from:
+// st and its revision when the put won, else what another writer stored.
+func (s *Source) store(ctx context.Context, k string, rev int64, st sourceState) (sourceState, int64, error) {
+	val, err := json.Marshal(st)
+	if err != nil {
+		return sourceState{}, 0, err
+	}
+	resp, err := s.o.Client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
+		Then(clientv3.OpPut(k, string(val))).
+		Commit()
+	if err != nil {
+		return sourceState{}, 0, fmt.Errorf("tableflow: storing source state: %w", err)
+	}
+	if resp.Succeeded {
+		return st, resp.Header.Revision, nil
+	}
+	return s.load(ctx, k)
+}
+
+// poll produces what the table has that the topic has not.
+func (s *Source) poll(ctx context.Context, topic string, topicID stream.TopicID, source string) error {
+	info, ok := s.o.Log.TopicByID(topicID)
+	if !ok || info.Name != topic {
+		return fmt.Errorf("tableflow: source topic %q (id %x) does not exist", topic, topicID[:])
+	}
+	tbl, err := s.o.Open(ctx, source)
+	if err != nil {
+		return fmt.Errorf("tableflow: opening table source %q: %w", source, err)
+	}
+	k := s.etcdKey(topicID)
+	st, rev, err := s.load(ctx, k)
+	if err != nil {
+		return err
+	}
+	r := &sourceRun{s: s, topic: topic, tbl: tbl, meta: tbl.Metadata()}
+	defer r.close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if st.Source != source {
+			// A new source (or the first start): begin with the table as
+			// it is. A producer id already held is kept.
+			st = sourceState{Source: source, PID: st.PID, Epoch: st.Epoch, Seqs: st.Seqs, Snapshot: -1, Done: true}
+			if cur := r.meta.CurrentSnapshot(); cur != nil {
+				st.Snapshot, st.Done, st.Initial = cur.SnapshotID, false, true
+			}
+		} else {
+			next, more, err := r.step(ctx, st)
+			if err != nil {
+				return err
+			}
+			s.report(topicID, r, next)
+			if !more {
+				return nil
+			}
+			st = next
+		}
+		if st, rev, err = s.store(ctx, k, rev, st); err != nil {
+			return err
+		}
+	}
+}
+
+// report puts st into the status.
+func (s *Source) report(topicID stream.TopicID, r *sourceRun, st sourceState) {
+	last := st.Snapshot
+	if !st.Done {
+		last = -1
+		if snap := r.meta.SnapshotByID(st.Snapshot); snap != nil && snap.ParentSnapshotID != nil && !st.Initial {
+			last = *snap.ParentSnapshotID
+		}
+	}
+	lag := 0
+	if todo, _, err := snapshotsAfter(r.meta, st.Snapshot); err == nil {
+		lag = len(todo)
+	}
+	if !st.Done {
+		lag++
+	}
+	s.setStatus(topicID, func(ss *SourceStatus) {
+		ss.Source, ss.LastSnapshotID, ss.RowsProduced, ss.SkippedSnapshots, ss.LagSnapshots = st.Source, last, st.Rows, st.Skipped, lag
+	})
+}
+
+// snapshotsAfter returns the snapshots committed after snapshot last (-1:
+// from the first), oldest first, walking parent ids back from the current
+// snapshot. found is false when last is not an ancestor of the current
+// snapshot.
+func snapshotsAfter(meta table.Metadata, last int64) (todo []table.Snapshot, found bool, err error) {
+	for snap := meta.CurrentSnapshot(); snap != nil; {
+		if snap.SnapshotID == last {
+			found = true
+			break
+		}
+		todo = append(todo, *snap)
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		parent := meta.SnapshotByID(*snap.ParentSnapshotID)
+		if parent == nil {
+			break
+		}
+		snap = parent
+	}
+	if last == -1 {
+		found = true
+	}
+	slices.Reverse(todo)
+	if !found {
+		return nil, false, fmt.Errorf("%w: snapshot %d is not an ancestor of the current snapshot (expired, rolled back or replaced)", ErrSourceGap, last)
+	}
+	return todo, true, nil
+}
+
+func isAppend(s table.Snapshot) bool {
+	return s.Summary != nil && s.Summary.Operation == table.OpAppend
+}
+
+// sourceRun is one poll's view of the table, with the data file being
+// read kept open across batches.
+type sourceRun struct {
+	s     *Source
+	topic string
+	tbl   *table.Table
+	meta  table.Metadata
+
+	// files are the data file tasks of filesOf (a snapshot, initial or
+	// not), in path order.
+	filesOf struct {
+		snapshot int64
+		initial  bool
+	}
+	files []table.FileScanTask
+	cur   *rowCursor
+}
+
+func (r *sourceRun) close() {
+	if r.cur != nil {
+		r.cur.close()
+	}
+}
+
+// step moves the state one step on: settles a pending batch, plans the
+// next one, moves past a finished file or snapshot. more is false when
+// there is nothing to do.
+func (r *sourceRun) step(ctx context.Context, st sourceState) (sourceState, bool, error) {
+	if st.Pending != nil {
+		next, err := r.settle(ctx, st)
+		return next, true, err
+	}
+	if st.Done {
+		todo, _, err := snapshotsAfter(r.meta, st.Snapshot)
+		if err != nil {
+			return st, false, err
+		}
+		for i, snap := range todo {
+			if isAppend(snap) {
+				st.Skipped += int64(i)
+				st.Snapshot, st.Done, st.Initial, st.File, st.Row = snap.SnapshotID, false, false, 0, 0
+				return st, true, nil
+			}
+		}
+		if len(todo) == 0 {
+			return st, false, nil
+		}
+		// Only snapshots that are not appends: pass them all.
+		st.Skipped += int64(len(todo))
+		st.Snapshot = todo[len(todo)-1].SnapshotID
+		return st, true, nil
+	}
+	files, err := r.filesFor(ctx, st.Snapshot, st.Initial)
+	if err != nil {
+		return st, false, err
+	}
+	if st.File >= len(files) {
+		st.Done, st.Initial, st.File, st.Row = true, false, 0, 0
+		return st, true, nil
+	}
+	b, err := r.plan(ctx, st)
+	if err != nil {
+		return st, false, err
+	}
+	if b == nil {
+		// The file has no rows past st.Row.
+		st.File, st.Row = st.File+1, 0
+		return st, true, nil
+	}
+	st.Pending = b
+	return st, true, nil
+}
+
+// filesFor returns the data file tasks a snapshot contributes, in path
+// order: all of its live files for the initial one, else the files it
+// added.
+func (r *sourceRun) filesFor(ctx context.Context, snapshot int64, initial bool) ([]table.FileScanTask, error) {
+	if r.files != nil && r.filesOf.snapshot == snapshot && r.filesOf.initial == initial {
+		return r.files, nil
+	}
+	if r.meta.SnapshotByID(snapshot) == nil {
+		return nil, fmt.Errorf("%w: snapshot %d being produced is gone from the table", ErrSourceGap, snapshot)
+	}
+	var tasks []table.FileScanTask
+	var err error
+	if initial {
+		scan := r.tbl.Scan(table.WithSnapshotID(snapshot))
+		tasks, err = scan.PlanFiles(ctx)
+		scan.Close()
+	} else {
+		tasks, err = r.tbl.NewIncrementalAppendScan().FromSnapshotInclusive(snapshot).ToSnapshot(snapshot).PlanFiles(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tableflow: planning the files of snapshot %d: %w", snapshot, err)
+	}
+	slices.SortFunc(tasks, func(a, b table.FileScanTask) int {
+		return cmp.Or(strings.Compare(a.File.FilePath(), b.File.FilePath()), cmp.Compare(a.Start, b.Start))
+	})
+	if tasks == nil {
+		tasks = []table.FileScanTask{}
+	}
+	r.files, r.filesOf.snapshot, r.filesOf.initial = tasks, snapshot, initial
+	if r.cur != nil {
+		r.cur.close()
+		r.cur = nil
+	}
+	return tasks, nil
+}
+
+// rows returns up to n rows of data file file of st's snapshot from row
+// on, reusing the open cursor when it stands there.
+func (r *sourceRun) rows(ctx context.Context, snapshot int64, initial bool, file int, row int64, n int) ([]sourceRow, error) {
+	files, err := r.filesFor(ctx, snapshot, initial)
+	if err != nil {
+		return nil, err
+	}
+	if file >= len(files) {
+		return nil, fmt.Errorf("%w: snapshot %d has %d data files, not %d", ErrSourceGap, snapshot, len(files), file+1)
+	}
+	if r.cur == nil || r.cur.file != file || row < r.cur.start {
+		if r.cur != nil {
+			r.cur.close()
+		}
+		if r.cur, err = r.openCursor(ctx, snapshot, file, files[file]); err != nil {
+			return nil, err
+		}
+	}
+	c := r.cur
+	if row >= c.start+int64(len(c.buf)) {
+		c.start += int64(len(c.buf))
+		c.buf = c.buf[:0]
+		for ; c.start < row; c.start++ {
+			if _, ok, err := c.row(); err != nil || !ok {
+				return nil, cmp.Or(err, fmt.Errorf("%w: data file %s of snapshot %d ends before row %d", ErrSourceGap, files[file].File.FilePath(), snapshot, row))
+			}
+		}
+	} else {
+		c.buf = c.buf[row-c.start:]
+		c.start = row
+	}
+	for len(c.buf) < n {
+		x, ok, err := c.row()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		c.buf = append(c.buf, x)
+	}
+	return c.buf[:min(n, len(c.buf)):min(n, len(c.buf))], nil
+}
+
+// plan plans the next batch at st's position; nil when the file has no
+// more rows.
+func (r *sourceRun) plan(ctx context.Context, st sourceState) (*sourceBatch, error) {
+	rows, err := r.rows(ctx, st.Snapshot, st.Initial, st.File, st.Row, sourceBatchRows)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	info, ok := r.s.o.Log.Topic(r.topic)
+	if !ok {
+		return nil, fmt.Errorf("tableflow: source topic %q does not exist", r.topic)
+	}
+	enc, err := r.s.latestEncoder(ctx, r.topic)
+	if err != nil {
+		return nil, err
+	}
+	limit := min(sourceBatchBytes, maxMessageBytes(r.s.o.Log, r.topic)) - 61
+	ts := r.snapshotTime(st.Snapshot)
+	sizes, counts := map[int32]int{}, map[int32]int32{}
+	count := 0
+	for _, row := range rows {
+		rec, err := toRecord(row, enc, ts)
+		if err != nil {
+			return nil, err
+		}
+		p := partitionOf(rec.Key, info.Partitions)
+		n := recordSize(rec)
+		if sizes[p]+n > limit {
+			if count == 0 {
+				return nil, fmt.Errorf("%w: row %d of data file %d of snapshot %d takes %d bytes, over the topic's limit", ErrSourceRow, st.Row, st.File, st.Snapshot, n)
+			}
+			break
+		}
+		sizes[p] += n
+		counts[p]++
+		count++
+	}
+	b := &sourceBatch{File: st.File, Row: st.Row, Count: count, SchemaID: enc.id, Partitions: info.Partitions}
+	for _, p := range slices.Sorted(maps.Keys(sizes)) {
+		ps, err := r.s.o.Log.State(r.topic, p)
+		if err != nil {
+			return nil, err
+		}
+		b.Parts = append(b.Parts, sourcePart{Partition: p, PID: st.PID, Epoch: st.Epoch, Seq: st.Seqs[p], Records: counts[p], From: ps.HighWatermark})
+	}
+	if st.PID < 0 {
+		if err := r.s.newProducer(ctx, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// newProducer gives the parts of b not yet done a fresh producer id.
+func (s *Source) newProducer(ctx context.Context, b *sourceBatch) error {
+	pid, epoch, err := s.o.Log.InitProducerID(ctx, -1, 0)
+	if err != nil {
+		return fmt.Errorf("tableflow: source producer id: %w", err)
+	}
+	for i := range b.Parts {
+		if !b.Parts[i].Done {
+			b.Parts[i].PID, b.Parts[i].Epoch, b.Parts[i].Seq = pid, epoch, 0
+		}
+	}
+	return nil
+}
+
+func (r *sourceRun) snapshotTime(id int64) int64 {
+	if snap := r.meta.SnapshotByID(id); snap != nil {
+		return snap.TimestampMs
+	}
+	return 0
+}
+
+// records builds b's records, by partition.
+func (r *sourceRun) records(ctx context.Context, st sourceState, b *sourceBatch) (map[int32][]kmsg.Record, error) {
+	rows, err := r.rows(ctx, st.Snapshot, st.Initial, b.File, b.Row, b.Count)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != b.Count {
+		return nil, fmt.Errorf("%w: data file %d of snapshot %d has %d rows from row %d, the pending batch %d", ErrSourceGap, b.File, st.Snapshot, len(rows), b.Row, b.Count)
+	}
+	enc, err := r.s.encoderByID(ctx, b.SchemaID)
+	if err != nil {
+		return nil, err
+	}
+	ts := r.snapshotTime(st.Snapshot)
+	out := map[int32][]kmsg.Record{}
+	for _, row := range rows {
+		rec, err := toRecord(row, enc, ts)
+		if err != nil {
+			return nil, err
+		}
+		p := partitionOf(rec.Key, b.Partitions)
+		out[p] = append(out[p], rec)
+	}
+	return out, nil
+}
+
+// settle produces st's pending batch and returns the state after it: the
+// position moved past it, or (a producer id expired) the parts not found
+// in the log given a new producer id, to be produced next.
+func (r *sourceRun) settle(ctx context.Context, st sourceState) (sourceState, error) {
+	b := *st.Pending
+	b.Parts = slices.Clone(b.Parts)
+	recs, err := r.records(ctx, st, &b)
+	if err != nil {
+		return st, err
+	}
+	info, ok := r.s.o.Log.Topic(r.topic)
+	if !ok {
+		return st, fmt.Errorf("tableflow: source topic %q does not exist", r.topic)
+	}
+	var batches []stream.ProduceBatch
+	var idx []int
+	for i, p := range b.Parts {
+		if p.Done {
+			continue
+		}
+		if p.Records != int32(len(recs[p.Partition])) {
+			return st, fmt.Errorf("%w: the pending batch has %d rows for partition %d, its rows give %d", ErrSourceGap, p.Records, p.Partition, len(recs[p.Partition]))
+		}
+		batches = append(batches, stream.ProduceBatch{Topic: r.topic, Partition: p.Partition, Records: encodeSourceBatch(p.PID, p.Epoch, p.Seq, recs[p.Partition])})
+		idx = append(idx, i)
+	}
+	results := r.s.o.Log.Produce(ctx, batches)
+	renew := false
+	for j, res := range results {
+		p := &b.Parts[idx[j]]
+		switch {
+		case res.Err == nil:
+			p.Done = true
+		case errors.Is(res.Err, stream.ErrUnknownProducerID), errors.Is(res.Err, stream.ErrOutOfOrderSequence),
+			errors.Is(res.Err, stream.ErrInvalidProducerEpoch):
+			found, err := r.s.landed(ctx, info, *p)
+			if err != nil {
+				return st, err
+			}
+			r.s.o.Logger.Info("table source producer id no longer known; checked the log for the pending batch",
+				slog.String("topic", r.topic), slog.Int("partition", int(p.Partition)), slog.Bool("found", found), slog.Any("err", res.Err))
+			p.Done = found
+			renew = renew || !found
+		default:
+			return st, fmt.Errorf("tableflow: producing %d rows to %s/%d: %w", len(recs[p.Partition]), r.topic, p.Partition, res.Err)
+		}
+	}
+	if renew {
+		if err := r.s.newProducer(ctx, &b); err != nil {
+			return st, err
+		}
+		for i := range b.Parts {
+			if !b.Parts[i].Done {
+				ps, err := r.s.o.Log.State(r.topic, b.Parts[i].Partition)
+				if err != nil {
+					return st, err
+				}
+				b.Parts[i].From = ps.HighWatermark
+			}
+		}
+		st.Pending = &b
+		return st, nil
+	}
+	if r.s.o.afterProduce != nil {
+		if err := r.s.o.afterProduce(); err != nil {
+			return st, err
+		}
+	}
+	// Every part landed. The producer to go on with is the state's, or a
+	// new one the batch was given (at planning, or renewed above on an
+	// earlier attempt): its sequences start from this batch's.
+	pid, epoch := st.PID, st.Epoch
+	for _, p := range b.Parts {
+		if p.PID != st.PID {
+			pid, epoch = p.PID, p.Epoch
+		}
+	}
+	if pid != st.PID {
+		st.Seqs = nil
+	}
+	st.PID, st.Epoch = pid, epoch
+	for _, p := range b.Parts {
+		if p.PID == pid {
+			if st.Seqs == nil {
+				st.Seqs = map[int32]int32{}
+			}
+			st.Seqs[p.Partition] = seqAdd(p.Seq, p.Records)
+		}
+	}
+	st.File, st.Row = b.File, b.Row+int64(b.Count)
+	st.Rows += int64(b.Count)
+	st.Pending = nil
+	return st, nil
+}
+
+// landed reports whether part p is in its partition: a batch of its
+// producer id, epoch and base sequence at or past where the partition
+// ended when p was stored.
+func (s *Source) landed(ctx context.Context, t stream.TopicInfo, p sourcePart) (bool, error) {
+	ps, err := s.o.Log.State(t.Name, p.Partition)
+	if err != nil {
+		return false, err
+	}
+	for off := max(p.From, ps.LogStartOffset); off < ps.HighWatermark; {
+		res, err := s.o.Log.Fetch(ctx, stream.FetchPartition{TopicID: t.ID, Partition: p.Partition, Offset: off, MaxBytes: 1 << 20})
+		if errors.Is(err, stream.ErrOffsetOutOfRange) {
+			if ps, err = s.o.Log.State(t.Name, p.Partition); err != nil {
+				return false, err
+			}
+			if off >= ps.LogStartOffset {
+				return false, nil
+			}
+			off = ps.LogStartOffset
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		batches, err := stream.DecodeBatches(res.Records)
+		if err != nil {
+			return false, err
+		}
+		if len(batches) == 0 {
+			return false, nil
+		}
+		for _, x := range batches {
+			if x.ProducerID == p.PID && x.ProducerEpoch == p.Epoch && x.BaseSequence == p.Seq {
+				return true, nil
+			}
+			off = max(off, x.LastOffset+1)
+		}
+	}
+	return false, nil
+}
+
+// seqAdd adds to a producer sequence, wrapping at MaxInt32 as Kafka does.
+func seqAdd(seq, n int32) int32 {
+	return int32((int64(seq) + int64(n)) % (1 << 31))
+}
+
+// partitionOf is Kafka's default partitioner: murmur2 of the key, or
+// partition 0 for a record without a key.
+func partitionOf(key []byte, partitions int32) int32 {
+	if key == nil || partitions <= 1 {
+		return 0
+	}
+	return int32(kafkaPartitioner.Partition(&kgo.Record{Key: key}, int(partitions)))
+}
+
+var kafkaPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// maxMessageBytes is topic's max.message.bytes.
+func maxMessageBytes(log Log, topic string) int {
+	if cfg, err := log.TopicConfig(topic); err == nil && cfg.MaxMessageBytes > 0 {
+		return int(cfg.MaxMessageBytes)
+	}
+	return sourceBatchBytes
+}
+
+func recordSize(r kmsg.Record) int {
+	r.Length = 0
+	return len(r.AppendTo(nil)) + 4 // a varint length of up to 5 bytes
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeSourceBatch builds an uncompressed magic-2 batch of records with
+// their own timestamps (Timestamp in ms in TimestampDelta64 on input).
+func encodeSourceBatch(pid int64, epoch int16, seq int32, records []kmsg.Record) []byte {
+	first, maxTS := records[0].TimestampDelta64, records[0].TimestampDelta64
+	for _, r := range records {
+		maxTS = max(maxTS, r.TimestampDelta64)
+	}
+	var recs []byte
+	for i, r := range records {
+		r.OffsetDelta = int32(i)
+		r.TimestampDelta64 -= first
+		r.TimestampDelta = 0
+		r.Length = 0
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2,
+		LastOffsetDelta: int32(len(records) - 1), FirstTimestamp: first, MaxTimestamp: maxTS,
+		ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq,
+		NumRecords: int32(len(records)), Records: recs,
+	}
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
+	return out
+}
+
+// OpenTableLocation opens the table at location: a metadata file
+// (…metadata.json), or a table directory (file:// or s3:// URL, or a local
+// path) whose metadata/ holds version-hint.text or vN.metadata.json /
+// NNNNN-<uuid>.metadata.json files, of which the highest version is taken.
+// The IO comes from iceberg-go's io.LoadFS for the location's scheme.
+func OpenTableLocation(ctx context.Context, location string) (*table.Table, error) {
+	fsys, err := icebergio.LoadFS(ctx, nil, location)
+	if err != nil {
+		return nil, fmt.Errorf("tableflow: table location %q: %w", location, err)
+	}
+	metaFile := location
+	if !strings.HasSuffix(location, ".metadata.json") {
+		if metaFile, err = latestMetadataFile(fsys, strings.TrimRight(location, "/")+"/metadata"); err != nil {
+			return nil, err
+		}
+	}
+	ident := table.Identifier{strings.TrimRight(location, "/")}
+	return table.NewFromLocation(ctx, ident, metaFile, func(context.Context) (icebergio.IO, error) { return fsys, nil }, nil)
+}
+
+// latestMetadataFile finds the newest metadata file of a table's metadata
+// directory: the one version-hint.text names when it exists, else the
+// highest version listed.
+func latestMetadataFile(fsys icebergio.IO, dir string) (string, error) {
+	if rf, ok := fsys.(icebergio.ReadFileIO); ok {
+		if hint, err := rf.ReadFile(dir + "/version-hint.text"); err == nil {
+			if v, err := strconv.Atoi(strings.TrimSpace(string(hint))); err == nil && v > 0 {
+				name := fmt.Sprintf("%s/v%d.metadata.json", dir, v)
+				if f, err := fsys.Open(name); err == nil {
+					f.Close()
+					// A newer version may have been written after the hint
+					// (writers update it last); prefer a listing when there is one.
+					if _, ok := fsys.(icebergio.ListableIO); !ok {
+						return name, nil
+					}
+				}
+			}
+		}
+	}
+	lister, ok := fsys.(icebergio.ListableIO)
+	if !ok {
+		return "", fmt.Errorf("%w: %s has no version-hint.text and cannot be listed", ErrSourceLocation, dir)
+	}
+	best, bestVersion := "", -1
+	err := lister.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path == dir {
+				return nil
+			}
+			return fs.SkipDir
+		}
+		if v, ok := metadataVersion(d.Name()); ok && (v > bestVersion || v == bestVersion && path > best) {
+			best, bestVersion = path, v
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: listing %s: %v", ErrSourceLocation, dir, err)
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w: %s holds no metadata file", ErrSourceLocation, dir)
+	}
+	if strings.Contains(dir, "://") && !strings.Contains(best, "://") {
+		// A local listing answers paths; keep the caller's scheme.
+		best = dir + "/" + best[strings.LastIndexByte(best, '/')+1:]
+	}
+	return best, nil
+}
+
+// metadataVersion parses a metadata file name: vN.metadata.json (Hadoop
+// tables) or NNNNN-<uuid>.metadata.json (what catalogs write).
+func metadataVersion(name string) (int, bool) {
+	base, ok := strings.CutSuffix(name, ".metadata.json")
+	if !ok {
+		return 0, false
+	}
+	base = strings.TrimSuffix(base, ".gz")
+	if rest, ok := strings.CutPrefix(base, "v"); ok {
+		v, err := strconv.Atoi(rest)
+		return v, err == nil && v > 0
+	}
+	num, id, ok := strings.Cut(base, "-")
+	if !ok || len(num) < 5 || len(id) != 36 || strings.Count(id, "-") != 4 {
+		return 0, false
+	}
+	v, err := strconv.Atoi(num)
+	return v, err == nil && v >= 0
+}
+
+// A row of a data file, as plain values: columns by name (cols), in the
+// file's column order (names).
+type sourceRow struct {
+	names []string
+	cols  map[string]any
+}
+
+// rowCursor reads the rows of one data file in order, keeping the rows
+// last asked for (buf, from row start) so a batch is built again from them
+// when it is produced.
+type rowCursor struct {
+	file  int
+	start int64
+	buf   []sourceRow
+	scan *table.Scan
+	pull func() (arrow.RecordBatch, error, bool)
+	stop func()
+	rec  arrow.RecordBatch
+	at   int
+}
+
+func (r *sourceRun) openCursor(ctx context.Context, snapshot int64, file int, task table.FileScanTask) (*rowCursor, error) {
+	scan := r.tbl.Scan(table.WithSnapshotID(snapshot))
+	_, seq, err := scan.ReadTasks(ctx, []table.FileScanTask{task})
+	if err != nil {
+		scan.Close()
+		return nil, fmt.Errorf("tableflow: reading %s: %w", task.File.FilePath(), err)
+	}
+	pull, stop := iter.Pull2(seq)
+	return &rowCursor{file: file, scan: scan, pull: pull, stop: stop}, nil
+}
+
+// row returns the next row; ok is false at the end of the file.
+func (c *rowCursor) row() (sourceRow, bool, error) {
+	for c.rec == nil || c.at >= int(c.rec.NumRows()) {
+		if c.rec != nil {
+			c.rec.Release()
+			c.rec = nil
+		}
+		rec, err, ok := c.pull()
+		if err != nil {
+			return sourceRow{}, false, fmt.Errorf("tableflow: reading a data file: %w", err)
+		}
+		if !ok {
+			return sourceRow{}, false, nil
+		}
+		c.rec, c.at = rec, 0
+	}
+	sc := c.rec.Schema()
+	row := sourceRow{cols: make(map[string]any, sc.NumFields())}
+	for j, f := range sc.Fields() {
+		v, err := arrowValue(c.rec.Column(j), c.at)
+		if err != nil {
+			return sourceRow{}, false, fmt.Errorf("tableflow: column %s: %w", f.Name, err)
+		}
+		row.names = append(row.names, f.Name)
+		row.cols[f.Name] = v
+	}
+	c.at++
+	return row, true, nil
+}
+
+func (c *rowCursor) close() {
+	if c.rec != nil {
+		c.rec.Release()
+		c.rec = nil
+	}
+	c.stop()
+	c.scan.Close()
+}
+
+// Plain values of table cells other than Go's own (nil, bool, int32,
+// int64, float32, float64, string, []byte, time.Time for timestamps,
+// time.Duration for times of day, map[string]any for structs, []any for
+// lists).
+type (
+	dateValue    int32 // days since 1970-01-01
+	decimalValue struct {
+		unscaled *big.Int
+		scale    int32
+	}
+	uuidValue [16]byte
+	mapEntry  struct{ key, value any }
+)
+
+// arrowValue returns cell i of arr as a plain value.
+func arrowValue(arr arrow.Array, i int) (any, error) {
+	if arr.IsNull(i) {
+		return nil, nil
+	}
+	switch a := arr.(type) {
+	case *array.Boolean:
+		return a.Value(i), nil
+	case *array.Int8:
+		return int32(a.Value(i)), nil
+	case *array.Int16:
+		return int32(a.Value(i)), nil
+	case *array.Int32:
+		return a.Value(i), nil
+	case *array.Int64:
+		return a.Value(i), nil
+	case *array.Float32:
+		return a.Value(i), nil
+	case *array.Float64:
+		return a.Value(i), nil
+	case *array.String:
+		return a.Value(i), nil
+	case *array.LargeString:
+		return a.Value(i), nil
+	case *array.StringView:
+		return a.Value(i), nil
+	case *array.Binary:
+		return slices.Clone(a.Value(i)), nil
+	case *array.LargeBinary:
+		return slices.Clone(a.Value(i)), nil
+	case *array.BinaryView:
+		return slices.Clone(a.Value(i)), nil
+	case *array.FixedSizeBinary:
+		return slices.Clone(a.Value(i)), nil
+	case *array.Timestamp:
+		unit := a.DataType().(*arrow.TimestampType).Unit
+		return a.Value(i).ToTime(unit).UTC(), nil
+	case *array.Date32:
+		return dateValue(a.Value(i)), nil
+	case *array.Date64:
+		return dateValue(int64(a.Value(i)) / 86_400_000), nil
+	case *array.Time64:
+		unit := a.DataType().(*arrow.Time64Type).Unit
+		return time.Duration(int64(a.Value(i)) * int64(unit.Multiplier())), nil
+	case *array.Time32:
+		unit := a.DataType().(*arrow.Time32Type).Unit
+		return time.Duration(int64(a.Value(i)) * int64(unit.Multiplier())), nil
+	case *array.Decimal128:
+		v := a.Value(i)
+		return decimalValue{unscaled: v.BigInt(), scale: a.DataType().(*arrow.Decimal128Type).Scale}, nil
+	case *array.Struct:
+		st := a.DataType().(*arrow.StructType)
+		out := make(map[string]any, a.NumField())
+		for j := range a.NumField() {
+			v, err := arrowValue(a.Field(j), i)
+			if err != nil {
+				return nil, err
+			}
+			out[st.Field(j).Name] = v
+		}
+		return out, nil
+	case *array.Map:
+		start, end := a.ValueOffsets(i)
+		keys, items := a.Keys(), a.Items()
+		out := make([]mapEntry, 0, end-start)
+		for j := start; j < end; j++ {
+			k, err := arrowValue(keys, int(j))
+			if err != nil {
+				return nil, err
+			}
+			v, err := arrowValue(items, int(j))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mapEntry{k, v})
+		}
+		return out, nil
+	case array.ListLike:
+		start, end := a.ValueOffsets(i)
+		vals := a.ListValues()
+		out := make([]any, 0, end-start)
+		for j := start; j < end; j++ {
+			v, err := arrowValue(vals, int(j))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case array.ExtensionArray:
+		v, err := arrowValue(a.Storage(), i)
+		if b, ok := v.([]byte); ok && len(b) == 16 && strings.Contains(a.ExtensionType().ExtensionName(), "uuid") {
+			return uuidValue(b), err
+		}
+		return v, err
+	}
+	return nil, fmt.Errorf("%w: column type %s is not supported", ErrSourceRow, arr.DataType())
+}
+
+// valueEncoder encodes a row (without _key) as a record value.
+type valueEncoder struct {
+	id   int // schema id; 0: JSON without a schema
+	avro hamba.Schema
+	json registry.Schema // a JSON Schema to check values against
+}
+
+// latestEncoder returns the encoder of topic's value subject's latest
+// version, or the schemaless JSON one.
+func (s *Source) latestEncoder(ctx context.Context, topic string) (valueEncoder, error) {
+	if s.o.Schemas == nil {
+		return valueEncoder{}, nil
+	}
+	sc, ss, err := s.o.Schemas.LatestForSubject(ctx, topic+"-value")
+	if errors.Is(err, registry.ErrSubjectNotFound) || errors.Is(err, registry.ErrVersionNotFound) {
+		return valueEncoder{}, nil
+	}
+	if err != nil {
+		return valueEncoder{}, fmt.Errorf("tableflow: value schema of %s: %w", topic, err)
+	}
+	return newValueEncoder(ss.ID, ss.Type, sc)
+}
+
+// encoderByID returns the encoder of schema id (0: schemaless JSON).
+func (s *Source) encoderByID(ctx context.Context, id int) (valueEncoder, error) {
+	if id == 0 {
+		return valueEncoder{}, nil
+	}
+	if s.o.Schemas == nil {
+		return valueEncoder{}, fmt.Errorf("tableflow: pending batch uses schema %d but no registry is configured", id)
+	}
+	sc, info, err := s.o.Schemas.SchemaByID(ctx, id)
+	if err != nil {
+		return valueEncoder{}, fmt.Errorf("tableflow: value schema %d: %w", id, err)
+	}
+	return newValueEncoder(id, info.Type, sc)
+}
+
+func newValueEncoder(id int, typ string, sc registry.Schema) (valueEncoder, error) {
+	switch typ {
+	case "", "AVRO":
+		a, ok := sc.(interface{ Avro() hamba.Schema })
+		if !ok {
+			return valueEncoder{}, fmt.Errorf("tableflow: Avro schema %d cannot be read", id)
+		}
+		return valueEncoder{id: id, avro: a.Avro()}, nil
+	case "JSON":
+		return valueEncoder{id: id, json: sc}, nil
+	}
+	return valueEncoder{}, fmt.Errorf("tableflow: the topic's value schema %d is %s; a table source encodes values with Avro or JSON Schema only", id, typ)
+}
+
+// encode returns row's value: the wire format of the encoder's schema, or
+// plain JSON.
+func (e valueEncoder) encode(row map[string]any) ([]byte, error) {
+	if e.avro != nil {
+		v, err := avroValue(e.avro, row, "")
+		if err != nil {
+			return nil, err
+		}
+		body, err := hamba.Marshal(e.avro, v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSourceRow, err)
+		}
+		return append(wireHeader(e.id), body...), nil
+	}
+	body, err := json.Marshal(jsonValue(row))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSourceRow, err)
+	}
+	if e.json == nil {
+		return body, nil
+	}
+	if _, err := e.json.Decode(body); err != nil {
+		return nil, fmt.Errorf("%w: does not fit JSON Schema %d: %v", ErrSourceRow, e.id, err)
+	}
+	return append(wireHeader(e.id), body...), nil
+}
+
+// wireHeader is the Confluent wire format's magic byte and schema id.
+func wireHeader(id int) []byte {
+	h := make([]byte, 5, 64)
+	binary.BigEndian.PutUint32(h[1:], uint32(id))
+	return h
+}
+
+// toRecord turns a row into a record: key from _key, timestamp from
+// _timestamp (else snapshotMs), the other columns as the value. The
+// timestamp travels in TimestampDelta64 until encodeSourceBatch.
+func toRecord(row sourceRow, enc valueEncoder, snapshotMs int64) (kmsg.Record, error) {
+	var rec kmsg.Record
+	rec.TimestampDelta64 = snapshotMs
+	if t, ok := row.cols[ColTimestamp].(time.Time); ok {
+		rec.TimestampDelta64 = t.UnixMilli()
+	}
+	value := row.cols
+	if k, ok := row.cols[ColKey]; ok {
+		switch k := k.(type) {
+		case nil:
+		case []byte:
+			rec.Key = k
+		case string:
+			rec.Key = []byte(k)
+		default:
+			return rec, fmt.Errorf("%w: column %s is %T, not binary or string", ErrSourceRow, ColKey, k)
+		}
+		value = maps.Clone(row.cols)
+		delete(value, ColKey)
+	}
+	v, err := enc.encode(value)
+	if err != nil {
+		return rec, err
+	}
+	rec.Value = v
+	return rec, nil
+}
+
+// jsonValue converts a plain value to what encoding/json renders as the
+// row's JSON.
+func jsonValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = jsonValue(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = jsonValue(x)
+		}
+		return out
+	case []mapEntry:
+		obj := make(map[string]any, len(v))
+		list := make([]any, 0, len(v))
+		textKeys := true
+		for _, e := range v {
+			k, ok := e.key.(string)
+			textKeys = textKeys && ok
+			obj[k] = jsonValue(e.value)
+			list = append(list, map[string]any{"key": jsonValue(e.key), "value": jsonValue(e.value)})
+		}
+		if textKeys {
+			return obj
+		}
+		return list
+	case time.Time:
+		return v.Format("2006-01-02T15:04:05.999999Z07:00")
+	case dateValue:
+		return time.Unix(int64(v)*86400, 0).UTC().Format(time.DateOnly)
+	case time.Duration:
+		return time.Unix(0, 0).UTC().Add(v).Format("15:04:05.000000")
+	case decimalValue:
+		return json.Number(decimalString(v))
+	case uuidValue:
+		return uuidString(v)
+	case float32:
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return strconv.FormatFloat(float64(v), 'g', -1, 32)
+		}
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return strconv.FormatFloat(v, 'g', -1, 64)
+		}
+	}
+	return v
+}
+
+func decimalString(d decimalValue) string {
+	return new(big.Rat).SetFrac(d.unscaled, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.scale)), nil)).FloatString(int(max(d.scale, 0)))
+}
+
+func uuidString(u uuidValue) string {
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// avroValue converts plain value v to what hamba/avro encodes as schema s:
+// records and maps as map[string]any, unions as a one-entry map naming the
+// branch (an empty one for null), logical types as hamba takes them.
+func avroValue(s hamba.Schema, v any, path string) (any, error) {
+	fail := func() (any, error) {
+		return nil, fmt.Errorf("%w: %s: %T does not fit Avro %s", ErrSourceRow, cmp.Or(path, "value"), v, s.Type())
+	}
+	if ref, ok := s.(*hamba.RefSchema); ok {
+		s = ref.Schema()
+	}
+	logical := ""
+	if l, ok := s.(hamba.LogicalTypeSchema); ok && l.Logical() != nil {
+		logical = string(l.Logical().Type())
+	}
+	switch s := s.(type) {
+	case *hamba.RecordSchema:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fail()
+		}
+		out := make(map[string]any, len(s.Fields()))
+		for _, f := range s.Fields() {
+			fv, present := m[f.Name()]
+			if (!present || fv == nil) && f.HasDefault() {
+				if x, err := avroValue(f.Type(), f.Default(), ""); err == nil {
+					out[f.Name()] = x
+				} else {
+					out[f.Name()] = f.Default()
+				}
+				continue
+			}
+			x, err := avroValue(f.Type(), fv, strings.TrimPrefix(path+"."+f.Name(), "."))
+			if err != nil {
+				return nil, err
+			}
+			out[f.Name()] = x
+		}
+		return out, nil
+	case *hamba.UnionSchema:
+		for _, branch := range s.Types() {
+			if (v == nil) != (branch.Type() == hamba.Null) {
+				continue
+			}
+			if v == nil {
+				return map[string]any{}, nil
+			}
+			if x, err := avroValue(branch, v, path); err == nil {
+				return map[string]any{unionBranchName(branch): x}, nil
+			}
+		}
+		return fail()
+	case *hamba.ArraySchema:
+		l, ok := v.([]any)
+		if !ok {
+			return fail()
+		}
+		out := make([]any, len(l))
+		for i, x := range l {
+			y, err := avroValue(s.Items(), x, fmt.Sprintf("%s[%d]", path, i))
+			if err != nil {
+				return nil, err
+			}
+			out[i] = y
+		}
+		return out, nil
+	case *hamba.MapSchema:
+		l, ok := v.([]mapEntry)
+		if !ok {
+			return fail()
+		}
+		out := make(map[string]any, len(l))
+		for _, e := range l {
+			k, ok := e.key.(string)
+			if !ok {
+				return fail()
+			}
+			y, err := avroValue(s.Values(), e.value, path+"."+k)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = y
+		}
+		return out, nil
+	case *hamba.EnumSchema:
+		str, ok := v.(string)
+		if !ok || !slices.Contains(s.Symbols(), str) {
+			return fail()
+		}
+		return str, nil
+	case *hamba.FixedSchema:
+		if d, ok := v.(decimalValue); ok && logical == "decimal" {
+			return decimalRat(d), nil
+		}
+		b, ok := v.([]byte)
+		if u, isUUID := v.(uuidValue); isUUID {
+			b, ok = u[:], true
+		}
+		if !ok || len(b) != s.Size() {
+			return fail()
+		}
+		arr := reflect.New(reflect.ArrayOf(len(b), reflect.TypeFor[byte]())).Elem()
+		reflect.Copy(arr, reflect.ValueOf(b))
+		return arr.Interface(), nil
+	case *hamba.NullSchema:
+		if v != nil {
+			return fail()
+		}
+		return nil, nil
+	case *hamba.PrimitiveSchema:
+		return avroPrimitive(s.Type(), logical, v, fail)
+	}
+	return fail()
+}
+
+func avroPrimitive(typ hamba.Type, logical string, v any, fail func() (any, error)) (any, error) {
+	switch typ {
+	case hamba.Null:
+		if v == nil {
+			return nil, nil
+		}
+	case hamba.Boolean:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case hamba.Int:
+		switch x := v.(type) {
+		case int32:
+			if logical == "" {
+				return int(x), nil
+			}
+		case int64:
+			if logical == "" && x >= math.MinInt32 && x <= math.MaxInt32 {
+				return int(x), nil
+			}
+		case dateValue:
+			if logical == "date" {
+				return time.Unix(int64(x)*86400, 0).UTC(), nil
+			}
+		case time.Duration:
+			if logical == "time-millis" {
+				return x, nil
+			}
+		}
+	case hamba.Long:
+		switch x := v.(type) {
+		case int32:
+			if logical == "" {
+				return int64(x), nil
+			}
+		case int64:
+			if logical == "" {
+				return x, nil
+			}
+		case time.Time:
+			if strings.HasPrefix(logical, "timestamp-") || strings.HasPrefix(logical, "local-timestamp-") {
+				return x, nil
+			}
+		case time.Duration:
+			if logical == "time-micros" {
+				return x, nil
+			}
+		}
+	case hamba.Float:
+		switch x := v.(type) {
+		case float32:
+			return x, nil
+		case int32:
+			return float32(x), nil
+		}
+	case hamba.Double:
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case float32:
+			return float64(x), nil
+		case int32:
+			return float64(x), nil
+		case int64:
+			return float64(x), nil
+		}
+	case hamba.String:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case uuidValue:
+			return uuidString(x), nil
+		}
+	case hamba.Bytes:
+		switch x := v.(type) {
+		case []byte:
+			if logical == "" {
+				return x, nil
+			}
+		case decimalValue:
+			if logical == "decimal" {
+				return decimalRat(x), nil
+			}
+		}
+	}
+	return fail()
+}
+
+func decimalRat(d decimalValue) *big.Rat {
+	return new(big.Rat).SetFrac(d.unscaled, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.scale)), nil))
+}
+
+// unionBranchName is how hamba/avro names a union branch: a named type's
+// full name, else the type with its logical type ("long.timestamp-micros").
+func unionBranchName(s hamba.Schema) string {
+	if ref, ok := s.(*hamba.RefSchema); ok {
+		s = ref.Schema()
+	}
+	if n, ok := s.(hamba.NamedSchema); ok {
+		return n.FullName()
+	}
+	name := string(s.Type())
+	if l, ok := s.(hamba.LogicalTypeSchema); ok && l.Logical() != nil {
+		name += "." + string(l.Logical().Type())
+	}
+	return name
+}
