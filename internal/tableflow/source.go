@@ -896,12 +896,14 @@ func latestMetadataFile(fsys icebergio.IO, dir string) (string, error) {
 		return "", fmt.Errorf("%w: %s has no version-hint.text and cannot be listed", ErrSourceLocation, dir)
 	}
 	best, bestVersion := "", -1
+	root := true // the walk starts at dir (named as the IO names it)
 	err := lister.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if path == dir {
+			if root {
+				root = false
 				return nil
 			}
 			return fs.SkipDir
