@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog/hadoop"
 	"github.com/apache/iceberg-go/table"
@@ -27,6 +27,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/objstore"
 	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/registry/avro"
+	"github.com/runnel-dev/runnel/internal/registry/jsonschema"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -431,12 +432,17 @@ type fakeSchemas struct {
 	subject string
 	byID    map[int]string
 	latest  int
+	json    bool // JSON Schema, not Avro
 }
 
 func (f *fakeSchemas) SchemaByID(_ context.Context, id int) (registry.Schema, registry.SchemaInfo, error) {
 	text, ok := f.byID[id]
 	if !ok {
 		return nil, registry.SchemaInfo{}, registry.ErrSchemaNotFound
+	}
+	if f.json {
+		sc, err := jsonschema.New().Parse(text, nil)
+		return sc, registry.SchemaInfo{StoredSchema: registry.StoredSchema{ID: id, Type: "JSON", Schema: text}}, err
 	}
 	sc, err := avro.Parse(text, nil)
 	return sc, registry.SchemaInfo{StoredSchema: registry.StoredSchema{ID: id, Type: "AVRO", Schema: text}}, err
@@ -535,6 +541,95 @@ func TestSourceRefusesBadRows(t *testing.T) {
 	s := v.source(SourceOptions{Schemas: reg})
 	if err := s.poll(context.Background(), ti.Name, ti.ID, v.location()); !errors.Is(err, ErrSourceRow) {
 		t.Fatalf("poll = %v, want %v", err, ErrSourceRow)
+	}
+	if n := len(v.readTopic(t, ti)); n != 0 {
+		t.Fatalf("%d records produced", n)
+	}
+}
+
+// TestSourceJSONSchemaValues: a topic whose value subject has a JSON
+// Schema gets the rows' JSON in the wire format, checked against it.
+func TestSourceJSONSchemaValues(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti := v.createTopic(t, "orders", 1)
+	reg := &fakeSchemas{subject: "orders-value", json: true, latest: 5, byID: map[int]string{
+		5: `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"}},"required":["id","name"]}`,
+		6: `{"type":"object","properties":{"id":{"type":"integer"}},"additionalProperties":false}`,
+	}}
+	v.appendRows(t, rowsJSON(1, 2))
+	pollOnce(t, v.source(SourceOptions{Schemas: reg}), ti, v.location())
+	recs := v.readTopic(t, ti)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	for i, r := range recs {
+		if len(r.Value) < 5 || r.Value[0] != 0 || binary.BigEndian.Uint32(r.Value[1:5]) != 5 {
+			t.Fatalf("value %q is not in the wire format with id 5", r.Value)
+		}
+		if want := fmt.Sprintf(`{"id":%d,"name":"n%d"}`, i+1, i+1); string(r.Value[5:]) != want {
+			t.Fatalf("value %s, want %s", r.Value[5:], want)
+		}
+	}
+	// A schema the rows do not fit stops the source.
+	reg.latest = 6
+	v.appendRows(t, rowsJSON(3, 3))
+	if err := v.source(SourceOptions{Schemas: reg}).poll(context.Background(), ti.Name, ti.ID, v.location()); !errors.Is(err, ErrSourceRow) {
+		t.Fatalf("poll = %v, want %v", err, ErrSourceRow)
+	}
+	if n := len(v.readTopic(t, ti)); n != 2 {
+		t.Fatalf("%d records, want 2", n)
+	}
+}
+
+// TestSourceRecordNameStrategyRefused: a topic whose value subjects are
+// named after records gets no values it cannot name a subject for.
+func TestSourceRecordNameStrategyRefused(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti, err := v.log.CreateTopic(context.Background(), "orders", 1, map[string]string{
+		"confluent.value.subject.name.strategy": "io.confluent.kafka.serializers.subject.RecordNameStrategy"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.appendRows(t, rowsJSON(1, 2))
+	reg := &fakeSchemas{subject: "orders-value", byID: map[int]string{}}
+	if err := v.source(SourceOptions{Schemas: reg}).poll(context.Background(), ti.Name, ti.ID, v.location()); err == nil || !strings.Contains(err.Error(), "RecordNameStrategy") {
+		t.Fatalf("poll = %v", err)
+	}
+	if n := len(v.readTopic(t, ti)); n != 0 {
+		t.Fatalf("%d records produced", n)
+	}
+}
+
+// TestSourceGap: a source whose last snapshot is not in the table's
+// history any more stops instead of guessing, and says so in its status.
+func TestSourceGap(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti := v.createTopic(t, "events", 1)
+	v.appendRows(t, rowsJSON(1, 2))
+	s := v.source(SourceOptions{PollInterval: time.Hour})
+	st, err := json.Marshal(sourceState{Source: v.location(), Snapshot: 12345, Done: true, PID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.cli.Put(context.Background(), s.etcdKey(ti.ID), string(st)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ti.Name, ti.ID, v.location()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Status(ti.ID).Err == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no error in the status")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(ti.ID); !strings.Contains(st.Err, ErrSourceGap.Error()) || st.Source != v.location() {
+		t.Fatalf("status = %+v", st)
 	}
 	if n := len(v.readTopic(t, ti)); n != 0 {
 		t.Fatalf("%d records produced", n)
