@@ -167,6 +167,19 @@ func (s *Source) Status(topicID stream.TopicID) SourceStatus {
 	return s.status[topicID]
 }
 
+// Forget deletes the progress of topicID's source (its table.source was
+// removed, or the topic deleted): a source started for it again begins
+// afresh, with every row of the table.
+func (s *Source) Forget(ctx context.Context, topicID stream.TopicID) error {
+	if _, err := s.o.Client.Delete(ctx, s.etcdKey(topicID)); err != nil {
+		return fmt.Errorf("tableflow: deleting source state: %w", err)
+	}
+	s.mu.Lock()
+	delete(s.status, topicID)
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *Source) setStatus(topicID stream.TopicID, f func(*SourceStatus)) {
 	s.mu.Lock()
 	st := s.status[topicID]

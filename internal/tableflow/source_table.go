@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	icebergio "github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// table locations
 	"github.com/apache/iceberg-go/table"
 )
 
@@ -20,7 +21,9 @@ import (
 // (…metadata.json), or a table directory (file:// or s3:// URL, or a local
 // path) whose metadata/ holds version-hint.text or vN.metadata.json /
 // NNNNN-<uuid>.metadata.json files, of which the highest version is taken.
-// The IO comes from iceberg-go's io.LoadFS for the location's scheme.
+// The IO comes from iceberg-go's io.LoadFS for the location's scheme; s3://
+// locations use the AWS SDK's default configuration (environment, shared
+// config files), as the files of a table written elsewhere need.
 func OpenTableLocation(ctx context.Context, location string) (*table.Table, error) {
 	fsys, err := icebergio.LoadFS(ctx, nil, location)
 	if err != nil {

@@ -634,6 +634,17 @@ func TestSourceGap(t *testing.T) {
 	if n := len(v.readTopic(t, ti)); n != 0 {
 		t.Fatalf("%d records produced", n)
 	}
+	// Forgotten, the source begins afresh with every row of the table.
+	if err := s.Forget(context.Background(), ti.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(ti.ID); st.Err != "" {
+		t.Fatalf("status after Forget = %+v", st)
+	}
+	pollOnce(t, s, ti, v.location())
+	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, seq(1, 2)) {
+		t.Fatalf("ids = %v, want 1..2", got)
+	}
 }
 
 func TestOpenTableLocation(t *testing.T) {
