@@ -73,12 +73,6 @@ type rowConverter interface {
 	Release()
 }
 
-// recordErrors classifies the errors of rowConverter.Append.
-type recordErrors struct {
-	// Tombstone reports a null value the table cannot hold as a row.
-	Tombstone func(error) bool
-}
-
 // materialiser writes one topic's table. It is owned by one goroutine
 // (run); status and metrics are read under their own locks.
 type materialiser struct {
@@ -88,7 +82,16 @@ type materialiser struct {
 	ident   table.Identifier
 	load    func(ctx context.Context) (*table.Table, error)
 	convert func(sc *iceberg.Schema) (rowConverter, error)
-	errs    recordErrors
+	// upsert: table.mode=upsert (the key is the row's identity).
+	upsert bool
+	// evolve, when set, brings the table's schema up to the subject's
+	// newest version before a pass; it returns whether it committed.
+	evolve func(ctx context.Context, tbl *table.Table) (bool, error)
+	// maintain, when set, runs between commits, at most every
+	// maintainEvery.
+	maintain      func(ctx context.Context, tbl *table.Table) error
+	maintainEvery time.Duration
+	lastMaintain  time.Time
 	// dlq writes dead letters (table.error.mode=dlq); nil otherwise.
 	dlq      *dlqWriter
 	logger   *slog.Logger
@@ -115,8 +118,9 @@ type materialiser struct {
 type pass struct {
 	base    Offsets // the committed offsets the pass started from
 	next    Offsets // where the pass ended
-	rows    int
-	letters []deadLetter
+	rows       int
+	tombstones []Tombstone
+	letters    []deadLetter
 	// caughtUp is set when every partition was read to its last stable
 	// offset (the pass was not cut by maxBytes).
 	caughtUp bool
@@ -160,6 +164,17 @@ func (m *materialiser) step(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("tableflow: loading %s: %w", m.ident, err)
 	}
+	if m.evolve != nil {
+		changed, err := m.evolve(ctx, tbl)
+		if err != nil {
+			return false, err
+		}
+		if changed {
+			if tbl, err = m.load(ctx); err != nil {
+				return false, fmt.Errorf("tableflow: loading %s: %w", m.ident, err)
+			}
+		}
+	}
 	m.observe(tbl)
 	base, err := OffsetsOf(tbl.Metadata())
 	if err != nil {
@@ -179,7 +194,7 @@ func (m *materialiser) step(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	m.updateLag(p.next)
-	if p.rows == 0 && len(p.letters) == 0 {
+	if p.rows == 0 && len(p.letters) == 0 && len(p.tombstones) == 0 {
 		// Nothing to commit: remember how far we read, so the next pass
 		// does not decode the same control batches or skipped records
 		// again. A crash only costs reading them once more.
@@ -197,6 +212,7 @@ func (m *materialiser) step(ctx context.Context) (bool, error) {
 	} else if err != nil {
 		return false, err
 	}
+	m.maybeMaintain(ctx)
 	if p.suspend != nil {
 		return false, m.suspendOn(p.suspend)
 	}
@@ -308,13 +324,25 @@ func (m *materialiser) readPartition(ctx context.Context, conv rowConverter, p *
 // follows the error mode. It returns an error only when the table must
 // stop (suspend), recorded in p.suspend.
 func (m *materialiser) appendRecord(ctx context.Context, conv rowConverter, p *pass, part int32, r stream.DecodedRecord) error {
-	err := conv.Append(ctx, part, r)
+	var err error
+	switch {
+	case m.upsert && r.Key == nil:
+		err = fmt.Errorf("%w: a record without a key cannot be upserted", ErrConvert)
+	case m.upsert && r.Value == nil:
+		p.tombstones = append(p.tombstones, Tombstone{Key: r.Key, Partition: part, Offset: r.Offset})
+		return nil
+	default:
+		err = conv.Append(ctx, part, r)
+	}
 	if err == nil {
 		p.rows++
 		return nil
 	}
-	if m.errs.Tombstone != nil && m.errs.Tombstone(err) {
-		// A deletion: an append table keeps the rows it has.
+	if errors.Is(err, ErrTombstone) {
+		if m.upsert {
+			p.tombstones = append(p.tombstones, Tombstone{Key: r.Key, Partition: part, Offset: r.Offset})
+		}
+		// An append table keeps the rows it has.
 		return nil
 	}
 	switch m.cfg.ErrorMode {
@@ -370,7 +398,14 @@ func (m *materialiser) commit(ctx context.Context, tbl *table.Table, conv rowCon
 			}
 		}
 	}
-	if conv.Len() > 0 {
+	if m.upsert && (conv.Len() > 0 || len(p.tombstones) > 0) {
+		rec := conv.NewRecord()
+		err := Upsert(ctx, txn, rec, p.tombstones, props)
+		rec.Release()
+		if err != nil {
+			return fmt.Errorf("tableflow: writing %s: %w", m.ident, err)
+		}
+	} else if conv.Len() > 0 {
 		rec := conv.NewRecord()
 		rdr, err := array.NewRecordReader(rec.Schema(), []arrow.Record{rec})
 		rec.Release()
@@ -402,6 +437,23 @@ func (m *materialiser) commit(ctx context.Context, tbl *table.Table, conv rowCon
 	m.status.committed(m.now(), snapID(staged.CurrentSnapshot()), p.rows)
 	m.cursor = nil
 	return nil
+}
+
+// maybeMaintain runs table maintenance when it is due. Its failures are
+// logged and counted: the next commit goes on regardless.
+func (m *materialiser) maybeMaintain(ctx context.Context) {
+	if m.maintain == nil || m.now().Sub(m.lastMaintain) < m.maintainEvery {
+		return
+	}
+	m.lastMaintain = m.now()
+	tbl, err := m.load(ctx)
+	if err == nil {
+		err = m.maintain(ctx, tbl)
+	}
+	if err != nil && ctx.Err() == nil {
+		m.m.errors(m.status.name, "maintenance")
+		m.logger.Warn("tableflow: table maintenance failed", "topic", m.topic.Name, "err", err)
+	}
 }
 
 // appendEmpty stages a snapshot without data files: a pass whose records

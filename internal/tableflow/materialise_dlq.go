@@ -92,7 +92,9 @@ func (st dlqState) String() string {
 // to the table before producing letters under it.
 type errNewDLQProducer struct{ state string }
 
-func (e *errNewDLQProducer) Error() string { return "tableflow: new dead-letter producer id to record first" }
+func (e *errNewDLQProducer) Error() string {
+	return "tableflow: new dead-letter producer id to record first"
+}
 
 // write produces letters and returns the producer state the commit must
 // carry (unchanged with no letters). An *errNewDLQProducer says a producer

@@ -66,14 +66,14 @@ func newLoopEnv(t *testing.T, partitions int32) *loopEnv {
 	if err := cat.CreateNamespace(context.Background(), table.Identifier{"default"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.CreateTable(context.Background(), ident, testSchema(),
+	if _, err := cat.CreateTable(context.Background(), ident, loopSchema(),
 		catalog.WithProperties(iceberg.Properties{"commit.manifest-merge.enabled": "true"})); err != nil {
 		t.Fatal(err)
 	}
 	return &loopEnv{log: log, topic: ti, cat: cat, ident: ident, dir: dir}
 }
 
-func testSchema() *iceberg.Schema {
+func loopSchema() *iceberg.Schema {
 	return iceberg.NewSchema(0,
 		iceberg.NestedField{ID: 1, Name: ColPartition, Type: iceberg.PrimitiveTypes.Int32, Required: true},
 		iceberg.NestedField{ID: 2, Name: ColOffset, Type: iceberg.PrimitiveTypes.Int64, Required: true},
@@ -83,7 +83,7 @@ func testSchema() *iceberg.Schema {
 	)
 }
 
-// testRows is a schemaless converter for testSchema; a value starting
+// testRows is a schemaless converter for loopSchema; a value starting
 // with "bad" cannot become a row.
 type testRows struct {
 	b *array.RecordBuilder

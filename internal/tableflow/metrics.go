@@ -24,7 +24,8 @@ type tableMetrics struct {
 // commit_conflict (a commit lost to another writer), commit (a commit
 // with an unknown outcome), dlq (writing dead letters failed), schema (a
 // schema change the table cannot take), records_lost (retention deleted
-// records before they were materialised), failed (a pass failed).
+// records before they were materialised), maintenance (a maintenance run
+// failed).
 func newTableMetrics(reg prometheus.Registerer) *tableMetrics {
 	if reg == nil {
 		return nil

@@ -173,8 +173,8 @@ func seq(from, to int64) []int64 {
 	return out
 }
 
-// rowsJSON returns rows id from..to with name n<id>.
-func rowsJSON(from, to int64) string {
+// sourceRowsJSON returns rows id from..to with name n<id>.
+func sourceRowsJSON(from, to int64) string {
 	var parts []string
 	for i := from; i <= to; i++ {
 		parts = append(parts, fmt.Sprintf(`{"id":%d,"name":"n%d"}`, i, i))
@@ -200,10 +200,10 @@ func pollOnce(t *testing.T, s *Source, ti stream.TopicInfo, source string) {
 func TestSourceProducesAppendsOnceInOrder(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "events", 1)
-	v.appendRows(t, rowsJSON(1, 700)) // more than one batch
+	v.appendRows(t, sourceRowsJSON(1, 700)) // more than one batch
 	s := v.source(SourceOptions{})
 	pollOnce(t, s, ti, v.location())
-	v.appendRows(t, rowsJSON(701, 710))
+	v.appendRows(t, sourceRowsJSON(701, 710))
 	tbl, err := v.load(t).Delete(context.Background(), iceberg.EqualTo(iceberg.Reference("id"), int64(3)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func TestSourceProducesAppendsOnceInOrder(t *testing.T) {
 	if op := tbl.CurrentSnapshot().Summary.Operation; op == table.OpAppend {
 		t.Fatalf("delete committed an %s snapshot", op)
 	}
-	v.appendRows(t, rowsJSON(711, 712))
+	v.appendRows(t, sourceRowsJSON(711, 712))
 	pollOnce(t, s, ti, v.location())
 	pollOnce(t, s, ti, v.location())
 
@@ -238,7 +238,7 @@ func TestSourceProducesAppendsOnceInOrder(t *testing.T) {
 func TestSourceCrashAfterProduceNoDuplicate(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "events", 1)
-	v.appendRows(t, rowsJSON(1, 600))
+	v.appendRows(t, sourceRowsJSON(1, 600))
 	errCrash := errors.New("crash")
 	var produced atomic.Int32
 	crashing := v.source(SourceOptions{afterProduce: func() error {
@@ -271,7 +271,7 @@ func TestSourceRestartBetweenSnapshots(t *testing.T) {
 	// The table is empty when the source first looks.
 	pollOnce(t, v.source(SourceOptions{}), ti, v.location())
 	for i := range int64(3) {
-		v.appendRows(t, rowsJSON(i*10+1, i*10+10))
+		v.appendRows(t, sourceRowsJSON(i*10+1, i*10+10))
 		pollOnce(t, v.source(SourceOptions{}), ti, v.location())
 	}
 	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, seq(1, 30)) {
@@ -283,7 +283,7 @@ func TestSourceRestartBetweenSnapshots(t *testing.T) {
 	s := v.source(SourceOptions{PollInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, ti.Name, ti.ID, v.location()) }()
-	v.appendRows(t, rowsJSON(31, 35))
+	v.appendRows(t, sourceRowsJSON(31, 35))
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Status(ti.ID).RowsProduced != 35 {
 		if time.Now().After(deadline) {
@@ -338,7 +338,7 @@ func TestSourceExpiredProducerID(t *testing.T) {
 		t.Run(fmt.Sprintf("landed=%v", landed), func(t *testing.T) {
 			v := newSourceEnv(t, plainSchema)
 			ti := v.createTopic(t, "events", 1)
-			v.appendRows(t, rowsJSON(1, 20))
+			v.appendRows(t, sourceRowsJSON(1, 20))
 			log := &expiringLog{Engine: v.log, landed: landed}
 			s := NewSource(SourceOptions{Client: v.cli, Log: log})
 			pollOnce(t, s, ti, v.location())
@@ -346,7 +346,7 @@ func TestSourceExpiredProducerID(t *testing.T) {
 			if got := jsonIDs(t, recs); !slices.Equal(got, seq(1, 20)) {
 				t.Fatalf("ids = %v, want 1..20 once", got)
 			}
-			v.appendRows(t, rowsJSON(21, 22))
+			v.appendRows(t, sourceRowsJSON(21, 22))
 			pollOnce(t, s, ti, v.location())
 			recs = v.readTopic(t, ti)
 			if got := jsonIDs(t, recs); !slices.Equal(got, seq(1, 22)) {
@@ -427,15 +427,15 @@ func TestSourceKeysAndTimestamps(t *testing.T) {
 	}
 }
 
-// fakeSchemas is a registry holding one subject's Avro versions.
-type fakeSchemas struct {
+// sourceFakeSchemas is a registry holding one subject's Avro versions.
+type sourceFakeSchemas struct {
 	subject string
 	byID    map[int]string
 	latest  int
 	json    bool // JSON Schema, not Avro
 }
 
-func (f *fakeSchemas) SchemaByID(_ context.Context, id int) (registry.Schema, registry.SchemaInfo, error) {
+func (f *sourceFakeSchemas) SchemaByID(_ context.Context, id int) (registry.Schema, registry.SchemaInfo, error) {
 	text, ok := f.byID[id]
 	if !ok {
 		return nil, registry.SchemaInfo{}, registry.ErrSchemaNotFound
@@ -448,7 +448,7 @@ func (f *fakeSchemas) SchemaByID(_ context.Context, id int) (registry.Schema, re
 	return sc, registry.SchemaInfo{StoredSchema: registry.StoredSchema{ID: id, Type: "AVRO", Schema: text}}, err
 }
 
-func (f *fakeSchemas) LatestForSubject(ctx context.Context, subject string) (registry.Schema, registry.SubjectSchema, error) {
+func (f *sourceFakeSchemas) LatestForSubject(ctx context.Context, subject string) (registry.Schema, registry.SubjectSchema, error) {
 	if subject != f.subject {
 		return nil, registry.SubjectSchema{}, registry.ErrSubjectNotFound
 	}
@@ -475,7 +475,7 @@ func TestSourceAvroValues(t *testing.T) {
 		{"name":"at","type":["null",{"type":"long","logicalType":"timestamp-micros"}]},
 		{"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
 		{"name":"extra","type":"int","default":7}]}`
-	reg := &fakeSchemas{subject: "orders-value", byID: map[int]string{42: avroSchema}, latest: 42}
+	reg := &sourceFakeSchemas{subject: "orders-value", byID: map[int]string{42: avroSchema}, latest: 42}
 	v.appendRows(t, `[{"id":1,"name":"a","note":"hi","at":"2026-12-01T10:00:00.000001Z","price":"12.34"},
 		{"id":2,"name":"b","note":null,"at":null,"price":"0.50"}]`)
 	s := v.source(SourceOptions{Schemas: reg})
@@ -536,8 +536,8 @@ func TestSourceAvroValues(t *testing.T) {
 func TestSourceRefusesBadRows(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "orders", 1)
-	reg := &fakeSchemas{subject: "orders-value", byID: map[int]string{3: `{"type":"record","name":"R","fields":[{"name":"id","type":"int"},{"name":"missing","type":"string"}]}`}, latest: 3}
-	v.appendRows(t, rowsJSON(1, 2))
+	reg := &sourceFakeSchemas{subject: "orders-value", byID: map[int]string{3: `{"type":"record","name":"R","fields":[{"name":"id","type":"int"},{"name":"missing","type":"string"}]}`}, latest: 3}
+	v.appendRows(t, sourceRowsJSON(1, 2))
 	s := v.source(SourceOptions{Schemas: reg})
 	if err := s.poll(context.Background(), ti.Name, ti.ID, v.location()); !errors.Is(err, ErrSourceRow) {
 		t.Fatalf("poll = %v, want %v", err, ErrSourceRow)
@@ -552,11 +552,11 @@ func TestSourceRefusesBadRows(t *testing.T) {
 func TestSourceJSONSchemaValues(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "orders", 1)
-	reg := &fakeSchemas{subject: "orders-value", json: true, latest: 5, byID: map[int]string{
+	reg := &sourceFakeSchemas{subject: "orders-value", json: true, latest: 5, byID: map[int]string{
 		5: `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"}},"required":["id","name"]}`,
 		6: `{"type":"object","properties":{"id":{"type":"integer"}},"additionalProperties":false}`,
 	}}
-	v.appendRows(t, rowsJSON(1, 2))
+	v.appendRows(t, sourceRowsJSON(1, 2))
 	pollOnce(t, v.source(SourceOptions{Schemas: reg}), ti, v.location())
 	recs := v.readTopic(t, ti)
 	if len(recs) != 2 {
@@ -572,7 +572,7 @@ func TestSourceJSONSchemaValues(t *testing.T) {
 	}
 	// A schema the rows do not fit stops the source.
 	reg.latest = 6
-	v.appendRows(t, rowsJSON(3, 3))
+	v.appendRows(t, sourceRowsJSON(3, 3))
 	if err := v.source(SourceOptions{Schemas: reg}).poll(context.Background(), ti.Name, ti.ID, v.location()); !errors.Is(err, ErrSourceRow) {
 		t.Fatalf("poll = %v, want %v", err, ErrSourceRow)
 	}
@@ -590,8 +590,8 @@ func TestSourceRecordNameStrategyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.appendRows(t, rowsJSON(1, 2))
-	reg := &fakeSchemas{subject: "orders-value", byID: map[int]string{}}
+	v.appendRows(t, sourceRowsJSON(1, 2))
+	reg := &sourceFakeSchemas{subject: "orders-value", byID: map[int]string{}}
 	if err := v.source(SourceOptions{Schemas: reg}).poll(context.Background(), ti.Name, ti.ID, v.location()); err == nil || !strings.Contains(err.Error(), "RecordNameStrategy") {
 		t.Fatalf("poll = %v", err)
 	}
@@ -605,7 +605,7 @@ func TestSourceRecordNameStrategyRefused(t *testing.T) {
 func TestSourceGap(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "events", 1)
-	v.appendRows(t, rowsJSON(1, 2))
+	v.appendRows(t, sourceRowsJSON(1, 2))
 	s := v.source(SourceOptions{PollInterval: time.Hour})
 	st, err := json.Marshal(sourceState{Source: v.location(), Snapshot: 12345, Done: true, PID: -1})
 	if err != nil {
@@ -649,8 +649,8 @@ func TestSourceGap(t *testing.T) {
 
 func TestOpenTableLocation(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
-	v.appendRows(t, rowsJSON(1, 3))
-	v.appendRows(t, rowsJSON(4, 5))
+	v.appendRows(t, sourceRowsJSON(1, 3))
+	v.appendRows(t, sourceRowsJSON(4, 5))
 	ctx := context.Background()
 	want := v.load(t).CurrentSnapshot().SnapshotID
 	for _, loc := range []string{v.location(), v.location() + "/", filepath.Join(v.dir, "ns", "t"), v.load(t).MetadataLocation()} {

@@ -39,7 +39,6 @@ type (
 		scale    int32
 	}
 	uuidValue [16]byte
-	mapEntry  struct{ key, value any }
 )
 
 // arrowValue returns cell i of arr as a plain value.

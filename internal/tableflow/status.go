@@ -87,7 +87,11 @@ func (s *tableStatus) recordError(msg string, _ time.Time) {
 }
 
 func (s *tableStatus) suspend(reason string) {
-	s.update(func(st *TableStatus) { st.State, st.Reason = StateSuspended, reason; st.Errors++; st.LastError = reason })
+	s.update(func(st *TableStatus) {
+		st.State, st.Reason = StateSuspended, reason
+		st.Errors++
+		st.LastError = reason
+	})
 }
 
 func (s *tableStatus) caughtUp(now time.Time) {

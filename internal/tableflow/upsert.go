@@ -214,7 +214,7 @@ func planUpsert(versions []upsertVersion) (live []int, keys [][]byte) {
 func upsertVersions(rows arrow.Record, tombstones []Tombstone) ([]upsertVersion, error) {
 	var out []upsertVersion
 	if rows != nil && rows.NumRows() > 0 {
-		keys, parts, offs, err := fixedColumns(rows)
+		keys, parts, offs, err := upsertKeyColumns(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +240,7 @@ type binaryColumn interface {
 	IsNull(int) bool
 }
 
-func fixedColumns(rows arrow.Record) (binaryColumn, *array.Int32, *array.Int64, error) {
+func upsertKeyColumns(rows arrow.Record) (binaryColumn, *array.Int32, *array.Int64, error) {
 	col := func(name string) (arrow.Array, error) {
 		idx := rows.Schema().FieldIndices(name)
 		if len(idx) != 1 {
