@@ -75,7 +75,7 @@ func latestMetadataFile(fsys icebergio.IO, dir string) (string, error) {
 			}
 			return fs.SkipDir
 		}
-		if v, ok := metadataVersion(d.Name()); ok && (v > bestVersion || v == bestVersion && path > best) {
+		if v, ok := sourceMetadataVersion(d.Name()); ok && (v > bestVersion || v == bestVersion && path > best) {
 			best, bestVersion = path, v
 		}
 		return nil
@@ -93,9 +93,9 @@ func latestMetadataFile(fsys icebergio.IO, dir string) (string, error) {
 	return best, nil
 }
 
-// metadataVersion parses a metadata file name: vN.metadata.json (Hadoop
+// sourceMetadataVersion parses a metadata file name: vN.metadata.json (Hadoop
 // tables) or NNNNN-<uuid>.metadata.json (what catalogs write).
-func metadataVersion(name string) (int, bool) {
+func sourceMetadataVersion(name string) (int, bool) {
 	base, ok := strings.CutSuffix(name, ".metadata.json")
 	if !ok {
 		return 0, false

@@ -686,9 +686,9 @@ func TestMetadataVersion(t *testing.T) {
 		{"v3.metadata.json.claim", 0, false},
 		{"version-hint.text", 0, false},
 	} {
-		v, ok := metadataVersion(c.name)
+		v, ok := sourceMetadataVersion(c.name)
 		if ok != c.ok || (ok && v != c.v) {
-			t.Errorf("metadataVersion(%q) = %d, %v; want %d, %v", c.name, v, ok, c.v, c.ok)
+			t.Errorf("sourceMetadataVersion(%q) = %d, %v; want %d, %v", c.name, v, ok, c.v, c.ok)
 		}
 	}
 }

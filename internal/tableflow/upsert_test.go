@@ -56,7 +56,7 @@ func TestPlanUpsert(t *testing.T) {
 
 // testSchema is a table schema with the fixed columns of a topic without a
 // value schema.
-func testSchema() *iceberg.Schema {
+func upsertTestSchema() *iceberg.Schema {
 	return iceberg.NewSchema(0,
 		iceberg.NestedField{ID: 1, Name: ColPartition, Type: iceberg.PrimitiveTypes.Int32, Required: true},
 		iceberg.NestedField{ID: 2, Name: ColOffset, Type: iceberg.PrimitiveTypes.Int64, Required: true},
@@ -89,7 +89,7 @@ func newTestCatalogTable(t *testing.T, upsert bool, partitionBy func(*iceberg.Sc
 	if err := cat.CreateNamespace(ctx, table.Identifier{"default"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	sc := testSchema()
+	sc := upsertTestSchema()
 	if upsert {
 		if sc, err = UpsertSchema(sc); err != nil {
 			t.Fatal(err)
@@ -347,7 +347,7 @@ func TestUpsertTombstonesOnly(t *testing.T) {
 }
 
 func TestUpsertSchema(t *testing.T) {
-	sc, err := UpsertSchema(testSchema())
+	sc, err := UpsertSchema(upsertTestSchema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestUpsertSchema(t *testing.T) {
 }
 
 func TestCheckUpsertSpec(t *testing.T) {
-	sc, err := UpsertSchema(testSchema())
+	sc, err := UpsertSchema(upsertTestSchema())
 	if err != nil {
 		t.Fatal(err)
 	}
