@@ -116,8 +116,8 @@ type materialiser struct {
 
 // pass is what one read of the topic gathered for one commit.
 type pass struct {
-	base    Offsets // the committed offsets the pass started from
-	next    Offsets // where the pass ended
+	base       Offsets // the committed offsets the pass started from
+	next       Offsets // where the pass ended
 	rows       int
 	tombstones []Tombstone
 	letters    []deadLetter

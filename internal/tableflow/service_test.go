@@ -173,4 +173,3 @@ func TestServiceRefusesEncryptedStores(t *testing.T) {
 		t.Fatal("a table was created on an encrypted store")
 	}
 }
-
