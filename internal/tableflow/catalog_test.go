@@ -381,3 +381,35 @@ func TestCatalogAppendAndScan(t *testing.T) {
 		t.Fatalf("namespace key = %v, %v", resp, err)
 	}
 }
+
+func TestCatalogConcurrentCreateOneTable(t *testing.T) {
+	env := newCatalogEnv(t)
+	ctx := testCtx(t)
+	// Brokers enabling the same topic at once all get the one table; the
+	// metadata files of those that lost the race are deleted.
+	const n = 4
+	locs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c := env.open(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tbl, err := c.CreateTable(ctx, testSpec("runnel", "orders", 1))
+			if err == nil {
+				locs[i] = tbl.MetadataLocation()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || locs[i] != locs[0] {
+			t.Fatalf("create %d = %q, %v; create 0 = %q", i, locs[i], errs[i], locs[0])
+		}
+	}
+	if files := metadataFiles(t, env.store, "runnel", "orders"); len(files) != 1 || env.base+"/"+files[0] != locs[0] {
+		t.Fatalf("metadata files = %q, table at %q", files, locs[0])
+	}
+}
