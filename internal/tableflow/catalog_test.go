@@ -381,3 +381,99 @@ func TestCatalogAppendAndScan(t *testing.T) {
 		t.Fatalf("namespace key = %v, %v", resp, err)
 	}
 }
+
+func TestCatalogConcurrentCreateOneTable(t *testing.T) {
+	env := newCatalogEnv(t)
+	ctx := testCtx(t)
+	// Brokers enabling the same topic at once all get the one table; the
+	// metadata files of those that lost the race are deleted.
+	const n = 4
+	locs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c := env.open(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tbl, err := c.CreateTable(ctx, testSpec("runnel", "orders", 1))
+			if err == nil {
+				locs[i] = tbl.MetadataLocation()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || locs[i] != locs[0] {
+			t.Fatalf("create %d = %q, %v; create 0 = %q", i, locs[i], errs[i], locs[0])
+		}
+	}
+	if files := metadataFiles(t, env.store, "runnel", "orders"); len(files) != 1 || env.base+"/"+files[0] != locs[0] {
+		t.Fatalf("metadata files = %q, table at %q", files, locs[0])
+	}
+}
+
+// TestCatalogMaintenanceThroughFileIO runs iceberg-go's own snapshot
+// expiry and orphan-file removal on a table of the catalog: both need the
+// FileIO's listing and removal, and must leave the table readable.
+func TestCatalogMaintenanceThroughFileIO(t *testing.T) {
+	env := newCatalogEnv(t)
+	ctx := testCtx(t)
+	tbl, err := env.open(t).CreateTable(ctx, testSpec("runnel", "orders", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range int64(3) {
+		if tbl, err = appendRows(t, tbl, []int64{2 * i, 2*i + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	countFiles := func(part string) int {
+		n := 0
+		_ = env.store.List(ctx, "warehouse/runnel/orders/metadata/", func(o objstore.ObjectInfo) error {
+			if strings.Contains(o.Key, part) {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if got := countFiles("snap-"); got != 3 {
+		t.Fatalf("%d manifest lists before expiry, want 3", got)
+	}
+
+	txn := tbl.NewTransaction()
+	if err := txn.ExpireSnapshots(table.WithRetainLast(1), table.WithOlderThan(0)); err != nil {
+		t.Fatal(err)
+	}
+	if tbl, err = txn.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := countFiles("snap-"); got != 1 {
+		t.Fatalf("%d manifest lists after expiry, want 1 (the expired ones removed)", got)
+	}
+
+	orphan := "warehouse/runnel/orders/data/orphan.parquet"
+	if err := env.store.Put(ctx, orphan, []byte("left by a lost commit")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // older than the cutoff below
+	res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.DeletedFiles, []string{env.base + "/" + orphan}) {
+		t.Fatalf("deleted %q, want only the orphan", res.DeletedFiles)
+	}
+	if _, err := env.store.Get(ctx, orphan); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("orphan still there: %v", err)
+	}
+	back, err := env.open(t).LoadTable(ctx, table.Identifier{"runnel", "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scanValues(t, back); !slices.Equal(got, []string{"v0", "v1", "v2", "v3", "v4", "v5"}) {
+		t.Fatalf("scan after maintenance = %q", got)
+	}
+}
