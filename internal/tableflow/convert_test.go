@@ -472,3 +472,117 @@ func binaryAppendZigzag(b []byte, v int64) []byte {
 	}
 	return append(b, byte(u))
 }
+
+// TestConvertEvolutionFormats evolves a table per format: v2 adds a
+// field (new id after the highest, optional) and widens one, and a
+// record of the v1 writer projects onto the v2 table with the new column
+// null and the widened one promoted.
+func TestConvertEvolutionFormats(t *testing.T) {
+	tests := []struct {
+		name, schemaType, v1, v2 string
+		// wantAdded is how the changed columns render in the v2 table.
+		wantAdded []string
+		payload   func(t *testing.T, s registry.Schema) []byte
+		want      string
+	}{
+		{
+			name: "protobuf", schemaType: "PROTOBUF",
+			v1:        `syntax = "proto3"; message Order { int32 qty = 1; float ratio = 2; Line line = 3; } message Line { string sku = 1; }`,
+			v2:        `syntax = "proto3"; message Order { int64 qty = 1; double ratio = 2; Line line = 3; optional string note = 4; } message Line { string sku = 1; int32 count = 2; }`,
+			wantAdded: []string{"8 qty long\n9 ratio double\n10 line? struct<11 sku string, 12 count? int>\n13 note? string\n"},
+			payload: func(t *testing.T, s registry.Schema) []byte {
+				return protoPayload(t, s, func(m *dynamicpb.Message) {
+					protoSet(m, map[string]any{"qty": protoreflect.ValueOfInt32(5), "ratio": protoreflect.ValueOfFloat32(0.25),
+						"line": setFields(map[string]any{"sku": protoreflect.ValueOfString("A-1")})})
+				})
+			},
+			want: `{"line":{"count":null,"sku":"A-1"},"note":null,"qty":5,"ratio":0.25}`,
+		},
+		{
+			name: "json schema", schemaType: "JSON",
+			v1:        `{"type":"object","properties":{"qty":{"type":"integer"},"line":{"type":"object","properties":{"sku":{"type":"string"}}}}}`,
+			v2:        `{"type":"object","properties":{"qty":{"type":"integer"},"line":{"type":"object","properties":{"sku":{"type":"string"},"count":{"type":"integer"}}},"note":{"type":"string"}}}`,
+			wantAdded: []string{"8 line? struct<9 sku? string, 11 count? long>\n", "12 note? string\n"},
+			payload: func(t *testing.T, s registry.Schema) []byte {
+				return []byte(`{"qty":5,"line":{"sku":"A-1"}}`)
+			},
+			want: `{"line":{"count":null,"sku":"A-1"},"note":null,"qty":5}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s1, s2 := parseSchema(t, tc.schemaType, tc.v1), parseSchema(t, tc.schemaType, tc.v2)
+			v1, err := TableSchema(s1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2, err := TableSchema(s2, v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.wantAdded {
+				if got := render(v2); !strings.Contains(got, want) {
+					t.Fatalf("v2 table:\n%s\nwant it to hold:\n%s", got, want)
+				}
+			}
+			c, err := NewConverter(v2, &fakeSchemas{byID: map[int]registry.Schema{1: s1, 2: s2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release()
+			if err := c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, tc.payload(t, s1))}); err != nil {
+				t.Fatal(err)
+			}
+			rec := c.NewRecord()
+			defer rec.Release()
+			if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != tc.want {
+				t.Fatalf("row %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestConvertProtobufMessageIndexes checks that a record's message
+// indexes choose the message it is decoded with (here a nested one), and
+// that it is projected onto the table, made from the file's first
+// message, by field name.
+func TestConvertProtobufMessageIndexes(t *testing.T) {
+	s := parseSchema(t, "PROTOBUF", `syntax = "proto3";
+message Order { string sku = 1; int32 qty = 2; string extra = 3;
+  message Legacy { int32 qty = 1; string sku = 2; } }`)
+	sc, err := TableSchema(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConverter(sc, &fakeSchemas{byID: map[int]registry.Schema{1: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	md := s.(*protobuf.Schema).File().Messages().Get(0).Messages().Get(0)
+	m := dynamicpb.NewMessage(md)
+	protoSet(m, map[string]any{"qty": protoreflect.ValueOfInt32(3), "sku": protoreflect.ValueOfString("B-2")})
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := protobuf.MessageIndexes(s, "Order.Legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// extra is required (a proto3 scalar) and Legacy has none.
+	err = c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, append(protobuf.AppendIndexes(nil, idx), b...))})
+	if !errors.Is(err, ErrConvert) || !strings.Contains(err.Error(), "required column extra") {
+		t.Fatalf("err = %v, want ErrConvert for the missing required column extra", err)
+	}
+	// The same payload with Order's indexes reads as an Order: field 1
+	// of Legacy is a varint, Order's sku is a string, so it fails to
+	// decode.
+	err = c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, append(protobuf.AppendIndexes(nil, []int{0}), b...))})
+	if !errors.Is(err, ErrConvert) {
+		t.Fatalf("err = %v, want ErrConvert", err)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+}
