@@ -586,3 +586,33 @@ message Order { string sku = 1; int32 qty = 2; string extra = 3;
 		t.Fatalf("Len = %d", c.Len())
 	}
 }
+
+// TestConvertMismatchOnlyWithValue checks that a writer field of another
+// type than its column refuses the records holding a value there, and
+// not those where it is null.
+func TestConvertMismatchOnlyWithValue(t *testing.T) {
+	ctx := context.Background()
+	table := parseSchema(t, "AVRO", `{"type":"record","name":"R","fields":[{"name":"k","type":"long"},{"name":"id","type":["null","long"]}]}`)
+	other := parseSchema(t, "AVRO", `{"type":"record","name":"R","fields":[{"name":"k","type":"long"},{"name":"id","type":["null","string"]}]}`)
+	sc, err := TableSchema(table, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConverter(sc, &fakeSchemas{byID: map[int]registry.Schema{1: other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if err := c.Append(ctx, 0, stream.DecodedRecord{Value: wire(1, avroPayload(t, other, map[string]any{"k": int64(1), "id": nil}))}); err != nil {
+		t.Fatalf("null in the mismatched field: %v", err)
+	}
+	err = c.Append(ctx, 0, stream.DecodedRecord{Value: wire(1, avroPayload(t, other, map[string]any{"k": int64(2), "id": map[string]any{"string": "x"}}))})
+	if !errors.Is(err, ErrConvert) || !strings.Contains(err.Error(), "column id is long, the writer's schema has string") {
+		t.Fatalf("err = %v, want ErrConvert naming column id", err)
+	}
+	rec := c.NewRecord()
+	defer rec.Release()
+	if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != `{"id":null,"k":1}` {
+		t.Fatalf("rows %s", got)
+	}
+}
