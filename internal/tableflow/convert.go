@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -32,7 +33,31 @@ var (
 	// ErrTombstone means a record of a table with a value schema has a
 	// null value: no row in append mode, a delete in upsert mode.
 	ErrTombstone = errors.New("tableflow: record is a tombstone")
+	// ErrNewColumns means a record's writer schema has fields the table
+	// has no column for (the subject has a version the table has not
+	// taken yet): dropping them would lose data silently, so the table's
+	// schema must take the writer's first (TableSchema(writer, current),
+	// then a Converter for the new schema). The error is a
+	// *NewColumnsError.
+	ErrNewColumns = errors.New("tableflow: writer schema has fields the table lacks")
 )
+
+// NewColumnsError is the error of a record whose writer schema has fields
+// the table lacks. It wraps ErrNewColumns.
+type NewColumnsError struct {
+	// SchemaID and Schema are the record's writer schema.
+	SchemaID int
+	Schema   registry.Schema
+	// Fields are the paths of the fields the table lacks.
+	Fields []string
+}
+
+func (e *NewColumnsError) Error() string {
+	return fmt.Sprintf("%v: schema id %d has %s", ErrNewColumns, e.SchemaID, strings.Join(e.Fields, ", "))
+}
+
+// Unwrap returns ErrNewColumns.
+func (e *NewColumnsError) Unwrap() error { return ErrNewColumns }
 
 // wireMagic is the first byte of a value in the schema registry's wire
 // format, followed by the 4-byte big-endian schema id.
@@ -73,6 +98,7 @@ type writer struct {
 	schema registry.Schema
 	root   shape
 	proj   projector // from root's type to the table's value columns
+	extra  []string  // fields the table lacks
 	err    error     // the schema has no table form
 	// messages holds Protobuf shapes by message, compiled as records
 	// name them.
@@ -80,9 +106,10 @@ type writer struct {
 }
 
 type writerMessage struct {
-	root shape
-	proj projector
-	err  error
+	root  shape
+	proj  projector
+	extra []string
+	err   error
 }
 
 // NewConverter returns a Converter for rows of sc, reading writer schemas
@@ -176,9 +203,10 @@ func (c *Converter) Release() { c.b.Release() }
 
 // Append adds the row of record r of partition. A record that cannot
 // become a row is an error wrapping ErrConvert; a null value in a table
-// with value columns is ErrTombstone; a failure to read a schema from the
-// registry (other than an unknown id) is returned as it is. On any error
-// nothing is appended.
+// with value columns is ErrTombstone; a record whose writer schema has
+// fields the table lacks is a *NewColumnsError (ErrNewColumns); a
+// failure to read a schema from the registry (other than an unknown id)
+// is returned as it is. On any error nothing is appended.
 func (c *Converter) Append(ctx context.Context, partition int32, r stream.DecodedRecord) error {
 	var vals []any
 	if !c.schemaless {
@@ -244,6 +272,11 @@ func (c *Converter) valueRow(ctx context.Context, v []byte) ([]any, error) {
 		return nil, err
 	}
 	out, err := w.decode(v[5:], c.value)
+	var nc *NewColumnsError
+	if errors.As(err, &nc) {
+		nc.SchemaID = id
+		return nil, nc
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: schema id %d: %v", ErrConvert, id, err)
 	}
@@ -269,7 +302,7 @@ func (c *Converter) writer(ctx context.Context, id int) (*writer, error) {
 	if _, ok := s.(*protobuf.Schema); ok {
 		w.messages = map[protoreflect.FullName]*writerMessage{}
 	} else if w.root, w.err = (&compiler{}).valueShape(s); w.err == nil {
-		w.proj = compileProjection(c.value, w.root.typ, "")
+		w.proj = compileProjection(c.value, w.root.typ, "", &w.extra)
 	}
 	c.writers[id] = w
 	return w, nil
@@ -281,6 +314,9 @@ func (w *writer) decode(payload []byte, value *iceberg.StructType) (any, error) 
 	if w.messages == nil {
 		if w.err != nil {
 			return nil, w.err
+		}
+		if len(w.extra) > 0 {
+			return nil, &NewColumnsError{Schema: w.schema, Fields: w.extra}
 		}
 		v, err := w.schema.Decode(payload)
 		if err != nil {
@@ -303,12 +339,15 @@ func (w *writer) decode(payload []byte, value *iceberg.StructType) (any, error) 
 	if !ok {
 		wm = &writerMessage{}
 		if wm.root, wm.err = (&compiler{}).protoMessage(md, "", map[string]bool{}); wm.err == nil {
-			wm.proj = compileProjection(value, wm.root.typ, "")
+			wm.proj = compileProjection(value, wm.root.typ, "", &wm.extra)
 		}
 		w.messages[md.FullName()] = wm
 	}
 	if wm.err != nil {
 		return nil, wm.err
+	}
+	if len(wm.extra) > 0 {
+		return nil, &NewColumnsError{Schema: w.schema, Fields: wm.extra}
 	}
 	cv, err := wm.root.conv(msg)
 	if err != nil {
@@ -327,7 +366,8 @@ type projector func(v any) (any, error)
 // precision); a struct becomes []any in t's field order. Types that do
 // not match fail only when a value is there to read (a writer's field of
 // another type that is null in a record does not refuse the record).
-func compileProjection(t, w iceberg.Type, path string) projector {
+// The paths of writer fields t lacks are added to extra.
+func compileProjection(t, w iceberg.Type, path string, extra *[]string) projector {
 	where := path
 	if where == "" {
 		where = "the value"
@@ -353,11 +393,20 @@ func compileProjection(t, w iceberg.Type, path string) projector {
 		for _, f := range wt.FieldList {
 			writerFields[f.Name] = f.Type
 		}
+		tableFields := make(map[string]bool, len(tt.FieldList))
+		for _, f := range tt.FieldList {
+			tableFields[f.Name] = true
+		}
+		for _, f := range wt.FieldList {
+			if !tableFields[f.Name] {
+				*extra = append(*extra, joinPath(path, f.Name))
+			}
+		}
 		plan := make([]fieldPlan, len(tt.FieldList))
 		for i, f := range tt.FieldList {
 			fp := fieldPlan{name: f.Name, path: joinPath(path, f.Name), required: f.Required}
 			if ft, ok := writerFields[f.Name]; ok {
-				fp.proj = compileProjection(f.Type, ft, fp.path)
+				fp.proj = compileProjection(f.Type, ft, fp.path, extra)
 			}
 			plan[i] = fp
 		}
@@ -386,7 +435,7 @@ func compileProjection(t, w iceberg.Type, path string) projector {
 		if !ok {
 			return mismatch
 		}
-		elem := compileProjection(tt.Element, wt.Element, path+".element")
+		elem := compileProjection(tt.Element, wt.Element, path+".element", extra)
 		return func(v any) (any, error) {
 			if v == nil {
 				return nil, nil
@@ -410,8 +459,8 @@ func compileProjection(t, w iceberg.Type, path string) projector {
 		if !ok {
 			return mismatch
 		}
-		key := compileProjection(tt.KeyType, wt.KeyType, path+".key")
-		val := compileProjection(tt.ValueType, wt.ValueType, path+".value")
+		key := compileProjection(tt.KeyType, wt.KeyType, path+".key", extra)
+		val := compileProjection(tt.ValueType, wt.ValueType, path+".value", extra)
 		return func(v any) (any, error) {
 			if v == nil {
 				return nil, nil

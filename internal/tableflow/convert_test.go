@@ -327,7 +327,9 @@ func TestConvertEvolution(t *testing.T) {
 // the rows appended so far as they were.
 func TestConvertRefused(t *testing.T) {
 	ctx := context.Background()
-	s1, s2 := parseSchema(t, "AVRO", avroV1), parseSchema(t, "AVRO", avroV2)
+	s2 := parseSchema(t, "AVRO", avroV2)
+	// v1 without name, so the table has a column for each of its fields.
+	s1 := parseSchema(t, "AVRO", strings.Replace(avroV1, `{"name":"name","type":"string"},`, "", 1))
 	// A table made from v2 alone: addr.zip is required, and a v1 record
 	// has none.
 	v2, err := TableSchema(s2, nil)
@@ -344,7 +346,7 @@ func TestConvertRefused(t *testing.T) {
 	defer c.Release()
 	good := wire(2, avroPayload(t, s2, map[string]any{"id": int64(9), "price": 1.0, "qty": int64(1),
 		"amount": big.NewRat(1, 1), "addr": map[string]any{"city": "Oslo", "zip": 1}, "email": nil, "tags": []any{}}))
-	v1rec := wire(1, avroPayload(t, s1, map[string]any{"id": int64(1), "name": "n", "price": float32(1), "qty": 1,
+	v1rec := wire(1, avroPayload(t, s1, map[string]any{"id": int64(1), "price": float32(1), "qty": 1,
 		"amount": big.NewRat(1, 1), "addr": map[string]any{"city": "Oslo"}}))
 	stringID := wire(3, avroPayload(t, wrongType, map[string]any{"id": "x", "addr": map[string]any{"city": "Oslo", "zip": 1}}))
 	unionRec := wire(4, avroPayload(t, union, map[string]any{"id": map[string]any{"int": 1}}))
@@ -614,5 +616,56 @@ func TestConvertMismatchOnlyWithValue(t *testing.T) {
 	defer rec.Release()
 	if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != `{"id":null,"k":1}` {
 		t.Fatalf("rows %s", got)
+	}
+}
+
+// TestConvertNewColumns checks that a record whose writer schema has
+// fields the table lacks is refused with a *NewColumnsError naming them
+// (not converted with those fields dropped), and that the table schema
+// merged with that writer's takes it.
+func TestConvertNewColumns(t *testing.T) {
+	ctx := context.Background()
+	s1, s2 := parseSchema(t, "AVRO", avroV1), parseSchema(t, "AVRO", avroV2)
+	v1, err := TableSchema(s1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeSchemas{byID: map[int]registry.Schema{1: s1, 2: s2}}
+	c, err := NewConverter(v1, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	newer := wire(2, avroPayload(t, s2, map[string]any{"id": int64(2), "price": 2.25, "qty": int64(7),
+		"amount": big.NewRat(5, 1), "addr": map[string]any{"city": "Bergen", "zip": 5000},
+		"email": nil, "tags": []any{"x"}}))
+	err = c.Append(ctx, 0, stream.DecodedRecord{Value: newer})
+	var nc *NewColumnsError
+	if !errors.As(err, &nc) || !errors.Is(err, ErrNewColumns) || errors.Is(err, ErrConvert) {
+		t.Fatalf("err = %v, want a *NewColumnsError", err)
+	}
+	if nc.SchemaID != 2 || nc.Schema != s2 || strings.Join(nc.Fields, ",") != "email,tags,addr.zip" {
+		t.Fatalf("NewColumnsError = %+v", nc)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+	v2, err := TableSchema(nc.Schema, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := NewConverter(v2, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Release()
+	if err := c2.Append(ctx, 0, stream.DecodedRecord{Value: newer}); err != nil {
+		t.Fatal(err)
+	}
+	rec := c2.NewRecord()
+	defer rec.Release()
+	want := `{"addr":{"city":"Bergen","zip":5000},"amount":"5","email":null,"id":2,"name":null,"price":2.25,"qty":7,"tags":["x"]}`
+	if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != want {
+		t.Fatalf("row %s, want %s", got, want)
 	}
 }
