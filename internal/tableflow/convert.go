@@ -67,10 +67,11 @@ const wireMagic = 0
 // value columns (the table holds exactly the fixed columns and _value) a
 // record's value is stored as its bytes; otherwise the value must be in
 // the registry's wire format and is decoded with the schema its id names
-// (its writer's schema) and projected onto the table's columns by name.
-// A Converter is not safe for concurrent use.
+// (its writer's schema) and projected onto the table's columns by name;
+// a writer schema with fields the table lacks is refused until the table
+// takes it (NewColumnsError). Writer schemas are read once per id. A
+// Converter is not safe for concurrent use.
 type Converter struct {
-	sc      *iceberg.Schema
 	schemas Schemas
 	b       *array.RecordBuilder
 	// kinds says what each table column holds (colValue: a value column).
@@ -120,7 +121,7 @@ func NewConverter(sc *iceberg.Schema, schemas Schemas) (*Converter, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Converter{sc: sc, schemas: schemas, writers: map[int]*writer{}, value: &iceberg.StructType{}}
+	c := &Converter{schemas: schemas, writers: map[int]*writer{}, value: &iceberg.StructType{}}
 	fields := sc.Fields()
 	want := map[string]iceberg.Type{}
 	for _, f := range fixedColumns(&compiler{}) {
