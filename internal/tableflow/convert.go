@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -32,7 +33,31 @@ var (
 	// ErrTombstone means a record of a table with a value schema has a
 	// null value: no row in append mode, a delete in upsert mode.
 	ErrTombstone = errors.New("tableflow: record is a tombstone")
+	// ErrNewColumns means a record's writer schema has fields the table
+	// has no column for (the subject has a version the table has not
+	// taken yet): dropping them would lose data silently, so the table's
+	// schema must take the writer's first (TableSchema(writer, current),
+	// then a Converter for the new schema). The error is a
+	// *NewColumnsError.
+	ErrNewColumns = errors.New("tableflow: writer schema has fields the table lacks")
 )
+
+// NewColumnsError is the error of a record whose writer schema has fields
+// the table lacks. It wraps ErrNewColumns.
+type NewColumnsError struct {
+	// SchemaID and Schema are the record's writer schema.
+	SchemaID int
+	Schema   registry.Schema
+	// Fields are the paths of the fields the table lacks.
+	Fields []string
+}
+
+func (e *NewColumnsError) Error() string {
+	return fmt.Sprintf("%v: schema id %d has %s", ErrNewColumns, e.SchemaID, strings.Join(e.Fields, ", "))
+}
+
+// Unwrap returns ErrNewColumns.
+func (e *NewColumnsError) Unwrap() error { return ErrNewColumns }
 
 // wireMagic is the first byte of a value in the schema registry's wire
 // format, followed by the 4-byte big-endian schema id.
@@ -42,10 +67,11 @@ const wireMagic = 0
 // value columns (the table holds exactly the fixed columns and _value) a
 // record's value is stored as its bytes; otherwise the value must be in
 // the registry's wire format and is decoded with the schema its id names
-// (its writer's schema) and projected onto the table's columns by name.
-// A Converter is not safe for concurrent use.
+// (its writer's schema) and projected onto the table's columns by name;
+// a writer schema with fields the table lacks is refused until the table
+// takes it (NewColumnsError). Writer schemas are read once per id. A
+// Converter is not safe for concurrent use.
 type Converter struct {
-	sc      *iceberg.Schema
 	schemas Schemas
 	b       *array.RecordBuilder
 	// kinds says what each table column holds (colValue: a value column).
@@ -72,15 +98,19 @@ const (
 type writer struct {
 	schema registry.Schema
 	root   shape
-	err    error // the schema has no table form
+	proj   projector // from root's type to the table's value columns
+	extra  []string  // fields the table lacks
+	err    error     // the schema has no table form
 	// messages holds Protobuf shapes by message, compiled as records
 	// name them.
 	messages map[protoreflect.FullName]*writerMessage
 }
 
 type writerMessage struct {
-	root shape
-	err  error
+	root  shape
+	proj  projector
+	extra []string
+	err   error
 }
 
 // NewConverter returns a Converter for rows of sc, reading writer schemas
@@ -91,7 +121,7 @@ func NewConverter(sc *iceberg.Schema, schemas Schemas) (*Converter, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Converter{sc: sc, schemas: schemas, writers: map[int]*writer{}, value: &iceberg.StructType{}}
+	c := &Converter{schemas: schemas, writers: map[int]*writer{}, value: &iceberg.StructType{}}
 	fields := sc.Fields()
 	want := map[string]iceberg.Type{}
 	for _, f := range fixedColumns(&compiler{}) {
@@ -174,9 +204,10 @@ func (c *Converter) Release() { c.b.Release() }
 
 // Append adds the row of record r of partition. A record that cannot
 // become a row is an error wrapping ErrConvert; a null value in a table
-// with value columns is ErrTombstone; a failure to read a schema from the
-// registry (other than an unknown id) is returned as it is. On any error
-// nothing is appended.
+// with value columns is ErrTombstone; a record whose writer schema has
+// fields the table lacks is a *NewColumnsError (ErrNewColumns); a
+// failure to read a schema from the registry (other than an unknown id)
+// is returned as it is. On any error nothing is appended.
 func (c *Converter) Append(ctx context.Context, partition int32, r stream.DecodedRecord) error {
 	var vals []any
 	if !c.schemaless {
@@ -241,11 +272,12 @@ func (c *Converter) valueRow(ctx context.Context, v []byte) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := w.decode(v[5:])
-	if err != nil {
-		return nil, fmt.Errorf("%w: schema id %d: %v", ErrConvert, id, err)
+	out, err := w.decode(v[5:], c.value)
+	var nc *NewColumnsError
+	if errors.As(err, &nc) {
+		nc.SchemaID = id
+		return nil, nc
 	}
-	out, err := project(c.value, root.typ, root.value, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: schema id %d: %v", ErrConvert, id, err)
 	}
@@ -270,147 +302,217 @@ func (c *Converter) writer(ctx context.Context, id int) (*writer, error) {
 	w := &writer{schema: s}
 	if _, ok := s.(*protobuf.Schema); ok {
 		w.messages = map[protoreflect.FullName]*writerMessage{}
-	} else {
-		w.root, w.err = (&compiler{}).valueShape(s)
+	} else if w.root, w.err = (&compiler{}).valueShape(s); w.err == nil {
+		w.proj = compileProjection(c.value, w.root.typ, "", &w.extra)
 	}
 	c.writers[id] = w
 	return w, nil
 }
 
-// decoded is a value decoded and converted with its writer's shape.
-type decoded struct {
-	typ   iceberg.Type
-	value any
-}
-
-func (w *writer) decode(payload []byte) (decoded, error) {
+// decode decodes a payload with the writer's schema and projects it onto
+// the value columns (value: the struct type of the table's value columns).
+func (w *writer) decode(payload []byte, value *iceberg.StructType) (any, error) {
 	if w.messages == nil {
 		if w.err != nil {
-			return decoded{}, w.err
+			return nil, w.err
+		}
+		if len(w.extra) > 0 {
+			return nil, &NewColumnsError{Schema: w.schema, Fields: w.extra}
 		}
 		v, err := w.schema.Decode(payload)
 		if err != nil {
-			return decoded{}, err
+			return nil, err
 		}
 		// A record root never decodes as null; another root is wrapped
 		// in a struct whose conv takes a null (wrapRoot).
 		cv, err := w.root.conv(v)
-		return decoded{typ: w.root.typ, value: cv}, err
+		if err != nil {
+			return nil, err
+		}
+		return w.proj(cv)
 	}
 	msg, err := w.schema.(*protobuf.Schema).Message(payload)
 	if err != nil {
-		return decoded{}, err
+		return nil, err
 	}
 	md := msg.Descriptor()
 	wm, ok := w.messages[md.FullName()]
 	if !ok {
 		wm = &writerMessage{}
-		wm.root, wm.err = (&compiler{}).protoMessage(md, "", map[string]bool{})
+		if wm.root, wm.err = (&compiler{}).protoMessage(md, "", map[string]bool{}); wm.err == nil {
+			wm.proj = compileProjection(value, wm.root.typ, "", &wm.extra)
+		}
 		w.messages[md.FullName()] = wm
 	}
 	if wm.err != nil {
-		return decoded{}, wm.err
+		return nil, wm.err
+	}
+	if len(wm.extra) > 0 {
+		return nil, &NewColumnsError{Schema: w.schema, Fields: wm.extra}
 	}
 	cv, err := wm.root.conv(msg)
-	return decoded{typ: wm.root.typ, value: cv}, err
+	if err != nil {
+		return nil, err
+	}
+	return wm.proj(cv)
 }
 
-// project reads column value v of writer type w as table type t, matching
-// struct fields by name: fields the writer lacks are null, a required one
-// is an error; a primitive is read as itself or promoted (int → long,
-// float → double, decimal to a larger precision). A struct becomes []any
-// in t's field order.
-func project(t, w iceberg.Type, v any, path string) (any, error) {
-	if v == nil {
-		return nil, nil
-	}
+// projector reads a column value of a writer's type as the table's type.
+type projector func(v any) (any, error)
+
+// compileProjection returns the projector reading values of writer type
+// w as table type t, matching struct fields by name: fields the writer
+// lacks are null, and a required one an error; a primitive is read as
+// itself or promoted (int → long, float → double, decimal to a larger
+// precision); a struct becomes []any in t's field order. Types that do
+// not match fail only when a value is there to read (a writer's field of
+// another type that is null in a record does not refuse the record).
+// The paths of writer fields t lacks are added to extra.
+func compileProjection(t, w iceberg.Type, path string, extra *[]string) projector {
 	where := path
 	if where == "" {
 		where = "the value"
+	}
+	mismatch := func(v any) (any, error) {
+		if v == nil {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("column %s is %s, the writer's schema has %s (type mismatch)", where, t, w)
 	}
 	switch tt := t.(type) {
 	case *iceberg.StructType:
 		wt, ok := w.(*iceberg.StructType)
 		if !ok {
-			break
+			return mismatch
 		}
-		m := v.(map[string]any)
-		byName := make(map[string]iceberg.Type, len(wt.FieldList))
+		type fieldPlan struct {
+			name, path string
+			required   bool
+			proj       projector // nil: the writer lacks the field
+		}
+		writerFields := make(map[string]iceberg.Type, len(wt.FieldList))
 		for _, f := range wt.FieldList {
-			byName[f.Name] = f.Type
+			writerFields[f.Name] = f.Type
 		}
-		out := make([]any, len(tt.FieldList))
+		tableFields := make(map[string]bool, len(tt.FieldList))
+		for _, f := range tt.FieldList {
+			tableFields[f.Name] = true
+		}
+		for _, f := range wt.FieldList {
+			if !tableFields[f.Name] {
+				*extra = append(*extra, joinPath(path, f.Name))
+			}
+		}
+		plan := make([]fieldPlan, len(tt.FieldList))
 		for i, f := range tt.FieldList {
-			fp := joinPath(path, f.Name)
-			if ft, ok := byName[f.Name]; ok {
-				pv, err := project(f.Type, ft, m[f.Name], fp)
-				if err != nil {
-					return nil, err
-				}
-				out[i] = pv
+			fp := fieldPlan{name: f.Name, path: joinPath(path, f.Name), required: f.Required}
+			if ft, ok := writerFields[f.Name]; ok {
+				fp.proj = compileProjection(f.Type, ft, fp.path, extra)
 			}
-			if out[i] == nil && f.Required {
-				return nil, fmt.Errorf("required column %s has no value", fp)
-			}
+			plan[i] = fp
 		}
-		return out, nil
+		return func(v any) (any, error) {
+			if v == nil {
+				return nil, nil
+			}
+			m := v.(map[string]any)
+			out := make([]any, len(plan))
+			for i, f := range plan {
+				if f.proj != nil {
+					pv, err := f.proj(m[f.name])
+					if err != nil {
+						return nil, err
+					}
+					out[i] = pv
+				}
+				if out[i] == nil && f.required {
+					return nil, fmt.Errorf("required column %s has no value", f.path)
+				}
+			}
+			return out, nil
+		}
 	case *iceberg.ListType:
 		wt, ok := w.(*iceberg.ListType)
 		if !ok {
-			break
+			return mismatch
 		}
-		l := v.([]any)
-		out := make([]any, len(l))
-		for i, e := range l {
-			pv, err := project(tt.Element, wt.Element, e, path+".element")
-			if err != nil {
-				return nil, err
+		elem := compileProjection(tt.Element, wt.Element, path+".element", extra)
+		return func(v any) (any, error) {
+			if v == nil {
+				return nil, nil
 			}
-			if pv == nil && tt.ElementRequired {
-				return nil, fmt.Errorf("list %s has a null element, the column allows none", where)
+			l := v.([]any)
+			out := make([]any, len(l))
+			for i, e := range l {
+				pv, err := elem(e)
+				if err != nil {
+					return nil, err
+				}
+				if pv == nil && tt.ElementRequired {
+					return nil, fmt.Errorf("list %s has a null element, the column allows none", where)
+				}
+				out[i] = pv
 			}
-			out[i] = pv
+			return out, nil
 		}
-		return out, nil
 	case *iceberg.MapType:
 		wt, ok := w.(*iceberg.MapType)
 		if !ok {
-			break
+			return mismatch
 		}
-		es := v.([]mapEntry)
-		out := make([]mapEntry, len(es))
-		for i, e := range es {
-			k, err := project(tt.KeyType, wt.KeyType, e.key, path+".key")
-			if err != nil {
-				return nil, err
+		key := compileProjection(tt.KeyType, wt.KeyType, path+".key", extra)
+		val := compileProjection(tt.ValueType, wt.ValueType, path+".value", extra)
+		return func(v any) (any, error) {
+			if v == nil {
+				return nil, nil
 			}
-			pv, err := project(tt.ValueType, wt.ValueType, e.value, path+".value")
-			if err != nil {
-				return nil, err
+			es := v.([]mapEntry)
+			out := make([]mapEntry, len(es))
+			for i, e := range es {
+				k, err := key(e.key)
+				if err != nil {
+					return nil, err
+				}
+				pv, err := val(e.value)
+				if err != nil {
+					return nil, err
+				}
+				if pv == nil && tt.ValueRequired {
+					return nil, fmt.Errorf("map %s has a null value, the column allows none", where)
+				}
+				out[i] = mapEntry{key: k, value: pv}
 			}
-			if pv == nil && tt.ValueRequired {
-				return nil, fmt.Errorf("map %s has a null value, the column allows none", where)
-			}
-			out[i] = mapEntry{key: k, value: pv}
+			return out, nil
 		}
-		return out, nil
 	case iceberg.PrimitiveType:
 		if _, ok := w.(iceberg.PrimitiveType); !ok || !promotable(w, t) {
-			break
+			return mismatch
 		}
-		switch x := v.(type) {
-		case int32:
-			if _, ok := t.(iceberg.Int64Type); ok {
-				return int64(x), nil
+		_, toLong := t.(iceberg.Int64Type)
+		_, fromInt := w.(iceberg.Int32Type)
+		_, toDouble := t.(iceberg.Float64Type)
+		_, fromFloat := w.(iceberg.Float32Type)
+		switch {
+		case toLong && fromInt:
+			return func(v any) (any, error) {
+				if v == nil {
+					return nil, nil
+				}
+				return int64(v.(int32)), nil
 			}
-		case float32:
-			if _, ok := t.(iceberg.Float64Type); ok {
-				return float64(x), nil
+		case toDouble && fromFloat:
+			return func(v any) (any, error) {
+				if v == nil {
+					return nil, nil
+				}
+				return float64(v.(float32)), nil
 			}
 		}
-		return v, nil
+		// The same type, or a decimal of a larger precision and the same
+		// scale: the unscaled value reads as it is.
+		return func(v any) (any, error) { return v, nil }
 	}
-	return nil, fmt.Errorf("column %s is %s, the writer's schema has %s (type mismatch)", where, t, w)
+	return mismatch
 }
 
 // appendValue appends a projected column value of type t to b.

@@ -327,7 +327,9 @@ func TestConvertEvolution(t *testing.T) {
 // the rows appended so far as they were.
 func TestConvertRefused(t *testing.T) {
 	ctx := context.Background()
-	s1, s2 := parseSchema(t, "AVRO", avroV1), parseSchema(t, "AVRO", avroV2)
+	s2 := parseSchema(t, "AVRO", avroV2)
+	// v1 without name, so the table has a column for each of its fields.
+	s1 := parseSchema(t, "AVRO", strings.Replace(avroV1, `{"name":"name","type":"string"},`, "", 1))
 	// A table made from v2 alone: addr.zip is required, and a v1 record
 	// has none.
 	v2, err := TableSchema(s2, nil)
@@ -344,7 +346,7 @@ func TestConvertRefused(t *testing.T) {
 	defer c.Release()
 	good := wire(2, avroPayload(t, s2, map[string]any{"id": int64(9), "price": 1.0, "qty": int64(1),
 		"amount": big.NewRat(1, 1), "addr": map[string]any{"city": "Oslo", "zip": 1}, "email": nil, "tags": []any{}}))
-	v1rec := wire(1, avroPayload(t, s1, map[string]any{"id": int64(1), "name": "n", "price": float32(1), "qty": 1,
+	v1rec := wire(1, avroPayload(t, s1, map[string]any{"id": int64(1), "price": float32(1), "qty": 1,
 		"amount": big.NewRat(1, 1), "addr": map[string]any{"city": "Oslo"}}))
 	stringID := wire(3, avroPayload(t, wrongType, map[string]any{"id": "x", "addr": map[string]any{"city": "Oslo", "zip": 1}}))
 	unionRec := wire(4, avroPayload(t, union, map[string]any{"id": map[string]any{"int": 1}}))
@@ -471,4 +473,199 @@ func binaryAppendZigzag(b []byte, v int64) []byte {
 		u >>= 7
 	}
 	return append(b, byte(u))
+}
+
+// TestConvertEvolutionFormats evolves a table per format: v2 adds a
+// field (new id after the highest, optional) and widens one, and a
+// record of the v1 writer projects onto the v2 table with the new column
+// null and the widened one promoted.
+func TestConvertEvolutionFormats(t *testing.T) {
+	tests := []struct {
+		name, schemaType, v1, v2 string
+		// wantAdded is how the changed columns render in the v2 table.
+		wantAdded []string
+		payload   func(t *testing.T, s registry.Schema) []byte
+		want      string
+	}{
+		{
+			name: "protobuf", schemaType: "PROTOBUF",
+			v1:        `syntax = "proto3"; message Order { int32 qty = 1; float ratio = 2; Line line = 3; } message Line { string sku = 1; }`,
+			v2:        `syntax = "proto3"; message Order { int64 qty = 1; double ratio = 2; Line line = 3; optional string note = 4; } message Line { string sku = 1; int32 count = 2; }`,
+			wantAdded: []string{"8 qty long\n9 ratio double\n10 line? struct<11 sku string, 12 count? int>\n13 note? string\n"},
+			payload: func(t *testing.T, s registry.Schema) []byte {
+				return protoPayload(t, s, func(m *dynamicpb.Message) {
+					protoSet(m, map[string]any{"qty": protoreflect.ValueOfInt32(5), "ratio": protoreflect.ValueOfFloat32(0.25),
+						"line": setFields(map[string]any{"sku": protoreflect.ValueOfString("A-1")})})
+				})
+			},
+			want: `{"line":{"count":null,"sku":"A-1"},"note":null,"qty":5,"ratio":0.25}`,
+		},
+		{
+			name: "json schema", schemaType: "JSON",
+			v1:        `{"type":"object","properties":{"qty":{"type":"integer"},"line":{"type":"object","properties":{"sku":{"type":"string"}}}}}`,
+			v2:        `{"type":"object","properties":{"qty":{"type":"integer"},"line":{"type":"object","properties":{"sku":{"type":"string"},"count":{"type":"integer"}}},"note":{"type":"string"}}}`,
+			wantAdded: []string{"8 line? struct<9 sku? string, 11 count? long>\n", "12 note? string\n"},
+			payload: func(t *testing.T, s registry.Schema) []byte {
+				return []byte(`{"qty":5,"line":{"sku":"A-1"}}`)
+			},
+			want: `{"line":{"count":null,"sku":"A-1"},"note":null,"qty":5}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s1, s2 := parseSchema(t, tc.schemaType, tc.v1), parseSchema(t, tc.schemaType, tc.v2)
+			v1, err := TableSchema(s1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2, err := TableSchema(s2, v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.wantAdded {
+				if got := render(v2); !strings.Contains(got, want) {
+					t.Fatalf("v2 table:\n%s\nwant it to hold:\n%s", got, want)
+				}
+			}
+			c, err := NewConverter(v2, &fakeSchemas{byID: map[int]registry.Schema{1: s1, 2: s2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release()
+			if err := c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, tc.payload(t, s1))}); err != nil {
+				t.Fatal(err)
+			}
+			rec := c.NewRecord()
+			defer rec.Release()
+			if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != tc.want {
+				t.Fatalf("row %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestConvertProtobufMessageIndexes checks that a record's message
+// indexes choose the message it is decoded with (here a nested one), and
+// that it is projected onto the table, made from the file's first
+// message, by field name.
+func TestConvertProtobufMessageIndexes(t *testing.T) {
+	s := parseSchema(t, "PROTOBUF", `syntax = "proto3";
+message Order { string sku = 1; int32 qty = 2; string extra = 3;
+  message Legacy { int32 qty = 1; string sku = 2; } }`)
+	sc, err := TableSchema(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConverter(sc, &fakeSchemas{byID: map[int]registry.Schema{1: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	md := s.(*protobuf.Schema).File().Messages().Get(0).Messages().Get(0)
+	m := dynamicpb.NewMessage(md)
+	protoSet(m, map[string]any{"qty": protoreflect.ValueOfInt32(3), "sku": protoreflect.ValueOfString("B-2")})
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := protobuf.MessageIndexes(s, "Order.Legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// extra is required (a proto3 scalar) and Legacy has none.
+	err = c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, append(protobuf.AppendIndexes(nil, idx), b...))})
+	if !errors.Is(err, ErrConvert) || !strings.Contains(err.Error(), "required column extra") {
+		t.Fatalf("err = %v, want ErrConvert for the missing required column extra", err)
+	}
+	// The same payload with Order's indexes reads as an Order: field 1
+	// of Legacy is a varint, Order's sku is a string, so it fails to
+	// decode.
+	err = c.Append(context.Background(), 0, stream.DecodedRecord{Value: wire(1, append(protobuf.AppendIndexes(nil, []int{0}), b...))})
+	if !errors.Is(err, ErrConvert) {
+		t.Fatalf("err = %v, want ErrConvert", err)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+}
+
+// TestConvertMismatchOnlyWithValue checks that a writer field of another
+// type than its column refuses the records holding a value there, and
+// not those where it is null.
+func TestConvertMismatchOnlyWithValue(t *testing.T) {
+	ctx := context.Background()
+	table := parseSchema(t, "AVRO", `{"type":"record","name":"R","fields":[{"name":"k","type":"long"},{"name":"id","type":["null","long"]}]}`)
+	other := parseSchema(t, "AVRO", `{"type":"record","name":"R","fields":[{"name":"k","type":"long"},{"name":"id","type":["null","string"]}]}`)
+	sc, err := TableSchema(table, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConverter(sc, &fakeSchemas{byID: map[int]registry.Schema{1: other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if err := c.Append(ctx, 0, stream.DecodedRecord{Value: wire(1, avroPayload(t, other, map[string]any{"k": int64(1), "id": nil}))}); err != nil {
+		t.Fatalf("null in the mismatched field: %v", err)
+	}
+	err = c.Append(ctx, 0, stream.DecodedRecord{Value: wire(1, avroPayload(t, other, map[string]any{"k": int64(2), "id": map[string]any{"string": "x"}}))})
+	if !errors.Is(err, ErrConvert) || !strings.Contains(err.Error(), "column id is long, the writer's schema has string") {
+		t.Fatalf("err = %v, want ErrConvert naming column id", err)
+	}
+	rec := c.NewRecord()
+	defer rec.Release()
+	if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != `{"id":null,"k":1}` {
+		t.Fatalf("rows %s", got)
+	}
+}
+
+// TestConvertNewColumns checks that a record whose writer schema has
+// fields the table lacks is refused with a *NewColumnsError naming them
+// (not converted with those fields dropped), and that the table schema
+// merged with that writer's takes it.
+func TestConvertNewColumns(t *testing.T) {
+	ctx := context.Background()
+	s1, s2 := parseSchema(t, "AVRO", avroV1), parseSchema(t, "AVRO", avroV2)
+	v1, err := TableSchema(s1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeSchemas{byID: map[int]registry.Schema{1: s1, 2: s2}}
+	c, err := NewConverter(v1, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	newer := wire(2, avroPayload(t, s2, map[string]any{"id": int64(2), "price": 2.25, "qty": int64(7),
+		"amount": big.NewRat(5, 1), "addr": map[string]any{"city": "Bergen", "zip": 5000},
+		"email": nil, "tags": []any{"x"}}))
+	err = c.Append(ctx, 0, stream.DecodedRecord{Value: newer})
+	var nc *NewColumnsError
+	if !errors.As(err, &nc) || !errors.Is(err, ErrNewColumns) || errors.Is(err, ErrConvert) {
+		t.Fatalf("err = %v, want a *NewColumnsError", err)
+	}
+	if nc.SchemaID != 2 || nc.Schema != s2 || strings.Join(nc.Fields, ",") != "email,tags,addr.zip" {
+		t.Fatalf("NewColumnsError = %+v", nc)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+	v2, err := TableSchema(nc.Schema, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := NewConverter(v2, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Release()
+	if err := c2.Append(ctx, 0, stream.DecodedRecord{Value: newer}); err != nil {
+		t.Fatal(err)
+	}
+	rec := c2.NewRecord()
+	defer rec.Release()
+	want := `{"addr":{"city":"Bergen","zip":5000},"amount":"5","email":null,"id":2,"name":null,"price":2.25,"qty":7,"tags":["x"]}`
+	if got := strings.Join(rowsJSON(t, rec, false), "\n"); got != want {
+		t.Fatalf("row %s, want %s", got, want)
+	}
 }
