@@ -90,7 +90,9 @@ type MaintainResult struct {
 
 // Maintain runs the maintenance steps on tbl in turn, each its own commit
 // when it has something to do, and returns the table as the last commit
-// left it. On an error the table returned is the last one committed (the
+// left it. tbl must be freshly loaded by the table's writer between its
+// commits: orphan removal counts as referenced only what tbl's metadata
+// knows. On an error the table returned is the last one committed (the
 // steps before the failing one stay done). A commit conflict
 // (table.ErrCommitFailed) means another writer moved the table: reload
 // and run again later.
