@@ -16,9 +16,11 @@ package tableflow
 // one (expired, or the table was rolled back or replaced), the source stops
 // with an error in its status rather than guess what it missed.
 //
-// Order. The data files of a snapshot are read in file path order (the
-// order is only needed to be the same on every attempt), the rows of a
-// file in file order.
+// Order. The data files of a snapshot are read in commit order (data
+// sequence number; only the first, whole-table snapshot has several) and
+// then path order (only needed to be the same on every attempt), the rows
+// of a file in file order. A file rewritten by the table's writer (a
+// delete or compaction) counts as committed when it was rewritten.
 //
 // Rows → records. A column _key (binary or string) is the record key and
 // is left out of the value; _timestamp (a timestamp) is the record
@@ -503,8 +505,17 @@ func (r *sourceRun) filesFor(ctx context.Context, snapshot int64, initial bool) 
 	if err != nil {
 		return nil, fmt.Errorf("tableflow: planning the files of snapshot %d: %w", snapshot, err)
 	}
+	// Files in commit order (data sequence number: only the initial scan
+	// sees several), then by path, which only needs to be the same on
+	// every attempt.
+	dataSeq := func(t table.FileScanTask) int64 {
+		if t.DataSequenceNumber != nil {
+			return *t.DataSequenceNumber
+		}
+		return 0
+	}
 	slices.SortFunc(tasks, func(a, b table.FileScanTask) int {
-		return cmp.Or(strings.Compare(a.File.FilePath(), b.File.FilePath()), cmp.Compare(a.Start, b.Start))
+		return cmp.Or(cmp.Compare(dataSeq(a), dataSeq(b)), strings.Compare(a.File.FilePath(), b.File.FilePath()), cmp.Compare(a.Start, b.Start))
 	})
 	if tasks == nil {
 		tasks = []table.FileScanTask{}

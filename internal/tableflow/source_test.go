@@ -232,6 +232,34 @@ func TestSourceProducesAppendsOnceInOrder(t *testing.T) {
 	}
 }
 
+// TestSourceStartsWithLiveRows: a new source begins with the rows the
+// table holds now, not those deleted before it started.
+func TestSourceStartsWithLiveRows(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti := v.createTopic(t, "events", 1)
+	v.appendRows(t, rowsJSON(1, 3))
+	v.appendRows(t, rowsJSON(4, 5))
+	tbl, err := v.load(t).Delete(context.Background(), iceberg.EqualTo(iceberg.Reference("id"), int64(2)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrote := tbl.CurrentSnapshot().Summary.Properties["added-data-files"] != ""
+	s := v.source(SourceOptions{})
+	pollOnce(t, s, ti, v.location())
+	// In commit order: a file the delete rewrote comes after the second
+	// append's.
+	want := []int64{1, 3, 4, 5}
+	if rewrote {
+		want = []int64{4, 5, 1, 3}
+	}
+	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, want) {
+		t.Fatalf("ids = %v, want %v (the delete rewrote a file: %v)", got, want, rewrote)
+	}
+	if st := s.Status(ti.ID); st.RowsProduced != 4 || st.SkippedSnapshots != 0 || st.LagSnapshots != 0 {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
 // TestSourceCrashAfterProduceNoDuplicate: a source that dies after its
 // batch was produced and before its progress moved produces the batch
 // again after a restart; the sequencer drops the copy.
