@@ -333,8 +333,10 @@ func (s *Source) poll(ctx context.Context, topic string, topicID stream.TopicID,
 		}
 		if st.Source != source {
 			// A new source (or the first start): begin with the table as
-			// it is. A producer id already held is kept.
-			st = sourceState{Source: source, PID: st.PID, Epoch: st.Epoch, Seqs: st.Seqs, Snapshot: -1, Done: true}
+			// it is, under a new producer id: a batch of the old source
+			// still pending may have landed with sequences the old
+			// producer's next batch would repeat (and be dropped for).
+			st = sourceState{Source: source, PID: -1, Snapshot: -1, Done: true}
 			if cur := r.meta.CurrentSnapshot(); cur != nil {
 				st.Snapshot, st.Done, st.Initial = cur.SnapshotID, false, true
 			}
@@ -365,7 +367,7 @@ func (s *Source) report(topicID stream.TopicID, r *sourceRun, st sourceState) {
 		}
 	}
 	lag := 0
-	if todo, _, err := snapshotsAfter(r.meta, st.Snapshot); err == nil {
+	if todo, err := snapshotsAfter(r.meta, st.Snapshot); err == nil {
 		lag = len(todo)
 	}
 	if !st.Done {
@@ -378,9 +380,11 @@ func (s *Source) report(topicID stream.TopicID, r *sourceRun, st sourceState) {
 
 // snapshotsAfter returns the snapshots committed after snapshot last (-1:
 // from the first), oldest first, walking parent ids back from the current
-// snapshot. found is false when last is not an ancestor of the current
-// snapshot.
-func snapshotsAfter(meta table.Metadata, last int64) (todo []table.Snapshot, found bool, err error) {
+// snapshot; an error wrapping ErrSourceGap when last is not an ancestor of
+// the current snapshot.
+func snapshotsAfter(meta table.Metadata, last int64) ([]table.Snapshot, error) {
+	var todo []table.Snapshot
+	found := false
 	for snap := meta.CurrentSnapshot(); snap != nil; {
 		if snap.SnapshotID == last {
 			found = true
@@ -401,9 +405,9 @@ func snapshotsAfter(meta table.Metadata, last int64) (todo []table.Snapshot, fou
 	}
 	slices.Reverse(todo)
 	if !found {
-		return nil, false, fmt.Errorf("%w: snapshot %d is not an ancestor of the current snapshot (expired, rolled back or replaced)", ErrSourceGap, last)
+		return nil, fmt.Errorf("%w: snapshot %d is not an ancestor of the current snapshot (expired, rolled back or replaced)", ErrSourceGap, last)
 	}
-	return todo, true, nil
+	return todo, nil
 }
 
 func isAppend(s table.Snapshot) bool {
@@ -443,7 +447,7 @@ func (r *sourceRun) step(ctx context.Context, st sourceState) (sourceState, bool
 		return next, true, err
 	}
 	if st.Done {
-		todo, _, err := snapshotsAfter(r.meta, st.Snapshot)
+		todo, err := snapshotsAfter(r.meta, st.Snapshot)
 		if err != nil {
 			return st, false, err
 		}

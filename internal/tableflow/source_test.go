@@ -87,7 +87,11 @@ func (v *sourceEnv) load(t *testing.T) *table.Table {
 // appendRows commits one append of rows (a JSON array of objects).
 func (v *sourceEnv) appendRows(t *testing.T, rows string) {
 	t.Helper()
-	tbl := v.load(t)
+	v.appendRowsTo(t, v.load(t), rows)
+}
+
+func (v *sourceEnv) appendRowsTo(t *testing.T, tbl *table.Table, rows string) {
+	t.Helper()
 	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +292,38 @@ func TestSourceCrashAfterProduceNoDuplicate(t *testing.T) {
 	}
 	if st := restarted.Status(ti.ID); st.RowsProduced != 600 {
 		t.Fatalf("status = %+v", st)
+	}
+}
+
+// TestSourceChangedSourceStartsAfresh: a topic given another table.source
+// while a batch of the old one was pending begins afresh under a new
+// producer id, so none of its batches is taken for the old one's.
+func TestSourceChangedSourceStartsAfresh(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti := v.createTopic(t, "events", 1)
+	v.appendRows(t, rowsJSON(1, 600))
+	errCrash := errors.New("crash")
+	var produced atomic.Int32
+	crashing := v.source(SourceOptions{afterProduce: func() error {
+		if produced.Add(1) == 2 {
+			return errCrash
+		}
+		return nil
+	}})
+	if err := crashing.poll(context.Background(), ti.Name, ti.ID, v.location()); !errors.Is(err, errCrash) {
+		t.Fatalf("poll = %v, want the crash", err)
+	}
+	// Another table, whose first batch has as many rows as the pending
+	// one: under the old producer id and sequence it would pass for a
+	// copy of it.
+	other, err := v.cat.CreateTable(context.Background(), table.Identifier{"ns", "u"}, plainSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.appendRowsTo(t, other, rowsJSON(1001, 1100))
+	pollOnce(t, v.source(SourceOptions{}), ti, "file://"+filepath.Join(v.dir, "ns", "u"))
+	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, append(seq(1, 600), seq(1001, 1100)...)) {
+		t.Fatalf("%d records, want 1..600 then 1001..1100", len(got))
 	}
 }
 
