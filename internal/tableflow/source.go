@@ -487,9 +487,9 @@ func (r *sourceRun) step(ctx context.Context, st sourceState) (sourceState, bool
 	return st, true, nil
 }
 
-// filesFor returns the data file tasks a snapshot contributes, in path
-// order: all of its live files for the initial one, else the files it
-// added.
+// filesFor returns the data file tasks a snapshot contributes, in commit
+// then path order: all of its live files for the initial one, else the
+// files it added.
 func (r *sourceRun) filesFor(ctx context.Context, snapshot int64, initial bool) ([]table.FileScanTask, error) {
 	if r.files != nil && r.filesOf.snapshot == snapshot && r.filesOf.initial == initial {
 		return r.files, nil
