@@ -16,9 +16,11 @@ package tableflow
 // one (expired, or the table was rolled back or replaced), the source stops
 // with an error in its status rather than guess what it missed.
 //
-// Order. The data files of a snapshot are read in file path order (the
-// order is only needed to be the same on every attempt), the rows of a
-// file in file order.
+// Order. The data files of a snapshot are read in commit order (data
+// sequence number; only the first, whole-table snapshot has several) and
+// then path order (only needed to be the same on every attempt), the rows
+// of a file in file order. A file rewritten by the table's writer (a
+// delete or compaction) counts as committed when it was rewritten.
 //
 // Rows → records. A column _key (binary or string) is the record key and
 // is left out of the value; _timestamp (a timestamp) is the record
@@ -331,8 +333,10 @@ func (s *Source) poll(ctx context.Context, topic string, topicID stream.TopicID,
 		}
 		if st.Source != source {
 			// A new source (or the first start): begin with the table as
-			// it is. A producer id already held is kept.
-			st = sourceState{Source: source, PID: st.PID, Epoch: st.Epoch, Seqs: st.Seqs, Snapshot: -1, Done: true}
+			// it is, under a new producer id: a batch of the old source
+			// still pending may have landed with sequences the old
+			// producer's next batch would repeat (and be dropped for).
+			st = sourceState{Source: source, PID: -1, Snapshot: -1, Done: true}
 			if cur := r.meta.CurrentSnapshot(); cur != nil {
 				st.Snapshot, st.Done, st.Initial = cur.SnapshotID, false, true
 			}
@@ -363,7 +367,7 @@ func (s *Source) report(topicID stream.TopicID, r *sourceRun, st sourceState) {
 		}
 	}
 	lag := 0
-	if todo, _, err := snapshotsAfter(r.meta, st.Snapshot); err == nil {
+	if todo, err := snapshotsAfter(r.meta, st.Snapshot); err == nil {
 		lag = len(todo)
 	}
 	if !st.Done {
@@ -376,9 +380,11 @@ func (s *Source) report(topicID stream.TopicID, r *sourceRun, st sourceState) {
 
 // snapshotsAfter returns the snapshots committed after snapshot last (-1:
 // from the first), oldest first, walking parent ids back from the current
-// snapshot. found is false when last is not an ancestor of the current
-// snapshot.
-func snapshotsAfter(meta table.Metadata, last int64) (todo []table.Snapshot, found bool, err error) {
+// snapshot; an error wrapping ErrSourceGap when last is not an ancestor of
+// the current snapshot.
+func snapshotsAfter(meta table.Metadata, last int64) ([]table.Snapshot, error) {
+	var todo []table.Snapshot
+	found := false
 	for snap := meta.CurrentSnapshot(); snap != nil; {
 		if snap.SnapshotID == last {
 			found = true
@@ -399,9 +405,9 @@ func snapshotsAfter(meta table.Metadata, last int64) (todo []table.Snapshot, fou
 	}
 	slices.Reverse(todo)
 	if !found {
-		return nil, false, fmt.Errorf("%w: snapshot %d is not an ancestor of the current snapshot (expired, rolled back or replaced)", ErrSourceGap, last)
+		return nil, fmt.Errorf("%w: snapshot %d is not an ancestor of the current snapshot (expired, rolled back or replaced)", ErrSourceGap, last)
 	}
-	return todo, true, nil
+	return todo, nil
 }
 
 func isAppend(s table.Snapshot) bool {
@@ -441,7 +447,7 @@ func (r *sourceRun) step(ctx context.Context, st sourceState) (sourceState, bool
 		return next, true, err
 	}
 	if st.Done {
-		todo, _, err := snapshotsAfter(r.meta, st.Snapshot)
+		todo, err := snapshotsAfter(r.meta, st.Snapshot)
 		if err != nil {
 			return st, false, err
 		}
@@ -481,9 +487,9 @@ func (r *sourceRun) step(ctx context.Context, st sourceState) (sourceState, bool
 	return st, true, nil
 }
 
-// filesFor returns the data file tasks a snapshot contributes, in path
-// order: all of its live files for the initial one, else the files it
-// added.
+// filesFor returns the data file tasks a snapshot contributes, in commit
+// then path order: all of its live files for the initial one, else the
+// files it added.
 func (r *sourceRun) filesFor(ctx context.Context, snapshot int64, initial bool) ([]table.FileScanTask, error) {
 	if r.files != nil && r.filesOf.snapshot == snapshot && r.filesOf.initial == initial {
 		return r.files, nil
@@ -503,8 +509,17 @@ func (r *sourceRun) filesFor(ctx context.Context, snapshot int64, initial bool) 
 	if err != nil {
 		return nil, fmt.Errorf("tableflow: planning the files of snapshot %d: %w", snapshot, err)
 	}
+	// Files in commit order (data sequence number: only the initial scan
+	// sees several), then by path, which only needs to be the same on
+	// every attempt.
+	dataSeq := func(t table.FileScanTask) int64 {
+		if t.DataSequenceNumber != nil {
+			return *t.DataSequenceNumber
+		}
+		return 0
+	}
 	slices.SortFunc(tasks, func(a, b table.FileScanTask) int {
-		return cmp.Or(strings.Compare(a.File.FilePath(), b.File.FilePath()), cmp.Compare(a.Start, b.Start))
+		return cmp.Or(cmp.Compare(dataSeq(a), dataSeq(b)), strings.Compare(a.File.FilePath(), b.File.FilePath()), cmp.Compare(a.Start, b.Start))
 	})
 	if tasks == nil {
 		tasks = []table.FileScanTask{}

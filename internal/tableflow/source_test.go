@@ -87,7 +87,11 @@ func (v *sourceEnv) load(t *testing.T) *table.Table {
 // appendRows commits one append of rows (a JSON array of objects).
 func (v *sourceEnv) appendRows(t *testing.T, rows string) {
 	t.Helper()
-	tbl := v.load(t)
+	v.appendRowsTo(t, v.load(t), rows)
+}
+
+func (v *sourceEnv) appendRowsTo(t *testing.T, tbl *table.Table, rows string) {
+	t.Helper()
 	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +236,34 @@ func TestSourceProducesAppendsOnceInOrder(t *testing.T) {
 	}
 }
 
+// TestSourceStartsWithLiveRows: a new source begins with the rows the
+// table holds now, not those deleted before it started.
+func TestSourceStartsWithLiveRows(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti := v.createTopic(t, "events", 1)
+	v.appendRows(t, rowsJSON(1, 3))
+	v.appendRows(t, rowsJSON(4, 5))
+	tbl, err := v.load(t).Delete(context.Background(), iceberg.EqualTo(iceberg.Reference("id"), int64(2)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrote := tbl.CurrentSnapshot().Summary.Properties["added-data-files"] != ""
+	s := v.source(SourceOptions{})
+	pollOnce(t, s, ti, v.location())
+	// In commit order: a file the delete rewrote comes after the second
+	// append's.
+	want := []int64{1, 3, 4, 5}
+	if rewrote {
+		want = []int64{4, 5, 1, 3}
+	}
+	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, want) {
+		t.Fatalf("ids = %v, want %v (the delete rewrote a file: %v)", got, want, rewrote)
+	}
+	if st := s.Status(ti.ID); st.RowsProduced != 4 || st.SkippedSnapshots != 0 || st.LagSnapshots != 0 {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
 // TestSourceCrashAfterProduceNoDuplicate: a source that dies after its
 // batch was produced and before its progress moved produces the batch
 // again after a restart; the sequencer drops the copy.
@@ -260,6 +292,38 @@ func TestSourceCrashAfterProduceNoDuplicate(t *testing.T) {
 	}
 	if st := restarted.Status(ti.ID); st.RowsProduced != 600 {
 		t.Fatalf("status = %+v", st)
+	}
+}
+
+// TestSourceChangedSourceStartsAfresh: a topic given another table.source
+// while a batch of the old one was pending begins afresh under a new
+// producer id, so none of its batches is taken for the old one's.
+func TestSourceChangedSourceStartsAfresh(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	ti := v.createTopic(t, "events", 1)
+	v.appendRows(t, rowsJSON(1, 600))
+	errCrash := errors.New("crash")
+	var produced atomic.Int32
+	crashing := v.source(SourceOptions{afterProduce: func() error {
+		if produced.Add(1) == 2 {
+			return errCrash
+		}
+		return nil
+	}})
+	if err := crashing.poll(context.Background(), ti.Name, ti.ID, v.location()); !errors.Is(err, errCrash) {
+		t.Fatalf("poll = %v, want the crash", err)
+	}
+	// Another table, whose first batch has as many rows as the pending
+	// one: under the old producer id and sequence it would pass for a
+	// copy of it.
+	other, err := v.cat.CreateTable(context.Background(), table.Identifier{"ns", "u"}, plainSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.appendRowsTo(t, other, rowsJSON(1001, 1100))
+	pollOnce(t, v.source(SourceOptions{}), ti, "file://"+filepath.Join(v.dir, "ns", "u"))
+	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, append(seq(1, 600), seq(1001, 1100)...)) {
+		t.Fatalf("%d records, want 1..600 then 1001..1100", len(got))
 	}
 }
 
