@@ -104,11 +104,18 @@ func selfCheckWant(ids []int64) (int64, sums) {
 // restStandIn serves the one REST catalog call the reader makes, GET
 // /v1/namespaces/{ns}/tables/{table}, for the tables of a hadoop catalog:
 // a LoadTableResult with the current metadata location and its metadata.
+// Table "stale" is a broken answer: orders' current location with the
+// metadata of its first version.
 func restStandIn(t *testing.T, cat *hadoop.Catalog) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/namespaces/{ns}/tables/{table}", func(w http.ResponseWriter, r *http.Request) {
-		ident := append(strings.Split(r.PathValue("ns"), "\x1f"), r.PathValue("table"))
+		name := r.PathValue("table")
+		stale := name == "stale" // orders, answered with its first metadata
+		if stale {
+			name = "orders"
+		}
+		ident := append(strings.Split(r.PathValue("ns"), "\x1f"), name)
 		tbl, err := cat.LoadTable(r.Context(), ident)
 		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
@@ -116,7 +123,14 @@ func restStandIn(t *testing.T, cat *hadoop.Catalog) string {
 			fmt.Fprintf(w, `{"error":{"message":%q,"type":"NoSuchTableException","code":404}}`, err.Error())
 			return
 		}
-		meta, err := os.ReadFile(localPath(t, tbl.MetadataLocation()))
+		metaFile := tbl.MetadataLocation()
+		if stale {
+			for prev := range tbl.Metadata().PreviousFiles() {
+				metaFile = prev.MetadataFile
+				break
+			}
+		}
+		meta, err := os.ReadFile(localPath(t, metaFile))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -171,8 +185,9 @@ func liveFiles(t *testing.T, ctx context.Context, tbl *table.Table) (files []str
 // manifests carried over as EXISTING), after a copy-on-write delete that
 // rewrites a file (its old entry DELETED, a new file ADDED), and for an
 // empty table. A table with position deletes (merge-on-read) must be
-// refused, since the reader does not apply deletes, and an unknown table
-// must fail with the catalog's 404.
+// refused, since the reader does not apply deletes, so must a catalog
+// answer whose metadata names another snapshot than its metadata-location,
+// and an unknown table must fail with the catalog's 404.
 func TestReaderSelfCheck(t *testing.T) {
 	requireReader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -292,6 +307,12 @@ func TestReaderSelfCheck(t *testing.T) {
 		t.Errorf("reader read a table with delete files: %+v", got)
 	} else if !strings.Contains(err.Error(), "delete file") {
 		t.Errorf("reader on a table with delete files: %v, want it to name the delete file", err)
+	}
+
+	if got, err := readTable(ctx, uri, "shop.eu", "stale", "id"); err == nil {
+		t.Errorf("reader accepted a catalog answer whose metadata and metadata-location disagree: %+v", got)
+	} else if !strings.Contains(err.Error(), "current snapshot") {
+		t.Errorf("reader on disagreeing metadata: %v, want it to name the snapshots", err)
 	}
 
 	if got, err := readTable(ctx, uri, "shop.eu", "missing"); err == nil {

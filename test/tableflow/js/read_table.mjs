@@ -6,7 +6,8 @@
 //   node read_table.mjs <catalog-uri> <namespace> <table> [<sql-expr> ...]
 //
 // 1. GET <catalog-uri>/v1/namespaces/<ns>/tables/<table> (the REST spec's
-//    LoadTableResult) and take its metadata-location;
+//    LoadTableResult) and take its metadata-location (the metadata the
+//    answer carries must name the same current snapshot);
 // 2. read that metadata file (JSON), take the current snapshot and its
 //    manifest list (Avro, read with avsc);
 // 3. read every manifest (Avro) it names and keep the live entries (status
@@ -91,7 +92,7 @@ async function loadTable (catalog, ns, table) {
   const body = parseMetadata(text)
   const location = body['metadata-location']
   if (typeof location !== 'string' || location === '') die(`GET ${url}: no metadata-location in ${text}`)
-  return location
+  return { location, inline: body.metadata }
 }
 
 // liveDataFiles walks a snapshot's manifest list and manifests and returns
@@ -123,9 +124,15 @@ async function main () {
   const [catalog, ns, table, ...exprs] = process.argv.slice(2)
   if (!catalog || !ns || !table) die('usage: read_table.mjs <catalog-uri> <namespace> <table> [<sql-expr> ...]')
 
-  const metadataLocation = await loadTable(catalog, ns, table)
+  const { location: metadataLocation, inline } = await loadTable(catalog, ns, table)
   const meta = parseMetadata(await readFile(localPath(metadataLocation), 'utf8'))
   const current = meta['current-snapshot-id']
+  // The catalog answers with the metadata too (the spec requires it): an
+  // engine may use either, so they must name the same snapshot.
+  if (!inline || typeof inline !== 'object') die(`${ns}.${table}: the catalog's LoadTableResult has no metadata`)
+  if (String(inline['current-snapshot-id'] ?? null) !== String(current ?? null)) {
+    die(`${ns}.${table}: the catalog's metadata has current snapshot ${inline['current-snapshot-id']}, its metadata-location ${metadataLocation} has ${current}`)
+  }
   const snap = current === undefined || current === null || current === '-1'
     ? null
     : (meta.snapshots || []).find((s) => s['snapshot-id'] === current)
