@@ -112,6 +112,9 @@ type materialiser struct {
 	// records), valid while the table's snapshot is cursorSnap.
 	cursor     Offsets
 	cursorSnap int64
+	// refusedSchemas are writer schemas the table cannot take: their
+	// records follow the error mode.
+	refusedSchemas map[int]error
 }
 
 // pass is what one read of the topic gathered for one commit.
@@ -126,6 +129,9 @@ type pass struct {
 	caughtUp bool
 	// suspend is the record error that stops the table (suspend mode).
 	suspend error
+	// newColumns stopped the pass at a record whose writer schema has
+	// fields the table lacks: the table takes that schema, then goes on.
+	newColumns *NewColumnsError
 }
 
 // run materialises until ctx ends or the table is suspended.
@@ -202,6 +208,9 @@ func (m *materialiser) step(ctx context.Context) (bool, error) {
 		if p.suspend != nil {
 			return false, m.suspendOn(p.suspend)
 		}
+		if p.newColumns != nil {
+			return false, m.takeSchema(ctx, p.newColumns)
+		}
 		if p.caughtUp {
 			m.status.caughtUp(m.now())
 		}
@@ -212,10 +221,13 @@ func (m *materialiser) step(ctx context.Context) (bool, error) {
 	} else if err != nil {
 		return false, err
 	}
-	m.maybeMaintain(ctx)
 	if p.suspend != nil {
 		return false, m.suspendOn(p.suspend)
 	}
+	if p.newColumns != nil {
+		return false, m.takeSchema(ctx, p.newColumns)
+	}
+	m.maybeMaintain(ctx)
 	if p.caughtUp {
 		m.status.caughtUp(m.now())
 	}
@@ -247,7 +259,7 @@ func (m *materialiser) read(ctx context.Context, conv rowConverter, base, from O
 		if !done {
 			p.caughtUp = false
 		}
-		if p.suspend != nil {
+		if p.suspend != nil || p.newColumns != nil {
 			p.caughtUp = false
 			break
 		}
@@ -306,7 +318,8 @@ func (m *materialiser) readPartition(ctx context.Context, conv rowConverter, p *
 					continue
 				}
 				if err := m.appendRecord(ctx, conv, p, part, r); err != nil {
-					// Suspended: the table stops before this record.
+					// Suspended, or a new schema to take first: the pass
+					// stops before this record.
 					p.next[part] = r.Offset
 					return read, false, nil
 				}
@@ -337,6 +350,15 @@ func (m *materialiser) appendRecord(ctx context.Context, conv rowConverter, p *p
 	if err == nil {
 		p.rows++
 		return nil
+	}
+	var nc *NewColumnsError
+	if errors.As(err, &nc) {
+		if refused, ok := m.refusedSchemas[nc.SchemaID]; ok {
+			err = refused
+		} else {
+			p.newColumns = nc
+			return err
+		}
 	}
 	if errors.Is(err, ErrTombstone) {
 		if m.upsert {
@@ -437,6 +459,55 @@ func (m *materialiser) commit(ctx context.Context, tbl *table.Table, conv rowCon
 	m.status.committed(m.now(), snapID(staged.CurrentSnapshot()), p.rows)
 	m.cursor = nil
 	return nil
+}
+
+// takeSchema merges a record's writer schema into the table's (one
+// schema-only commit). A schema the table cannot take is remembered: its
+// records then follow the error mode.
+func (m *materialiser) takeSchema(ctx context.Context, nc *NewColumnsError) error {
+	tbl, err := m.load(ctx)
+	if err != nil {
+		return fmt.Errorf("tableflow: loading %s: %w", m.ident, err)
+	}
+	next, err := TableSchema(nc.Schema, tbl.Schema())
+	if errors.Is(err, ErrIncompatibleSchema) || errors.Is(err, ErrUnsupportedSchema) {
+		m.m.errors(m.status.name, "schema")
+		if m.refusedSchemas == nil {
+			m.refusedSchemas = map[int]error{}
+		}
+		m.refusedSchemas[nc.SchemaID] = fmt.Errorf("%w: schema id %d: %w", ErrConvert, nc.SchemaID, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = m.commitSchema(ctx, tbl, next)
+	return err
+}
+
+// commitSchema commits next as the table's schema, merged by name (field
+// ids kept). It reports whether it committed; a lost race is no error
+// (the next pass reloads).
+func (m *materialiser) commitSchema(ctx context.Context, tbl *table.Table, next *iceberg.Schema) (bool, error) {
+	if next.Equals(tbl.Schema()) {
+		return false, nil
+	}
+	txn := tbl.NewTransaction()
+	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
+		return false, err
+	}
+	if err := txn.UpdateSchema(true, false).UnionByNameWith(next).Commit(); err != nil {
+		return false, fmt.Errorf("tableflow: evolving %s: %w", m.ident, err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		if errors.Is(err, table.ErrCommitFailed) {
+			return true, nil
+		}
+		return false, fmt.Errorf("tableflow: evolving %s: %w", m.ident, err)
+	}
+	m.cursor = nil
+	m.logger.Info("tableflow: table schema evolved", "topic", m.topic.Name, "schema_id", next.ID)
+	return true, nil
 }
 
 // maybeMaintain runs table maintenance when it is due. Its failures are

@@ -562,24 +562,7 @@ func (s *Service) evolve(ctx context.Context, m *materialiser, subject string, t
 	if err != nil {
 		return false, err
 	}
-	if next.Equals(cur) {
-		return false, nil
-	}
-	txn := tbl.NewTransaction()
-	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
-		return false, err
-	}
-	if err := txn.UpdateSchema(true, false).UnionByNameWith(next).Commit(); err != nil {
-		return false, fmt.Errorf("tableflow: evolving %s: %w", m.ident, err)
-	}
-	if _, err := txn.Commit(ctx); err != nil {
-		if errors.Is(err, table.ErrCommitFailed) {
-			return true, nil // another writer moved the table: reload
-		}
-		return false, fmt.Errorf("tableflow: evolving %s: %w", m.ident, err)
-	}
-	s.o.Logger.Info("tableflow: table schema evolved", "topic", m.topic.Name, "subject", subject)
-	return true, nil
+	return m.commitSchema(ctx, tbl, next)
 }
 
 // runSource streams the table named by table.source into the topic.

@@ -241,8 +241,8 @@ func TestSourceProducesAppendsOnceInOrder(t *testing.T) {
 func TestSourceStartsWithLiveRows(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "events", 1)
-	v.appendRows(t, rowsJSON(1, 3))
-	v.appendRows(t, rowsJSON(4, 5))
+	v.appendRows(t, sourceRowsJSON(1, 3))
+	v.appendRows(t, sourceRowsJSON(4, 5))
 	tbl, err := v.load(t).Delete(context.Background(), iceberg.EqualTo(iceberg.Reference("id"), int64(2)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestSourceCrashAfterProduceNoDuplicate(t *testing.T) {
 func TestSourceChangedSourceStartsAfresh(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "events", 1)
-	v.appendRows(t, rowsJSON(1, 600))
+	v.appendRows(t, sourceRowsJSON(1, 600))
 	errCrash := errors.New("crash")
 	var produced atomic.Int32
 	crashing := v.source(SourceOptions{afterProduce: func() error {
@@ -320,7 +320,7 @@ func TestSourceChangedSourceStartsAfresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.appendRowsTo(t, other, rowsJSON(1001, 1100))
+	v.appendRowsTo(t, other, sourceRowsJSON(1001, 1100))
 	pollOnce(t, v.source(SourceOptions{}), ti, "file://"+filepath.Join(v.dir, "ns", "u"))
 	if got := jsonIDs(t, v.readTopic(t, ti)); !slices.Equal(got, append(seq(1, 600), seq(1001, 1100)...)) {
 		t.Fatalf("%d records, want 1..600 then 1001..1100", len(got))
