@@ -109,6 +109,12 @@ func warehouseBase(raw string) (string, map[string]string, error) {
 func (b *Broker) mountTableflow(mux *http.ServeMux, g *auth.Guard) {
 	mux.Handle("GET /tables", clusterOnly(g, http.HandlerFunc(b.handleTables)))
 	mux.Handle("GET /tables/{ns}/{name}", clusterOnly(g, http.HandlerFunc(b.handleTable)))
+	var rest http.Handler = http.StripPrefix("/iceberg", b.tables.catalog.Handler(tableflow.RESTOptions{
+		Authorize: topicAuthorizer(g), IOProperties: b.tables.ioProps}))
+	if g != nil {
+		rest = g.Authenticate(rest)
+	}
+	mux.Handle("/iceberg/", rest)
 }
 
 // handleTables serves GET /tables: every table's status.

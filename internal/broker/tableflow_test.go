@@ -64,6 +64,13 @@ func TestTableflowTopicStatus(t *testing.T) {
 	if code := getJSON(t, base+"/tables/default/nope", nil); code != http.StatusNotFound {
 		t.Fatalf("unknown table: %d", code)
 	}
+	// The REST catalog is mounted under /iceberg.
+	var load struct {
+		Location string `json:"metadata-location"`
+	}
+	if code := getJSON(t, base+"/iceberg/v1/namespaces/default/tables/events", &load); code != http.StatusOK || load.Location == "" {
+		t.Fatalf("GET /iceberg/v1/namespaces/default/tables/events = %d %+v", code, load)
+	}
 }
 
 func ptr(s string) *string { return &s }
