@@ -314,11 +314,9 @@ func (s *Service) runTable(ctx context.Context, r *runner) {
 		s.runSource(ctx, r, cfg.Table.Source)
 		return
 	}
-	writerKey := s.o.Prefix + "/tableflow/writers/" + ns + "/" + name
-	if !s.takeWriter(ctx, sess, writerKey, r) {
-		return
-	}
-	defer s.giveUpWriter(sess, writerKey)
+	// The table is created (idempotently) before the writer key is
+	// taken, so it is in the catalog at once even while another broker
+	// still holds the key.
 	m, err := s.materialiser(ctx, r, cfg.Table, ns, name)
 	for err != nil {
 		s.o.Logger.Warn("tableflow: cannot start the table", "topic", r.topic.Name, "err", err)
@@ -335,6 +333,12 @@ func (s *Service) runTable(ctx context.Context, r *runner) {
 		}
 		m, err = s.materialiser(ctx, r, cfg.Table, ns, name)
 	}
+	writerKey := s.o.Prefix + "/tableflow/writers/" + ns + "/" + name
+	if !s.takeWriter(ctx, sess, writerKey, r) {
+		return
+	}
+	r.status.update(func(st *TableStatus) { st.State, st.Reason = StateRunning, "" })
+	defer s.giveUpWriter(sess, writerKey)
 	if err := m.run(ctx); err != nil && ctx.Err() == nil {
 		s.o.Logger.Warn("tableflow: table stopped", "topic", r.topic.Name, "err", err)
 		<-ctx.Done() // suspended: until the configs change

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -172,4 +173,39 @@ func TestServiceRefusesEncryptedStores(t *testing.T) {
 	if n := v.rowCount(t, "default", "secret"); n != -1 {
 		t.Fatal("a table was created on an encrypted store")
 	}
+}
+
+// A table whose writer key another broker still holds (it died and its
+// lease has not run out) waits, then runs and says so.
+func TestServiceWaitsForTheWriterKey(t *testing.T) {
+	v := newServiceEnv(t)
+	ctx := testCtx(t)
+	cli := v.cat.etcd.Client()
+	lease, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/runnel/tableflow/writers/default/orders", "2", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.log.CreateTopic(ctx, "orders", 1, map[string]string{"table.enabled": "true"}, false); err != nil {
+		t.Fatal(err)
+	}
+	s := v.start(t, false)
+	v.produce(t, "orders", 3)
+	eventually(t, "the wait in the status", func() bool {
+		st, err := s.Table(ctx, "default", "orders")
+		return err == nil && st.State == StateStopped && strings.Contains(st.Reason, "broker 2")
+	})
+	if n := v.rowCount(t, "default", "orders"); n != 0 {
+		t.Fatalf("%d rows while another broker held the writer key (-1: no table), want an empty table", n)
+	}
+	if _, err := cli.Revoke(ctx, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rows", func() bool { return v.rowCount(t, "default", "orders") == 3 })
+	eventually(t, "the running state", func() bool {
+		st, err := s.Table(ctx, "default", "orders")
+		return err == nil && st.State == StateRunning && st.Reason == "" && st.Writer == 1
+	})
 }
