@@ -18,6 +18,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/hadoop"
@@ -81,6 +83,28 @@ func selfCheckRecord(t *testing.T, sc *arrow.Schema, ids []int64) arrow.RecordBa
 		}
 	}
 	return b.NewRecordBatch()
+}
+
+// writeParquet writes rows ids as a Parquet file of tbl's schema (with
+// its field ids) at path.
+func writeParquet(t *testing.T, tbl *table.Table, path string, ids []int64) {
+	t.Helper()
+	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := selfCheckRecord(t, sc, ids)
+	defer rec.Release()
+	at := array.NewTableFromRecords(sc, []arrow.RecordBatch{rec})
+	defer at.Release()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pqarrow.WriteTable(at, f, 1<<20, parquet.NewWriterProperties(), pqarrow.DefaultWriterProps()); err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
 }
 
 // selfCheckWant is the row count and sums of rows ids.
@@ -183,8 +207,9 @@ func liveFiles(t *testing.T, ctx context.Context, tbl *table.Table) (files []str
 // exact count and sums of the rows written, over exactly the data files
 // iceberg-go's own scan plans: after three appends (three snapshots,
 // manifests carried over as EXISTING), after a copy-on-write delete that
-// rewrites a file (its old entry DELETED, a new file ADDED), and for an
-// empty table. A table with position deletes (merge-on-read) must be
+// rewrites a file (its old entry DELETED, a new file ADDED), for files
+// named by file:// URLs (as the broker names them), and for an empty
+// table. A table with position deletes (merge-on-read) must be
 // refused, since the reader does not apply deletes, so must a catalog
 // answer whose metadata names another snapshot than its metadata-location,
 // and an unknown table must fail with the catalog's 404.
@@ -193,7 +218,8 @@ func TestReaderSelfCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	cat, err := hadoop.NewCatalog("self-check", filepath.Join(t.TempDir(), "warehouse"), nil)
+	warehouse := filepath.Join(t.TempDir(), "warehouse")
+	cat, err := hadoop.NewCatalog("self-check", warehouse, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +257,7 @@ func TestReaderSelfCheck(t *testing.T) {
 		}
 		return ids
 	}
-	check := func(what, name string, tbl *table.Table, ids []int64) {
+	check := func(what, name string, tbl *table.Table, ids []int64) tableRead {
 		t.Helper()
 		got, err := readTable(ctx, uri, "shop.eu", name, selfCheckExprs...)
 		if err != nil {
@@ -257,6 +283,7 @@ func TestReaderSelfCheck(t *testing.T) {
 		case snap != nil && (got.Snapshot == nil || *got.Snapshot != fmt.Sprint(snap.SnapshotID)):
 			t.Errorf("%s: reader names snapshot %v, current is %d", what, got.Snapshot, snap.SnapshotID)
 		}
+		return got
 	}
 
 	empty, err := cat.CreateTable(ctx, append(ns, "empty"), selfCheckSchema)
@@ -289,6 +316,32 @@ func TestReaderSelfCheck(t *testing.T) {
 		t.Fatal("copy-on-write delete left delete files")
 	}
 	check("after a copy-on-write delete", "orders", tbl, append(rows(0, 30), rows(50, 120)...))
+
+	// The broker names its files by file:// URLs, and iceberg-go's own
+	// writers name them by bare paths: files added by URL are named so.
+	urls, err := cat.CreateTable(ctx, append(ns, "urls"), selfCheckSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added []string
+	for i, ids := range [][]int64{rows(0, 7), rows(7, 30)} {
+		path := filepath.Join(warehouse, fmt.Sprintf("added-%d.parquet", i))
+		writeParquet(t, urls, path, ids)
+		added = append(added, "file://"+path)
+	}
+	if err := func() error {
+		tx := urls.NewTransaction()
+		if err := tx.AddFiles(ctx, added, nil, false); err != nil {
+			return err
+		}
+		urls, err = tx.Commit(ctx)
+		return err
+	}(); err != nil {
+		t.Fatalf("add files: %v", err)
+	}
+	if got := check("files named by file:// URLs", "urls", urls, rows(0, 30)); !slices.Equal(got.Files, added) {
+		t.Errorf("reader read files %v, want %v", got.Files, added)
+	}
 
 	mor, err := cat.CreateTable(ctx, append(ns, "mor"), selfCheckSchema,
 		catalog.WithProperties(iceberg.Properties{table.WriteDeleteModeKey: table.WriteModeMergeOnRead}))

@@ -3,6 +3,7 @@ package tableflow_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -288,10 +289,11 @@ func TestThirdPartyReaderSumsTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := c.produce(t, b, c, in)
-			var produced struct{ Produced int }
+			var produced struct{ ID, Produced int }
 			if err := json.Unmarshal([]byte(out), &produced); err != nil || produced.Produced != c.n {
 				t.Fatalf("producer printed %q, want %d records produced", out, c.n)
 			}
+			checkTopic(t, ctx, b.Kafka, c, produced.ID, records)
 
 			// The topic's offsets give the fixed columns' sums: the only
 			// producer wrote offsets 0..end-1 of every partition.
@@ -316,6 +318,51 @@ func TestThirdPartyReaderSumsTables(t *testing.T) {
 				t.Errorf("%s: reader read %d files of snapshot %v", c.topic, len(got.Files), got.Snapshot)
 			}
 		})
+	}
+}
+
+// checkTopic consumes the topic and checks that it holds exactly what the
+// producer was given, in the Confluent wire format with the schema id the
+// producer registered (and, for Protobuf, the message index [0] as the
+// single byte 0), so that a table that differs is the materialiser's fault.
+func checkTopic(t *testing.T, ctx context.Context, addr string, c tableCase, id int, records []record) {
+	t.Helper()
+	byKey := make(map[string]record, len(records))
+	for _, r := range records {
+		byKey[r.Key] = r
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr),
+		kgo.ConsumeTopics(c.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]bool{}
+	for len(seen) < len(records) && ctx.Err() == nil {
+		fs := cons.PollFetches(ctx)
+		if errs := fs.Errors(); len(errs) > 0 && ctx.Err() == nil {
+			t.Fatalf("consume %s: %v", c.topic, errs)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			k := string(r.Key)
+			want, ok := byKey[k]
+			switch {
+			case !ok || seen[k]:
+				t.Fatalf("%s: unexpected or repeated key %q at %d/%d", c.topic, k, r.Partition, r.Offset)
+			case r.Timestamp.UnixMilli() != want.Timestamp:
+				t.Fatalf("%s: key %s timestamp %d, want %d", c.topic, k, r.Timestamp.UnixMilli(), want.Timestamp)
+			case len(r.Headers) != len(want.Headers):
+				t.Fatalf("%s: key %s has %d headers, want %d", c.topic, k, len(r.Headers), len(want.Headers))
+			case len(r.Value) < 6 || r.Value[0] != 0 || int(binary.BigEndian.Uint32(r.Value[1:5])) != id:
+				t.Fatalf("%s: key %s value % x does not start with magic 0 and schema id %d", c.topic, k, r.Value[:min(len(r.Value), 6)], id)
+			case c.format == "PROTOBUF" && r.Value[5] != 0:
+				t.Fatalf("%s: key %s value % x lacks the message index [0] after the schema id", c.topic, k, r.Value[:6])
+			}
+			seen[k] = true
+		})
+	}
+	if len(seen) != len(records) {
+		t.Fatalf("%s: consumed %d of %d records: %v", c.topic, len(seen), len(records), ctx.Err())
 	}
 }
 

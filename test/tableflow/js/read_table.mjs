@@ -95,6 +95,13 @@ async function loadTable (catalog, ns, table) {
   return { location, inline: body.metadata }
 }
 
+// currentSnapshot is the metadata's current snapshot id, or null for none
+// (the key absent, null, or -1 as older writers put it).
+function currentSnapshot (meta) {
+  const id = meta['current-snapshot-id']
+  return id === undefined || id === null || String(id) === '-1' ? null : String(id)
+}
+
 // liveDataFiles walks a snapshot's manifest list and manifests and returns
 // the data files the snapshot holds, with their record counts.
 async function liveDataFiles (manifestList) {
@@ -126,17 +133,15 @@ async function main () {
 
   const { location: metadataLocation, inline } = await loadTable(catalog, ns, table)
   const meta = parseMetadata(await readFile(localPath(metadataLocation), 'utf8'))
-  const current = meta['current-snapshot-id']
+  const current = currentSnapshot(meta)
   // The catalog answers with the metadata too (the spec requires it): an
   // engine may use either, so they must name the same snapshot.
   if (!inline || typeof inline !== 'object') die(`${ns}.${table}: the catalog's LoadTableResult has no metadata`)
-  if (String(inline['current-snapshot-id'] ?? null) !== String(current ?? null)) {
-    die(`${ns}.${table}: the catalog's metadata has current snapshot ${inline['current-snapshot-id']}, its metadata-location ${metadataLocation} has ${current}`)
+  if (currentSnapshot(inline) !== current) {
+    die(`${ns}.${table}: the catalog's metadata has current snapshot ${currentSnapshot(inline)}, its metadata-location ${metadataLocation} has ${current}`)
   }
-  const snap = current === undefined || current === null || current === '-1'
-    ? null
-    : (meta.snapshots || []).find((s) => s['snapshot-id'] === current)
-  if (current !== undefined && current !== null && current !== '-1' && !snap) die(`${metadataLocation}: current snapshot ${current} not in snapshots`)
+  const snap = current === null ? null : (meta.snapshots || []).find((s) => s['snapshot-id'] === current)
+  if (current !== null && !snap) die(`${metadataLocation}: current snapshot ${current} not in snapshots`)
   if (snap && !snap['manifest-list']) die(`${metadataLocation}: snapshot ${current} has no manifest-list (v1 inline manifests are not read)`)
 
   const files = snap ? await liveDataFiles(snap['manifest-list']) : []
@@ -157,7 +162,9 @@ async function main () {
     const cols = ['CAST(count(*) AS VARCHAR) AS "rows"', ...exprs.map((e, i) => `CAST(sum(${e}) AS VARCHAR) AS "s${i}"`)]
     const list = files.map((f) => sqlString(localPath(f.path))).join(', ')
     // union_by_name: files written before a column was added lack it and
-    // read it as NULL.
+    // read it as NULL. Columns are matched by name, not by Iceberg field id
+    // (a renamed column would read as NULL in older files; Runnel's tables
+    // never rename).
     const sql = `SELECT ${cols.join(', ')} FROM read_parquet([${list}], union_by_name = true)`
     let row
     try {
