@@ -42,6 +42,12 @@ var errBadRecord = errors.New("test: value cannot become a row")
 
 func newLoopEnv(t *testing.T, partitions int32) *loopEnv {
 	t.Helper()
+	return newLoopEnvSchema(t, partitions, loopSchema())
+}
+
+// newLoopEnvSchema is newLoopEnv with the table created with sc.
+func newLoopEnvSchema(t *testing.T, partitions int32, sc *iceberg.Schema) *loopEnv {
+	t.Helper()
 	etcd := clustertest.Start(t)
 	store, err := objstore.Open(context.Background(), "file://"+t.TempDir())
 	if err != nil {
@@ -66,7 +72,7 @@ func newLoopEnv(t *testing.T, partitions int32) *loopEnv {
 	if err := cat.CreateNamespace(context.Background(), table.Identifier{"default"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.CreateTable(context.Background(), ident, loopSchema(),
+	if _, err := cat.CreateTable(context.Background(), ident, sc,
 		catalog.WithProperties(iceberg.Properties{"commit.manifest-merge.enabled": "true"})); err != nil {
 		t.Fatal(err)
 	}
