@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -207,5 +211,45 @@ func TestServiceWaitsForTheWriterKey(t *testing.T) {
 	eventually(t, "the running state", func() bool {
 		st, err := s.Table(ctx, "default", "orders")
 		return err == nil && st.State == StateRunning && st.Reason == "" && st.Writer == 1
+	})
+}
+
+// A topic with table.source=<ns>.<table> gets the rows of that table of
+// the broker's own catalog.
+func TestServiceRunsTableSources(t *testing.T) {
+	v := newServiceEnv(t)
+	ctx := testCtx(t)
+	sc := iceberg.NewSchema(0,
+		iceberg.NestedField{ID: 1, Name: "id", Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		iceberg.NestedField{ID: 2, Name: "name", Type: iceberg.PrimitiveTypes.String})
+	tbl, err := v.catalog.CreateTable(ctx, TableSpec{Namespace: "default", Name: "people", Topic: "elsewhere",
+		TopicID: stream.TopicID{9}, Schema: sc, Spec: *iceberg.UnpartitionedSpec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := table.SchemaToArrowSchema(sc, nil, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := array.RecordFromJSON(memory.DefaultAllocator, as, strings.NewReader(`[{"id":1,"name":"ada"},{"id":2,"name":"bob"},{"id":3,"name":null}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	rdr, _ := array.NewRecordReader(as, []arrow.Record{rec})
+	txn := tbl.NewTransaction()
+	if err := txn.Append(ctx, rdr, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.log.CreateTopic(ctx, "people", 1, map[string]string{"table.source": "default.people"}, false); err != nil {
+		t.Fatal(err)
+	}
+	v.start(t, false)
+	eventually(t, "3 records in the topic", func() bool {
+		st, err := v.log.State("people", 0)
+		return err == nil && st.HighWatermark == 3
 	})
 }
