@@ -263,6 +263,9 @@ func TestThirdPartyReaderSumsTables(t *testing.T) {
 			res, err := adm.CreateTopic(ctx, c.partitions, 1, map[string]*string{
 				"table.enabled":            kmsg.StringPtr("true"),
 				"table.commit.interval.ms": kmsg.StringPtr("1000"),
+				// The records carry fixed timestamps months old: the
+				// default retention (7 days) would delete them at once.
+				"retention.ms": kmsg.StringPtr("-1"),
 			}, c.topic)
 			if err != nil || res.Err != nil {
 				t.Fatalf("create topic %s: %v %v", c.topic, err, res.Err)
