@@ -496,7 +496,13 @@ func (m *materialiser) commitSchema(ctx context.Context, tbl *table.Table, next 
 	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 		return false, err
 	}
-	if err := txn.UpdateSchema(true, false).UnionByNameWith(next).Commit(); err != nil {
+	u := txn.UpdateSchema(true, false).UnionByNameWith(next)
+	if _, ok := tbl.Schema().FindFieldByName(ColValue); ok && tbl.CurrentSnapshot() == nil && len(next.Fields()) > len(fixedColumns(&compiler{}))+1 {
+		// A table created before its subject had a schema, and still
+		// without rows: it takes the schema's columns instead of _value.
+		u = u.DeleteColumn([]string{ColValue})
+	}
+	if err := u.Commit(); err != nil {
 		return false, fmt.Errorf("tableflow: evolving %s: %w", m.ident, err)
 	}
 	if _, err := txn.Commit(ctx); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/registry"
@@ -148,4 +149,31 @@ func (v *loopEnv) liveValues(t *testing.T) map[string]string {
 		}
 	}
 	return out
+}
+
+// A table created before its subject had a schema (so with _value) and
+// without rows yet takes the schema's columns in place of _value.
+func TestMaterialiseSchemalessTableTakesFirstSchema(t *testing.T) {
+	v1 := parseSchema(t, jsonschema.TypeName, `{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}`)
+	sc, err := TableSchema(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newLoopEnvSchema(t, 1, sc)
+	schemas := &fakeSchemas{byID: map[int]registry.Schema{1: v1}}
+	m := v.materialiser(t, "suspend")
+	m.convert = func(sc *iceberg.Schema) (rowConverter, error) { return NewConverter(sc, schemas) }
+	// The subject's newest version, as the service looks it up.
+	m.evolve = func(ctx context.Context, tbl *table.Table) (bool, error) {
+		next, err := TableSchema(v1, tbl.Schema())
+		if err != nil {
+			return false, err
+		}
+		return m.commitSchema(ctx, tbl, next)
+	}
+	v.produceValues(t, [][]byte{nil, nil}, [][]byte{wire(1, []byte(`{"a":1}`)), wire(1, []byte(`{"a":2}`))})
+	catchUp(t, m)
+	if got, want := strings.Join(v.scanColumns(t, "a", ColValue), "; "), "a=1 _value=absent; a=2 _value=absent"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
 }
