@@ -611,6 +611,7 @@ func (s *Service) Tables(ctx context.Context) ([]TableStatus, error) {
 		return nil, err
 	}
 	var out []TableStatus
+	seen := map[string]bool{}
 	for _, ns := range nss {
 		es, err := s.o.Catalog.Tables(ctx, ns)
 		if err != nil {
@@ -618,6 +619,20 @@ func (s *Service) Tables(ctx context.Context) ([]TableStatus, error) {
 		}
 		for _, e := range es {
 			out = append(out, s.describe(ctx, e))
+			seen[e.Namespace+"/"+e.Name] = true
+		}
+	}
+	// Tables refused before they were created (encryption at rest, a
+	// partition spec an upsert table cannot have) exist only as their
+	// writer's published status.
+	resp, err := s.o.Client.Get(ctx, s.o.Prefix+"/tableflow/status/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range resp.Kvs {
+		var st TableStatus
+		if json.Unmarshal(kv.Value, &st) == nil && !seen[st.Namespace+"/"+st.Name] {
+			out = append(out, st)
 		}
 	}
 	return out, nil
@@ -626,6 +641,14 @@ func (s *Service) Tables(ctx context.Context) ([]TableStatus, error) {
 // Table returns one table's status; ErrNoSuchTable if there is none.
 func (s *Service) Table(ctx context.Context, ns, name string) (TableStatus, error) {
 	e, err := s.o.Catalog.Table(ctx, ns, name)
+	if errors.Is(err, ErrNoSuchTable) || errors.Is(err, ErrNoSuchNamespace) {
+		if resp, gerr := s.o.Client.Get(ctx, s.o.Prefix+"/tableflow/status/"+ns+"/"+name); gerr == nil && len(resp.Kvs) == 1 {
+			var st TableStatus
+			if json.Unmarshal(resp.Kvs[0].Value, &st) == nil {
+				return st, nil
+			}
+		}
+	}
 	if err != nil {
 		return TableStatus{}, err
 	}

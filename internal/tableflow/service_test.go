@@ -161,7 +161,7 @@ func TestServiceRefusesEncryptedStores(t *testing.T) {
 	if _, err := v.log.CreateTopic(ctx, "secret", 1, map[string]string{"table.enabled": "true"}, false); err != nil {
 		t.Fatal(err)
 	}
-	v.start(t, true)
+	s := v.start(t, true)
 	var pub string
 	eventually(t, "the refusal", func() bool {
 		resp, err := v.cat.etcd.Client().Get(ctx, "/runnel/tableflow/status/default/secret")
@@ -176,6 +176,15 @@ func TestServiceRefusesEncryptedStores(t *testing.T) {
 	}
 	if n := v.rowCount(t, "default", "secret"); n != -1 {
 		t.Fatal("a table was created on an encrypted store")
+	}
+	// The refusal is what GET /tables shows.
+	st, err := s.Table(ctx, "default", "secret")
+	if err != nil || st.State != StateRefused {
+		t.Fatalf("Table = %+v, %v", st, err)
+	}
+	all, err := s.Tables(ctx)
+	if err != nil || len(all) != 1 || all[0].State != StateRefused || all[0].Topic != "secret" {
+		t.Fatalf("Tables = %+v, %v", all, err)
 	}
 }
 
