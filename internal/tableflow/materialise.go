@@ -112,6 +112,8 @@ type materialiser struct {
 	// records), valid while the table's snapshot is cursorSnap.
 	cursor     Offsets
 	cursorSnap int64
+	// passes counts passes (the partition a pass starts at).
+	passes int32
 	// refusedSchemas are writer schemas the table cannot take: their
 	// records follow the error mode.
 	refusedSchemas map[int]error
@@ -246,7 +248,12 @@ func (m *materialiser) suspendOn(err error) error {
 func (m *materialiser) read(ctx context.Context, conv rowConverter, base, from Offsets) (*pass, error) {
 	p := &pass{base: base, next: from.Clone(), caughtUp: true}
 	var budget = m.maxBytes
-	for part := int32(0); part < m.topic.Partitions; part++ {
+	// Each pass starts at the next partition, so a backlog in one cannot
+	// starve the others of the byte budget.
+	first := m.passes % max(1, m.topic.Partitions)
+	m.passes++
+	for i := int32(0); i < m.topic.Partitions; i++ {
+		part := (first + i) % m.topic.Partitions
 		if budget <= 0 {
 			p.caughtUp = false
 			break

@@ -490,3 +490,27 @@ func (v *loopEnv) letters(t *testing.T, topic string) []stream.DecodedRecord {
 	}
 	return out
 }
+
+// A backlog in one partition does not starve the others: passes cut by
+// the byte budget start at a different partition each time.
+func TestMaterialiseBudgetRotatesPartitions(t *testing.T) {
+	v := newLoopEnv(t, 2)
+	var big []string
+	for i := 0; i < 10; i++ {
+		big = append(big, strings.Repeat("x", 200))
+	}
+	for i := 0; i < 20; i++ {
+		v.produce(t, 0, -1, -1, 0, false, big...)
+	}
+	v.produce(t, 1, -1, -1, 0, false, "a", "b", "c")
+	m := v.materialiser(t, "suspend")
+	m.maxBytes, m.fetchBytes = 8<<10, 4<<10
+	for i := 0; i < 2; i++ {
+		if _, err := m.step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := v.offsets(t); o[1] != 3 || o[0] == 0 || o[0] == 200 {
+		t.Fatalf("offsets after two cut passes %v: want partition 1 done and partition 0 part way", o)
+	}
+}
