@@ -514,3 +514,33 @@ func TestMaterialiseBudgetRotatesPartitions(t *testing.T) {
 		t.Fatalf("offsets after two cut passes %v: want partition 1 done and partition 0 part way", o)
 	}
 }
+
+// Maintenance runs between commits and keeps the offsets: with two
+// snapshots retained, five commits leave at most three (the retained ones
+// and the current), and the table still resumes where it was.
+func TestMaterialiseMaintainsBetweenCommits(t *testing.T) {
+	v := newLoopEnv(t, 1)
+	m := v.materialiser(t, "suspend")
+	runs := 0
+	m.maintain = func(ctx context.Context, tbl *table.Table) error {
+		runs++
+		_, _, err := Maintain(ctx, tbl, MaintainOptions{RetainSnapshots: 2})
+		return err
+	}
+	for i := 0; i < 5; i++ {
+		v.produce(t, 0, -1, -1, 0, false, fmt.Sprint(i))
+		catchUp(t, m)
+	}
+	if runs < 5 {
+		t.Fatalf("maintenance ran %d times over 5 commits", runs)
+	}
+	if n := v.snapshots(t); n > 3 {
+		t.Fatalf("%d snapshots kept, want at most 3", n)
+	}
+	if o := v.offsets(t); o[0] != 5 {
+		t.Fatalf("offsets %v after maintenance", o)
+	}
+	if got := values(v.rows(t)); got != "0,1,2,3,4" {
+		t.Fatalf("rows %s", got)
+	}
+}
