@@ -101,6 +101,7 @@ type Service struct {
 type runner struct {
 	topic  stream.TopicInfo
 	fp     string // the table.* configs it runs with
+	source string // table.source, for a source
 	sess   *concurrency.Session
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -208,6 +209,7 @@ func (s *Service) renewSession() bool {
 func (s *Service) reconcile() {
 	want := map[stream.TopicID]stream.TopicInfo{}
 	fps := map[stream.TopicID]string{}
+	sources := map[stream.TopicID]string{}
 	for _, t := range s.o.Log.Topics() {
 		if t.Internal {
 			continue
@@ -216,6 +218,7 @@ func (s *Service) reconcile() {
 		if err != nil || !(cfg.Table.Enabled || cfg.Table.Source != "") {
 			continue
 		}
+		sources[t.ID] = cfg.Table.Source
 		if s.o.Cluster.Leader(t.ID, 0) != s.o.BrokerID {
 			continue
 		}
@@ -239,6 +242,11 @@ func (s *Service) reconcile() {
 		}
 		r.cancel()
 		delete(s.running, id)
+		if r.source != "" && sources[id] == "" {
+			// table.source removed or the topic deleted: a source set
+			// again later starts afresh.
+			s.forgetSource(r)
+		}
 	}
 	for _, id := range sortedIDs(want) {
 		if _, ok := s.running[id]; ok {
@@ -246,7 +254,7 @@ func (s *Service) reconcile() {
 		}
 		t := want[id]
 		ctx, cancel := context.WithCancel(s.ctx)
-		r := &runner{topic: t, fp: fps[id], sess: s.session, cancel: cancel, done: make(chan struct{})}
+		r := &runner{topic: t, fp: fps[id], source: sources[id], sess: s.session, cancel: cancel, done: make(chan struct{})}
 		s.running[id] = r
 		s.wg.Add(1)
 		go func() {
@@ -264,6 +272,20 @@ func sortedIDs(m map[stream.TopicID]stream.TopicInfo) []stream.TopicID {
 	}
 	slices.SortFunc(ids, func(a, b stream.TopicID) int { return strings.Compare(string(a[:]), string(b[:])) })
 	return ids
+}
+
+// forgetSource deletes a stopped source's progress once it has ended.
+func (s *Service) forgetSource(r *runner) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-r.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.source.Forget(ctx, r.topic.ID); err != nil {
+			s.o.Logger.Warn("tableflow: forgetting a table source", "topic", r.topic.Name, "err", err)
+		}
+	}()
 }
 
 func (s *Service) stopAll() {

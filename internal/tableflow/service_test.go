@@ -2,6 +2,7 @@ package tableflow
 
 import (
 	"context"
+	"encoding/hex"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -260,5 +261,18 @@ func TestServiceRunsTableSources(t *testing.T) {
 	eventually(t, "3 records in the topic", func() bool {
 		st, err := v.log.State("people", 0)
 		return err == nil && st.HighWatermark == 3
+	})
+	// table.source removed: the source's progress goes with it.
+	ti, _ := v.log.Topic("people")
+	key := "/runnel/tableflow/sources/" + hex.EncodeToString(ti.ID[:])
+	if resp, err := v.cat.etcd.Client().Get(ctx, key); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("source progress %s: %v %v", key, resp, err)
+	}
+	if err := v.log.AlterTopicConfigs(ctx, "people", []stream.ConfigChange{{Name: "table.source", Value: nil}}, false, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the progress forgotten", func() bool {
+		resp, err := v.cat.etcd.Client().Get(ctx, key)
+		return err == nil && len(resp.Kvs) == 0
 	})
 }
