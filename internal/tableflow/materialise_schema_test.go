@@ -82,7 +82,7 @@ func TestMaterialiseTakesNewerWriterSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := newLoopEnvSchema(t, 1, sc)
+	v := newLoopEnvSchema(t, 1, sc, false)
 	schemas := &fakeSchemas{byID: map[int]registry.Schema{1: v1, 2: v2}}
 	m := v.materialiser(t, "suspend")
 	m.convert = func(sc *iceberg.Schema) (rowConverter, error) { return NewConverter(sc, schemas) }
@@ -105,7 +105,7 @@ func TestMaterialiseUpsert(t *testing.T) {
 	if sc, err = UpsertSchema(sc); err != nil {
 		t.Fatal(err)
 	}
-	v := newLoopEnvSchema(t, 1, sc)
+	v := newLoopEnvSchema(t, 1, sc, false)
 	m := v.materialiser(t, "suspend")
 	m.upsert = true
 	m.convert = func(sc *iceberg.Schema) (rowConverter, error) { return NewConverter(sc, nil) }
@@ -159,7 +159,7 @@ func TestMaterialiseSchemalessTableTakesFirstSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := newLoopEnvSchema(t, 1, sc)
+	v := newLoopEnvSchema(t, 1, sc, false)
 	schemas := &fakeSchemas{byID: map[int]registry.Schema{1: v1}}
 	m := v.materialiser(t, "suspend")
 	m.convert = func(sc *iceberg.Schema) (rowConverter, error) { return NewConverter(sc, schemas) }
