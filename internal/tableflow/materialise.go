@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"time"
 
@@ -733,6 +732,3 @@ func isAbortMarker(b stream.DecodedBatch) bool {
 	}
 	return binary.BigEndian.Uint16(b.Records[0].Key[2:4]) == 0
 }
-
-// sortedPartitions returns o's partitions in order.
-func sortedPartitions(o Offsets) []int32 { return slices.Sorted(maps.Keys(o)) }
