@@ -44,8 +44,9 @@ type Broker struct {
 	engine   *stream.Engine
 	cluster  *cluster.Cluster
 	groups   *groups.Coordinator
-	shares   shareServices // share groups (share.go)
-	retries  *retry.Tables // parked-keys tables of ordered retry policies (retry.go)
+	shares   shareServices     // share groups (share.go)
+	retries  *retry.Tables     // parked-keys tables of ordered retry policies (retry.go)
+	tables   tableflowServices // Iceberg tables of topics (tableflow.go)
 	server   *protocol.Server
 	registry *prometheus.Registry
 	lag      *lag.Tracker // consumer lag of the groups this broker coordinates (lag.go)
@@ -191,6 +192,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.openShares(ctx); err != nil {
 		return nil, err
 	}
+	if err := b.openTableflow(ctx); err != nil {
+		return nil, err
+	}
 	gopts := groups.Options{
 		Client:  b.cli,
 		Cluster: b.cluster,
@@ -262,6 +266,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.cluster.WaitCoordinators(ctx); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if err := b.startTableflow(ctx); err != nil {
+		return nil, err
+	}
 	hctx, hcancel := context.WithCancel(context.Background())
 	b.stopHousekeeping = hcancel
 	b.wg.Add(2)
@@ -307,6 +314,7 @@ func (b *Broker) startHTTP() error {
 		})
 	}
 	mux.Handle("GET /share/groups/{group}", clusterOnly(g, http.HandlerFunc(b.handleShareStates)))
+	b.mountTableflow(mux, g)
 	mux.Handle("/debug/pprof/", clusterOnly(g, http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", clusterOnly(g, http.HandlerFunc(pprof.Profile)))
 	mux.Handle("/debug/pprof/trace", clusterOnly(g, http.HandlerFunc(pprof.Trace)))
@@ -370,6 +378,7 @@ func (b *Broker) Close() error {
 			errs = append(errs, b.groups.Close())
 		}
 		errs = append(errs, b.shares.close())
+		errs = append(errs, b.tables.close())
 		if b.engine != nil {
 			errs = append(errs, b.engine.Close())
 		}

@@ -76,6 +76,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newClientMetricsCommand(g),
 		newDLQCommand(g),
 		newRetryCommand(g),
+		newTableCommand(),
 	)
 	wrapErrors(root, g)
 	return root

@@ -118,6 +118,10 @@ func compileMessage(err error) string {
 // Canonical is the schema as compact JSON with object keys sorted.
 func (s *Schema) Canonical() string { return s.canonical }
 
+// Compiled returns the schema as the JSON Schema library compiled it, for
+// callers that map its structure (Tableflow's table columns).
+func (s *Schema) Compiled() *lib.Schema { return s.compiled }
+
 // Normalized is the same text as Canonical: Confluent normalizes a JSON
 // Schema by ordering its object keys, which the canonical form already does.
 func (s *Schema) Normalized() string { return s.canonical }
