@@ -157,6 +157,14 @@ func (s *Service) Close() error {
 	return s.session.Close()
 }
 
+// reconcileGap is the least time between two looks at the topics. The
+// log's change signal fires on every sequenced batch (thousands of times a
+// second under load), and a look resolves every topic's configs: without
+// the gap every broker would spend a core on it whether or not any table
+// is enabled. A table is still taken up within a fraction of a second of
+// its config changing.
+const reconcileGap = 250 * time.Millisecond
+
 func (s *Service) watch() {
 	defer s.wg.Done()
 	var changes <-chan struct{}
@@ -168,6 +176,14 @@ func (s *Service) watch() {
 	for {
 		logChanged := s.o.Log.Changed()
 		s.reconcile()
+		next := time.NewTimer(reconcileGap)
+		select {
+		case <-s.ctx.Done():
+			next.Stop()
+			s.stopAll()
+			return
+		case <-next.C:
+		}
 		select {
 		case <-s.ctx.Done():
 			s.stopAll()

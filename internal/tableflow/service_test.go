@@ -276,3 +276,38 @@ func TestServiceRunsTableSources(t *testing.T) {
 		return err == nil && len(resp.Kvs) == 0
 	})
 }
+
+// busyLog is a log whose change signal always fires, as the engine's does
+// under load, and which counts how often the topics are listed.
+type busyLog struct {
+	Log
+	listed atomic.Int64
+}
+
+func (b *busyLog) Changed() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (b *busyLog) Topics() []stream.TopicInfo {
+	b.listed.Add(1)
+	return b.Log.Topics()
+}
+
+// TestServiceLooksAtTopicsAtMostEveryGap checks that a log changing all
+// the time does not make the service resolve every topic's configs on
+// every change (it did, thousands of times a second under produce load).
+func TestServiceLooksAtTopicsAtMostEveryGap(t *testing.T) {
+	v := newServiceEnv(t)
+	busy := &busyLog{Log: v.log}
+	s := New(Options{Client: v.cat.etcd.Client(), Log: busy, Catalog: v.catalog, Cluster: v.leader, BrokerID: 1, LeaseTTL: 2 * time.Second})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	time.Sleep(time.Second)
+	if n := busy.listed.Load(); n < 2 || n > int64(time.Second/reconcileGap)+2 {
+		t.Fatalf("the topics were listed %d times in a second of constant changes, want 2..%d", n, time.Second/reconcileGap+2)
+	}
+}
