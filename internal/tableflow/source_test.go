@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,6 +26,7 @@ import (
 	hamba "github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
 	"github.com/runnel-dev/runnel/internal/objstore"
@@ -904,5 +906,81 @@ func TestMetadataVersion(t *testing.T) {
 		if ok != c.ok || (ok && v != c.v) {
 			t.Errorf("sourceMetadataVersion(%q) = %d, %v; want %d, %v", c.name, v, ok, c.v, c.ok)
 		}
+	}
+}
+
+// TestProtoSingle: the edges of plain values as Protobuf field values.
+func TestProtoSingle(t *testing.T) {
+	parsed, err := protobuf.New().Parse(`syntax = "proto2";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+message M {
+  optional int32 i32 = 1;
+  optional uint32 u32 = 2;
+  optional uint64 u64 = 3;
+  optional float f = 4;
+  optional Closed closed = 5;
+  optional google.protobuf.Timestamp ts = 6;
+  optional google.protobuf.Int32Value wrapped = 7;
+}
+enum Closed { A = 0; B = 1; }
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := parsed.(*protobuf.Schema).File().Messages().Get(0)
+	dec := func(s string, scale int32) decimalValue {
+		n, _ := new(big.Int).SetString(s, 10)
+		return decimalValue{unscaled: n, scale: scale}
+	}
+	before1970 := time.Date(1969, 12, 31, 23, 59, 59, 250_000_000, time.UTC)
+	for _, c := range []struct {
+		name  string
+		field string
+		v     any
+		want  any // the field's Go value, or nil: refused
+	}{
+		{"int32 from a long in range", "i32", int64(-5), int32(-5)},
+		{"int32 from a long out of range", "i32", int64(1 << 31), nil},
+		{"uint32 from a negative long", "u32", int64(-1), nil},
+		{"uint32 from a long past 32 bits", "u32", int64(1 << 32), nil},
+		{"uint64 from decimal(20, 0)", "u64", dec("18446744073709551615", 0), uint64(18446744073709551615)},
+		{"uint64 from a decimal past 64 bits", "u64", dec("18446744073709551616", 0), nil},
+		{"uint64 from a whole scaled decimal", "u64", dec("200", 2), uint64(2)},
+		{"uint64 from a fraction", "u64", dec("150", 2), nil},
+		{"float from a double", "f", 1.5, nil},
+		{"float from a float", "f", float32(1.5), float32(1.5)},
+		{"closed enum by name", "closed", "B", protoreflect.EnumNumber(1)},
+		{"closed enum by declared number", "closed", int32(1), protoreflect.EnumNumber(1)},
+		{"closed enum by undeclared number", "closed", "5", nil},
+		{"timestamp before 1970", "ts", before1970, [2]int64{-1, 250_000_000}},
+		{"timestamp from a long", "ts", int64(5), nil},
+		{"wrapper", "wrapped", int32(3), int32(3)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fd := md.Fields().ByName(protoreflect.Name(c.field))
+			got, err := protoSingle(fd, c.v, c.field)
+			if c.want == nil {
+				if !errors.Is(err, ErrSourceRow) {
+					t.Fatalf("protoSingle(%v) = %v, %v; want %v", c.v, got, err, ErrSourceRow)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v any = got.Interface()
+			if m, ok := v.(protoreflect.Message); ok {
+				fs := m.Descriptor().Fields()
+				if fs.Len() == 1 {
+					v = m.Get(fs.Get(0)).Interface()
+				} else {
+					v = [2]int64{m.Get(fs.ByName("seconds")).Int(), m.Get(fs.ByName("nanos")).Int()}
+				}
+			}
+			if v != c.want {
+				t.Fatalf("protoSingle(%v) = %#v, want %#v", c.v, v, c.want)
+			}
+		})
 	}
 }
