@@ -28,8 +28,14 @@ package tableflow
 // with the latest version of the topic's value subject (<topic>-value,
 // TopicNameStrategy) in the Confluent wire format when it has one: Avro
 // binary (fields matched to columns by name; a missing column takes the
-// field's default or null) or JSON checked against the JSON Schema.
-// Protobuf value schemas are refused (the source reports an error). Without
+// field's default or null), JSON checked against the JSON Schema, or
+// Protobuf: the schema file's first message (the one a table is typed
+// from), fields matched to columns by name (structs as messages, lists as
+// repeated fields, maps, enums from names or numbers, timestamps as
+// google.protobuf.Timestamp, the wrappers from their scalar; a missing or
+// null column left unset), after the message indexes (the single byte 0).
+// A row with a column the message has no field for is refused, except the
+// record columns _partition, _offset, _timestamp and _headers. Without
 // a value schema the value is a JSON object of the row: timestamps as RFC
 // 3339 text, dates as YYYY-MM-DD, times as HH:MM:SS.ffffff, decimals as
 // exact JSON numbers, binary as base64, maps with text keys as objects

@@ -1,13 +1,17 @@
 package tableflow
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -22,12 +26,14 @@ import (
 	hamba "github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
 	"github.com/runnel-dev/runnel/internal/objstore"
 	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/registry/avro"
 	"github.com/runnel-dev/runnel/internal/registry/jsonschema"
+	"github.com/runnel-dev/runnel/internal/registry/protobuf"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -491,12 +497,13 @@ func TestSourceKeysAndTimestamps(t *testing.T) {
 	}
 }
 
-// sourceFakeSchemas is a registry holding one subject's Avro versions.
+// sourceFakeSchemas is a registry holding one subject's versions, all of
+// one format.
 type sourceFakeSchemas struct {
 	subject string
 	byID    map[int]string
 	latest  int
-	json    bool // JSON Schema, not Avro
+	typ     string // "JSON" or "PROTOBUF"; "" for Avro
 }
 
 func (f *sourceFakeSchemas) SchemaByID(_ context.Context, id int) (registry.Schema, registry.SchemaInfo, error) {
@@ -504,12 +511,18 @@ func (f *sourceFakeSchemas) SchemaByID(_ context.Context, id int) (registry.Sche
 	if !ok {
 		return nil, registry.SchemaInfo{}, registry.ErrSchemaNotFound
 	}
-	if f.json {
-		sc, err := jsonschema.New().Parse(text, nil)
-		return sc, registry.SchemaInfo{StoredSchema: registry.StoredSchema{ID: id, Type: "JSON", Schema: text}}, err
+	info := registry.SchemaInfo{StoredSchema: registry.StoredSchema{ID: id, Type: cmp.Or(f.typ, "AVRO"), Schema: text}}
+	var sc registry.Schema
+	var err error
+	switch f.typ {
+	case "JSON":
+		sc, err = jsonschema.New().Parse(text, nil)
+	case "PROTOBUF":
+		sc, err = protobuf.New().Parse(text, nil)
+	default:
+		sc, err = avro.Parse(text, nil)
 	}
-	sc, err := avro.Parse(text, nil)
-	return sc, registry.SchemaInfo{StoredSchema: registry.StoredSchema{ID: id, Type: "AVRO", Schema: text}}, err
+	return sc, info, err
 }
 
 func (f *sourceFakeSchemas) LatestForSubject(ctx context.Context, subject string) (registry.Schema, registry.SubjectSchema, error) {
@@ -616,7 +629,7 @@ func TestSourceRefusesBadRows(t *testing.T) {
 func TestSourceJSONSchemaValues(t *testing.T) {
 	v := newSourceEnv(t, plainSchema)
 	ti := v.createTopic(t, "orders", 1)
-	reg := &sourceFakeSchemas{subject: "orders-value", json: true, latest: 5, byID: map[int]string{
+	reg := &sourceFakeSchemas{subject: "orders-value", typ: "JSON", latest: 5, byID: map[int]string{
 		5: `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"}},"required":["id","name"]}`,
 		6: `{"type":"object","properties":{"id":{"type":"integer"}},"additionalProperties":false}`,
 	}}
@@ -642,6 +655,145 @@ func TestSourceJSONSchemaValues(t *testing.T) {
 	}
 	if n := len(v.readTopic(t, ti)); n != 2 {
 		t.Fatalf("%d records, want 2", n)
+	}
+}
+
+// TestSourceProtobufValues: a topic whose value subject has a Protobuf
+// schema gets its file's first message in the wire format (magic 0, the
+// schema id, the message index byte 0), which decodes to the rows: structs
+// as messages, lists as repeated fields, maps, enums from names and
+// numbers, timestamptz as google.protobuf.Timestamp, a wrapper, uint64
+// from decimal(20, 0); null and missing columns left unset; _timestamp,
+// which the message has no field for, is only the record's timestamp.
+func TestSourceProtobufValues(t *testing.T) {
+	sc := iceberg.NewSchema(0,
+		iceberg.NestedField{ID: 1, Name: ColTimestamp, Type: iceberg.PrimitiveTypes.TimestampTz},
+		iceberg.NestedField{ID: 2, Name: "id", Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		iceberg.NestedField{ID: 3, Name: "name", Type: iceberg.PrimitiveTypes.String, Required: true},
+		iceberg.NestedField{ID: 4, Name: "status", Type: iceberg.PrimitiveTypes.String},
+		iceberg.NestedField{ID: 5, Name: "level", Type: iceberg.PrimitiveTypes.Int32},
+		iceberg.NestedField{ID: 6, Name: "at", Type: iceberg.PrimitiveTypes.TimestampTz},
+		iceberg.NestedField{ID: 7, Name: "note", Type: iceberg.PrimitiveTypes.String},
+		iceberg.NestedField{ID: 8, Name: "big", Type: iceberg.DecimalTypeOf(20, 0)},
+		iceberg.NestedField{ID: 9, Name: "tags", Type: &iceberg.ListType{ElementID: 20, Element: iceberg.PrimitiveTypes.String, ElementRequired: true}},
+		iceberg.NestedField{ID: 10, Name: "attrs", Type: &iceberg.MapType{KeyID: 21, KeyType: iceberg.PrimitiveTypes.String,
+			ValueID: 22, ValueType: iceberg.PrimitiveTypes.Int64}},
+		iceberg.NestedField{ID: 11, Name: "address", Type: &iceberg.StructType{FieldList: []iceberg.NestedField{
+			{ID: 23, Name: "city", Type: iceberg.PrimitiveTypes.String},
+			{ID: 24, Name: "zip", Type: iceberg.PrimitiveTypes.Int32},
+		}}},
+		iceberg.NestedField{ID: 12, Name: "items", Type: &iceberg.ListType{ElementID: 25, ElementRequired: true, Element: &iceberg.StructType{FieldList: []iceberg.NestedField{
+			{ID: 26, Name: "sku", Type: iceberg.PrimitiveTypes.String, Required: true},
+			{ID: 27, Name: "qty", Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		}}}},
+	)
+	v := newSourceEnv(t, sc)
+	ti := v.createTopic(t, "orders", 1)
+	const protoSchema = `syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+message Order {
+  int64 id = 1;
+  string name = 2;
+  Status status = 3;
+  Status level = 4;
+  google.protobuf.Timestamp at = 5;
+  google.protobuf.StringValue note = 6;
+  uint64 big = 7;
+  repeated string tags = 8;
+  map<string, int64> attrs = 9;
+  Address address = 10;
+  repeated Item items = 11;
+  int32 extra = 12;
+  message Address {
+    string city = 1;
+    int32 zip = 2;
+  }
+  message Item {
+    string sku = 1;
+    uint32 qty = 2;
+  }
+}
+enum Status {
+  UNKNOWN = 0;
+  NEW = 1;
+  SHIPPED = 2;
+}
+message Other {
+  bool id = 1;
+}
+`
+	reg := &sourceFakeSchemas{subject: "orders-value", typ: "PROTOBUF", byID: map[int]string{9: protoSchema}, latest: 9}
+	v.appendRows(t, `[{"_timestamp":"2026-12-01T10:00:00Z","id":1,"name":"a","status":"SHIPPED","level":1,
+		"at":"2026-12-01T10:00:00.000001Z","note":"hi","big":"18446744073709551615","tags":["x","y"],
+		"attrs":[{"key":"a","value":1},{"key":"b","value":-2}],"address":{"city":"Oslo","zip":150},
+		"items":[{"sku":"s1","qty":2},{"sku":"s2","qty":3}]},
+		{"_timestamp":"2026-12-01T10:00:01Z","id":2,"name":"b","status":"7","level":null,"at":null,"note":null,
+		"big":null,"tags":[],"attrs":null,"address":{"city":null,"zip":9},"items":null}]`)
+	pollOnce(t, v.source(SourceOptions{Schemas: reg}), ti, v.location())
+	recs := v.readTopic(t, ti)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	parsed, err := protobuf.New().Parse(protoSchema, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{{
+		"id": int64(1), "name": "a", "status": "SHIPPED", "level": "NEW",
+		"at":   map[string]any{"seconds": time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC).Unix(), "nanos": int64(1000)},
+		"note": map[string]any{"value": "hi"}, "big": uint64(math.MaxUint64), "tags": []any{"x", "y"},
+		"attrs":   map[string]any{"a": int64(1), "b": int64(-2)},
+		"address": map[string]any{"city": "Oslo", "zip": int64(150)},
+		"items":   []any{map[string]any{"sku": "s1", "qty": int64(2)}, map[string]any{"sku": "s2", "qty": int64(3)}},
+		"extra":   int64(0),
+	}, {
+		"id": int64(2), "name": "b", "status": int64(7), "level": "UNKNOWN", "at": nil, "note": nil,
+		"big": int64(0), "tags": []any{}, "attrs": map[string]any{},
+		"address": map[string]any{"city": "", "zip": int64(9)}, "items": []any{}, "extra": int64(0),
+	}}
+	for i, r := range recs {
+		if len(r.Value) < 6 || r.Value[0] != 0 || binary.BigEndian.Uint32(r.Value[1:5]) != 9 || r.Value[5] != 0 {
+			t.Fatalf("value %x is not in the wire format with id 9 and message index byte 0", r.Value)
+		}
+		got, err := parsed.Decode(r.Value[5:])
+		if err != nil {
+			t.Fatalf("decoding %x: %v", r.Value[5:], err)
+		}
+		if !reflect.DeepEqual(got, want[i]) {
+			t.Fatalf("row %d decodes to\n%#v\nwant\n%#v", i+1, got, want[i])
+		}
+		if wantTS := time.Date(2026, 12, 1, 10, 0, i, 0, time.UTC).UnixMilli(); r.Timestamp != wantTS {
+			t.Fatalf("row %d timestamp %d, want %d", i+1, r.Timestamp, wantTS)
+		}
+	}
+}
+
+// TestSourceProtobufRefusesBadRows: a row that does not fit the Protobuf
+// message stops the source with ErrSourceRow and produces nothing.
+func TestSourceProtobufRefusesBadRows(t *testing.T) {
+	v := newSourceEnv(t, plainSchema)
+	v.appendRows(t, sourceRowsJSON(1, 2))
+	for i, c := range []struct{ name, schema, why string }{
+		{"column the message lacks", `syntax = "proto3"; message R { int64 id = 1; }`, "has no field name"},
+		{"undeclared enum name", `syntax = "proto3"; message R { int64 id = 1; Color name = 2; } enum Color { RED = 0; }`, "not a value of Protobuf enum Color"},
+		{"column of another type", `syntax = "proto3"; message R { bool id = 1; string name = 2; }`, "id: int64 does not fit Protobuf bool"},
+		{"text into a message", `syntax = "proto3"; message R { int64 id = 1; message N { string s = 1; } N name = 2; }`, "does not fit Protobuf message R.N"},
+		{"required field without a column", `syntax = "proto2"; message R { optional int64 id = 1; optional string name = 2; required string code = 3; }`, "R.code not set"},
+		{"two members of a oneof", `syntax = "proto3"; message R { oneof which { int64 id = 1; string name = 2; } }`, "oneof R.which"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ti := v.createTopic(t, fmt.Sprintf("orders%d", i), 1)
+			reg := &sourceFakeSchemas{subject: ti.Name + "-value", typ: "PROTOBUF", byID: map[int]string{1: c.schema}, latest: 1}
+			err := v.source(SourceOptions{Schemas: reg}).poll(context.Background(), ti.Name, ti.ID, v.location())
+			if !errors.Is(err, ErrSourceRow) || !strings.Contains(err.Error(), c.why) {
+				t.Fatalf("poll = %v, want %v saying %q", err, ErrSourceRow, c.why)
+			}
+			if n := len(v.readTopic(t, ti)); n != 0 {
+				t.Fatalf("%d records produced", n)
+			}
+		})
 	}
 }
 
@@ -754,5 +906,81 @@ func TestMetadataVersion(t *testing.T) {
 		if ok != c.ok || (ok && v != c.v) {
 			t.Errorf("sourceMetadataVersion(%q) = %d, %v; want %d, %v", c.name, v, ok, c.v, c.ok)
 		}
+	}
+}
+
+// TestProtoSingle: the edges of plain values as Protobuf field values.
+func TestProtoSingle(t *testing.T) {
+	parsed, err := protobuf.New().Parse(`syntax = "proto2";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+message M {
+  optional int32 i32 = 1;
+  optional uint32 u32 = 2;
+  optional uint64 u64 = 3;
+  optional float f = 4;
+  optional Closed closed = 5;
+  optional google.protobuf.Timestamp ts = 6;
+  optional google.protobuf.Int32Value wrapped = 7;
+}
+enum Closed { A = 0; B = 1; }
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := parsed.(*protobuf.Schema).File().Messages().Get(0)
+	dec := func(s string, scale int32) decimalValue {
+		n, _ := new(big.Int).SetString(s, 10)
+		return decimalValue{unscaled: n, scale: scale}
+	}
+	before1970 := time.Date(1969, 12, 31, 23, 59, 59, 250_000_000, time.UTC)
+	for _, c := range []struct {
+		name  string
+		field string
+		v     any
+		want  any // the field's Go value, or nil: refused
+	}{
+		{"int32 from a long in range", "i32", int64(-5), int32(-5)},
+		{"int32 from a long out of range", "i32", int64(1 << 31), nil},
+		{"uint32 from a negative long", "u32", int64(-1), nil},
+		{"uint32 from a long past 32 bits", "u32", int64(1 << 32), nil},
+		{"uint64 from decimal(20, 0)", "u64", dec("18446744073709551615", 0), uint64(18446744073709551615)},
+		{"uint64 from a decimal past 64 bits", "u64", dec("18446744073709551616", 0), nil},
+		{"uint64 from a whole scaled decimal", "u64", dec("200", 2), uint64(2)},
+		{"uint64 from a fraction", "u64", dec("150", 2), nil},
+		{"float from a double", "f", 1.5, nil},
+		{"float from a float", "f", float32(1.5), float32(1.5)},
+		{"closed enum by name", "closed", "B", protoreflect.EnumNumber(1)},
+		{"closed enum by declared number", "closed", int32(1), protoreflect.EnumNumber(1)},
+		{"closed enum by undeclared number", "closed", "5", nil},
+		{"timestamp before 1970", "ts", before1970, [2]int64{-1, 250_000_000}},
+		{"timestamp from a long", "ts", int64(5), nil},
+		{"wrapper", "wrapped", int32(3), int32(3)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fd := md.Fields().ByName(protoreflect.Name(c.field))
+			got, err := protoSingle(fd, c.v, c.field)
+			if c.want == nil {
+				if !errors.Is(err, ErrSourceRow) {
+					t.Fatalf("protoSingle(%v) = %v, %v; want %v", c.v, got, err, ErrSourceRow)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v any = got.Interface()
+			if m, ok := v.(protoreflect.Message); ok {
+				fs := m.Descriptor().Fields()
+				if fs.Len() == 1 {
+					v = m.Get(fs.Get(0)).Interface()
+				} else {
+					v = [2]int64{m.Get(fs.ByName("seconds")).Int(), m.Get(fs.ByName("nanos")).Int()}
+				}
+			}
+			if v != c.want {
+				t.Fatalf("protoSingle(%v) = %#v, want %#v", c.v, v, c.want)
+			}
+		})
 	}
 }

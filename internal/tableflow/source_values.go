@@ -1,7 +1,8 @@
 package tableflow
 
 // A source's rows as record values: plain values read from Arrow, then
-// JSON, or Avro or JSON Schema in the Confluent wire format.
+// JSON, or Avro, JSON Schema or Protobuf (source_protobuf.go) in the
+// Confluent wire format.
 
 import (
 	"cmp"
@@ -24,8 +25,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	hamba "github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/runnel-dev/runnel/internal/registry"
+	"github.com/runnel-dev/runnel/internal/registry/protobuf"
 )
 
 // Plain values of table cells other than Go's own (nil, bool, int32,
@@ -145,6 +148,9 @@ type valueEncoder struct {
 	id   int // schema id; 0: JSON without a schema
 	avro hamba.Schema
 	json registry.Schema // a JSON Schema to check values against
+	// proto is the message of a Protobuf schema: its file's first, the
+	// one the materialiser types a table from.
+	proto protoreflect.MessageDescriptor
 }
 
 // latestEncoder returns the encoder of topic's value subject's latest
@@ -192,13 +198,26 @@ func newValueEncoder(id int, typ string, sc registry.Schema) (valueEncoder, erro
 		return valueEncoder{id: id, avro: a.Avro()}, nil
 	case "JSON":
 		return valueEncoder{id: id, json: sc}, nil
+	case protobuf.TypeName:
+		p, ok := sc.(*protobuf.Schema)
+		if !ok {
+			return valueEncoder{}, fmt.Errorf("tableflow: Protobuf schema %d cannot be read", id)
+		}
+		ms := p.File().Messages()
+		if ms.Len() == 0 {
+			return valueEncoder{}, fmt.Errorf("tableflow: the topic's value schema %d declares no Protobuf message", id)
+		}
+		return valueEncoder{id: id, proto: ms.Get(0)}, nil
 	}
-	return valueEncoder{}, fmt.Errorf("tableflow: the topic's value schema %d is %s; a table source encodes values with Avro or JSON Schema only", id, typ)
+	return valueEncoder{}, fmt.Errorf("tableflow: the topic's value schema %d is %s; a table source encodes values with Avro, JSON Schema or Protobuf only", id, typ)
 }
 
 // encode returns row's value: the wire format of the encoder's schema, or
 // plain JSON.
 func (e valueEncoder) encode(row map[string]any) ([]byte, error) {
+	if e.proto != nil {
+		return encodeProtobuf(e.id, e.proto, row)
+	}
 	if e.avro != nil {
 		v, err := avroValue(e.avro, row, "")
 		if err != nil {
