@@ -199,6 +199,7 @@ func BenchmarkMaterialiseThroughput(b *testing.B) {
 	b.SetBytes(int64(n) * benchValueBytes)
 	b.StopTimer()
 	var wall, cpu time.Duration
+	var snapshots int
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("throughput%d", i)
 		v.topic(b, name)
@@ -230,10 +231,12 @@ func BenchmarkMaterialiseThroughput(b *testing.B) {
 		if got := w.rows(); got != int64(n) {
 			b.Fatalf("the table holds %d rows, want %d", got, n)
 		}
+		snapshots += len(w.meta.Snapshots())
 	}
 	total := float64(n) * float64(b.N)
 	b.ReportMetric(total/wall.Seconds(), "records/s")
 	b.ReportMetric(total/cpu.Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(snapshots)/float64(b.N), "snapshots/op")
 }
 
 // preload produces n records round robin over the topic's partitions in
