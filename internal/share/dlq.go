@@ -557,7 +557,7 @@ func (w *DeadLetters) settle(ctx context.Context, key Key, st dlqState) (dlqStat
 		errors.Is(res.Err, stream.ErrInvalidProducerEpoch):
 		// The sequencer no longer vouches for this producer id: look in
 		// the log for the batch itself.
-		found, err := w.landed(ctx, t, b)
+		found, err := stream.FindBatch(ctx, w.o.Log, t, b.Partition, b.From, b.PID, b.Epoch, b.Seq)
 		if err != nil {
 			return st, err
 		}
@@ -579,46 +579,6 @@ func (w *DeadLetters) settle(ctx context.Context, key Key, st dlqState) (dlqStat
 	st.InFlight = nil
 	w.written.WithLabelValues(key.Group).Add(float64(len(b.Letters)))
 	return st, nil
-}
-
-// landed reports whether batch b is in the dead-letter partition: a batch
-// of its producer id, epoch and base sequence at or past where the
-// partition ended when b was stored.
-func (w *DeadLetters) landed(ctx context.Context, t stream.TopicInfo, b *dlqBatch) (bool, error) {
-	ps, err := w.o.Log.State(t.Name, b.Partition)
-	if err != nil {
-		return false, err
-	}
-	for off := max(b.From, ps.LogStartOffset); off < ps.HighWatermark; {
-		res, err := w.o.Log.Fetch(ctx, stream.FetchPartition{TopicID: t.ID, Partition: b.Partition, Offset: off, MaxBytes: 1 << 20})
-		if errors.Is(err, stream.ErrOffsetOutOfRange) {
-			if ps, err = w.o.Log.State(t.Name, b.Partition); err != nil {
-				return false, err
-			}
-			if off >= ps.LogStartOffset {
-				return false, nil
-			}
-			off = ps.LogStartOffset
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		batches, err := stream.DecodeBatches(res.Records)
-		if err != nil {
-			return false, err
-		}
-		if len(batches) == 0 {
-			return false, nil
-		}
-		for _, x := range batches {
-			if x.ProducerID == b.PID && x.ProducerEpoch == b.Epoch && x.BaseSequence == b.Seq {
-				return true, nil
-			}
-			off = max(off, x.LastOffset+1)
-		}
-	}
-	return false, nil
 }
 
 // records builds the dead-letter records of b, within limit bytes: a

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -102,4 +104,52 @@ func EncodeBatch(pid int64, epoch int16, baseSeq int32, timestamp int64, records
 	h := batchHeader{LastOffsetDelta: int32(len(records) - 1), FirstTimestamp: timestamp, MaxTimestamp: timestamp,
 		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: baseSeq, NumRecords: int32(len(records))}
 	return buildBatch(h, 0, recs)
+}
+
+// BatchReader is what FindBatch reads: a partition's offsets and its
+// batches.
+type BatchReader interface {
+	State(topic string, partition int32) (PartitionState, error)
+	Fetch(ctx context.Context, p FetchPartition) (FetchResult, error)
+}
+
+// FindBatch reports whether the partition holds a batch of producer id
+// pid, epoch and base sequence seq at or past offset from. A writer that
+// produced under a producer id the sequencer has since expired uses it to
+// tell whether its last batch landed before producing it again.
+func FindBatch(ctx context.Context, log BatchReader, t TopicInfo, partition int32, from, pid int64, epoch int16, seq int32) (bool, error) {
+	ps, err := log.State(t.Name, partition)
+	if err != nil {
+		return false, err
+	}
+	for off := max(from, ps.LogStartOffset); off < ps.HighWatermark; {
+		res, err := log.Fetch(ctx, FetchPartition{TopicID: t.ID, Partition: partition, Offset: off, MaxBytes: 1 << 20})
+		if errors.Is(err, ErrOffsetOutOfRange) {
+			if ps, err = log.State(t.Name, partition); err != nil {
+				return false, err
+			}
+			if off >= ps.LogStartOffset {
+				return false, nil
+			}
+			off = ps.LogStartOffset
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		batches, err := DecodeBatches(res.Records)
+		if err != nil {
+			return false, err
+		}
+		if len(batches) == 0 {
+			return false, nil
+		}
+		for _, x := range batches {
+			if x.ProducerID == pid && x.ProducerEpoch == epoch && x.BaseSequence == seq {
+				return true, nil
+			}
+			off = max(off, x.LastOffset+1)
+		}
+	}
+	return false, nil
 }

@@ -716,7 +716,7 @@ func (r *sourceRun) settle(ctx context.Context, st sourceState) (sourceState, er
 			p.Done = true
 		case errors.Is(res.Err, stream.ErrUnknownProducerID), errors.Is(res.Err, stream.ErrOutOfOrderSequence),
 			errors.Is(res.Err, stream.ErrInvalidProducerEpoch):
-			found, err := r.s.landed(ctx, info, *p)
+			found, err := stream.FindBatch(ctx, r.s.o.Log, info, p.Partition, p.From, p.PID, p.Epoch, p.Seq)
 			if err != nil {
 				return st, err
 			}
@@ -774,46 +774,6 @@ func (r *sourceRun) settle(ctx context.Context, st sourceState) (sourceState, er
 	st.Rows += int64(b.Count)
 	st.Pending = nil
 	return st, nil
-}
-
-// landed reports whether part p is in its partition: a batch of its
-// producer id, epoch and base sequence at or past where the partition
-// ended when p was stored.
-func (s *Source) landed(ctx context.Context, t stream.TopicInfo, p sourcePart) (bool, error) {
-	ps, err := s.o.Log.State(t.Name, p.Partition)
-	if err != nil {
-		return false, err
-	}
-	for off := max(p.From, ps.LogStartOffset); off < ps.HighWatermark; {
-		res, err := s.o.Log.Fetch(ctx, stream.FetchPartition{TopicID: t.ID, Partition: p.Partition, Offset: off, MaxBytes: 1 << 20})
-		if errors.Is(err, stream.ErrOffsetOutOfRange) {
-			if ps, err = s.o.Log.State(t.Name, p.Partition); err != nil {
-				return false, err
-			}
-			if off >= ps.LogStartOffset {
-				return false, nil
-			}
-			off = ps.LogStartOffset
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		batches, err := stream.DecodeBatches(res.Records)
-		if err != nil {
-			return false, err
-		}
-		if len(batches) == 0 {
-			return false, nil
-		}
-		for _, x := range batches {
-			if x.ProducerID == p.PID && x.ProducerEpoch == p.Epoch && x.BaseSequence == p.Seq {
-				return true, nil
-			}
-			off = max(off, x.LastOffset+1)
-		}
-	}
-	return false, nil
 }
 
 // seqAdd adds to a producer sequence, wrapping at MaxInt32 as Kafka does.
