@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,16 +33,26 @@ func Start(t testing.TB) *Etcd {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.TickMs = 10
 	cfg.ElectionMs = 100
-	clientURL := freeURL(t)
-	peerURL := freeURL(t)
-	cfg.ListenClientUrls = []url.URL{clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{clientURL}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{peerURL}
-	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peerURL.String())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("clustertest: start etcd: %v", err)
+	// A free port can be taken by another test process between freeURL
+	// closing it and etcd binding it: try again on new ports.
+	var e *embed.Etcd
+	var err error
+	for attempt := 0; ; attempt++ {
+		cfg.Dir = t.TempDir()
+		clientURL := freeURL(t)
+		peerURL := freeURL(t)
+		cfg.ListenClientUrls = []url.URL{clientURL}
+		cfg.AdvertiseClientUrls = []url.URL{clientURL}
+		cfg.ListenPeerUrls = []url.URL{peerURL}
+		cfg.AdvertisePeerUrls = []url.URL{peerURL}
+		cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peerURL.String())
+		e, err = embed.StartEtcd(cfg)
+		if err == nil {
+			break
+		}
+		if attempt == 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("clustertest: start etcd: %v", err)
+		}
 	}
 	t.Cleanup(e.Close)
 	select {
