@@ -44,9 +44,10 @@ type Broker struct {
 	engine   *stream.Engine
 	cluster  *cluster.Cluster
 	groups   *groups.Coordinator
-	shares   shareServices     // share groups (share.go)
-	retries  *retry.Tables     // parked-keys tables of ordered retry policies (retry.go)
-	tables   tableflowServices // Iceberg tables of topics (tableflow.go)
+	shares   shareServices      // share groups (share.go)
+	retries  *retry.Tables      // parked-keys tables of ordered retry policies (retry.go)
+	tables   tableflowServices  // Iceberg tables of topics (tableflow.go)
+	gov      governanceServices // catalog, lineage, access, AsyncAPI, portal (governance.go)
 	server   *protocol.Server
 	registry *prometheus.Registry
 	lag      *lag.Tracker // consumer lag of the groups this broker coordinates (lag.go)
@@ -195,6 +196,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	if err := b.openTableflow(ctx); err != nil {
 		return nil, err
 	}
+	if err := b.openGovernance(ctx); err != nil {
+		return nil, err
+	}
 	gopts := groups.Options{
 		Client:  b.cli,
 		Cluster: b.cluster,
@@ -239,6 +243,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 	}
 	b.shares.protocolOptions(&popts, b.groups)
 	b.retryOptions(&popts)
+	b.lineageProtocolOptions(&popts)
 	if cfg.Telemetry.MetricsOn() {
 		if err := b.openClientMetrics(ctx, &popts); err != nil {
 			return nil, err
@@ -315,6 +320,7 @@ func (b *Broker) startHTTP() error {
 	}
 	mux.Handle("GET /share/groups/{group}", clusterOnly(g, http.HandlerFunc(b.handleShareStates)))
 	b.mountTableflow(mux, g)
+	b.mountGovernance(mux, g)
 	mux.Handle("/debug/pprof/", clusterOnly(g, http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", clusterOnly(g, http.HandlerFunc(pprof.Profile)))
 	mux.Handle("/debug/pprof/trace", clusterOnly(g, http.HandlerFunc(pprof.Trace)))
@@ -379,6 +385,7 @@ func (b *Broker) Close() error {
 		}
 		errs = append(errs, b.shares.close())
 		errs = append(errs, b.tables.close())
+		errs = append(errs, b.closeGovernance()...)
 		if b.engine != nil {
 			errs = append(errs, b.engine.Close())
 		}
