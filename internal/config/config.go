@@ -89,6 +89,9 @@ type Config struct {
 	ClockOffset time.Duration `yaml:"clock-offset"`
 	// Tracing configures OpenTelemetry tracing (tracing.go).
 	Tracing TracingConfig `yaml:"tracing"`
+	// Governance configures lineage, access requests and the portal
+	// (governance.go).
+	Governance GovernanceConfig `yaml:"governance"`
 }
 
 // MaxClockOffset bounds ClockOffset either way.
@@ -538,6 +541,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.DeadLetters.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Governance.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.Log.Level {
