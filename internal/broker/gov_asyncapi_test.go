@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/registry"
+)
+
+// TestGovAsyncAPI: the AsyncAPI endpoints of a broker with SCRAM users
+// and ACLs: every user may export the cluster (its listeners, topics
+// and schemas as they are), only an administrator may import, and an
+// import creates the topics and registers the subjects it plans.
+func TestGovAsyncAPI(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("admin:pw\nalice:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir)
+	cfg.Listeners = []config.ListenerConfig{
+		{Name: "INTERNAL", Addr: freeAddr(t), SecurityProtocol: config.ProtocolPlaintext},
+		{Name: "EXTERNAL", Addr: freeAddr(t), SecurityProtocol: config.ProtocolSASLPlaintext},
+	}
+	cfg.SASL.Mechanisms = []string{config.MechanismSCRAMSHA512}
+	cfg.SASL.BootstrapUsersFile = users
+	cfg.SASL.SCRAMIterations = 4096
+	cfg.Authorization.Enabled = true
+	cfg.Authorization.SuperUsers = []string{"User:admin"}
+	b := startBroker(t, &cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if _, err := b.engine.CreateTopic(ctx, "orders", 3, map[string]string{"retention.ms": "3600000"}, false); err != nil {
+		t.Fatal(err)
+	}
+	avro := `{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}`
+	if _, err := b.schemas.Register(ctx, registry.RegisterRequest{Subject: "orders-value", Schema: avro, Type: "AVRO"}); err != nil {
+		t.Fatal(err)
+	}
+	api := "http://" + b.HTTPAddr() + "/api/v1/asyncapi"
+	cl := &http.Client{Timeout: 10 * time.Second}
+
+	status, body := get(t, cl, "GET", api+"?format=json", "", "")
+	if status != 401 {
+		t.Fatalf("export without credentials = %d %s", status, body)
+	}
+	status, doc := get(t, cl, "GET", api+"?format=json", "alice", "")
+	if status != 200 {
+		t.Fatalf("export as alice = %d %s", status, doc)
+	}
+	var d struct {
+		Servers map[string]struct {
+			Host     string
+			Protocol string
+			Security []map[string]string
+			Bindings struct {
+				Kafka struct{ SchemaRegistryURL string }
+			}
+		}
+		Channels map[string]struct {
+			Address  string
+			Bindings struct {
+				Kafka struct {
+					Partitions         int
+					TopicConfiguration map[string]any
+				}
+			}
+		}
+		Components struct {
+			Messages map[string]struct {
+				Payload struct{ SchemaFormat string }
+			}
+			SecuritySchemes map[string]struct{ Type string }
+		}
+	}
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		t.Fatal(err)
+	}
+	in, ext := d.Servers["INTERNAL"], d.Servers["EXTERNAL"]
+	if in.Host != b.ListenerAddr("INTERNAL") || in.Protocol != "kafka" || len(in.Security) != 0 {
+		t.Errorf("server INTERNAL %+v", in)
+	}
+	if ext.Host != b.ListenerAddr("EXTERNAL") || len(ext.Security) != 1 || ext.Security[0]["$ref"] != "#/components/securitySchemes/saslScramSha512" {
+		t.Errorf("server EXTERNAL %+v", ext)
+	}
+	if got := d.Components.SecuritySchemes["saslScramSha512"].Type; got != "scramSha512" {
+		t.Errorf("scheme type %q", got)
+	}
+	if got := in.Bindings.Kafka.SchemaRegistryURL; got != "http://"+b.RegistryAddr() {
+		t.Errorf("schema registry %q, want http://%s", got, b.RegistryAddr())
+	}
+	ch := d.Channels["orders"]
+	if ch.Address != "orders" || ch.Bindings.Kafka.Partitions != 3 || ch.Bindings.Kafka.TopicConfiguration["retention.ms"] != 3600000.0 {
+		t.Errorf("channel orders %+v", ch)
+	}
+	if len(d.Channels) != 1 {
+		t.Errorf("channels %v: Kafka's internal topics are no products", d.Channels)
+	}
+	if f := d.Components.Messages["orders"].Payload.SchemaFormat; f != "application/vnd.apache.avro;version=1.9.0" {
+		t.Errorf("payload format %q", f)
+	}
+
+	// Importing the cluster's own document finds everything there.
+	if status, body := get(t, cl, "POST", api+"/import", "alice", doc); status != 403 {
+		t.Fatalf("import as alice = %d %s", status, body)
+	}
+	status, body = get(t, cl, "POST", api+"/import", "admin", doc)
+	if status != 200 || !strings.Contains(body, `"action":"exists"`) || strings.Contains(body, `"create"`) || strings.Contains(body, `"register"`) {
+		t.Fatalf("import of the cluster's own document = %d %s", status, body)
+	}
+
+	fresh := `asyncapi: 3.0.0
+info: {title: t, version: "1"}
+channels:
+  fresh:
+    address: fresh
+    bindings: {kafka: {partitions: 2, topicConfiguration: {cleanup.policy: [compact]}}}
+    messages:
+      m:
+        payload:
+          schemaFormat: application/schema+json;version=draft-07
+          schema: {type: object, properties: {n: {type: integer}}}
+`
+	status, body = get(t, cl, "POST", api+"/import", "admin", fresh)
+	if status != 200 || !strings.Contains(body, `"name":"fresh","action":"create","partitions":2`) || !strings.Contains(body, `"subject":"fresh-value","topic":"fresh","type":"JSON","action":"register"`) {
+		t.Fatalf("dry run = %d %s", status, body)
+	}
+	if _, ok := b.engine.Topic("fresh"); ok {
+		t.Fatal("a dry run created the topic")
+	}
+	status, body = get(t, cl, "POST", api+"/import?dryRun=false", "admin", fresh)
+	if status != 200 {
+		t.Fatalf("apply = %d %s", status, body)
+	}
+	ti, ok := b.engine.Topic("fresh")
+	if !ok || ti.Partitions != 2 || ti.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("topic fresh after the import: %+v %v", ti, ok)
+	}
+	ss, err := b.schemas.Version(ctx, "fresh-value", -1, false)
+	if err != nil || ss.Type != "JSON" || ss.Schema != `{"type":"object","properties":{"n":{"type":"integer"}}}` {
+		t.Fatalf("subject fresh-value: %+v %v", ss, err)
+	}
+	status, body = get(t, cl, "POST", api+"/import?dryRun=false", "admin", "asyncapi: 2.6.0\nchannels: {a: {}}\n")
+	if status != 400 || !strings.Contains(body, "Runnel imports AsyncAPI 3.x documents") {
+		t.Fatalf("an AsyncAPI 2 document = %d %s", status, body)
+	}
+}
