@@ -60,7 +60,9 @@ bearer token of --sasl-token-file with --sasl-mechanism OAUTHBEARER.`,
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "Write the AsyncAPI document of the cluster or of some topics",
-		Args:  cobra.NoArgs,
+		Example: `  runnel asyncapi export -o cluster.yaml
+  runnel asyncapi export --topics orders,payments --format json --http https://broker-1:8080 --tls-ca ca.pem`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "yaml" && format != "json" {
 				return fmt.Errorf("--format %q: want yaml or json", format)
@@ -100,6 +102,9 @@ conflicts (and how); each subject to register, that exists, or that is
 incompatible; each product to create, update or leave unchanged. Nothing
 changes without --apply, and an apply is refused while the plan has a
 conflict or an incompatible schema.`,
+		Example: `  runnel asyncapi import cluster.yaml
+  RUNNEL_SASL_PASSWORD=… runnel asyncapi import cluster.yaml --apply --sasl-mechanism SCRAM-SHA-512 --sasl-user admin
+  cat cluster.json | runnel asyncapi import - --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			doc, err := readDocumentFile(cmd.InOrStdin(), args[0])
