@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,5 +152,48 @@ channels:
 	status, body = get(t, cl, "POST", api+"/import?dryRun=false", "admin", "asyncapi: 2.6.0\nchannels: {a: {}}\n")
 	if status != 400 || !strings.Contains(body, "Runnel imports AsyncAPI 3.x documents") {
 		t.Fatalf("an AsyncAPI 2 document = %d %s", status, body)
+	}
+
+	// What the engine and the registry answer reaches the plan.
+	avroDoc := func(partitions int, schema string) string {
+		return "asyncapi: 3.0.0\nchannels:\n  orders:\n    address: orders\n" +
+			"    bindings: {kafka: {partitions: " + fmt.Sprint(partitions) + "}}\n" +
+			"    messages: {m: {payload: {schemaFormat: application/vnd.apache.avro;version=1.9.0, schema: " + schema + "}}}\n"
+	}
+	for _, c := range []struct {
+		name, doc string
+		dryRun    bool
+		status    int
+		want      []string
+		unchanged bool
+	}{
+		{"other partitions", avroDoc(6, `{type: record, name: Order, fields: [{name: id, type: string}]}`), true, 200,
+			[]string{`"action":"conflict"`, "partitions: 3 on the cluster, 6 in the document"}, true},
+		{"incompatible schema", avroDoc(3, `{type: record, name: Order, fields: [{name: id, type: string}, {name: qty, type: int}]}`), true, 200,
+			[]string{`"subject":"orders-value","topic":"orders","type":"AVRO","action":"incompatible"`, "qty"}, true},
+		{"invalid schema", avroDoc(3, `{type: record, name: Order, fields: [{name: id, type: strang}]}`), true, 200,
+			[]string{`"action":"incompatible","reason":"Invalid schema`}, true},
+		{"compatible new version", avroDoc(3, `{type: record, name: Order, fields: [{name: id, type: string}, {name: note, type: ['null', string], default: null}]}`), false, 200,
+			[]string{`"action":"register"`, `"version":2`, `"applied":true`}, false},
+		{"apply refused", avroDoc(6, `{type: record, name: Order, fields: [{name: id, type: string}]}`), false, 409,
+			[]string{`"error_code":40901`, "nothing was applied: topic orders"}, true},
+		{"engine refuses a config", "asyncapi: 3.0.0\nchannels:\n  t:\n    address: t\n    x-runnel-configs: {table.mode: sideways}\n", true, 400,
+			[]string{"table.mode"}, true},
+	} {
+		before, _ := b.schemas.Versions(ctx, "orders-value", registry.ListOptions{})
+		status, body := get(t, cl, "POST", api+"/import?dryRun="+fmt.Sprint(c.dryRun), "admin", c.doc)
+		if status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, status, body, c.status)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: the answer lacks %q: %s", c.name, w, body)
+			}
+		}
+		after, _ := b.schemas.Versions(ctx, "orders-value", registry.ListOptions{})
+		if ti, _ := b.engine.Topic("orders"); c.unchanged && (len(after) != len(before) || ti.Partitions != 3) {
+			t.Errorf("%s changed the cluster: versions %v → %v, %d partitions", c.name, before, after, ti.Partitions)
+		}
 	}
 }
