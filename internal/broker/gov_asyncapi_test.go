@@ -177,8 +177,8 @@ channels:
 			[]string{`"action":"register"`, `"version":2`, `"applied":true`}, false},
 		{"apply refused", avroDoc(6, `{type: record, name: Order, fields: [{name: id, type: string}]}`), false, 409,
 			[]string{`"error_code":40901`, "nothing was applied: topic orders"}, true},
-		{"engine refuses a config", "asyncapi: 3.0.0\nchannels:\n  t:\n    address: t\n    x-runnel-configs: {table.mode: sideways}\n", true, 400,
-			[]string{"table.mode"}, true},
+		{"engine refuses configs", "asyncapi: 3.0.0\nchannels:\n  t:\n    address: t\n    x-runnel-configs: {min.compaction.lag.ms: 10, max.compaction.lag.ms: 5}\n", true, 400,
+			[]string{`"error_code":40001`, "topic t: stream: invalid config", "min.compaction.lag.ms=10 must not exceed max.compaction.lag.ms=5"}, true},
 	} {
 		before, _ := b.schemas.Versions(ctx, "orders-value", registry.ListOptions{})
 		status, body := get(t, cl, "POST", api+"/import?dryRun="+fmt.Sprint(c.dryRun), "admin", c.doc)
