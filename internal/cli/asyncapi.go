@@ -236,6 +236,7 @@ func printImport(w io.Writer, r asyncapi.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if r.DryRun {
 		fmt.Fprintln(tw, "Dry run: nothing was changed (apply with --apply).")
+		fmt.Fprintln(tw)
 	}
 	done := func(applied bool) string {
 		if r.DryRun {
@@ -246,7 +247,7 @@ func printImport(w io.Writer, r asyncapi.Result) error {
 		}
 		return "-"
 	}
-	fmt.Fprintln(tw, "\nTOPIC\tACTION\tPARTITIONS\tCONFIGS\tAPPLIED\tREASON")
+	fmt.Fprintln(tw, "TOPIC\tACTION\tPARTITIONS\tCONFIGS\tAPPLIED\tREASON")
 	for _, t := range r.Topics {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.Action, t.Partitions, configText(t.Configs), done(t.Applied), t.Reason)
 	}
@@ -274,5 +275,5 @@ func configText(m map[string]string) string {
 	for i, k := range keys {
 		parts[i] = k + "=" + m[k]
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(parts, " ")
 }
