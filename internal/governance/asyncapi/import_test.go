@@ -63,6 +63,8 @@ func TestImportRoundTrip(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			ctx := context.Background()
 			src := newCluster()
+			src.schemas.add("payments.v1-key", Schema{Type: TypeJSON, Text: `{"type":"string","maxLength":10}`})
+			src.schemas.add("sensors-key", Schema{Type: TypeProtobuf, Text: "syntax = \"proto3\";\nmessage K { string id = 1; }\n"})
 			doc := exportDoc(t, src.service(t), format)
 			dst := emptyCluster()
 			s := dst.service(t)
@@ -72,7 +74,8 @@ func TestImportRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantTopics := map[string]string{"orders": "create", "payments.v1": "create", "sensors": "create", "clicks": "create"}
-			wantSubjects := map[string]string{"orders-key": "register", "orders-value": "register", "payments.v1-value": "register", "sensors-value": "register"}
+			wantSubjects := map[string]string{"orders-key": "register", "orders-value": "register", "payments.v1-key": "register",
+				"payments.v1-value": "register", "sensors-key": "register", "sensors-value": "register"}
 			if got := topicActions(plan); !reflect.DeepEqual(got, wantTopics) {
 				t.Errorf("dry run topics %v, want %v", got, wantTopics)
 			}
