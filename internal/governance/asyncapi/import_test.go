@@ -476,3 +476,26 @@ components:
 		t.Errorf("channel b %+v", specs[1])
 	}
 }
+
+// TestNormalConfig: values that mean the same compare equal, so a topic
+// whose configs are spelled otherwise is no conflict.
+func TestNormalConfig(t *testing.T) {
+	for _, c := range []struct {
+		name, a, b string
+		same       bool
+	}{
+		{"cleanup.policy", "delete, compact", "compact,delete", true},
+		{"cleanup.policy", "compact,compact", "compact", true},
+		{"cleanup.policy", "compact", "compact,delete", false},
+		{"retention.ms", "+0100", "100", true},
+		{"retention.ms", "100", "1000", false},
+		{"confluent.value.schema.validation", "TRUE", "true", true},
+		{"min.cleanable.dirty.ratio", "0.50", "0.5", true},
+		{"compression.type", " zstd ", "zstd", true},
+		{"compression.type", "zstd", "lz4", false},
+	} {
+		if got := normalConfig(c.name, c.a) == normalConfig(c.name, c.b); got != c.same {
+			t.Errorf("%s: %q and %q the same: %v, want %v", c.name, c.a, c.b, got, c.same)
+		}
+	}
+}
