@@ -506,9 +506,20 @@ func TestGrantACLBookkeeping(t *testing.T) {
 		allow(kmsg.ACLResourceTypeTopic, "orders", lit, "User:alice", kmsg.ACLOperationDescribe),
 		manual,
 	)
+	at, err := e.cli.Get(e.ctx, "revision")
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.must(200, 1, "bob", "POST", "/api/v1/access-requests/"+r1.ID+"/revoke", `{"reason":"one is enough"}`, nil)
-	time.Sleep(100 * time.Millisecond) // a wrong deletion would reach node 0 by now
 	e.eventuallyACLs(0, "User:alice", write)
+	// Not even for a moment: the revocation touched no binding.
+	wctx, stop := context.WithTimeout(e.ctx, 200*time.Millisecond)
+	defer stop()
+	for wr := range e.cli.Watch(wctx, "/runnel/security/acls/", clientv3.WithPrefix(), clientv3.WithRev(at.Header.Revision+1)) {
+		for _, ev := range wr.Events {
+			t.Fatalf("revoking one of two grants changed a binding: %s %s", ev.Type, ev.Kv.Key)
+		}
+	}
 	e.must(200, 0, "bob", "POST", "/api/v1/access-requests/"+r2.ID+"/revoke", `{"reason":"none"}`, nil)
 	e.eventuallyACLs(1, "User:alice", aclStrings(manual))
 	// No bookkeeping is left behind.
