@@ -313,7 +313,35 @@ func TestGovShareRevokedWithinASecond(t *testing.T) {
 			fetchLoop(lctx, br, "orders", id, refused[i], func(err error) { t.Errorf("broker %d: %v", i+1, err) })
 		}()
 	}
+	// The recipient's consumer, caught up, waits in a long poll
+	// (franz-go waits up to 5 s for data) while the share is revoked and
+	// a record arrives: it must be refused, and never get that record.
+	type polled struct {
+		records int
+		err     error
+		at      time.Time
+	}
+	polls := make(chan polled, 64)
+	pctx, pstop := context.WithCancel(c.ctx)
+	defer pstop()
+	go func() {
+		for pctx.Err() == nil {
+			fs := recipient.PollFetches(pctx)
+			if pctx.Err() != nil {
+				return
+			}
+			select {
+			case polls <- polled{records: fs.NumRecords(), err: fs.Err(), at: time.Now()}:
+			default:
+			}
+		}
+	}()
 	time.Sleep(300 * time.Millisecond)
+	select {
+	case p := <-polls:
+		t.Fatalf("the caught-up recipient polled %+v before the revocation", p)
+	default:
+	}
 	select {
 	case <-refused[0]:
 		t.Fatal("refused before the revocation")
@@ -327,6 +355,21 @@ func TestGovShareRevokedWithinASecond(t *testing.T) {
 	if st := c.api(1, "bob", "bob-pw", "DELETE", "/api/v1/shares/"+cs.Share.ID, "", &sh); st != 200 || sh.State != access.ShareRevoked {
 		t.Fatalf("revoke: %d %+v", st, sh)
 	}
+	c.produce("orders", 1)
+	select {
+	case p := <-polls:
+		d := p.at.Sub(start)
+		t.Logf("the recipient's long poll answered %v after the revocation began: %d records, %v", d, p.records, p.err)
+		if p.records > 0 {
+			t.Fatalf("the recipient got %d records produced after the revocation", p.records)
+		}
+		if p.err == nil || d > time.Second {
+			t.Fatalf("the recipient's poll %v after the revocation: %v, want refused within a second", d, p.err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the recipient's poll was not answered within 3s of the revocation")
+	}
+	pstop()
 	for i := range 2 {
 		select {
 		case at := <-refused[i]:
