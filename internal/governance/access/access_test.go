@@ -766,3 +766,35 @@ func TestAuditTrim(t *testing.T) {
 		}
 	}
 }
+
+// TestStepAndEventInOneTransaction: a request's creation and a decision
+// are stored in the same etcd transaction as their audit events, so no
+// step happens unaudited and no event tells of a step that did not.
+func TestStepAndEventInOneTransaction(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	var r AccessRequest
+	e.must(201, 0, "alice", "POST", "/api/v1/access-requests", `{"topic":"orders","operation":"READ","reason":"x"}`, &r)
+	e.must(200, 0, "bob", "POST", "/api/v1/access-requests/"+r.ID+"/decline", `{"reason":"not now"}`, nil)
+	req, err := e.cli.Get(e.ctx, requestPrefix+r.ID)
+	if err != nil || len(req.Kvs) != 1 {
+		t.Fatal(err, req)
+	}
+	events, err := e.cli.Get(e.ctx, AuditPrefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := map[string]int64{}
+	for _, kv := range events.Kvs {
+		var ev governance.Event
+		if err := json.Unmarshal(kv.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		revs[ev.Action] = kv.ModRevision
+	}
+	if got, want := revs["access.request"], req.Kvs[0].CreateRevision; got != want {
+		t.Errorf("the request event is at revision %d, the request was created at %d", got, want)
+	}
+	if got, want := revs["access.decline"], req.Kvs[0].ModRevision; got != want {
+		t.Errorf("the decline event is at revision %d, the decline at %d", got, want)
+	}
+}

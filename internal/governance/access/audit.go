@@ -123,19 +123,30 @@ func (a *Audit) Close() error {
 // Record stores e with a new id and, when e.Time is zero, the current
 // time; it returns once the event is in etcd.
 func (a *Audit) Record(ctx context.Context, e governance.Event) error {
+	op, err := a.put(e)
+	if err != nil {
+		return err
+	}
+	if _, err := a.o.Client.Do(ctx, op); err != nil {
+		return fmt.Errorf("access: store audit event: %w", err)
+	}
+	return nil
+}
+
+// put is the etcd put storing e with a new id (and the current time
+// when e.Time is zero), for a transaction that stores a step and its
+// event together.
+func (a *Audit) put(e governance.Event) (clientv3.Op, error) {
 	if e.Time.IsZero() {
-		e.Time = a.o.Now().UTC()
+		e.Time = a.o.Now()
 	}
 	e.Time = e.Time.UTC()
 	e.ID = a.ids.next(e.Time)
 	b, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("access: encode audit event: %w", err)
+		return clientv3.Op{}, fmt.Errorf("access: encode audit event: %w", err)
 	}
-	if _, err := a.o.Client.Put(ctx, AuditPrefix+e.ID, string(b)); err != nil {
-		return fmt.Errorf("access: store audit event: %w", err)
-	}
-	return nil
+	return clientv3.OpPut(AuditPrefix+e.ID, string(b)), nil
 }
 
 // AuditFilter selects events: empty fields select everything.

@@ -233,10 +233,19 @@ func (s *Service) owns(ctx context.Context, actor governance.Actor, topic string
 	return ok, nil
 }
 
-// record audits a step; a step whose event cannot be stored fails.
-func (s *Service) record(ctx context.Context, e governance.Event) error {
-	e.Time = s.o.Now().UTC()
-	return s.audit.Record(ctx, e)
+// auditOps are the puts of a step's events, stored in the step's own
+// transaction: a step is audited exactly when it happens.
+func (s *Service) auditOps(events []governance.Event) ([]clientv3.Op, error) {
+	var ops []clientv3.Op
+	for _, e := range events {
+		e.Time = s.o.Now().UTC()
+		op, err := s.audit.put(e)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
 }
 
 // systemActor is who time-driven steps are recorded as.
@@ -267,15 +276,17 @@ func (s *Service) Create(ctx context.Context, actor governance.Actor, n NewReque
 		return nil, err
 	}
 	key := requestPrefix + r.ID
-	tr, err := s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, string(b))).Commit()
+	ops, err := s.auditOps([]governance.Event{governance.NewEvent(actor, "access.request", "access-request:"+r.ID, r.Topic, r.Reason, nil, r)})
+	if err != nil {
+		return nil, err
+	}
+	tr, err := s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(append(ops, clientv3.OpPut(key, string(b)))...).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("access: store request: %w", err)
 	}
 	if !tr.Succeeded {
 		return nil, conflict("request id %s taken", r.ID)
-	}
-	if err := s.record(ctx, governance.NewEvent(actor, "access.request", "access-request:"+r.ID, r.Topic, r.Reason, nil, r)); err != nil {
-		return nil, err
 	}
 	return r, s.requests.WaitRev(ctx, tr.Header.Revision)
 }
@@ -299,14 +310,20 @@ func (s *Service) load(ctx context.Context, id string) (*AccessRequest, int64, e
 	return &r, resp.Kvs[0].ModRevision, nil
 }
 
-// cas stores r if its key is still at rev; false when it moved.
-func (s *Service) cas(ctx context.Context, r *AccessRequest, rev int64) (bool, int64, error) {
+// cas stores r, and the events of the step, if its key is still at rev;
+// false when it moved.
+func (s *Service) cas(ctx context.Context, r *AccessRequest, rev int64, events ...governance.Event) (bool, int64, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return false, 0, err
 	}
+	ops, err := s.auditOps(events)
+	if err != nil {
+		return false, 0, err
+	}
 	key := requestPrefix + r.ID
-	tr, err := s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
+	tr, err := s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(append(ops, clientv3.OpPut(key, string(b)))...).Commit()
 	if err != nil {
 		return false, 0, fmt.Errorf("access: store request %s: %w", r.ID, err)
 	}
@@ -458,16 +475,13 @@ func (s *Service) step(ctx context.Context, actor governance.Actor, id string, d
 		if err := decide(&r, d, actor, owner, s.o.FourEyes, reason, s.o.Now()); err != nil {
 			return nil, err
 		}
-		ok, newRev, err := s.cas(ctx, &r, rev)
+		ok, newRev, err := s.cas(ctx, &r, rev, governance.NewEvent(actor, "access."+d.String(), "access-request:"+r.ID, r.Topic,
+			strings.TrimSpace(reason), before, &r))
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			continue // decided meanwhile elsewhere: decide again on what is stored
-		}
-		if err := s.record(ctx, governance.NewEvent(actor, "access."+d.String(), "access-request:"+r.ID, r.Topic,
-			strings.TrimSpace(reason), before, &r)); err != nil {
-			return nil, err
 		}
 		switch r.State {
 		case StateApproved:
@@ -613,13 +627,10 @@ func (s *Service) sweepRequest(ctx context.Context, seen *AccessRequest, now tim
 	before := *r
 	switch {
 	case expire(r, now):
-		ok, newRev, err := s.cas(ctx, r, rev)
+		ok, newRev, err := s.cas(ctx, r, rev, governance.NewEvent(systemActor, "access.expire", "access-request:"+r.ID, r.Topic,
+			"expired at "+r.ExpiresAt.Format(time.RFC3339), &before, r))
 		if err != nil || !ok {
 			return err // another broker swept it
-		}
-		if err := s.record(ctx, governance.NewEvent(systemActor, "access.expire", "access-request:"+r.ID, r.Topic,
-			"expired at "+r.ExpiresAt.Format(time.RFC3339), &before, r)); err != nil {
-			return err
 		}
 		if len(r.ACLs) > 0 {
 			_, err = s.releaseGrant(ctx, r, newRev)

@@ -204,13 +204,19 @@ func (s *Service) CreateShare(ctx context.Context, actor governance.Actor, n New
 	if !tr.Succeeded {
 		return nil, conflict("share id %s taken", id)
 	}
-	if err := s.provision(ctx, sh, password); err != nil {
-		// Undo what was made; the share never worked.
+	err = s.provision(ctx, sh, password)
+	if err == nil {
+		var ops []clientv3.Op
+		if ops, err = s.auditOps([]governance.Event{governance.NewEvent(actor, "share.create", "share:"+id, sh.Topic, sh.Recipient, nil, sh)}); err == nil {
+			if _, err = s.o.Client.Do(ctx, ops[0]); err != nil {
+				err = fmt.Errorf("access: store audit event: %w", err)
+			}
+		}
+	}
+	if err != nil {
+		// Undo what was made: nobody got the password.
 		s.cleanShare(context.WithoutCancel(ctx), sh)
 		s.o.Client.Delete(context.WithoutCancel(ctx), key)
-		return nil, err
-	}
-	if err := s.record(ctx, governance.NewEvent(actor, "share.create", "share:"+id, sh.Topic, sh.Recipient, nil, sh)); err != nil {
 		return nil, err
 	}
 	if err := s.shares.WaitRev(ctx, tr.Header.Revision); err != nil {
@@ -290,13 +296,20 @@ func (s *Service) loadShare(ctx context.Context, id string) (*Share, int64, erro
 	return &sh, resp.Kvs[0].ModRevision, nil
 }
 
-func (s *Service) casShare(ctx context.Context, sh *Share, rev int64) (bool, int64, error) {
+// casShare stores sh, and the events of the step, if its key is still at
+// rev; false when it moved.
+func (s *Service) casShare(ctx context.Context, sh *Share, rev int64, events ...governance.Event) (bool, int64, error) {
 	b, err := json.Marshal(sh)
 	if err != nil {
 		return false, 0, err
 	}
+	ops, err := s.auditOps(events)
+	if err != nil {
+		return false, 0, err
+	}
 	key := sharePrefix + sh.ID
-	tr, err := s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
+	tr, err := s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(append(ops, clientv3.OpPut(key, string(b)))...).Commit()
 	if err != nil {
 		return false, 0, fmt.Errorf("access: store share %s: %w", sh.ID, err)
 	}
@@ -381,15 +394,12 @@ func (s *Service) RevokeShare(ctx context.Context, actor governance.Actor, id st
 		before := *sh
 		now := s.o.Now().UTC()
 		sh.State, sh.RevokedBy, sh.RevokedAt = ShareRevoked, actor.String(), &now
-		won, newRev, err := s.casShare(ctx, sh, rev)
+		won, newRev, err := s.casShare(ctx, sh, rev, governance.NewEvent(actor, "share.revoke", "share:"+id, sh.Topic, sh.Recipient, &before, sh))
 		if err != nil {
 			return nil, err
 		}
 		if !won {
 			continue
-		}
-		if err := s.record(ctx, governance.NewEvent(actor, "share.revoke", "share:"+id, sh.Topic, sh.Recipient, &before, sh)); err != nil {
-			return nil, err
 		}
 		return s.finishShare(ctx, sh, newRev)
 	}
@@ -442,12 +452,9 @@ func (s *Service) sweepShare(ctx context.Context, seen *Share, now time.Time) er
 		before := *sh
 		t := now.UTC()
 		sh.State, sh.RevokedBy, sh.RevokedAt = ShareExpired, systemActor.String(), &t
-		ok, newRev, err := s.casShare(ctx, sh, rev)
+		ok, newRev, err := s.casShare(ctx, sh, rev, governance.NewEvent(systemActor, "share.expire", "share:"+sh.ID, sh.Topic,
+			"expired at "+sh.ExpiresAt.Format(time.RFC3339), &before, sh))
 		if err != nil || !ok {
-			return err
-		}
-		if err := s.record(ctx, governance.NewEvent(systemActor, "share.expire", "share:"+sh.ID, sh.Topic,
-			"expired at "+sh.ExpiresAt.Format(time.RFC3339), &before, sh)); err != nil {
 			return err
 		}
 		_, err = s.finishShare(ctx, sh, newRev)
