@@ -798,3 +798,66 @@ func TestStepAndEventInOneTransaction(t *testing.T) {
 		t.Errorf("the decline event is at revision %d, the decline at %d", got, want)
 	}
 }
+
+// TestSweepFinishesHalfDoneSteps: a broker that stopped between deciding
+// a request and changing its ACLs leaves a request APPROVED but not
+// applied, or REVOKED but not released; a sweep on another broker
+// finishes the step once it is older than finishAfter.
+func TestSweepFinishesHalfDoneSteps(t *testing.T) {
+	e := newEnv(t, envOpts{nodes: 2})
+	var r AccessRequest
+	e.must(201, 0, "alice", "POST", "/api/v1/access-requests", `{"topic":"orders","operation":"WRITE","reason":"x"}`, &r)
+	// What node 0 stores when it stops right after the approval's
+	// compare-and-swap.
+	decided := e.clock.now()
+	r.State, r.DecidedBy, r.DecidedAt = StateApproved, "User:bob", &decided
+	for _, a := range grantACLs(&r) {
+		r.ACLs = append(r.ACLs, toJSON(a))
+	}
+	put := func(r *AccessRequest) {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.cli.Put(e.ctx, requestPrefix+r.ID, string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(&r)
+	want := aclStrings(
+		allow(kmsg.ACLResourceTypeTopic, "orders", lit, "User:alice", kmsg.ACLOperationWrite),
+		allow(kmsg.ACLResourceTypeTopic, "orders", lit, "User:alice", kmsg.ACLOperationDescribe),
+	)
+	sweep := func() {
+		e.eventually("node 1 sees the stored request", func() bool {
+			got, _, _ := e.n[1].svc.List(e.ctx, governance.Actor{Admin: true}, RequestFilter{}, 10, 0)
+			return len(got) == 1 && got[0].State == r.State
+		})
+		if err := e.n[1].svc.Sweep(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep()
+	if got := e.aclsOf(1, "User:alice"); len(got) != 0 {
+		t.Fatalf("a sweep finished a step younger than %v: %v", finishAfter, got)
+	}
+	e.clock.add(finishAfter + time.Second)
+	sweep()
+	e.eventuallyACLs(1, "User:alice", want)
+	e.must(200, 1, "alice", "GET", "/api/v1/access-requests/"+r.ID, "", &r)
+	if !r.Applied {
+		t.Fatalf("not marked applied: %+v", r)
+	}
+
+	// Revoked, its ACLs not yet released.
+	ended := e.clock.now()
+	r.State, r.EndedBy, r.EndedAt = StateRevoked, "User:bob", &ended
+	put(&r)
+	e.clock.add(finishAfter + time.Second)
+	sweep()
+	e.eventuallyACLs(1, "User:alice", nil)
+	e.must(200, 1, "alice", "GET", "/api/v1/access-requests/"+r.ID, "", &r)
+	if !r.Released {
+		t.Fatalf("not marked released: %+v", r)
+	}
+}
