@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -440,3 +442,109 @@ func TestGovGrantExpires(t *testing.T) {
 		t.Fatalf("the expired grant: %d %+v", st, r)
 	}
 }
+
+// TestGovShareKcat: the recipient of a share consumes with kcat
+// (librdkafka, SASL/SCRAM) from the connection details it was given;
+// revoking the share refuses it within a second, and a record written
+// after the revocation never reaches it.
+func TestGovShareKcat(t *testing.T) {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		if os.Getenv("RUNNEL_REQUIRE_CLIENTS") != "" {
+			t.Fatalf("kcat is required (RUNNEL_REQUIRE_CLIENTS is set): %v", err)
+		}
+		t.Skipf("kcat not available: %v", err)
+	}
+	c := startGovCluster(t, topicOwners{"orders": "User:bob"})
+	admin := kadm.NewClient(c.client(0, "admin", "admin-pw"))
+	if resp, err := admin.CreateTopics(c.ctx, 1, -1, nil, "orders"); err != nil || resp.Error() != nil {
+		t.Fatal(err, resp.Error())
+	}
+	c.produce("orders", 5)
+	var cs access.CreatedShare
+	if st := c.api(0, "bob", "bob-pw", "POST", "/api/v1/shares", `{"topic":"orders","recipient":"ACME"}`, &cs); st != 201 {
+		t.Fatalf("share: %d", st)
+	}
+	cn := cs.Connection
+	cmd := exec.CommandContext(c.ctx, "kcat", "-C", "-u", "-t", "orders", "-o", "beginning", "-f", "%s\n",
+		"-b", cn.BootstrapServers, "-X", "security.protocol="+cn.SecurityProtocol, "-X", "sasl.mechanisms="+cn.SASLMechanism,
+		"-X", "sasl.username="+cs.Credentials.Username, "-X", "sasl.password="+cs.Credentials.Password)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	var mu sync.Mutex
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return stderr.Write(p)
+	})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for i := range 5 {
+		select {
+		case l := <-lines:
+			if l != fmt.Sprint("record-", i) {
+				t.Fatalf("kcat read %q, want record-%d", l, i)
+			}
+		case <-time.After(10 * time.Second):
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("kcat read %d records in 10s; stderr: %s", i, stderr.String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // caught up: kcat is in a long poll
+
+	start := time.Now()
+	if st := c.api(1, "bob", "bob-pw", "DELETE", "/api/v1/shares/"+cs.Share.ID, "", nil); st != 200 {
+		t.Fatalf("revoke: %d", st)
+	}
+	c.produce("orders", 1)
+	refused := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(strings.ToLower(stderr.String()), "authoriz")
+	}
+	for !refused() {
+		select {
+		case l, ok := <-lines:
+			if ok {
+				t.Fatalf("kcat read %q after the revocation", l)
+			}
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Fatal("kcat not refused within 3s of the revocation")
+		}
+	}
+	d := time.Since(start)
+	t.Logf("kcat refused %v after the revocation began", d)
+	if d > time.Second {
+		t.Errorf("kcat refused after %v, want within a second", d)
+	}
+	select {
+	case l, ok := <-lines:
+		if ok {
+			t.Fatalf("kcat read %q after the revocation", l)
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
