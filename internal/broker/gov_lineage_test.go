@@ -1,0 +1,161 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/governance/lineage"
+	"github.com/runnel-dev/runnel/internal/protocol"
+)
+
+// runPipeline produces n records to "in" and moves them to "out" with a
+// GroupTransactSession (group "etl", transactional id "etl-tx").
+func runPipeline(t *testing.T, ctx context.Context, prodAddr, etlAddr string, n int) {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(prodAddr), kgo.DefaultProduceTopic("in"), kgo.ClientID("orders-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range n {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("r%03d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(etlAddr), kgo.ClientID("etl"), kgo.TransactionalID("etl-tx"),
+		kgo.ConsumerGroup("etl"), kgo.ConsumeTopics("in"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic("out"), kgo.TransactionTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	for handled := 0; handled < n; {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := sess.PollRecords(pctx, 100)
+		cancel()
+		if ctx.Err() != nil {
+			t.Fatalf("pipeline handled %d: %v", handled, ctx.Err())
+		}
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { sess.Produce(ctx, &kgo.Record{Value: r.Value}, nil) })
+		committed, err := sess.End(ctx, kgo.TryCommit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if committed {
+			handled += fs.NumRecords()
+		}
+	}
+}
+
+func hasEdge(g lineage.Graph, from, to, kind string) *lineage.GraphEdge {
+	for i, e := range g.Edges {
+		if e.From == from && e.To == to && e.Kind == kind {
+			return &g.Edges[i]
+		}
+	}
+	return nil
+}
+
+// TestLineageTwoBrokers: a transactional pipeline whose producer talks to
+// one broker and whose consume → produce session talks to the other shows
+// as producer → in → group → out on both brokers' /api/v1/lineage, and
+// the group's lag on /api/v1/products/in/clients.
+func TestLineageTwoBrokers(t *testing.T) {
+	shared := "file://" + t.TempDir()
+	fast := func(c *config.Config) { c.Telemetry.LagInterval = 200 * time.Millisecond }
+	cfg1 := testConfig(t, t.TempDir())
+	cfg1.BrokerID, cfg1.ObjectStore = 1, shared
+	fast(&cfg1)
+	b1 := startBroker(t, &cfg1)
+	cfg2 := testConfig(t, t.TempDir())
+	cfg2.BrokerID, cfg2.ObjectStore = 2, shared
+	cfg2.Etcd.Endpoints = []string{b1.EtcdClientURL()}
+	fast(&cfg2)
+	b2 := startBroker(t, &cfg2)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(b1.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := kadm.NewClient(admin).CreateTopics(ctx, 1, -1, nil, "in", "out"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	runPipeline(t, ctx, b1.KafkaAddr(), b2.KafkaAddr(), n)
+
+	for _, b := range []*Broker{b1, b2} {
+		var g lineage.Graph
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			g = lineage.Graph{}
+			code := getJSON(t, "http://"+b.HTTPAddr()+"/api/v1/lineage?topic=in&depth=all", &g)
+			p := hasEdge(g, "producer:orders-app", "topic:in", lineage.EdgeProduces)
+			c := hasEdge(g, "topic:in", "group:etl", lineage.EdgeConsumes)
+			o := hasEdge(g, "group:etl", "topic:out", lineage.EdgeProduces)
+			if code == http.StatusOK && p != nil && p.Records == n && c != nil && c.Records >= n && o != nil && o.Records >= n {
+				if o.TransactionalID != "etl-tx" || c.ClientID != "etl" || p.Software == "" || p.Principal != "User:ANONYMOUS" {
+					t.Fatalf("broker %d: edges %+v %+v %+v", b.cfg.BrokerID, *p, *c, *o)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("broker %d never showed the chain: %d %+v", b.cfg.BrokerID, code, g)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var c lineage.Clients
+		code := getJSON(t, "http://"+b1.HTTPAddr()+"/api/v1/products/in/clients", &c)
+		if code == http.StatusOK && len(c.Producers) == 1 && len(c.Consumers) == 1 && c.Consumers[0].LagRecords != nil && *c.Consumers[0].LagRecords == 0 {
+			if c.Consumers[0].Group != "etl" || c.Consumers[0].Status == "" || c.Throughput.BytesInPerSec <= 0 {
+				t.Fatalf("clients %+v", c)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clients never showed the group's lag: %d %+v", code, c)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestLineageOff: with governance.lineage.enabled false the front end has
+// no observer and the API answers 404 saying so.
+func TestLineageOff(t *testing.T) {
+	off := false
+	env := newTestEnv(t, 30*time.Second, func(c *config.Config) { c.Governance.Lineage.Enabled = &off }, 1, "in")
+	var po protocol.Options
+	env.b.lineageProtocolOptions(&po)
+	if env.b.gov.lineage.svc != nil || po.Lineage != nil {
+		t.Fatal("lineage observes while off")
+	}
+	resp, err := http.Get("http://" + env.b.HTTPAddr() + "/api/v1/lineage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusNotFound || body["message"] == nil {
+		t.Fatalf("GET /api/v1/lineage with lineage off: %d %v", resp.StatusCode, body)
+	}
+}
