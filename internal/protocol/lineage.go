@@ -11,6 +11,7 @@ package protocol
 //     producer id (from the batch header);
 //   - Fetch: per partition that returned data, the topic, bytes and
 //     records (every fetcher is a consumer: there are no followers);
+//     ShareFetch the same, with its share group;
 //   - OffsetCommit and TxnOffsetCommit: the group and each topic with a
 //     partition committed (TxnOffsetCommit with its transactional id: that
 //     is what ties a group's input topics to the transactional id's output
@@ -52,7 +53,7 @@ type LineageClient struct {
 type LineageFact struct {
 	Kind            LineageKind
 	Topic           string
-	Group           string // LineageCommit, LineageMember
+	Group           string // LineageCommit, LineageMember; LineageFetch of a share group
 	TransactionalID string // LineageProduce of transactional batches, TxnOffsetCommit
 	ProducerID      int64  // LineageProduce; -1 when not idempotent
 	Bytes, Records  int64  // LineageProduce, LineageFetch
@@ -166,13 +167,15 @@ func batchProducerID(b []byte) int64 {
 		uint64(b[batchProducerIDAt+6])<<8 | uint64(b[batchProducerIDAt+7]))
 }
 
-// fetchedLineage observes one partition of a fetch that returned data.
-func fetchedLineage(rc *reqCtx, topic string, batches []byte) {
+// fetchedLineage observes one partition of a fetch (a share fetch of
+// group) that returned data.
+func fetchedLineage(rc *reqCtx, group, topic string, batches []byte) {
 	if rc.sess.lineage == nil || len(batches) == 0 {
 		return
 	}
 	obs, c := lineageClient(rc)
-	obs.Observe(c, LineageFact{Kind: LineageFetch, Topic: topic, Bytes: int64(len(batches)), Records: int64(batchRecords(batches))})
+	obs.Observe(c, LineageFact{Kind: LineageFetch, Topic: topic, Group: group, ProducerID: -1,
+		Bytes: int64(len(batches)), Records: int64(batchRecords(batches))})
 }
 
 // groupLineage observes the group links of a handled request: the

@@ -172,3 +172,16 @@ type nopConn struct{}
 
 func (nopConn) Observe(LineageClient, LineageFact) {}
 func (nopConn) Close()                             {}
+
+// TestLineageObservesShareFetch: records a share fetch acquires are a
+// fetch of the share group.
+func TestLineageObservesShareFetch(t *testing.T) {
+	rec := &recLineage{}
+	b := startShare(t, func(o *Options) { o.Lineage = rec })
+	b.produce(t, 0, 3)
+	r := b.conn(t).fetch(sfReq("m1", 0, b.topic.ID, 0))
+	wantCode(t, "share fetch", r.ErrorCode, nil)
+	if _, records, _, last := rec.sum(LineageFetch, "q"); records != 3 || last.f.Group != "g" || last.c.ClientID != "test" {
+		t.Fatalf("share fetch observed %d records, last %+v", records, last)
+	}
+}

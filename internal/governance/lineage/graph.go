@@ -102,8 +102,9 @@ func clientName(e *Edge) string {
 //     id commits a group's offsets (TxnOffsetCommit), from that group: the
 //     group is the job that consumes its input topics and produces its
 //     outputs in transactions;
-//   - a fetch is into the group its client (principal and client id)
-//     commits or subscribes for that topic, else into a groupless consumer;
+//   - a fetch is into its share group (ShareFetch), else into the group
+//     its client (principal and client id) commits or subscribes for that
+//     topic, else into a groupless consumer;
 //   - a commit or subscription is a consumes edge of the group even
 //     without a fetch seen (its bytes are then 0);
 //   - a table-enabled topic materializes its table, a table source
@@ -152,9 +153,13 @@ func Build(edges []Edge, topics []Topic, groupTargets func(string) GroupTargets,
 			}
 		case Fetch:
 			k.kind, k.from = EdgeConsumes, TopicID(e.Topic)
-			if gs := linked[clientIdent{e.Principal, e.ClientID}][e.Topic]; len(gs) > 0 {
-				k.to, k.group = GroupID(gs[0]), gs[0]
-				b.node(k.to, NodeGroup, gs[0])
+			group := e.Group // a share fetch names its share group
+			if gs := linked[clientIdent{e.Principal, e.ClientID}][e.Topic]; group == "" && len(gs) > 0 {
+				group = gs[0]
+			}
+			if group != "" {
+				k.to, k.group = GroupID(group), group
+				b.node(k.to, NodeGroup, group)
 			} else {
 				k.to = NodeConsumer + ":" + clientName(e)
 				b.node(k.to, NodeConsumer, clientName(e))

@@ -165,3 +165,17 @@ func TestClientsOf(t *testing.T) {
 		t.Fatalf("groupless consumer of out %+v", out.Consumers)
 	}
 }
+
+// TestBuildShareFetch: a share fetch is a consumes edge of its share
+// group, whatever else its client is linked to.
+func TestBuildShareFetch(t *testing.T) {
+	now := newClock().now()
+	edges := []Edge{
+		{Key: Key{Kind: Fetch, ClientID: "worker", Group: "jobs", Topic: "tasks"}, First: 1, Last: now.UnixMilli(), Records: 5},
+		{Key: Key{Kind: Member, ClientID: "worker", Group: "other", Topic: "tasks"}, First: 1, Last: now.UnixMilli()},
+	}
+	g := Build(edges, nil, nil, now)
+	if e := findEdge(g, "topic:tasks", "group:jobs", EdgeConsumes); e == nil || e.Records != 5 || e.Group != "jobs" {
+		t.Fatalf("share group edge %+v in %+v", e, g.Edges)
+	}
+}
