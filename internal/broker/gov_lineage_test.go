@@ -14,6 +14,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/governance/lineage"
 	"github.com/runnel-dev/runnel/internal/protocol"
+	"github.com/runnel-dev/runnel/internal/telemetry/lag"
 )
 
 // runPipeline produces n records to "in" and moves them to "out" with a
@@ -157,5 +158,71 @@ func TestLineageOff(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&body)
 	if resp.StatusCode != http.StatusNotFound || body["message"] == nil {
 		t.Fatalf("GET /api/v1/lineage with lineage off: %d %v", resp.StatusCode, body)
+	}
+}
+
+// TestLineageTopicTargets: a topic's configs connect it to its table, the
+// table it follows and its dead-letter topics.
+func TestLineageTopicTargets(t *testing.T) {
+	resolve := func(overrides map[string]string) config.Topic {
+		tc, err := config.ResolveTopic(overrides, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tc
+	}
+	for _, c := range []struct {
+		name      string
+		overrides map[string]string
+		exists    []string
+		table     string
+		source    string
+		dlqs      []string
+	}{
+		{name: "plain", overrides: nil},
+		{name: "table", overrides: map[string]string{"table.enabled": "true", "table.namespace": "sales"}, table: "sales.orders"},
+		{name: "table dlq", overrides: map[string]string{"table.enabled": "true", "table.error.mode": "dlq"},
+			table: "default.orders", dlqs: []string{"orders-table-dlq"}},
+		{name: "table dlq named", overrides: map[string]string{"table.enabled": "true", "table.error.mode": "dlq", "table.error.dlq.topic": "bad-rows"},
+			table: "default.orders", dlqs: []string{"bad-rows"}},
+		{name: "source", overrides: map[string]string{"table.source": "market.prices"}, source: "market.prices"},
+		{name: "schema dlq", overrides: map[string]string{"confluent.value.schema.validation": "true", "schema.validation.failure.action": "DLQ"},
+			dlqs: []string{"orders-dlq"}},
+		{name: "contract dlq that exists", overrides: map[string]string{"confluent.value.schema.validation": "true"},
+			exists: []string{"orders-dlq"}, dlqs: []string{"orders-dlq"}},
+		{name: "validation without a dlq", overrides: map[string]string{"confluent.value.schema.validation": "true"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			exists := map[string]bool{"orders": true}
+			for _, e := range c.exists {
+				exists[e] = true
+			}
+			table, source, dlqs := lineageTopicTargets("orders", resolve(c.overrides), exists)
+			got := ""
+			if table != nil {
+				got = table.Namespace + "." + table.Name
+			}
+			if got != c.table || source != c.source || fmt.Sprint(dlqs) != fmt.Sprint(c.dlqs) {
+				t.Fatalf("table %q source %q dlqs %v; want %q %q %v", got, source, dlqs, c.table, c.source, c.dlqs)
+			}
+		})
+	}
+}
+
+// TestGroupLag: partition rows sum to a group's lag on a topic, with the
+// largest lag in seconds and the worst status.
+func TestGroupLag(t *testing.T) {
+	rows := []lag.Row{
+		{Group: "g", Topic: "in", Partition: 0, Lag: 3, LagSeconds: 1, HasLagSeconds: true, Status: lag.StatusOK},
+		{Group: "g", Topic: "in", Partition: 1, Lag: 4, LagSeconds: 7, HasLagSeconds: true, Status: lag.StatusStalled},
+		{Group: "g", Topic: "out", Partition: 0, Lag: 0, Status: lag.StatusOK},
+	}
+	got := groupLag(rows)
+	want := []lineage.Lag{
+		{Group: "g", Topic: "in", Records: 7, Seconds: 7, HasSeconds: true, Status: "STALLED"},
+		{Group: "g", Topic: "out", Records: 0, Status: "OK"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("groupLag = %+v, want %+v", got, want)
 	}
 }
