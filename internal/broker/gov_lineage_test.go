@@ -226,3 +226,21 @@ func TestGroupLag(t *testing.T) {
 		t.Fatalf("groupLag = %+v, want %+v", got, want)
 	}
 }
+
+// TestLineageGroupTargets: a group's retry policy (GROUP configs) names
+// its retry and dead-letter topics; a share group's dead-letter topic
+// alone is named too.
+func TestLineageGroupTargets(t *testing.T) {
+	env := newTestEnv(t, 30*time.Second, nil, 1)
+	setGroupConfigs(t, env.ctx, env.cl, "billing", "errors.retry.delays.ms", "300,600", "errors.deadletterqueue.topic.name", "dlq.billing-bad")
+	setGroupConfigs(t, env.ctx, env.cl, "workers", "errors.deadletterqueue.topic.name", "dlq.workers")
+	for group, want := range map[string]lineage.GroupTargets{
+		"billing": {Retry: []string{"retry.billing.1", "retry.billing.2"}, DeadLetter: "dlq.billing-bad"},
+		"workers": {DeadLetter: "dlq.workers"},
+		"plain":   {},
+	} {
+		if got := env.b.lineageGroupTargets(group); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %+v, want %+v", group, got, want)
+		}
+	}
+}
