@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/internal/cluster/clustertest"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/governance/lineage"
 	"github.com/runnel-dev/runnel/internal/protocol"
@@ -241,6 +245,50 @@ func TestLineageGroupTargets(t *testing.T) {
 	} {
 		if got := env.b.lineageGroupTargets(group); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: %+v, want %+v", group, got, want)
+		}
+	}
+}
+
+// TestLineageAPIAuthenticated: with authentication configured the API
+// needs a caller (401 without one), and any authenticated principal may
+// read the lineage, ACLs or not: discovery is the point.
+func TestLineageAPIAuthenticated(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Authorization.Enabled = true
+	b := &Broker{cfg: cfg, log: slog.New(slog.DiscardHandler), cli: clustertest.Start(t).Client(),
+		registry: prometheus.NewRegistry(), ready: make(chan struct{}), authn: pwAuthn{}, authz: grants{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc, err := lineage.Open(ctx, lineage.Options{Client: b.cli, Topics: func() []lineage.Topic { return []lineage.Topic{{Name: "orders"}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.gov.lineage.svc = svc
+	if err := b.startHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		b.httpSrv.Shutdown(sctx)
+		b.wg.Wait()
+		svc.Close()
+	})
+	web := "http://" + b.HTTPAddr()
+	for _, c := range []struct {
+		name, url, user string
+		status          int
+		contains        string
+	}{
+		{"lineage needs credentials", web + "/api/v1/lineage", "", 401, `"error_code":40101`},
+		{"lineage wrong password", web + "/api/v1/lineage", "alice:nope", 401, `"error_code":40101`},
+		{"lineage for anyone authenticated", web + "/api/v1/lineage?topic=orders", "alice", 200, `"topic:orders"`},
+		{"clients need credentials", web + "/api/v1/products/orders/clients", "", 401, `"error_code":40101`},
+		{"clients for anyone authenticated", web + "/api/v1/products/orders/clients", "alice", 200, `"producers":[]`},
+		{"clients of an unknown topic", web + "/api/v1/products/nope/clients", "alice", 404, `"error_code":40401`},
+	} {
+		if status, body := get(t, http.DefaultClient, "GET", c.url, c.user, ""); status != c.status || !strings.Contains(body, c.contains) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, status, body, c.status, c.contains)
 		}
 	}
 }
