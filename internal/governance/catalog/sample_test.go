@@ -1,0 +1,126 @@
+package catalog
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	hamba "github.com/hamba/avro/v2"
+)
+
+const customerAvro = `{"type":"record","name":"Customer","namespace":"crm","fields":[
+	{"name":"id","type":"long"},
+	{"name":"email","type":"string","confluent:tags":["PII"]},
+	{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"},{"name":"street","type":"string"}]}},
+	{"name":"notes","type":{"type":"map","values":{"type":"record","name":"Note","fields":[{"name":"secret","type":"string"},{"name":"text","type":"string"}]}}},
+	{"name":"cards","type":{"type":"array","items":"string"}}]}`
+
+// TestSampleMasking: a sample decodes the newest records through the
+// registry, newest first across partitions, and masks the fields tagged
+// PII (in the schema or on the product) or with a masking tag, listing
+// them; values without a schema come as base64 and text; a value that
+// cannot be decoded on a topic with masked fields is masked whole.
+func TestSampleMasking(t *testing.T) {
+	e := newEnv(t, nil, Topic{Name: "customers", Partitions: 2}, Topic{Name: "raw", Partitions: 1})
+	id := e.register("customers-value", "AVRO", customerAvro, nil, nil)
+	keyID := e.register("customers-key", "JSON", `{"type":"object","properties":{"tenant":{"type":"string"},"user":{"type":"string"}}}`, nil, nil)
+	sc := hamba.MustParse(customerAvro)
+	enc := func(i int64, email string) []byte {
+		b, err := hamba.Marshal(sc, map[string]any{"id": i, "email": email,
+			"address": map[string]any{"city": "Berlin", "street": "Unter den Linden 1"},
+			"notes":   map[string]any{"n1": map[string]any{"secret": "s3cr3t", "text": "hello"}},
+			"cards":   []any{"4111-1111"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire(id, b)
+	}
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	e.log.append("customers",
+		Record{Partition: 0, Offset: 0, Timestamp: base, Key: wire(keyID, []byte(`{"tenant":"t1","user":"u1"}`)), Value: enc(1, "a@example.com")},
+		Record{Partition: 1, Offset: 0, Timestamp: base.Add(time.Second), Value: enc(2, "b@example.com")},
+		Record{Partition: 0, Offset: 1, Timestamp: base.Add(2 * time.Second), Value: []byte("not avro")},
+		Record{Partition: 1, Offset: 1, Timestamp: base.Add(3 * time.Second), Value: nil})
+	e.log.append("raw", Record{Partition: 0, Offset: 7, Timestamp: base, Key: []byte("k"), Value: []byte{0xff, 0x00}},
+		Record{Partition: 0, Offset: 8, Timestamp: base.Add(time.Second), Value: []byte("plain text")})
+
+	admin := e.actor("admin")
+	if _, err := e.cat.PutProduct(e.ctx, admin, "customers", ProductUpdate{FieldTags: map[string][]string{"address.street": {"PII"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cat.PutTag(e.ctx, admin, "SECRET", TagUpdate{Mask: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := e.cat.Product(e.ctx, "customers")
+	if _, err := e.cat.PutProduct(e.ctx, admin, "customers", ProductUpdate{Version: p.Version,
+		FieldTags: map[string][]string{"address.street": {"PII"}, "notes.secret": {"SECRET"}, "cards": {"PCI"}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var s Sample
+	if status, body := e.call("alice", "GET", "/api/v1/products/customers/sample?limit=3", nil, &s); status != 200 {
+		t.Fatalf("sample: %d %s", status, body)
+	}
+	if len(s.Items) != 3 {
+		t.Fatalf("sample: %+v", s)
+	}
+	// Newest first: the tombstone, the undecodable value, then record 2.
+	if s.Items[0].Partition != 1 || s.Items[0].Offset != 1 || s.Items[0].Value != nil || len(s.Items[0].Masked) != 0 {
+		t.Fatalf("tombstone: %+v", s.Items[0])
+	}
+	if s.Items[1].Value != Masked || !slices.Equal(s.Items[1].Masked, []string{"(value)"}) {
+		t.Fatalf("undecodable value on a topic with masked fields: %+v", s.Items[1])
+	}
+	v, _ := json.Marshal(s.Items[2].Value)
+	for _, want := range []string{`"email":"****"`, `"street":"****"`, `"city":"Berlin"`, `"secret":"****"`, `"text":"hello"`, `"cards":["4111-1111"]`, `"id":2`} {
+		if !strings.Contains(string(v), want) {
+			t.Fatalf("value %s lacks %s", v, want)
+		}
+	}
+	if !slices.Equal(s.Items[2].Masked, []string{"address.street", "email", "notes.secret"}) {
+		t.Fatalf("masked: %v", s.Items[2].Masked)
+	}
+	if strings.Contains(string(v), "b@example.com") || strings.Contains(string(v), "s3cr3t") {
+		t.Fatalf("PII in the sample: %s", v)
+	}
+
+	// The key decodes through its JSON Schema; the oldest record shows it.
+	var all Sample
+	e.call("alice", "GET", "/api/v1/products/customers/sample?limit=100", nil, &all)
+	last := all.Items[len(all.Items)-1]
+	k, _ := json.Marshal(last.Key)
+	if string(k) != `{"tenant":"t1","user":"u1"}` {
+		t.Fatalf("key: %s", k)
+	}
+
+	// PII defined as not masking is shown.
+	if _, err := e.cat.PutTag(e.ctx, admin, "PII", TagUpdate{Mask: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	e.call("alice", "GET", "/api/v1/products/customers/sample?limit=4", nil, &all)
+	v, _ = json.Marshal(all.Items[2].Value)
+	if !strings.Contains(string(v), "b@example.com") || !strings.Contains(string(v), `"secret":"****"`) {
+		t.Fatalf("PII unmasked by its definition, SECRET still masked: %s", v)
+	}
+
+	// Without a schema: base64, and text when UTF-8.
+	var raw Sample
+	e.call("alice", "GET", "/api/v1/products/raw/sample", nil, &raw)
+	r, _ := json.Marshal(raw.Items)
+	if !strings.Contains(string(r), `"value":{"base64":"cGxhaW4gdGV4dA==","text":"plain text"}`) ||
+		!strings.Contains(string(r), `"value":{"base64":"/wA="}`) || !strings.Contains(string(r), `"key":{"base64":"aw==","text":"k"}`) {
+		t.Fatalf("raw sample: %s", r)
+	}
+	for _, qs := range []string{"limit=0", "limit=101", "limit=x"} {
+		if status, _ := e.call("alice", "GET", "/api/v1/products/raw/sample?"+qs, nil, nil); status != 400 {
+			t.Errorf("sample %s: %d, want 400", qs, status)
+		}
+	}
+	if status, _ := e.call("alice", "GET", "/api/v1/products/nosuch/sample", nil, nil); status != 404 {
+		t.Errorf("sample of an unknown topic: %d, want 404", status)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
