@@ -350,12 +350,32 @@ func (ix *index) search(q Query) (SearchResult, error) {
 		} else {
 			// Many: walk the products in name order, then order by score
 			// keeping the name order within a score.
+			hits = make([]hit, 0, len(touched))
+			var scores []int
 			for _, d := range ix.order {
 				if s, ok := score(d); ok {
 					hits = append(hits, hit{d: d, score: s})
+					if !slices.Contains(scores, s) {
+						scores = append(scores, s)
+					}
 				}
 			}
-			slices.SortStableFunc(hits, func(a, b hit) int { return cmp.Compare(b.score, a.score) })
+			switch {
+			case len(scores) > 16:
+				slices.SortStableFunc(hits, func(a, b hit) int { return cmp.Compare(b.score, a.score) })
+			case len(scores) > 1:
+				// Scores take few values: bucket by score, highest first.
+				slices.Sort(scores)
+				byScore := make([]hit, 0, len(hits))
+				for i := len(scores) - 1; i >= 0; i-- {
+					for _, h := range hits {
+						if h.score == scores[i] {
+							byScore = append(byScore, h)
+						}
+					}
+				}
+				hits = byScore
+			}
 		}
 	}
 	// Facets count every match, in arrays over the interned values.
@@ -368,10 +388,14 @@ func (ix *index) search(q Query) (SearchResult, error) {
 		for _, id := range d.tagIDs {
 			counts[0][id]++
 		}
-		for i, id := range []int32{d.ownerID, d.domainID, d.lifeID} {
-			if id >= 0 {
-				counts[i+1][id]++
-			}
+		if d.ownerID >= 0 {
+			counts[1][d.ownerID]++
+		}
+		if d.domainID >= 0 {
+			counts[2][d.domainID]++
+		}
+		if d.lifeID >= 0 {
+			counts[3][d.lifeID]++
 		}
 	}
 	res := emptyResult()
