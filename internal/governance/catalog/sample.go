@@ -7,12 +7,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/runnel-dev/runnel/internal/governance"
 	"github.com/runnel-dev/runnel/internal/registry/protobuf"
@@ -69,9 +71,20 @@ func (c *Catalog) Sample(ctx context.Context, topic string, limit int) (Sample, 
 	}
 	c.mu.RLock()
 	defs := c.tagDefs
+	var valuePatterns, keyPatterns map[string][]string
+	if t := c.topics[topic]; t != nil {
+		if t.value != nil {
+			valuePatterns = t.value.patterns
+		}
+		if t.key != nil {
+			keyPatterns = t.key.patterns
+		}
+	}
 	c.mu.RUnlock()
 	valueMask := maskedPaths(p.Schema, defs)
+	valueMask.patterns, valueMask.fieldTags, valueMask.defs = valuePatterns, p.FieldTags, defs
 	keyMask := maskedPaths(p.KeySchema, defs)
+	keyMask.patterns, keyMask.defs = keyPatterns, defs
 	var recs []Record
 	for part := int32(0); part < p.Partitions; part++ {
 		rs, err := c.o.Log.Newest(ctx, topic, part, limit)
@@ -111,9 +124,37 @@ func (c *Catalog) Sample(ctx context.Context, topic string, limit int) (Sample, 
 }
 
 // fieldMask is what masking needs of a schema: the paths of its fields
-// and those whose tags mask.
+// and those whose tags mask; and, for a Protobuf value of another message
+// than the one the catalog describes (a payload names its message), what
+// tags that message's fields: the subject's tag patterns, the product's
+// field tags and the tag definitions.
 type fieldMask struct {
 	known, mask map[string]bool
+	patterns    map[string][]string
+	fieldTags   map[string][]string
+	defs        map[string]*TagDef
+}
+
+// withMessage returns fm extended by the fields of a Protobuf message.
+func (fm fieldMask) withMessage(md protoreflect.MessageDescriptor) fieldMask {
+	out := fm
+	out.known, out.mask = maps.Clone(fm.known), maps.Clone(fm.mask)
+	for _, f := range protoFields(md) {
+		out.known[f.path] = true
+		tags := append(slices.Clone(f.tags), fm.fieldTags[f.path]...)
+		for pat, ptags := range fm.patterns {
+			if matchesAny(pat, f.path, f.fullName) {
+				tags = append(tags, ptags...)
+			}
+		}
+		for _, t := range tags {
+			if masks(t, fm.defs) {
+				out.mask[f.path] = true
+				break
+			}
+		}
+	}
+	return out
 }
 
 // maskedPaths builds the fieldMask of a schema.
@@ -141,7 +182,10 @@ func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whol
 	if b == nil {
 		return nil, nil
 	}
-	v, ok := c.decodeValue(ctx, b)
+	v, md, ok := c.decodeValue(ctx, b)
+	if md != nil {
+		fm = fm.withMessage(md)
+	}
 	if !ok {
 		if len(fm.mask) > 0 {
 			return Masked, []string{whole}
@@ -155,37 +199,38 @@ func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whol
 }
 
 // decodeValue decodes a value in the registry's wire format (magic byte 0,
-// schema id, payload) into JSON values; ok is false when it is not one or
-// its schema is unknown or does not read it (the value is then raw).
-func (c *Catalog) decodeValue(ctx context.Context, b []byte) (any, bool) {
+// schema id, payload) into JSON values, with the message of a Protobuf
+// value; ok is false when it is not one or its schema is unknown or does
+// not read it (the value is then raw).
+func (c *Catalog) decodeValue(ctx context.Context, b []byte) (any, protoreflect.MessageDescriptor, bool) {
 	if c.o.Registry == nil || len(b) < 5 || b[0] != 0 {
-		return raw(b), false
+		return raw(b), nil, false
 	}
 	id := int(binary.BigEndian.Uint32(b[1:5]))
 	s, _, err := c.o.Registry.SchemaByID(ctx, id)
 	if err != nil {
-		return raw(b), false
+		return raw(b), nil, false
 	}
 	var v any
 	if ps, ok := s.(*protobuf.Schema); ok {
 		msg, err := ps.Message(b[5:])
 		if err != nil {
-			return raw(b), false
+			return raw(b), nil, false
 		}
 		j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg.Interface())
 		if err != nil {
-			return raw(b), false
+			return raw(b), nil, false
 		}
 		if err := json.Unmarshal(j, &v); err != nil {
-			return raw(b), false
+			return raw(b), nil, false
 		}
-		return v, true
+		return v, msg.Descriptor(), true
 	}
 	v, err = s.Decode(b[5:])
 	if err != nil {
-		return raw(b), false
+		return raw(b), nil, false
 	}
-	return v, true
+	return v, nil, true
 }
 
 func raw(b []byte) RawValue {

@@ -8,6 +8,12 @@ import (
 	"time"
 
 	hamba "github.com/hamba/avro/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/runnel-dev/runnel/internal/registry"
+	"github.com/runnel-dev/runnel/internal/registry/protobuf"
 )
 
 const customerAvro = `{"type":"record","name":"Customer","namespace":"crm","fields":[
@@ -124,3 +130,57 @@ func TestSampleMasking(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSampleProtobufAndJSON: Protobuf values (message indexes, then the
+// message) are rendered through protojson with the proto field names, and
+// JSON Schema values as their JSON, each with its tagged fields masked.
+func TestSampleProtobufAndJSON(t *testing.T) {
+	e := newEnv(t, nil, Topic{Name: "payments", Partitions: 1}, Topic{Name: "orders", Partitions: 1})
+	pid := e.register("payments-value", "PROTOBUF", `syntax = "proto3";
+package shop;
+message Other { string x = 1; }
+message Payment {
+  string payment_id = 1;
+  Payer payer = 2;
+  int64 cents = 3;
+}
+message Payer { string email = 1; string display_name = 2; }`,
+		&registry.Metadata{Tags: map[string][]string{"**.email": {"PII"}}}, nil)
+	s, _, err := e.reg.SchemaByID(e.ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := s.(*protobuf.Schema).File()
+	pay := dynamicpb.NewMessage(file.Messages().ByName("Payment"))
+	payer := dynamicpb.NewMessage(file.Messages().ByName("Payer"))
+	payer.Set(payer.Descriptor().Fields().ByName("email"), protoreflect.ValueOfString("p@example.com"))
+	payer.Set(payer.Descriptor().Fields().ByName("display_name"), protoreflect.ValueOfString("Pat"))
+	pay.Set(pay.Descriptor().Fields().ByName("payment_id"), protoreflect.ValueOfString("pay-1"))
+	pay.Set(pay.Descriptor().Fields().ByName("payer"), protoreflect.ValueOfMessage(payer))
+	pay.Set(pay.Descriptor().Fields().ByName("cents"), protoreflect.ValueOfInt64(1250))
+	b, err := proto.Marshal(pay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Message indexes: one index, 1 (the file's second message), zig-zag.
+	e.log.append("payments", Record{Partition: 0, Offset: 0, Timestamp: time.Unix(100, 0), Value: wire(pid, append([]byte{2, 2}, b...))})
+
+	jid := e.register("orders-value", "JSON", `{"type":"object","properties":{"id":{"type":"integer"},"buyer":{"type":"object","properties":{"email":{"type":"string","confluent:tags":["PII"]}}}}}`, nil, nil)
+	e.log.append("orders", Record{Partition: 0, Offset: 0, Timestamp: time.Unix(100, 0), Value: wire(jid, []byte(`{"id":7,"buyer":{"email":"o@example.com"}}`))})
+
+	var got Sample
+	if status, body := e.call("alice", "GET", "/api/v1/products/payments/sample", nil, &got); status != 200 || len(got.Items) != 1 {
+		t.Fatalf("protobuf sample: %d %s", status, body)
+	}
+	v, _ := json.Marshal(got.Items[0].Value)
+	if string(v) != `{"cents":"1250","payer":{"display_name":"Pat","email":"****"},"payment_id":"pay-1"}` || !slices.Equal(got.Items[0].Masked, []string{"payer.email"}) {
+		t.Fatalf("protobuf value %s masked %v", v, got.Items[0].Masked)
+	}
+	if status, body := e.call("alice", "GET", "/api/v1/products/orders/sample", nil, &got); status != 200 || len(got.Items) != 1 {
+		t.Fatalf("json sample: %d %s", status, body)
+	}
+	v, _ = json.Marshal(got.Items[0].Value)
+	if string(v) != `{"buyer":{"email":"****"},"id":7}` || !slices.Equal(got.Items[0].Masked, []string{"buyer.email"}) {
+		t.Fatalf("json value %s masked %v", v, got.Items[0].Masked)
+	}
+}

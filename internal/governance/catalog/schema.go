@@ -44,6 +44,7 @@ type schemaView struct {
 	summary  Schema
 	contract *Contract
 	parsed   registry.Schema
+	patterns map[string][]string // the subject version's metadata.tags
 }
 
 // maxViews bounds the view cache; it is emptied when full (a subject
@@ -142,6 +143,7 @@ func buildView(ss registry.SubjectSchema, parsed registry.Schema) *schemaView {
 		summary:  Schema{Subject: ss.Subject, Version: ss.Version, ID: ss.ID, Type: typ, Fields: fields},
 		contract: contractOf(ss.RuleSet),
 		parsed:   parsed,
+		patterns: patterns,
 	}
 }
 
