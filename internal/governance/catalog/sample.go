@@ -14,9 +14,9 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/runnel-dev/runnel/internal/governance"
+	"github.com/runnel-dev/runnel/internal/registry/avro"
 	"github.com/runnel-dev/runnel/internal/registry/protobuf"
 )
 
@@ -135,16 +135,21 @@ type fieldMask struct {
 	defs        map[string]*TagDef
 }
 
-// withMessage returns fm extended by the fields of a Protobuf message.
-func (fm fieldMask) withMessage(md protoreflect.MessageDescriptor) fieldMask {
+// withWriter returns fm extended by the fields of the schema a record was
+// written with (an older version may have fields the latest lacks; a
+// Protobuf payload names its message), tagged by their own tags, the
+// writer's and the subject's tag patterns and the product's field tags.
+func (fm fieldMask) withWriter(fs []rawField, writerPatterns map[string][]string) fieldMask {
 	out := fm
 	out.known, out.mask = maps.Clone(fm.known), maps.Clone(fm.mask)
-	for _, f := range protoFields(md) {
+	for _, f := range fs {
 		out.known[f.path] = true
 		tags := append(slices.Clone(f.tags), fm.fieldTags[f.path]...)
-		for pat, ptags := range fm.patterns {
-			if matchesAny(pat, f.path, f.fullName) {
-				tags = append(tags, ptags...)
+		for _, patterns := range []map[string][]string{fm.patterns, writerPatterns} {
+			for pat, ptags := range patterns {
+				if matchesAny(pat, f.path, f.fullName) {
+					tags = append(tags, ptags...)
+				}
 			}
 		}
 		for _, t := range tags {
@@ -182,9 +187,9 @@ func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whol
 	if b == nil {
 		return nil, nil
 	}
-	v, md, ok := c.decodeValue(ctx, b)
-	if md != nil {
-		fm = fm.withMessage(md)
+	v, w, ok := c.decodeValue(ctx, b)
+	if w != nil {
+		fm = fm.withWriter(w.fields, w.patterns)
 	}
 	if !ok {
 		if len(fm.mask) > 0 {
@@ -198,39 +203,58 @@ func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whol
 	return v, slices.Compact(masked)
 }
 
+// writer is the schema a record was written with, as masking needs it.
+type writer struct {
+	fields   []rawField
+	patterns map[string][]string
+}
+
 // decodeValue decodes a value in the registry's wire format (magic byte 0,
-// schema id, payload) into JSON values, with the message of a Protobuf
-// value; ok is false when it is not one or its schema is unknown or does
-// not read it (the value is then raw).
-func (c *Catalog) decodeValue(ctx context.Context, b []byte) (any, protoreflect.MessageDescriptor, bool) {
+// schema id, payload) into JSON values, and returns the schema it was
+// written with (for a Protobuf value, the message it names); ok is false
+// when it is not in the wire format, its schema is unknown or does not
+// read it (the value is then raw).
+func (c *Catalog) decodeValue(ctx context.Context, b []byte) (any, *writer, bool) {
 	if c.o.Registry == nil || len(b) < 5 || b[0] != 0 {
 		return raw(b), nil, false
 	}
 	id := int(binary.BigEndian.Uint32(b[1:5]))
-	s, _, err := c.o.Registry.SchemaByID(ctx, id)
+	s, info, err := c.o.Registry.SchemaByID(ctx, id)
 	if err != nil {
 		return raw(b), nil, false
 	}
+	w := &writer{}
+	if info.Metadata != nil {
+		w.patterns = info.Metadata.Tags
+	}
 	var v any
-	if ps, ok := s.(*protobuf.Schema); ok {
+	switch ps := s.(type) {
+	case *protobuf.Schema:
 		msg, err := ps.Message(b[5:])
 		if err != nil {
 			return raw(b), nil, false
 		}
+		w.fields = protoFields(msg.Descriptor())
 		j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg.Interface())
 		if err != nil {
-			return raw(b), nil, false
+			return raw(b), w, false
 		}
 		if err := json.Unmarshal(j, &v); err != nil {
-			return raw(b), nil, false
+			return raw(b), w, false
 		}
-		return v, msg.Descriptor(), true
+		return v, w, true
+	case *avro.Schema:
+		w.fields = avroFields(ps.Avro())
+	default:
+		if info.Type == "JSON" {
+			w.fields = jsonFields(info.Schema)
+		}
 	}
 	v, err = s.Decode(b[5:])
 	if err != nil {
-		return raw(b), nil, false
+		return raw(b), w, false
 	}
-	return v, nil, true
+	return v, w, true
 }
 
 func raw(b []byte) RawValue {

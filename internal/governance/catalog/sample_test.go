@@ -184,3 +184,26 @@ message Payer { string email = 1; string display_name = 2; }`,
 		t.Fatalf("json value %s masked %v", v, got.Items[0].Masked)
 	}
 }
+
+// TestSampleMasksByTheWriterSchema: a record written with an older
+// version masks the fields that version tags, though the latest version
+// no longer has them.
+func TestSampleMasksByTheWriterSchema(t *testing.T) {
+	e := newEnv(t, nil, Topic{Name: "people", Partitions: 1})
+	const v1 = `{"type":"record","name":"Person","fields":[{"name":"name","type":"string"},{"name":"ssn","type":"string","confluent:tags":["PII"]}]}`
+	id1 := e.register("people-value", "AVRO", v1, nil, nil)
+	e.register("people-value", "AVRO", `{"type":"record","name":"Person","fields":[{"name":"name","type":"string"}]}`, nil, nil)
+	b, err := hamba.Marshal(hamba.MustParse(v1), map[string]any{"name": "Kim", "ssn": "123-45-6789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.log.append("people", Record{Partition: 0, Offset: 0, Timestamp: time.Unix(100, 0), Value: wire(id1, b)})
+	var got Sample
+	if status, body := e.call("alice", "GET", "/api/v1/products/people/sample", nil, &got); status != 200 || len(got.Items) != 1 {
+		t.Fatalf("sample: %d %s", status, body)
+	}
+	v, _ := json.Marshal(got.Items[0].Value)
+	if string(v) != `{"name":"Kim","ssn":"****"}` || !slices.Equal(got.Items[0].Masked, []string{"ssn"}) {
+		t.Fatalf("value %s masked %v", v, got.Items[0].Masked)
+	}
+}
