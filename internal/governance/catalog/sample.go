@@ -83,6 +83,11 @@ func (c *Catalog) Sample(ctx context.Context, topic string, limit int) (Sample, 
 	c.mu.RUnlock()
 	valueMask := maskedPaths(p.Schema, defs)
 	valueMask.patterns, valueMask.fieldTags, valueMask.defs = valuePatterns, p.FieldTags, defs
+	for _, t := range p.Tags {
+		// A product tagged to mask has its values masked whole when they
+		// cannot be decoded field by field.
+		valueMask.wholeIfRaw = valueMask.wholeIfRaw || masks(t, defs)
+	}
 	keyMask := maskedPaths(p.KeySchema, defs)
 	keyMask.patterns, keyMask.defs = keyPatterns, defs
 	var recs []Record
@@ -133,6 +138,7 @@ type fieldMask struct {
 	patterns    map[string][]string
 	fieldTags   map[string][]string
 	defs        map[string]*TagDef
+	wholeIfRaw  bool // mask a value that cannot be decoded, masked fields or not
 }
 
 // withWriter returns fm extended by the fields of the schema a record was
@@ -181,8 +187,8 @@ func maskedPaths(s *Schema, defs map[string]*TagDef) fieldMask {
 }
 
 // decodeMasked decodes a key or value and masks its fields. A value that
-// cannot be decoded on a topic with masked fields is masked whole: its
-// bytes could hold what the schema tags.
+// cannot be decoded on a topic with masked fields, or of a product with a
+// masking tag, is masked whole: its bytes could hold what is tagged.
 func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whole string) (any, []string) {
 	if b == nil {
 		return nil, nil
@@ -192,7 +198,7 @@ func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whol
 		fm = fm.withWriter(w.fields, w.patterns)
 	}
 	if !ok {
-		if len(fm.mask) > 0 {
+		if len(fm.mask) > 0 || fm.wholeIfRaw {
 			return Masked, []string{whole}
 		}
 		return v, nil

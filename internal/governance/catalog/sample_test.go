@@ -119,6 +119,15 @@ func TestSampleMasking(t *testing.T) {
 		!strings.Contains(string(r), `"value":{"base64":"/wA="}`) || !strings.Contains(string(r), `"key":{"base64":"aw==","text":"k"}`) {
 		t.Fatalf("raw sample: %s", r)
 	}
+	// A product with a masking tag has its undecodable values masked whole.
+	if _, err := e.cat.PutProduct(e.ctx, admin, "raw", ProductUpdate{Tags: []string{"SECRET"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.call("alice", "GET", "/api/v1/products/raw/sample", nil, &raw)
+	r, _ = json.Marshal(raw.Items)
+	if strings.Contains(string(r), "plain text") || !strings.Contains(string(r), `"value":"****"`) || !strings.Contains(string(r), `"text":"k"`) {
+		t.Fatalf("raw sample of a SECRET product: %s", r)
+	}
 	for _, qs := range []string{"limit=0", "limit=101", "limit=x"} {
 		if status, _ := e.call("alice", "GET", "/api/v1/products/raw/sample?"+qs, nil, nil); status != 400 {
 			t.Errorf("sample %s: %d, want 400", qs, status)
