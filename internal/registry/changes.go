@@ -10,24 +10,23 @@ import (
 )
 
 // WatchSubjects calls changed with the qualified name of every subject
-// written from now on (a version registered, soft- or hard-deleted), and
-// lost when changes may have been missed because the watch broke and was
-// started again, so the caller reads again what it keeps. It returns when
-// ctx ends. Calls come from one goroutine, in the order of the writes.
-// It is for caches of derived views (the stream catalog's fields and
-// tags); reads stay linearizable through the other methods.
-func (r *Registry) WatchSubjects(ctx context.Context, changed func(subject string), lost func()) {
+// written (a version registered, soft- or hard-deleted) until ctx ends,
+// and resync each time its watch is in place: first once it starts, then
+// whenever it broke and was started again. A caller that re-reads what
+// it keeps on resync misses no change. Calls come from one goroutine, in
+// the order of the writes; it returns when ctx ends. It is for caches of
+// views derived from schemas (the stream catalog's fields and tags);
+// reads stay linearizable through the other methods.
+func (r *Registry) WatchSubjects(ctx context.Context, changed func(subject string), resync func()) {
 	prefix := r.kSubjects()
-	first := true
 	for ctx.Err() == nil {
-		if !first {
-			lost()
-		}
-		first = false
-		wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix())
+		wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
 		for wr := range wch {
 			if wr.Err() != nil {
 				break
+			}
+			if wr.Created {
+				resync()
 			}
 			for _, ev := range wr.Events {
 				q, err := url.PathUnescape(strings.TrimPrefix(string(ev.Kv.Key), prefix))

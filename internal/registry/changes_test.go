@@ -2,22 +2,21 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// TestWatchSubjects: every write to a subject (a registration, a soft and
-// a hard delete) is reported with the subject's name, names with "/" and
-// contexts included.
+// TestWatchSubjects: once the watch is in place (resync), every write to
+// a subject (a registration, a soft and a hard delete) is reported with
+// the subject's name, names with "/" and contexts included.
 func TestWatchSubjects(t *testing.T) {
 	ctx := testCtx(t)
 	r := newRegistry(t, startEtcd(t))
 	var mu sync.Mutex
 	var got []string
+	resynced := make(chan struct{}, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -26,24 +25,12 @@ func TestWatchSubjects(t *testing.T) {
 			mu.Lock()
 			got = append(got, s)
 			mu.Unlock()
-		}, func() {})
+		}, func() { resynced <- struct{}{} })
 	}()
-	// The watch starts asynchronously: write until the first is seen.
-	deadline := time.Now().Add(5 * time.Second)
-	for i := 0; ; i++ {
-		if _, err := r.Register(ctx, RegisterRequest{Subject: fmt.Sprintf("warmup-%d", i), Type: "AVRO", Schema: `{"fields":{"a":"int"}}`}); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no change reported")
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-resynced:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch never started")
 	}
 	for _, s := range []string{"orders-value", "a/b-value", ":.ctx:orders-key"} {
 		if _, err := r.Register(ctx, RegisterRequest{Subject: s, Type: "AVRO", Schema: `{"fields":{"a":"int"}}`}); err != nil {
@@ -53,14 +40,16 @@ func TestWatchSubjects(t *testing.T) {
 	if _, err := r.DeleteSubject(ctx, "orders-value", false); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"orders-value", "a/b-value", ":.ctx:orders-key", "orders-value"}
-	deadline = time.Now().Add(5 * time.Second)
+	if _, err := r.DeleteSubject(ctx, "orders-value", true); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"orders-value", "a/b-value", ":.ctx:orders-key", "orders-value", "orders-value"}
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
-		cur := slices.DeleteFunc(slices.Clone(got), func(s string) bool { return strings.HasPrefix(s, "warmup-") })
-		ok := slices.Equal(cur, want)
+		cur := slices.Clone(got)
 		mu.Unlock()
-		if ok {
+		if slices.Equal(cur, want) {
 			break
 		}
 		if time.Now().After(deadline) {

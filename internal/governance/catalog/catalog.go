@@ -370,8 +370,8 @@ func (c *Catalog) markDirty(topics ...string) {
 	}
 }
 
-// markAllDirty has every topic's schemas looked at again (the registry's
-// changes may have been missed).
+// markAllDirty has every topic's schemas looked at again: the registry's
+// watch is (again) in place, and changes before it may have been missed.
 func (c *Catalog) markAllDirty() {
 	c.mu.RLock()
 	names := make([]string, 0, len(c.topics))

@@ -26,9 +26,10 @@ type Registry interface {
 	Version(ctx context.Context, subject string, v int, deleted bool) (registry.SubjectSchema, error)
 	// SchemaByID returns the parsed schema of a wire-format id.
 	SchemaByID(ctx context.Context, id int) (registry.Schema, registry.SchemaInfo, error)
-	// WatchSubjects calls changed with every subject written from now on
-	// and lost when changes may have been missed, until ctx ends.
-	WatchSubjects(ctx context.Context, changed func(subject string), lost func())
+	// WatchSubjects calls changed with every subject written, and resync
+	// each time its watch is in place (re-read then, nothing is missed),
+	// until ctx ends.
+	WatchSubjects(ctx context.Context, changed func(subject string), resync func())
 }
 
 var _ Registry = (*registry.Registry)(nil)
