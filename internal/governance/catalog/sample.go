@@ -49,7 +49,14 @@ type Sample struct {
 type RawValue struct {
 	Base64 string  `json:"base64"`
 	Text   *string `json:"text,omitempty"`
+	// Size is the length of a value too large to show (Truncated), whose
+	// bytes are left out.
+	Size      int  `json:"size,omitempty"`
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// maxSampleValue is the largest key or value a sample shows.
+const maxSampleValue = 256 << 10
 
 // Sample returns up to limit of the newest records of topic across its
 // partitions, newest first, decoded through the registry, with the
@@ -90,15 +97,7 @@ func (c *Catalog) Sample(ctx context.Context, topic string, limit int) (Sample, 
 	}
 	keyMask := maskedPaths(p.KeySchema, defs)
 	keyMask.patterns, keyMask.defs = keyPatterns, defs
-	var recs []Record
-	for part := int32(0); part < p.Partitions; part++ {
-		rs, err := c.o.Log.Newest(ctx, topic, part, limit)
-		if err != nil {
-			return Sample{}, fmt.Errorf("catalog: reading %s/%d: %w", topic, part, err)
-		}
-		recs = append(recs, rs...)
-	}
-	slices.SortFunc(recs, func(a, b Record) int {
+	newestFirst := func(a, b Record) int {
 		if c := b.Timestamp.Compare(a.Timestamp); c != 0 {
 			return c
 		}
@@ -106,10 +105,23 @@ func (c *Catalog) Sample(ctx context.Context, topic string, limit int) (Sample, 
 			return c
 		}
 		return cmp.Compare(b.Offset, a.Offset)
-	})
-	if len(recs) > limit {
-		recs = recs[:limit]
 	}
+	var recs []Record
+	for part := int32(0); part < p.Partitions; part++ {
+		rs, err := c.o.Log.Newest(ctx, topic, part, limit)
+		if err != nil {
+			return Sample{}, fmt.Errorf("catalog: reading %s/%d: %w", topic, part, err)
+		}
+		recs = append(recs, rs...)
+		// Keep only the newest limit so far: memory stays bounded
+		// whatever the partition count.
+		if len(recs) > limit {
+			slices.SortFunc(recs, newestFirst)
+			clear(recs[limit:])
+			recs = recs[:limit]
+		}
+	}
+	slices.SortFunc(recs, newestFirst)
 	out := Sample{Items: make([]SampleRecord, 0, len(recs))}
 	for _, r := range recs {
 		sr := SampleRecord{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano), Masked: []string{}}
@@ -192,6 +204,12 @@ func maskedPaths(s *Schema, defs map[string]*TagDef) fieldMask {
 func (c *Catalog) decodeMasked(ctx context.Context, b []byte, fm fieldMask, whole string) (any, []string) {
 	if b == nil {
 		return nil, nil
+	}
+	if len(b) > maxSampleValue {
+		if len(fm.mask) > 0 || fm.wholeIfRaw {
+			return Masked, []string{whole}
+		}
+		return RawValue{Size: len(b), Truncated: true}, nil
 	}
 	v, w, ok := c.decodeValue(ctx, b)
 	if w != nil {

@@ -119,13 +119,19 @@ func TestSampleMasking(t *testing.T) {
 		!strings.Contains(string(r), `"value":{"base64":"/wA="}`) || !strings.Contains(string(r), `"key":{"base64":"aw==","text":"k"}`) {
 		t.Fatalf("raw sample: %s", r)
 	}
+	// A value too large to show is left out, its size given.
+	e.log.append("raw", Record{Partition: 0, Offset: 9, Timestamp: base.Add(2 * time.Second), Value: make([]byte, maxSampleValue+1)})
+	e.call("alice", "GET", "/api/v1/products/raw/sample?limit=1", nil, &raw)
+	if r, _ := json.Marshal(raw.Items[0].Value); string(r) != `{"base64":"","size":262145,"truncated":true}` {
+		t.Fatalf("large value: %s", r)
+	}
 	// A product with a masking tag has its undecodable values masked whole.
 	if _, err := e.cat.PutProduct(e.ctx, admin, "raw", ProductUpdate{Tags: []string{"SECRET"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.call("alice", "GET", "/api/v1/products/raw/sample", nil, &raw)
 	r, _ = json.Marshal(raw.Items)
-	if strings.Contains(string(r), "plain text") || !strings.Contains(string(r), `"value":"****"`) || !strings.Contains(string(r), `"text":"k"`) {
+	if strings.Contains(string(r), "plain text") || strings.Count(string(r), `"value":"****"`) != 3 || !strings.Contains(string(r), `"text":"k"`) {
 		t.Fatalf("raw sample of a SECRET product: %s", r)
 	}
 	for _, qs := range []string{"limit=0", "limit=101", "limit=x"} {
