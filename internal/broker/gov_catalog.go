@@ -93,9 +93,12 @@ const sampleReadBytes = 4 << 20
 func (l catalogLog) Newest(ctx context.Context, topic string, partition int32, n int) ([]catalog.Record, error) {
 	t, ok := l.e.Topic(topic)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", stream.ErrUnknownTopicOrPartition, topic)
+		return nil, fmt.Errorf("%w: topic %q was deleted", governance.ErrNotFound, topic)
 	}
 	st, err := l.e.State(topic, partition)
+	if errors.Is(err, stream.ErrUnknownTopicOrPartition) {
+		return nil, fmt.Errorf("%w: %v", governance.ErrNotFound, err)
+	}
 	if err != nil {
 		return nil, err
 	}
