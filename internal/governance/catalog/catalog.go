@@ -434,16 +434,16 @@ func (c *Catalog) markDirtyLater(topic string) {
 // they differ from what the catalog holds, re-indexes the product.
 func (c *Catalog) refreshSchemas(ctx context.Context, topic string) error {
 	c.mu.RLock()
-	_, exists := c.topics[topic]
+	t := c.topics[topic]
 	c.mu.RUnlock()
-	if !exists {
+	if t == nil {
 		return nil
 	}
-	value, err := c.views.latest(ctx, valueSubject(topic))
+	value, err := c.views.latest(ctx, valueSubject(topic), t.value)
 	if err != nil {
 		return err
 	}
-	key, err := c.views.latest(ctx, keySubject(topic))
+	key, err := c.views.latest(ctx, keySubject(topic), t.key)
 	if err != nil {
 		return err
 	}
@@ -599,11 +599,11 @@ func (c *Catalog) Diff(ctx context.Context, topic string, from, to int) (SchemaD
 		return SchemaDiff{}, invalid("from and to must be version numbers (1 or more)")
 	}
 	subject := valueSubject(topic)
-	a, err := c.views.version(ctx, subject, from, true)
+	a, err := c.views.version(ctx, subject, from, true, nil)
 	if err != nil {
 		return SchemaDiff{}, err
 	}
-	b, err := c.views.version(ctx, subject, to, true)
+	b, err := c.views.version(ctx, subject, to, true, nil)
 	if err != nil {
 		return SchemaDiff{}, err
 	}

@@ -67,14 +67,15 @@ type views struct {
 func newViews(reg Registry) *views { return &views{reg: reg, m: map[viewKey]*schemaView{}} }
 
 // latest returns the view of a subject's latest version, nil when the
-// subject has none.
-func (v *views) latest(ctx context.Context, subject string) (*schemaView, error) {
-	return v.version(ctx, subject, -1, false)
+// subject has none; cur, the view the caller holds, is returned when it
+// is still the latest (the cache may have dropped it).
+func (v *views) latest(ctx context.Context, subject string, cur *schemaView) (*schemaView, error) {
+	return v.version(ctx, subject, -1, false, cur)
 }
 
 // version returns the view of a subject version (-1: latest), nil when
-// there is no such version.
-func (v *views) version(ctx context.Context, subject string, ver int, deleted bool) (*schemaView, error) {
+// there is no such version; cur is returned when it is that version.
+func (v *views) version(ctx context.Context, subject string, ver int, deleted bool, cur *schemaView) (*schemaView, error) {
 	if v.reg == nil {
 		return nil, nil
 	}
@@ -84,6 +85,9 @@ func (v *views) version(ctx context.Context, subject string, ver int, deleted bo
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: reading %s version %d: %w", subject, ver, err)
+	}
+	if cur != nil && cur.summary.Subject == ss.Subject && cur.summary.Version == ss.Version && cur.summary.ID == ss.ID {
+		return cur, nil
 	}
 	k := viewKey{ss.Subject, ss.Version}
 	v.mu.Lock()

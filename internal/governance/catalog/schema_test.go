@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/runnel-dev/runnel/internal/registry"
 )
@@ -185,5 +188,58 @@ func TestSchemaDiffAndContract(t *testing.T) {
 	e.call("alice", "GET", "/api/v1/products/orders", nil, &p)
 	if p.Contract == nil || len(p.Contract.Rules) != 1 || p.Contract.Rules[0].Expr != "message.total >= 0.0" || p.Contract.Rules[0].OnFailure != "DLQ" {
 		t.Fatalf("contract: %+v", p.Contract)
+	}
+}
+
+// countingRegistry counts schema lookups by id.
+type countingRegistry struct {
+	*registry.Registry
+	mu   sync.Mutex
+	byID int
+}
+
+func (r *countingRegistry) SchemaByID(ctx context.Context, id int) (registry.Schema, registry.SchemaInfo, error) {
+	r.mu.Lock()
+	r.byID++
+	r.mu.Unlock()
+	return r.Registry.SchemaByID(ctx, id)
+}
+
+func (r *countingRegistry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID
+}
+
+// TestSchemaViewsKeptWhileCurrent: a product's schema is read and parsed
+// again only when its subject moved on, not when the view cache dropped
+// it (it holds fewer views than a large cluster has subjects).
+func TestSchemaViewsKeptWhileCurrent(t *testing.T) {
+	e := newEnv(t, nil, Topic{Name: "orders", Partitions: 1})
+	e.register("orders-value", "AVRO", `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}`, nil, nil)
+	reg := &countingRegistry{Registry: e.reg}
+	c, err := New(e.ctx, Options{Client: e.etcd.Client(), Log: e.log, Registry: reg, TopicsEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if p, err := c.Product(e.ctx, "orders"); err != nil || p.Schema == nil {
+		t.Fatalf("product: %+v %v", p, err)
+	}
+	before := reg.count()
+	for range 3 {
+		c.views.mu.Lock()
+		clear(c.views.m)
+		c.views.mu.Unlock()
+		if p, err := c.Product(e.ctx, "orders"); err != nil || p.Schema == nil || p.Schema.Version != 1 {
+			t.Fatalf("product: %+v %v", p, err)
+		}
+	}
+	if n := reg.count(); n != before {
+		t.Fatalf("%d schema lookups for an unchanged subject", n-before)
+	}
+	e.register("orders-value", "AVRO", `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":"string","default":""}]}`, nil, nil)
+	if p, err := c.Product(e.ctx, "orders"); err != nil || p.Schema.Version != 2 || reg.count() == before {
+		t.Fatalf("a new version: %+v %v", p.Schema, err)
 	}
 }
