@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -71,7 +70,7 @@ bearer token of --sasl-token-file with --sasl-mechanism OAUTHBEARER.`,
 			if len(topics) > 0 {
 				q.Set("topics", strings.Join(topics, ","))
 			}
-			status, body, err := apiCall(cmd.Context(), g, http.MethodGet, httpURL, "/api/v1/asyncapi?"+q.Encode(), "", nil)
+			status, body, err := apiCall(cmd.Context(), &apiClient{base: httpURL, sec: &g.sec}, http.MethodGet, "/api/v1/asyncapi?"+q.Encode(), "", nil)
 			if err != nil {
 				return err
 			}
@@ -112,7 +111,7 @@ conflict or an incompatible schema.`,
 				return err
 			}
 			path := fmt.Sprintf("/api/v1/asyncapi/import?dryRun=%t", !apply)
-			status, body, err := apiCall(cmd.Context(), g, http.MethodPost, httpURL, path, "application/yaml", doc)
+			status, body, err := apiCall(cmd.Context(), &apiClient{base: httpURL, sec: &g.sec}, http.MethodPost, path, "application/yaml", doc)
 			if err != nil {
 				return err
 			}
@@ -163,18 +162,15 @@ func readDocumentFile(stdin io.Reader, name string) ([]byte, error) {
 	return b, nil
 }
 
-// apiCall sends a request to the broker's HTTP API with the client's
-// TLS settings and credentials and returns the status and body.
-func apiCall(ctx context.Context, g *globalOptions, method, base, path, contentType string, body []byte) (int, []byte, error) {
-	tc, err := g.sec.tlsConfig()
+// apiCall sends a raw body (nil: none) to a broker's HTTP API, with the
+// client's TLS settings and credentials (apiClient), and returns the
+// status and body of any answer: an import's refusal carries its plan.
+func apiCall(ctx context.Context, api *apiClient, method, path, contentType string, body []byte) (int, []byte, error) {
+	hc, err := api.client()
 	if err != nil {
 		return 0, nil, err
 	}
-	hc := &http.Client{Timeout: 2 * time.Minute}
-	if tc != nil {
-		hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}
-	}
-	u := strings.TrimSuffix(base, "/") + path
+	u := strings.TrimSuffix(api.base, "/") + path
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -186,22 +182,8 @@ func apiCall(ctx context.Context, g *globalOptions, method, base, path, contentT
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	switch m := strings.ToUpper(strings.TrimSpace(g.sec.mechanism)); {
-	case m == "OAUTHBEARER":
-		tok, err := g.sec.token()
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	case m != "":
-		if g.sec.user == "" {
-			return 0, nil, fmt.Errorf("--sasl-mechanism %s needs --sasl-user", m)
-		}
-		pw, err := g.sec.secret()
-		if err != nil {
-			return 0, nil, err
-		}
-		req.SetBasicAuth(g.sec.user, pw)
+	if err := api.authorize(req); err != nil {
+		return 0, nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
