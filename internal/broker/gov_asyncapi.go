@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/governance"
 	"github.com/runnel-dev/runnel/internal/governance/asyncapi"
+	"github.com/runnel-dev/runnel/internal/governance/catalog"
+	"github.com/runnel-dev/runnel/internal/governance/lineage"
 	"github.com/runnel-dev/runnel/internal/registry"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -19,8 +23,9 @@ import (
 // AsyncAPI (governance): GET /api/v1/asyncapi exports the cluster's
 // products as an AsyncAPI 3.0 document, POST /api/v1/asyncapi/import
 // creates topics, subjects and catalog metadata from one. The service
-// reaches the engine's topics and the registry through the adapters
-// below, as the Kafka front end's CreateTopics reaches the engine.
+// reaches the engine's topics (as the Kafka front end's CreateTopics
+// reaches the engine), the registry, the stream catalog and lineage
+// through the adapters below.
 
 // govAsyncAPI is the broker's asyncapi part of governance (governance.go).
 type govAsyncAPI struct {
@@ -28,15 +33,20 @@ type govAsyncAPI struct {
 }
 
 func (b *Broker) openAsyncAPI(ctx context.Context) error {
-	svc, err := asyncapi.New(asyncapi.Options{
+	o := asyncapi.Options{
 		ClusterID:   b.cfg.ClusterID,
 		Listeners:   b.asyncapiListeners,
 		RegistryURL: b.asyncapiRegistryURL,
 		Topics:      asyncapiTopics{b},
 		Schemas:     asyncapiSchemas{b.schemas},
-		// The catalog and lineage join once their parts are wired:
-		// Catalog over b.gov.catalog, Lineage over b.gov.lineage.
-	})
+	}
+	if c := b.gov.catalog.cat; c != nil {
+		o.Catalog = asyncapiCatalog{c}
+	}
+	if l := b.gov.lineage.svc; l != nil {
+		o.Lineage = asyncapiLineage{l}
+	}
+	svc, err := asyncapi.New(o)
 	if err != nil {
 		return fmt.Errorf("broker: asyncapi: %w", err)
 	}
@@ -211,4 +221,79 @@ func (s asyncapiSchemas) Register(ctx context.Context, subject string, sc asynca
 		return 0, 0, err
 	}
 	return ss.Version, ss.ID, nil
+}
+
+// asyncapiCatalog presents the stream catalog to the AsyncAPI service.
+type asyncapiCatalog struct{ c *catalog.Catalog }
+
+func (a asyncapiCatalog) Product(ctx context.Context, topic string) (asyncapi.Product, bool, error) {
+	p, err := a.c.Product(ctx, topic)
+	if errors.Is(err, governance.ErrNotFound) {
+		return asyncapi.Product{}, false, nil
+	}
+	if err != nil {
+		return asyncapi.Product{}, false, err
+	}
+	out := asyncapi.Product{Description: p.Description, Owner: p.Owner, Domain: p.Domain, Tags: p.Tags}
+	for _, l := range p.Links {
+		out.Links = append(out.Links, asyncapi.Link{Title: l.Title, URL: l.URL})
+	}
+	return out, p.Version > 0, nil
+}
+
+// catalogTopicWait bounds how long setting a product waits for the
+// catalog to see a topic the import has just created (it looks at the
+// log's topics every catalog.Options.TopicsEvery).
+const catalogTopicWait = 10 * time.Second
+
+// SetProduct replaces the product's description, owner, domain, tags and
+// links and keeps its lifecycle, business metadata and field tags. Tags
+// the product shows only because its schema's fields carry them are not
+// stored as its own.
+func (a asyncapiCatalog) SetProduct(ctx context.Context, act governance.Actor, topic string, p asyncapi.Product) error {
+	deadline := time.Now().Add(catalogTopicWait)
+	for {
+		cur, err := a.c.Product(ctx, topic)
+		if err != nil && !errors.Is(err, governance.ErrNotFound) {
+			return err
+		}
+		u := catalog.ProductUpdate{Owner: p.Owner, Description: p.Description, Domain: p.Domain,
+			Lifecycle: cur.Lifecycle, BusinessMetadata: cur.BusinessMetadata, FieldTags: cur.FieldTags, Version: cur.Version}
+		for _, t := range p.Tags {
+			if slices.Contains(cur.OwnTags, t) || !slices.Contains(cur.Tags, t) {
+				u.Tags = append(u.Tags, t)
+			}
+		}
+		for _, l := range p.Links {
+			u.Links = append(u.Links, catalog.Link{Title: l.Title, URL: l.URL})
+		}
+		_, err = a.c.PutProduct(ctx, act, topic, u)
+		if !errors.Is(err, governance.ErrNotFound) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// asyncapiLineage presents the observed lineage to the AsyncAPI service.
+type asyncapiLineage struct{ s *lineage.Service }
+
+func (l asyncapiLineage) Clients(_ context.Context, topic string) (asyncapi.Clients, error) {
+	c, ok := l.s.Clients(topic)
+	if !ok {
+		return asyncapi.Clients{}, nil
+	}
+	var out asyncapi.Clients
+	for _, e := range c.Producers {
+		out.Producers = append(out.Producers, asyncapi.Producer{ClientID: e.ClientID, Principal: e.Principal,
+			Software: e.Software, TransactionalID: e.TransactionalID})
+	}
+	for _, e := range c.Consumers {
+		out.Consumers = append(out.Consumers, asyncapi.Consumer{Group: e.Group, ClientID: e.ClientID, Principal: e.Principal})
+	}
+	return out, nil
 }

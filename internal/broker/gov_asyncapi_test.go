@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/registry"
@@ -195,5 +198,89 @@ channels:
 		if ti, _ := b.engine.Topic("orders"); c.unchanged && (len(after) != len(before) || ti.Partitions != 3) {
 			t.Errorf("%s changed the cluster: versions %v → %v, %d partitions", c.name, before, after, ti.Partitions)
 		}
+	}
+}
+
+// TestGovAsyncAPIWithCatalogAndLineage: the export's operations are the
+// clients lineage observed (a producer and a consumer group), and an
+// import sets the catalog metadata of the topic it creates.
+func TestGovAsyncAPIWithCatalogAndLineage(t *testing.T) {
+	env := newTestEnv(t, 40*time.Second, nil, 1, "in")
+	api := "http://" + env.b.HTTPAddr() + "/api/v1/asyncapi"
+	prod, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()), kgo.DefaultProduceTopic("in"), kgo.ClientID("orders-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(env.ctx, &kgo.Record{Value: []byte("r")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(env.b.KafkaAddr()), kgo.ClientID("reader-1"), kgo.ConsumerGroup("readers"),
+		kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for n := 0; n == 0; {
+		fs := cons.PollFetches(env.ctx)
+		if env.ctx.Err() != nil {
+			t.Fatal(env.ctx.Err())
+		}
+		n = fs.NumRecords()
+	}
+
+	type op struct {
+		Action   string
+		Channel  map[string]string
+		Bindings struct {
+			Kafka struct {
+				ClientID *struct{ Enum []string }
+				GroupID  *struct{ Enum []string }
+			}
+		}
+		Principal string `json:"x-runnel-principal"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var d struct{ Operations map[string]op }
+		code := getJSON(t, api+"?topics=in", &d)
+		send, recv := d.Operations["send_in_orders-app"], d.Operations["receive_in_readers"]
+		if code == 200 && send.Action == "send" && recv.Action == "receive" {
+			if send.Channel["$ref"] != "#/channels/in" || send.Bindings.Kafka.ClientID == nil || send.Bindings.Kafka.ClientID.Enum[0] != "orders-app" ||
+				send.Principal != "User:ANONYMOUS" || recv.Bindings.Kafka.GroupID == nil || recv.Bindings.Kafka.GroupID.Enum[0] != "readers" {
+				t.Fatalf("operations %+v", d.Operations)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the export never showed the observed clients: %d %+v", code, d.Operations)
+		}
+	}
+
+	doc := `asyncapi: 3.0.0
+channels:
+  out:
+    address: out
+    description: What the readers write.
+    tags: [{name: tier-2}]
+    x-runnel-owner: Team:readers
+    x-runnel-domain: ops
+    externalDocs: {url: "https://wiki.example/out", description: Runbook}
+`
+	cl := &http.Client{Timeout: 10 * time.Second}
+	status, body := get(t, cl, "POST", api+"/import?dryRun=false", "", doc)
+	if status != 200 || !strings.Contains(body, `"products":[{"topic":"out","action":"create","applied":true}]`) {
+		t.Fatalf("import = %d %s", status, body)
+	}
+	p, err := env.b.gov.catalog.cat.Product(env.ctx, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Owner != "Team:readers" || p.Description != "What the readers write." || p.Domain != "ops" ||
+		!reflect.DeepEqual(p.OwnTags, []string{"tier-2"}) || len(p.Links) != 1 || p.Links[0].URL != "https://wiki.example/out" || p.Version == 0 {
+		t.Fatalf("product out %+v", p.ProductCore)
+	}
+	status, body = get(t, cl, "POST", api+"/import?dryRun=false", "", doc)
+	if status != 200 || !strings.Contains(body, `"products":[{"topic":"out","action":"unchanged"}]`) {
+		t.Fatalf("second import = %d %s", status, body)
 	}
 }
