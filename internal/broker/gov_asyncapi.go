@@ -279,21 +279,30 @@ func (a asyncapiCatalog) SetProduct(ctx context.Context, act governance.Actor, t
 	}
 }
 
-// asyncapiLineage presents the observed lineage to the AsyncAPI service.
+// asyncapiLineage presents the observed lineage to the AsyncAPI service:
+// the producers and consumers of each topic from one look at the graph.
 type asyncapiLineage struct{ s *lineage.Service }
 
-func (l asyncapiLineage) Clients(_ context.Context, topic string) (asyncapi.Clients, error) {
-	c, ok := l.s.Clients(topic)
-	if !ok {
-		return asyncapi.Clients{}, nil
+func (l asyncapiLineage) Clients(_ context.Context, topics []string) (map[string]asyncapi.Clients, error) {
+	want := make(map[string]string, len(topics)) // node id → topic
+	for _, t := range topics {
+		want[lineage.TopicID(t)] = t
 	}
-	var out asyncapi.Clients
-	for _, e := range c.Producers {
-		out.Producers = append(out.Producers, asyncapi.Producer{ClientID: e.ClientID, Principal: e.Principal,
-			Software: e.Software, TransactionalID: e.TransactionalID})
-	}
-	for _, e := range c.Consumers {
-		out.Consumers = append(out.Consumers, asyncapi.Consumer{Group: e.Group, ClientID: e.ClientID, Principal: e.Principal})
+	out := map[string]asyncapi.Clients{}
+	for _, e := range l.s.Graph().Edges {
+		switch {
+		case e.Kind == lineage.EdgeProduces && want[e.To] != "":
+			t := want[e.To]
+			c := out[t]
+			c.Producers = append(c.Producers, asyncapi.Producer{ClientID: e.ClientID, Principal: e.Principal,
+				Software: e.Software, TransactionalID: e.TransactionalID})
+			out[t] = c
+		case e.Kind == lineage.EdgeConsumes && want[e.From] != "":
+			t := want[e.From]
+			c := out[t]
+			c.Consumers = append(c.Consumers, asyncapi.Consumer{Group: e.Group, ClientID: e.ClientID, Principal: e.Principal})
+			out[t] = c
+		}
 	}
 	return out, nil
 }

@@ -129,8 +129,9 @@ type Clients struct {
 // Lineage is the observed lineage. A nil Lineage exports no operations.
 type Lineage interface {
 	// Clients returns the producers and consumer groups observed on
-	// topic.
-	Clients(ctx context.Context, topic string) (Clients, error)
+	// each of topics (one look at the graph for a whole export); a topic
+	// without clients may be missing from the map.
+	Clients(ctx context.Context, topics []string) (map[string]Clients, error)
 }
 
 // Listener is one Kafka listener as clients reach it.

@@ -240,10 +240,21 @@ func (s *Service) Export(ctx context.Context, names []string) (*document, error)
 		Components: components{Schemas: map[string]any{}, Messages: map[string]*message{}, SecuritySchemes: map[string]securityScheme{}},
 	}
 	s.exportServers(d)
+	var clients map[string]Clients
+	if s.opts.Lineage != nil {
+		names := make([]string, len(topics))
+		for i, t := range topics {
+			names[i] = t.Name
+		}
+		var err error
+		if clients, err = s.opts.Lineage.Clients(ctx, names); err != nil {
+			return nil, fmt.Errorf("asyncapi: the observed clients: %w", err)
+		}
+	}
 	keys := ids{}
 	opKeys := ids{}
 	for _, t := range topics {
-		if err := s.exportTopic(ctx, d, t, keys, opKeys); err != nil {
+		if err := s.exportTopic(ctx, d, t, clients[t.Name], keys, opKeys); err != nil {
 			return nil, err
 		}
 	}
@@ -301,7 +312,7 @@ func saslScheme(mechanism string) (string, securityScheme, bool) {
 }
 
 // exportTopic adds a topic's channel, message and operations.
-func (s *Service) exportTopic(ctx context.Context, d *document, t Topic, keys, opKeys ids) error {
+func (s *Service) exportTopic(ctx context.Context, d *document, t Topic, cl Clients, keys, opKeys ids) error {
 	id := keys.key(t.Name)
 	ch := &channel{Address: t.Name, Title: t.Name, Messages: map[string]ref{id: {"#/components/messages/" + id}}}
 	kb := &ch.Bindings.Kafka
@@ -336,13 +347,6 @@ func (s *Service) exportTopic(ctx context.Context, d *document, t Topic, keys, o
 	}
 	d.Components.Messages[id] = m
 
-	if s.opts.Lineage == nil {
-		return nil
-	}
-	cl, err := s.opts.Lineage.Clients(ctx, t.Name)
-	if err != nil {
-		return fmt.Errorf("asyncapi: the clients of %q: %w", t.Name, err)
-	}
 	chRef := ref{"#/channels/" + id}
 	msgs := []ref{{"#/channels/" + id + "/messages/" + id}}
 	seen := map[string]bool{}

@@ -134,15 +134,21 @@ func (f *fakeCatalog) SetProduct(_ context.Context, a governance.Actor, topic st
 // fakeLineage answers fixed clients per topic.
 type fakeLineage map[string]Clients
 
-func (f fakeLineage) Clients(_ context.Context, topic string) (Clients, error) {
-	return f[topic], nil
+func (f fakeLineage) Clients(_ context.Context, topics []string) (map[string]Clients, error) {
+	out := map[string]Clients{}
+	for _, t := range topics {
+		if c, ok := f[t]; ok {
+			out[t] = c
+		}
+	}
+	return out, nil
 }
 
 // failingLineage fails every call.
 type failingLineage struct{}
 
-func (failingLineage) Clients(context.Context, string) (Clients, error) {
-	return Clients{}, errors.New("lineage is down")
+func (failingLineage) Clients(context.Context, []string) (map[string]Clients, error) {
+	return nil, errors.New("lineage is down")
 }
 
 func newService(t *testing.T, o Options) *Service {
