@@ -39,6 +39,7 @@ func (b *Broker) openAsyncAPI(ctx context.Context) error {
 		RegistryURL: b.asyncapiRegistryURL,
 		Topics:      asyncapiTopics{b},
 		Schemas:     asyncapiSchemas{b.schemas},
+		Auditor:     b.govAuditor(),
 	}
 	if c := b.gov.catalog.cat; c != nil {
 		o.Catalog = asyncapiCatalog{c}

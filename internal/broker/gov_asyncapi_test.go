@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/governance"
 	"github.com/runnel-dev/runnel/internal/registry"
 )
 
@@ -282,5 +283,13 @@ channels:
 	status, body = get(t, cl, "POST", api+"/import?dryRun=false", "", doc)
 	if status != 200 || !strings.Contains(body, `"products":[{"topic":"out","action":"unchanged"}]`) {
 		t.Fatalf("second import = %d %s", status, body)
+	}
+	// Both applies are in the audit log with what they were to do.
+	var audit struct{ Items []governance.Event }
+	if code := getJSON(t, "http://"+env.b.HTTPAddr()+"/api/v1/audit?action=asyncapi.import", &audit); code != 200 || len(audit.Items) != 2 {
+		t.Fatalf("audit = %d %+v", code, audit)
+	}
+	if got := string(audit.Items[1].After); got != `{"createTopics":["out"],"registerSubjects":[],"setProducts":["out"]}` || audit.Items[1].Actor != "User:ANONYMOUS" {
+		t.Errorf("the first import's event %+v (after %s)", audit.Items[1], got)
 	}
 }

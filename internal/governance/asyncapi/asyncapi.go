@@ -163,6 +163,10 @@ type Options struct {
 	Schemas     Schemas
 	Catalog     Catalog
 	Lineage     Lineage
+	// Auditor records every applied import (what it is about to create,
+	// register and set) before it changes anything; an import whose
+	// event cannot be recorded is refused. Nil records nothing.
+	Auditor governance.Auditor
 }
 
 // Service exports and imports AsyncAPI documents.

@@ -159,3 +159,17 @@ func newService(t *testing.T, o Options) *Service {
 	}
 	return s
 }
+
+// fakeAuditor keeps the events it records, or fails with err.
+type fakeAuditor struct {
+	events []governance.Event
+	err    error
+}
+
+func (f *fakeAuditor) Record(_ context.Context, e governance.Event) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.events = append(f.events, e)
+	return nil
+}

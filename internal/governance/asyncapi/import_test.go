@@ -499,3 +499,37 @@ func TestNormalConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestImportAudited: an apply records what it is about to do before it
+// does it; an import that cannot be audited changes nothing; a dry run
+// records nothing.
+func TestImportAudited(t *testing.T) {
+	cl := emptyCluster()
+	aud := &fakeAuditor{}
+	s := newService(t, Options{Topics: cl.topics, Schemas: cl.schemas, Catalog: cl.catalog, Auditor: aud})
+	if _, err := s.Import(context.Background(), admin, []byte(planDoc), true); err != nil || len(aud.events) != 0 {
+		t.Fatalf("dry run: %v, events %+v", err, aud.events)
+	}
+	if _, err := s.Import(context.Background(), admin, []byte(planDoc), false); err != nil {
+		t.Fatal(err)
+	}
+	if len(aud.events) != 1 {
+		t.Fatalf("events %+v", aud.events)
+	}
+	e := aud.events[0]
+	want := `{"createTopics":["orders","events"],"registerSubjects":["orders-value"],"setProducts":["orders"]}`
+	if e.Action != "asyncapi.import" || e.Actor != "User:admin" || e.Resource != "asyncapi:import" || string(e.After) != want {
+		t.Errorf("event %+v (after %s)", e, e.After)
+	}
+
+	cl = emptyCluster()
+	s = newService(t, Options{Topics: cl.topics, Schemas: cl.schemas, Catalog: cl.catalog, Auditor: &fakeAuditor{err: errors.New("etcd is unreachable")}})
+	res, err := s.Import(context.Background(), admin, []byte(planDoc), false)
+	var ge *governance.Error
+	if !errors.As(err, &ge) || ge.Status != 500 || !strings.Contains(ge.Message, "nothing was applied: the import could not be audited: etcd is unreachable") {
+		t.Fatalf("import with the audit log down: %v", err)
+	}
+	if res.Message != ge.Message || len(cl.topics.created) != 0 || len(cl.schemas.subjects) != 0 || cl.catalog.setBy != nil {
+		t.Fatalf("an unaudited import changed the cluster: %+v", res)
+	}
+}

@@ -96,6 +96,14 @@ func (s *Service) Import(ctx context.Context, a governance.Actor, data []byte, d
 		res.ErrorCode, res.Message = e.Code, e.Message
 		return res, e
 	}
+	if s.opts.Auditor != nil {
+		ev := governance.NewEvent(a, "asyncapi.import", "asyncapi:import", "", "", nil, res.changes())
+		if err := s.opts.Auditor.Record(ctx, ev); err != nil {
+			e := governance.Errorf(http.StatusInternalServerError, "nothing was applied: the import could not be audited: %v", err)
+			res.ErrorCode, res.Message = e.Code, e.Message
+			return res, e
+		}
+	}
 	if err := s.apply(ctx, a, res); err != nil {
 		e := stepError(err)
 		res.ErrorCode, res.Message = e.Code, e.Message
@@ -267,6 +275,34 @@ func (r *Result) blocked() string {
 		}
 	}
 	return strings.Join(why, "; ")
+}
+
+// importChanges is what an import is about to do, as its audit event
+// says.
+type importChanges struct {
+	CreateTopics     []string `json:"createTopics"`
+	RegisterSubjects []string `json:"registerSubjects"`
+	SetProducts      []string `json:"setProducts"`
+}
+
+func (r *Result) changes() importChanges {
+	c := importChanges{CreateTopics: []string{}, RegisterSubjects: []string{}, SetProducts: []string{}}
+	for _, t := range r.Topics {
+		if t.Action == ActionCreate {
+			c.CreateTopics = append(c.CreateTopics, t.Name)
+		}
+	}
+	for _, s := range r.Subjects {
+		if s.Action == ActionRegister {
+			c.RegisterSubjects = append(c.RegisterSubjects, s.Subject)
+		}
+	}
+	for _, p := range r.Products {
+		if p.Action == ActionCreate || p.Action == ActionUpdate {
+			c.SetProducts = append(c.SetProducts, p.Topic)
+		}
+	}
+	return c
 }
 
 // apply carries a plan out in order, marking each step it did.
