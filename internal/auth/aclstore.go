@@ -118,6 +118,9 @@ type ACLStore struct {
 	mirror *metadata.Mirror[ACL]
 
 	set atomic.Pointer[ACLSet] // read on every authorization, lock-free
+	// changed is closed, and replaced, each time a new snapshot is
+	// published (Changed).
+	changed atomic.Pointer[chan struct{}]
 }
 
 // ErrStoreClosed is returned by store calls after Close.
@@ -138,6 +141,8 @@ func OpenACLStore(ctx context.Context, cli *clientv3.Client, prefix string, log 
 		prefix: strings.TrimSuffix(prefix, "/") + "/security/acls/",
 		log:    log,
 	}
+	ch := make(chan struct{})
+	s.changed.Store(&ch)
 	s.mirror = metadata.NewMirror(metadata.MirrorOptions[ACL]{
 		Client:  cli,
 		Prefix:  s.prefix,
@@ -175,9 +180,19 @@ func (s *ACLStore) decode(key string, value []byte) (ACL, bool) {
 	return a, true
 }
 
-// publish rebuilds the snapshot from the mirror's ACLs (in key order).
+// publish rebuilds the snapshot from the mirror's ACLs (in key order)
+// and wakes whoever waits on Changed.
 func (s *ACLStore) publish(acls []ACL) {
 	s.set.Store(NewACLSet(acls))
+	next := make(chan struct{})
+	close(*s.changed.Swap(&next))
+}
+
+// Changed returns a channel closed when the ACLs next change: a request
+// that waits (a long-poll fetch) selects on it to be checked again at
+// once rather than when its wait ends.
+func (s *ACLStore) Changed() <-chan struct{} {
+	return *s.changed.Load()
 }
 
 // waitRev waits until the cache reflects revision rev.

@@ -62,6 +62,15 @@ func NewAuthorizer(cfg config.AuthorizationConfig, src ACLSource) *Authorizer {
 // Enabled reports whether ACLs are checked at all.
 func (a *Authorizer) Enabled() bool { return a.enabled }
 
+// ACLsChanged returns a channel closed when the ACLs next change, or nil
+// (never ready) when the source cannot tell.
+func (a *Authorizer) ACLsChanged() <-chan struct{} {
+	if c, ok := a.src.(interface{ Changed() <-chan struct{} }); ok {
+		return c.Changed()
+	}
+	return nil
+}
+
 // Authorize reports whether p, connected from host, may perform op on the
 // resource typ/name.
 func (a *Authorizer) Authorize(p Principal, host string, op kmsg.ACLOperation, typ kmsg.ACLResourceType, name string) bool {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/governance"
 	"github.com/runnel-dev/runnel/internal/governance/access"
@@ -72,5 +74,86 @@ func TestGovernanceCatalogDecidesOwnership(t *testing.T) {
 	}
 	if !slices.ContainsFunc(actions, func(a string) bool { return a != "access.request" && a != "access.approve" }) {
 		t.Fatalf("audit of orders %v lacks the catalog's write of the product", actions)
+	}
+}
+
+// TestGovRevokeWakesLongPolls: a share's consumer that is caught up waits
+// in a long-poll fetch (20 s here) on each of two brokers; revoking the
+// share answers both waits with TOPIC_AUTHORIZATION_FAILED within a
+// second, not when the waits would have ended.
+func TestGovRevokeWakesLongPolls(t *testing.T) {
+	c := startGovCluster(t, nil)
+	admin := kadm.NewClient(c.client(0, "admin", "admin-pw"))
+	if resp, err := admin.CreateTopics(c.ctx, 1, -1, nil, "orders"); err != nil || resp.Error() != nil {
+		t.Fatal(err)
+	}
+	c.produce("orders", 1)
+	topics, err := admin.ListTopics(c.ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := [16]byte(topics["orders"].ID)
+	var cs access.CreatedShare
+	for {
+		st := c.api(0, "admin", "admin-pw", "POST", "/api/v1/shares", `{"topic":"orders","recipient":"ACME","duration":"1h"}`, &cs)
+		if st == 201 {
+			break
+		}
+		if st != 404 || c.ctx.Err() != nil { // 404: the catalog has not seen the topic yet
+			t.Fatalf("share: %d", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	type answer struct {
+		code int16
+		at   time.Time
+	}
+	answers := make(chan answer, 2)
+	for i := range 2 {
+		cl := c.client(i, cs.Credentials.Username, cs.Credentials.Password)
+		br := cl.Broker(int(c.b[i].cfg.BrokerID))
+		if err := cl.Ping(c.ctx); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			req := kmsg.NewPtrFetchRequest()
+			req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 20000, 1, 1<<20
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic, ft.TopicID = "orders", id
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.FetchOffset, fp.PartitionMaxBytes = 1, 1<<20 // the high watermark: caught up
+			ft.Partitions = append(ft.Partitions, fp)
+			req.Topics = append(req.Topics, ft)
+			resp, err := req.RequestWith(c.ctx, br)
+			if err != nil {
+				t.Errorf("broker %d: %v", i+1, err)
+				answers <- answer{-1, time.Now()}
+				return
+			}
+			code := resp.ErrorCode
+			if code == 0 && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
+				code = resp.Topics[0].Partitions[0].ErrorCode
+			}
+			answers <- answer{code, time.Now()}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // both fetches are waiting
+	select {
+	case a := <-answers:
+		t.Fatalf("a caught-up fetch answered before the revocation: %+v", a)
+	default:
+	}
+	if st := c.api(1, "admin", "admin-pw", "DELETE", "/api/v1/shares/"+cs.Share.ID, "", nil); st != 200 {
+		t.Fatalf("revoke: %d", st)
+	}
+	revoked := time.Now()
+	for range 2 {
+		a := <-answers
+		if a.code != kerr.TopicAuthorizationFailed.Code {
+			t.Fatalf("the waiting fetch answered %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(a.code))
+		}
+		if d := a.at.Sub(revoked); d > time.Second {
+			t.Fatalf("the waiting fetch was refused %s after the revocation, want within a second", d)
+		}
 	}
 }

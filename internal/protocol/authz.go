@@ -28,6 +28,14 @@ type Authorizer interface {
 	AuthorizeAny(p auth.Principal, host string, op kmsg.ACLOperation, typ kmsg.ACLResourceType) bool
 }
 
+// ACLWatcher is the optional capability of an Authorizer that tells when
+// the ACLs change: ACLsChanged returns a channel closed at the next
+// change. A long-poll fetch waits on it too, so a revoked READ refuses a
+// waiting consumer at once instead of when its wait would have ended.
+type ACLWatcher interface {
+	ACLsChanged() <-chan struct{}
+}
+
 // ACLAdmin is the optional capability of an Authorizer that serves
 // CreateAcls, DescribeAcls and DeleteAcls (acls.go). Errors wrapping
 // auth.ErrInvalidACL are answered INVALID_REQUEST.

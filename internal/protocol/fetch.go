@@ -253,6 +253,7 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 	synced := false
 	for {
 		changed := s.opts.Log.Changed() // before reading: no missed wake-up
+		acls := s.aclsChanged()
 		total, outOfRange, failed, nextDue := s.fetchRead(ctx, req, items)
 		if outOfRange && !synced {
 			synced = true
@@ -284,6 +285,9 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 		select {
 		case <-dueC:
 		case <-changed:
+		case <-acls:
+			// READ is checked again when the wait ends: answer now.
+			return
 		case <-timer:
 			return
 		case <-ctx.Done():
@@ -292,6 +296,15 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 			return
 		}
 	}
+}
+
+// aclsChanged is the authorizer's ACL change channel, or nil (never
+// ready) without authorization or when the authorizer cannot tell.
+func (s *Server) aclsChanged() <-chan struct{} {
+	if w, ok := s.opts.Authorizer.(ACLWatcher); ok {
+		return w.ACLsChanged()
+	}
+	return nil
 }
 
 // fetchDelays resolves each item's delivery delay: one topic lookup per
