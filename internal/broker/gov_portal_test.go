@@ -1,0 +1,148 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/config"
+)
+
+// portalDo sends a request to the broker's HTTP listener.
+func portalDo(t *testing.T, method, url, body string, cookie *http.Cookie, csrf bool) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if csrf {
+		req.Header.Set(auth.CSRFHeader, "1")
+	}
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestPortalOnBroker: a broker with SCRAM users and authorization serves
+// the portal at /, logs a user in against the SCRAM credentials, and its
+// HTTP guard accepts the session cookie; the signing key is in etcd,
+// where every broker of the cluster loads the same one.
+func TestPortalOnBroker(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("admin:admin-secret\nalice:alice-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir)
+	cfg.SASL.Mechanisms = []string{config.MechanismSCRAMSHA512}
+	cfg.SASL.BootstrapUsersFile = users
+	cfg.SASL.FailureDelay = 150 * time.Millisecond
+	cfg.Authorization.Enabled = true
+	cfg.Authorization.SuperUsers = []string{"User:admin"}
+	cfg.Governance.Portal.SessionTTL = 5 * time.Minute
+	b := startBroker(t, &cfg)
+	web := "http://" + b.HTTPAddr()
+
+	resp, body := portalDo(t, "GET", web+"/products/orders", "", nil, false)
+	if resp.StatusCode != 200 || !strings.Contains(body, `src="/assets/app.js"`) || !strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+		t.Fatalf("GET /products/orders: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body)
+	}
+	if resp, _ := portalDo(t, "GET", web+"/healthz", "", nil, false); resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	if resp, body := portalDo(t, "GET", web+"/metrics", "", nil, false); resp.StatusCode != 401 {
+		t.Fatalf("metrics without credentials: %d %s (the portal must not take /metrics)", resp.StatusCode, body)
+	}
+
+	start := time.Now()
+	resp, body = portalDo(t, "POST", web+"/api/v1/session", `{"username":"alice","password":"wrong"}`, nil, true)
+	if resp.StatusCode != 401 || time.Since(start) < cfg.SASL.FailureDelay {
+		t.Fatalf("wrong password: %d after %v: %s", resp.StatusCode, time.Since(start), body)
+	}
+	resp, body = portalDo(t, "POST", web+"/api/v1/session", `{"username":"alice","password":"alice-secret"}`, nil, true)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"principal":"User:alice"`) || !strings.Contains(body, `"admin":false`) {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == auth.SessionCookie {
+			cookie = &http.Cookie{Name: c.Name, Value: c.Value}
+			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.MaxAge > 300 || c.MaxAge < 290 {
+				t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, the 5m session-ttl", c)
+			}
+		}
+	}
+	if cookie == nil {
+		t.Fatal("login set no session cookie")
+	}
+	resp, body = portalDo(t, "GET", web+"/api/v1/session/permissions?topic=orders", "", cookie, false)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"read":false`) {
+		t.Fatalf("permissions with the cookie: %d %s", resp.StatusCode, body)
+	}
+	// The guard in front of the operator endpoints takes the cookie too:
+	// alice is authenticated, but not allowed the cluster's DESCRIBE.
+	if resp, body := portalDo(t, "GET", web+"/metrics", "", cookie, false); resp.StatusCode != 403 {
+		t.Fatalf("metrics with alice's cookie: %d %s", resp.StatusCode, body)
+	}
+	resp, body = portalDo(t, "POST", web+"/api/v1/session", `{"username":"admin","password":"admin-secret"}`, nil, true)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"admin":true`) {
+		t.Fatalf("admin login: %d %s", resp.StatusCode, body)
+	}
+
+	// Another broker loads the same key from etcd and accepts the cookie.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key, err := auth.LoadSessionKey(ctx, b.cli, sessionKeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.NewSessions(key, auth.SessionOptions{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := other.VerifySession(cookie.Value); err != nil || p != auth.User("alice") {
+		t.Fatalf("another broker's sessions: %v %v", p, err)
+	}
+
+	resp, _ = portalDo(t, "DELETE", web+"/api/v1/session", "", cookie, true)
+	if resp.StatusCode != 204 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+}
+
+// TestPortalOff: governance.portal.enabled false serves no portal and no
+// login, and the guard takes no cookie; the API's paths stay.
+func TestPortalOff(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	off := false
+	cfg.Governance.Portal.Enabled = &off
+	b := startBroker(t, &cfg)
+	web := "http://" + b.HTTPAddr()
+	for _, c := range []struct{ method, path string }{{"GET", "/"}, {"GET", "/products/orders"}, {"GET", "/assets/app.js"}, {"POST", "/api/v1/session"}} {
+		if resp, body := portalDo(t, c.method, web+c.path, "", nil, true); resp.StatusCode != 404 {
+			t.Fatalf("%s %s with the portal off: %d %s", c.method, c.path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := portalDo(t, "GET", web+"/metrics", "", nil, false); resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	if b.gov.portal.sessions != nil {
+		t.Fatal("sessions opened with the portal off")
+	}
+}
