@@ -26,7 +26,8 @@ export async function api(method, path, body) {
     opts.body = JSON.stringify(body);
   }
   const resp = await fetch(path, opts);
-  const text = resp.status === 204 ? '' : await resp.text();
+  // Read the body even when empty: an unread one stays a pending load.
+  const text = await resp.text();
   let data = null;
   if (text) {
     try {
