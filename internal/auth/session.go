@@ -8,7 +8,9 @@ package auth
 // signed with a key every broker shares (LoadSessionKey creates it once
 // in etcd), so a login made on one broker is accepted by all. A session
 // is stateless: it ends at its expiry, or earlier on a browser that drops
-// the cookie (logout). The Guard accepts the cookie only from requests
+// the cookie (logout); bound to its user's credentials (SessionOptions.
+// Binding), it also ends on every broker when the user's password is
+// changed or the user is deleted. The Guard accepts the cookie only from requests
 // without an Authorization header, and only with the CSRFHeader on
 // requests that change state: a browser sends the cookie with every
 // request to the site, but another site cannot add a custom header
@@ -51,6 +53,9 @@ var (
 	ErrSessionInvalid = errors.New("auth: invalid session")
 	// ErrSessionExpired means a session token is past its expiry.
 	ErrSessionExpired = errors.New("auth: session expired")
+	// ErrSessionRevoked means a session's principal changed its password
+	// or was deleted since the session was issued.
+	ErrSessionRevoked = errors.New("auth: session revoked")
 )
 
 // SessionVerifier checks a session token and returns its principal.
@@ -63,16 +68,39 @@ type SessionVerifier interface {
 type SessionOptions struct {
 	// TTL is how long a session lasts from its login; required.
 	TTL time.Duration
+	// Binding, when set, ties a session to its principal's credentials:
+	// it returns what they are now (ok false when the principal has none
+	// any more). A session issued under other credentials, or whose
+	// principal has none, no longer verifies. CredentialBinding binds to
+	// the SCRAM credentials.
+	Binding func(p Principal) (state []byte, ok bool)
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+}
+
+// CredentialBinding binds sessions to the SCRAM credentials of c: a new
+// password (a new salt and stored key) or a deleted user ends them.
+func CredentialBinding(c *Credentials) func(Principal) ([]byte, bool) {
+	return func(p Principal) ([]byte, bool) {
+		var state []byte
+		for _, mech := range SCRAMMechanisms {
+			if cred, ok := c.Lookup(p.Name, mech); ok {
+				state = append(state, mech...)
+				state = append(state, cred.Salt...)
+				state = append(state, cred.StoredKey...)
+			}
+		}
+		return state, p.Type == UserType && len(state) > 0
+	}
 }
 
 // Sessions issues and verifies session tokens with one key. Safe for
 // concurrent use.
 type Sessions struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key     []byte
+	ttl     time.Duration
+	now     func() time.Time
+	binding func(Principal) ([]byte, bool)
 }
 
 // NewSessions returns Sessions signing with key (SessionKeyBytes long).
@@ -86,7 +114,7 @@ func NewSessions(key []byte, o SessionOptions) (*Sessions, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Sessions{key: append([]byte(nil), key...), ttl: o.TTL, now: o.Now}, nil
+	return &Sessions{key: append([]byte(nil), key...), ttl: o.TTL, now: o.Now, binding: o.Binding}, nil
 }
 
 // TTL is how long a session lasts.
@@ -97,15 +125,38 @@ type sessionClaims struct {
 	Subject  string `json:"sub"`
 	IssuedAt int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
+	// Binding is a keyed digest of the principal's credentials when the
+	// session was issued (SessionOptions.Binding): keyed, so it tells
+	// nothing about them to whoever reads the cookie.
+	Binding string `json:"bnd,omitempty"`
 }
 
 // Issue returns a token for p and its expiry.
 func (s *Sessions) Issue(p Principal) (token string, expires time.Time) {
 	now := s.now()
 	expires = now.Add(s.ttl).Truncate(time.Second)
-	payload, _ := json.Marshal(sessionClaims{Subject: p.String(), IssuedAt: now.Unix(), Expires: expires.Unix()})
+	c := sessionClaims{Subject: p.String(), IssuedAt: now.Unix(), Expires: expires.Unix()}
+	if s.binding != nil {
+		// A principal without credentials gets a session that never
+		// verifies: "" matches no current binding.
+		c.Binding, _ = s.bindingOf(p)
+	}
+	payload, _ := json.Marshal(c)
 	signed := sessionVersion + "." + base64.RawURLEncoding.EncodeToString(payload)
 	return signed + "." + base64.RawURLEncoding.EncodeToString(s.sign(signed)), expires
+}
+
+// bindingOf is the keyed digest of p's credentials; ok is false when p
+// has none.
+func (s *Sessions) bindingOf(p Principal) (string, bool) {
+	state, ok := s.binding(p)
+	if !ok {
+		return "", false
+	}
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("binding\x00" + p.String() + "\x00"))
+	m.Write(state)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16]), true
 }
 
 func (s *Sessions) sign(signed string) []byte {
@@ -150,6 +201,12 @@ func (s *Sessions) VerifySession(token string) (Principal, time.Time, error) {
 	exp := time.Unix(c.Expires, 0)
 	if !s.now().Before(exp) {
 		return Principal{}, time.Time{}, fmt.Errorf("%w at %s", ErrSessionExpired, exp.UTC().Format(time.RFC3339))
+	}
+	if s.binding != nil {
+		now, ok := s.bindingOf(p)
+		if !ok || !hmac.Equal([]byte(now), []byte(c.Binding)) {
+			return Principal{}, time.Time{}, fmt.Errorf("%w: %s's credentials changed since the login", ErrSessionRevoked, p)
+		}
 	}
 	return p, exp, nil
 }

@@ -223,3 +223,63 @@ func TestGuardSessionCookie(t *testing.T) {
 		t.Fatalf("after AcceptSessions: %d, want 200", rec.Code)
 	}
 }
+
+// TestSessionBinding: a session bound to its user's SCRAM credentials
+// ends when the password changes or the user is deleted; another user's
+// session lives on, and a session of a user without credentials never
+// verifies.
+func TestSessionBinding(t *testing.T) {
+	cli := clustertest.Start(t).Client()
+	ctx := testCtx(t)
+	creds := newTestCredentials(t, cli)
+	mechs := []string{"SCRAM-SHA-512"}
+	for _, u := range []string{"alice", "bob"} {
+		if err := creds.SetPassword(ctx, u, u+"-pw", mechs, MinSCRAMIterations); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	s, err := NewSessions(sessionKey, SessionOptions{TTL: time.Hour, Now: func() time.Time { return now }, Binding: CredentialBinding(creds)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := s.Issue(User("alice"))
+	bob, _ := s.Issue(User("bob"))
+	ghost, _ := s.Issue(User("ghost"))
+	for _, tok := range []string{alice, bob} {
+		if _, _, err := s.VerifySession(tok); err != nil {
+			t.Fatalf("before any change: %v", err)
+		}
+	}
+	if _, _, err := s.VerifySession(ghost); !errors.Is(err, ErrSessionRevoked) {
+		t.Fatalf("a user without credentials: %v, want ErrSessionRevoked", err)
+	}
+	// The same password set again draws a new salt: a new credential.
+	if err := creds.SetPassword(ctx, "alice", "alice-pw", mechs, MinSCRAMIterations); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.VerifySession(alice); !errors.Is(err, ErrSessionRevoked) {
+		t.Fatalf("after alice's new password: %v, want ErrSessionRevoked", err)
+	}
+	if _, _, err := s.VerifySession(bob); err != nil {
+		t.Fatalf("bob's session after alice's change: %v", err)
+	}
+	fresh, _ := s.Issue(User("alice"))
+	if _, _, err := s.VerifySession(fresh); err != nil {
+		t.Fatalf("a login after the change: %v", err)
+	}
+	if err := creds.Delete(ctx, "bob", "SCRAM-SHA-512"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.VerifySession(bob); !errors.Is(err, ErrSessionRevoked) {
+		t.Fatalf("after bob's deletion: %v, want ErrSessionRevoked", err)
+	}
+	// The binding in the cookie is keyed: it is not a digest anyone can
+	// recompute from the credentials.
+	_, rest, _ := strings.Cut(fresh, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+	if !strings.Contains(string(raw), `"bnd":"`) {
+		t.Fatalf("payload %s carries no binding", raw)
+	}
+}

@@ -34,22 +34,27 @@ func (b *Broker) openPortal(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: portal: %w", err)
 	}
-	sessions, err := auth.NewSessions(key, auth.SessionOptions{TTL: pc.SessionTTLOrDefault()})
-	if err != nil {
-		return fmt.Errorf("broker: portal: %w", err)
-	}
+	so := auth.SessionOptions{TTL: pc.SessionTTLOrDefault()}
 	o := portal.Options{
-		Sessions: sessions, LoginRequired: b.cfg.Authorization.Enabled, Authorizer: b.govAuthorizer(),
+		LoginRequired: b.cfg.Authorization.Enabled, Authorizer: b.govAuthorizer(),
 		FailureDelay: b.cfg.SASL.FailureDelay, Logger: b.log.With("component", "portal"),
 	}
 	// The guard's authenticator (httpGuard): a login checks the same
-	// passwords Basic credentials are checked against.
+	// passwords Basic credentials are checked against. Sessions of the
+	// SCRAM users end on every broker when a password changes or a user
+	// is deleted.
 	switch {
 	case b.authn != nil:
 		o.Passwords = b.authn
 	case b.sec.sasl != nil:
 		o.Passwords = b.sec.sasl
+		so.Binding = auth.CredentialBinding(b.sec.creds)
 	}
+	sessions, err := auth.NewSessions(key, so)
+	if err != nil {
+		return fmt.Errorf("broker: portal: %w", err)
+	}
+	o.Sessions = sessions
 	p, err := portal.New(o)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)

@@ -41,8 +41,9 @@ func portalDo(t *testing.T, method, url, body string, cookie *http.Cookie, csrf 
 
 // TestPortalOnBroker: a broker with SCRAM users and authorization serves
 // the portal at /, logs a user in against the SCRAM credentials, and its
-// HTTP guard accepts the session cookie; the signing key is in etcd,
-// where every broker of the cluster loads the same one.
+// HTTP guard accepts the session cookie until the user's password
+// changes; the signing key is in etcd, where every broker of the cluster
+// loads the same one.
 func TestPortalOnBroker(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
@@ -118,6 +119,17 @@ func TestPortalOnBroker(t *testing.T) {
 	}
 	if p, _, err := other.VerifySession(cookie.Value); err != nil || p != auth.User("alice") {
 		t.Fatalf("another broker's sessions: %v %v", p, err)
+	}
+
+	// A new password ends alice's sessions.
+	if err := b.sec.creds.SetPassword(ctx, "alice", "new-secret", cfg.SASL.Mechanisms, cfg.SASL.SCRAMIterations); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := portalDo(t, "GET", web+"/api/v1/session/permissions?topic=orders", "", cookie, false); resp.StatusCode != 401 {
+		t.Fatalf("permissions with the cookie after a new password: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := portalDo(t, "GET", web+"/api/v1/session", "", cookie, false); resp.StatusCode != 200 || !strings.Contains(body, `"principal":""`) {
+		t.Fatalf("session after a new password: %d %s", resp.StatusCode, body)
 	}
 
 	resp, _ = portalDo(t, "DELETE", web+"/api/v1/session", "", cookie, true)
