@@ -59,6 +59,8 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 	defer stopParent()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
 	sess := newSession(l, c.remote)
+	s.openLineage(sess) // lineage.go
+	defer closeLineage(sess)
 	s.metrics.connOpened(l.Name)
 	defer func() { s.metrics.connClosed(l.Name, sess.software) }()
 	if l.TLS != nil {
@@ -225,6 +227,7 @@ func (s *Server) handleFrame(ctx context.Context, f frame, sess *session, drain 
 	resp, err := a.handle(peer.WithClient(ctx, peer.ClientInfo{ID: h.ClientIDString(), Host: "/" + sess.host}), s, rc, req)
 	if err == nil {
 		resp = s.throttle(ctx, rc, req, resp, len(f.b), start) // client quotas
+		groupLineage(rc, req, resp)                            // lineage.go
 	}
 	handled := time.Now()
 	s.metrics.phase(h.APIKey, phaseHandle, handling, handled)

@@ -182,6 +182,7 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 			p.LogStartOffset = it.res.LogStartOffset
 			p.RecordBatches = it.res.Records
 			s.metrics.fetched(it.sp.key.topic, p.RecordBatches)
+			fetchedLineage(rc, "", it.sp.key.topic, p.RecordBatches)
 			if req.IsolationLevel == 1 {
 				for _, a := range it.res.Aborted {
 					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()

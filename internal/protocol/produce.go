@@ -94,6 +94,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 		pctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
 	}
 	wait := tr.produce(pctx, s.opts.Log, batches)
+	lin := produceLineage(rc, req) // lineage.go
 	return &deferred{wait: func() (kmsg.Response, error) {
 		defer cancel()
 		results := wait()
@@ -113,6 +114,7 @@ func handleProduce(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Produce
 			}
 			p.BaseOffset, p.LogAppendTime, p.LogStartOffset = r.BaseOffset, r.LogAppendTime, r.LogStartOffset
 			s.metrics.produced(batches[i].Topic, batches[i].Records, len(r.RecordErrors))
+			lin.produced(batches[i].Topic, batches[i].Records, len(r.RecordErrors))
 			if len(r.RecordErrors) > 0 {
 				// Accepted, with records routed to a dead-letter topic: the
 				// record errors say which (their offsets stay gaps) under

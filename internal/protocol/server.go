@@ -91,6 +91,10 @@ type Options struct {
 	// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
 	// (configs.go); nil answers it INVALID_REQUEST.
 	GroupConfigs GroupConfigs
+	// Lineage, when non-nil, is told what each connection's client
+	// produces, fetches and commits (lineage.go); nil observes nothing
+	// and costs nothing.
+	Lineage Lineage
 }
 
 // Server serves the Kafka protocol. It is safe for concurrent use.

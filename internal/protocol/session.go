@@ -61,6 +61,9 @@ type session struct {
 	// software is what the client announced in ApiVersions v3+, as
 	// counted in the metrics (metrics.go).
 	software softwareKey
+
+	// lineage observes the connection (lineage.go); nil: not observed.
+	lineage *connLineage
 }
 
 // newSession is the session of a new connection from remote on l.

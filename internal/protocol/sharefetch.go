@@ -361,6 +361,7 @@ func handleShareFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.Shar
 		}
 		p.Records = o.records
 		s.metrics.fetched(o.topic, o.records)
+		fetchedLineage(rc, group, o.topic, o.records)
 		if p.Records == nil {
 			p.Records = []byte{}
 		}
