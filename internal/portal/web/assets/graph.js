@@ -11,7 +11,7 @@ const GAP_X = 80;
 const GAP_Y = 22;
 const PAD = 16;
 
-const KIND_LABEL = { topic: 'topic', producer: 'producer', group: 'consumer group', table: 'table', dlq: 'dead-letter topic' };
+const KIND_LABEL = { topic: 'topic', producer: 'producer', group: 'consumer group', table: 'table', dlq: 'dead-letter topic', retry: 'retry topic' };
 
 function shorten(text, max) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
@@ -126,7 +126,7 @@ export function lineageGraph(graph, focusId, title) {
       s('rect', { width: NODE_W, height: NODE_H, rx: 8, ry: 8 }),
       s('text', { x: 10, y: 16, class: 'node-kind' }, KIND_LABEL[kind] || kind),
       s('text', { x: 10, y: 33, class: 'node-name' }, shorten(name, 24)));
-    if (kind === 'topic' || kind === 'dlq') {
+    if (kind === 'topic' || kind === 'dlq' || kind === 'retry') {
       svg.append(s('a', { href: topicHref(name), 'aria-label': `Product ${name}` }, box));
     } else {
       svg.append(box);
