@@ -64,11 +64,18 @@ func TestPortalOnBroker(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `src="/assets/app.js"`) || !strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
 		t.Fatalf("GET /products/orders: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body)
 	}
-	if resp, _ := portalDo(t, "GET", web+"/healthz", "", nil, false); resp.StatusCode != 200 {
-		t.Fatalf("healthz: %d", resp.StatusCode)
-	}
-	if resp, body := portalDo(t, "GET", web+"/metrics", "", nil, false); resp.StatusCode != 401 {
-		t.Fatalf("metrics without credentials: %d %s (the portal must not take /metrics)", resp.StatusCode, body)
+	// The listener's other handlers keep their paths.
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/healthz", 200}, {"GET", "/readyz", 200}, {"GET", "/metrics", 401}, {"POST", "/metrics", 405},
+		{"GET", "/tables", 401}, {"GET", "/iceberg/v1/config", 401}, {"GET", "/share/groups/g", 401},
+		{"GET", "/debug/pprof/", 401}, {"GET", "/api/v1/nope", 404},
+	} {
+		if resp, body := portalDo(t, c.method, web+c.path, "", nil, false); resp.StatusCode != c.status {
+			t.Fatalf("%s %s: %d %s, want %d (not the portal's)", c.method, c.path, resp.StatusCode, body, c.status)
+		}
 	}
 
 	start := time.Now()
