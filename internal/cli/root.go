@@ -77,6 +77,8 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newDLQCommand(g),
 		newRetryCommand(g),
 		newTableCommand(),
+		newAccessCommand(g),
+		newShareCommand(g),
 	)
 	wrapErrors(root, g)
 	return root

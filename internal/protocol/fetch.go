@@ -21,7 +21,8 @@ package protocol
 //
 // Authorization (as Kafka): each partition's topic needs READ, or it is
 // answered TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays
-// UNKNOWN_TOPIC_ID).
+// UNKNOWN_TOPIC_ID). READ is checked again after a long poll, so ACLs
+// removed while a fetch waited stop what arrived meanwhile.
 //
 // Delayed topics (Runnel's delivery.delay.ms, the mechanism of retry topics):
 // a partition's records are cut before the first batch whose max timestamp
@@ -161,8 +162,21 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 	}
 
 	tr.waitStart()
+	waitStarted := time.Now()
 	s.fetchWait(ctx, rc, req, items)
 	tr.waitEnd()
+	if req.MaxWaitMillis > 0 && time.Since(waitStarted) >= time.Millisecond {
+		// Checked again after a long poll: records that arrived while it
+		// waited go only to a principal still allowed to read them (a
+		// revoked grant or share must not receive what is written after
+		// the revocation).
+		reread := s.topicChecker(rc, kmsg.ACLOperationRead)
+		for _, it := range items {
+			if it.code == 0 && !reread.ok(it.sp.key.topic) {
+				it.code = kerr.TopicAuthorizationFailed.Code
+			}
+		}
+	}
 
 	// Build the response, grouping consecutive partitions of one topic.
 	var sent []*sessPart
