@@ -23,7 +23,8 @@ export async function productView(main, [topic], _q, app) {
     return;
   }
   if (!alive()) return;
-  const owner = app.isOwner(product) || perms.admin;
+  const owner = app.isOwner(product) || perms.admin || await teamMember(product.owner, app);
+  if (!alive()) return;
   const sample = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const activity = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   replace(main,
@@ -40,6 +41,17 @@ export async function productView(main, [topic], _q, app) {
       owner ? section('Shares', 'shares', shareBlock(topic, app)) : null));
   loadSample(base, perms, sample, alive);
   loadActivity(base, activity, alive);
+}
+
+// teamMember tells whether the caller belongs to the owning team.
+async function teamMember(owner, app) {
+  if (!owner || !owner.startsWith('Team:')) return false;
+  try {
+    const team = await get(`/api/v1/teams/${enc(owner.slice('Team:'.length))}`);
+    return (team.members || []).includes(app.session.principal);
+  } catch {
+    return false;
+  }
 }
 
 function header(p) {
