@@ -77,6 +77,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newDLQCommand(g),
 		newRetryCommand(g),
 		newTableCommand(),
+		newProductCommand(g),
 		newAccessCommand(g),
 		newShareCommand(g),
 	)
