@@ -259,14 +259,14 @@ func schemaField(f iceberg.NestedField) lineage.SchemaField {
 	return out
 }
 
-// lineageOwners is the catalog as the exporter asks it for owners, once
-// the catalog part offers them (an owners method on govCatalog); nil
-// until then, and the events carry no ownership facet.
+// lineageOwners is the catalog, which the exporter asks for the owners
+// of the topics it names (nil before the catalog opened: no ownership
+// facets).
 func (b *Broker) lineageOwners() governance.Owners {
-	if c, ok := any(&b.gov.catalog).(interface{ owners() governance.Owners }); ok {
-		return c.owners()
+	if b.gov.catalog.cat == nil {
+		return nil
 	}
-	return nil
+	return b.gov.catalog.cat
 }
 
 // lineageLag reports the lag of the groups this broker coordinates per

@@ -34,6 +34,12 @@ func (b *Broker) openGovernance(ctx context.Context) error {
 			return err
 		}
 	}
+	// The catalog's writes go to the audit log; the catalog answers who
+	// owns a product when access requests and shares ask.
+	b.gov.catalog.auditor = b.govAuditor()
+	if b.gov.catalog.cat != nil {
+		b.gov.access.owners.set(b.gov.catalog.cat)
+	}
 	return nil
 }
 
