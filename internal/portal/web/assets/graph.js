@@ -11,7 +11,7 @@ const GAP_X = 80;
 const GAP_Y = 22;
 const PAD = 16;
 
-const KIND_LABEL = { topic: 'topic', producer: 'producer', group: 'consumer group', table: 'table', dlq: 'dead-letter topic', retry: 'retry topic' };
+const KIND_LABEL = { topic: 'topic', producer: 'producer', group: 'consumer group', consumer: 'consumer', table: 'table', dlq: 'dead-letter topic', retry: 'retry topic' };
 
 function shorten(text, max) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
