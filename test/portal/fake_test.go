@@ -278,7 +278,7 @@ func (f *fakeAPI) mount(mux *http.ServeMux, g *auth.Guard, authz governance.Auth
 // full, as SVG), an access request, the owner's approval, a share whose
 // credentials are shown once, and the audit log.
 func TestPortalPagesAgainstFakeAPI(t *testing.T) {
-	browser := requireBrowser(t)
+	chromium := requireBrowser(t)
 	api := &fakeAPI{now: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}
 	authz := fakeACLs{api}
 	sessions, err := auth.NewSessions(bytes.Repeat([]byte{3}, auth.SessionKeyBytes), auth.SessionOptions{TTL: time.Hour})
@@ -297,22 +297,22 @@ func TestPortalPagesAgainstFakeAPI(t *testing.T) {
 	t.Cleanup(srv.Close)
 	shots := harness.ArtifactsDir(t, "portal")
 
-	out := drive(t, plan{Base: srv.URL, Chromium: browser, Shots: shots, Steps: []step{
-		{"do": "login", "user": "alice", "password": "alice-pw", "path": "/products/customers"},
-		{"do": "search", "q": "email", "expect": "customers", "open": "customers"},
-		{"do": "product", "name": "before", "topic": "customers", "here": true, "shot": "product-before-access", "fullLineage": true, "diff": []int{1, 2}},
-		{"do": "requestAccess", "operation": "READ", "reason": "churn analysis", "duration": "720h"},
-		{"do": "requests", "name": "pending", "shot": "requests-pending"},
-		{"do": "logout", "name": "logout-alice"},
-		{"do": "login", "name": "login-bob", "user": "bob", "password": "bob-pw", "shot": "login-bob"},
-		{"do": "approve", "requester": "User:alice", "topic": "customers", "reason": "fine for analytics"},
-		{"do": "share", "topic": "customers", "recipient": "Partner AG"},
-		{"do": "audit"},
-		{"do": "logout", "name": "logout-bob"},
-		{"do": "login", "name": "login-alice", "user": "alice", "password": "alice-pw", "shot": "login-alice"},
-		{"do": "product", "name": "after", "topic": "customers", "shot": "product-with-access"},
-		{"do": "requests", "name": "approved", "shot": "requests-approved"},
-	}})
+	out := startBrowser(t, chromium, srv.URL, shots).run(t,
+		step{"do": "login", "user": "alice", "password": "alice-pw", "path": "/products/customers"},
+		step{"do": "search", "q": "email", "expect": "customers", "open": "customers"},
+		step{"do": "product", "name": "before", "topic": "customers", "here": true, "shot": "product-before-access", "fullLineage": true, "diff": []int{1, 2}},
+		step{"do": "requestAccess", "operation": "READ", "reason": "churn analysis", "duration": "720h"},
+		step{"do": "requests", "name": "pending", "shot": "requests-pending"},
+		step{"do": "logout", "name": "logout-alice"},
+		step{"do": "login", "name": "login-bob", "user": "bob", "password": "bob-pw", "shot": "login-bob"},
+		step{"do": "approve", "requester": "User:alice", "topic": "customers", "reason": "fine for analytics"},
+		step{"do": "share", "topic": "customers", "recipient": "Partner AG"},
+		step{"do": "audit"},
+		step{"do": "logout", "name": "logout-bob"},
+		step{"do": "login", "name": "login-alice", "user": "alice", "password": "alice-pw", "shot": "login-alice"},
+		step{"do": "product", "name": "after", "topic": "customers", "shot": "product-with-access"},
+		step{"do": "requests", "name": "approved", "shot": "requests-approved"},
+	)
 	res := out["search"].Results
 	if len(res) != 1 || res[0].Topic != "customers" || len(res[0].Matched) != 1 || res[0].Matched[0] != "email" {
 		t.Fatalf("search results %+v", res)

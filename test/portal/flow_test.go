@@ -40,10 +40,11 @@ var customerEmails = []string{"ada@example.com", "grace@example.com", "edsger@ex
 // (no records for her yet) and requests READ with a reason; her kcat
 // consumer is refused. Bob logs in and approves with a reason; Alice's
 // kcat consumer then reads the topic, and the portal shows her the
-// records with email masked. The audit log shows the request and the
+// records with email masked. Bob shares the topic with a partner and is
+// shown the credentials. The audit log shows the request and the
 // approval. Screenshots of the main pages are kept.
 func TestPortalAccessRequestFlow(t *testing.T) {
-	browser := requireBrowser(t)
+	chromium := requireBrowser(t)
 	requireKcat(t)
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
@@ -55,6 +56,8 @@ func TestPortalAccessRequestFlow(t *testing.T) {
 	b := harness.Start(t, harness.Options{Config: cfg, Listeners: []harness.Listener{{Name: "SASL", SecurityProtocol: "SASL_PLAINTEXT"}}})
 	kafka := b.Listeners["SASL"]
 	web := "http://" + b.HTTP
+	// The browser starts while the broker is set up.
+	br := startBrowser(t, chromium, web, harness.ArtifactsDir(t, "portal"))
 	const topic = "customers"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -102,15 +105,14 @@ func TestPortalAccessRequestFlow(t *testing.T) {
 		return nil
 	})
 
-	shots := harness.ArtifactsDir(t, "portal")
-	alice := drive(t, plan{Base: web, Chromium: browser, Shots: shots, Steps: []step{
-		{"do": "login", "user": "alice", "password": "alice-secret", "shot": "login"},
-		{"do": "search", "q": "email", "expect": topic, "open": topic, "shot": "search"},
-		{"do": "product", "name": "before", "topic": topic, "here": true, "shot": "product-before-access"},
-		{"do": "requestAccess", "operation": "READ", "reason": "Churn analysis for Q1"},
-		{"do": "requests", "shot": "requests-pending"},
-		{"do": "logout"},
-	}})
+	alice := br.run(t,
+		step{"do": "login", "user": "alice", "password": "alice-secret", "shot": "login"},
+		step{"do": "search", "q": "email", "expect": topic, "open": topic, "shot": "search"},
+		step{"do": "product", "name": "before", "topic": topic, "here": true, "shot": "product-before-access"},
+		step{"do": "requestAccess", "operation": "READ", "reason": "Churn analysis for Q1"},
+		step{"do": "requests", "shot": "requests-pending"},
+		step{"do": "logout"},
+	)
 	var found *searchResult
 	for i, r := range alice["search"].Results {
 		if r.Topic == topic {
@@ -134,12 +136,17 @@ func TestPortalAccessRequestFlow(t *testing.T) {
 		t.Fatalf("Alice's kcat failed, but not for authorization: %v\n%s", err, out)
 	}
 
-	bob := drive(t, plan{Base: web, Chromium: browser, Shots: shots, Steps: []step{
-		{"do": "login", "user": "bob", "password": "bob-secret", "shot": "login-bob"},
-		{"do": "approve", "requester": "User:alice", "topic": topic, "reason": "Approved for the churn study", "shot": "approvals"},
-	}})
+	bob := br.run(t,
+		step{"do": "login", "user": "bob", "password": "bob-secret", "shot": "login-bob"},
+		step{"do": "approve", "requester": "User:alice", "topic": topic, "reason": "Approved for the churn study", "shot": "approvals"},
+		step{"do": "share", "topic": topic, "recipient": "Partner AG", "shot": "shares"},
+		step{"do": "logout"},
+	)
 	if !strings.Contains(bob["approve"].After, "Nothing waits for your decision") {
 		t.Fatalf("approvals after approving:\n%s", bob["approve"].After)
+	}
+	if c := bob["share"].Credentials; !strings.Contains(c, "SCRAM-SHA-512") || !strings.Contains(c, kafka) || rowWith(bob["share"].Rows, topic, "Partner AG") == nil {
+		t.Fatalf("sharing in the portal: credentials %q, shares %v", c, bob["share"].Rows)
 	}
 
 	// The approval's ACLs reach the broker through a watch.
@@ -158,12 +165,12 @@ func TestPortalAccessRequestFlow(t *testing.T) {
 		}
 	}
 
-	after := drive(t, plan{Base: web, Chromium: browser, Shots: shots, Steps: []step{
-		{"do": "login", "user": "alice", "password": "alice-secret", "shot": "login-alice"},
-		{"do": "product", "name": "after", "topic": topic, "shot": "product"},
-		{"do": "requests", "shot": "requests"},
-		{"do": "audit", "query": "?topic=" + topic, "shot": "audit"},
-	}})
+	after := br.run(t,
+		step{"do": "login", "user": "alice", "password": "alice-secret", "shot": "login-alice"},
+		step{"do": "product", "name": "after", "topic": topic, "shot": "product"},
+		step{"do": "requests", "shot": "requests"},
+		step{"do": "audit", "query": "?topic=" + topic, "shot": "audit"},
+	)
 	sample := after["after"].Sample
 	if !strings.Contains(sample, "****") || !strings.Contains(sample, "email") {
 		t.Fatalf("the sample Alice sees does not mask email:\n%s", sample)

@@ -1,10 +1,12 @@
 package portal_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,15 +60,14 @@ func requireKcat(t *testing.T) {
 	})
 }
 
-// step is one step of a browser plan (see js/portal.mjs).
+// step is one step for js/portal.mjs.
 type step map[string]any
 
-// plan is what js/portal.mjs runs.
-type plan struct {
+// setup is the first line js/portal.mjs reads.
+type setup struct {
 	Base     string `json:"base"`
 	Chromium string `json:"chromium"`
 	Shots    string `json:"shots,omitempty"`
-	Steps    []step `json:"steps"`
 }
 
 // stepOut is one step's answer: what the page showed.
@@ -98,37 +99,76 @@ type searchResult struct {
 	Tags    []string `json:"tags"`
 }
 
-// drive runs p in the browser and returns each step's answer by name; a
-// failed step, console error or failed request fails the test.
-func drive(t *testing.T, p plan) map[string]stepOut {
+// browser is one run of js/portal.mjs: a page in headless Chromium
+// that batches of steps run in, one after the other.
+type browser struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	stderr *bytes.Buffer
+	cancel context.CancelFunc
+}
+
+// startBrowser starts the driver on the portal at base; the test's end
+// stops it.
+func startBrowser(t *testing.T, chromium, base, shots string) *browser {
 	t.Helper()
-	in, err := json.Marshal(p)
+	ctx, cancel := context.WithTimeout(context.Background(), driveTimeout)
+	b := &browser{cmd: exec.CommandContext(ctx, "node", "portal.mjs"), stderr: &bytes.Buffer{}, cancel: cancel}
+	b.cmd.Dir = jsDir()
+	b.cmd.Stderr = b.stderr
+	var err error
+	if b.in, err = b.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := b.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), driveTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "portal.mjs")
-	cmd.Dir = jsDir()
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	b.out = bufio.NewScanner(stdout)
+	b.out.Buffer(make([]byte, 64<<10), 16<<20)
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.in.Close()
+		b.cmd.Wait()
+		cancel()
+	})
+	line, _ := json.Marshal(setup{Base: base, Chromium: chromium, Shots: shots})
+	if _, err := b.in.Write(append(line, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// run runs steps in the page and returns each step's answer by name; a
+// failed step, console error or failed request fails the test.
+func (b *browser) run(t *testing.T, steps ...step) map[string]stepOut {
+	t.Helper()
+	line, err := json.Marshal(map[string]any{"steps": steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.in.Write(append(line, '\n')); err != nil {
+		t.Fatalf("the browser driver is gone: %v\n%s", err, b.stderr)
+	}
 	outs := map[string]stepOut{}
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" {
-			continue
-		}
+	for b.out.Scan() {
 		var o stepOut
-		if err := json.Unmarshal([]byte(line), &o); err != nil {
-			t.Fatalf("portal.mjs printed %q: %v", line, err)
+		if err := json.Unmarshal(b.out.Bytes(), &o); err != nil {
+			t.Fatalf("portal.mjs printed %q: %v", b.out.Text(), err)
+		}
+		if o.Step == "end" {
+			return outs
 		}
 		outs[o.Name] = o
 	}
-	if runErr != nil {
-		t.Fatalf("the browser run failed (%v):\n%s\nsteps done: %s", runErr, strings.TrimSpace(stderr.String()), stdout.String())
-	}
-	return outs
+	b.in.Close()
+	err = b.cmd.Wait()
+	done, _ := json.Marshal(outs)
+	t.Fatalf("the browser run failed (%v):\n%s\nsteps done: %s", err, strings.TrimSpace(b.stderr.String()), done)
+	return nil
 }
 
 // rowWith returns the first row having every one of cells.

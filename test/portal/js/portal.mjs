@@ -1,19 +1,22 @@
-// Drives the Runnel portal in headless Chromium as a user would: reads a
-// plan from stdin, {"base","chromium","shots","steps":[{"do":…},…]}, runs
-// its steps in one browser page and prints one JSON line per step with
-// what the page showed. Any console error, uncaught exception, failed
-// request or HTTP error answer in the page fails the run (exit 1), as
-// does a step whose expectation is not met.
+// Drives the Runnel portal in headless Chromium as a user would. The
+// first line on stdin is the setup, {"base","chromium","shots"}; every
+// further line is a batch of steps, {"steps":[{"do":…},…]}, run in one
+// browser page kept open between batches (the test runs its own checks,
+// kcat, in between). Each step prints one JSON line with what the page
+// showed; a batch ends with {"step":"end"}. Any console error, uncaught
+// exception, failed request or HTTP error answer in the page, or a step
+// whose expectation is not met, ends the run with exit status 1 (and a
+// screenshot "failure.png").
 
 import puppeteer from 'puppeteer-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
-const plan = JSON.parse(await new Promise((resolve) => {
-  let data = '';
-  process.stdin.on('data', (c) => { data += c; });
-  process.stdin.on('end', () => resolve(data));
-}));
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+const first = await lines.next();
+if (first.done) process.exit(0);
+const plan = JSON.parse(first.value);
 const base = plan.base.replace(/\/$/, '');
 const timeout = plan.timeout || 20000;
 const problems = [];
@@ -195,9 +198,10 @@ const browser = await puppeteer.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
 });
 let code = 0;
+let page;
 try {
   if (plan.shots) mkdirSync(plan.shots, { recursive: true });
-  const page = await browser.newPage();
+  page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
   page.setDefaultTimeout(timeout);
   page.on('console', (m) => {
@@ -208,14 +212,20 @@ try {
   page.on('response', (r) => {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
-  for (const s of plan.steps) {
-    const fn = steps[s.do];
-    if (!fn) fail(`unknown step ${s.do}`);
-    const out = await fn(page, s);
-    console.log(JSON.stringify({ step: s.do, name: s.name || s.do, ...out }));
+  for (let next = await lines.next(); !next.done; next = await lines.next()) {
+    if (!next.value.trim()) continue;
+    for (const s of JSON.parse(next.value).steps) {
+      const fn = steps[s.do];
+      if (!fn) fail(`unknown step ${s.do}`);
+      const out = await fn(page, s);
+      console.log(JSON.stringify({ step: s.do, name: s.name || s.do, ...out }));
+    }
+    if (problems.length) break;
+    console.log(JSON.stringify({ step: 'end' }));
   }
 } catch (err) {
   console.error(`step failed: ${err.stack || err}`);
+  if (page && plan.shots) await page.screenshot({ path: join(plan.shots, 'failure.png'), fullPage: true }).catch(() => {});
   code = 1;
 } finally {
   await browser.close();
