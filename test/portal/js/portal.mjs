@@ -4,9 +4,9 @@
 // browser page kept open between batches (the test runs its own checks,
 // kcat, in between). Each step prints one JSON line with what the page
 // showed; a batch ends with {"step":"end"}. Any console error, uncaught
-// exception, failed request or HTTP error answer in the page, or a step
-// whose expectation is not met, ends the run with exit status 1 (and a
-// screenshot "failure.png").
+// exception, failed request or HTTP error answer in the page, a control
+// without a label or text, or a step whose expectation is not met ends
+// the run with exit status 1 (and a screenshot "failure.png").
 
 import puppeteer from 'puppeteer-core';
 import { mkdirSync } from 'node:fs';
@@ -67,6 +67,26 @@ async function clickButton(scope, label) {
 
 async function tableRows(page, selector) {
   return page.$$eval(`${selector} tbody tr`, (rows) => rows.map((r) => [...r.cells].map((c) => c.innerText.trim())));
+}
+
+// unlabelled lists the page's controls a screen reader could not name:
+// form fields without a label, buttons and links without text, images
+// without alt text.
+async function unlabelled(page) {
+  return page.evaluate(() => {
+    const bad = [];
+    const name = (el) => (el.getAttribute('aria-label') || el.textContent || '').trim();
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label')) bad.push(`${el.tagName.toLowerCase()}#${el.id || '?'} has no label`);
+    }
+    for (const el of document.querySelectorAll('button, a[href]')) {
+      if (!el.closest('[hidden]') && !name(el)) bad.push(`${el.tagName.toLowerCase()} ${el.outerHTML.slice(0, 80)} has no text`);
+    }
+    for (const el of document.querySelectorAll('img')) {
+      if (!el.hasAttribute('alt')) bad.push(`img ${el.getAttribute('src')} has no alt`);
+    }
+    return bad;
+  });
 }
 
 const steps = {
@@ -218,6 +238,7 @@ try {
       const fn = steps[s.do];
       if (!fn) fail(`unknown step ${s.do}`);
       const out = await fn(page, s);
+      for (const issue of await unlabelled(page)) problems.push(`after ${s.name || s.do}: ${issue}`);
       console.log(JSON.stringify({ step: s.do, name: s.name || s.do, ...out }));
     }
     if (problems.length) break;
