@@ -264,6 +264,17 @@ func (f *fakeAPI) mount(mux *http.ServeMux, g *auth.Guard, authz governance.Auth
 			"connection":  map[string]any{"bootstrapServers": "127.0.0.1:9092", "securityProtocol": "SASL_PLAINTEXT", "saslMechanism": "SCRAM-SHA-512", "schemaRegistryUrl": "http://127.0.0.1:8081"}})
 		return nil
 	})
+	handle("DELETE /api/v1/shares/{id}", func(w http.ResponseWriter, r *http.Request, a governance.Actor) error {
+		for _, sh := range f.shares {
+			if sh["id"] == r.PathValue("id") {
+				sh["state"], sh["revokedBy"], sh["revokedAt"] = "REVOKED", a.String(), f.now.Format(time.RFC3339)
+				f.record(a, "share.revoke", "share:"+r.PathValue("id"), "", nil, sh)
+				governance.WriteJSON(w, 200, sh)
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: no share %s", governance.ErrNotFound, r.PathValue("id"))
+	})
 	handle("GET /api/v1/audit", func(w http.ResponseWriter, r *http.Request, a governance.Actor) error {
 		governance.WriteJSON(w, 200, list(f.audit, len(f.audit)))
 		return nil
@@ -276,7 +287,7 @@ func (f *fakeAPI) mount(mux *http.ServeMux, g *auth.Guard, authz governance.Auth
 // page (schema with the PII field tag, version diff, contract, masked
 // sample, throughput and consumer lag, the lineage graph one hop and
 // full, as SVG), an access request, the owner's approval, a share whose
-// credentials are shown once, and the audit log.
+// credentials are shown once and its revocation, and the audit log.
 func TestPortalPagesAgainstFakeAPI(t *testing.T) {
 	chromium := requireBrowser(t)
 	api := &fakeAPI{now: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}
@@ -307,6 +318,7 @@ func TestPortalPagesAgainstFakeAPI(t *testing.T) {
 		step{"do": "login", "name": "login-bob", "user": "bob", "password": "bob-pw", "shot": "login-bob"},
 		step{"do": "approve", "requester": "User:alice", "topic": "customers", "reason": "fine for analytics"},
 		step{"do": "share", "topic": "customers", "recipient": "Partner AG"},
+		step{"do": "revokeShare", "recipient": "Partner AG"},
 		step{"do": "audit"},
 		step{"do": "logout", "name": "logout-bob"},
 		step{"do": "login", "name": "login-alice", "user": "alice", "password": "alice-pw", "shot": "login-alice"},
@@ -352,6 +364,9 @@ func TestPortalPagesAgainstFakeAPI(t *testing.T) {
 
 	if !strings.Contains(out["share"].Credentials, "once-only-secret") || rowWith(out["share"].Rows, "Partner AG") == nil {
 		t.Fatalf("share: %q %v", out["share"].Credentials, out["share"].Rows)
+	}
+	if rowWith(out["revokeShare"].Rows, "Partner AG", "REVOKED by User:bob") == nil {
+		t.Fatalf("shares after revoking: %v", out["revokeShare"].Rows)
 	}
 	rows := out["audit"].Rows
 	if rowWith(rows, "User:alice", "access.request") == nil || rowWith(rows, "User:bob", "access.approve") == nil {

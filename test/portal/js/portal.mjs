@@ -204,6 +204,16 @@ const steps = {
     return { credentials, rows: await tableRows(page, 'table.shares') };
   },
 
+  async revokeShare(page, s) {
+    await goto(page, '/shares');
+    const row = await cardWith(page, 'table.shares tbody tr', [s.recipient, 'ACTIVE']);
+    await clickButton(row, 'Revoke');
+    await clickButton(row, 'Confirm revoke');
+    await page.waitForFunction(() => document.getElementById('toast').innerText.includes('revoked'), { timeout });
+    await settled(page);
+    return { rows: await tableRows(page, 'table.shares') };
+  },
+
   async audit(page, s) {
     await goto(page, `/audit${s.query || ''}`);
     await page.waitForSelector('table.audit, main p', { timeout });
