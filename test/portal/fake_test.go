@@ -222,11 +222,14 @@ func (f *fakeAPI) mount(mux *http.ServeMux, g *auth.Guard, authz governance.Auth
 			if ar["id"] != r.PathValue("id") {
 				continue
 			}
-			if a.String() != "User:bob" {
-				return fmt.Errorf("%w: only the owner decides", governance.ErrForbidden)
+			action := r.PathValue("action")
+			if (action == "cancel") != (a.String() == ar["requester"]) || (action != "cancel" && a.String() != "User:bob") {
+				return fmt.Errorf("%w: the requester cancels, the owner decides", governance.ErrForbidden)
 			}
 			before := map[string]any{"state": ar["state"]}
-			switch r.PathValue("action") {
+			switch action {
+			case "cancel":
+				ar["state"] = "CANCELLED"
 			case "approve":
 				ar["state"] = "APPROVED"
 				f.aliceReads.Store(true)
@@ -313,6 +316,9 @@ func TestPortalPagesAgainstFakeAPI(t *testing.T) {
 		step{"do": "search", "q": "email", "expect": "customers", "open": "customers"},
 		step{"do": "product", "name": "before", "topic": "customers", "here": true, "shot": "product-before-access", "fullLineage": true, "diff": []int{1, 2}},
 		step{"do": "requestAccess", "operation": "READ", "reason": "churn analysis", "duration": "720h"},
+		step{"do": "product", "name": "again", "topic": "customers", "shot": "product-request-write"},
+		step{"do": "requestAccess", "name": "write", "operation": "WRITE", "reason": "backfill"},
+		step{"do": "cancelRequest", "operation": "WRITE"},
 		step{"do": "requests", "name": "pending", "shot": "requests-pending"},
 		step{"do": "logout", "name": "logout-alice"},
 		step{"do": "login", "name": "login-bob", "user": "bob", "password": "bob-pw", "shot": "login-bob"},
@@ -358,7 +364,10 @@ func TestPortalPagesAgainstFakeAPI(t *testing.T) {
 	if rowWith(before.Diff, "added", "address.city") == nil || rowWith(before.Diff, "removed", "phone") == nil || rowWith(before.Diff, "changed", "id") == nil {
 		t.Errorf("diff rows %v", before.Diff)
 	}
-	if r := rowWith(out["pending"].Rows, "customers", "PENDING"); r == nil {
+	if r := rowWith(out["pending"].Rows, "customers", "WRITE", "backfill", "CANCELLED"); r == nil {
+		t.Fatalf("my requests after cancelling the WRITE request: %v", out["pending"].Rows)
+	}
+	if r := rowWith(out["pending"].Rows, "customers", "READ", "PENDING"); r == nil {
 		t.Fatalf("my requests %v", out["pending"].Rows)
 	}
 

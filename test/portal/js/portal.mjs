@@ -181,6 +181,15 @@ const steps = {
     return { rows: await tableRows(page, 'table.requests') };
   },
 
+  async cancelRequest(page, s) {
+    await goto(page, '/requests');
+    const row = await cardWith(page, 'table.requests tbody tr', [s.operation, 'PENDING']);
+    await clickButton(row, 'Cancel');
+    await page.waitForFunction(() => document.getElementById('toast').innerText.includes('cancelled'), { timeout });
+    await settled(page);
+    return { rows: await tableRows(page, 'table.requests') };
+  },
+
   async approve(page, s) {
     await goto(page, '/approvals');
     const card = await cardWith(page, 'article.approval', [s.requester, s.topic]);
