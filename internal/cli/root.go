@@ -80,6 +80,7 @@ against any Kafka-compatible cluster (Runnel or Apache Kafka).`,
 		newProductCommand(g),
 		newAccessCommand(g),
 		newShareCommand(g),
+		newAsyncAPICommand(g),
 	)
 	wrapErrors(root, g)
 	return root

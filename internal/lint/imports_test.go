@@ -49,6 +49,18 @@ var rules = []struct {
 		"tableflow is wired in by the broker and reaches the log and the registry through its own interfaces (DESIGN §1)"},
 	{"internal/telemetry/...", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli"},
 		"telemetry is wired in by the broker and reaches the log through its own interfaces (DESIGN §1)"},
+	{"internal/governance/...", []string{module + "internal/protocol", module + "internal/broker", module + "internal/cli",
+		module + "internal/stream", module + "internal/groups", module + "internal/share", module + "internal/tableflow",
+		module + "internal/portal"},
+		"governance is wired in by the broker and reaches the log, the groups and the tables through its own interfaces (doc.go)"},
+	{"internal/governance/catalog", []string{module + "internal/governance/lineage", module + "internal/governance/access", module + "internal/governance/asyncapi"},
+		"the governance parts meet only through interfaces the broker wires"},
+	{"internal/governance/lineage", []string{module + "internal/governance/catalog", module + "internal/governance/access", module + "internal/governance/asyncapi"},
+		"the governance parts meet only through interfaces the broker wires"},
+	{"internal/governance/access", []string{module + "internal/governance/catalog", module + "internal/governance/lineage", module + "internal/governance/asyncapi"},
+		"the governance parts meet only through interfaces the broker wires"},
+	{"internal/governance/asyncapi", []string{module + "internal/governance/catalog", module + "internal/governance/lineage", module + "internal/governance/access"},
+		"the governance parts meet only through interfaces the broker wires"},
 }
 
 // TestImportRules checks the rules above against `go list`.
