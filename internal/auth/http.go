@@ -8,7 +8,8 @@ package auth
 // certificate (mapped to a principal like an SSL listener's), then its
 // Authorization header: "Basic" (checked against the SASL users' SCRAM
 // credentials, so PLAIN and SCRAM users alike log in) or "Bearer" (a JWT
-// validated like an OAUTHBEARER token, refused once expired). A header
+// validated like an OAUTHBEARER token, refused once expired), and without
+// one the portal's session cookie (session.go). A header
 // that does not authenticate is refused with 401 even when a certificate
 // did: a client that sends credentials means them. A request with no
 // credentials at all is refused with 401 when authentication is required
@@ -84,6 +85,9 @@ type GuardOptions struct {
 	// connection.failed.authentication.delay.ms), slowing password
 	// guessing; requests without credentials are answered at once.
 	FailureDelay time.Duration
+	// Sessions verifies the portal's login cookie (session.go), taken
+	// from requests without an Authorization header; nil ignores cookies.
+	Sessions SessionVerifier
 	// Now is the clock token expiry is checked against (time.Now if nil).
 	Now func() time.Time
 	// Logger receives refused authentications (nothing if nil).
@@ -105,6 +109,10 @@ func NewGuard(o GuardOptions) *Guard {
 	}
 	return &Guard{o: o}
 }
+
+// AcceptSessions makes g accept session cookies verified by s. Call it
+// before g serves a request.
+func (g *Guard) AcceptSessions(s SessionVerifier) { g.o.Sessions = s }
 
 type identityKey struct{}
 
@@ -158,6 +166,9 @@ func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request, host string
 	if header == "" {
 		if !principal.IsZero() {
 			return principal, true
+		}
+		if c, err := r.Cookie(SessionCookie); err == nil && g.o.Sessions != nil {
+			return g.session(w, r, host, c.Value)
 		}
 		if g.o.Required {
 			g.unauthenticated(w, "", "Authentication required: send HTTP Basic credentials, a Bearer token or a client certificate")
@@ -217,6 +228,30 @@ func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request, host string
 		return Principal{}, false
 	}
 	return principal, true
+}
+
+// session authenticates a request by its session cookie: 401 when the
+// cookie does not verify (the portal then asks for a login), 403 when a
+// request that changes state lacks the CSRF header.
+func (g *Guard) session(w http.ResponseWriter, r *http.Request, host, token string) (Principal, bool) {
+	p, _, err := g.o.Sessions.VerifySession(token)
+	if err != nil {
+		g.o.Logger.Info("http: session refused", "host", host, "method", r.Method, "path", r.URL.Path, "err", err)
+		// No Basic challenge: a browser would answer it with its own
+		// login dialog instead of letting the portal ask.
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Cookie realm=%q, cookie-name=%q`, realm, SessionCookie))
+		WriteHTTPError(w, http.StatusUnauthorized, "The session expired or is invalid: log in again")
+		return Principal{}, false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		if r.Header.Get(CSRFHeader) != "1" {
+			WriteHTTPError(w, http.StatusForbidden, "A request authenticated by the session cookie must carry the header "+CSRFHeader+": 1")
+			return Principal{}, false
+		}
+	}
+	return p, true
 }
 
 // refused logs a refused authentication (never the credentials) and
