@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/governance"
 )
 
-// The API (api/openapi/access.yaml):
+// The API (api/openapi.yaml):
 //
 //	POST   /api/v1/access-requests                  create (any authenticated caller)
 //	GET    /api/v1/access-requests?state=&topic=&role=mine|approver

@@ -10,7 +10,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/governance"
 )
 
-// The catalog's REST API (api/openapi/catalog.yaml). Reading is open to
+// The catalog's REST API (api/openapi.yaml). Reading is open to
 // every authenticated caller; a sample needs READ on the topic; writes
 // check ownership and administration in the Catalog's methods.
 

@@ -7,7 +7,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/governance"
 )
 
-// The API (api/openapi/lineage.yaml). Reading lineage is open to every
+// The API (api/openapi.yaml). Reading lineage is open to every
 // authenticated principal: discovery is the point.
 
 // HandleLineage answers GET /api/v1/lineage?topic=&depth=1|all: the
