@@ -3,10 +3,14 @@ package catalog
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/governance"
 )
 
 // benchWords are the vocabulary of the generated products.
@@ -103,6 +107,42 @@ func BenchmarkSearch(b *testing.B) {
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
 			b.ReportMetric(float64(total), "matches")
+		})
+	}
+}
+
+// BenchmarkSearchAPI measures what a caller of GET /api/v1/products sees
+// over 10,000 products: query parsing, the search and the JSON answer
+// (50 summaries and the facets), through the catalog's HTTP handler.
+func BenchmarkSearchAPI(b *testing.B) {
+	c := &Catalog{ix: benchIndex(10_000)}
+	h := governance.Handler(nil, c.httpList)
+	for _, k := range []struct{ name, query string }{
+		{"field-name", "q=email"},
+		{"one-term-prefix", "q=cu"},
+		{"text-and-facets", "q=order&tag=PII&domain=payments"},
+		{"list-all", ""},
+	} {
+		b.Run(k.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var lat []time.Duration
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "/api/v1/products?"+k.query, nil)
+				r = r.WithContext(auth.WithRequestPrincipal(r.Context(), auth.Anonymous, "127.0.0.1"))
+				w := httptest.NewRecorder()
+				start := time.Now()
+				h.ServeHTTP(w, r)
+				lat = append(lat, time.Since(start))
+				if w.Code != 200 {
+					b.Fatalf("%s: %d %s", k.query, w.Code, w.Body)
+				}
+			}
+			slices.Sort(lat)
+			pct := func(p float64) float64 {
+				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
 		})
 	}
 }
