@@ -2,11 +2,9 @@ package broker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/auth"
@@ -124,11 +122,11 @@ func (l catalogLog) Newest(ctx context.Context, topic string, partition int32, n
 		if err != nil {
 			return nil, err
 		}
-		f := newAbortedFilter(res.Aborted)
+		f := stream.NewCommittedFilter(res.Aborted)
 		next := off
 		for _, bt := range batches {
 			next = max(next, bt.LastOffset+1)
-			if f.skip(bt) {
+			if f.Skip(bt) {
 				continue
 			}
 			for _, r := range bt.Records {
@@ -148,42 +146,4 @@ func (l catalogLog) Newest(ctx context.Context, topic string, partition int32, n
 		out = out[len(out)-n:]
 	}
 	return out, nil
-}
-
-// abortedFilter drops what a read_committed consumer drops from one
-// fetch: control batches, and the batches of aborted transactions (a
-// producer id is aborted from its aborted transaction's first offset to
-// its abort marker).
-type abortedFilter struct {
-	aborted []stream.AbortedTxn
-	active  map[int64]bool
-}
-
-func newAbortedFilter(aborted []stream.AbortedTxn) *abortedFilter {
-	a := slices.Clone(aborted)
-	slices.SortStableFunc(a, func(x, y stream.AbortedTxn) int {
-		switch {
-		case x.FirstOffset < y.FirstOffset:
-			return -1
-		case x.FirstOffset > y.FirstOffset:
-			return 1
-		}
-		return 0
-	})
-	return &abortedFilter{aborted: a, active: map[int64]bool{}}
-}
-
-func (f *abortedFilter) skip(b stream.DecodedBatch) bool {
-	for len(f.aborted) > 0 && f.aborted[0].FirstOffset <= b.LastOffset {
-		f.active[f.aborted[0].ProducerID] = true
-		f.aborted = f.aborted[1:]
-	}
-	if b.Control {
-		// An abort marker's key is version (int16) and type (int16, 0).
-		if len(b.Records) > 0 && len(b.Records[0].Key) >= 4 && binary.BigEndian.Uint16(b.Records[0].Key[2:4]) == 0 {
-			delete(f.active, b.ProducerID)
-		}
-		return true
-	}
-	return b.Transactional && f.active[b.ProducerID]
 }

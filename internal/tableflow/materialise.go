@@ -27,12 +27,10 @@ package tableflow
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -310,12 +308,12 @@ func (m *materialiser) readPartition(ctx context.Context, conv rowConverter, p *
 			return read, false, fmt.Errorf("tableflow: reading %s/%d at %d: %w", m.topic.Name, part, off, err)
 		}
 		read += int64(len(res.Records))
-		f := newTxnFilter(res.Aborted)
+		f := stream.NewCommittedFilter(res.Aborted)
 		for _, b := range batches {
 			if b.BaseOffset >= res.LastStableOffset {
 				break
 			}
-			if f.skip(b) || b.LastOffset < off {
+			if f.Skip(b) || b.LastOffset < off {
 				off = max(off, b.LastOffset+1)
 				continue
 			}
@@ -678,57 +676,4 @@ func newCommitID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// txnFilter drops what a read_committed consumer drops from one Fetch
-// result: control batches, and the batches of aborted transactions (as
-// Kafka's consumer does: a producer id joins the aborted set when its
-// aborted transaction's first offset is reached and leaves it at its
-// abort marker).
-type txnFilter struct {
-	aborted []stream.AbortedTxn
-	active  map[int64]bool
-}
-
-func newTxnFilter(aborted []stream.AbortedTxn) *txnFilter {
-	a := slices.Clone(aborted)
-	slices.SortStableFunc(a, func(x, y stream.AbortedTxn) int {
-		switch {
-		case x.FirstOffset < y.FirstOffset:
-			return -1
-		case x.FirstOffset > y.FirstOffset:
-			return 1
-		}
-		return 0
-	})
-	return &txnFilter{aborted: a, active: map[int64]bool{}}
-}
-
-// skip reports whether batch b is not for a read_committed reader.
-func (f *txnFilter) skip(b stream.DecodedBatch) bool {
-	if b.ProducerID >= 0 {
-		for len(f.aborted) > 0 && f.aborted[0].FirstOffset <= b.LastOffset {
-			f.active[f.aborted[0].ProducerID] = true
-			f.aborted = f.aborted[1:]
-		}
-		if b.Control {
-			if isAbortMarker(b) {
-				delete(f.active, b.ProducerID)
-			}
-			return true
-		}
-		if b.Transactional && f.active[b.ProducerID] {
-			return true
-		}
-	}
-	return b.Control
-}
-
-// isAbortMarker reports whether a control batch is an abort marker: its
-// record's key is version (int16) and type (int16, 0 = abort).
-func isAbortMarker(b stream.DecodedBatch) bool {
-	if len(b.Records) == 0 || len(b.Records[0].Key) < 4 {
-		return false
-	}
-	return binary.BigEndian.Uint16(b.Records[0].Key[2:4]) == 0
 }
