@@ -349,12 +349,17 @@ func (s *Server) APIVersions() []kmsg.ApiVersionsResponseApiKey {
 }
 
 func (s *Server) write(c *conn, corr int32, resp kmsg.Response) error {
-	c.out = wire.AppendResponse(c.out[:0], corr, resp)
-	if _, err := c.Write(c.out); err != nil {
-		return fmt.Errorf("write response: %w", err)
+	if hint := responseSizeHint(resp); hint > 0 {
+		c.out = responseBuffer(c.out, hint) // respbuf.go
 	}
-	if cap(c.out) > 1<<20 { // do not pin a large fetch buffer per idle connection
+	c.out = wire.AppendResponse(c.out[:0], corr, resp)
+	_, err := c.Write(c.out)
+	if cap(c.out) > largeResponse { // do not pin a large fetch buffer per idle connection
+		releaseResponseBuffer(c.out)
 		c.out = nil
+	}
+	if err != nil {
+		return fmt.Errorf("write response: %w", err)
 	}
 	return nil
 }
