@@ -71,9 +71,22 @@ func sameBrokers(got, want map[int32]string) bool {
 // object store: data produced through either is read identically through
 // the other, and A keeps serving after B is killed.
 func TestStatelessBrokers(t *testing.T) {
-	shared := "file://" + t.TempDir()
-	a := harness.Start(t, harness.Options{BrokerID: 1, ObjectStore: shared})
-	b := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: shared, EtcdEndpoints: a.EtcdURL})
+	statelessBrokers(t, "file://"+t.TempDir(), nil)
+}
+
+// TestStatelessBrokersS3 is TestStatelessBrokers on a real S3-compatible
+// server (versitygw), where production data lives.
+func TestStatelessBrokersS3(t *testing.T) {
+	s3 := harness.StartS3(t, "runnel-cluster")
+	statelessBrokers(t, s3.URL(), s3.Env)
+	if len(s3.Keys(t)) == 0 {
+		t.Fatal("no objects in the S3 bucket")
+	}
+}
+
+func statelessBrokers(t *testing.T, shared string, env []string) {
+	a := harness.Start(t, harness.Options{BrokerID: 1, ObjectStore: shared, Env: env})
+	b := harness.Start(t, harness.Options{BrokerID: 2, ObjectStore: shared, EtcdEndpoints: a.EtcdURL, Env: env})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 

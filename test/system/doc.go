@@ -2,7 +2,8 @@
 // child process (through test/harness) and drive it with the franz-go client
 // and with raw Kafka frames over TCP: crash safety under SIGKILL, stateless
 // brokers sharing one etcd and one object store, start-up bounded by the
-// checkpoint, bad input, an S3-compatible object store, and two Jepsen-style
+// checkpoint, bad input, a real S3 server (versitygw, harness.StartS3) as the
+// object store of one and of two brokers, and two Jepsen-style
 // checkers: transactions and idempotence under crashes and store faults
 // (jepsen_test.go), and the log under watch backlogs, maintainer handovers,
 // an etcd link cut past the lease and skewed clocks (faults_test.go).

@@ -3,47 +3,25 @@ package system
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
 	"github.com/runnel-dev/runnel/test/harness"
 )
 
-// TestS3ObjectStore runs a broker whose object store is an S3-compatible
-// server on loopback (gofakes3, in memory): data produced is consumed back,
-// lands in the bucket, and survives a SIGKILL and a graceful restart.
+// TestS3ObjectStore runs a broker whose object store is a real
+// S3-compatible server on loopback (versitygw over a directory, see
+// harness.StartS3): data produced is consumed back, lands in the bucket,
+// and survives a SIGKILL and a graceful restart.
 func TestS3ObjectStore(t *testing.T) {
-	backend := s3mem.New()
-	const bucket = "runnel-system"
-	if err := backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server()) // 127.0.0.1
-	t.Cleanup(srv.Close)
-
-	// Static credentials; keep the SDK away from the user's AWS files and
-	// from the instance metadata service.
-	empty := filepath.Join(t.TempDir(), "none")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	q := url.Values{"endpoint": {srv.URL}, "region": {"us-east-1"}, "use_path_style": {"true"}}
+	s3 := harness.StartS3(t, "runnel-system")
 	p := harness.Start(t, harness.Options{
 		BrokerID:    1,
-		ObjectStore: "s3://" + bucket + "?" + q.Encode(),
-		Env: []string{
-			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=",
-			"AWS_PROFILE=", "AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty,
-			"AWS_EC2_METADATA_DISABLED=true",
-		},
+		ObjectStore: s3.URL(),
+		Env:         s3.Env,
 	})
 	seeds := []string{p.Kafka}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -67,14 +45,7 @@ func TestS3ObjectStore(t *testing.T) {
 		t.Fatalf("consumed %d records, want 2000", n)
 	}
 
-	objs, err := backend.ListBucket(bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, c := range objs.Contents {
-		keys = append(keys, c.Key)
-	}
+	keys := s3.Keys(t)
 	if len(keys) == 0 {
 		t.Fatalf("no objects in the S3 bucket after producing")
 	}
