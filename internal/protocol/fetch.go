@@ -162,10 +162,9 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 	}
 
 	tr.waitStart()
-	waitStarted := time.Now()
-	s.fetchWait(ctx, rc, req, items)
+	waited := s.fetchWait(ctx, rc, req, items)
 	tr.waitEnd()
-	if req.MaxWaitMillis > 0 && time.Since(waitStarted) >= time.Millisecond {
+	if waited {
 		// Checked again after a long poll: records that arrived while it
 		// waited go only to a principal still allowed to read them (a
 		// revoked grant or share must not receive what is written after
@@ -235,8 +234,9 @@ func handleFetch(ctx context.Context, s *Server, rc *reqCtx, req *kmsg.FetchRequ
 }
 
 // fetchWait reads items until MinBytes are available, an error occurs or
-// MaxWaitMillis elapses, waking only on Log.Changed.
-func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchRequest, items []*fetchItem) {
+// MaxWaitMillis elapses, waking only on Log.Changed. It reports whether it
+// waited (then READ may have been revoked meanwhile).
+func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchRequest, items []*fetchItem) (waited bool) {
 	var timer <-chan time.Time
 	if req.MaxWaitMillis > 0 {
 		t := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
@@ -267,6 +267,7 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 				}
 				return
 			}
+			waited = true // on the read barrier
 			continue
 		}
 		if failed || total >= int(req.MinBytes) || timer == nil {
@@ -282,6 +283,7 @@ func (s *Server) fetchWait(ctx context.Context, rc *reqCtx, req *kmsg.FetchReque
 			}
 			dueC = due.C
 		}
+		waited = true
 		select {
 		case <-dueC:
 		case <-changed:

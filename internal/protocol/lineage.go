@@ -26,6 +26,8 @@ package protocol
 // a lock shared by all connections, nor do I/O, on the call.
 
 import (
+	"encoding/binary"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/auth"
@@ -153,18 +155,13 @@ func (t lineageTap) produced(topic string, batches []byte, routed int) {
 	})
 }
 
-// batchProducerIDAt is the producer id's offset in a magic 2 batch header.
-const batchProducerIDAt = 43
-
 // batchProducerID is the producer id of the first batch in b, -1 when b
 // holds no whole header.
 func batchProducerID(b []byte) int64 {
 	if len(b) < batchHeaderLen {
 		return -1
 	}
-	return int64(uint64(b[batchProducerIDAt])<<56 | uint64(b[batchProducerIDAt+1])<<48 | uint64(b[batchProducerIDAt+2])<<40 |
-		uint64(b[batchProducerIDAt+3])<<32 | uint64(b[batchProducerIDAt+4])<<24 | uint64(b[batchProducerIDAt+5])<<16 |
-		uint64(b[batchProducerIDAt+6])<<8 | uint64(b[batchProducerIDAt+7]))
+	return int64(binary.BigEndian.Uint64(b[batchProducerIDAt:]))
 }
 
 // fetchedLineage observes one partition of a fetch (a share fetch of

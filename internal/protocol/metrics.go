@@ -253,11 +253,12 @@ func (m *metrics) forgetTopic(name string) {
 
 // Offsets in a magic 2 record batch header.
 const (
-	batchLengthAt  = 8  // int32, bytes after the field
-	batchAttrsAt   = 21 // int16
-	batchRecordsAt = 57 // int32 record count
-	batchHeaderLen = 61
-	attrControl    = 0x20
+	batchLengthAt     = 8  // int32, bytes after the field
+	batchAttrsAt      = 21 // int16
+	batchProducerIDAt = 43 // int64
+	batchRecordsAt    = 57 // int32 record count
+	batchHeaderLen    = 61
+	attrControl       = 0x20
 )
 
 // batchRecords counts the records of the complete record batches in b from
