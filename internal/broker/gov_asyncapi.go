@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/config"
@@ -242,42 +241,27 @@ func (a asyncapiCatalog) Product(ctx context.Context, topic string) (asyncapi.Pr
 	return out, p.Version > 0, nil
 }
 
-// catalogTopicWait bounds how long setting a product waits for the
-// catalog to see a topic the import has just created (it looks at the
-// log's topics every catalog.Options.TopicsEvery).
-const catalogTopicWait = 10 * time.Second
-
 // SetProduct replaces the product's description, owner, domain, tags and
 // links and keeps its lifecycle, business metadata and field tags. Tags
 // the product shows only because its schema's fields carry them are not
 // stored as its own.
 func (a asyncapiCatalog) SetProduct(ctx context.Context, act governance.Actor, topic string, p asyncapi.Product) error {
-	deadline := time.Now().Add(catalogTopicWait)
-	for {
-		cur, err := a.c.Product(ctx, topic)
-		if err != nil && !errors.Is(err, governance.ErrNotFound) {
-			return err
-		}
-		u := catalog.ProductUpdate{Owner: p.Owner, Description: p.Description, Domain: p.Domain,
-			Lifecycle: cur.Lifecycle, BusinessMetadata: cur.BusinessMetadata, FieldTags: cur.FieldTags, Version: cur.Version}
-		for _, t := range p.Tags {
-			if slices.Contains(cur.OwnTags, t) || !slices.Contains(cur.Tags, t) {
-				u.Tags = append(u.Tags, t)
-			}
-		}
-		for _, l := range p.Links {
-			u.Links = append(u.Links, catalog.Link{Title: l.Title, URL: l.URL})
-		}
-		_, err = a.c.PutProduct(ctx, act, topic, u)
-		if !errors.Is(err, governance.ErrNotFound) || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(25 * time.Millisecond):
+	cur, err := a.c.Product(ctx, topic)
+	if err != nil && !errors.Is(err, governance.ErrNotFound) {
+		return err
+	}
+	u := catalog.ProductUpdate{Owner: p.Owner, Description: p.Description, Domain: p.Domain,
+		Lifecycle: cur.Lifecycle, BusinessMetadata: cur.BusinessMetadata, FieldTags: cur.FieldTags, Version: cur.Version}
+	for _, t := range p.Tags {
+		if slices.Contains(cur.OwnTags, t) || !slices.Contains(cur.Tags, t) {
+			u.Tags = append(u.Tags, t)
 		}
 	}
+	for _, l := range p.Links {
+		u.Links = append(u.Links, catalog.Link{Title: l.Title, URL: l.URL})
+	}
+	_, err = a.c.PutProduct(ctx, act, topic, u)
+	return err
 }
 
 // asyncapiLineage presents the observed lineage to the AsyncAPI service:

@@ -342,6 +342,24 @@ func (c *Catalog) syncTopics() {
 	c.markDirty(added...)
 }
 
+// hasTopic reports whether topic exists. A topic the catalog has not
+// seen yet (its topic watch looks at the log at most every TopicsEvery)
+// is looked for in the log at once, so a topic created a moment ago
+// already has a product.
+func (c *Catalog) hasTopic(topic string) bool {
+	c.mu.RLock()
+	_, ok := c.topics[topic]
+	c.mu.RUnlock()
+	if ok {
+		return true
+	}
+	c.syncTopics()
+	c.mu.RLock()
+	_, ok = c.topics[topic]
+	c.mu.RUnlock()
+	return ok
+}
+
 // subjectChanged marks the topic of a TopicNameStrategy subject for the
 // schema worker.
 func (c *Catalog) subjectChanged(subject string) {
@@ -472,10 +490,7 @@ func (c *Catalog) Product(ctx context.Context, topic string) (Product, error) {
 	if err := ValidTopic(topic); err != nil {
 		return Product{}, err
 	}
-	c.mu.RLock()
-	_, exists := c.topics[topic]
-	c.mu.RUnlock()
-	if exists {
+	if c.hasTopic(topic) {
 		// Fresh schemas: the registry may have moved on before its
 		// watch told the worker.
 		if err := c.refreshSchemas(ctx, topic); err != nil {

@@ -286,3 +286,19 @@ func manyTerms(n int) string {
 	}
 	return strings.Join(ws, "+")
 }
+
+// TestNewTopicHasAProductAtOnce: a topic created a moment ago, before the
+// catalog's topic watch looked at the log again, already has a product
+// to read and write (an import creates a topic, then sets its product).
+func TestNewTopicHasAProductAtOnce(t *testing.T) {
+	e := newEnv(t, nil, Topic{Name: "orders", Partitions: 1})
+	e.log.mu.Lock() // the topic appears without a change signal: the watch stays asleep
+	e.log.topics = append(e.log.topics, Topic{Name: "fresh", Partitions: 2})
+	e.log.mu.Unlock()
+	if _, err := e.cat.PutProduct(e.ctx, e.actor("admin"), "fresh", ProductUpdate{Description: "created a moment ago"}); err != nil {
+		t.Fatalf("setting the product of a new topic: %v", err)
+	}
+	if p, err := e.cat.Product(e.ctx, "fresh"); err != nil || p.Partitions != 2 || p.Description != "created a moment ago" {
+		t.Fatalf("product of a new topic: %+v, %v", p, err)
+	}
+}

@@ -92,13 +92,12 @@ func (c *Catalog) PutProduct(ctx context.Context, a governance.Actor, topic stri
 	if err := ValidTopic(topic); err != nil {
 		return Product{}, err
 	}
-	c.mu.RLock()
-	_, exists := c.topics[topic]
-	defs := c.tagDefs
-	c.mu.RUnlock()
-	if !exists {
+	if !c.hasTopic(topic) {
 		return Product{}, fmt.Errorf("%w: no topic %q", governance.ErrNotFound, topic)
 	}
+	c.mu.RLock()
+	defs := c.tagDefs
+	c.mu.RUnlock()
 	if u.Version < 0 {
 		return Product{}, invalid("version must not be negative")
 	}
