@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,15 +16,6 @@ import (
 	"github.com/runnel-dev/runnel/internal/governance/access"
 )
 
-// accessAPI calls a broker's governance API (/api/v1) on its HTTP
-// listener, authenticated like the Kafka commands: HTTP Basic with
-// --sasl-user and its password, or the bearer token of
-// --sasl-token-file, over TLS with the --tls-* flags.
-type accessAPI struct {
-	base string
-	sec  *securityOptions
-}
-
 // addAccessAPIFlags adds --http and --json to a command tree.
 func addAccessAPIFlags(cmd *cobra.Command, httpURL *string, asJSON *bool) {
 	def := os.Getenv(envHTTP)
@@ -38,76 +26,6 @@ func addAccessAPIFlags(cmd *cobra.Command, httpURL *string, asJSON *bool) {
 	cmd.PersistentFlags().BoolVar(asJSON, "json", false, "print JSON")
 }
 
-// call sends body (JSON, when not nil) and decodes a 2xx answer into out.
-func (a accessAPI) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := strings.TrimSuffix(a.base, "/") + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	hc := &http.Client{Timeout: 30 * time.Second}
-	tc, err := a.sec.tlsConfig()
-	if err != nil {
-		return err
-	}
-	if tc != nil {
-		hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}
-	}
-	switch m := strings.ToUpper(strings.TrimSpace(a.sec.mechanism)); {
-	case m == "OAUTHBEARER":
-		tok, err := a.sec.token()
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	case m != "" || a.sec.user != "":
-		pw, err := a.sec.secret()
-		if err != nil {
-			return err
-		}
-		req.SetBasicAuth(a.sec.user, pw)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Code    int    `json:"error_code"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Message != "" {
-			return fmt.Errorf("%s (HTTP %d, error %d)", e.Message, resp.StatusCode, e.Code)
-		}
-		return fmt.Errorf("%s %s: %s %s", method, u, resp.Status, strings.TrimSpace(string(b)))
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: %w", method, u, err)
-		}
-	}
-	return nil
-}
-
 // newAccessCommand is `runnel access`: access requests, the grants they
 // become and the audit log.
 func newAccessCommand(g *globalOptions) *cobra.Command {
@@ -115,7 +33,7 @@ func newAccessCommand(g *globalOptions) *cobra.Command {
 		httpURL string
 		asJSON  bool
 	)
-	api := func() accessAPI { return accessAPI{base: httpURL, sec: &g.sec} }
+	api := func() *apiClient { return &apiClient{base: httpURL, sec: &g.sec} }
 	cmd := &cobra.Command{
 		Use:   "access",
 		Short: "Request access to data products; approve, decline and revoke grants; read the audit log",

@@ -621,8 +621,8 @@ func (a *apiClient) client() (*http.Client, error) {
 	return a.hc, nil
 }
 
-// authorize adds the credentials of the security flags: HTTP Basic for
-// PLAIN and SCRAM, a bearer token for OAUTHBEARER.
+// authorize adds the credentials of the security flags: a bearer token
+// for OAUTHBEARER, else HTTP Basic when a mechanism or a user is given.
 func (a *apiClient) authorize(req *http.Request) error {
 	switch m := strings.ToUpper(strings.TrimSpace(a.sec.mechanism)); {
 	case m == "OAUTHBEARER":
@@ -631,7 +631,7 @@ func (a *apiClient) authorize(req *http.Request) error {
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
-	case m != "":
+	case m != "" || a.sec.user != "":
 		pw, err := a.sec.secret()
 		if err != nil {
 			return err
@@ -639,6 +639,14 @@ func (a *apiClient) authorize(req *http.Request) error {
 		req.SetBasicAuth(a.sec.user, pw)
 	}
 	return nil
+}
+
+// call is do with query parameters.
+func (a *apiClient) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
+	return a.do(ctx, method, path, body, out)
 }
 
 // do sends a request with body as JSON (nil: none) and decodes a JSON
@@ -680,7 +688,7 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 			Message string `json:"message"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Message != "" {
-			return fmt.Errorf("%s %s: %s (%d): %s", method, path, resp.Status, e.Code, e.Message)
+			return fmt.Errorf("%s (HTTP %d, error %d)", e.Message, resp.StatusCode, e.Code)
 		}
 		return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 	}

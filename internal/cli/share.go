@@ -21,7 +21,7 @@ func newShareCommand(g *globalOptions) *cobra.Command {
 		httpURL string
 		asJSON  bool
 	)
-	api := func() accessAPI { return accessAPI{base: httpURL, sec: &g.sec} }
+	api := func() *apiClient { return &apiClient{base: httpURL, sec: &g.sec} }
 	cmd := &cobra.Command{
 		Use:   "share",
 		Short: "Share a topic with an outside party: scoped credentials, quota, expiry, revocation",
