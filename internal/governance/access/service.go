@@ -161,14 +161,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{o: o, ids: newIDs(), book: grantBook{cli: o.Client, acls: o.ACLs}}
 	s.requests = metadata.NewMirror(metadata.MirrorOptions[*AccessRequest]{
 		Client: o.Client, Prefix: requestPrefix, What: "access requests", Logger: o.Logger,
-		Decode: func(key string, v []byte) (*AccessRequest, bool) {
-			var r AccessRequest
-			if err := json.Unmarshal(v, &r); err != nil || r.ID == "" {
-				o.Logger.Warn("access: ignoring an unreadable access request", "key", key, "err", err)
-				return nil, false
-			}
-			return &r, true
-		},
+		Decode: decodeStored(o.Logger, "access request", func(r *AccessRequest) string { return r.ID }),
 		Publish: func(rs []*AccessRequest) {
 			s.mu.Lock()
 			s.reqList = rs
@@ -177,14 +170,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	})
 	s.shares = metadata.NewMirror(metadata.MirrorOptions[*Share]{
 		Client: o.Client, Prefix: sharePrefix, What: "shares", Logger: o.Logger,
-		Decode: func(key string, v []byte) (*Share, bool) {
-			var sh Share
-			if err := json.Unmarshal(v, &sh); err != nil || sh.ID == "" {
-				o.Logger.Warn("access: ignoring an unreadable share", "key", key, "err", err)
-				return nil, false
-			}
-			return &sh, true
-		},
+		Decode: decodeStored(o.Logger, "share", func(sh *Share) string { return sh.ID }),
 		Publish: func(shs []*Share) {
 			s.mu.Lock()
 			s.shList = shs
@@ -659,4 +645,17 @@ func endOf(r *AccessRequest) time.Time {
 		return *r.DecidedAt
 	}
 	return r.CreatedAt
+}
+
+// decodeStored decodes a stored JSON object of kind what for a mirror;
+// one that does not decode or has no id is logged and left out.
+func decodeStored[T any](log *slog.Logger, what string, id func(*T) string) func(key string, v []byte) (*T, bool) {
+	return func(key string, v []byte) (*T, bool) {
+		x := new(T)
+		if err := json.Unmarshal(v, x); err != nil || id(x) == "" {
+			log.Warn("access: ignoring an unreadable "+what, "key", key, "err", err)
+			return nil, false
+		}
+		return x, true
+	}
 }
