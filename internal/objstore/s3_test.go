@@ -1,11 +1,17 @@
 package objstore_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -23,20 +29,7 @@ func TestConformanceS3(t *testing.T) {
 	srv := httptest.NewServer(gofakes3.New(backend).Server()) // binds 127.0.0.1
 	t.Cleanup(srv.Close)
 
-	// Static credentials from the environment; keep the SDK away from the
-	// user's AWS files and from the instance metadata service.
-	empty := filepath.Join(t.TempDir(), "none")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", empty)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-
+	isolateAWS(t)
 	var n atomic.Int64
 	objstoretest.Run(t, func(t *testing.T) objstore.Store {
 		bucket := fmt.Sprintf("runnel-test-%d", n.Add(1))
@@ -50,4 +43,94 @@ func TestConformanceS3(t *testing.T) {
 		}
 		return openURL(t, "s3://"+bucket+"?"+q.Encode())
 	})
+}
+
+// isolateAWS gives the SDK static credentials from the environment and
+// keeps it away from the user's AWS files and the instance metadata service.
+func isolateAWS(t *testing.T) {
+	t.Helper()
+	empty := filepath.Join(t.TempDir(), "none")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// TestS3PutSendsTheCallersBytes checks that an S3 Put sends the object in
+// one PutObject straight from the caller's slice: the bytes arrive intact,
+// with the URL's server-side encryption, and the client allocates a small
+// fraction of the object per Put. The SDK's transfer manager (gocloud's
+// writer) read each body through a pipe into buffers it grew from 512
+// bytes, allocating about twice the object each time.
+func TestS3PutSendsTheCallersBytes(t *testing.T) {
+	isolateAWS(t)
+	const size = 4 << 20
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			http.Error(w, "unexpected "+r.Method, http.StatusMethodNotAllowed)
+			return
+		}
+		// Compare in place, in small reads: the server's allocations count too.
+		var buf [32 << 10]byte
+		same, n := true, 0
+		for {
+			k, err := r.Body.Read(buf[:])
+			same = same && n+k <= size && bytes.Equal(buf[:k], data[n:n+k])
+			n += k
+			if err != nil {
+				break
+			}
+		}
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s %d %v %s %s", r.URL.Path, n, same && n == size,
+			r.Header.Get("X-Amz-Server-Side-Encryption"), r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")))
+		mu.Unlock()
+		w.Header().Set("ETag", `"x"`)
+	}))
+	t.Cleanup(srv.Close)
+	q := url.Values{
+		"endpoint": {srv.URL}, "region": {"us-east-1"}, "use_path_style": {"true"},
+		"ssetype": {"aws:kms"}, "kmskeyid": {"k1"},
+	}
+	s := openURL(t, "s3://bkt?"+q.Encode())
+	ctx := context.Background()
+	put := func(i int) {
+		if err := s.Put(ctx, fmt.Sprintf("intake/00000001/%d", i), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0) // connections, credentials and signing keys are set up once
+	const puts = 8
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 1; i <= puts; i++ {
+		put(i)
+	}
+	runtime.ReadMemStats(&after)
+	perPut := (after.TotalAlloc - before.TotalAlloc) / puts
+	t.Logf("%d bytes allocated per Put of a %d-byte object", perPut, size)
+	if perPut > size/8 {
+		t.Errorf("a Put allocated %d bytes for a %d-byte object: the body is copied", perPut, size)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != puts+1 {
+		t.Fatalf("server saw %d PUTs, want %d: %q", len(got), puts+1, got)
+	}
+	for i, g := range got {
+		if want := fmt.Sprintf("/bkt/intake/00000001/%d %d true aws:kms k1", i, size); g != want {
+			t.Errorf("PUT %d: got %q, want %q", i, g, want)
+		}
+	}
 }
