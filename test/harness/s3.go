@@ -108,7 +108,9 @@ func StartS3(t testing.TB, bucket string) *S3Server {
 	for attempt := 0; ; attempt++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		var logs bytes.Buffer
-		cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "--quiet", "posix", s.Dir)
+		// --keep-alive: as S3 itself, keep connections open between requests
+		// (versitygw closes each one by default).
+		cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "--quiet", "--keep-alive", "posix", s.Dir)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
