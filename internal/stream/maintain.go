@@ -377,10 +377,19 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 		size += x.Len
 	}
 	seg := getSegBuf(size)
-	defer func() { segBufs.Put(&seg) }() // Put does not retain data
+	cached := false // seg went to the cache, not back to the pool
+	defer func() {
+		if !cached {
+			segBufs.Put(&seg) // Put does not retain data
+		}
+	}()
+	// recent: every extent is in an object the cache holds, data flushed
+	// moments ago that consumers are about to read.
+	recent := true
 	var chunks []chunk
 	cur := chunk{Base: -1, MaxTS: -1}
 	for _, x := range p.extents {
+		recent = recent && (x.Ctl != nil || e.cache.has(x.Obj))
 		// Recent objects come from the cache; older ones by ranged reads
 		// that do not enter it, so archival never evicts what consumers
 		// read.
@@ -425,6 +434,15 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 	if res.Err != nil {
 		e.log.Debug("stream: archive plan rejected", "segment", name, "err", res.Err)
 		return int64(len(seg)), nil
+	}
+	if recent {
+		// From now on the segment answers reads of these offsets. Keep it
+		// in memory in place of the intake objects (which then fall out of
+		// the cache unread), or a consumer a few seconds behind the
+		// producers reads from the object store what was in memory a
+		// moment ago: on S3, one ranged GET per partition per fetch, and
+		// it fell further behind.
+		cached = e.cache.put(name, seg)
 	}
 	e.m.archived.Add(float64(len(seg)))
 	return int64(len(seg)), nil

@@ -413,13 +413,24 @@ func (c *objCache) get(key string) ([]byte, bool) {
 	return el.Value.(*cacheItem).data, true
 }
 
-func (c *objCache) put(key string, data []byte) {
+// has reports whether key is cached, without counting as a use.
+func (c *objCache) has(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.items[key]
+	return ok
+}
+
+// put caches data under key. It reports whether the cache holds data itself
+// (the caller must then never change it) rather than a copy or nothing.
+func (c *objCache) put(key string, data []byte) bool {
 	if int64(len(data)) > c.max/4 {
-		return
+		return false
 	}
+	own := true
 	if cap(data) > len(data)+len(data)/8 {
 		// Do not pin a mostly empty buffer: the cache accounts lengths.
-		data = append([]byte(nil), data...)
+		data, own = append([]byte(nil), data...), false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -439,6 +450,7 @@ func (c *objCache) put(key string, data []byte) {
 		delete(c.items, it.key)
 		c.size -= int64(len(it.data))
 	}
+	return own
 }
 
 func (c *objCache) remove(key string) {
