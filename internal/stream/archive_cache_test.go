@@ -37,7 +37,8 @@ func (s *readCounter) GetRange(ctx context.Context, key string, off, n int64) ([
 // TestRecentArchivesAreReadFromMemory: archival moves the index of data
 // flushed moments ago from intake objects to a segment; a consumer reading
 // those offsets next must get them from memory, as it did a moment before,
-// not from the object store. Data the cache no longer held when it was
+// not from the object store, and the intake objects archived whole leave
+// the cache to the segments. Data the cache no longer held when it was
 // archived is not put into it.
 func TestRecentArchivesAreReadFromMemory(t *testing.T) {
 	v := newEnv(t)
@@ -63,6 +64,15 @@ func TestRecentArchivesAreReadFromMemory(t *testing.T) {
 	if n := rc.segments.Load(); n != 0 {
 		t.Fatalf("reading just-archived data read segments from the store %d times", n)
 	}
+	// The intake objects archived whole left the cache to the segments.
+	e.cache.mu.Lock()
+	for k := range e.cache.items {
+		if strings.HasPrefix(k, "intake/") {
+			e.cache.mu.Unlock()
+			t.Fatalf("archived intake object %s still cached", k)
+		}
+	}
+	e.cache.mu.Unlock()
 
 	// Data no longer cached when it is archived stays out of the cache.
 	for i := range 4 {

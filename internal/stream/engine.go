@@ -340,8 +340,18 @@ func (e *Engine) applyOne(st *state, key string, rev int64, val []byte) {
 		res.Err = fmt.Errorf("%w: %v", ErrStorage, err)
 		st.Rev = rev
 	} else {
-		before := len(st.TxnOffsets)
+		before, garbage := len(st.TxnOffsets), len(st.Garbage)
 		res = st.apply(rev, ent)
+		if len(st.Garbage) > garbage {
+			// An object nothing references any more is read by no new
+			// fetch: an archived intake object gives its place in the
+			// cache to the segment that replaced it (archiveOne) now, not
+			// when it is deleted after the grace period. A read that found
+			// it before still gets it from the store.
+			for _, g := range st.Garbage[garbage:] {
+				e.cache.remove(g.Obj)
+			}
+		}
 		if ent.Kind == kindInitProducer {
 			e.m.producerIDs.Set(float64(len(st.Producers)))
 		}
