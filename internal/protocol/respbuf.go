@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"math/bits"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,9 +20,75 @@ import (
 // hands it to respBufs.
 const largeResponse = 1 << 20
 
-// respBufs holds large response buffers (*[]byte, length 0) between
-// responses; the collector may drop them.
-var respBufs sync.Pool
+// bufFree keeps large buffers between responses, by power-of-two size
+// class above largeResponse, within a fixed total.
+//
+// It is not a sync.Pool: each collection empties a sync.Pool, and under a
+// high fetch rate the heap churns fast enough that most large answers
+// missed it. Each miss was a new array of several MiB that the runtime
+// zeroed, and that the kernel had to fault in page by page after the
+// runtime had handed the previous one back to it.
+type bufFree struct {
+	mu      sync.Mutex
+	classes [bufClasses][][]byte
+	bytes   int // capacity held
+}
+
+const (
+	bufClasses  = 6                  // 2 MiB .. 64 MiB
+	bufMinClass = largeResponse << 1 // the smallest class
+	bufMaxClass = bufMinClass << (bufClasses - 1)
+	bufFreeMax  = 64 << 20 // capacity held at most
+)
+
+var respBufs bufFree
+
+// bufClass returns the size class of a buffer of at least n bytes and that
+// class's capacity, or -1 if n is not above largeResponse or is above the
+// largest class.
+func bufClass(n int) (int, int) {
+	if n <= largeResponse || n > bufMaxClass {
+		return -1, n
+	}
+	c := bits.Len(uint(n-1)) - bits.Len(uint(largeResponse))
+	return c, bufMinClass << c
+}
+
+// get returns an empty buffer of capacity at least n: a kept one of n's
+// class, or a new one of the class's full capacity so that it can be kept.
+func (f *bufFree) get(n int) []byte {
+	c, size := bufClass(n)
+	if c < 0 {
+		return make([]byte, 0, n)
+	}
+	f.mu.Lock()
+	if k := len(f.classes[c]); k > 0 {
+		b := f.classes[c][k-1]
+		f.classes[c][k-1] = nil
+		f.classes[c] = f.classes[c][:k-1]
+		f.bytes -= cap(b)
+		f.mu.Unlock()
+		return b
+	}
+	f.mu.Unlock()
+	return make([]byte, 0, size)
+}
+
+// put keeps b for a later get if its capacity is exactly a class's and
+// the total allows; otherwise b is left to the collector.
+func (f *bufFree) put(b []byte) {
+	c, size := bufClass(cap(b))
+	if c < 0 || cap(b) != size {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bytes+size > bufFreeMax {
+		return
+	}
+	f.classes[c] = append(f.classes[c], b[:0])
+	f.bytes += size
+}
 
 // responseSizeHint is an upper bound of resp's encoded size when it
 // carries record data (Fetch, ShareFetch), else 0: the record bytes plus
@@ -69,20 +136,16 @@ func deref(s *string) string {
 }
 
 // responseBuffer returns a buffer of length 0 for a response of about
-// hint bytes: buf itself when it is large enough, else a pooled or new
-// one of at least hint (a pooled one too small is left to the collector).
+// hint bytes: buf itself when it is large enough, else a kept or new one
+// of at least hint.
 func responseBuffer(buf []byte, hint int) []byte {
 	if hint <= cap(buf) {
 		return buf[:0]
 	}
-	if b, ok := respBufs.Get().(*[]byte); ok && cap(*b) >= hint {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, hint)
+	return respBufs.get(hint)
 }
 
-// releaseResponseBuffer hands a large buffer to the pool.
+// releaseResponseBuffer hands a large buffer back for the next response.
 func releaseResponseBuffer(buf []byte) {
-	buf = buf[:0]
-	respBufs.Put(&buf)
+	respBufs.put(buf)
 }
