@@ -8,6 +8,7 @@ import (
 )
 
 func main() {
+	lazyFree()
 	if err := cli.NewRootCommand().Execute(); err != nil {
 		os.Exit(1)
 	}

@@ -38,7 +38,20 @@ type pending struct {
 	// close closes the connection once the response is written (a failed
 	// authentication).
 	close bool
+	// release, if set, is called once the response is written: it hands
+	// the request's frame back to frameBufs.
+	release func()
 }
+
+// frameBufs keeps request frames of 64 KiB to 64 MiB for reuse, up to 96
+// MiB in all (a producer at full speed sends requests of 8 to 16 MiB: one
+// batch of up to 1 MB per partition). Only a
+// Produce request's frame is handed back, once its response is written:
+// by then the intake has copied its batches (stream's flush slabs) and the
+// response has been built. Other requests' decoded fields may live on in
+// the broker's state (a group member's metadata, say), so their frames are
+// left to the collector.
+var frameBufs = newBufFree(64<<10, 64<<20, 96<<20)
 
 // maxPipelined bounds the responses of one connection that may be waiting
 // to be written (produce requests waiting for the sequencer).
@@ -81,7 +94,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 		defer rwg.Done()
 		defer close(frames)
 		for {
-			f, err := wire.ReadFrame(nc, s.opts.MaxRequestBytes)
+			f, err := wire.ReadFrameInto(nc, s.opts.MaxRequestBytes, frameBufs.get)
 			if err != nil {
 				readErr = err
 				return
@@ -175,6 +188,9 @@ func (s *Server) complete(c *conn, p pending) error {
 	start := time.Now()
 	err := s.write(c, p.corr, resp)
 	s.metrics.phase(p.key, phaseRespond, start, time.Now())
+	if p.release != nil {
+		p.release()
+	}
 	return err
 }
 
@@ -232,12 +248,18 @@ func (s *Server) handleFrame(ctx context.Context, f frame, sess *session, drain 
 	handled := time.Now()
 	s.metrics.phase(h.APIKey, phaseHandle, handling, handled)
 	if d, ok := resp.(*deferred); ok && err == nil {
-		return pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
+		p := pending{corr: h.CorrelationID, version: h.APIVersion, key: h.APIKey, wait: func() (kmsg.Response, error) {
 			r, err := d.wait()
 			s.metrics.phase(h.APIKey, phaseFlushSequence, handled, time.Now())
 			s.metrics.observe(h.APIKey, start, err != nil)
 			return r, err
-		}}, nil
+		}}
+		if h.APIKey == kmsg.Produce.Int16() {
+			// The engine copied the batches; the response (built in
+			// wait) reads the request's records for the last time.
+			p.release = func() { frameBufs.put(f.b) }
+		}
+		return p, nil
 	}
 	s.metrics.observe(h.APIKey, start, err != nil)
 	if err != nil {

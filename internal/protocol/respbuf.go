@@ -20,70 +20,78 @@ import (
 // hands it to respBufs.
 const largeResponse = 1 << 20
 
-// bufFree keeps large buffers between responses, by power-of-two size
-// class above largeResponse, within a fixed total.
+// bufFree keeps buffers between uses, by power-of-two size class, within a
+// fixed total: large response buffers (respBufs) and Produce request
+// frames (frameBufs, conn.go).
 //
 // It is not a sync.Pool: each collection empties a sync.Pool, and under a
-// high fetch rate the heap churns fast enough that most large answers
-// missed it. Each miss was a new array of several MiB that the runtime
-// zeroed, and that the kernel had to fault in page by page after the
-// runtime had handed the previous one back to it.
+// high fetch or produce rate the heap churns fast enough that most buffers
+// missed it. Each miss was a new array of up to several MiB that the
+// runtime zeroed, and that the kernel had to fault in page by page after
+// the runtime had handed the previous one back to it.
 type bufFree struct {
-	mu      sync.Mutex
-	classes [bufClasses][][]byte
-	bytes   int // capacity held
+	mu       sync.Mutex
+	minClass int // capacity of the smallest class (a power of two)
+	limit    int // capacity held at most
+	classes  [][][]byte
+	bytes    int // capacity held
 }
 
-const (
-	bufClasses  = 6                  // 2 MiB .. 64 MiB
-	bufMinClass = largeResponse << 1 // the smallest class
-	bufMaxClass = bufMinClass << (bufClasses - 1)
-	bufFreeMax  = 64 << 20 // capacity held at most
-)
+func newBufFree(minClass, maxClass, limit int) *bufFree {
+	n := bits.Len(uint(maxClass)) - bits.Len(uint(minClass)) + 1
+	return &bufFree{minClass: minClass, limit: limit, classes: make([][][]byte, n)}
+}
 
-var respBufs bufFree
+// respBufs keeps response buffers above largeResponse, 2 MiB to 64 MiB.
+var respBufs = newBufFree(largeResponse<<1, 64<<20, 64<<20)
 
-// bufClass returns the size class of a buffer of at least n bytes and that
-// class's capacity, or -1 if n is not above largeResponse or is above the
-// largest class.
-func bufClass(n int) (int, int) {
-	if n <= largeResponse || n > bufMaxClass {
+// class returns the size class of a buffer of at least n bytes and that
+// class's capacity, or -1 if n is not above half the smallest class or is
+// above the largest.
+func (f *bufFree) class(n int) (int, int) {
+	if n <= f.minClass/2 || n > f.minClass<<(len(f.classes)-1) {
 		return -1, n
 	}
-	c := bits.Len(uint(n-1)) - bits.Len(uint(largeResponse))
-	return c, bufMinClass << c
+	c := bits.Len(uint(n-1)) - bits.Len(uint(f.minClass/2))
+	return c, f.minClass << c
 }
 
 // get returns an empty buffer of capacity at least n: a kept one of n's
-// class, or a new one of the class's full capacity so that it can be kept.
+// class or, if it has none, of the next larger class that has one (sizes
+// vary from request to request, and a kept buffer too large serves better
+// than a new one), else a new one of the class's full capacity so that it
+// can be kept.
 func (f *bufFree) get(n int) []byte {
-	c, size := bufClass(n)
+	c, size := f.class(n)
 	if c < 0 {
 		return make([]byte, 0, n)
 	}
 	f.mu.Lock()
-	if k := len(f.classes[c]); k > 0 {
-		b := f.classes[c][k-1]
-		f.classes[c][k-1] = nil
-		f.classes[c] = f.classes[c][:k-1]
-		f.bytes -= cap(b)
-		f.mu.Unlock()
-		return b
+	for ; c < len(f.classes); c++ {
+		if k := len(f.classes[c]); k > 0 {
+			b := f.classes[c][k-1]
+			f.classes[c][k-1] = nil
+			f.classes[c] = f.classes[c][:k-1]
+			f.bytes -= cap(b)
+			f.mu.Unlock()
+			return b
+		}
 	}
 	f.mu.Unlock()
 	return make([]byte, 0, size)
 }
 
 // put keeps b for a later get if its capacity is exactly a class's and
-// the total allows; otherwise b is left to the collector.
+// the total allows; otherwise b is left to the collector. The caller must
+// not use b afterwards.
 func (f *bufFree) put(b []byte) {
-	c, size := bufClass(cap(b))
+	c, size := f.class(cap(b))
 	if c < 0 || cap(b) != size {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.bytes+size > bufFreeMax {
+	if f.bytes+size > f.limit {
 		return
 	}
 	f.classes[c] = append(f.classes[c], b[:0])

@@ -89,9 +89,9 @@ func TestResponseSizeHintBoundsEncoding(t *testing.T) {
 // TestResponseBuffersSurviveCollection: a large response buffer handed
 // back is the one the next large response gets, even after collections (a
 // sync.Pool dropped it at every one); the free list holds at most
-// bufFreeMax, and only whole size classes above largeResponse.
+// its limit, and only whole size classes above largeResponse.
 func TestResponseBuffersSurviveCollection(t *testing.T) {
-	var f bufFree
+	f := newBufFree(largeResponse<<1, 64<<20, 64<<20)
 	b := f.get(5 << 20)
 	if cap(b) != 8<<20 || len(b) != 0 {
 		t.Fatalf("a 5 MiB request got len %d cap %d, want an empty 8 MiB buffer", len(b), cap(b))
@@ -101,6 +101,11 @@ func TestResponseBuffersSurviveCollection(t *testing.T) {
 	runtime.GC()
 	if again := f.get(6 << 20); &again[:1][0] != &b[:1][0] {
 		t.Fatal("the buffer handed back was not reused after two collections")
+	} else {
+		f.put(again)
+	}
+	if smaller := f.get(3 << 20); &smaller[:1][0] != &b[:1][0] {
+		t.Fatal("a request of a smaller class got a new buffer although a larger one was kept")
 	}
 
 	for _, tc := range []struct{ n, class, size int }{
@@ -111,12 +116,12 @@ func TestResponseBuffersSurviveCollection(t *testing.T) {
 		{64 << 20, 5, 64 << 20},
 		{64<<20 + 1, -1, 64<<20 + 1},
 	} {
-		if c, size := bufClass(tc.n); c != tc.class || size != tc.size {
-			t.Errorf("bufClass(%d) = %d, %d; want %d, %d", tc.n, c, size, tc.class, tc.size)
+		if c, size := f.class(tc.n); c != tc.class || size != tc.size {
+			t.Errorf("class(%d) = %d, %d; want %d, %d", tc.n, c, size, tc.class, tc.size)
 		}
 	}
 
-	var g bufFree
+	g := newBufFree(largeResponse<<1, 64<<20, 64<<20)
 	g.put(make([]byte, 0, 3<<20)) // not a class size: left to the collector
 	g.put(make([]byte, 0, 512<<10))
 	if g.bytes != 0 {
@@ -125,7 +130,7 @@ func TestResponseBuffersSurviveCollection(t *testing.T) {
 	for range 20 {
 		g.put(make([]byte, 0, 16<<20))
 	}
-	if g.bytes != bufFreeMax {
-		t.Fatalf("kept %d bytes, want the cap %d", g.bytes, bufFreeMax)
+	if g.bytes != g.limit {
+		t.Fatalf("kept %d bytes, want the cap %d", g.bytes, g.limit)
 	}
 }

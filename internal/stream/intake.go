@@ -39,10 +39,16 @@ type flushBuf struct {
 	key     string
 	object  string
 	objTime int64
-	// parts are the batches' bytes as validated, gathered under intake.mu;
-	// size is their total. The upload joins them into data once, at its
-	// exact size, so a flush costs one copy and the cache keeps no slack.
+	// parts are the batches' bytes, copied under intake.mu into slabs (or,
+	// for a batch larger than a slab, into an array of its own); size is
+	// their total. The upload joins them into data at its exact size, so
+	// the cache keeps no slack, and gives the slabs back.
+	//
+	// The copy is what lets a Produce request's frame be reused once the
+	// request is answered (protocol): nothing here refers to a request's
+	// bytes after Enqueue returns.
 	parts   [][]byte
+	slabs   [][]byte
 	size    int
 	data    []byte
 	descs   []batchDesc
@@ -263,7 +269,7 @@ func (in *intake) add(t *ticket, batches []queued) error {
 			Count: h.LastOffsetDelta + 1, MaxTS: h.MaxTimestamp, ProducerID: h.ProducerID,
 			Epoch: h.ProducerEpoch, BaseSeq: seq, Attrs: attrs,
 		})
-		b.parts = append(b.parts, q.v.bytes)
+		b.parts = append(b.parts, b.hold(q.v.bytes))
 		b.size += len(q.v.bytes)
 		if !q.companion {
 			mainDesc = len(b.descs) - 1
@@ -282,6 +288,49 @@ func (in *intake) add(t *ticket, batches []queued) error {
 		in.sealLocked()
 	}
 	return nil
+}
+
+// slabSize is the size of the slabs batches are copied into: a batch
+// larger than half of one gets an array of its own.
+const slabSize = 1 << 20
+
+// slabs keeps the slabs of uploaded flushes for the next ones (a few
+// flushes' worth: more are left to the collector).
+var slabs = slabPool{free: make(chan []byte, 64)}
+
+type slabPool struct{ free chan []byte }
+
+func (p slabPool) get() []byte {
+	select {
+	case sl := <-p.free:
+		return sl
+	default:
+		return make([]byte, 0, slabSize)
+	}
+}
+
+func (p slabPool) put(sl []byte) {
+	select {
+	case p.free <- sl[:0]:
+	default:
+	}
+}
+
+// hold copies batch into b's slabs and returns the copy.
+func (b *flushBuf) hold(batch []byte) []byte {
+	if len(batch) > slabSize/2 {
+		return append([]byte(nil), batch...)
+	}
+	n := len(b.slabs)
+	if n == 0 || cap(b.slabs[n-1])-len(b.slabs[n-1]) < len(batch) {
+		b.slabs = append(b.slabs, slabs.get())
+		n++
+	}
+	sl := b.slabs[n-1]
+	start := len(sl)
+	sl = append(sl, batch...)
+	b.slabs[n-1] = sl
+	return sl[start:len(sl):len(sl)]
 }
 
 func (in *intake) newBuf() *flushBuf {
@@ -328,6 +377,10 @@ func (in *intake) sealLocked() {
 			b.data = append(b.data, p...)
 		}
 		b.parts = nil
+		for _, sl := range b.slabs {
+			slabs.put(sl)
+		}
+		b.slabs = nil
 		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
 		b.upErr = in.e.store.Put(ctx, b.object, b.data)
 		cancel()

@@ -28,6 +28,12 @@ var (
 // before the frame buffer is allocated. An io.EOF before the first byte of the
 // size is returned as io.EOF; a frame cut short is io.ErrUnexpectedEOF.
 func ReadFrame(r io.Reader, maxBytes int32) ([]byte, error) {
+	return ReadFrameInto(r, maxBytes, func(n int) []byte { return make([]byte, 0, n) })
+}
+
+// ReadFrameInto reads a frame like ReadFrame into a buffer that alloc
+// returns for the frame's size (length 0, capacity at least the size).
+func ReadFrameInto(r io.Reader, maxBytes int32, alloc func(n int) []byte) ([]byte, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxFrameBytes
 	}
@@ -39,7 +45,7 @@ func ReadFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 	if err := CheckSize(n, maxBytes); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n)
+	buf := alloc(int(n))[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.ErrUnexpectedEOF
