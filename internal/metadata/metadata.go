@@ -136,9 +136,9 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig, log *slog.Logger) (*Emb
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(log))
 
 	start := time.Now()
-	e, err := embed.StartEtcd(ec)
+	e, err := startEtcd(ec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: start embedded member %s: %w", ErrUnavailable, cfg.Name, err)
+		return nil, fmt.Errorf("%w: start embedded member %s in %s: %w", ErrUnavailable, cfg.Name, cfg.Dir, err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -159,6 +159,21 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig, log *slog.Logger) (*Emb
 	log.Info("embedded etcd ready", "name", cfg.Name, "dir", cfg.Dir, "client_url", m.clientURL,
 		"startup", time.Since(start).Round(time.Millisecond))
 	return m, nil
+}
+
+// startEtcd is embed.StartEtcd with a panic turned into an error: on a
+// member directory whose files were emptied (a full disk, an operator's
+// mistake), etcd v3.7.3's bootstrap dereferences nil instead of returning
+// an error, and the broker died with a goroutine dump instead of saying
+// which directory is damaged. Whatever etcd had opened before it panicked
+// stays open; the caller is expected to give up.
+func startEtcd(ec *embed.Config) (e *embed.Etcd, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("etcd failed opening its files, which may be damaged: %v", r)
+		}
+	}()
+	return embed.StartEtcd(ec)
 }
 
 // inProcessMaintenance replaces Defragment of the in-process client.
