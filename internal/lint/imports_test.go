@@ -23,6 +23,7 @@ var rules = []struct {
 	{"internal/registry/...", []string{module + "internal/broker", module + "internal/protocol", module + "internal/stream"},
 		"schema formats and rules do not reach into the broker"},
 	{"internal/wire", []string{module + "internal/"}, "framing stands alone"},
+	{"internal/bufs", []string{module + "internal/"}, "buffer free lists are a leaf the front end and the log share"},
 	{"internal/stream", []string{module + "internal/protocol", module + "internal/broker", module + "internal/groups",
 		module + "internal/registry", module + "internal/cli"}, "the log knows nothing of the Kafka front end or the services above it"},
 	{"internal/protocol", []string{module + "internal/broker", module + "internal/registry", module + "internal/groups",

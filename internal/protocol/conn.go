@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/internal/bufs"
 	"github.com/runnel-dev/runnel/internal/peer"
 	"github.com/runnel-dev/runnel/internal/wire"
 )
@@ -51,7 +52,7 @@ type pending struct {
 // response has been built. Other requests' decoded fields may live on in
 // the broker's state (a group member's metadata, say), so their frames are
 // left to the collector.
-var frameBufs = newBufFree(64<<10, 64<<20, 96<<20)
+var frameBufs = bufs.New(64<<10, 64<<20, 96<<20)
 
 // maxPipelined bounds the responses of one connection that may be waiting
 // to be written (produce requests waiting for the sequencer).
@@ -94,7 +95,7 @@ func (s *Server) serveConn(parent, connCtx context.Context, nc net.Conn, l Liste
 		defer rwg.Done()
 		defer close(frames)
 		for {
-			f, err := wire.ReadFrameInto(nc, s.opts.MaxRequestBytes, frameBufs.get)
+			f, err := wire.ReadFrameInto(nc, s.opts.MaxRequestBytes, frameBufs.Get)
 			if err != nil {
 				readErr = err
 				return
@@ -257,7 +258,7 @@ func (s *Server) handleFrame(ctx context.Context, f frame, sess *session, drain 
 		if h.APIKey == kmsg.Produce.Int16() {
 			// The engine copied the batches; the response (built in
 			// wait) reads the request's records for the last time.
-			p.release = func() { frameBufs.put(f.b) }
+			p.release = func() { frameBufs.Put(f.b) }
 		}
 		return p, nil
 	}

@@ -3,10 +3,10 @@ package stream
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
-	"sync"
-
+	"github.com/runnel-dev/runnel/internal/bufs"
 	"github.com/runnel-dev/runnel/internal/config"
 )
 
@@ -296,25 +296,7 @@ const slabSize = 1 << 20
 
 // slabs keeps the slabs of uploaded flushes for the next ones (a few
 // flushes' worth: more are left to the collector).
-var slabs = slabPool{free: make(chan []byte, 64)}
-
-type slabPool struct{ free chan []byte }
-
-func (p slabPool) get() []byte {
-	select {
-	case sl := <-p.free:
-		return sl
-	default:
-		return make([]byte, 0, slabSize)
-	}
-}
-
-func (p slabPool) put(sl []byte) {
-	select {
-	case p.free <- sl[:0]:
-	default:
-	}
-}
+var slabs = bufs.New(slabSize, slabSize, 64*slabSize)
 
 // hold copies batch into b's slabs and returns the copy.
 func (b *flushBuf) hold(batch []byte) []byte {
@@ -323,7 +305,7 @@ func (b *flushBuf) hold(batch []byte) []byte {
 	}
 	n := len(b.slabs)
 	if n == 0 || cap(b.slabs[n-1])-len(b.slabs[n-1]) < len(batch) {
-		b.slabs = append(b.slabs, slabs.get())
+		b.slabs = append(b.slabs, slabs.Get(slabSize))
 		n++
 	}
 	sl := b.slabs[n-1]
@@ -378,7 +360,7 @@ func (in *intake) sealLocked() {
 		}
 		b.parts = nil
 		for _, sl := range b.slabs {
-			slabs.put(sl)
+			slabs.Put(sl)
 		}
 		b.slabs = nil
 		ctx, cancel := context.WithTimeout(in.e.ctx, 30*time.Second)
