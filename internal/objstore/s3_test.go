@@ -3,7 +3,9 @@ package objstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,5 +135,32 @@ func TestS3PutSendsTheCallersBytes(t *testing.T) {
 		if want := fmt.Sprintf("/bkt/intake/00000001/%d %d true aws:kms k1", i, size); g != want {
 			t.Errorf("PUT %d: got %q, want %q", i, g, want)
 		}
+	}
+}
+
+// TestS3PutRefused: an S3 server refusing a Put makes it fail with the
+// server's reason, and the object does not appear.
+func TestS3PutRefused(t *testing.T) {
+	isolateAWS(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<Error><Code>AccessDenied</Code><Message>no writes here</Message></Error>`)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `<Error><Code>NoSuchKey</Code><Message>none</Message></Error>`)
+	}))
+	t.Cleanup(srv.Close)
+	q := url.Values{"endpoint": {srv.URL}, "region": {"us-east-1"}, "use_path_style": {"true"}}
+	s := openURL(t, "s3://bkt?"+q.Encode())
+	err := s.Put(context.Background(), "intake/00000001/x", []byte("data"))
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "intake/00000001/x") {
+		t.Fatalf("Put on a refusing server: %v, want an error naming the key and AccessDenied", err)
+	}
+	if _, err := s.Get(context.Background(), "intake/00000001/x"); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("Get after a refused Put: %v, want ErrNotFound", err)
 	}
 }
