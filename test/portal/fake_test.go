@@ -136,6 +136,10 @@ func (f *fakeAPI) mount(mux *http.ServeMux, g *auth.Guard, authz governance.Auth
 		return nil
 	})
 	handle("GET /api/v1/products/{topic}/schema/diff", func(w http.ResponseWriter, r *http.Request, a governance.Actor) error {
+		// Answer slowly, as a registry with many versions would: the page
+		// shows "Comparing…" meanwhile, and the check must wait for the
+		// answer, not stop at that placeholder.
+		time.Sleep(300 * time.Millisecond)
 		governance.WriteJSON(w, 200, map[string]any{"subject": "customers-value", "from": 1, "to": 2,
 			"added":   []map[string]any{customersFields[3]},
 			"removed": []map[string]any{{"path": "phone", "type": "string", "tags": []string{"PII"}}},

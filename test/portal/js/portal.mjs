@@ -158,7 +158,12 @@ const steps = {
       await page.select('#diff-from', String(s.diff[0]));
       await page.select('#diff-to', String(s.diff[1]));
       await clickButton(await page.$('#schema'), 'Compare');
-      await page.waitForSelector('#schema table.diff, #schema div[aria-live] p', { timeout });
+      // The answer replaces the "Comparing…" placeholder with the table,
+      // a sentence that nothing changed, or an alert.
+      await page.waitForFunction(() => {
+        const out = document.querySelector('#schema div[aria-live]');
+        return out && out.firstElementChild && !/^Comparing…$/.test(out.textContent.trim());
+      }, { timeout });
       out.diff = await tableRows(page, '#schema table.diff');
     }
     return out;
