@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runnel-dev/runnel/internal/objstore"
 )
@@ -97,6 +98,215 @@ func TestRecentArchivesAreReadFromMemory(t *testing.T) {
 	for k := range e.cache.items {
 		if strings.HasPrefix(k, "topics/") {
 			t.Fatalf("segment %s of data archived from the store was cached", k)
+		}
+	}
+}
+
+// produceAcross writes n produce requests of one batch to each of parts
+// partitions of topic; each request is flushed as one intake object.
+func produceAcross(t *testing.T, e *Engine, topic string, parts int32, n int) {
+	t.Helper()
+	for i := range n {
+		var batches []ProduceBatch
+		for p := range parts {
+			batches = append(batches, ProduceBatch{Topic: topic, Partition: p,
+				Records: makeBatch(-1, -1, -1, 5, int64(1000+i), CodecNone)})
+		}
+		for _, r := range e.Produce(context.Background(), batches) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+}
+
+// caughtUp waits until e's sequencer has every record of topic's parts
+// partitions that want says are there.
+func caughtUp(t *testing.T, e *Engine, topic string, parts int32, want int64) {
+	t.Helper()
+	for p := range parts {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ps, err := e.State(topic, p)
+			if err == nil && ps.HighWatermark == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %d: state %+v, %v; want high watermark %d", p, ps, err, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func unarchivedExtents(e *Engine, id TopicID) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	n := 0
+	for _, p := range e.st.Topics[id].Parts {
+		for _, x := range p.Extents {
+			if !x.Segment {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestArchivalReadsEachIntakeObjectOnce: the maintainer of a cluster
+// archives intake objects other brokers wrote, which its cache never held.
+// Each object holds a batch of every partition; archival read them one
+// extent at a time (80 reads of 10 objects here; on S3, thousands of
+// sequential GETs a second, and archival fell behind for good). Each
+// object is now read once per pass.
+func TestArchivalReadsEachIntakeObjectOnce(t *testing.T) {
+	v := newEnv(t)
+	a := v.open(t)
+	const parts, requests = 8, 10
+	ti := mustCreate(t, a, "t", parts, nil)
+	produceAcross(t, a, "t", parts, requests)
+	var want []string
+	for p := range int32(parts) {
+		want = append(want, fmt.Sprint(readAll(t, a, ti.ID, p)))
+	}
+
+	rc := &readCounter{Store: v.store}
+	v.store = rc
+	o := v.opts
+	o.BrokerID = 2
+	b := v.openWith(t, o)
+	caughtUp(t, b, "t", parts, 5*requests)
+	if err := b.ArchiveAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := unarchivedExtents(b, ti.ID); n != 0 {
+		t.Fatalf("%d extents left unarchived", n)
+	}
+	if n := rc.intake.Load(); n != requests {
+		t.Fatalf("archiving %d partitions of %d intake objects read the store %d times, want once per object", parts, requests, n)
+	}
+	caughtUp(t, a, "t", parts, 5*requests)
+	for p := range int32(parts) {
+		for _, e := range []*Engine{a, b} {
+			if got := fmt.Sprint(readAll(t, e, ti.ID, p)); got != want[p] {
+				t.Fatalf("partition %d after archival: %s, want %s", p, got, want[p])
+			}
+		}
+	}
+}
+
+// TestArchivalReadsWithinItsBudget: the objects a pass reads ahead are
+// bounded by its budget; what the budget leaves unread is read by range,
+// and every extent's bytes are the ones produced.
+func TestArchivalReadsWithinItsBudget(t *testing.T) {
+	v := newEnv(t)
+	a := v.open(t)
+	const parts, requests = 4, 12
+	mustCreate(t, a, "t", parts, nil)
+	produceAcross(t, a, "t", parts, requests)
+	rc := &readCounter{Store: v.store}
+	v.store = rc
+	o := v.opts
+	o.BrokerID = 2
+	b := v.openWith(t, o)
+	caughtUp(t, b, "t", parts, 5*requests)
+
+	plans, _, _ := b.archivePlans(true)
+	var object, total int64
+	for _, p := range plans {
+		for _, x := range p.extents {
+			object = max(object, x.Pos+x.Len)
+			total += x.Len
+		}
+	}
+	budget := 3 * object
+	r := b.newPassReads(context.Background(), plans, budget)
+	defer r.end()
+	var peak int64
+	for _, p := range plans {
+		for _, x := range p.extents {
+			got, err := r.extent(context.Background(), x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, err := rc.Store.GetRange(context.Background(), x.Obj, x.Pos, x.Len)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(direct) {
+				t.Fatalf("extent %+v: pass read differs from the object's bytes", x)
+			}
+			r.mu.Lock()
+			peak = max(peak, r.held)
+			r.mu.Unlock()
+		}
+	}
+	if peak > budget+object {
+		t.Fatalf("pass held %d bytes at its peak, budget %d", peak, budget)
+	}
+	if peak == 0 {
+		t.Fatal("pass read no object whole")
+	}
+	// Never more reads than one per extent: the objects the budget held
+	// served several extents each.
+	if n := rc.intake.Load(); n >= parts*requests {
+		t.Fatalf("store reads %d for %d extents", n, parts*requests)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.refs) != 0 || r.held != 0 {
+		t.Fatalf("after the pass: refs %v, %d bytes held", r.refs, r.held)
+	}
+}
+
+// TestPacedArchivalTrimsPassesToItsBudget: a paced pass takes the same
+// span of time from every partition, about ArchiveReadBytes in all, and
+// further passes follow within the archive interval until the backlog is
+// archived, each object read about once.
+func TestPacedArchivalTrimsPassesToItsBudget(t *testing.T) {
+	v := newEnv(t)
+	a := v.open(t)
+	const parts, requests = 4, 12
+	ti := mustCreate(t, a, "t", parts, nil)
+	produceAcross(t, a, "t", parts, requests)
+	var want []string
+	for p := range int32(parts) {
+		want = append(want, fmt.Sprint(readAll(t, a, ti.ID, p)))
+	}
+	plans, _, _ := a.archivePlans(true)
+	var object int64
+	for _, p := range plans {
+		for _, x := range p.extents {
+			object = max(object, x.Pos+x.Len)
+		}
+	}
+
+	rc := &readCounter{Store: v.store}
+	v.store = rc
+	o := v.opts
+	o.BrokerID, o.ArchiveMinBytes, o.ArchiveInterval = 2, 1, time.Minute
+	o.ArchiveReadBytes = 3 * object // three requests' worth a pass
+	b := v.openWith(t, o)
+	caughtUp(t, b, "t", parts, 5*requests)
+	if err := b.Archive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := unarchivedExtents(b, ti.ID); n != 0 {
+		t.Fatalf("%d extents left unarchived", n)
+	}
+	b.mu.RLock()
+	segments := len(b.st.Topics[ti.ID].Parts[0].Extents)
+	b.mu.RUnlock()
+	if segments < 3 {
+		t.Fatalf("partition 0 archived in %d segments: the passes were not trimmed", segments)
+	}
+	// An object at the end of one pass's span may be read again by the next.
+	if n := rc.intake.Load(); n > requests+int64(segments) {
+		t.Fatalf("%d intake objects read %d times in %d passes", requests, n, segments)
+	}
+	for p := range int32(parts) {
+		if got := fmt.Sprint(readAll(t, b, ti.ID, p)); got != want[p] {
+			t.Fatalf("partition %d after archival: %s, want %s", p, got, want[p])
 		}
 	}
 }

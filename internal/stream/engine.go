@@ -49,6 +49,9 @@ type Options struct {
 	ArchiveInterval    time.Duration
 	ArchiveMinBytes    int64
 	ArchiveMaxAge      time.Duration
+	// ArchiveReadBytes bounds the intake objects one archival pass holds
+	// after reading them whole from the store (passReads).
+	ArchiveReadBytes int64
 	// Grace is how long an unreferenced object stays readable before it is
 	// deleted from the store.
 	Grace time.Duration
@@ -125,6 +128,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ArchiveMinBytes <= 0 {
 		o.ArchiveMinBytes = 8 << 20
+	}
+	if o.ArchiveReadBytes <= 0 {
+		o.ArchiveReadBytes = 64 << 20
 	}
 	if o.ArchiveMaxAge <= 0 {
 		o.ArchiveMaxAge = time.Minute

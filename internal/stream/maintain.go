@@ -205,9 +205,6 @@ func (e *Engine) Archive(ctx context.Context) error { return e.archive(ctx, fals
 func (e *Engine) ArchiveAll(ctx context.Context) error { return e.archive(ctx, true) }
 
 func (e *Engine) archive(ctx context.Context, all bool) error {
-	plans, unarchived, oldest := e.archivePlans(all)
-	e.m.unarchived.Set(float64(unarchived))
-	e.m.unarchivedAge.Set(oldest.Seconds())
 	// Pace the segment writes: a burst of large fsync'd writes queues the
 	// intake's small fsyncs behind it on the same device and shows up as
 	// produce latency. Spread the pass over about one archive interval,
@@ -220,20 +217,67 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 			rate = max(rate, 1.5*float64(intake-e.lastArchiveIntake)/dt)
 		}
 		e.lastArchivePass, e.lastArchiveIntake = now, intake
-	}
-	if !all {
 		// Spread each segment's writes too, not only the gaps between
 		// segments: a segment written at device speed holds the intake's
 		// fsyncs behind it for its whole length.
 		ctx = objstore.WithWritePace(ctx, rate)
 	}
+	// A paced pass reads at most about ArchiveReadBytes from the store;
+	// while that leaves data behind, further passes follow for up to one
+	// archive interval.
+	start := time.Now()
+	for {
+		plans, unarchived, oldest := e.archivePlans(all)
+		e.m.unarchived.Set(float64(unarchived))
+		e.m.unarchivedAge.Set(oldest.Seconds())
+		trimmed := false
+		if !all {
+			plans, trimmed = e.trimPlans(plans, e.opts.ArchiveReadBytes)
+		}
+		err := e.archivePass(ctx, plans, all, rate)
+		if err != nil || !trimmed || time.Since(start) >= e.opts.ArchiveInterval {
+			return err
+		}
+	}
+}
+
+// trimPlans shortens plans so that together they read about budget bytes
+// that the cache does not hold, the same span of time from each partition
+// (every plan then needs the same intake objects). A plan keeps at least
+// its first extent and ArchiveMinBytes of the store's data.
+func (e *Engine) trimPlans(plans []archivePlan, budget int64) ([]archivePlan, bool) {
+	if len(plans) == 0 {
+		return plans, false
+	}
+	limit := max(e.opts.ArchiveMinBytes, budget/int64(len(plans)))
+	trimmed := false
+	for i, p := range plans {
+		var uncached int64
+		for j, x := range p.extents {
+			if x.Ctl != nil || e.cache.has(x.Obj) {
+				continue
+			}
+			if uncached += x.Len; uncached > limit && j > 0 {
+				plans[i].extents, trimmed = p.extents[:j], true
+				break
+			}
+		}
+	}
+	return plans, trimmed
+}
+
+// archivePass archives plans, reading the store's data through one
+// passReads, and writing at about rate unless all is set.
+func (e *Engine) archivePass(ctx context.Context, plans []archivePlan, all bool, rate float64) error {
+	reads := e.newPassReads(ctx, plans, e.opts.ArchiveReadBytes)
+	defer reads.end()
 	// One partition that fails (an unreadable object, a refused write)
 	// does not hold back the others: every plan is tried, and the failures
 	// are counted, logged and returned together.
 	var errs []error
 	for _, p := range plans {
 		start := time.Now()
-		n, err := e.archiveOne(ctx, p)
+		n, err := e.archiveOne(ctx, p, reads)
 		if err != nil {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, err)...)
@@ -371,7 +415,7 @@ func objectTime(obj string) (time.Time, bool) {
 	return ulid.Time(id.Time()), true
 }
 
-func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
+func (e *Engine) archiveOne(ctx context.Context, p archivePlan, reads *passReads) (int64, error) {
 	var size int64
 	for _, x := range p.extents {
 		size += x.Len
@@ -390,10 +434,10 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan) (int64, error) {
 	cur := chunk{Base: -1, MaxTS: -1}
 	for _, x := range p.extents {
 		recent = recent && (x.Ctl != nil || e.cache.has(x.Obj))
-		// Recent objects come from the cache; older ones by ranged reads
-		// that do not enter it, so archival never evicts what consumers
-		// read.
-		data, err := e.readExtentNoFill(ctx, x)
+		// Recent objects come from the cache; older ones from the store,
+		// read whole once for the pass and never into the cache, so
+		// archival never evicts what consumers read.
+		data, err := reads.extent(ctx, x)
 		if err != nil {
 			return 0, fmt.Errorf("archive: reading %s: %w", x.Obj, err)
 		}
