@@ -3,8 +3,11 @@ package objstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -162,5 +165,48 @@ func TestS3PutRefused(t *testing.T) {
 	}
 	if _, err := s.Get(context.Background(), "intake/00000001/x"); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("Get after a refused Put: %v, want ErrNotFound", err)
+	}
+}
+
+// TestS3PutChecksumsWithoutHashing: a Put sends the body's CRC-32C for the
+// server to check and does not hash the body with SHA-256 to sign it (the
+// SDK does that over plain HTTP only; over HTTPS it signs no payload
+// either). The hash was a tenth of a broker's CPU on S3 at 50 MB/s, and a
+// server verifies it with as much again.
+func TestS3PutChecksumsWithoutHashing(t *testing.T) {
+	isolateAWS(t)
+	data := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{2}).Read(data)
+	var mu sync.Mutex
+	var headers []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		headers = append(headers, r.Header.Clone())
+		mu.Unlock()
+		w.Header().Set("ETag", `"x"`)
+	}))
+	t.Cleanup(srv.Close)
+	q := url.Values{"endpoint": {srv.URL}, "region": {"us-east-1"}, "use_path_style": {"true"}}
+	s := openURL(t, "s3://bkt?"+q.Encode())
+	if err := s.Put(context.Background(), "intake/00000001/x", data); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(headers) != 1 {
+		t.Fatalf("server saw %d requests", len(headers))
+	}
+	h := headers[0]
+	if got := h.Get("X-Amz-Content-Sha256"); got != "UNSIGNED-PAYLOAD" {
+		t.Errorf("x-amz-content-sha256 %q, want UNSIGNED-PAYLOAD", got)
+	}
+	sum := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+	want := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, sum))
+	if got := h.Get("X-Amz-Checksum-Crc32c"); got != want {
+		t.Errorf("x-amz-checksum-crc32c %q, want %q (headers %v)", got, want, h)
+	}
+	if !strings.Contains(h.Get("Authorization"), "x-amz-checksum-crc32c") {
+		t.Errorf("the checksum header is not signed: %s", h.Get("Authorization"))
 	}
 }
