@@ -310,3 +310,47 @@ func TestPacedArchivalTrimsPassesToItsBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestArchivalReadsObjectsTheCacheDropsOnce: objects cached when a pass
+// plans its reads may leave the cache before the pass reads them (at 50
+// MB/s a 128 MiB cache holds little more than a second of intake and its
+// segments); those are read whole once too, not extent by extent.
+func TestArchivalReadsObjectsTheCacheDropsOnce(t *testing.T) {
+	v := newEnv(t)
+	rc := &readCounter{Store: v.store}
+	v.store = rc
+	e := v.open(t)
+	const parts, requests = 8, 10
+	ti := mustCreate(t, e, "t", parts, nil)
+	produceAcross(t, e, "t", parts, requests)
+	want := map[int32]string{}
+	for p := range int32(parts) {
+		want[p] = fmt.Sprint(readAll(t, e, ti.ID, p))
+	}
+	plans, _, _ := e.archivePlans(true)
+	r := e.newPassReads(context.Background(), plans, 64<<20)
+	defer r.end()
+	for _, p := range plans {
+		for _, x := range p.extents {
+			e.cache.remove(x.Obj)
+		}
+	}
+	for _, p := range plans {
+		for _, x := range p.extents {
+			got, err := r.extent(context.Background(), x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, err := rc.Store.GetRange(context.Background(), x.Obj, x.Pos, x.Len)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(direct) {
+				t.Fatalf("extent %+v: pass read differs from the object's bytes", x)
+			}
+		}
+	}
+	if n := rc.intake.Load(); n != requests {
+		t.Fatalf("%d objects dropped by the cache were read %d times for %d extents", requests, n, parts*requests)
+	}
+}

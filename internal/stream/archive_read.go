@@ -53,10 +53,12 @@ func (e *Engine) newPassReads(ctx context.Context, plans []archivePlan, budget i
 	ends := map[string]int64{} // the furthest extent end seen per object: its least size
 	for _, p := range plans {
 		for _, x := range p.extents {
-			if x.Ctl != nil || e.cache.has(x.Obj) {
+			if x.Ctl != nil {
 				continue
 			}
-			if r.refs[x.Obj] == 0 {
+			// Every object is counted, the cached ones too: the cache may
+			// drop one before the pass gets to it.
+			if r.refs[x.Obj] == 0 && !e.cache.has(x.Obj) {
 				r.order = append(r.order, x.Obj)
 			}
 			r.refs[x.Obj]++
@@ -138,17 +140,28 @@ func (r *passReads) dropLocked(obj string) {
 // or (an object the budget left unread, or whose whole read failed) a
 // ranged read. The bytes are shared: callers copy them, never change them.
 func (r *passReads) extent(ctx context.Context, x extent) ([]byte, error) {
-	r.mu.Lock()
-	refs, o := r.refs[x.Obj], r.objs[x.Obj]
-	if refs > 0 && o == nil && (r.held == 0 || r.held+x.Pos+x.Len <= r.budget) {
-		// Needed before the readers ahead got to it: read it here.
-		o = r.startLocked(x.Obj, x.Pos+x.Len)
-		r.mu.Unlock()
-		r.read(ctx, x.Obj, o)
-		r.mu.Lock()
+	if x.Ctl != nil {
+		return markerBatch(x), nil
 	}
+	defer r.release(x.Obj)
+	r.mu.Lock()
+	o := r.objs[x.Obj]
 	r.mu.Unlock()
-	defer r.release(x.Obj, refs > 0)
+	if o == nil {
+		if b, ok, err := r.e.cachedExtent(x); ok || err != nil {
+			return b, err
+		}
+		r.mu.Lock()
+		if o = r.objs[x.Obj]; o == nil && (r.held == 0 || r.held+x.Pos+x.Len <= r.budget) {
+			// Needed before the readers ahead got to it, or dropped by
+			// the cache since the pass began: read it here.
+			o = r.startLocked(x.Obj, x.Pos+x.Len)
+			r.mu.Unlock()
+			r.read(ctx, x.Obj, o)
+		} else {
+			r.mu.Unlock()
+		}
+	}
 	if o == nil {
 		return r.e.readExtentNoFill(ctx, x)
 	}
@@ -168,10 +181,7 @@ func (r *passReads) extent(ctx context.Context, x extent) ([]byte, error) {
 
 // release counts one extent of obj as read; the object is dropped after
 // its last one.
-func (r *passReads) release(obj string, counted bool) {
-	if !counted {
-		return
-	}
+func (r *passReads) release(obj string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refs[obj]--

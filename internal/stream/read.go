@@ -214,6 +214,26 @@ func (e *Engine) readExtent(ctx context.Context, x extent) ([]byte, error) {
 	return e.readExtentCached(ctx, x, true)
 }
 
+// cachedExtent returns x's bytes if the cache holds its object or the
+// extent itself.
+func (e *Engine) cachedExtent(x extent) ([]byte, bool, error) {
+	if whole, ok := e.cache.get(x.Obj); ok {
+		if x.Pos+x.Len > int64(len(whole)) {
+			return nil, false, fmt.Errorf("%w: extent beyond cached object %s", ErrStorage, x.Obj)
+		}
+		e.m.cacheHits.Inc()
+		return whole[x.Pos : x.Pos+x.Len], true, nil
+	}
+	if b, ok := e.cache.get(rangeKey(x)); ok && int64(len(b)) == x.Len {
+		e.m.cacheHits.Inc()
+		return b, true, nil
+	}
+	return nil, false, nil
+}
+
+// rangeKey is the cache key of an extent read by range.
+func rangeKey(x extent) string { return fmt.Sprintf("%s@%d", x.Obj, x.Pos) }
+
 // readExtentNoFill reads like readExtent but leaves the cache as it is.
 func (e *Engine) readExtentNoFill(ctx context.Context, x extent) ([]byte, error) {
 	return e.readExtentCached(ctx, x, false)
@@ -223,18 +243,10 @@ func (e *Engine) readExtentCached(ctx context.Context, x extent, fill bool) ([]b
 	if x.Ctl != nil {
 		return markerBatch(x), nil
 	}
-	if whole, ok := e.cache.get(x.Obj); ok {
-		if x.Pos+x.Len > int64(len(whole)) {
-			return nil, fmt.Errorf("%w: extent beyond cached object %s", ErrStorage, x.Obj)
-		}
-		e.m.cacheHits.Inc()
-		return whole[x.Pos : x.Pos+x.Len], nil
+	if b, ok, err := e.cachedExtent(x); ok || err != nil {
+		return b, err
 	}
-	rk := fmt.Sprintf("%s@%d", x.Obj, x.Pos)
-	if b, ok := e.cache.get(rk); ok && int64(len(b)) == x.Len {
-		e.m.cacheHits.Inc()
-		return b, nil
-	}
+	rk := rangeKey(x)
 	e.m.cacheMisses.Inc()
 	b, err := e.store.GetRange(ctx, x.Obj, x.Pos, x.Len)
 	if err != nil {
