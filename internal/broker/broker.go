@@ -82,8 +82,8 @@ type Broker struct {
 // gracefully: it stops accepting requests, answers what it accepted and
 // leaves the cluster.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
+	if limit := cfg.RuntimeMemoryLimit(); limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
 	}
 	b, err := Start(ctx, cfg, log)
 	if err != nil {
@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Broker,
 		Contracts:          newContracts(b.schemas, b.ruleEngine),
 		FlushBytes:         int(cfg.Flush.Bytes),
 		FlushLinger:        cfg.Flush.Linger,
-		CacheBytes:         cfg.Cache.MemoryBytes,
+		CacheBytes:         cfg.CacheBytes(),
 		TopicDefaults:      cfg.TopicDefaults,
 		DefaultPartitions:  cfg.DefaultPartitions,
 		CheckpointInterval: cfg.Checkpoint.Interval,

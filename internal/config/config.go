@@ -61,9 +61,12 @@ type Config struct {
 	DefaultPartitions int32 `yaml:"default-partitions"`
 	// MaxRequestBytes caps the size of one Kafka request frame.
 	MaxRequestBytes int32 `yaml:"max-request-bytes"`
-	// MemoryLimit is the Go runtime's soft memory limit in bytes: garbage
-	// collection works harder as the heap approaches it. 0 leaves the
-	// runtime default (or the GOMEMLIMIT environment variable) alone.
+	// MemoryLimit is the Go runtime's soft memory limit in bytes for the
+	// broker's memory apart from the read cache: garbage collection works
+	// harder as the heap approaches it. The runtime's limit is this plus
+	// the cache's size (RuntimeMemoryLimit), so a larger cache never leaves
+	// the collector without room. 0 leaves the runtime default (or the
+	// GOMEMLIMIT environment variable) alone.
 	MemoryLimit int64 `yaml:"memory-limit"`
 	// TopicDefaults overrides the defaults of topic configs (e.g. retention.ms).
 	TopicDefaults map[string]string `yaml:"topic-defaults"`
@@ -135,7 +138,8 @@ type GroupsConfig struct {
 
 // CacheConfig configures the read cache.
 type CacheConfig struct {
-	// MemoryBytes caps the memory used for recently flushed and read objects.
+	// MemoryBytes caps the memory used for recently flushed and read
+	// objects; 0 means the default, 128 MiB.
 	MemoryBytes int64 `yaml:"memory-bytes"`
 }
 
@@ -192,13 +196,13 @@ func Default() Config {
 		},
 		Flush:             FlushConfig{Bytes: 4 * mib, Linger: 2 * time.Millisecond},
 		Groups:            GroupsConfig{ConsumerHeartbeatInterval: 5 * time.Second, ConsumerSessionTimeout: 45 * time.Second},
-		Cache:             CacheConfig{MemoryBytes: 128 * mib},
+		Cache:             CacheConfig{MemoryBytes: defaultCacheBytes},
 		Checkpoint:        CheckpointConfig{Interval: 30 * time.Second, Entries: 10000},
 		Archive:           ArchiveConfig{Interval: time.Second, MinBytes: 2 * mib, MaxAge: 60 * time.Second, Grace: 2 * time.Minute},
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		MaxRequestBytes:   100 * mib,
-		MemoryLimit:       400 * mib,
+		MemoryLimit:       272 * mib,
 		TopicDefaults:     map[string]string{},
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Tracing:           DefaultTracing(),
@@ -399,6 +403,26 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid size %q (want e.g. 4194304 or 4MiB)", s)
 	}
 	return n, nil
+}
+
+// defaultCacheBytes is the read cache's size when cache.memory-bytes is 0.
+const defaultCacheBytes = 128 * mib
+
+// CacheBytes returns the read cache's size with the default resolved.
+func (c Config) CacheBytes() int64 {
+	if c.Cache.MemoryBytes > 0 {
+		return c.Cache.MemoryBytes
+	}
+	return defaultCacheBytes
+}
+
+// RuntimeMemoryLimit returns the Go runtime's soft memory limit the
+// configuration asks for, the read cache included; 0 means none.
+func (c Config) RuntimeMemoryLimit() int64 {
+	if c.MemoryLimit == 0 {
+		return 0
+	}
+	return c.MemoryLimit + c.CacheBytes()
 }
 
 // ObjectStoreURL returns the object store URL with the default resolved.

@@ -264,3 +264,26 @@ func TestValidateAcceptsFaultStoreURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeMemoryLimitMakesRoomForTheCache: the runtime's soft limit is
+// memory-limit on top of the read cache. With the limit alone, a cache
+// raised to 1 GiB sat above a 400 MiB limit, and the collector ran without
+// pause trying to reach it.
+func TestRuntimeMemoryLimitMakesRoomForTheCache(t *testing.T) {
+	c := Default()
+	if got, want := c.RuntimeMemoryLimit(), int64(400<<20); got != want {
+		t.Errorf("default runtime limit %d, want %d (272 MiB and the 128 MiB cache)", got, want)
+	}
+	c.Cache.MemoryBytes = 1 << 30
+	if got, want := c.RuntimeMemoryLimit(), int64(1<<30+272<<20); got != want {
+		t.Errorf("runtime limit with a 1 GiB cache %d, want %d", got, want)
+	}
+	c.Cache.MemoryBytes = 0
+	if got := c.CacheBytes(); got != 128<<20 {
+		t.Errorf("cache.memory-bytes 0 gives a %d-byte cache, want the default 128 MiB", got)
+	}
+	c.MemoryLimit = 0
+	if got := c.RuntimeMemoryLimit(); got != 0 {
+		t.Errorf("memory-limit 0 gives runtime limit %d, want none", got)
+	}
+}
