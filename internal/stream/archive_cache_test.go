@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/runnel-dev/runnel/internal/objstore"
 )
 
@@ -211,7 +213,7 @@ func TestArchivalReadsWithinItsBudget(t *testing.T) {
 	b := v.openWith(t, o)
 	caughtUp(t, b, "t", parts, 5*requests)
 
-	plans, _, _ := b.archivePlans(true)
+	plans, _, _, _ := b.archivePlans(true)
 	var object, total int64
 	for _, p := range plans {
 		for _, x := range p.extents {
@@ -273,7 +275,7 @@ func TestPacedArchivalTrimsPassesToItsBudget(t *testing.T) {
 	for p := range int32(parts) {
 		want = append(want, fmt.Sprint(readAll(t, a, ti.ID, p)))
 	}
-	plans, _, _ := a.archivePlans(true)
+	plans, _, _, _ := a.archivePlans(true)
 	var object int64
 	for _, p := range plans {
 		for _, x := range p.extents {
@@ -327,7 +329,7 @@ func TestArchivalReadsObjectsTheCacheDropsOnce(t *testing.T) {
 	for p := range int32(parts) {
 		want[p] = fmt.Sprint(readAll(t, e, ti.ID, p))
 	}
-	plans, _, _ := e.archivePlans(true)
+	plans, _, _, _ := e.archivePlans(true)
 	r := e.newPassReads(context.Background(), plans, 64<<20)
 	defer r.end()
 	for _, p := range plans {
@@ -353,4 +355,49 @@ func TestArchivalReadsObjectsTheCacheDropsOnce(t *testing.T) {
 	if n := rc.intake.Load(); n != requests {
 		t.Fatalf("%d objects dropped by the cache were read %d times for %d extents", requests, n, parts*requests)
 	}
+}
+
+// TestPacedArchivalKeepsUpWithAHotPartition: a segment holds at most
+// maxSegmentBytes, and a pass made one segment per partition: with passes a
+// second apart, a partition taking more than 16 MiB/s fell behind for good
+// (until produce to it was refused at the unarchived-extents cap). Passes
+// now repeat within the archive interval while a partition has more.
+func TestPacedArchivalKeepsUpWithAHotPartition(t *testing.T) {
+	v := newEnv(t)
+	o := v.opts
+	o.ArchiveMinBytes, o.ArchiveInterval = 1, time.Minute
+	e := v.openWith(t, o)
+	ti := mustCreate(t, e, "hot", 1, nil)
+	value := make([]byte, 256<<10)
+	for i := range value {
+		value[i] = byte(i * 7)
+	}
+	var batches []ProduceBatch
+	for range (maxSegmentBytes * 5 / 2) / len(value) {
+		batches = append(batches, ProduceBatch{Topic: "hot", Partition: 0, Records: makeValueBatch(t, value)})
+	}
+	for len(batches) > 0 {
+		n := min(8, len(batches))
+		for _, r := range e.Produce(context.Background(), batches[:n]) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		batches = batches[n:]
+	}
+	if err := e.Archive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := unarchivedExtents(e, ti.ID); n != 0 {
+		t.Fatalf("one pass of a partition with %d MiB left %d extents unarchived", maxSegmentBytes*5/2>>20, n)
+	}
+}
+
+// makeValueBatch builds a batch of one record holding value.
+func makeValueBatch(t *testing.T, value []byte) []byte {
+	t.Helper()
+	r := kmsg.Record{Value: value}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	h := batchHeader{FirstTimestamp: 1000, MaxTimestamp: 1000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, NumRecords: 1}
+	return buildBatch(h, int16(CodecNone), r.AppendTo(nil))
 }

@@ -222,12 +222,14 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 		// fsyncs behind it for its whole length.
 		ctx = objstore.WithWritePace(ctx, rate)
 	}
-	// A paced pass reads at most about ArchiveReadBytes from the store;
-	// while that leaves data behind, further passes follow for up to one
-	// archive interval.
+	// A pass makes at most one segment of maxSegmentBytes per partition,
+	// and a paced pass reads at most about ArchiveReadBytes from the
+	// store; while either leaves data behind, further passes follow for up
+	// to one archive interval (a partition taking more than a segment a
+	// second would otherwise never catch up).
 	start := time.Now()
 	for {
-		plans, unarchived, oldest := e.archivePlans(all)
+		plans, more, unarchived, oldest := e.archivePlans(all)
 		e.m.unarchived.Set(float64(unarchived))
 		e.m.unarchivedAge.Set(oldest.Seconds())
 		trimmed := false
@@ -235,7 +237,7 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 			plans, trimmed = e.trimPlans(plans, e.opts.ArchiveReadBytes)
 		}
 		err := e.archivePass(ctx, plans, all, rate)
-		if err != nil || !trimmed || time.Since(start) >= e.opts.ArchiveInterval {
+		if err != nil || !(trimmed || more) || time.Since(start) >= e.opts.ArchiveInterval {
 			return err
 		}
 	}
@@ -301,10 +303,11 @@ func (e *Engine) archivePass(ctx context.Context, plans []archivePlan, all bool,
 	return errors.Join(errs...)
 }
 
-// archivePlans returns the runs of intake extents due for archival, the
-// bytes still in intake objects and the age of the oldest of them (on the
-// log clock).
-func (e *Engine) archivePlans(all bool) ([]archivePlan, int64, time.Duration) {
+// archivePlans returns the runs of intake extents due for archival, whether
+// a run stopped at maxSegmentBytes before its partition's last unarchived
+// extent, the bytes still in intake objects and the age of the oldest of
+// them (on the log clock).
+func (e *Engine) archivePlans(all bool) ([]archivePlan, bool, int64, time.Duration) {
 	maxExtents := 0
 	defer func() { // after the lock is released (deferred calls run last first)
 		e.m.unarchivedMax.Set(float64(maxExtents))
@@ -318,6 +321,7 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64, time.Duration) {
 	// mapped through that broker's offset.
 	now := time.UnixMilli(e.st.Clock)
 	var plans []archivePlan
+	var more bool
 	var unarchived int64
 	var oldestAge time.Duration
 	ids := make([]TopicID, 0, len(e.st.Topics))
@@ -362,10 +366,13 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, int64, time.Duration) {
 			}
 			if all || bytes >= e.opts.ArchiveMinBytes || now.Sub(oldest) >= e.opts.ArchiveMaxAge {
 				plans = append(plans, archivePlan{topic: id, partition: int32(pi), extents: run})
+				if j := i + len(run); j < len(p.Extents) && !p.Extents[j].Segment {
+					more = true
+				}
 			}
 		}
 	}
-	return plans, unarchived, oldestAge
+	return plans, more, unarchived, oldestAge
 }
 
 // segmentName names a new segment object of a partition starting at base:
