@@ -31,8 +31,8 @@ type passReads struct {
 	cond *sync.Cond // signalled when held shrinks or the pass ends
 	held int64      // bytes of objects read or being read
 	objs map[string]*passObject
-	// refs counts, per object not in the cache, the pass's extents still
-	// to be read from it.
+	// refs counts, per object, the pass's extents still to be read from
+	// it (those of cached objects too: the cache may drop one).
 	refs  map[string]int
 	order []string // objects by first need
 	ended bool
@@ -56,8 +56,6 @@ func (e *Engine) newPassReads(ctx context.Context, plans []archivePlan, budget i
 			if x.Ctl != nil {
 				continue
 			}
-			// Every object is counted, the cached ones too: the cache may
-			// drop one before the pass gets to it.
 			if r.refs[x.Obj] == 0 && !e.cache.has(x.Obj) {
 				r.order = append(r.order, x.Obj)
 			}
