@@ -628,3 +628,36 @@ func BenchmarkEncrypted(b *testing.B) {
 		}
 	}
 }
+
+// TestIsLocal: the file store, encrypted or not, is local; memory and S3
+// stores are not (archival reads whole objects from those).
+func TestIsLocal(t *testing.T) {
+	ctx := context.Background()
+	file, err := Open(ctx, "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = file.Close() })
+	ring, err := LoadKeys(ctx, []string{newKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewEncryptedStore(ctx, file, ring, EncryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := Open(ctx, "s3://bkt?endpoint=http://127.0.0.1:9&region=us-east-1&use_path_style=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s3.Close() })
+	for _, c := range []struct {
+		name  string
+		s     Store
+		local bool
+	}{{"file", file, true}, {"encrypted file", enc, true}, {"memory", memStore(t), false}, {"s3", s3, false}} {
+		if got := IsLocal(c.s); got != c.local {
+			t.Errorf("IsLocal(%s) = %v, want %v", c.name, got, c.local)
+		}
+	}
+}

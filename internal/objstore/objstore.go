@@ -175,3 +175,16 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		return nil, fmt.Errorf("%w %q: scheme %q (want file, mem, s3, gs or azblob)", ErrUnsupportedURL, rawURL, u.Scheme)
 	}
 }
+
+// IsLocal reports whether s keeps its objects on this machine (the file
+// store, encrypted or not): a ranged read there is a system call served
+// from the page cache, not a request.
+func IsLocal(s Store) bool {
+	switch s := s.(type) {
+	case *fileStore:
+		return true
+	case *EncryptedStore:
+		return IsLocal(s.inner)
+	}
+	return false
+}

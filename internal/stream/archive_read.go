@@ -23,9 +23,15 @@ const archivePrefetchers = 4
 // Here each object is read whole once per pass, ahead of need, in the
 // order the plans use them, and dropped when the pass has read the last
 // of its extents.
+//
+// On a local store (Engine.wholeReads false) a pass reads by range: a
+// ranged read is a system call served from the page cache, and whole
+// objects, allocated and zeroed, took a broker's maximum end-to-end rate
+// from 134-147 MB/s down to 69-88 MB/s in back-to-back runs.
 type passReads struct {
 	e      *Engine
 	budget int64
+	ranged bool // read every extent by range
 
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when held shrinks or the pass ends
@@ -50,6 +56,10 @@ type passObject struct {
 func (e *Engine) newPassReads(ctx context.Context, plans []archivePlan, budget int64) *passReads {
 	r := &passReads{e: e, budget: budget, objs: map[string]*passObject{}, refs: map[string]int{}}
 	r.cond = sync.NewCond(&r.mu)
+	if !e.wholeReads {
+		r.ranged = true
+		return r
+	}
 	ends := map[string]int64{} // the furthest extent end seen per object: its least size
 	for _, p := range plans {
 		for _, x := range p.extents {
@@ -140,6 +150,9 @@ func (r *passReads) dropLocked(obj string) {
 func (r *passReads) extent(ctx context.Context, x extent) ([]byte, error) {
 	if x.Ctl != nil {
 		return markerBatch(x), nil
+	}
+	if r.ranged {
+		return r.e.readExtentNoFill(ctx, x)
 	}
 	defer r.release(x.Obj)
 	r.mu.Lock()
