@@ -141,6 +141,28 @@ func caughtUp(t *testing.T, e *Engine, topic string, parts int32, want int64) {
 	}
 }
 
+// readPass reads every extent of plans through r, checks each against a
+// ranged read of store, and calls after once per extent.
+func readPass(t *testing.T, r *passReads, plans []archivePlan, store objstore.Store, after func()) {
+	t.Helper()
+	for _, p := range plans {
+		for _, x := range p.extents {
+			got, err := r.extent(context.Background(), x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, err := store.GetRange(context.Background(), x.Obj, x.Pos, x.Len)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(direct) {
+				t.Fatalf("extent %+v: pass read differs from the object's bytes", x)
+			}
+			after()
+		}
+	}
+}
+
 func unarchivedExtents(e *Engine, id TopicID) int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -214,35 +236,21 @@ func TestArchivalReadsWithinItsBudget(t *testing.T) {
 	caughtUp(t, b, "t", parts, 5*requests)
 
 	plans, _, _, _ := b.archivePlans(true)
-	var object, total int64
+	var object int64
 	for _, p := range plans {
 		for _, x := range p.extents {
 			object = max(object, x.Pos+x.Len)
-			total += x.Len
 		}
 	}
 	budget := 3 * object
 	r := b.newPassReads(context.Background(), plans, budget)
 	defer r.end()
 	var peak int64
-	for _, p := range plans {
-		for _, x := range p.extents {
-			got, err := r.extent(context.Background(), x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			direct, err := rc.Store.GetRange(context.Background(), x.Obj, x.Pos, x.Len)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(direct) {
-				t.Fatalf("extent %+v: pass read differs from the object's bytes", x)
-			}
-			r.mu.Lock()
-			peak = max(peak, r.held)
-			r.mu.Unlock()
-		}
-	}
+	readPass(t, r, plans, rc.Store, func() {
+		r.mu.Lock()
+		peak = max(peak, r.held)
+		r.mu.Unlock()
+	})
 	if peak > budget+object {
 		t.Fatalf("pass held %d bytes at its peak, budget %d", peak, budget)
 	}
@@ -323,12 +331,8 @@ func TestArchivalReadsObjectsTheCacheDropsOnce(t *testing.T) {
 	v.store = rc
 	e := v.open(t)
 	const parts, requests = 8, 10
-	ti := mustCreate(t, e, "t", parts, nil)
+	mustCreate(t, e, "t", parts, nil)
 	produceAcross(t, e, "t", parts, requests)
-	want := map[int32]string{}
-	for p := range int32(parts) {
-		want[p] = fmt.Sprint(readAll(t, e, ti.ID, p))
-	}
 	plans, _, _, _ := e.archivePlans(true)
 	r := e.newPassReads(context.Background(), plans, 64<<20)
 	defer r.end()
@@ -337,21 +341,7 @@ func TestArchivalReadsObjectsTheCacheDropsOnce(t *testing.T) {
 			e.cache.remove(x.Obj)
 		}
 	}
-	for _, p := range plans {
-		for _, x := range p.extents {
-			got, err := r.extent(context.Background(), x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			direct, err := rc.Store.GetRange(context.Background(), x.Obj, x.Pos, x.Len)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(direct) {
-				t.Fatalf("extent %+v: pass read differs from the object's bytes", x)
-			}
-		}
-	}
+	readPass(t, r, plans, rc.Store, func() {})
 	if n := rc.intake.Load(); n != requests {
 		t.Fatalf("%d objects dropped by the cache were read %d times for %d extents", requests, n, parts*requests)
 	}
@@ -400,4 +390,49 @@ func makeValueBatch(t *testing.T, value []byte) []byte {
 	r.Length = int32(len(r.AppendTo(nil)) - 1)
 	h := batchHeader{FirstTimestamp: 1000, MaxTimestamp: 1000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, NumRecords: 1}
 	return buildBatch(h, int16(CodecNone), r.AppendTo(nil))
+}
+
+// failingGets refuses whole-object reads; ranged reads work.
+type failingGets struct{ *readCounter }
+
+func (s failingGets) Get(ctx context.Context, key string) ([]byte, error) {
+	s.count(key)
+	return nil, fmt.Errorf("%w: get refused", ErrStorage)
+}
+
+// TestArchivalFallsBackToRangedReads: when a pass cannot read an object
+// whole, each of its extents is read by range and archival still writes
+// the produced bytes.
+func TestArchivalFallsBackToRangedReads(t *testing.T) {
+	v := newEnv(t)
+	rc := &readCounter{Store: v.store}
+	v.store = failingGets{rc}
+	e := v.open(t)
+	const parts, requests = 4, 5
+	ti := mustCreate(t, e, "t", parts, nil)
+	produceAcross(t, e, "t", parts, requests)
+	want := map[int32]string{}
+	for p := range int32(parts) {
+		want[p] = fmt.Sprint(readAll(t, e, ti.ID, p))
+	}
+	plans, _, _, _ := e.archivePlans(true)
+	r := e.newPassReads(context.Background(), plans, 64<<20)
+	for _, p := range plans {
+		for _, x := range p.extents {
+			e.cache.remove(x.Obj)
+		}
+	}
+	readPass(t, r, plans, rc.Store, func() {})
+	r.end()
+	if err := e.ArchiveAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := unarchivedExtents(e, ti.ID); n != 0 {
+		t.Fatalf("%d extents left unarchived", n)
+	}
+	for p := range int32(parts) {
+		if got := fmt.Sprint(readAll(t, e, ti.ID, p)); got != want[p] {
+			t.Fatalf("partition %d after archival: %s, want %s", p, got, want[p])
+		}
+	}
 }

@@ -54,12 +54,11 @@ type passObject struct {
 
 // newPassReads prepares the reads of plans and starts reading ahead.
 func (e *Engine) newPassReads(ctx context.Context, plans []archivePlan, budget int64) *passReads {
+	if !e.wholeReads {
+		return &passReads{e: e, ranged: true}
+	}
 	r := &passReads{e: e, budget: budget, objs: map[string]*passObject{}, refs: map[string]int{}}
 	r.cond = sync.NewCond(&r.mu)
-	if !e.wholeReads {
-		r.ranged = true
-		return r
-	}
 	ends := map[string]int64{} // the furthest extent end seen per object: its least size
 	for _, p := range plans {
 		for _, x := range p.extents {
@@ -211,6 +210,9 @@ func (r *passReads) release(obj string) {
 
 // end stops reading ahead and waits for the reads in flight.
 func (r *passReads) end() {
+	if r.ranged {
+		return
+	}
 	r.mu.Lock()
 	r.ended = true
 	r.cond.Broadcast()
