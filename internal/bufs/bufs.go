@@ -67,6 +67,9 @@ func (f *Free) Get(n int) []byte {
 	return make([]byte, 0, size)
 }
 
+// Limit is the most capacity f holds between uses.
+func (f *Free) Limit() int { return f.limit }
+
 // Put keeps b for a later Get if its capacity is exactly a class's and
 // the total allows; otherwise b is left to the collector. The caller must
 // not use b afterwards.

@@ -62,11 +62,13 @@ type Config struct {
 	// MaxRequestBytes caps the size of one Kafka request frame.
 	MaxRequestBytes int32 `yaml:"max-request-bytes"`
 	// MemoryLimit is the Go runtime's soft memory limit in bytes for the
-	// broker's memory apart from the read cache: garbage collection works
-	// harder as the heap approaches it. The runtime's limit is this plus
-	// the cache's size (RuntimeMemoryLimit), so a larger cache never leaves
-	// the collector without room. 0 leaves the runtime default (or the
-	// GOMEMLIMIT environment variable) alone.
+	// broker's memory apart from the read cache and its buffer free lists:
+	// garbage collection works harder as the heap approaches it. The
+	// runtime's limit is this plus the cache's size (RuntimeMemoryLimit)
+	// plus the free lists' bounds (the broker adds those), so neither a
+	// larger cache nor full free lists leave the collector without room.
+	// 0 leaves the runtime default (or the GOMEMLIMIT environment
+	// variable) alone.
 	MemoryLimit int64 `yaml:"memory-limit"`
 	// TopicDefaults overrides the defaults of topic configs (e.g. retention.ms).
 	TopicDefaults map[string]string `yaml:"topic-defaults"`

@@ -23,6 +23,11 @@ const largeResponse = 1 << 20
 // between responses.
 var respBufs = bufs.New(largeResponse<<1, 64<<20, 64<<20)
 
+// PooledBytes is the most memory the protocol's free lists (request frames
+// and response buffers) hold between uses: memory the broker keeps by
+// design, which the runtime's soft memory limit must leave room for.
+func PooledBytes() int64 { return int64(frameBufs.Limit() + respBufs.Limit()) }
+
 // responseSizeHint is an upper bound of resp's encoded size when it
 // carries record data (Fetch, ShareFetch), else 0: the record bytes plus
 // a generous allowance for every field around them.

@@ -23,6 +23,9 @@ import (
 	"github.com/runnel-dev/runnel/internal/objstore"
 )
 
+// defaultArchiveReadBytes is Options.ArchiveReadBytes when unset.
+const defaultArchiveReadBytes = 64 << 20
+
 // Options configure an Engine.
 type Options struct {
 	BrokerID int32
@@ -130,7 +133,7 @@ func (o *Options) setDefaults() {
 		o.ArchiveMinBytes = 8 << 20
 	}
 	if o.ArchiveReadBytes <= 0 {
-		o.ArchiveReadBytes = 64 << 20
+		o.ArchiveReadBytes = defaultArchiveReadBytes
 	}
 	if o.ArchiveMaxAge <= 0 {
 		o.ArchiveMaxAge = time.Minute

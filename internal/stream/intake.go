@@ -298,6 +298,12 @@ const slabSize = 1 << 20
 // flushes' worth: more are left to the collector).
 var slabs = bufs.New(slabSize, slabSize, 64*slabSize)
 
+// PooledBytes is the most memory the stream keeps by design beside the
+// read cache: the intake's free slabs and one archival pass's whole intake
+// objects (Options.ArchiveReadBytes at its default). The runtime's soft
+// memory limit must leave room for it.
+func PooledBytes() int64 { return int64(slabs.Limit()) + defaultArchiveReadBytes }
+
 // hold copies batch into b's slabs and returns the copy.
 func (b *flushBuf) hold(batch []byte) []byte {
 	if len(batch) > slabSize/2 {
