@@ -73,6 +73,10 @@ type Log interface {
 	// Fetch reads one partition. It never blocks for new data; long polling
 	// uses Changed.
 	Fetch(ctx context.Context, p FetchPartition) (FetchResult, error)
+	// Prefetch reads ahead, concurrently, what Fetch calls for ps (in
+	// order, maxBytes in all) would read from a remote store, so that
+	// they find it in memory. It may do nothing.
+	Prefetch(ctx context.Context, ps []FetchPartition, maxBytes int64)
 	// Changed returns a channel that is closed the next time the sequencer
 	// applies anything. Callers re-check their condition and call again.
 	Changed() <-chan struct{}

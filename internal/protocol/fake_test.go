@@ -291,6 +291,8 @@ func (l *fakeLog) Changed() <-chan struct{} {
 	return l.changed
 }
 
+func (l *fakeLog) Prefetch(context.Context, []FetchPartition, int64) {}
+
 func (l *fakeLog) SyncRead(ctx context.Context) error {
 	l.mu.Lock()
 	l.syncReads++

@@ -359,6 +359,13 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, items []
 	if maxBytes <= 0 {
 		maxBytes = int(^uint32(0) >> 1)
 	}
+	parts := make([]FetchPartition, 0, len(items))
+	for _, it := range items {
+		if it.code == 0 {
+			parts = append(parts, FetchPartition{TopicID: it.sp.topicID, Partition: it.sp.key.partition, Offset: it.sp.offset, MaxBytes: it.sp.maxBytes})
+		}
+	}
+	s.opts.Log.Prefetch(ctx, parts, int64(maxBytes))
 	for _, it := range items {
 		it.err, it.res, it.read = nil, FetchResult{}, false
 		if it.code != 0 {

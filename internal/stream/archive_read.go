@@ -24,7 +24,7 @@ const archivePrefetchers = 4
 // order the plans use them, and dropped when the pass has read the last
 // of its extents.
 //
-// On a local store (Engine.wholeReads false) a pass reads by range: a
+// On a local store (Engine.remote false) a pass reads by range: a
 // ranged read is a system call served from the page cache, and whole
 // objects, allocated and zeroed, took a broker's maximum end-to-end rate
 // from 134-147 MB/s down to 69-88 MB/s in back-to-back runs.
@@ -54,7 +54,7 @@ type passObject struct {
 
 // newPassReads prepares the reads of plans and starts reading ahead.
 func (e *Engine) newPassReads(ctx context.Context, plans []archivePlan, budget int64) *passReads {
-	if !e.wholeReads {
+	if !e.remote {
 		return &passReads{e: e, ranged: true}
 	}
 	r := &passReads{e: e, budget: budget, objs: map[string]*passObject{}, refs: map[string]int{}}

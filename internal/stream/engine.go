@@ -165,12 +165,14 @@ type Engine struct {
 	log   *slog.Logger
 	cli   *clientv3.Client
 	store objstore.Store
-	// wholeReads: archival reads the objects it lacks whole (passReads),
-	// for a store where every read is a request; on a local one it reads
-	// only the extents it needs.
-	wholeReads bool
-	logKey     string // prefix of every log entry key
-	ptrKey     string // checkpoint pointer key
+	// remote is set for a store where every read is a request (not
+	// objstore.IsLocal): archival then reads the objects it lacks whole
+	// (passReads), and a fetch reads its partitions' missing extents
+	// concurrently (Prefetch). On a local store a read is a system call
+	// served from the page cache, and both read only what they need.
+	remote bool
+	logKey string // prefix of every log entry key
+	ptrKey string // checkpoint pointer key
 
 	mu sync.RWMutex
 	st *state
@@ -235,19 +237,19 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, errors.New("stream: Options.Client and Options.Store are required")
 	}
 	e := &Engine{
-		opts:       opts,
-		log:        opts.Logger,
-		cli:        opts.Client,
-		store:      opts.Store,
-		wholeReads: !objstore.IsLocal(opts.Store),
-		logKey:     opts.Prefix + "/log/",
-		ptrKey:     opts.Prefix + "/checkpoint",
-		st:         newState(),
-		cfgCache:   map[TopicID]config.Topic{},
-		waiters:    map[string]*waiter{},
-		entropy:    ulid.Monotonic(rand.Reader, 0),
-		cache:      newObjCache(opts.CacheBytes),
-		m:          newMetrics(opts.Registerer),
+		opts:     opts,
+		log:      opts.Logger,
+		cli:      opts.Client,
+		store:    opts.Store,
+		remote:   !objstore.IsLocal(opts.Store),
+		logKey:   opts.Prefix + "/log/",
+		ptrKey:   opts.Prefix + "/checkpoint",
+		st:       newState(),
+		cfgCache: map[TopicID]config.Topic{},
+		waiters:  map[string]*waiter{},
+		entropy:  ulid.Monotonic(rand.Reader, 0),
+		cache:    newObjCache(opts.CacheBytes),
+		m:        newMetrics(opts.Registerer),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.watchCtx = metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(e.ctx), "runnel-stream", "log")

@@ -233,7 +233,7 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 		e.m.unarchived.Set(float64(unarchived))
 		e.m.unarchivedAge.Set(oldest.Seconds())
 		trimmed := false
-		if !all && e.wholeReads {
+		if !all && e.remote {
 			plans, trimmed = e.trimPlans(plans, e.opts.ArchiveReadBytes)
 		}
 		err := e.archivePass(ctx, plans, all, rate)
