@@ -25,6 +25,13 @@ type fakeLog struct {
 	nextPID   int64
 	// syncRead, when set, is what SyncRead does (a failing read barrier).
 	syncRead func(context.Context) error
+	// prefetches records the Prefetch calls.
+	prefetches []prefetchCall
+}
+
+type prefetchCall struct {
+	parts    []FetchPartition
+	maxBytes int64
 }
 
 type fakeTopic struct {
@@ -291,7 +298,11 @@ func (l *fakeLog) Changed() <-chan struct{} {
 	return l.changed
 }
 
-func (l *fakeLog) Prefetch(context.Context, []FetchPartition, int64) {}
+func (l *fakeLog) Prefetch(_ context.Context, ps []FetchPartition, maxBytes int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prefetches = append(l.prefetches, prefetchCall{append([]FetchPartition(nil), ps...), maxBytes})
+}
 
 func (l *fakeLog) SyncRead(ctx context.Context) error {
 	l.mu.Lock()
