@@ -119,7 +119,7 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 		return wrap("put", key, err)
 	}
 	tmp := s.pool.tempName(dir, filepath.Base(path))
-	if err := s.writeTemp(dir, tmp, data, pacer{ctx, writePace(ctx), time.Now()}); err != nil {
+	if err := s.writeTemp(dir, tmp, data, pacer{ctx, writePace(ctx), time.Now()}, uncachedWrite(ctx)); err != nil {
 		_ = os.Remove(tmp)
 		return wrap("put", key, err)
 	}
@@ -138,8 +138,9 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 }
 
 // writeTemp writes data to the temporary file tmp in dir and fsyncs it,
-// spreading the steps of a large object as pace asks.
-func (s *fileStore) writeTemp(dir, tmp string, data []byte, pace pacer) error {
+// spreading the steps of a large object as pace asks; with direct, past
+// the page cache where it can (writeDirect).
+func (s *fileStore) writeTemp(dir, tmp string, data []byte, pace pacer, direct bool) error {
 	var f *os.File
 	if size, ok := s.pool.take(dir, tmp); ok {
 		var err error
@@ -161,6 +162,16 @@ func (s *fileStore) writeTemp(dir, tmp string, data []byte, pace pacer) error {
 			return err
 		}
 	}
+	if direct {
+		wrote, err := writeDirect(f, data, pace)
+		if err != nil {
+			_ = f.Close()
+			return err
+		}
+		if wrote {
+			return s.syncTemp(f)
+		}
+	}
 	// Write large objects a step at a time and wait for each step's
 	// writeback, so the device never holds more than one step of this
 	// object ahead of other writers' fsyncs (a 16 MiB segment flushed at
@@ -179,6 +190,11 @@ func (s *fileStore) writeTemp(dir, tmp string, data []byte, pace pacer) error {
 			}
 		}
 	}
+	return s.syncTemp(f)
+}
+
+// syncTemp fsyncs and closes a written temporary file.
+func (s *fileStore) syncTemp(f *os.File) error {
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
 		return fmt.Errorf("fsync: %w", err)

@@ -7,6 +7,27 @@ import (
 
 type paceKey struct{}
 
+type uncachedKey struct{}
+
+// WithUncachedWrite returns a context telling a Put that the caller keeps
+// in memory what it will read of the object soon (archival's segments: the
+// read cache holds their recent data), so the store need not keep it in the
+// operating system's page cache. The file store then writes the object with
+// O_DIRECT where the file system allows it; other stores ignore it.
+//
+// On a virtual machine that hands freed memory back to its host, growing
+// the page cache costs a host fault per page: 1.9 ms of CPU per MB written
+// to new files, against under 0.1 ms per MB with O_DIRECT.
+func WithUncachedWrite(ctx context.Context) context.Context {
+	return context.WithValue(ctx, uncachedKey{}, true)
+}
+
+// uncachedWrite reports whether ctx carries WithUncachedWrite.
+func uncachedWrite(ctx context.Context) bool {
+	v, _ := ctx.Value(uncachedKey{}).(bool)
+	return v
+}
+
 // WithWritePace returns a context asking a Put to spread its writes at
 // about bytesPerSecond. It is a hint for background writers (archival): the
 // file store writes a large object in steps and sleeps between them, so

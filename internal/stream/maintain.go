@@ -470,7 +470,10 @@ func (e *Engine) archiveOne(ctx context.Context, p archivePlan, reads *passReads
 	}
 	first, last := p.extents[0].Base, p.extents[len(p.extents)-1].Last
 	name, made := e.segmentName(p.topic, p.partition, first)
-	if err := e.store.Put(ctx, name, seg); err != nil {
+	// The store need not keep the segment in the page cache: a recent
+	// one goes to the read cache once applied (below), and an older one
+	// is read, if at all, by a consumer far behind.
+	if err := e.store.Put(objstore.WithUncachedWrite(ctx), name, seg); err != nil {
 		return 0, fmt.Errorf("archive: writing segment: %w", err)
 	}
 	res, err := e.propose(ctx, &entry{
