@@ -44,7 +44,8 @@ func residentPages(t *testing.T, path string) (resident, total int) {
 // TestFileUncachedWriteBypassesThePageCache: an object put with
 // WithUncachedWrite reads back whole and exact, whatever its length and
 // wherever it starts in a reused file, and leaves at most its last partial
-// page in the page cache; one put without it is all in the page cache.
+// page in the page cache; a buffer not aligned to a block is written the
+// usual way; one put without the hint is all in the page cache.
 // Before, the hint did not exist and every object grew the page cache.
 func TestFileUncachedWriteBypassesThePageCache(t *testing.T) {
 	dir := t.TempDir()
@@ -76,6 +77,18 @@ func TestFileUncachedWriteBypassesThePageCache(t *testing.T) {
 		if err := s.Delete(ctx, key); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A buffer that does not start on a block is written the usual way,
+	// and reads back as exactly.
+	buf := make([]byte, 2<<20+1)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(WithUncachedWrite(ctx), "topics/a/0/unaligned", buf[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "topics/a/0/unaligned"); err != nil || !bytes.Equal(got, buf[1:]) {
+		t.Fatalf("an unaligned buffer written uncached read back as %d bytes (%v)", len(got), err)
 	}
 	data := make([]byte, 1<<20)
 	if err := s.Put(ctx, "topics/a/0/cached", data); err != nil {
