@@ -22,8 +22,10 @@ func WithUncachedWrite(ctx context.Context) context.Context {
 	return context.WithValue(ctx, uncachedKey{}, true)
 }
 
-// uncachedWrite reports whether ctx carries WithUncachedWrite.
-func uncachedWrite(ctx context.Context) bool {
+// UncachedWrite reports whether ctx carries WithUncachedWrite. Stores
+// that wrap another pass the context on, so the hint reaches the store
+// that writes.
+func UncachedWrite(ctx context.Context) bool {
 	v, _ := ctx.Value(uncachedKey{}).(bool)
 	return v
 }

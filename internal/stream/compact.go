@@ -640,7 +640,10 @@ func (e *Engine) commitCompaction(ctx context.Context, p compactPlan, out *compa
 		base = out.chunks[0].Base
 	}
 	name, made := e.segmentName(p.topic, p.partition, base)
-	if err := e.store.Put(ctx, name, out.segment); err != nil {
+	// Like archival's segments, written past the page cache: it rewrites
+	// history that was already on the device only (archival wrote it
+	// that way), read by consumers reading from far behind.
+	if err := e.store.Put(objstore.WithUncachedWrite(ctx), name, out.segment); err != nil {
 		return fmt.Errorf("writing segment: %w", err)
 	}
 	res, err := e.propose(ctx, &entry{

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -710,5 +711,55 @@ func TestCompactTransactions(t *testing.T) {
 	want = map[int64]rec{5: {Key: "k", Value: "v3"}, 6: {Key: "j", Value: "j3"}}
 	if got := readCommitted(t, e, "ct", 0); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the commit and compaction:\n got %v\nwant %v", got, want)
+	}
+}
+
+// hintStore records which segment objects were put with
+// objstore.WithUncachedWrite.
+type hintStore struct {
+	objstore.Store
+	mu       sync.Mutex
+	uncached map[string]bool // segment name → put with the hint
+}
+
+func (s *hintStore) Put(ctx context.Context, key string, data []byte) error {
+	if strings.HasPrefix(key, "topics/") {
+		s.mu.Lock()
+		s.uncached[key] = objstore.UncachedWrite(ctx)
+		s.mu.Unlock()
+	}
+	return s.Store.Put(ctx, key, data)
+}
+
+// TestSegmentsArePutPastThePageCache: archival's segments and compaction's
+// both ask the store to skip the page cache (the file store then writes
+// them with O_DIRECT). Before, compaction's did not.
+func TestSegmentsArePutPastThePageCache(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	hs := &hintStore{Store: v.store, uncached: map[string]bool{}}
+	v.store = hs
+	e := v.open(t)
+	mustCreate(t, e, "t", 1, compactConfig("0", "3600000"))
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	for i := 0; i < 8; i++ {
+		mustProduce(t, e, "t", keyedBatch(CodecNone, kv{key: fmt.Sprintf("k%d", i%2), value: fmt.Sprint(i), ts: ts + int64(i)}))
+	}
+	if err := e.ArchiveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	archived := len(hs.uncached)
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if archived == 0 || len(hs.uncached) == archived {
+		t.Fatalf("%d segments after archival, %d after compaction: want both to write one", archived, len(hs.uncached))
+	}
+	for name, uncached := range hs.uncached {
+		if !uncached {
+			t.Errorf("segment %s was put without objstore.WithUncachedWrite", name)
+		}
 	}
 }
