@@ -122,6 +122,27 @@ func produceAcross(t *testing.T, e *Engine, topic string, parts int32, n int) {
 	}
 }
 
+// otherBroker sets up what another broker of a cluster meets: broker a
+// creates topic "t" with parts partitions and produces requests requests
+// across them (one intake object each); then broker 2 opens over the same
+// etcd and the store wrap(v.store) and replays it all, none of it in its
+// cache. want is each partition's records as a reads them.
+func otherBroker(t *testing.T, v *env, parts int32, requests int, wrap func(objstore.Store) objstore.Store) (a, b *Engine, ti TopicInfo, want []string) {
+	t.Helper()
+	a = v.open(t)
+	ti = mustCreate(t, a, "t", parts, nil)
+	produceAcross(t, a, "t", parts, requests)
+	for p := range parts {
+		want = append(want, fmt.Sprint(readAll(t, a, ti.ID, p)))
+	}
+	v.store = wrap(v.store)
+	o := v.opts
+	o.BrokerID = 2
+	b = v.openWith(t, o)
+	caughtUp(t, b, "t", parts, 5*int64(requests))
+	return a, b, ti, want
+}
+
 // caughtUp waits until e's sequencer has every record of topic's parts
 // partitions that want says are there.
 func caughtUp(t *testing.T, e *Engine, topic string, parts int32, want int64) {
@@ -184,22 +205,12 @@ func unarchivedExtents(e *Engine, id TopicID) int {
 // sequential GETs a second, and archival fell behind for good). Each
 // object is now read once per pass.
 func TestArchivalReadsEachIntakeObjectOnce(t *testing.T) {
-	v := newEnv(t)
-	a := v.open(t)
 	const parts, requests = 8, 10
-	ti := mustCreate(t, a, "t", parts, nil)
-	produceAcross(t, a, "t", parts, requests)
-	var want []string
-	for p := range int32(parts) {
-		want = append(want, fmt.Sprint(readAll(t, a, ti.ID, p)))
-	}
-
-	rc := &readCounter{Store: v.store}
-	v.store = rc
-	o := v.opts
-	o.BrokerID = 2
-	b := v.openWith(t, o)
-	caughtUp(t, b, "t", parts, 5*requests)
+	var rc *readCounter
+	a, b, ti, want := otherBroker(t, newEnv(t), parts, requests, func(s objstore.Store) objstore.Store {
+		rc = &readCounter{Store: s}
+		return rc
+	})
 	if err := b.ArchiveAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -223,17 +234,12 @@ func TestArchivalReadsEachIntakeObjectOnce(t *testing.T) {
 // bounded by its budget; what the budget leaves unread is read by range,
 // and every extent's bytes are the ones produced.
 func TestArchivalReadsWithinItsBudget(t *testing.T) {
-	v := newEnv(t)
-	a := v.open(t)
 	const parts, requests = 4, 12
-	mustCreate(t, a, "t", parts, nil)
-	produceAcross(t, a, "t", parts, requests)
-	rc := &readCounter{Store: v.store}
-	v.store = rc
-	o := v.opts
-	o.BrokerID = 2
-	b := v.openWith(t, o)
-	caughtUp(t, b, "t", parts, 5*requests)
+	var rc *readCounter
+	_, b, _, _ := otherBroker(t, newEnv(t), parts, requests, func(s objstore.Store) objstore.Store {
+		rc = &readCounter{Store: s}
+		return rc
+	})
 
 	plans, _, _, _ := b.archivePlans(true)
 	var object int64

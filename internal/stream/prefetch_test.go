@@ -48,22 +48,12 @@ func (s *overlapStore) GetRange(ctx context.Context, key string, off, n int64) (
 // partition after another, find every extent in memory. Before, each fetch
 // read its extents one after another: a round trip each on a remote store.
 func TestFetchAfterPrefetchReadsFromMemory(t *testing.T) {
-	v := newEnv(t)
-	a := v.open(t)
 	const parts, requests = 4, 6
-	ti := mustCreate(t, a, "t", parts, nil)
-	produceAcross(t, a, "t", parts, requests)
-	var want []string
-	for p := range int32(parts) {
-		want = append(want, fmt.Sprint(readAll(t, a, ti.ID, p)))
-	}
-
-	st := &overlapStore{Store: v.store, second: make(chan struct{})}
-	v.store = st
-	o := v.opts
-	o.BrokerID = 2
-	b := v.openWith(t, o)
-	caughtUp(t, b, "t", parts, 5*requests)
+	var st *overlapStore
+	_, b, ti, want := otherBroker(t, newEnv(t), parts, requests, func(s objstore.Store) objstore.Store {
+		st = &overlapStore{Store: s, second: make(chan struct{})}
+		return st
+	})
 
 	var ps []FetchPartition
 	for p := range int32(parts) {
