@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 
 	"github.com/runnel-dev/runnel/internal/objstore"
@@ -232,7 +233,10 @@ func (e *Engine) cachedExtent(x extent) ([]byte, bool, error) {
 }
 
 // rangeKey is the cache key of an extent read by range.
-func rangeKey(x extent) string { return fmt.Sprintf("%s@%d", x.Obj, x.Pos) }
+func rangeKey(x extent) string {
+	var pos [20]byte
+	return x.Obj + "@" + string(strconv.AppendInt(pos[:0], x.Pos, 10))
+}
 
 // readExtentNoFill reads like readExtent but leaves the cache as it is.
 func (e *Engine) readExtentNoFill(ctx context.Context, x extent) ([]byte, error) {
