@@ -164,6 +164,10 @@ type ArchiveConfig struct {
 	MaxAge time.Duration `yaml:"max-age"`
 	// Grace is how long an unreferenced object is kept before deletion.
 	Grace time.Duration `yaml:"grace"`
+	// MaxUnarchivedBytes caps the data of all partitions not yet archived
+	// into segments; past it produce is refused with a retriable error
+	// (NOT_ENOUGH_REPLICAS) until archival catches up.
+	MaxUnarchivedBytes int64 `yaml:"max-unarchived-bytes"`
 }
 
 // LogConfig configures the slog logger.
@@ -200,7 +204,7 @@ func Default() Config {
 		Groups:            GroupsConfig{ConsumerHeartbeatInterval: 5 * time.Second, ConsumerSessionTimeout: 45 * time.Second},
 		Cache:             CacheConfig{MemoryBytes: defaultCacheBytes},
 		Checkpoint:        CheckpointConfig{Interval: 30 * time.Second, Entries: 10000},
-		Archive:           ArchiveConfig{Interval: time.Second, MinBytes: 2 * mib, MaxAge: 60 * time.Second, Grace: 2 * time.Minute},
+		Archive:           ArchiveConfig{Interval: time.Second, MinBytes: 2 * mib, MaxAge: 60 * time.Second, Grace: 2 * time.Minute, MaxUnarchivedBytes: 16 << 30},
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		MaxRequestBytes:   100 * mib,
@@ -540,6 +544,9 @@ func (c Config) Validate() error {
 	}
 	if c.Archive.Grace < 0 {
 		bad("archive.grace must be >= 0, got %s", c.Archive.Grace)
+	}
+	if c.Archive.MaxUnarchivedBytes < c.Archive.MinBytes {
+		bad("archive.max-unarchived-bytes must be >= archive.min-bytes (%d), got %d", c.Archive.MinBytes, c.Archive.MaxUnarchivedBytes)
 	}
 	if c.DefaultPartitions < 1 {
 		bad("default-partitions must be >= 1, got %d", c.DefaultPartitions)

@@ -179,6 +179,7 @@ func TestValidate(t *testing.T) {
 		{"archive.min-bytes", func(c *Config) { c.Archive.MinBytes = 0 }, "archive.min-bytes"},
 		{"archive.max-age", func(c *Config) { c.Archive.MaxAge = 0 }, "archive.max-age"},
 		{"archive.grace", func(c *Config) { c.Archive.Grace = -time.Second }, "archive.grace"},
+		{"archive.max-unarchived-bytes", func(c *Config) { c.Archive.MaxUnarchivedBytes = c.Archive.MinBytes - 1 }, "archive.max-unarchived-bytes"},
 		{"default-partitions", func(c *Config) { c.DefaultPartitions = 0 }, "default-partitions"},
 		{"max-request-bytes", func(c *Config) { c.MaxRequestBytes = 0 }, "max-request-bytes"},
 		{"topic-defaults unknown", func(c *Config) { c.TopicDefaults["retention.mss"] = "1" }, "topic-defaults.retention.mss"},

@@ -119,7 +119,7 @@ func (s *fileStore) Put(ctx context.Context, key string, data []byte) error {
 		return wrap("put", key, err)
 	}
 	tmp := s.pool.tempName(dir, filepath.Base(path))
-	if err := s.writeTemp(dir, tmp, data, pacer{ctx, writePace(ctx), time.Now()}, UncachedWrite(ctx)); err != nil {
+	if err := s.writeTemp(dir, tmp, data, pacer{ctx, WritePace(ctx), time.Now()}, UncachedWrite(ctx)); err != nil {
 		_ = os.Remove(tmp)
 		return wrap("put", key, err)
 	}

@@ -40,8 +40,9 @@ func WithWritePace(ctx context.Context, bytesPerSecond float64) context.Context 
 	return context.WithValue(ctx, paceKey{}, bytesPerSecond)
 }
 
-// writePace returns ctx's pace, or 0.
-func writePace(ctx context.Context) float64 {
+// WritePace returns the pace ctx carries (WithWritePace), or 0. Stores
+// that wrap others pass the context on.
+func WritePace(ctx context.Context) float64 {
 	if v, ok := ctx.Value(paceKey{}).(float64); ok && v > 0 {
 		return v
 	}

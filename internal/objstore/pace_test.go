@@ -35,7 +35,7 @@ func TestFilePutPaced(t *testing.T) {
 	if _, err := s.Get(context.Background(), "seg/cut"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a failed paced Put left an object: %v", err)
 	}
-	if writePace(context.Background()) != 0 || writePace(WithWritePace(context.Background(), -1)) != 0 {
+	if WritePace(context.Background()) != 0 || WritePace(WithWritePace(context.Background(), -1)) != 0 {
 		t.Fatal("no pace or a negative pace is a pace")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -440,5 +441,54 @@ func TestArchivalFallsBackToRangedReads(t *testing.T) {
 		if got := fmt.Sprint(readAll(t, e, ti.ID, p)); got != want[p] {
 			t.Fatalf("partition %d after archival: %s, want %s", p, got, want[p])
 		}
+	}
+}
+
+// paceStore records the write pace asked of the first segment put.
+type paceStore struct {
+	objstore.Store
+	mu   sync.Mutex
+	pace float64 // bytes per second; 0 until a segment is put
+}
+
+func (s *paceStore) Put(ctx context.Context, key string, data []byte) error {
+	if strings.HasPrefix(key, "topics/") {
+		s.mu.Lock()
+		if s.pace == 0 {
+			s.pace = objstore.WritePace(ctx)
+		}
+		s.mu.Unlock()
+	}
+	return s.Store.Put(ctx, key, data)
+}
+
+// TestPacedArchivalDrainsABacklog: with no intake since the last pass (a
+// producer held back by MaxUnarchivedBytes, or stopped), archival still
+// writes fast enough to drain the backlog within four intervals. Before,
+// its pace followed the intake rate down to its 32 MiB/s floor, and a
+// producer held back at the cap stayed held back (250 MB/s of produce fell
+// to about 46).
+func TestPacedArchivalDrainsABacklog(t *testing.T) {
+	v := newEnv(t)
+	v.opts.ArchiveInterval = 100 * time.Millisecond
+	v.opts.ArchiveMinBytes = 1
+	ps := &paceStore{Store: v.store}
+	v.store = ps
+	e := v.open(t)
+	mustCreate(t, e, "t", 1, nil)
+	value := strings.Repeat("v", 1<<19)
+	for range 48 {
+		if r := produce(t, e, "t", 0, valueBatch(value)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	e.lastArchivePass, e.lastArchiveIntake = time.Now(), e.intakeBytes.Load()
+	if err := e.Archive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if want := float64(24<<20) / 0.4; ps.pace < want*0.99 {
+		t.Fatalf("archival paced its segments at %.0f MB/s with a 24 MiB backlog and a 100 ms interval, want at least %.0f", ps.pace/1e6, want/1e6)
 	}
 }

@@ -69,6 +69,13 @@ type Options struct {
 	// into segments (DESIGN §5a rule 10): produce to a partition at the cap
 	// is refused with a retriable error until archival catches up.
 	MaxUnarchivedExtents int
+	// MaxUnarchivedBytes caps the bytes of all partitions' extents not yet
+	// archived: past it, produce to every partition is refused with a
+	// retriable error until archival catches up. Every byte is written
+	// twice (intake object, then segment), so a producer can outrun
+	// archival, and without this the backlog grows until the store's disk
+	// is full. Default 16 GiB.
+	MaxUnarchivedBytes int64
 
 	Registerer prometheus.Registerer
 	// Now is the broker's wall clock; tests may replace it.
@@ -147,6 +154,9 @@ func (o *Options) setDefaults() {
 	if o.MaxUnarchivedExtents <= 0 {
 		o.MaxUnarchivedExtents = 100_000
 	}
+	if o.MaxUnarchivedBytes <= 0 {
+		o.MaxUnarchivedBytes = 16 << 30
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -211,11 +221,15 @@ type Engine struct {
 	cache  *objCache
 	intake *intake
 	// intakeBytes counts bytes flushed; the archiver paces itself by it.
-	intakeBytes       atomic.Int64
-	lastArchivePass   time.Time // owned by the maintainer
-	lastArchiveIntake int64
-	lastCompact       time.Time // owned by the maintainer
-	m                 *metrics
+	intakeBytes atomic.Int64
+	// unarchived is the bytes of all partitions' unarchived extents as
+	// last counted, at unarchivedAt (unix nanoseconds); see
+	// unarchivedBytesLocked.
+	unarchived, unarchivedAt atomic.Int64
+	lastArchivePass          time.Time // owned by the maintainer
+	lastArchiveIntake        int64
+	lastCompact              time.Time // owned by the maintainer
+	m                        *metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -739,4 +753,33 @@ func (e *Engine) TopicConfig(name string) (config.Topic, error) {
 		return config.Topic{}, ErrUnknownTopicOrPartition
 	}
 	return e.topicConfigLocked(e.st.Topics[id]), nil
+}
+
+// unarchivedRecount is how old the count of unarchived bytes may be before
+// a produce counts again (a variable for tests).
+var unarchivedRecount = 250 * time.Millisecond
+
+// unarchivedBytesLocked returns the bytes of all partitions' extents not
+// yet archived. The count is reused for unarchivedRecount while it is
+// under the cap, so that a produce does not walk every partition's
+// extents; at or over the cap it is taken again each time, so produce
+// resumes as soon as archival has caught up. e.mu is held for reading at
+// least.
+func (e *Engine) unarchivedBytesLocked() int64 {
+	now := time.Now().UnixNano()
+	if at, n := e.unarchivedAt.Load(), e.unarchived.Load(); at != 0 && now-at < int64(unarchivedRecount) && n < e.opts.MaxUnarchivedBytes {
+		return n
+	}
+	var n int64
+	for _, ts := range e.st.Topics {
+		for _, p := range ts.Parts {
+			xs := p.Extents
+			for i := len(xs) - p.unarchivedExtents(); i < len(xs); i++ {
+				n += xs[i].Len
+			}
+		}
+	}
+	e.unarchived.Store(n)
+	e.unarchivedAt.Store(now)
+	return n
 }

@@ -39,6 +39,7 @@ var (
 	// may (DESIGN §5a rule 10); ids free up as idle ones expire.
 	ErrProducerIDLimit = errors.New("stream: producer id limit reached")
 	// ErrBackpressure: a partition has as many unarchived extents as it
-	// may; produce resumes once archival catches up.
+	// may, or all partitions together as many unarchived bytes; produce
+	// resumes once archival catches up.
 	ErrBackpressure = errors.New("stream: partition is over its unarchived extent limit")
 )

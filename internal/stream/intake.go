@@ -156,6 +156,13 @@ func (e *Engine) Enqueue(ctx context.Context, batches []ProduceBatch) *Pending {
 	}
 	targets := make([]target, len(batches))
 	e.mu.RLock()
+	var backlog error
+	if n := e.unarchivedBytesLocked(); n >= e.opts.MaxUnarchivedBytes {
+		backlog = fmt.Errorf("%w: %d bytes are not yet archived (the cap is %d); archival is behind",
+			ErrBackpressure, n, e.opts.MaxUnarchivedBytes)
+		e.m.limitHits.WithLabelValues("unarchived_bytes").Inc()
+		e.limitWarn("stream: archival is behind; refusing produce", "limit", "unarchived_bytes", "err", backlog)
+	}
 	for i, b := range batches {
 		id, ok := e.st.ByName[b.Topic]
 		switch {
@@ -163,6 +170,8 @@ func (e *Engine) Enqueue(ctx context.Context, batches []ProduceBatch) *Pending {
 			targets[i].err = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, b.Topic)
 		case b.Partition < 0 || int(b.Partition) >= len(e.st.Topics[id].Parts):
 			targets[i].err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, b.Topic, b.Partition)
+		case backlog != nil:
+			targets[i].err = backlog
 		case e.st.Topics[id].Parts[b.Partition].unarchivedExtents() >= e.opts.MaxUnarchivedExtents:
 			targets[i].err = fmt.Errorf("%w: %s-%d holds %d extents not yet archived (the cap); archival is behind",
 				ErrBackpressure, b.Topic, b.Partition, e.opts.MaxUnarchivedExtents)

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -63,5 +64,39 @@ func TestUnarchivedExtentCap(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.m.limitHits.WithLabelValues("unarchived_extents")); got != 1 {
 		t.Fatalf("limit rejections counted %v, want 1", got)
+	}
+}
+
+// TestUnarchivedByteCap: past the cap on the bytes not yet archived, all
+// partitions together, produce to any partition is refused with a
+// retriable error, and resumes once archival has caught up. Before, nothing
+// held a producer faster than archival back until the store's disk was
+// full.
+func TestUnarchivedByteCap(t *testing.T) {
+	defer func(d time.Duration) { unarchivedRecount = d }(unarchivedRecount)
+	unarchivedRecount = 0 // count on every produce
+	b := valueBatch("x")
+	v := newEnv(t)
+	v.opts.MaxUnarchivedBytes = int64(3 * len(b))
+	e := v.open(t)
+	mustCreate(t, e, "t", 2, nil)
+	for i := range 3 {
+		if r := produce(t, e, "t", int32(i%2), b); r.Err != nil {
+			t.Fatalf("produce %d: %v", i, r.Err)
+		}
+	}
+	for p := range int32(2) {
+		if r := produce(t, e, "t", p, b); !errorsIs(r.Err, ErrBackpressure) {
+			t.Fatalf("produce to partition %d past the cap: %+v, want ErrBackpressure", p, r)
+		}
+	}
+	if err := e.ArchiveAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := produce(t, e, "t", 0, b); r.Err != nil || r.BaseOffset != 2 {
+		t.Fatalf("after archival: %+v", r)
+	}
+	if got := testutil.ToFloat64(e.m.limitHits.WithLabelValues("unarchived_bytes")); got != 2 {
+		t.Fatalf("limit rejections counted %v, want 2", got)
 	}
 }

@@ -209,7 +209,8 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 	// intake's small fsyncs behind it on the same device and shows up as
 	// produce latency. Spread the pass over about one archive interval,
 	// but never write slower than 1.5x the intake rate or 32 MiB/s, so
-	// archival keeps up.
+	// archival keeps up, nor slower than drains the backlog in four
+	// intervals (below).
 	rate := float64(32 << 20)
 	if !all { // the pacing state belongs to the maintainer's passes
 		now, intake := time.Now(), e.intakeBytes.Load()
@@ -217,10 +218,6 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 			rate = max(rate, 1.5*float64(intake-e.lastArchiveIntake)/dt)
 		}
 		e.lastArchivePass, e.lastArchiveIntake = now, intake
-		// Spread each segment's writes too, not only the gaps between
-		// segments: a segment written at device speed holds the intake's
-		// fsyncs behind it for its whole length.
-		ctx = objstore.WithWritePace(ctx, rate)
 	}
 	// A pass makes at most one segment of maxSegmentBytes per partition,
 	// and a paced pass reads at most about ArchiveReadBytes from the
@@ -236,7 +233,19 @@ func (e *Engine) archive(ctx context.Context, all bool) error {
 		if !all && e.remote {
 			plans, trimmed = e.trimPlans(plans, e.opts.ArchiveReadBytes)
 		}
-		err := e.archivePass(ctx, plans, all, rate)
+		passCtx, passRate := ctx, rate
+		if !all {
+			// Drain a backlog within a few intervals whatever the intake
+			// rate: produce held back by MaxUnarchivedBytes (or stopped)
+			// would otherwise pace archival down to the little it lets
+			// through, and stay held back.
+			passRate = max(rate, float64(unarchived)/(4*e.opts.ArchiveInterval.Seconds()))
+			// Spread each segment's writes too, not only the gaps between
+			// segments: a segment written at device speed holds the
+			// intake's fsyncs behind it for its whole length.
+			passCtx = objstore.WithWritePace(ctx, passRate)
+		}
+		err := e.archivePass(passCtx, plans, all, passRate)
 		if err != nil || !(trimmed || more) || time.Since(start) >= e.opts.ArchiveInterval {
 			return err
 		}

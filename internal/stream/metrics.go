@@ -66,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unarchivedAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_oldest_age_seconds",
 			Help: "Age of the oldest record data still in intake objects, on the log clock (archival lag in time; 0 when all is archived)."}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_limit_rejections_total",
-			Help: "Requests refused because a memory cap was reached (limit: producer_ids, unarchived_extents)."}, []string{"limit"}),
+			Help: "Requests refused because a cap was reached (limit: producer_ids, unarchived_extents, unarchived_bytes)."}, []string{"limit"}),
 		producerIDs:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_producer_ids", Help: "Producer ids the sequencer holds (capped)."}),
 		unarchivedMax: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_unarchived_extents_max", Help: "Unarchived extents of the partition with the most (produce to a partition at the cap is refused)."}),
 		archiveFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_archive_failures_total",
