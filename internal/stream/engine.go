@@ -762,15 +762,20 @@ var unarchivedRecount = 250 * time.Millisecond
 // unarchivedBytesLocked returns the bytes of all partitions' extents not
 // yet archived. The count is reused for unarchivedRecount while it is
 // under the cap, so that a produce does not walk every partition's
-// extents; at or over the cap it is taken again each time, so produce
-// resumes as soon as archival has caught up. e.mu is held for reading at
-// least.
+// extents; at or over the cap, for a 25th of that, so produce resumes soon
+// after archival has caught up while refused clients retrying in a loop
+// do not walk them on every request. e.mu is held for reading at least.
 func (e *Engine) unarchivedBytesLocked() int64 {
 	now := time.Now().UnixNano()
-	if at, n := e.unarchivedAt.Load(), e.unarchived.Load(); at != 0 && now-at < int64(unarchivedRecount) && n < e.opts.MaxUnarchivedBytes {
+	at, n := e.unarchivedAt.Load(), e.unarchived.Load()
+	fresh := int64(unarchivedRecount)
+	if n >= e.opts.MaxUnarchivedBytes {
+		fresh /= 25
+	}
+	if at != 0 && now-at < fresh {
 		return n
 	}
-	var n int64
+	n = 0
 	for _, ts := range e.st.Topics {
 		for _, p := range ts.Parts {
 			xs := p.Extents
