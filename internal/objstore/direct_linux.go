@@ -17,8 +17,8 @@ const directAlign = 4096
 // whole blocks a step at a time, each waiting for pace, then the last
 // partial block through the page cache. It reports false, having written
 // nothing, where O_DIRECT cannot be used: a small object, a buffer not
-// aligned to a block, or a file system that refuses it (tmpfs, some
-// network file systems). The caller then writes the usual way.
+// aligned to a block, or a file system that refuses it (tmpfs before Linux
+// 6.6, some network file systems). The caller then writes the usual way.
 func writeDirect(f *os.File, data []byte, pace pacer) (bool, error) {
 	whole := len(data) &^ (directAlign - 1)
 	if whole < writeStep || uintptr(unsafe.Pointer(unsafe.SliceData(data)))%directAlign != 0 {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -96,5 +98,39 @@ func TestFileUncachedWriteBypassesThePageCache(t *testing.T) {
 	}
 	if resident, total := residentPages(t, filepath.Join(dir, "topics/a/0/cached")); resident != total {
 		t.Errorf("a plain put left %d of %d pages in the page cache, want all", resident, total)
+	}
+}
+
+// TestFileUncachedPutPaced: an uncached Put keeps the pace it is asked for,
+// and a context ending mid-way fails it and leaves no object, as a cached
+// Put does (TestFilePutPaced).
+func TestFileUncachedPutPaced(t *testing.T) {
+	s, dir := openTestFile(t)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4*writeStep/16)
+	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%directAlign != 0 {
+		t.Fatal("the test's buffer is not aligned to a block: it would not be written with O_DIRECT")
+	}
+	ctx := WithUncachedWrite(WithWritePace(context.Background(), float64(len(data))*4)) // due in 250 ms
+	start := time.Now()
+	if err := s.Put(ctx, "seg/paced", data); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 240*time.Millisecond {
+		t.Fatalf("an uncached Put paced to take 250 ms took %v", d)
+	}
+	if resident, total := residentPages(t, filepath.Join(dir, "seg", "paced")); resident > 1 {
+		t.Fatalf("%d of %d pages in the page cache: not written past it", resident, total)
+	}
+	if got, err := s.Get(context.Background(), "seg/paced"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("paced object: %d bytes, %v", len(got), err)
+	}
+
+	ctx, cancel := context.WithTimeout(WithUncachedWrite(WithWritePace(context.Background(), float64(len(data))/10)), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Put(ctx, "seg/cut", data); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an uncached paced Put whose context ended: %v", err)
+	}
+	if _, err := s.Get(context.Background(), "seg/cut"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a failed uncached Put left an object: %v", err)
 	}
 }

@@ -778,10 +778,7 @@ func (e *Engine) unarchivedBytesLocked() int64 {
 	n = 0
 	for _, ts := range e.st.Topics {
 		for _, p := range ts.Parts {
-			xs := p.Extents
-			for i := len(xs) - p.unarchivedExtents(); i < len(xs); i++ {
-				n += xs[i].Len
-			}
+			n += p.unarchivedBytes()
 		}
 	}
 	e.unarchived.Store(n)

@@ -41,5 +41,5 @@ var (
 	// ErrBackpressure: a partition has as many unarchived extents as it
 	// may, or all partitions together as many unarchived bytes; produce
 	// resumes once archival catches up.
-	ErrBackpressure = errors.New("stream: partition is over its unarchived extent limit")
+	ErrBackpressure = errors.New("stream: over a limit on data not yet archived")
 )

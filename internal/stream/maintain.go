@@ -359,11 +359,7 @@ func (e *Engine) archivePlans(all bool) ([]archivePlan, bool, int64, time.Durati
 					oldest = ot
 				}
 			}
-			for _, x := range p.Extents[i:] {
-				if !x.Segment {
-					unarchived += x.Len
-				}
-			}
+			unarchived += p.unarchivedBytes()
 			if i < len(p.Extents) {
 				if ot, ok := e.objectLogTimeLocked(p.Extents[i].Obj); ok {
 					oldestAge = max(oldestAge, now.Sub(ot))

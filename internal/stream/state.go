@@ -730,6 +730,16 @@ func (p *partState) unarchivedExtents() int {
 	return len(p.Extents) - sort.Search(len(p.Extents), func(i int) bool { return !p.Extents[i].Segment })
 }
 
+// unarchivedBytes is the length of the partition's extents not yet
+// archived.
+func (p *partState) unarchivedBytes() int64 {
+	var n int64
+	for _, x := range p.Extents[len(p.Extents)-p.unarchivedExtents():] {
+		n += x.Len
+	}
+	return n
+}
+
 // findExtent returns the index of the first extent whose last offset is >=
 // off, or len(extents).
 func (p *partState) findExtent(off int64) int {
